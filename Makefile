@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create ./.venv and install the project with its test dependencies first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck imports crds-check unit property scenarios conformance e2e clusters bench clean
+
+$(STAMP): pyproject.toml
+	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/kbsim run examples/scenarios/quickstart/scenario.yaml
+
+lint: $(STAMP)
+	@echo ">> ruff"
+	@$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	@echo ">> mypy --strict kbcore"
+	@$(BIN)/mypy
+
+imports: $(STAMP)
+	@echo ">> import-linter"
+	@$(BIN)/lint-imports
+
+crds-check: $(STAMP)
+	@echo ">> generated CRDs match crds/"
+	@$(BIN)/python tools/gen_crds.py --check
+
+scenarios: $(STAMP)
+	@echo ">> example scenarios"
+	@set -e; for s in examples/scenarios/*/scenario.yaml; do \
+	  $(BIN)/kbsim run "$$s" --json > /dev/null || { echo "scenario failed: $$s"; $(BIN)/kbsim run "$$s"; exit 1; }; \
+	  echo "   ok  $$s"; done
+
+test: lint typecheck imports crds-check scenarios
+	@echo ">> pytest"
+	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,8 @@
+"""kbcore: the pure functional kernel of kube-bind.
+
+Everything that *decides* lives here: reconcile decisions, which keys an event enqueues,
+requeue policy, field ownership, CRD schema generation. Nothing here performs I/O, reads a clock,
+draws randomness, starts threads or logs: time comes in as a value, decisions go out as frozen
+action values. The shells (`kbshell` for real clusters, `kbsim` for simulated ones) move bytes and
+time and nothing else. An import-linter contract in pyproject.toml keeps it that way.
+"""

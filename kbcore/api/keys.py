@@ -1,0 +1,42 @@
+"""Every label, annotation, finalizer and field-manager key of `core.kube-bind.io`.
+
+One module owns the wire names so a rename (upstream later moved to `core.kbind.io`) is one edit.
+Values are quoted verbatim from the upstream v2 code (spec §2.5).
+"""
+
+from __future__ import annotations
+
+GROUP = "core.kube-bind.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Labels.
+LABEL_EXPORTED = f"{GROUP}/exported"
+"""On a provider CRD: `"true"` exports it (schema source CRD)."""
+LABEL_MANAGED = f"{GROUP}/managed"
+"""On everything the konnector writes: `"true"`."""
+
+# Annotations.
+ANNOTATION_CONNECTION = f"{GROUP}/connection"
+ANNOTATION_SCHEMA_HASH = f"{GROUP}/schema-hash"
+ANNOTATION_CONSUMER_CLUSTER_UID = f"{GROUP}/consumer-cluster-uid"
+"""Ownership marker part 1: the Connection's `status.localClusterUID`."""
+ANNOTATION_CONSUMER_OBJECT_UID = f"{GROUP}/consumer-object-uid"
+"""Ownership marker part 2: the UID of the consumer object a provider copy mirrors."""
+ANNOTATION_RELATED_BINDING = f"{GROUP}/related-binding"
+ANNOTATION_CONFLICT = f"{GROUP}/conflict"
+"""On a consumer object the konnector refuses to sync: the conflict reason."""
+ANNOTATION_DELETION_POLICY = f"{GROUP}/deletion-policy"
+"""Set by the user on a consumer object; `Orphan` keeps the provider copy on delete."""
+DELETION_POLICY_ORPHAN = "Orphan"
+
+# Finalizers.
+FINALIZER_SYNCER = f"{GROUP}/syncer"
+"""On consumer instances: held until the provider copy is gone (or Orphan)."""
+FINALIZER_CLEANUP = f"{GROUP}/cleanup"
+"""On Connection, ClusterBinding, Binding and the Connection's kubeconfig Secret."""
+
+# Field managers and the event reporting component.
+FIELD_MANAGER = "kube-bind-konnector"
+FIELD_MANAGER_RELATED = "kube-bind-konnector-related"
+EVENT_COMPONENT = "kube-bind-konnector"
