@@ -46,5 +46,7 @@ test: lint typecheck imports crds-check scenarios
 	@echo ">> pytest"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
+-include hack/k8s/k8s.mk
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
