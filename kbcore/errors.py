@@ -34,11 +34,12 @@ class ApiError(Exception):
         self.details = details or {}
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ApiError)
-            and (self.code, self.reason, self.message, self.retry_after)
-            == (other.code, other.reason, other.message, other.retry_after)
-        )
+        return isinstance(other, ApiError) and (
+            self.code,
+            self.reason,
+            self.message,
+            self.retry_after,
+        ) == (other.code, other.reason, other.message, other.retry_after)
 
     def __hash__(self) -> int:
         return hash((self.code, self.reason, self.message))

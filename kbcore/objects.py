@@ -108,11 +108,11 @@ def generation(obj: Mapping[str, Any]) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
-def labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return {k: v for k, v in _mapping(metadata(obj).get("labels")).items() if isinstance(v, str)}
 
 
-def annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     raw = _mapping(metadata(obj).get("annotations"))
     return {k: v for k, v in raw.items() if isinstance(v, str)}
 
@@ -133,3 +133,15 @@ def is_deleting(obj: Mapping[str, Any]) -> bool:
 
 def deepcopy(obj: Obj) -> Obj:
     return copy.deepcopy(obj)
+
+
+def contains(haystack: Any, needle: Any) -> bool:
+    """Subset match: every map key of `needle` is in `haystack` with a matching value; lists and
+    scalars must be equal. `contains(x, x)` holds for every JSON value."""
+    if isinstance(needle, Mapping):
+        if not isinstance(haystack, Mapping):
+            return False
+        return all(k in haystack and contains(haystack[k], v) for k, v in needle.items())
+    if isinstance(needle, bool) or isinstance(haystack, bool):
+        return type(needle) is type(haystack) and needle == haystack
+    return bool(haystack == needle)

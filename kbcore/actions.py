@@ -1,0 +1,168 @@
+"""Actions: what the kernel asks a shell to do, as frozen values compared by `==`.
+
+A shell executes a plan's actions in order and stops at the first failure (the rest were planned
+on the assumption that earlier ones succeeded). Every write names its target precisely and
+carries the preconditions that make it safe to retry on stale information: deletes carry the UID
+of the object the kernel decided to delete, consumer updates carry the resourceVersion the
+decision was made from, provider applies of an existing copy carry its UID (an SSA body whose
+`metadata.uid` differs from the live object is rejected by the API server).
+
+Bodies are plain dicts built fresh by the kernel; shells must not mutate them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from kbcore.objects import Obj, ObjectRef
+
+CONSUMER = "consumer"
+PROVIDER = "provider"
+"""Cluster roles used in `ObjectRef.cluster` by the instance kernel: the shell knows which real
+cluster plays each role for the Connection being reconciled."""
+
+
+@attrs.frozen
+class AddFinalizer:
+    """Add `finalizer`; `finalizers` is the whole resulting list, written as a merge patch guarded
+    by `resource_version` so a concurrent finalizer change by someone else is never clobbered."""
+
+    target: ObjectRef
+    finalizer: str
+    resource_version: str
+    finalizers: tuple[str, ...]
+
+
+@attrs.frozen
+class RemoveFinalizer:
+    """Remove `finalizer`; same shape and guarantees as `AddFinalizer`."""
+
+    target: ObjectRef
+    finalizer: str
+    resource_version: str
+    finalizers: tuple[str, ...]
+
+
+@attrs.frozen(hash=False)
+class Apply:
+    """Server-side apply of `body` (apply-patch content type) with `field_manager`."""
+
+    target: ObjectRef
+    body: Obj
+    field_manager: str
+    force: bool = True
+
+
+@attrs.frozen(hash=False)
+class CreateNamespace:
+    """Create namespace `name` in `cluster`; AlreadyExists counts as success."""
+
+    cluster: str
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Delete:
+    """Delete with a UID precondition, so a same-named replacement is never deleted."""
+
+    target: ObjectRef
+    uid: str
+
+
+@attrs.frozen(hash=False)
+class MergePatch:
+    """JSON merge patch (RFC 7386); guarded by `resource_version` unless it is empty (used for
+    informational patches, such as the conflict annotation, that are safe on any version)."""
+
+    target: ObjectRef
+    patch: Obj
+    resource_version: str = ""
+
+
+@attrs.frozen(hash=False)
+class UpdateStatus:
+    """PUT to the /status subresource; `body` is the whole object with the new status (or none),
+    carrying the resourceVersion it was planned from."""
+
+    target: ObjectRef
+    body: Obj
+
+
+@attrs.frozen
+class EmitEvent:
+    """A core/v1 Event about `target` (of `kind`, whose UID is `uid`) in the target's cluster."""
+
+    target: ObjectRef
+    kind: str
+    uid: str
+    type: str
+    reason: str
+    message: str
+
+
+@attrs.frozen
+class RequeueAfter:
+    """Look at this key again after `seconds` even if nothing changes (waiting on another actor)."""
+
+    seconds: float
+
+
+Action = (
+    AddFinalizer
+    | RemoveFinalizer
+    | Apply
+    | CreateNamespace
+    | Delete
+    | MergePatch
+    | UpdateStatus
+    | EmitEvent
+    | RequeueAfter
+)
+
+WRITES: tuple[type[Any], ...] = (
+    AddFinalizer,
+    RemoveFinalizer,
+    Apply,
+    CreateNamespace,
+    Delete,
+    MergePatch,
+    UpdateStatus,
+    EmitEvent,
+)
+
+
+def is_write(action: Action) -> bool:
+    return isinstance(action, WRITES)
+
+
+@attrs.frozen
+class ReadFresh:
+    """The kernel cannot decide from cached data: GET `target` from the API server and plan again.
+
+    Asked for before any decision taken on *absence* (create, finalizer release), because a cache
+    that has not seen an object is not evidence that it does not exist.
+    """
+
+    target: ObjectRef
+
+
+@attrs.frozen
+class Plan:
+    """An ordered tuple of actions, or the fresh reads needed before planning, plus why."""
+
+    actions: tuple[Action, ...] = ()
+    needs: tuple[ReadFresh, ...] = ()
+    why: str = ""
+
+    @property
+    def writes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if is_write(a))
+
+    @property
+    def requeue_after(self) -> float | None:
+        delays = [a.seconds for a in self.actions if isinstance(a, RequeueAfter)]
+        return min(delays) if delays else None

@@ -1,0 +1,407 @@
+"""The instance-sync kernel: one consumer object under a binding, spec up and status down.
+
+Theory of operation. The consumer object is the source of truth for `spec`; the provider copy is
+the source of truth for `status`. `plan_instance` looks at both (the consumer object from the
+consumer cache, the provider copy from a cache or a fresh read) and returns the writes that move
+the world one step toward "provider spec == consumer spec and consumer status == provider
+status", or nothing when it is already there. It is level-based: it never asks what changed,
+only what is, so a dropped or duplicated event cannot mislead it.
+
+Rules, in the order `plan_instance` applies them (numbers are referenced in tests and docs):
+
+ 1. No consumer object: nothing to do (the key was deleted and its finalizer released).
+ 2. Consumer object deleting (deletionTimestamp set) — this runs whether or not a binding still
+    covers it, so a finalizer we added is always released:
+    a. without our `syncer` finalizer: nothing to do;
+    b. annotated `deletion-policy: Orphan`: release the finalizer, leave the provider copy;
+    c. provider copy is ours and not yet deleting: delete it with a UID precondition, keep the
+       finalizer and look again shortly;
+    d. provider copy is ours and deleting (provider-side finalizers): wait, keep the finalizer;
+    e. provider copy absent, or present but not ours (a conflict we never wrote): release the
+       finalizer — but only on a *fresh* read, never on a cache that may not have seen it.
+ 3. Not covered by a ready binding: nothing is written (no finalizer, no copy).
+ 4. Our `syncer` finalizer is added before anything is written on the provider, so no provider
+    copy can exist that the consumer object is not holding on to.
+ 5. Provider copy absent (confirmed by a fresh read): create the provider namespace if it is
+    missing, then server-side apply the copy.
+ 6. Provider copy present, classified by its ownership markers (`classify`):
+    a. ours: re-apply only if the copy differs from what we would apply (zero no-op writes);
+       mirror its status onto the consumer exactly, clearing the consumer status when the copy
+       has none; if the copy is deleting (someone deleted it out of band) wait for it to go and
+       recreate it then;
+    b. foreign-unmanaged and the binding's conflictPolicy is Adopt: apply (which stamps our
+       markers), status follows on the next pass once the copy is ours;
+    c. anything else (foreign with Fail, or owned by another consumer or object): a conflict —
+       annotate the consumer object with the reason and emit one Warning event, never touch the
+       provider object. A conflict annotation is removed once the object syncs cleanly.
+
+Only `spec` and our markers travel up; consumer labels, annotations, finalizers and status never
+do. The apply uses field manager `kube-bind-konnector` with force, so a direct spec edit on the
+provider is overwritten (drift repair) while fields other managers own outside our applied set
+are left alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import (
+    PROVIDER,
+    Action,
+    AddFinalizer,
+    Apply,
+    CreateNamespace,
+    Delete,
+    EmitEvent,
+    MergePatch,
+    Plan,
+    ReadFresh,
+    RemoveFinalizer,
+    RequeueAfter,
+    UpdateStatus,
+)
+from kbcore.api import keys
+from kbcore.mapper import IDENTITY, Mapper
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+
+CONSUMER = "consumer"
+NAMESPACES = GVR("", "v1", "namespaces")
+
+WAIT_FOR_PROVIDER_DELETE_SECONDS = 2.0
+"""How soon to look again while a provider copy finishes deleting (upstream: 2 s)."""
+
+FAIL = "Fail"
+ADOPT = "Adopt"
+
+
+class Ownership(enum.Enum):
+    OURS = "ours"
+    FOREIGN_UNMANAGED = "foreign-unmanaged"
+    OWNED_BY_ANOTHER = "owned-by-another"
+
+
+def classify(
+    provider_obj: Mapping[str, Any], local_cluster_uid: str, consumer_uid: str
+) -> Ownership:
+    """Three-way classification by the ownership markers (spec §3.8).
+
+    No markers at all is foreign-unmanaged; both markers ours is ours; anything else — another
+    consumer cluster, or our cluster with a different object UID (a recreated consumer object
+    whose predecessor was orphaned) — is owned by another.
+    """
+    ann = o.annotations_of(provider_obj)
+    cluster = ann.get(keys.ANNOTATION_CONSUMER_CLUSTER_UID, "")
+    obj_uid = ann.get(keys.ANNOTATION_CONSUMER_OBJECT_UID, "")
+    if not cluster and not obj_uid:
+        return Ownership.FOREIGN_UNMANAGED
+    if cluster == local_cluster_uid and obj_uid == consumer_uid and local_cluster_uid:
+        return Ownership.OURS
+    return Ownership.OWNED_BY_ANOTHER
+
+
+CONFLICT_REASON = {
+    Ownership.FOREIGN_UNMANAGED: "ForeignObjectExists",
+    Ownership.OWNED_BY_ANOTHER: "OwnedByAnother",
+}
+
+
+@attrs.frozen
+class Coverage:
+    """Which binding covers an object: whether it is ready, and its conflict policy."""
+
+    bound: bool
+    conflict_policy: str = FAIL
+    binding: str = ""
+
+
+NOT_COVERED = Coverage(bound=False)
+
+
+@attrs.frozen(hash=False)
+class ProviderView:
+    """What the shell knows of the provider side for one consumer object.
+
+    `obj` is the provider copy at the mapped key (None when not seen). `fresh` says it was read
+    straight from the API server rather than a cache; absence is only trusted when fresh.
+    `namespace_exists` is None until the kernel asks for it (only on the create path).
+    """
+
+    obj: o.Obj | None
+    fresh: bool = False
+    namespace_exists: bool | None = None
+
+
+@attrs.frozen(hash=False)
+class InstanceView:
+    """Everything `plan_instance` decides from."""
+
+    gvr: GVR
+    namespaced: bool
+    consumer: o.Obj | None
+    coverage: Coverage
+    provider: ProviderView
+    local_cluster_uid: str
+    mapper: Mapper = IDENTITY
+
+
+def provider_ref(view_gvr: GVR, consumer_key: ObjectKey, mapper: Mapper) -> ObjectRef:
+    return ObjectRef(PROVIDER, view_gvr, mapper.to_provider(view_gvr, consumer_key))
+
+
+def consumer_key_for_provider(
+    provider_obj: Mapping[str, Any], gvr: GVR, local_cluster_uid: str, mapper: Mapper
+) -> ObjectKey | None:
+    """Which consumer key a provider event should wake, if any: only copies carrying our cluster
+    marker, mapped back through the Mapper."""
+    ann = o.annotations_of(provider_obj)
+    if not local_cluster_uid or ann.get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local_cluster_uid:
+        return None
+    return mapper.to_consumer(gvr, o.key_of(provider_obj))
+
+
+def desired_provider_body(
+    consumer: Mapping[str, Any], target: ObjectKey, local_cluster_uid: str
+) -> o.Obj:
+    """The applied configuration: markers and `spec`, nothing else of the consumer object."""
+    meta: dict[str, Any] = {
+        "name": target.name,
+        "labels": {keys.LABEL_MANAGED: "true"},
+        "annotations": {
+            keys.ANNOTATION_CONSUMER_CLUSTER_UID: local_cluster_uid,
+            keys.ANNOTATION_CONSUMER_OBJECT_UID: o.uid(consumer),
+        },
+    }
+    if target.namespace:
+        meta["namespace"] = target.namespace
+    body: o.Obj = {
+        "apiVersion": consumer.get("apiVersion", ""),
+        "kind": consumer.get("kind", ""),
+        "metadata": meta,
+    }
+    if "spec" in consumer:
+        body["spec"] = o.deepcopy(consumer["spec"])
+    return body
+
+
+def apply_is_noop(body: Mapping[str, Any], live: Mapping[str, Any], manager: str) -> bool:
+    """Would applying `body` as `manager` leave `live` unchanged?
+
+    True when every field of the body already has its value in `live` and `manager` owns no field
+    the body no longer sets (an apply that drops a field removes it). The server decides the same
+    way, so skipping the request loses nothing.
+    """
+    if not o.contains(live, body):
+        return False
+    owned = _owned_fields(live, manager)
+    if owned is None:
+        return False
+    return owned <= _field_paths(body, ())
+
+
+_UNRECORDED_METADATA = frozenset(
+    {
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "deletionTimestamp",
+        "selfLink",
+    }
+)
+
+
+def _field_paths(value: Any, path: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    """Every map path under `value` (lists are atomic leaves), as server-side apply records them:
+    top-level apiVersion/kind and the system metadata fields are never recorded."""
+    out: set[tuple[str, ...]] = set()
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not path and k in ("apiVersion", "kind"):
+                continue
+            if path == ("metadata",) and k in _UNRECORDED_METADATA:
+                continue
+            out.add((*path, k))
+            out |= _field_paths(v, (*path, k))
+    return frozenset(out)
+
+
+def _owned_fields(live: Mapping[str, Any], manager: str) -> frozenset[tuple[str, ...]] | None:
+    """Decode the fieldsV1 set `manager` owns through Apply on the main resource, or None."""
+    entries = o.metadata(live).get("managedFields")
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("manager") == manager
+            and entry.get("operation") == "Apply"
+            and not entry.get("subresource")
+        ):
+            return _decode_fields_v1(entry.get("fieldsV1"), ())
+    return None
+
+
+def _decode_fields_v1(node: Any, path: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    if not isinstance(node, Mapping):
+        return frozenset()
+    for k, v in node.items():
+        if k == ".":
+            out.add(path)
+            continue
+        step = (*path, k[2:] if k.startswith("f:") else k)
+        if isinstance(v, Mapping) and not v:
+            out.add(step)
+        out |= _decode_fields_v1(v, step)
+    return frozenset(out)
+
+
+def _status(obj: Mapping[str, Any]) -> Any:
+    return obj.get("status")
+
+
+def _with_status(consumer: Mapping[str, Any], status: Any) -> o.Obj:
+    body = o.deepcopy(dict(consumer))
+    if status is None:
+        body.pop("status", None)
+    else:
+        body["status"] = o.deepcopy(status)
+    return body
+
+
+def plan_instance(view: InstanceView) -> Plan:
+    """Plan the next step for one consumer object. Pure and total: never raises on odd input."""
+    c = view.consumer
+    if c is None:
+        return Plan(why="rule 1: consumer object gone")
+    ckey = o.key_of(c)
+    cref = ObjectRef(CONSUMER, view.gvr, ckey)
+    pref = provider_ref(view.gvr, ckey, view.mapper)
+    rv = o.resource_version(c)
+    holds_finalizer = keys.FINALIZER_SYNCER in o.finalizers(c)
+    p = view.provider.obj
+
+    if o.is_deleting(c):
+        return _plan_delete(view, c, cref, pref, rv, holds_finalizer)
+
+    if not view.coverage.bound:
+        return Plan(why="rule 3: not covered by a ready binding")
+    if not o.uid(c) or not view.local_cluster_uid:
+        # Without both UIDs the ownership markers would be ambiguous; wait for identity.
+        return Plan(why="rule 3: identity not known yet")
+
+    actions: list[Action] = []
+    if not holds_finalizer:
+        fins = (*o.finalizers(c), keys.FINALIZER_SYNCER)
+        actions.append(AddFinalizer(cref, keys.FINALIZER_SYNCER, rv, fins))
+
+    if p is None:
+        if not view.provider.fresh:
+            return Plan(needs=(ReadFresh(pref),), why="rule 5: confirm absence before creating")
+        if view.namespaced and pref.key.namespace:
+            if view.provider.namespace_exists is None:
+                ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", pref.key.namespace))
+                return Plan(needs=(ReadFresh(ns_ref),), why="rule 5: does the namespace exist")
+            if not view.provider.namespace_exists:
+                actions.append(_create_namespace(pref.key.namespace, view.local_cluster_uid))
+        actions.append(_apply(c, pref, view.local_cluster_uid, None))
+        actions.extend(_clear_conflict(c, cref))
+        return Plan(tuple(actions), why="rule 5: create provider copy")
+
+    ownership = classify(p, view.local_cluster_uid, o.uid(c))
+    adopting = ownership is Ownership.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
+    if ownership is not Ownership.OURS and not adopting:
+        return _plan_conflict(view, c, cref, pref, ownership, actions)
+
+    if o.is_deleting(p):
+        actions.append(RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS))
+        return Plan(tuple(actions), why="rule 6a: provider copy deleting; recreate once gone")
+
+    body = _apply(c, pref, view.local_cluster_uid, p)
+    if adopting or not apply_is_noop(body.body, p, keys.FIELD_MANAGER):
+        actions.append(body)
+    actions.extend(_clear_conflict(c, cref))
+    if ownership is Ownership.OURS and holds_finalizer and _status(c) != _status(p):
+        # Status is only mirrored once our finalizer is in place, from the rv it was planned on;
+        # when the finalizer is added in this same plan the next pass mirrors it.
+        actions.append(UpdateStatus(cref, _with_status(c, _status(p))))
+    why = "rule 6b: adopt foreign-unmanaged copy" if adopting else "rule 6a: in sync"
+    if any(not isinstance(a, RequeueAfter) for a in actions):
+        why = why.replace("in sync", "sync ours")
+    return Plan(tuple(actions), why=why)
+
+
+def _plan_delete(
+    view: InstanceView,
+    c: o.Obj,
+    cref: ObjectRef,
+    pref: ObjectRef,
+    rv: str,
+    holds_finalizer: bool,
+) -> Plan:
+    if not holds_finalizer:
+        return Plan(why="rule 2a: deleting, not holding our finalizer")
+    rest = tuple(f for f in o.finalizers(c) if f != keys.FINALIZER_SYNCER)
+    release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, rv, rest)
+    if o.annotations_of(c).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN:
+        return Plan((release,), why="rule 2b: Orphan, provider copy kept")
+    p = view.provider.obj
+    if p is not None and classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OURS:
+        wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)
+        if o.is_deleting(p):
+            return Plan((wait,), why="rule 2d: provider copy finishing deletion")
+        return Plan((Delete(pref, o.uid(p)), wait), why="rule 2c: delete our provider copy")
+    if not view.provider.fresh:
+        return Plan(needs=(ReadFresh(pref),), why="rule 2e: confirm before releasing finalizer")
+    return Plan((release,), why="rule 2e: no provider copy of ours; release finalizer")
+
+
+def _plan_conflict(
+    view: InstanceView,
+    c: o.Obj,
+    cref: ObjectRef,
+    pref: ObjectRef,
+    ownership: Ownership,
+    actions: list[Action],
+) -> Plan:
+    reason = CONFLICT_REASON[ownership]
+    if o.annotations_of(c).get(keys.ANNOTATION_CONFLICT) != reason:
+        # Only on a change of the annotation, so a standing conflict costs no writes or events.
+        patch = {"metadata": {"annotations": {keys.ANNOTATION_CONFLICT: reason}}}
+        actions.append(MergePatch(cref, patch))
+        message = (
+            f"provider object {pref.key} already exists and is {ownership.value}; not "
+            f"overwriting (conflictPolicy: {view.coverage.conflict_policy})"
+        )
+        actions.append(EmitEvent(cref, str(c.get("kind", "")), o.uid(c), "Warning", reason, message))
+    return Plan(tuple(actions), why=f"rule 6c: conflict {reason}")
+
+
+def _apply(c: o.Obj, pref: ObjectRef, local_uid: str, live: o.Obj | None) -> Apply:
+    body = desired_provider_body(c, pref.key, local_uid)
+    if live is not None and o.uid(live):
+        # The UID makes the apply fail instead of writing to a same-named replacement.
+        body["metadata"]["uid"] = o.uid(live)
+    return Apply(pref, body, keys.FIELD_MANAGER, force=True)
+
+
+def _create_namespace(name: str, local_uid: str) -> CreateNamespace:
+    return CreateNamespace(
+        PROVIDER,
+        name,
+        labels={keys.LABEL_MANAGED: "true", keys.ANNOTATION_CONSUMER_CLUSTER_UID: local_uid},
+    )
+
+
+def _clear_conflict(c: o.Obj, cref: ObjectRef) -> list[Action]:
+    if keys.ANNOTATION_CONFLICT not in o.annotations_of(c):
+        return []
+    return [MergePatch(cref, {"metadata": {"annotations": {keys.ANNOTATION_CONFLICT: None}}})]

@@ -1,0 +1,183 @@
+"""Actions become API requests, and request outcomes become requeue decisions.
+
+Both shells execute plans through this module: `to_request` turns an action into one API request
+(verb, target, body, preconditions) and `judge` turns the request's failure into what the worker
+does next. kbsim hands the request to its in-memory API server, kbshell to the `kubernetes`
+client; neither decides anything about Kubernetes semantics on its own.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import (
+    Action,
+    AddFinalizer,
+    Apply,
+    CreateNamespace,
+    Delete,
+    EmitEvent,
+    MergePatch,
+    RemoveFinalizer,
+    RequeueAfter,
+    UpdateStatus,
+)
+from kbcore.api import keys
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
+
+EVENTS = GVR("", "v1", "events")
+NAMESPACES = GVR("", "v1", "namespaces")
+
+
+@attrs.frozen(hash=False)
+class Request:
+    """One API request. `verb` is create, update, patch or delete; `patch_type` is merge or
+    apply; `uid`/`resource_version` are preconditions (delete options or body metadata)."""
+
+    verb: str
+    cluster: str
+    gvr: GVR
+    key: ObjectKey
+    body: o.Obj | None = None
+    patch_type: str = ""
+    subresource: str = ""
+    field_manager: str = keys.FIELD_MANAGER
+    force: bool = False
+    uid: str = ""
+
+
+def _rfc3339(epoch_seconds: float) -> str:
+    # Civil-from-days (H. Hinnant), so the kernel formats time without a clock module.
+    secs = int(epoch_seconds)
+    days, rem = divmod(secs, 86400)
+    hh, rem = divmod(rem, 3600)
+    mm, ss = divmod(rem, 60)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y += m <= 2
+    return f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z"
+
+
+rfc3339 = _rfc3339
+
+
+def to_request(action: Action, now: float) -> Request | None:
+    """The API request that carries out `action`; None for actions that are not requests."""
+    match action:
+        case AddFinalizer(target=t, resource_version=rv, finalizers=fins) | RemoveFinalizer(
+            target=t, resource_version=rv, finalizers=fins
+        ):
+            body: o.Obj = {"metadata": {"finalizers": list(fins), "resourceVersion": rv}}
+            return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
+        case Apply(target=t, body=body, field_manager=fm, force=force):
+            return Request(
+                "patch", t.cluster, t.gvr, t.key, body, "apply", field_manager=fm, force=force
+            )
+        case CreateNamespace(cluster=cluster, name=name, labels=labels, annotations=ann):
+            meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
+            if ann:
+                meta["annotations"] = dict(ann)
+            ns_body: o.Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+            return Request("create", cluster, NAMESPACES, ObjectKey("", name), ns_body)
+        case Delete(target=t, uid=uid):
+            return Request("delete", t.cluster, t.gvr, t.key, uid=uid)
+        case MergePatch(target=t, patch=patch, resource_version=rv):
+            body = o.deepcopy(patch)
+            if rv:
+                body.setdefault("metadata", {})["resourceVersion"] = rv
+            return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
+        case UpdateStatus(target=t, body=body):
+            return Request("update", t.cluster, t.gvr, t.key, body, subresource="status")
+        case EmitEvent():
+            return _event_request(action, now)
+        case RequeueAfter():
+            return None
+    raise TypeError(f"not an action: {action!r}")  # pragma: no cover - exhaustive above
+
+
+def _event_request(ev: EmitEvent, now: float) -> Request:
+    t = ev.target
+    stamp = _rfc3339(now)
+    # Names must be unique per event; derive them from content and time, as client-go does
+    # from the time alone, so a replayed plan yields the same name and an AlreadyExists.
+    digest = hashlib.sha256(f"{t}|{ev.reason}|{ev.message}|{now}".encode()).hexdigest()[:16]
+    name = f"{t.key.name}.{digest}"
+    namespace = t.key.namespace or "default"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": t.gvr.api_version,
+            "kind": ev.kind,
+            "name": t.key.name,
+            "namespace": t.key.namespace,
+            "uid": ev.uid,
+        },
+        "type": ev.type,
+        "reason": ev.reason,
+        "message": ev.message,
+        "source": {"component": keys.EVENT_COMPONENT},
+        "reportingComponent": keys.EVENT_COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    return Request("create", t.cluster, EVENTS, ObjectKey(namespace, name), body)
+
+
+class Next(enum.Enum):
+    CONTINUE = "continue"
+    """The request did what was planned (or its effect already holds): run the next action."""
+    REPLAN = "replan"
+    """The world moved under the plan (stale rv, replaced object): plan again at once."""
+    BACKOFF = "backoff"
+    """Transient failure: retry the key with per-item exponential backoff."""
+    WAIT = "wait"
+    """Retry no sooner than `Verdict.after` seconds (Retry-After, or a permission denial)."""
+
+
+@attrs.frozen
+class Verdict:
+    next: Next
+    after: float = 0.0
+    why: str = ""
+
+
+FORBIDDEN_RETRY_SECONDS = 30.0
+"""Upstream waits 30 s after a provider RBAC denial rather than spinning."""
+
+
+def judge(action: Action, error: ApiError) -> Verdict:
+    """What a worker does after `action` failed with `error`."""
+    if isinstance(action, CreateNamespace) and error.is_already_exists:
+        return Verdict(Next.CONTINUE, why="namespace already exists")
+    if isinstance(action, Delete) and error.is_not_found:
+        return Verdict(Next.CONTINUE, why="already gone")
+    if isinstance(action, EmitEvent):
+        return Verdict(Next.CONTINUE, why="events are best effort")
+    if error.code in (404, 409, 422) and not isinstance(action, Apply | CreateNamespace):
+        return Verdict(Next.REPLAN, why=f"{error.reason}: plan again from fresh state")
+    if error.code == 409 and isinstance(action, Apply):
+        return Verdict(Next.REPLAN, why="apply conflict or replaced object")
+    if error.code == 422 and isinstance(action, Apply):
+        # A uid precondition mismatch is reported as an immutable-field error.
+        return Verdict(Next.REPLAN, why="apply rejected; plan again from fresh state")
+    if error.code == 403:
+        return Verdict(Next.WAIT, FORBIDDEN_RETRY_SECONDS, why="forbidden by RBAC")
+    if error.code == 429 or (error.code == 503 and error.retry_after):
+        return Verdict(Next.WAIT, max(error.retry_after or 1.0, 1.0), why="throttled")
+    return Verdict(Next.BACKOFF, why=f"{error.code} {error.reason}")
