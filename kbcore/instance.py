@@ -381,7 +381,9 @@ def _plan_conflict(
             f"provider object {pref.key} already exists and is {ownership.value}; not "
             f"overwriting (conflictPolicy: {view.coverage.conflict_policy})"
         )
-        actions.append(EmitEvent(cref, str(c.get("kind", "")), o.uid(c), "Warning", reason, message))
+        actions.append(
+            EmitEvent(cref, str(c.get("kind", "")), o.uid(c), "Warning", reason, message)
+        )
     return Plan(tuple(actions), why=f"rule 6c: conflict {reason}")
 
 
