@@ -1,0 +1,193 @@
+"""Safety invariants, checked on every write the konnector makes in the simulated world.
+
+The monitor sees each write with the object's state before and after it (the API server's write
+record) and judges it against the truth of the whole world at that instant, not against what
+the konnector believed. A violation is recorded with the time and the write; a run with any
+violation fails.
+
+- `no-foreign-provider-writes`: the konnector never updates or deletes a provider object it does
+  not own (both ownership markers ours, the object marker naming the live consumer object), except
+  adopting a marker-less object under conflictPolicy Adopt.
+- `finalizer-held-while-provider-copy-exists`: the konnector never removes its syncer finalizer
+  from a consumer object while a provider copy owned by that object exists, unless Orphan.
+- `writes-within-bound-scope`: the konnector writes only objects of bound APIs (and, on the
+  provider, namespaces those objects live in; on the consumer, Events).
+- `spec-up-status-down`: a konnector write never changes a consumer object's spec, and never
+  writes a provider object's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kbcore import objects as o
+from kbcore.api import keys
+from kbcore.coverage import resolve_coverage
+from kbcore.instance import ADOPT, NAMESPACES, Ownership, classify
+from kbcore.mapper import IDENTITY
+from kbcore.objects import GVR, ObjectKey
+
+if TYPE_CHECKING:
+    from kbsim.world import World
+
+INVARIANTS = (
+    "no-foreign-provider-writes",
+    "finalizer-held-while-provider-copy-exists",
+    "writes-within-bound-scope",
+    "spec-up-status-down",
+)
+
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+EVENTS = ("events",)
+
+
+class Monitor:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.consumer_cluster = ""
+        self.violations: list[tuple[str, str]] = []
+
+    def held(self) -> dict[str, str]:
+        out = {name: "held" for name in INVARIANTS}
+        for name, message in self.violations:
+            if out[name] == "held":
+                out[name] = message
+        return out
+
+    def _violate(self, name: str, message: str) -> None:
+        self.violations.append((name, f"{self.world.now - 1_767_225_600.0:.3f}s: {message}"))
+
+    # -- the world's truth ---------------------------------------------------------------------
+    def _consumer(self) -> Any:
+        return self.world.clusters[self.consumer_cluster]
+
+    def _local_uid(self) -> str:
+        ns = self._consumer().get(NAMESPACES, ObjectKey("", "kube-system"))
+        return o.uid(ns)
+
+    def _bound(self) -> dict[GVR, str]:
+        """Bound API GVRs -> their group-resource, from the consumer's bindings and CRDs."""
+        consumer = self._consumer()
+        crds = {o.name(c): c for c in consumer.list(CRDS)[0]}
+        out: dict[GVR, str] = {}
+        for b in self._bindings()[0] + self._bindings()[1]:
+            for api in (b.get("spec") or {}).get("apis") or []:
+                crd = crds.get(api.get("name", "")) if isinstance(api, Mapping) else None
+                if crd is None:
+                    continue
+                spec = crd.get("spec") or {}
+                for v in spec.get("versions") or []:
+                    gvr = GVR(spec.get("group", ""), v.get("name", ""), spec["names"]["plural"])
+                    out[gvr] = gvr.group_resource
+        return out
+
+    def _bindings(self) -> tuple[list[o.Obj], list[o.Obj]]:
+        consumer = self._consumer()
+        cbs = consumer.list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
+        bs = consumer.list(GVR(keys.GROUP, keys.VERSION, "bindings"))[0]
+        return cbs, bs
+
+    def _mapper(self) -> Any:
+        k = self.world.konnector
+        return getattr(k, "mapper", IDENTITY)
+
+    # -- the check ---------------------------------------------------------------------------
+    def on_write(self, cluster: str, rec: Any) -> None:
+        if self.world.actor != "konnector" or not self.consumer_cluster:
+            return
+        if cluster == self.consumer_cluster:
+            self._check_consumer_write(rec)
+        else:
+            self._check_provider_write(cluster, rec)
+
+    def _check_consumer_write(self, rec: Any) -> None:
+        gvr: GVR = rec.gvr
+        if gvr.resource in EVENTS or gvr.group == keys.GROUP:
+            return
+        if gvr not in self._bound():
+            self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")
+            return
+        before, after = rec.before, rec.after
+        if before is not None and after is not None and before.get("spec") != after.get("spec"):
+            self._violate("spec-up-status-down", f"consumer spec of {gvr} {rec.key} changed")
+        if before is None or keys.FINALIZER_SYNCER not in o.finalizers(before):
+            return
+        if after is not None and keys.FINALIZER_SYNCER in o.finalizers(after):
+            return
+        ann = o.annotations_of(before)
+        if ann.get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN:
+            return
+        pkey = self._mapper().to_provider(gvr, rec.key)
+        for name, server in self.world.clusters.items():
+            if name == self.consumer_cluster:
+                continue
+            try:
+                copy = server.get(gvr, pkey)
+            except Exception:
+                continue
+            if classify(copy, self._local_uid(), o.uid(before)) is Ownership.OURS:
+                self._violate(
+                    "finalizer-held-while-provider-copy-exists",
+                    f"finalizer removed from consumer {gvr} {rec.key} while {name} holds "
+                    f"its copy (uid {o.uid(copy)})",
+                )
+
+    def _check_provider_write(self, cluster: str, rec: Any) -> None:
+        gvr: GVR = rec.gvr
+        bound = self._bound()
+        if gvr == NAMESPACES:
+            return self._check_namespace(cluster, rec, bound)
+        if gvr not in bound:
+            self._violate("writes-within-bound-scope", f"{rec.verb} {cluster} {gvr} {rec.key}")
+            return
+        if rec.subresource == "status" or (
+            rec.before is not None
+            and rec.after is not None
+            and rec.before.get("status") != rec.after.get("status")
+        ):
+            self._violate("spec-up-status-down", f"{cluster} status of {gvr} {rec.key} written")
+        before = rec.before
+        if before is None:
+            return
+        ckey = self._mapper().to_consumer(gvr, rec.key)
+        consumer_obj = None
+        if ckey is not None:
+            try:
+                consumer_obj = self._consumer().get(gvr, ckey)
+            except Exception:
+                consumer_obj = None
+        local = self._local_uid()
+        ownership = classify(before, local, o.uid(consumer_obj) if consumer_obj else "")
+        if ownership is Ownership.OURS:
+            return
+        if ownership is Ownership.FOREIGN_UNMANAGED and consumer_obj is not None:
+            cbs, bs = self._bindings()
+            coverage = resolve_coverage(
+                bound[gvr], ckey.namespace if ckey else "", cbs, bs, lambda _b: True
+            )
+            if coverage.conflict_policy == ADOPT and rec.verb != "delete":
+                return
+        self._violate(
+            "no-foreign-provider-writes",
+            f"{rec.verb} of {cluster} {gvr} {rec.key} which is {ownership.value} "
+            f"(markers {dict(o.annotations_of(before))})",
+        )
+
+    def _check_namespace(self, cluster: str, rec: Any, bound: dict[GVR, str]) -> None:
+        if rec.verb != "create":
+            self._violate("writes-within-bound-scope", f"{rec.verb} of {cluster} namespace")
+            return
+        mapper = self._mapper()
+        for gvr in bound:
+            try:
+                items = self._consumer().list(gvr)[0]
+            except Exception:
+                continue
+            for item in items:
+                if mapper.to_provider(gvr, o.key_of(item)).namespace == rec.key.name:
+                    return
+        self._violate(
+            "writes-within-bound-scope",
+            f"created {cluster} namespace {rec.key.name} no bound object lives in",
+        )

@@ -1,0 +1,494 @@
+"""Scenarios: a YAML script of setup, user edits, faults, time and expectations, run in kbsim.
+
+The format is a stable contract (other tests and tools write it): extend it, never change it.
+
+    name: quickstart
+    seed: 7                                   # optional; --seed overrides
+    clusters: [provider, consumer]
+    konnector: {cluster: consumer, namespace: kube-bind}
+    setup:                                    # applied in order before the konnector starts
+      - {cluster: provider, object: {...a full manifest...}}
+      - {cluster: consumer, file: bundle.yaml}  # relative to the scenario; multi-document YAML
+    steps:
+      - {cluster: consumer, apply: {...}}     # also create, delete, patch, status (a /status write)
+      - {fault: {kind: drop-watch-events, cluster: provider, duration: 5s}}
+      - {advance: 10s}                        # move the virtual clock, running all that is due
+      - {settle: {timeout: 60s}}              # run until nothing is pending; fails if not reached
+      - {expect: {cluster: provider, object: {...ref...}, matches: {spec: {size: large}}}}
+      - {expect: {cluster: provider, absent: {...ref...}}}
+
+`apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
+--server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
+merge patch of the /status subresource; `delete` deletes by the manifest's namespace and name.
+The konnector's cluster gets the core.kube-bind.io CRDs and the konnector namespace before setup,
+as the Helm chart would install them.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+from kbsim.apiserver import ADMIN
+
+from kbcore import crdgen
+from kbcore import objects as o
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
+from kbsim.konnector import SimKonnector
+from kbsim.world import FAULT_KINDS, START_TIME, World, parse_duration
+
+USER_WRITES = ("apply", "create", "delete", "patch", "status")
+STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "expect")
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+NAMESPACES = GVR("", "v1", "namespaces")
+USER_MANAGER = "kubectl"
+
+
+class ScenarioError(ValueError):
+    """A malformed scenario; the message names the file and line."""
+
+
+@attrs.frozen
+class Step:
+    index: int
+    line: int
+    kind: str
+    body: dict[str, Any]
+
+    def describe(self) -> str:
+        b = self.body
+        if self.kind in USER_WRITES:
+            obj = b[self.kind]
+            return f"{self.kind} {b['cluster']} {obj.get('kind', '?')} {_ref_text(obj)}"
+        if self.kind == "fault":
+            f = b["fault"]
+            where = f" {f['cluster']}" if f.get("cluster") else ""
+            return f"fault {f['kind']}{where}"
+        if self.kind == "advance":
+            return f"advance {b['advance']}"
+        if self.kind == "settle":
+            return f"settle (timeout {(b.get('settle') or {}).get('timeout', '60s')})"
+        e = b["expect"]
+        if "absent" in e:
+            return f"expect {e['cluster']} {e['absent'].get('kind', '?')} {_ref_text(e['absent'])} absent"
+        return f"expect {e['cluster']} {e['object'].get('kind', '?')} {_ref_text(e['object'])}"
+
+
+def _ref_text(obj: dict[str, Any]) -> str:
+    return str(o.key_of(obj))
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    path: Path
+    seed: int
+    clusters: tuple[str, ...]
+    konnector_cluster: str
+    konnector_namespace: str
+    setup: tuple[tuple[int, str, dict[str, Any]], ...]
+    steps: tuple[Step, ...]
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def load(path: str | Path) -> Scenario:
+    """Parse and validate a scenario file; raise ScenarioError naming the line on bad input."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from err
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise ScenarioError(f"{path}: empty scenario")
+        data = loader.construct_document(root)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ScenarioError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from err
+    finally:
+        loader.dispose()
+
+    def fail(node: yaml.Node, message: str) -> ScenarioError:
+        return ScenarioError(f"{path}:{_line(node)}: {message}")
+
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise fail(root, "a scenario is a mapping with name, clusters, konnector, setup, steps")
+    nodes = {k.value: v for k, v in root.value}
+    unknown = set(data) - {"name", "seed", "clusters", "konnector", "setup", "steps"}
+    if unknown:
+        raise fail(root, f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
+    clusters = data.get("clusters")
+    if (
+        not isinstance(clusters, list)
+        or not clusters
+        or not all(isinstance(c, str) and c for c in clusters)
+    ):
+        raise fail(nodes.get("clusters", root), "clusters: a non-empty list of cluster names")
+    k = data.get("konnector")
+    if not isinstance(k, dict) or k.get("cluster") not in clusters:
+        raise fail(
+            nodes.get("konnector", root),
+            f"konnector: {{cluster: one of {clusters}, namespace: ...}}",
+        )
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise fail(nodes.get("seed", root), "seed: an integer")
+
+    setup: list[tuple[int, str, dict[str, Any]]] = []
+    setup_node = nodes.get("setup")
+    for item, node in zip(data.get("setup") or [], getattr(setup_node, "value", []), strict=False):
+        if not isinstance(item, dict) or item.get("cluster") not in clusters:
+            raise fail(node, f"setup item needs cluster: one of {clusters}")
+        if "object" in item:
+            objs = [item["object"]]
+        elif "file" in item:
+            objs = _read_manifests(path.parent / str(item["file"]), fail, node)
+        else:
+            raise fail(node, "setup item needs object: or file:")
+        for obj in objs:
+            _check_manifest(obj, fail, node)
+            setup.append((_line(node), item["cluster"], obj))
+
+    steps: list[Step] = []
+    steps_node = nodes.get("steps")
+    raw_steps = data.get("steps") or []
+    if not isinstance(raw_steps, list):
+        raise fail(steps_node or root, "steps: a list")
+    for i, (item, node) in enumerate(
+        zip(raw_steps, getattr(steps_node, "value", []), strict=False), 1
+    ):
+        steps.append(_check_step(i, item, node, clusters, fail))
+    return Scenario(
+        name=str(data.get("name") or path.stem),
+        path=path,
+        seed=seed,
+        clusters=tuple(clusters),
+        konnector_cluster=k["cluster"],
+        konnector_namespace=str(k.get("namespace") or "kube-bind"),
+        setup=tuple(setup),
+        steps=tuple(steps),
+    )
+
+
+def _read_manifests(file: Path, fail: Any, node: yaml.Node) -> list[dict[str, Any]]:
+    try:
+        docs = list(yaml.safe_load_all(file.read_text()))
+    except OSError as err:
+        raise fail(node, f"cannot read {file}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise fail(node, f"{file}: invalid YAML: {err}") from err
+    return [d for d in docs if d is not None]
+
+
+def _check_manifest(obj: Any, fail: Any, node: yaml.Node) -> None:
+    if not isinstance(obj, dict):
+        raise fail(node, "a manifest must be a mapping")
+    for field in ("apiVersion", "kind"):
+        if not isinstance(obj.get(field), str) or not obj.get(field):
+            raise fail(node, f"manifest is missing {field}")
+    if not o.name(obj):
+        raise fail(node, "manifest is missing metadata.name")
+
+
+def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: Any) -> Step:
+    if not isinstance(item, dict):
+        raise fail(node, f"step {i}: a mapping")
+    kinds = [k for k in STEP_KINDS if k in item]
+    if len(kinds) != 1:
+        raise fail(
+            node,
+            f"step {i}: exactly one of {', '.join(STEP_KINDS)} "
+            f"(got {', '.join(map(str, item)) or 'nothing'})",
+        )
+    kind = kinds[0]
+    if kind in USER_WRITES:
+        if item.get("cluster") not in clusters:
+            raise fail(node, f"step {i}: {kind} needs cluster: one of {clusters}")
+        _check_manifest(item[kind], fail, node)
+    elif kind == "fault":
+        f = item["fault"]
+        if not isinstance(f, dict) or f.get("kind") not in FAULT_KINDS:
+            raise fail(node, f"step {i}: fault kind must be one of {', '.join(FAULT_KINDS)}")
+        if f["kind"] != "crash-konnector" and f.get("cluster") not in clusters:
+            raise fail(node, f"step {i}: fault {f['kind']} needs cluster: one of {clusters}")
+        for key in ("duration", "by", "restart_after"):
+            if key in f:
+                _duration(f[key], fail, node, i)
+    elif kind == "advance":
+        _duration(item["advance"], fail, node, i)
+    elif kind == "settle":
+        s = item["settle"] or {}
+        if not isinstance(s, dict):
+            raise fail(node, f"step {i}: settle: {{timeout: 60s}}")
+        _duration(s.get("timeout", "60s"), fail, node, i)
+    else:
+        e = item["expect"]
+        if not isinstance(e, dict) or e.get("cluster") not in clusters:
+            raise fail(node, f"step {i}: expect needs cluster: one of {clusters}")
+        if ("object" in e) == ("absent" in e):
+            raise fail(node, f"step {i}: expect needs exactly one of object: or absent:")
+        ref = e.get("object", e.get("absent"))
+        _check_manifest(ref, fail, node)
+        if "matches" in e and "object" not in e:
+            raise fail(node, f"step {i}: matches: goes with object:")
+    return Step(i, _line(node), kind, item)
+
+
+def _duration(value: Any, fail: Any, node: yaml.Node, i: int) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise fail(node, f"step {i}: {err}") from err
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+@attrs.define
+class StepResult:
+    step: Step
+    outcome: str = "not run"
+    detail: str = ""
+
+
+@attrs.define
+class Result:
+    scenario: Scenario
+    seed: int
+    steps: list[StepResult]
+    invariants: dict[str, str]
+    actions: dict[str, int]
+    virtual_seconds: float
+    requests: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return all(s.outcome == "ok" for s in self.steps) and all(
+            v == "held" for v in self.invariants.values()
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "passed": self.passed,
+            "steps": [
+                {
+                    "index": r.step.index,
+                    "line": r.step.line,
+                    "step": r.step.describe(),
+                    "outcome": r.outcome,
+                    **({"detail": r.detail} if r.detail else {}),
+                }
+                for r in self.steps
+            ],
+            "invariants": self.invariants,
+            "actions": dict(sorted(self.actions.items())),
+            "virtual_seconds": round(self.virtual_seconds, 3),
+        }
+
+    def summary(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"scenario {self.scenario.name} (seed {self.seed}): {verdict} after "
+            f"{self.virtual_seconds:.1f} virtual seconds"
+        ]
+        for r in self.steps:
+            mark = {"ok": "ok", "failed": "FAILED", "not run": "not run"}[r.outcome]
+            lines.append(
+                f"  {r.step.index:3d}  line {r.step.line:<4d} {r.step.describe():<58} {mark}"
+            )
+            if r.detail:
+                lines.append(f"         {r.detail}")
+        lines.append("invariants:")
+        for name, state in self.invariants.items():
+            lines.append(f"  {name:<45} {state if state == 'held' else 'VIOLATED: ' + state}")
+        acts = ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items())) or "none"
+        lines.append(f"konnector actions: {acts}")
+        return "\n".join(lines)
+
+
+def build_world(sc: Scenario, seed: int, **konnector_args: Any) -> World:
+    world = World(list(sc.clusters), seed=seed)
+    world.monitor.consumer_cluster = sc.konnector_cluster
+    consumer = world.clusters[sc.konnector_cluster]
+    for crd in crdgen.all_crds():
+        consumer.create(CRDS, o.deepcopy(dict(crd)))
+    _ensure_namespace(consumer, sc.konnector_namespace)
+    world.settle(5.0)
+    for line, cluster, obj in sc.setup:
+        try:
+            user_write(world, "apply", cluster, obj)
+        except ApiError as err:
+            raise ScenarioError(f"{sc.path}:{line}: setup failed: {err.message}") from err
+        world.settle(5.0)
+    world.start_konnector(
+        lambda: SimKonnector(world, sc.konnector_cluster, sc.konnector_namespace, **konnector_args)
+    )
+    return world
+
+
+def _ensure_namespace(server: Any, name: str) -> None:
+    try:
+        server.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+    except ApiError as err:
+        if not err.is_already_exists:
+            raise
+
+
+def gvr_of(world: World, cluster: str, obj: dict[str, Any]) -> GVR:
+    return world.clusters[cluster].kind_to_gvr(obj["apiVersion"], obj["kind"])
+
+
+def user_write(world: World, verb: str, cluster: str, obj: dict[str, Any]) -> None:
+    server = world.clusters[cluster]
+    gvr = gvr_of(world, cluster, obj)
+    key = ObjectKey(o.namespace(obj), o.name(obj))
+    body = o.deepcopy(obj)
+
+    def call() -> Any:
+        if verb == "apply":
+            return server.patch(
+                gvr, key, body, "apply", field_manager=USER_MANAGER, force=True, user=ADMIN
+            )
+        if verb == "create":
+            return server.create(gvr, body, user=ADMIN, field_manager=USER_MANAGER)
+        if verb == "delete":
+            return server.delete(gvr, key, user=ADMIN)
+        if verb == "patch":
+            return server.patch(gvr, key, body, "merge", field_manager=USER_MANAGER, user=ADMIN)
+        if verb == "status":
+            return server.patch(
+                gvr,
+                key,
+                {"status": body.get("status")},
+                "merge",
+                field_manager=USER_MANAGER,
+                subresource="status",
+                user=ADMIN,
+            )
+        raise ValueError(verb)
+
+    world.user_call(call)
+
+
+def _expect(world: World, e: dict[str, Any]) -> str:
+    """'' when the expectation holds, else why not."""
+    cluster = e["cluster"]
+    ref = e.get("object", e.get("absent"))
+    try:
+        gvr = gvr_of(world, cluster, ref)
+        obj = world.clusters[cluster].get(gvr, ObjectKey(o.namespace(ref), o.name(ref)))
+    except ApiError as err:
+        if not err.is_not_found:
+            return f"cannot read: {err.message}"
+        obj = None
+    if "absent" in e:
+        return "" if obj is None else f"present (uid {o.uid(obj)})"
+    if obj is None:
+        return "not found"
+    want = e.get("matches")
+    if want is not None and not o.contains(obj, want):
+        return f"does not match {want}: have {_relevant(obj, want)}"
+    return ""
+
+
+def _relevant(obj: dict[str, Any], want: Any) -> Any:
+    if isinstance(want, dict) and isinstance(obj, dict):
+        return {k: _relevant(obj[k], v) if k in obj else "<missing>" for k, v in want.items()}
+    return obj
+
+
+def run(sc: Scenario, seed: int | None = None, **konnector_args: Any) -> Result:
+    seed = sc.seed if seed is None else seed
+    world = build_world(sc, seed, **konnector_args)
+    results = [StepResult(s) for s in sc.steps]
+    for r in results:
+        s = r.step
+        try:
+            r.detail = _run_step(world, s)
+        except ApiError as err:
+            r.detail = f"{err.code} {err.reason}: {err.message}"
+        except ValueError as err:
+            r.detail = str(err)
+        r.outcome = "failed" if r.detail else "ok"
+        if r.outcome == "failed":
+            r.detail = f"step {s.index} (line {s.line}) failed: {r.detail}"
+            break
+    return Result(
+        sc,
+        seed,
+        results,
+        world.monitor.held(),
+        dict(world.actions),
+        world.now - START_TIME,
+        world.requests,
+    )
+
+
+def _run_step(world: World, s: Step) -> str:
+    b = s.body
+    if s.kind in USER_WRITES:
+        user_write(world, s.kind, b["cluster"], b[s.kind])
+        return ""
+    if s.kind == "fault":
+        world.inject(b["fault"]["kind"], dict(b["fault"]))
+        return ""
+    if s.kind == "advance":
+        world.advance(parse_duration(b["advance"]))
+        return ""
+    if s.kind == "settle":
+        timeout = parse_duration((b.get("settle") or {}).get("timeout", "60s"))
+        if world.settle(timeout):
+            return ""
+        return f"not settled within {timeout:g}s: {_pending(world)}"
+    return _expect(world, b["expect"])
+
+
+def _pending(world: World) -> str:
+    k = world.konnector
+    parts = []
+    if k is not None and (k.queue.pending() or k.queue.next_due() is not None):
+        parts.append(f"{k.queue.pending()} keys queued, retries pending")
+    if world.restart_at is not None:
+        parts.append("konnector restarting")
+    if any(s.inflight for s in world.streams):
+        parts.append("watch events in flight")
+    if any(srv.pending_work() for srv in world.clusters.values()):
+        parts.append("cluster controllers busy")
+    tail = world.logs[-3:]
+    return "; ".join(parts) + (f"; last log: {tail}" if tail else "")
+
+
+def kubeconfig_secret(
+    namespace: str, name: str, cluster: str, token: str = "admin"
+) -> dict[str, Any]:
+    """A Secret holding a kubeconfig that addresses simulated cluster `cluster`."""
+    text = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": cluster,
+            "clusters": [{"name": cluster, "cluster": {"server": f"https://{cluster}.kbsim"}}],
+            "users": [{"name": token, "user": {"token": token}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": token}}],
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"namespace": namespace, "name": name},
+        "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
+    }

@@ -1,0 +1,470 @@
+"""The simulated world: clusters, a virtual clock, a deterministic scheduler, faults, a monitor.
+
+Everything that happens is a task on one timeline ordered by (virtual time, sequence number), so
+a run is a pure function of the scenario and the seed. Watch events travel from an API server to
+a reflector as scheduled deliveries, which is where network faults act: they can be dropped (the
+stream then breaks and the reflector resumes from its last resourceVersion, as a real one does),
+delayed or duplicated. Requests can fail (5xx, 429, timeouts, with or without the write having
+happened) and fresh reads can be stale. The konnector can crash at any point, including between
+two actions of one plan, and restarts with no memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import attrs
+from kbsim.apiserver import ADMIN, APIServer, User
+
+from kbcore import objects as o
+from kbcore.actions import Action
+from kbcore.errors import ApiError
+from kbcore.objects import ObjectRef
+from kbcore.requests import Request
+from kbsim.invariants import Monitor
+from kbsim.reflector import Reflector
+
+START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
+WATCH_LATENCY = 0.005
+WORK_LATENCY = 0.001
+BOOKMARK_INTERVAL = 60.0
+CONTROLLER_INTERVAL = 0.05
+WATCH_TIMEOUT = 300.0
+"""A real API server ends watches after a few minutes; reflectors then resume."""
+RESTART_DELAY = 1.0
+KONNECTOR_USER = User("system:serviceaccount:kube-bind:konnector", ("system:masters",))
+
+FAULT_KINDS = {
+    "drop-watch-events": "events from this cluster's watches are lost for `duration`; then the "
+    "streams break and reflectors resume from their last resourceVersion (or relist on 410)",
+    "delay-watch-events": "events from this cluster's watches arrive `by` (default 2s) late "
+    "for `duration`",
+    "duplicate-watch-events": "every event from this cluster's watches arrives twice for "
+    "`duration`",
+    "stale-reads": "fresh GETs against this cluster return the state as of the fault's start "
+    "for `duration`",
+    "api-errors": "the konnector's requests to this cluster fail with `code` (default 500; 429 "
+    "carries `retry_after`; 504 is a timeout) at `rate` (default 0.5) for `duration`; with "
+    "`after_write: true` a failing write is carried out before the error is returned",
+    "compact": "the cluster compacts its history and ends all watches, so reflectors that "
+    "resume from an old resourceVersion get 410 Gone and relist",
+    "expire-watches": "the cluster ends all watches (a server-side watch timeout)",
+    "crash-konnector": "the konnector process dies (after `after_actions` more actions if "
+    "given, so mid-plan) and restarts after `restart_after` (default 1s) with no memory",
+}
+
+
+def parse_duration(value: Any) -> float:
+    """`5s`, `100ms`, `2m`, `1h` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"not a duration: {value!r}")
+    text = value.strip()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):
+            number = text[: -len(suffix)]
+            try:
+                return float(number) * factor
+            except ValueError:
+                break
+    raise ValueError(f"not a duration: {value!r} (use e.g. 5s, 100ms, 2m)")
+
+
+@attrs.define
+class Fault:
+    kind: str
+    cluster: str
+    start: float
+    end: float
+    params: dict[str, Any]
+    rv: str = ""
+
+
+@attrs.define
+class Stream:
+    """A reflector's watch as seen by the network: events in flight, in order."""
+
+    cluster: str
+    reflector: Reflector
+    inflight: deque[tuple[float, dict[str, Any]]] = attrs.field(factory=deque)
+    broken: bool = False
+
+
+class World:
+    def __init__(self, clusters: list[str], *, seed: int = 0) -> None:
+        self.seed = seed
+        self.now = START_TIME
+        self.rng = random.Random(seed)
+        self.clusters: dict[str, APIServer] = {}
+        for i, name in enumerate(clusters):
+            self.clusters[name] = APIServer(name, clock=lambda: self.now, seed=seed * 1000 + i)
+        self.konnector_user = KONNECTOR_USER
+        self._tasks: list[tuple[float, int, str, Callable[[], None]]] = []
+        self._seq = 0
+        self.streams: list[Stream] = []
+        self.faults: list[Fault] = []
+        self.konnector: Any = None
+        self.konnector_factory: Callable[[], Any] | None = None
+        self.restart_at: float | None = None
+        self.crash_after: int | None = None
+        self.actor = "user"
+        self.actions: Counter[str] = Counter()
+        self.requests = 0
+        self.logs: list[str] = []
+        self.plans: list[tuple[float, Any, Any]] = []
+        self.record_plans = False
+        self.monitor = Monitor(self)
+        for name, server in self.clusters.items():
+            server.add_write_observer(lambda rec, name=name: self.monitor.on_write(name, rec))
+            server.add_request_hook(lambda *a, name=name: self._request_fault(name, *a))
+        self._schedule(BOOKMARK_INTERVAL, "bookmarks", self._bookmarks)
+        self._schedule(WATCH_TIMEOUT, "watch-timeout", self._watch_timeout)
+
+    # -- logging and records --------------------------------------------------------------
+    def log(self, line: str) -> None:
+        self.logs.append(f"{self.now - START_TIME:10.3f} {line}")
+
+    def record_plan(self, item: Any, plan: Any) -> None:
+        if self.record_plans:
+            self.plans.append((self.now, item, plan))
+
+    # -- scheduling --------------------------------------------------------------------------
+    def _schedule(self, delay: float, name: str, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._tasks, (self.now + delay, self._seq, name, fn))
+
+    def _bookmarks(self) -> None:
+        for server in self.clusters.values():
+            server.emit_bookmarks()
+        self._schedule(BOOKMARK_INTERVAL, "bookmarks", self._bookmarks)
+
+    def _watch_timeout(self) -> None:
+        for server in self.clusters.values():
+            server.expire_watches()
+        self._schedule(WATCH_TIMEOUT, "watch-timeout", self._watch_timeout)
+
+    # -- konnector lifecycle ------------------------------------------------------------------
+    def start_konnector(self, factory: Callable[[], Any]) -> None:
+        self.konnector_factory = factory
+        self._boot()
+
+    def _boot(self) -> None:
+        assert self.konnector_factory is not None
+        self.restart_at = None
+        self.konnector = self.konnector_factory()
+        self.konnector.start()
+        for s in list(self.streams):
+            if s.reflector.watch is None and not s.reflector.synced:
+                self.start_reflector(s.reflector)
+
+    def crash_konnector(self) -> None:
+        if self.konnector is None:
+            return
+        self.log("konnector crashed")
+        self.konnector.stop()
+        self.konnector = None
+        self.crash_after = None
+        delay = self._crash_restart
+        self.restart_at = self.now + delay
+
+    _crash_restart = RESTART_DELAY
+
+    def attach(self, cluster: str, reflector: Reflector) -> None:
+        self.streams.append(Stream(cluster, reflector))
+
+    def detach(self, reflector: Reflector) -> None:
+        self.streams = [s for s in self.streams if s.reflector is not reflector]
+
+    def start_reflector(self, reflector: Reflector) -> None:
+        """List and watch; on failure retry after a short backoff (as a reflector does)."""
+        if reflector.stopped:
+            return
+        try:
+            self.as_konnector(reflector.relist)
+        except ApiError as err:
+            self.log(f"list {reflector.gvr} failed: {err}; retrying")
+            self._schedule(1.0, "relist", lambda: self.start_reflector(reflector))
+
+    def as_konnector(self, fn: Callable[[], Any]) -> Any:
+        previous, self.actor = self.actor, "konnector"
+        try:
+            return fn()
+        finally:
+            self.actor = previous
+
+    # -- requests --------------------------------------------------------------------------
+    def resolve_kubeconfig(self, secret: o.Obj, key: str) -> tuple[str, User] | None:
+        from kbsim.konnector import parse_kubeconfig
+
+        data = secret.get("data") or {}
+        raw = data.get(key)
+        if not isinstance(raw, str):
+            return None
+        import base64
+
+        try:
+            text = base64.b64decode(raw).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        parsed = parse_kubeconfig(text)
+        if parsed is None:
+            return None
+        server, token = parsed
+        host = urlparse(server if "://" in server else f"https://{server}").hostname or ""
+        if not host.endswith(".kbsim") or host[: -len(".kbsim")] not in self.clusters:
+            return None
+        user = ADMIN if token in ("", "admin") else User(token, ())
+        return host[: -len(".kbsim")], user
+
+    def read_fresh(self, cluster: str, ref: ObjectRef, user: User) -> o.Obj | None:
+        """An uncached GET, subject to stale-read faults; None when not found."""
+        server = self.clusters[cluster]
+        stale = self._active("stale-reads", cluster)
+
+        def get() -> o.Obj | None:
+            try:
+                if stale is not None:
+                    return server.get_at(ref.gvr, ref.key, stale.rv)
+                return server.get(ref.gvr, ref.key, user=user)
+            except ApiError as err:
+                if err.is_not_found:
+                    return None
+                raise
+
+        self.requests += 1
+        return self.as_konnector(get)
+
+    def perform(self, request: Request, server: APIServer, user: User, action: Action) -> None:
+        """Carry out one request for the konnector, counting it and honouring crash faults."""
+        if self.crash_after is not None:
+            if self.crash_after <= 0:
+                self.crash_konnector()
+                raise ApiError(503, "ServiceUnavailable", "konnector crashed")
+            self.crash_after -= 1
+        self.actions[type(action).__name__] += 1
+        self.requests += 1
+        r = request
+
+        def call() -> Any:
+            if r.verb == "create":
+                return server.create(r.gvr, r.body, user=user, field_manager=r.field_manager)
+            if r.verb == "update":
+                return server.update(
+                    r.gvr,
+                    r.body,
+                    user=user,
+                    subresource=r.subresource,
+                    field_manager=r.field_manager,
+                )
+            if r.verb == "patch":
+                return server.patch(
+                    r.gvr,
+                    r.key,
+                    r.body,
+                    r.patch_type,
+                    user=user,
+                    field_manager=r.field_manager,
+                    force=r.force,
+                    subresource=r.subresource,
+                )
+            if r.verb == "delete":
+                return server.delete(r.gvr, r.key, uid=r.uid or None, user=user)
+            raise ValueError(f"unknown verb {r.verb}")
+
+        self.as_konnector(call)
+
+    def _request_fault(self, cluster: str, verb: str, gvr: Any, key: Any, user: Any) -> Any:
+        if self.actor != "konnector":
+            return None
+        fault = self._active("api-errors", cluster)
+        if fault is None or self.rng.random() >= float(fault.params.get("rate", 0.5)):
+            return None
+        code = int(fault.params.get("code", 500))
+        reason = {429: "TooManyRequests", 504: "Timeout", 503: "ServiceUnavailable"}.get(
+            code, "InternalError"
+        )
+        retry = fault.params.get("retry_after")
+        err = ApiError(
+            code,
+            reason,
+            f"injected {code} by kbsim",
+            retry_after=float(retry) if retry is not None else None,
+        )
+        if fault.params.get("after_write") and verb in ("create", "update", "patch", "delete"):
+            from kbsim.apiserver import AfterWrite
+
+            return AfterWrite(err)
+        return err
+
+    # -- faults -------------------------------------------------------------------------------
+    def _active(self, kind: str, cluster: str) -> Fault | None:
+        for f in self.faults:
+            if f.kind == kind and f.cluster == cluster and f.start <= self.now < f.end:
+                return f
+        return None
+
+    def inject(self, kind: str, params: dict[str, Any]) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        cluster = str(params.get("cluster", ""))
+        if kind != "crash-konnector" and cluster not in self.clusters:
+            raise ValueError(f"fault {kind}: unknown cluster {cluster!r}")
+        self.actions[f"fault:{kind}"] += 1
+        if kind == "crash-konnector":
+            self._crash_restart = parse_duration(params.get("restart_after", RESTART_DELAY))
+            if "after_actions" in params:
+                self.crash_after = int(params["after_actions"])
+            else:
+                self.crash_konnector()
+            return
+        if kind == "compact":
+            self.clusters[cluster].compact()
+            self.clusters[cluster].expire_watches()
+            return
+        if kind == "expire-watches":
+            self.clusters[cluster].expire_watches()
+            return
+        duration = parse_duration(params.get("duration", "5s"))
+        fault = Fault(kind, cluster, self.now, self.now + duration, dict(params))
+        fault.rv = self.clusters[cluster].current_resource_version()
+        self.faults.append(fault)
+        if kind == "drop-watch-events":
+            self._schedule(duration, "drop-end", lambda: self._break_streams(cluster))
+
+    def _break_streams(self, cluster: str) -> None:
+        for s in self.streams:
+            if s.cluster == cluster:
+                s.broken = True
+
+    # -- the network ------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Move events from API server watches into flight, applying network faults."""
+        for s in list(self.streams):
+            w = s.reflector.watch
+            if w is None:
+                continue
+            events = w.drain()
+            drop = self._active("drop-watch-events", s.cluster)
+            delay = self._active("delay-watch-events", s.cluster)
+            dup = self._active("duplicate-watch-events", s.cluster)
+            for ev in events:
+                if drop is not None:
+                    continue
+                due = self.now + WATCH_LATENCY
+                if delay is not None:
+                    due += parse_duration(delay.params.get("by", "2s"))
+                if s.inflight and s.inflight[-1][0] > due:
+                    due = s.inflight[-1][0]  # a stream stays ordered
+                s.inflight.append((due, ev))
+                if dup is not None:
+                    s.inflight.append((due, ev))
+            if getattr(w, "closed", False) and not s.inflight:
+                s.broken = True
+
+    def _deliver_due(self) -> bool:
+        progressed = False
+        for s in list(self.streams):
+            while s.inflight and s.inflight[0][0] <= self.now:
+                _, ev = s.inflight.popleft()
+                progressed = True
+                try:
+                    self.as_konnector(lambda ev=ev, s=s: s.reflector.deliver(ev))
+                except ApiError as err:
+                    self.log(f"watch {s.reflector.gvr}: {err}; relisting")
+                    self.start_reflector(s.reflector)
+            if s.broken and not s.inflight and s in self.streams:
+                s.broken = False
+                progressed = True
+                try:
+                    self.as_konnector(s.reflector.rewatch)
+                except ApiError as err:
+                    self.log(f"rewatch {s.reflector.gvr}: {err}; relisting")
+                    self.start_reflector(s.reflector)
+        return progressed
+
+    # -- the loop -------------------------------------------------------------------------
+    def _next_time(self) -> float | None:
+        times = [self._tasks[0][0]] if self._tasks else []
+        times += [s.inflight[0][0] for s in self.streams if s.inflight]
+        if any(s.broken and not s.inflight for s in self.streams):
+            times.append(self.now)
+        if self.restart_at is not None:
+            times.append(self.restart_at)
+        times += [f.end for f in self.faults if f.end > self.now]
+        if any(server.pending_work() for server in self.clusters.values()):
+            times.append(self.now + CONTROLLER_INTERVAL)
+        k = self.konnector
+        if k is not None:
+            if k.queue.ready(self.now):
+                times.append(self.now + WORK_LATENCY)
+            due = k.queue.next_due()
+            if due is not None:
+                times.append(max(due, self.now))
+        return min(times) if times else None
+
+    def step(self, until: float) -> bool:
+        """Run everything due at the next instant not after `until`; False if nothing is."""
+        self._pump()
+        t = self._next_time()
+        if t is None or t > until:
+            return False
+        self.now = max(self.now, t)
+        if self.restart_at is not None and self.restart_at <= self.now:
+            self._boot()
+        while self._tasks and self._tasks[0][0] <= self.now:
+            _, _, _, fn = heapq.heappop(self._tasks)
+            fn()
+        for server in self.clusters.values():
+            if server.pending_work():
+                server.tick()
+        self._pump()
+        self._deliver_due()
+        k = self.konnector
+        if k is not None and k.queue.ready(self.now):
+            k.process_one()
+        self._pump()
+        return True
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.step(end):
+            pass
+        self.now = max(self.now, end)
+
+    def busy(self) -> bool:
+        """Is anything other than periodic housekeeping still to happen?"""
+        self._pump()
+        if any(s.inflight or s.broken for s in self.streams):
+            return True
+        if self.restart_at is not None:
+            return True
+        if any(server.pending_work() for server in self.clusters.values()):
+            return True
+        if any(f.end > self.now for f in self.faults):
+            return True
+        k = self.konnector
+        return k is not None and (k.queue.pending() > 0 or k.queue.next_due() is not None)
+
+    def settle(self, timeout: float) -> bool:
+        """Run until nothing is pending; False if `timeout` virtual seconds pass first."""
+        end = self.now + timeout
+        while self.busy():
+            if not self.step(end):
+                if self.now >= end or self._next_time() is None:
+                    break
+                self.now = end
+        return not self.busy()
+
+    # -- user actions ------------------------------------------------------------------------
+    def user_call(self, fn: Callable[[], Any]) -> Any:
+        previous, self.actor = self.actor, "user"
+        try:
+            return fn()
+        finally:
+            self.actor = previous
