@@ -134,6 +134,13 @@ class SimKonnector:
             self.control[gvr] = r
             self.world.attach(self.cluster, r)
         self.queue.add(CONTROL)
+        self.world.schedule(BACKSTOP_SECONDS, "backstop", self._backstop)
+
+    def _backstop(self) -> None:
+        if self.stopped:
+            return
+        self.resync()
+        self.world.schedule(BACKSTOP_SECONDS, "backstop", self._backstop)
 
     def stop(self) -> None:
         self.stopped = True

@@ -135,6 +135,10 @@ class World:
             self.plans.append((self.now, item, plan))
 
     # -- scheduling --------------------------------------------------------------------------
+    def schedule(self, delay: float, name: str, fn: Callable[[], None]) -> None:
+        """Run `fn` after `delay` virtual seconds."""
+        self._schedule(delay, name, fn)
+
     def _schedule(self, delay: float, name: str, fn: Callable[[], None]) -> None:
         self._seq += 1
         heapq.heappush(self._tasks, (self.now + delay, self._seq, name, fn))

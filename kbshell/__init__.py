@@ -1,0 +1,1 @@
+"""kbshell: the imperative shell that drives the kbcore kernel against real clusters."""

@@ -1,0 +1,290 @@
+"""The convergence state machine: user edits, foreign actors and faults against kbsim.
+
+Rules are the vocabulary of "What to absorb" item 6: user edits on the consumer, status writes
+and foreign writes on the provider, watch faults, request faults, stale reads, compaction,
+konnector crashes (also mid-plan), and the passage of time. After every step the safety
+invariants of `kbsim.invariants` must hold. At the end faults stop and the world must converge
+within a bounded virtual time (one backstop period), after which one more full round of the
+kernel over every object plans no writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from kbcore import objects as o
+from kbcore.api import keys
+from kbcore.instance import (
+    NAMESPACES,
+    InstanceView,
+    Ownership,
+    ProviderView,
+    classify,
+    plan_instance,
+)
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbsim import scenario
+from kbsim.apiserver import ADMIN
+from kbsim.konnector import BACKSTOP_SECONDS, SimKonnector
+from kbsim.world import World
+
+WIDGETS = GVR("example.org", "v1", "widgets")
+NAMES = ("a", "b", "c")
+NAMESPACES_USED = ("default", "team-x")
+SIZES = ("s", "m", "l")
+OTHER_CLUSTER_UID = "00000000-0000-0000-0000-00000000beef"
+
+WIDGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.org"},
+    "spec": {
+        "group": "example.org",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                  "listKind": "WidgetList"},
+        "versions": [{
+            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                },
+            }},
+        }],
+    },
+}
+
+keys_st = st.tuples(st.sampled_from(NAMESPACES_USED), st.sampled_from(NAMES)).map(
+    lambda t: ObjectKey(*t)
+)
+
+
+def widget(key: ObjectKey, **fields: Any) -> dict[str, Any]:
+    obj = {"apiVersion": "example.org/v1", "kind": "Widget",
+           "metadata": {"namespace": key.namespace, "name": key.name}}
+    obj.update(fields)
+    return obj
+
+
+def build_world(seed: int, policy: str, planner: Any) -> World:
+    world = World(["provider", "consumer"], seed=seed)
+    world.monitor.consumer_cluster = "consumer"
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    from kbcore import crdgen
+
+    for crd in crdgen.all_crds():
+        consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
+    for server in (consumer, provider):
+        server.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
+    for ns in ("kube-bind", "team-x"):
+        consumer.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": ns}})
+    world.settle(5)
+    consumer.create(GVR("", "v1", "secrets"),
+                    scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {
+        "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "p"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind",
+                                         "name": "provider-kubeconfig"}}})
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), {
+        "apiVersion": keys.API_VERSION, "kind": "ClusterBinding", "metadata": {"name": "w"},
+        "spec": {"connectionRef": {"name": "p"}, "apis": [{"name": "widgets.example.org"}],
+                 "conflictPolicy": policy}})
+    world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind", planner=planner))
+    world.settle(10)
+    return world
+
+
+class ConvergenceMachine(RuleBasedStateMachine):
+    planner: Any = staticmethod(plan_instance)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world: World | None = None
+
+    @initialize(seed=st.integers(0, 2**16), policy=st.sampled_from(["Fail", "Adopt"]))
+    def setup(self, seed: int, policy: str) -> None:
+        self.world = build_world(seed, policy, type(self).planner)
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    def _server(self, cluster: str) -> Any:
+        return self.w.clusters[cluster]
+
+    def _get(self, cluster: str, key: ObjectKey) -> dict[str, Any] | None:
+        try:
+            return self._server(cluster).get(WIDGETS, key)
+        except ApiError:
+            return None
+
+    def _user(self, fn: Any) -> None:
+        try:
+            self.w.user_call(fn)
+        except ApiError:
+            pass  # a user's request can fail (conflict, not found, terminating): that is fine
+
+    # -- user edits on the consumer ----------------------------------------------------------
+    @rule(key=keys_st, size=st.sampled_from(SIZES), orphan=st.booleans())
+    def consumer_create(self, key: ObjectKey, size: str, orphan: bool) -> None:
+        meta_extra = {"annotations": {keys.ANNOTATION_DELETION_POLICY: "Orphan"}} if orphan else {}
+        obj = widget(key, spec={"size": size})
+        obj["metadata"].update(meta_extra)
+        self._user(lambda: self._server("consumer").create(WIDGETS, obj, user=ADMIN))
+
+    @rule(key=keys_st, size=st.sampled_from(SIZES))
+    def consumer_update(self, key: ObjectKey, size: str) -> None:
+        self._user(lambda: self._server("consumer").patch(
+            WIDGETS, key, {"spec": {"size": size}}, "merge", user=ADMIN))
+
+    @rule(key=keys_st)
+    def consumer_delete(self, key: ObjectKey) -> None:
+        self._user(lambda: self._server("consumer").delete(WIDGETS, key, user=ADMIN))
+
+    # -- the provider's own actors -------------------------------------------------------------
+    @rule(key=keys_st, phase=st.sampled_from(["Pending", "Running", "Failed"]))
+    def provider_status(self, key: ObjectKey, phase: str) -> None:
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"status": {"phase": phase}}, "merge", subresource="status",
+            user=ADMIN, field_manager="provider-controller"))
+
+    @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
+    def foreign_create(self, key: ObjectKey, size: str, marked: bool) -> None:
+        """Someone else creates a provider object: unmarked, or another consumer's copy."""
+        obj = widget(key, spec={"size": "foreign-" + size})
+        if marked:
+            obj["metadata"]["annotations"] = {
+                keys.ANNOTATION_CONSUMER_CLUSTER_UID: OTHER_CLUSTER_UID,
+                keys.ANNOTATION_CONSUMER_OBJECT_UID: "someone-elses-object",
+            }
+        self._user(lambda: self._server("provider").create(WIDGETS, obj, user=ADMIN,
+                                                           field_manager="foreign"))
+
+    @rule(key=keys_st, size=st.sampled_from(SIZES))
+    def foreign_edit(self, key: ObjectKey, size: str) -> None:
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"spec": {"size": "edited-" + size}}, "merge", user=ADMIN,
+            field_manager="foreign"))
+
+    @rule(key=keys_st)
+    def foreign_delete(self, key: ObjectKey) -> None:
+        self._user(lambda: self._server("provider").delete(WIDGETS, key, user=ADMIN))
+
+    @rule(key=keys_st, hold=st.booleans())
+    def provider_finalizer(self, key: ObjectKey, hold: bool) -> None:
+        """A provider-side controller holds (or releases) its own finalizer on an object."""
+        fins = ["provider.example.org/cleanup"] if hold else []
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"metadata": {"finalizers": fins}}, "merge", user=ADMIN,
+            field_manager="provider-controller"))
+
+    # -- faults and time ---------------------------------------------------------------------
+    @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events",
+                                "duplicate-watch-events", "stale-reads"]),
+          cluster=st.sampled_from(["provider", "consumer"]),
+          seconds=st.floats(0.1, 10))
+    def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
+        self.w.inject(kind, {"cluster": cluster, "duration": seconds})
+
+    @rule(cluster=st.sampled_from(["provider", "consumer"]),
+          code=st.sampled_from([500, 429, 504]), after_write=st.booleans(),
+          seconds=st.floats(0.1, 10))
+    def api_errors(self, cluster: str, code: int, after_write: bool, seconds: float) -> None:
+        self.w.inject("api-errors", {"cluster": cluster, "code": code, "rate": 0.5,
+                                     "after_write": after_write, "duration": seconds,
+                                     "retry_after": 1})
+
+    @rule(cluster=st.sampled_from(["provider", "consumer"]))
+    def compact(self, cluster: str) -> None:
+        self.w.inject("compact", {"cluster": cluster})
+
+    @rule(after=st.none() | st.integers(0, 3))
+    def crash(self, after: int | None) -> None:
+        params: dict[str, Any] = {"restart_after": 0.5}
+        if after is not None:
+            params["after_actions"] = after
+        self.w.inject("crash-konnector", params)
+
+    @rule(seconds=st.floats(0.001, 5))
+    def run(self, seconds: float) -> None:
+        self.w.advance(seconds)
+
+    # -- properties --------------------------------------------------------------------------
+    @invariant()
+    def safety(self) -> None:
+        if self.world is not None:
+            assert not self.w.monitor.violations, self.w.monitor.violations
+
+    def teardown(self) -> None:
+        if self.world is None:
+            return
+        check_liveness(self.w, type(self).planner)
+
+
+def check_liveness(world: World, planner: Any = plan_instance) -> None:
+    """Once faults stop: converge within one backstop period, then a full round plans no writes."""
+    for f in world.faults:
+        f.end = min(f.end, world.now)
+    world.crash_after = None
+    assert world.settle(120), f"did not settle: {world.logs[-5:]}"
+    world.advance(BACKSTOP_SECONDS + 1)
+    assert world.settle(120), f"did not settle after backstop: {world.logs[-5:]}"
+    assert not world.monitor.violations, world.monitor.violations
+
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    local_uid = o.uid(consumer.get(NAMESPACES, ObjectKey("", "kube-system")))
+    for c in consumer.list(WIDGETS)[0]:
+        key = o.key_of(c)
+        assert not o.is_deleting(c), f"{key} still deleting: {c['metadata']}"
+        try:
+            p = provider.get(WIDGETS, key)
+        except ApiError:
+            p = None
+        assert p is not None, f"{key}: no provider copy"
+        ownership = classify(p, local_uid, o.uid(c))
+        ann = o.annotations_of(c)
+        if ownership is Ownership.OURS:
+            assert p.get("spec") == c.get("spec"), f"{key}: spec {p.get('spec')} != {c.get('spec')}"
+            assert c.get("status") == p.get("status"), f"{key}: status not mirrored"
+            assert keys.ANNOTATION_CONFLICT not in ann, f"{key}: stale conflict annotation"
+        else:
+            assert ann.get(keys.ANNOTATION_CONFLICT), f"{key}: {ownership} but no conflict mark"
+    for c in consumer.list(WIDGETS)[0]:
+        plan = full_round_plan(world, c, local_uid, planner)
+        assert plan.writes == (), f"{o.key_of(c)}: converged world still plans {plan}"
+
+
+def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: Any) -> Any:
+    """The plan the (real) kernel makes for `c` from fresh reads of everything."""
+    provider = world.clusters["provider"]
+    key = o.key_of(c)
+    try:
+        p = provider.get(WIDGETS, key)
+    except ApiError:
+        p = None
+    try:
+        provider.get(NAMESPACES, ObjectKey("", key.namespace))
+        ns_exists = True
+    except ApiError:
+        ns_exists = False
+    from kbcore.instance import Coverage
+
+    bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
+    policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")
+    view = InstanceView(WIDGETS, True, c, Coverage(True, policy),
+                        ProviderView(p, fresh=True, namespace_exists=ns_exists), local_uid)
+    plan = planner(view)
+    assert not plan.needs
+    return plan
+
+
+__all__ = ["ConvergenceMachine", "ObjectRef", "check_liveness", "precondition"]

@@ -1,0 +1,114 @@
+"""Deliberately broken kernels. The property suite must catch every one of them.
+
+Each mutant wraps the real `plan_instance` and breaks exactly one rule, the way a plausible bug
+would; `test_seeded_bugs.py` runs the convergence machine with each and expects a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import Apply, Delete, Plan, RemoveFinalizer, RequeueAfter, UpdateStatus
+from kbcore.api import keys
+from kbcore.instance import (
+    ADOPT,
+    InstanceView,
+    Ownership,
+    classify,
+    desired_provider_body,
+    plan_instance,
+    provider_ref,
+)
+
+Planner = Callable[[InstanceView], Plan]
+
+
+def delete_by_name_without_uid_check(view: InstanceView) -> Plan:
+    """On consumer deletion, delete whatever provider object has the name, ours or not."""
+    c, p = view.consumer, view.provider.obj
+    if (
+        c is not None
+        and o.is_deleting(c)
+        and keys.FINALIZER_SYNCER in o.finalizers(c)
+        and p is not None
+        and not o.is_deleting(p)
+    ):
+        pref = provider_ref(view.gvr, o.key_of(c), view.mapper)
+        return Plan((Delete(pref, ""), RequeueAfter(2.0)), why="bug: delete by name")
+    return plan_instance(view)
+
+
+def finalizer_removed_before_copy_is_gone(view: InstanceView) -> Plan:
+    """Release the consumer finalizer first, then delete the provider copy."""
+    plan = plan_instance(view)
+    deletes = [a for a in plan.actions if isinstance(a, Delete)]
+    if not deletes or view.consumer is None:
+        return plan
+    c = view.consumer
+    cref = attrs.evolve(deletes[0].target, cluster="consumer")
+    rest = tuple(f for f in o.finalizers(c) if f != keys.FINALIZER_SYNCER)
+    release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, o.resource_version(c), rest)
+    return Plan((release, *plan.actions), why="bug: finalizer released early")
+
+
+def noop_writes(view: InstanceView) -> Plan:
+    """Re-apply the provider copy on every pass even when nothing changed."""
+    plan = plan_instance(view)
+    c, p = view.consumer, view.provider.obj
+    if c is None or p is None or o.is_deleting(c) or not view.coverage.bound:
+        return plan
+    if any(isinstance(a, Apply) for a in plan.actions):
+        return plan
+    if classify(p, view.local_cluster_uid, o.uid(c)) is not Ownership.OURS:
+        return plan
+    pref = provider_ref(view.gvr, o.key_of(c), view.mapper)
+    body = desired_provider_body(c, pref.key, view.local_cluster_uid)
+    return Plan((*plan.actions, Apply(pref, body, keys.FIELD_MANAGER)), why="bug: no-op apply")
+
+
+def adopt_foreign_owned(view: InstanceView) -> Plan:
+    """Adopt any existing provider object, even one carrying another consumer's markers."""
+    c, p = view.consumer, view.provider.obj
+    if c is None or p is None or o.is_deleting(c):
+        return plan_instance(view)
+    if classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OWNED_BY_ANOTHER:
+        stripped = o.deepcopy(p)
+        ann = stripped.get("metadata", {}).get("annotations", {})
+        ann.pop(keys.ANNOTATION_CONSUMER_CLUSTER_UID, None)
+        ann.pop(keys.ANNOTATION_CONSUMER_OBJECT_UID, None)
+        view = attrs.evolve(
+            view,
+            provider=attrs.evolve(view.provider, obj=stripped),
+            coverage=attrs.evolve(view.coverage, conflict_policy=ADOPT),
+        )
+    return plan_instance(view)
+
+
+def status_dropped(view: InstanceView) -> Plan:
+    """Never mirror status back to the consumer."""
+    plan = plan_instance(view)
+    kept = tuple(a for a in plan.actions if not isinstance(a, UpdateStatus))
+    return attrs.evolve(plan, actions=kept)
+
+
+def deletion_timestamp_ignored(view: InstanceView) -> Plan:
+    """Treat a deleting consumer object as live: keep syncing, never release the finalizer."""
+    c = view.consumer
+    if c is not None and o.is_deleting(c):
+        live = o.deepcopy(c)
+        live["metadata"].pop("deletionTimestamp", None)
+        view = attrs.evolve(view, consumer=live)
+    return plan_instance(view)
+
+
+SEEDED_BUGS: dict[str, Planner] = {
+    "delete by name without a UID check": delete_by_name_without_uid_check,
+    "finalizer removed before the provider copy is gone": finalizer_removed_before_copy_is_gone,
+    "no-op writes": noop_writes,
+    "adopting a foreign-owned object": adopt_foreign_owned,
+    "status dropped": status_dropped,
+    "deletionTimestamp ignored": deletion_timestamp_ignored,
+}

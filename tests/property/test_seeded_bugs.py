@@ -1,0 +1,34 @@
+"""Oracle adequacy: the convergence property fails on every deliberately broken kernel.
+
+If one of these starts passing, the property suite has lost the power to catch that bug class.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.property.machine import ConvergenceMachine
+from tests.property.seeded_bugs import SEEDED_BUGS
+
+
+@pytest.mark.parametrize("bug", sorted(SEEDED_BUGS))
+def test_property_suite_catches(bug: str) -> None:
+    planner = SEEDED_BUGS[bug]
+
+    class Mutant(ConvergenceMachine):
+        pass
+
+    Mutant.planner = staticmethod(planner)
+    budget = settings(
+        max_examples=300,
+        stateful_step_count=30,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.generate],  # finding is enough; shrinking would only cost time
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(Mutant, settings=budget)
