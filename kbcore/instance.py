@@ -165,7 +165,7 @@ def consumer_key_for_provider(
 
 
 def desired_provider_body(
-    consumer: Mapping[str, Any], target: ObjectKey, local_cluster_uid: str
+    consumer: Mapping[str, Any], target: ObjectKey, local_cluster_uid: str, *, copy: bool = True
 ) -> o.Obj:
     """The applied configuration: markers and `spec`, nothing else of the consumer object."""
     meta: dict[str, Any] = {
@@ -184,7 +184,9 @@ def desired_provider_body(
         "metadata": meta,
     }
     if "spec" in consumer:
-        body["spec"] = o.deepcopy(consumer["spec"])
+        # Comparisons read the consumer's spec in place; only a body that leaves the kernel in
+        # an action is copied, so the shell can never alias the cache.
+        body["spec"] = o.deepcopy(consumer["spec"]) if copy else consumer["spec"]
     return body
 
 
@@ -197,71 +199,42 @@ def apply_is_noop(body: Mapping[str, Any], live: Mapping[str, Any], manager: str
     """
     if not o.contains(live, body):
         return False
-    owned = _owned_fields(live, manager)
-    if owned is None:
-        return False
-    return owned <= _field_paths(body, ())
+    owned = _applied_fields_v1(live, manager)
+    return owned is not None and _owned_within(owned, body)
 
 
-_UNRECORDED_METADATA = frozenset(
-    {
-        "name",
-        "namespace",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "managedFields",
-        "deletionTimestamp",
-        "selfLink",
-    }
-)
-
-
-def _field_paths(value: Any, path: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
-    """Every map path under `value` (lists are atomic leaves), as server-side apply records them:
-    top-level apiVersion/kind and the system metadata fields are never recorded."""
-    out: set[tuple[str, ...]] = set()
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not path and k in ("apiVersion", "kind"):
-                continue
-            if path == ("metadata",) and k in _UNRECORDED_METADATA:
-                continue
-            out.add((*path, k))
-            out |= _field_paths(v, (*path, k))
-    return frozenset(out)
-
-
-def _owned_fields(live: Mapping[str, Any], manager: str) -> frozenset[tuple[str, ...]] | None:
-    """Decode the fieldsV1 set `manager` owns through Apply on the main resource, or None."""
+def _applied_fields_v1(live: Mapping[str, Any], manager: str) -> dict[str, Any] | None:
+    """The fieldsV1 tree `manager` owns through Apply on the main resource, or None."""
     entries = o.metadata(live).get("managedFields")
     if not isinstance(entries, list):
         return None
     for entry in entries:
         if (
-            isinstance(entry, Mapping)
+            isinstance(entry, dict)
             and entry.get("manager") == manager
             and entry.get("operation") == "Apply"
             and not entry.get("subresource")
         ):
-            return _decode_fields_v1(entry.get("fieldsV1"), ())
+            fields = entry.get("fieldsV1")
+            return fields if isinstance(fields, dict) else None
     return None
 
 
-def _decode_fields_v1(node: Any, path: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
-    out: set[tuple[str, ...]] = set()
-    if not isinstance(node, Mapping):
-        return frozenset()
-    for k, v in node.items():
+def _owned_within(fields: dict[str, Any], body: Any) -> bool:
+    """Is every field of the fieldsV1 tree `fields` set in `body`?
+
+    Walks the owned tree alongside the body rather than building both sets. List-element keys
+    (`k:`/`v:`/`i:`) only occur for non-atomic lists, which the body never sets element by
+    element; they answer False, which costs at worst one redundant apply.
+    """
+    for k, sub in fields.items():
         if k == ".":
-            out.add(path)
             continue
-        step = (*path, k[2:] if k.startswith("f:") else k)
-        if isinstance(v, Mapping) and not v:
-            out.add(step)
-        out |= _decode_fields_v1(v, step)
-    return frozenset(out)
+        if not k.startswith("f:") or not isinstance(body, dict) or k[2:] not in body:
+            return False
+        if sub and not _owned_within(sub, body[k[2:]]):
+            return False
+    return True
 
 
 def _status(obj: Mapping[str, Any]) -> Any:
@@ -325,9 +298,9 @@ def plan_instance(view: InstanceView) -> Plan:
         actions.append(RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS))
         return Plan(tuple(actions), why="rule 6a: provider copy deleting; recreate once gone")
 
-    body = _apply(c, pref, view.local_cluster_uid, p)
-    if adopting or not apply_is_noop(body.body, p, keys.FIELD_MANAGER):
-        actions.append(body)
+    wanted = desired_provider_body(c, pref.key, view.local_cluster_uid, copy=False)
+    if adopting or not apply_is_noop(wanted, p, keys.FIELD_MANAGER):
+        actions.append(_apply(c, pref, view.local_cluster_uid, p))
     actions.extend(_clear_conflict(c, cref))
     if ownership is Ownership.OURS and holds_finalizer and _status(c) != _status(p):
         # Status is only mirrored once our finalizer is in place, from the rv it was planned on;

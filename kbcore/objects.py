@@ -72,7 +72,7 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -138,8 +138,8 @@ def deepcopy(obj: Obj) -> Obj:
 def contains(haystack: Any, needle: Any) -> bool:
     """Subset match: every map key of `needle` is in `haystack` with a matching value; lists and
     scalars must be equal. `contains(x, x)` holds for every JSON value."""
-    if isinstance(needle, Mapping):
-        if not isinstance(haystack, Mapping):
+    if isinstance(needle, dict):
+        if not isinstance(haystack, dict):
             return False
         return all(k in haystack and contains(haystack[k], v) for k, v in needle.items())
     if isinstance(needle, bool) or isinstance(haystack, bool):
