@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kbcore.selectors import matches_string
+from kbcore.selectors import parse as parse_selector
 
 from kbcore import objects as o
 from kbcore.errors import ApiError
@@ -35,6 +35,7 @@ class Reflector:
         self.gvr = gvr
         self.user = user
         self.label_selector = label_selector
+        self._selector = parse_selector(label_selector)
         self.on_event = on_event
         self.cache: dict[ObjectKey, o.Obj] = {}
         self.rv = ""
@@ -43,7 +44,7 @@ class Reflector:
         self.stopped = False
 
     def _selected(self, obj: o.Obj) -> bool:
-        return not self.label_selector or matches_string(self.label_selector, o.labels_of(obj))
+        return not self.label_selector or self._selector.matches(dict(o.labels_of(obj)))
 
     def relist(self) -> None:
         """List and replace the cache; raises ApiError if the list fails (caller retries)."""
@@ -65,14 +66,21 @@ class Reflector:
                 self.on_event("MODIFIED", old, new)
         self.rv = rv
         self.synced = True
-        self.watch = self.server.watch(self.gvr, resource_version=rv, user=self.user)
+        self.watch = self.server.watch(
+            self.gvr, resource_version=rv, user=self.user, label_selector=self.label_selector
+        )
 
     def rewatch(self) -> None:
         """Resume the watch from the last resourceVersion seen (after a stream ended)."""
         if self.watch is not None:
             self.watch.stop()
         try:
-            self.watch = self.server.watch(self.gvr, resource_version=self.rv, user=self.user)
+            self.watch = self.server.watch(
+                self.gvr,
+                resource_version=self.rv,
+                user=self.user,
+                label_selector=self.label_selector,
+            )
         except ApiError as err:
             if not err.is_gone:
                 raise

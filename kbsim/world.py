@@ -37,6 +37,7 @@ CONTROLLER_INTERVAL = 0.05
 WATCH_TIMEOUT = 300.0
 """A real API server ends watches after a few minutes; reflectors then resume."""
 RESTART_DELAY = 1.0
+RECONNECT_DELAY = 0.1
 KONNECTOR_USER = User("system:serviceaccount:kube-bind:konnector", ("system:masters",))
 
 FAULT_KINDS = {
@@ -94,6 +95,7 @@ class Stream:
     reflector: Reflector
     inflight: deque[tuple[float, dict[str, Any]]] = attrs.field(factory=deque)
     broken: bool = False
+    retry_at: float = 0.0
 
 
 class World:
@@ -344,7 +346,15 @@ class World:
     def _break_streams(self, cluster: str) -> None:
         for s in self.streams:
             if s.cluster == cluster:
-                s.broken = True
+                self._break(s)
+
+    def _break(self, s: Stream) -> None:
+        """The stream ended: reconnect shortly, or once the network is back."""
+        if s.broken:
+            return
+        s.broken = True
+        drop = self._active("drop-watch-events", s.cluster)
+        s.retry_at = drop.end if drop is not None else self.now + RECONNECT_DELAY
 
     # -- the network ------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -369,7 +379,7 @@ class World:
                 if dup is not None:
                     s.inflight.append((due, ev))
             if getattr(w, "closed", False) and not s.inflight:
-                s.broken = True
+                self._break(s)
 
     def _deliver_due(self) -> bool:
         progressed = False
@@ -382,7 +392,11 @@ class World:
                 except ApiError as err:
                     self.log(f"watch {s.reflector.gvr}: {err}; relisting")
                     self.start_reflector(s.reflector)
-            if s.broken and not s.inflight and s in self.streams:
+            if s.broken and not s.inflight and s.retry_at <= self.now and s in self.streams:
+                if self._active("drop-watch-events", s.cluster) is not None:
+                    s.broken = False
+                    self._break(s)
+                    continue
                 s.broken = False
                 progressed = True
                 try:
@@ -396,8 +410,7 @@ class World:
     def _next_time(self) -> float | None:
         times = [self._tasks[0][0]] if self._tasks else []
         times += [s.inflight[0][0] for s in self.streams if s.inflight]
-        if any(s.broken and not s.inflight for s in self.streams):
-            times.append(self.now)
+        times += [max(s.retry_at, self.now) for s in self.streams if s.broken and not s.inflight]
         if self.restart_at is not None:
             times.append(self.restart_at)
         times += [f.end for f in self.faults if f.end > self.now]

@@ -1,0 +1,208 @@
+"""Constructors for the `ApiError`s kube-apiserver returns, with its exact wording.
+
+Each function mirrors one constructor of k8s.io/apimachinery/pkg/api/errors (`NewNotFound`,
+`NewConflict`, `NewInvalid`, ...) so kbsim's messages are byte-identical to a real server's.
+`FieldError` mirrors `field.Error`; `invalid()` aggregates them like `NewInvalid`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from kbcore import errors as reasons
+from kbcore.errors import ApiError
+
+OPTIMISTIC_LOCK_MESSAGE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+
+def _qualified(group: str, name: str) -> str:
+    """`GroupResource.String()` / `GroupKind.String()`: `name.group`, or `name` for core."""
+    return f"{name}.{group}" if group else name
+
+
+def _details(group: str, kind: str, name: str, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if name:
+        out["name"] = name
+    if group:
+        out["group"] = group
+    if kind:
+        out["kind"] = kind
+    out.update(extra)
+    return out
+
+
+def not_found(group: str, resource: str, name: str) -> ApiError:
+    return ApiError(
+        404,
+        reasons.NOT_FOUND,
+        f'{_qualified(group, resource)} "{name}" not found',
+        details=_details(group, resource, name),
+    )
+
+
+def resource_not_found() -> ApiError:
+    """What the server answers for a resource it does not serve (unknown or not established)."""
+    return ApiError(404, reasons.NOT_FOUND, "the server could not find the requested resource")
+
+
+def already_exists(group: str, resource: str, name: str) -> ApiError:
+    return ApiError(
+        409,
+        reasons.ALREADY_EXISTS,
+        f'{_qualified(group, resource)} "{name}" already exists',
+        details=_details(group, resource, name),
+    )
+
+
+def conflict(group: str, resource: str, name: str, reason: str) -> ApiError:
+    return ApiError(
+        409,
+        reasons.CONFLICT,
+        f'Operation cannot be fulfilled on {_qualified(group, resource)} "{name}": {reason}',
+        details=_details(group, resource, name),
+    )
+
+
+def forbidden(group: str, resource: str, name: str, reason: str) -> ApiError:
+    qualified = _qualified(group, resource)
+    if not name:
+        message = f"{qualified} is forbidden: {reason}"
+    else:
+        message = f'{qualified} "{name}" is forbidden: {reason}'
+    return ApiError(403, reasons.FORBIDDEN, message, details=_details(group, resource, name))
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, reasons.BAD_REQUEST, message)
+
+
+def method_not_allowed(group: str, resource: str, action: str) -> ApiError:
+    return ApiError(
+        405,
+        reasons.METHOD_NOT_ALLOWED,
+        f'{action} is not supported on resources of kind "{_qualified(group, resource)}"',
+        details=_details(group, resource, ""),
+    )
+
+
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, reasons.UNSUPPORTED_MEDIA_TYPE, message)
+
+
+def expired(message: str) -> ApiError:
+    return ApiError(410, reasons.GONE, message)
+
+
+def internal(message: str) -> ApiError:
+    return ApiError(500, reasons.INTERNAL_ERROR, f"Internal error occurred: {message}")
+
+
+def timeout(message: str, retry_after: float | None = None) -> ApiError:
+    return ApiError(504, reasons.TIMEOUT, message, retry_after=retry_after)
+
+
+# --- field errors -------------------------------------------------------------------------------
+
+_OMIT = object()
+
+
+def go_value(value: Any) -> str:
+    """Format a bad value the way field.Error.ErrorBody does (%q strings, %v numbers)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@attrs.frozen
+class FieldError:
+    """`field.Error`: `type` is the human ErrorType string (`Invalid value`, ...)."""
+
+    type: str
+    field: str
+    bad_value: Any = _OMIT
+    detail: str = ""
+
+    def body(self) -> str:
+        bodyless = ("Required value", "Forbidden", "Too long", "Internal error")
+        if self.type in bodyless or self.bad_value is _OMIT:
+            out = self.type
+        else:
+            out = f"{self.type}: {go_value(self.bad_value)}"
+        if self.detail:
+            out += f": {self.detail}"
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.body()}"
+
+    @property
+    def cause_reason(self) -> str:
+        return {
+            "Required value": "FieldValueRequired",
+            "Invalid value": "FieldValueInvalid",
+            "Unsupported value": "FieldValueNotSupported",
+            "Forbidden": "FieldValueForbidden",
+            "Duplicate value": "FieldValueDuplicate",
+            "Too long": "FieldValueTooLong",
+            "Too many": "FieldValueTooMany",
+            "Not found": "FieldValueNotFound",
+        }.get(self.type, "FieldValueInvalid")
+
+
+def required(field: str, detail: str = "") -> FieldError:
+    return FieldError("Required value", field, detail=detail)
+
+
+def invalid_value(field: str, value: Any, detail: str) -> FieldError:
+    return FieldError("Invalid value", field, value, detail)
+
+
+def forbidden_field(field: str, detail: str) -> FieldError:
+    return FieldError("Forbidden", field, detail=detail)
+
+
+def not_supported(field: str, value: Any, supported: Sequence[str]) -> FieldError:
+    detail = "supported values: " + ", ".join(json.dumps(s) for s in supported)
+    return FieldError("Unsupported value", field, value, detail)
+
+
+def too_long(field: str, detail: str) -> FieldError:
+    return FieldError("Too long", field, detail=detail)
+
+
+def duplicate(field: str, value: Any) -> FieldError:
+    return FieldError("Duplicate value", field, value)
+
+
+def immutable(field: str, value: Any) -> FieldError:
+    return invalid_value(field, value, "field is immutable")
+
+
+def invalid(group: str, kind: str, name: str, errs: Sequence[FieldError]) -> ApiError:
+    """`NewInvalid(GroupKind, name, errs)`: 422 with the aggregated message and causes."""
+    qualified = _qualified(group, kind)
+    if not errs:
+        message = f'{qualified} "{name}" is invalid'
+    elif len(errs) == 1:
+        message = f'{qualified} "{name}" is invalid: {errs[0]}'
+    else:
+        message = f'{qualified} "{name}" is invalid: [{", ".join(str(e) for e in errs)}]'
+    causes = [{"reason": e.cause_reason, "message": e.body(), "field": e.field} for e in errs]
+    return ApiError(
+        422, reasons.INVALID, message, details=_details(group, kind, name, causes=causes)
+    )

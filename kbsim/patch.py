@@ -1,0 +1,161 @@
+"""JSON merge patch (RFC 7386) and JSON patch (RFC 6902), as kube-apiserver applies them.
+
+Errors read like evanphx/json-patch's (the library kube-apiserver uses) and are raised as the
+`ApiError`s the server returns: a malformed patch document is 400, a patch that does not apply
+(including a failed `test`) is 422.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kbcore import errors as reasons
+from kbcore.errors import ApiError
+from kbcore.fieldsets import json_equal
+from kbsim.apierrors import bad_request
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge recursively, `null` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _unprocessable(message: str) -> ApiError:
+    return ApiError(422, reasons.INVALID, message)
+
+
+def _pointer(path: Any) -> list[str]:
+    if not isinstance(path, str):
+        raise bad_request(f"invalid JSON pointer {path!r}")
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise _unprocessable(f'JSON pointer must be empty or start with a "/": {path}')
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _parent(doc: Any, parts: list[str], op: str, path: Any) -> Any:
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _unprocessable(
+                f'{op} operation does not apply: doc is missing path: "{path}": missing value'
+            )
+    return node
+
+
+def _get(doc: Any, path: Any) -> Any:
+    parts = _pointer(path)
+    node = doc
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _unprocessable(f"unable to get nonexistent key: {part}: missing value")
+    return node
+
+
+def _add(doc: Any, path: Any, value: Any) -> Any:
+    parts = _pointer(path)
+    if not parts:
+        return copy.deepcopy(value)
+    parent = _parent(doc, parts, "add", path)
+    last = parts[-1]
+    if isinstance(parent, dict):
+        parent[last] = copy.deepcopy(value)
+    elif isinstance(parent, list):
+        if last == "-":
+            parent.append(copy.deepcopy(value))
+        elif last.isdigit() and int(last) <= len(parent):
+            parent.insert(int(last), copy.deepcopy(value))
+        else:
+            raise _unprocessable(
+                f"Unable to access invalid index: {last}: invalid index referenced"
+            )
+    else:
+        raise _unprocessable(
+            f'add operation does not apply: doc is missing path: "{path}": missing value'
+        )
+    return doc
+
+
+def _remove(doc: Any, path: Any) -> tuple[Any, Any]:
+    parts = _pointer(path)
+    if not parts:
+        raise _unprocessable("unable to remove the whole document")
+    parent = _parent(doc, parts, "remove", path)
+    last = parts[-1]
+    if isinstance(parent, dict):
+        if last not in parent:
+            raise _unprocessable(f"Unable to remove nonexistent key: {last}: missing value")
+        return doc, parent.pop(last)
+    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        return doc, parent.pop(int(last))
+    raise _unprocessable(f"Unable to access invalid index: {last}: invalid index referenced")
+
+
+def _replace(doc: Any, path: Any, value: Any) -> Any:
+    parts = _pointer(path)
+    if not parts:
+        return copy.deepcopy(value)
+    parent = _parent(doc, parts, "replace", path)
+    last = parts[-1]
+    if isinstance(parent, dict) and last in parent:
+        parent[last] = copy.deepcopy(value)
+        return doc
+    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        parent[int(last)] = copy.deepcopy(value)
+        return doc
+    raise _unprocessable(
+        f"replace operation does not apply: doc is missing key: {path}: missing value"
+    )
+
+
+def json_patch(doc: Any, operations: Any) -> Any:
+    """Apply an RFC 6902 patch to a copy of `doc`."""
+    if not isinstance(operations, list):
+        raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    out = copy.deepcopy(doc)
+    for op in operations:
+        if not isinstance(op, dict):
+            raise bad_request("json: cannot unmarshal into Go value of type jsonpatch.Operation")
+        kind = op.get("op")
+        path = op.get("path")
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise _unprocessable(f"{kind} operation, missing value field")
+        if kind == "add":
+            out = _add(out, path, op["value"])
+        elif kind == "remove":
+            out, _ = _remove(out, path)
+        elif kind == "replace":
+            out = _replace(out, path, op["value"])
+        elif kind == "move":
+            out, value = _remove(out, op.get("from"))
+            out = _add(out, path, value)
+        elif kind == "copy":
+            out = _add(out, path, _get(out, op.get("from")))
+        elif kind == "test":
+            try:
+                current = _get(out, path)
+            except ApiError:
+                current = object()
+            if not json_equal(current, op["value"]):
+                raise _unprocessable(f"testing value {path} failed: test failed")
+        else:
+            raise _unprocessable(f"Unexpected kind: {kind}")
+    return out

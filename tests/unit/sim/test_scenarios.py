@@ -1,0 +1,106 @@
+"""kbsim scenarios: every example passes, a wrong expectation fails loudly, bad files are named."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kbsim import cli, scenario
+
+EXAMPLES = sorted(Path("examples/scenarios").glob("*/scenario.yaml"))
+
+
+def test_there_are_examples_for_every_required_case() -> None:
+    names = {p.parent.name for p in EXAMPLES}
+    assert {"quickstart", "conflict-fail", "conflict-adopt", "orphan", "drift-repair",
+            "crash-mid-sync"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_example_passes_with_json_output(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, json.dumps(out, indent=2)
+    assert out["passed"] is True
+    assert set(out) == {"scenario", "seed", "passed", "steps", "invariants", "actions",
+                        "virtual_seconds"}
+    assert all(s["outcome"] == "ok" for s in out["steps"])
+    assert all(v == "held" for v in out["invariants"].values())
+    assert out["virtual_seconds"] > 0
+
+
+def test_same_seed_same_run() -> None:
+    sc = scenario.load(Path("examples/scenarios/crash-mid-sync/scenario.yaml"))
+    a, b = scenario.run(sc, seed=5), scenario.run(sc, seed=5)
+    assert a.to_json() == b.to_json()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    common = Path("examples/scenarios/_common").resolve()
+    p = tmp_path / "scenario.yaml"
+    p.write_text(textwrap.dedent(text).replace("COMMON", str(common)))
+    return p
+
+
+QUICK = """\
+    name: wrong
+    clusters: [provider, consumer]
+    konnector: {cluster: consumer, namespace: kube-bind}
+    setup:
+      - {cluster: provider, file: COMMON/widgets-crd.yaml}
+      - {cluster: consumer, file: COMMON/widgets-crd.yaml}
+      - {cluster: consumer, file: COMMON/bundle.yaml}
+    steps:
+      - cluster: consumer
+        create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
+      - settle: {timeout: 30s}
+      - expect:
+          cluster: provider
+          object: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}}
+          matches: {spec: {size: small}}
+      - advance: 1s
+    """
+
+
+def test_wrong_expectation_exits_nonzero_and_says_which_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, QUICK)
+    assert cli.main(["run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out
+    assert "step 3 (line 11) failed" in out
+    assert "size" in out and "small" in out and "large" in out
+    assert cli.main(["run", str(path), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "failed", "not run"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("clusters: [a]\nkonnector: {cluster: b}\n", ":2: konnector:"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {aply: {}}\n", ":4: step 1: exactly one of"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {advance: soon}\n", ":4: step 1: not a duration"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {fault: {kind: meteor}}\n", ":4: step 1: fault kind must be one of"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nbogus: 1\n", ":1: unknown top-level key(s): bogus"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - cluster: a\n    create: {kind: X}\n", ":4: manifest is missing apiVersion"),
+        ("clusters: [a\n", "invalid YAML"),
+    ],
+)
+def test_malformed_scenario_names_the_line(
+    tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    assert cli.main(["run", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert str(p) in err and message in err, err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
