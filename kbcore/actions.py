@@ -56,6 +56,19 @@ class Apply:
 
 
 @attrs.frozen(hash=False)
+class Create:
+    """Create `body` (POST): fails with AlreadyExists instead of touching an existing object.
+
+    Used for a provider copy the kernel believes absent, because a server-side apply would
+    silently merge into a same-named object created meanwhile by someone else.
+    """
+
+    target: ObjectRef
+    body: Obj
+    field_manager: str
+
+
+@attrs.frozen(hash=False)
 class CreateNamespace:
     """Create namespace `name` in `cluster`; AlreadyExists counts as success."""
 
@@ -115,6 +128,7 @@ Action = (
     AddFinalizer
     | RemoveFinalizer
     | Apply
+    | Create
     | CreateNamespace
     | Delete
     | MergePatch
@@ -127,6 +141,7 @@ WRITES: tuple[type[Any], ...] = (
     AddFinalizer,
     RemoveFinalizer,
     Apply,
+    Create,
     CreateNamespace,
     Delete,
     MergePatch,

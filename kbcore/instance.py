@@ -23,7 +23,10 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
  4. Our `syncer` finalizer is added before anything is written on the provider, so no provider
     copy can exist that the consumer object is not holding on to.
  5. Provider copy absent (confirmed by a fresh read): create the provider namespace if it is
-    missing, then server-side apply the copy.
+    missing, then create the copy with a POST, never an apply: an apply would merge into a
+    same-named object someone created after our read (found by the property suite under stale
+    reads). The next pass re-applies it once, which gives our field manager server-side-apply
+    ownership of every field (so a field later dropped from the consumer spec is removed).
  6. Provider copy present, classified by its ownership markers (`classify`):
     a. ours: re-apply only if the copy differs from what we would apply (zero no-op writes);
        mirror its status onto the consumer exactly, clearing the consumer status when the copy
@@ -55,6 +58,7 @@ from kbcore.actions import (
     Action,
     AddFinalizer,
     Apply,
+    Create,
     CreateNamespace,
     Delete,
     EmitEvent,
@@ -224,9 +228,14 @@ def _owned_within(fields: dict[str, Any], body: Any) -> bool:
     """Is every field of the fieldsV1 tree `fields` set in `body`?
 
     Walks the owned tree alongside the body rather than building both sets. List-element keys
-    (`k:`/`v:`/`i:`) only occur for non-atomic lists, which the body never sets element by
-    element; they answer False, which costs at worst one redundant apply.
+    (`k:`/`v:`/`i:`) occur for associative lists (`x-kubernetes-list-type: map` or `set`): the
+    server records our elements one by one although the body always sends the whole list. The
+    caller has already checked that the live list equals the body's (`contains` compares lists
+    whole), so the elements we own are exactly the body's: nothing below a list is left over.
+    (Answering False there would re-apply on every pass, never reaching zero writes.)
     """
+    if isinstance(body, list):
+        return True
     for k, sub in fields.items():
         if k == ".":
             continue
@@ -239,6 +248,22 @@ def _owned_within(fields: dict[str, Any], body: Any) -> bool:
 
 def _status(obj: Mapping[str, Any]) -> Any:
     return obj.get("status")
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values, where `true` is not `1` (Python's `==` says it is, so a status
+    `{"ready": true}` would never replace a mirrored `{"ready": 1}`)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)) or a.keys() != b.keys():
+            return False
+        return all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) or isinstance(b, list):
+        if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+            return False
+        return all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def _with_status(consumer: Mapping[str, Any], status: Any) -> o.Obj:
@@ -285,7 +310,8 @@ def plan_instance(view: InstanceView) -> Plan:
                 return Plan(needs=(ReadFresh(ns_ref),), why="rule 5: does the namespace exist")
             if not view.provider.namespace_exists:
                 actions.append(_create_namespace(pref.key.namespace, view.local_cluster_uid))
-        actions.append(_apply(c, pref, view.local_cluster_uid, None))
+        body = desired_provider_body(c, pref.key, view.local_cluster_uid)
+        actions.append(Create(pref, body, keys.FIELD_MANAGER))
         actions.extend(_clear_conflict(c, cref))
         return Plan(tuple(actions), why="rule 5: create provider copy")
 
@@ -302,7 +328,7 @@ def plan_instance(view: InstanceView) -> Plan:
     if adopting or not apply_is_noop(wanted, p, keys.FIELD_MANAGER):
         actions.append(_apply(c, pref, view.local_cluster_uid, p))
     actions.extend(_clear_conflict(c, cref))
-    if ownership is Ownership.OURS and holds_finalizer and _status(c) != _status(p):
+    if ownership is Ownership.OURS and holds_finalizer and not _same_json(_status(c), _status(p)):
         # Status is only mirrored once our finalizer is in place, from the rv it was planned on;
         # when the finalizer is added in this same plan the next pass mirrors it.
         actions.append(UpdateStatus(cref, _with_status(c, _status(p))))

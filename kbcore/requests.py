@@ -19,6 +19,7 @@ from kbcore.actions import (
     Action,
     AddFinalizer,
     Apply,
+    Create,
     CreateNamespace,
     Delete,
     EmitEvent,
@@ -86,6 +87,8 @@ def to_request(action: Action, now: float) -> Request | None:
             return Request(
                 "patch", t.cluster, t.gvr, t.key, body, "apply", field_manager=fm, force=force
             )
+        case Create(target=t, body=body, field_manager=fm):
+            return Request("create", t.cluster, t.gvr, t.key, body, field_manager=fm)
         case CreateNamespace(cluster=cluster, name=name, labels=labels, annotations=ann):
             meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
             if ann:
@@ -169,6 +172,8 @@ def judge(action: Action, error: ApiError) -> Verdict:
         return Verdict(Next.CONTINUE, why="already gone")
     if isinstance(action, EmitEvent):
         return Verdict(Next.CONTINUE, why="events are best effort")
+    if isinstance(action, Create) and error.is_already_exists:
+        return Verdict(Next.REPLAN, why="someone created it first: classify it afresh")
     if error.code in (404, 409, 422) and not isinstance(action, Apply | CreateNamespace):
         return Verdict(Next.REPLAN, why=f"{error.reason}: plan again from fresh state")
     if error.code == 409 and isinstance(action, Apply):

@@ -34,24 +34,34 @@ Theory of operation
 Known differences from kube-apiserver (approximations a controller could notice)
 ---------------------------------------------------------------------------------
 
-- Strategic merge patch is not supported (415 for every resource, real servers accept it for
-  built-ins); `deletecollection`, `dryRun`, list pagination (`limit`/`continue`) and
-  `resourceVersionMatch` are not modelled.
-- Only conversion strategy `None` between CRD versions (apiVersion is rewritten); managedFields
-  of all versions are treated as one schema; CEL validation rules, `format`, `oneOf`/`anyOf`
-  are not checked; CRD schema changes apply immediately (a real server takes a moment).
-- Graceful deletion (pods) does not exist here; deleting an object without finalizers removes
-  it at once, deletion marks set `deletionGracePeriodSeconds: 0`.
-- Built-in kinds are validated only for what controllers commonly trip over (names, labels,
-  annotations, finalizers, owner references, Secret/ConfigMap keys, size and immutability,
-  Lease and events.k8s.io Event fields, RBAC roleRef/subjects, CRD names/scope/versions/schema).
-- The watch cache's "too large resource version" wait is not modelled: a watch from a future
-  resourceVersion gets a 504 ERROR event at once. Bookmarks are only sent by `emit_bookmarks()`.
-- RBAC: no aggregated ClusterRoles, no escalation check; only the `cluster-admin` bootstrap
-  ClusterRole/Binding exist. Events do not expire (no one-hour TTL).
+- Not modelled at all: strategic merge patch (415 for every resource; real servers accept it
+  for built-ins), `deletecollection`, `dryRun`, list pagination (`limit`/`continue`),
+  `resourceVersionMatch`, `sendInitialEvents`, admission webhooks and policies, quotas, event
+  TTL (Events never expire), the managedFields cap of ten Update entries (`ancient-changes`),
+  graceful deletion (no pods here: deletion marks set `deletionGracePeriodSeconds: 0`).
+- CRDs: only conversion strategy `None` between versions (apiVersion is rewritten); validation
+  and defaulting use the request version's schema; CEL rules (`x-kubernetes-validations`),
+  `format`, `oneOf`/`anyOf`/`allOf`/`not` and ratcheting are not checked; a schema change
+  applies at once; NamesAccepted only detects plural/kind clashes within the group; the
+  `InstanceDeletionCheck` (one-minute timeout) condition is never set.
+- Field ownership: every version of a resource shares one schema (no conversion of managed
+  fields); built-in kinds use hand-written SMD types, approximated as "struct" for nested
+  objects not listed in `kbcore.fieldsets.BUILTIN_TYPES`; timestamps have second precision.
+- Status subresources of built-ins (Namespace, CRD) use the custom-resource rule: a /status
+  write keeps only `.status` (real built-in strategies differ slightly for metadata).
+- Built-in validation covers what controllers commonly trip over (names, labels, annotations,
+  finalizers, owner references, Secret/ConfigMap keys/size/immutability, Lease and
+  events.k8s.io Event fields, RBAC roleRef/subjects, CRD names/scope/versions/schema).
+- Watches: the "too large resource version" wait is not modelled (a 504 ERROR event at once);
+  bookmarks are only sent by `emit_bookmarks()`; field selectors support only
+  `metadata.name` and `metadata.namespace`.
+- RBAC: no aggregated ClusterRoles, no escalation check, no non-resource URLs; only the
+  `cluster-admin` bootstrap ClusterRole/Binding exist.
+- Discovery lists the same eight verbs for every resource.
 - `default` ServiceAccounts and `kube-root-ca.crt` ConfigMaps are created per namespace only
   with `namespace_defaults=True` (a kube-controller-manager running all controllers does it).
-- The cap of ten `Update` managedFields entries (`ancient-changes`) is not applied.
+- Controllers (`tick`) bypass request hooks and RBAC; a hook's `AfterWrite` error is raised
+  even when the request itself failed (the client never sees the real outcome).
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ from kbsim.resources import (
     BUILTINS,
     CRD_GVR,
     NAMESPACE_GVR,
+    VERBS,
     ResourceInfo,
     event_from_core,
     event_to_core,
@@ -141,7 +152,11 @@ ResponseLost = AfterWrite
 
 @attrs.frozen
 class WriteRecord:
-    """One committed write, as given to write observers (objects in storage form)."""
+    """One committed write, as given to write observers (objects in storage form).
+
+    `before`/`after` are deep copies made on access (most observers never look), so an
+    observer cannot corrupt the store.
+    """
 
     verb: str
     gvr: GVR
@@ -149,9 +164,17 @@ class WriteRecord:
     user: User
     field_manager: str
     subresource: str
-    before: Obj | None
-    after: Obj | None
+    _before: Obj | None = attrs.field(repr=False)
+    _after: Obj | None = attrs.field(repr=False)
     rv: str
+
+    @property
+    def before(self) -> Obj | None:
+        return copy.deepcopy(self._before)
+
+    @property
+    def after(self) -> Obj | None:
+        return copy.deepcopy(self._after)
 
 
 class DiscoveredResource(NamedTuple):
@@ -209,7 +232,8 @@ class Watch:
         return out
 
     def stop(self) -> None:
-        """Client-side stop: no further events are queued."""
+        """Client-side stop: undelivered events are discarded and no more are queued."""
+        self._queue = []
         self._close()
 
     @property
@@ -292,10 +316,22 @@ def _meta(obj: Obj) -> dict[str, Any]:
     return meta
 
 
-def _without_rv(obj: Obj) -> Obj:
-    out = copy.deepcopy(obj)
-    _meta(out).pop("resourceVersion", None)
-    return out
+def _same_ignoring_rv(a: Obj, b: Obj) -> bool:
+    """JSON equality of two objects, ignoring metadata.resourceVersion (no copies)."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        if k != "metadata":
+            if not fieldsets.json_equal(a[k], b[k]):
+                return False
+            continue
+        ma, mb = a[k] or {}, b[k] or {}
+        keys_a = {x for x in ma if x != "resourceVersion"}
+        if keys_a != {x for x in mb if x != "resourceVersion"}:
+            return False
+        if not all(fieldsets.json_equal(ma[x], mb[x]) for x in keys_a):
+            return False
+    return True
 
 
 def _condition(ctype: str, status: str, reason: str, message: str, now: str) -> dict[str, Any]:
@@ -356,6 +392,7 @@ class APIServer:
         }
         self._custom: dict[tuple[str, str], ResourceInfo] = {}
         self._authorizer = Authorizer(self._rbac_lookup)
+        self._pending: tuple[int, bool] | None = None
         self._bootstrap()
 
     # --- public: hooks, observers -------------------------------------------------------------
@@ -574,16 +611,7 @@ class APIServer:
                         info.gvr(version),
                         info.kind,
                         info.namespaced,
-                        (
-                            "create",
-                            "delete",
-                            "deletecollection",
-                            "get",
-                            "list",
-                            "patch",
-                            "update",
-                            "watch",
-                        ),
+                        VERBS,
                         info.subresources,
                     )
                 )
@@ -600,6 +628,8 @@ class APIServer:
 
     def tick(self) -> int:
         """Run the asynchronous controllers once; returns the number of writes they made."""
+        if not self.pending_work():
+            return 0
         before = self._rv
         self._crd_controller(act=True)
         self._namespace_controller(act=True)
@@ -609,7 +639,15 @@ class APIServer:
         return self._rv - before
 
     def pending_work(self) -> bool:
-        """Whether `tick()` would do anything."""
+        """Whether `tick()` would do anything (memoized per resourceVersion: controllers only
+        react to stored state)."""
+        if self._pending is not None and self._pending[0] == self._rv:
+            return self._pending[1]
+        pending = self._compute_pending()
+        self._pending = (self._rv, pending)
+        return pending
+
+    def _compute_pending(self) -> bool:
         return (
             self._crd_controller(act=False)
             or self._namespace_controller(act=False)
@@ -720,16 +758,26 @@ class APIServer:
 
     # --- presentation -------------------------------------------------------------------------
 
-    def _present(self, info: ResourceInfo, version: str, obj: Obj, *, in_list: bool = False) -> Obj:
-        """A deep copy of a stored object in the requested version's form."""
-        out = copy.deepcopy(obj)
+    def _present(
+        self,
+        info: ResourceInfo,
+        version: str,
+        obj: Obj,
+        *,
+        in_list: bool = False,
+        view: bool = False,
+    ) -> Obj:
+        """A stored object in the requested version's form: a deep copy, or with `view=True` a
+        cheap read-only view that shares nested values with the store (never mutate it)."""
+        out = dict(obj) if view else copy.deepcopy(obj)
         if info.group == "events.k8s.io":
             out = event_from_core(out)
         else:
             out["apiVersion"] = info.api_version(version)
         out["kind"] = info.kind
         if not info.builtin:
-            out = crschema.default(crschema.prune(out, info.schema(version)), info.schema(version))
+            schema = info.schema(version)
+            out = crschema.default_in_place(crschema.prune(out, schema, share=True), schema)
         out = {
             "apiVersion": out.pop("apiVersion"),
             "kind": out.pop("kind"),
@@ -741,7 +789,8 @@ class APIServer:
         return out
 
     def _to_storage(self, info: ResourceInfo, obj: Obj) -> Obj:
-        out = copy.deepcopy(obj)
+        """The storage form of a freshly built object (shares nested values with `obj`)."""
+        out = dict(obj)
         if info.group == "events.k8s.io":
             out = event_to_core(out)
         else:
@@ -793,8 +842,8 @@ class APIServer:
             user,
             field_manager,
             subresource,
-            copy.deepcopy(before),
-            copy.deepcopy(after),
+            before,
+            result if after is not None else None,
             rv,
         )
         for observer in list(self._observers):
@@ -1030,7 +1079,8 @@ class APIServer:
         and defaulting, Secret data checks and stringData conversion, defaulting funcs."""
         if not info.builtin:
             schema = info.schema(version)
-            return crschema.default(crschema.prune(obj, schema), schema)
+            # The request body is already our own copy: prune may share its values.
+            return crschema.default_in_place(crschema.prune(obj, schema, share=True), schema)
         if info.kind == "Secret":
             problem = v.decode_secret_data(obj.get("data"))
             if problem:
@@ -1127,13 +1177,13 @@ class APIServer:
             out["spec"] = copy.deepcopy(old.get("spec") or {})
         self._prepare_kind(info, out, old)
         if info.tracks_generation:
-            if info.builtin:
-                changed = out.get("spec") != old.get("spec")
-            else:
-                strip = ("metadata",)
-                changed = {k: x for k, x in out.items() if k not in strip} != {
-                    k: x for k, x in old.items() if k not in strip
-                }
+            if info.builtin:  # CRDs: spec changes only
+                changed = not fieldsets.json_equal(out.get("spec"), old.get("spec"))
+            else:  # custom resources: anything but metadata (status is reset above if split)
+                changed = not fieldsets.json_equal(
+                    {k: x for k, x in out.items() if k != "metadata"},
+                    {k: x for k, x in old.items() if k != "metadata"},
+                )
             if changed:
                 meta["generation"] = int(old_meta.get("generation") or 0) + 1
         return out
@@ -1343,7 +1393,8 @@ class APIServer:
     ) -> Obj:
         """The shared tail of update, patch and apply: preconditions, field manager, strategy,
         validation, finalizer-emptied deletion, no-op detection, commit."""
-        body_meta = _meta(body)
+        body_meta = dict(_meta(body))
+        body["metadata"] = body_meta
         if body_meta.get("name", key.name) != key.name:
             raise errs.bad_request(
                 f"the name of the object ({body_meta.get('name')}) does not match the name on "
@@ -1358,7 +1409,7 @@ class APIServer:
         if info.namespaced:
             body_meta["namespace"] = key.namespace
         self._preconditions(info, key, existing, body)
-        live = self._present(info, version, existing)
+        live = self._present(info, version, existing, view=True)
         new = self._decode_request(info, version, body)
         live_entries = self._managed_entries(existing)
         if applied is None:
@@ -1401,7 +1452,7 @@ class APIServer:
                     version=version,
                 )
                 return self._present(info, version, existing)
-        if fieldsets.json_equal(_without_rv(stored_form), _without_rv(existing)):
+        if _same_ignoring_rv(stored_form, existing):
             return self._present(info, version, existing)
         stored = self._commit(
             info,
@@ -1455,7 +1506,7 @@ class APIServer:
             )
         if existing is None:
             raise errs.not_found(info.group, info.resource, key.name)
-        live = self._present(info, version, existing)
+        live = self._present(info, version, existing, view=True)
         if patch_type == "merge":
             if not isinstance(body, dict):
                 raise errs.bad_request(
@@ -1542,7 +1593,7 @@ class APIServer:
             return self._create(
                 info, version, result.obj, field_manager, user, managed=result.managed
             )
-        live = self._present(info, version, existing)
+        live = self._present(info, version, existing, view=True)
         try:
             result = fieldsets.apply(
                 live,
@@ -1714,7 +1765,7 @@ class APIServer:
             mmeta["deletionTimestamp"] = now
         mmeta["deletionGracePeriodSeconds"] = 0
         marked = self._canonical(info, marked)
-        if fieldsets.json_equal(_without_rv(marked), _without_rv(existing)):
+        if _same_ignoring_rv(marked, existing):
             return existing
         return self._commit(info, key, existing, marked, verb="delete", user=user, version=version)
 
@@ -1775,7 +1826,7 @@ class APIServer:
         """A controller's status write (an Update on /status, recorded in managedFields)."""
         meta = existing.get("metadata") or {}
         key = ObjectKey(meta.get("namespace", ""), meta["name"])
-        body = self._present(info, info.storage_version, existing)
+        body = self._present(info, info.storage_version, existing, view=True)
         body["status"] = status
         self._write_update(
             info,
@@ -2098,7 +2149,8 @@ class APIServer:
             ns = self._store(ns_info)[key]
         if contents:
             return
-        body = self._present(ns_info, "v1", ns)
+        body = self._present(ns_info, "v1", ns, view=True)
+        body["spec"] = dict(body.get("spec") or {})
         body["spec"]["finalizers"] = [
             f for f in body["spec"].get("finalizers") or [] if f != NAMESPACE_FINALIZER
         ]
@@ -2215,7 +2267,8 @@ class APIServer:
             current = self._store(dinfo).get(dkey)
             if current is None:
                 continue
-            body = self._present(dinfo, dinfo.storage_version, current)
+            body = self._present(dinfo, dinfo.storage_version, current, view=True)
+            body["metadata"] = dict(body["metadata"])
             body["metadata"]["ownerReferences"] = [
                 r for r in body["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
             ]
@@ -2239,7 +2292,8 @@ class APIServer:
         current = self._store(info).get(key)
         if current is None:
             return
-        body = self._present(info, info.storage_version, current)
+        body = self._present(info, info.storage_version, current, view=True)
+        body["metadata"] = dict(body["metadata"])
         body["metadata"]["finalizers"] = [
             f for f in body["metadata"].get("finalizers") or [] if f != finalizer
         ]

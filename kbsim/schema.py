@@ -64,20 +64,24 @@ def _preserves(schema: Mapping[str, Any]) -> bool:
     return schema.get("x-kubernetes-preserve-unknown-fields") is True
 
 
-def prune(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a custom resource with unknown fields removed."""
-    out = _prune(obj, schema, root=True)
+def prune(obj: dict[str, Any], schema: Mapping[str, Any], *, share: bool = False) -> dict[str, Any]:
+    """A custom resource with unknown fields removed. Containers on schema paths are always
+    new; values the schema does not describe are deep-copied, or shared with `share=True`."""
+    out = _prune(obj, schema, share, root=True)
     return out if isinstance(out, dict) else {}
 
 
-def _prune(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> Any:
+def _prune(value: Any, schema: Mapping[str, Any], share: bool, *, root: bool = False) -> Any:
+    def keep(v: Any) -> Any:
+        return v if share else copy.deepcopy(v)
+
     if isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, Mapping):
-            return [_prune(v, items) for v in value]
-        return copy.deepcopy(value)
+            return [_prune(v, items, share) for v in value]
+        return keep(value)
     if not isinstance(value, dict):
-        return copy.deepcopy(value)
+        return keep(value)
     props = schema.get("properties")
     props = props if isinstance(props, Mapping) else {}
     additional = schema.get("additionalProperties")
@@ -86,23 +90,28 @@ def _prune(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> Any:
     out: dict[str, Any] = {}
     for key, child in value.items():
         if embedded and key in ("apiVersion", "kind"):
-            out[key] = copy.deepcopy(child)
+            out[key] = keep(child)
         elif embedded and key == "metadata":
-            out[key] = prune_metadata(copy.deepcopy(child)) if root else copy.deepcopy(child)
+            out[key] = prune_metadata(child) if root else keep(child)
         elif key in props:
-            out[key] = _prune(child, props[key])
+            out[key] = _prune(child, props[key], share)
         elif isinstance(additional, Mapping):
-            out[key] = _prune(child, additional)
+            out[key] = _prune(child, additional, share)
         elif keep_all:
-            out[key] = copy.deepcopy(child)
+            out[key] = keep(child)
     return out
 
 
 def default(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with schema defaults applied and non-nullable nulls defaulted or dropped."""
-    out = copy.deepcopy(obj)
-    _default(out, schema, root=True)
-    return out
+    return default_in_place(copy.deepcopy(obj), schema)
+
+
+def default_in_place(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`default` without the copy: only for the fresh containers `prune` returns (defaulting
+    only writes into containers on schema paths)."""
+    _default(obj, schema, root=True)
+    return obj
 
 
 def _default(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> None:
@@ -350,19 +359,26 @@ def is_protected_group(group: str) -> bool:
 
 
 def default_crd(crd: dict[str, Any]) -> None:
-    """`SetDefaults_CustomResourceDefinitionSpec` (in place)."""
+    """`SetDefaults_CustomResourceDefinitionSpec`, copy-on-write: only `crd` itself and the
+    containers it changes are replaced, nested values are never mutated."""
     spec = crd.get("spec")
     if not isinstance(spec, dict):
         return
+    spec = dict(spec)
+    crd["spec"] = spec
     names = spec.get("names")
     if isinstance(names, dict):
         kind = names.get("kind")
-        if isinstance(kind, str) and kind:
+        if isinstance(kind, str) and kind and not ("singular" in names and "listKind" in names):
+            names = dict(names)
             names.setdefault("singular", kind.lower())
             names.setdefault("listKind", kind + "List")
-    conversion = spec.setdefault("conversion", {"strategy": "None"})
-    if isinstance(conversion, dict):
-        conversion.setdefault("strategy", "None")
+            spec["names"] = names
+    conversion = spec.get("conversion")
+    if conversion is None:
+        spec["conversion"] = {"strategy": "None"}
+    elif isinstance(conversion, dict) and "strategy" not in conversion:
+        spec["conversion"] = {**conversion, "strategy": "None"}
 
 
 def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:

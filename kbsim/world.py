@@ -364,12 +364,19 @@ class World:
             if w is None:
                 continue
             events = w.drain()
+            if s.broken:
+                continue  # the connection is gone: what the server still sends is lost
             drop = self._active("drop-watch-events", s.cluster)
+            if drop is not None and events:
+                # Lost data means a lost connection: nothing later on this stream may arrive
+                # (a reflector would otherwise skip past what it never saw). It reconnects
+                # from its last resourceVersion once the network is back.
+                w.stop()
+                self._break(s)
+                continue
             delay = self._active("delay-watch-events", s.cluster)
             dup = self._active("duplicate-watch-events", s.cluster)
             for ev in events:
-                if drop is not None:
-                    continue
                 due = self.now + WATCH_LATENCY
                 if delay is not None:
                     due += parse_duration(delay.params.get("by", "2s"))

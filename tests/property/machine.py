@@ -36,6 +36,7 @@ WIDGETS = GVR("example.org", "v1", "widgets")
 NAMES = ("a", "b", "c")
 NAMESPACES_USED = ("default", "team-x")
 SIZES = ("s", "m", "l")
+PROVIDER_FINALIZER = "provider.example.org/cleanup"
 OTHER_CLUSTER_UID = "00000000-0000-0000-0000-00000000beef"
 
 WIDGET_CRD: dict[str, Any] = {
@@ -169,6 +170,13 @@ class ConvergenceMachine(RuleBasedStateMachine):
         self._user(lambda: self._server("provider").create(WIDGETS, obj, user=ADMIN,
                                                            field_manager="foreign"))
 
+    @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
+    def conflict(self, key: ObjectKey, size: str, marked: bool) -> None:
+        """A provider object exists before the consumer creates its namesake (spec §4.1 step 7)."""
+        self.foreign_create(key, size, marked)
+        self.consumer_create(key, size, orphan=False)
+        self.w.advance(1.0)  # long enough for the konnector to notice the conflict
+
     @rule(key=keys_st, size=st.sampled_from(SIZES))
     def foreign_edit(self, key: ObjectKey, size: str) -> None:
         self._user(lambda: self._server("provider").patch(
@@ -182,7 +190,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
     @rule(key=keys_st, hold=st.booleans())
     def provider_finalizer(self, key: ObjectKey, hold: bool) -> None:
         """A provider-side controller holds (or releases) its own finalizer on an object."""
-        fins = ["provider.example.org/cleanup"] if hold else []
+        fins = [PROVIDER_FINALIZER] if hold else []
         self._user(lambda: self._server("provider").patch(
             WIDGETS, key, {"metadata": {"finalizers": fins}}, "merge", user=ADMIN,
             field_manager="provider-controller"))
@@ -235,6 +243,7 @@ def check_liveness(world: World, planner: Any = plan_instance) -> None:
     for f in world.faults:
         f.end = min(f.end, world.now)
     world.crash_after = None
+    release_provider_finalizers(world)
     assert world.settle(120), f"did not settle: {world.logs[-5:]}"
     world.advance(BACKSTOP_SECONDS + 1)
     assert world.settle(120), f"did not settle after backstop: {world.logs[-5:]}"
@@ -261,6 +270,18 @@ def check_liveness(world: World, planner: Any = plan_instance) -> None:
     for c in consumer.list(WIDGETS)[0]:
         plan = full_round_plan(world, c, local_uid, planner)
         assert plan.writes == (), f"{o.key_of(c)}: converged world still plans {plan}"
+
+
+def release_provider_finalizers(world: World) -> None:
+    """Fairness: the provider's own controllers eventually finish their cleanup. Without this a
+    finalizer held forever on the provider would (rightly) keep a deletion waiting forever."""
+    provider = world.clusters["provider"]
+    for p in provider.list(WIDGETS)[0]:
+        if PROVIDER_FINALIZER in o.finalizers(p):
+            rest = [f for f in o.finalizers(p) if f != PROVIDER_FINALIZER]
+            world.user_call(lambda p=p, rest=rest: provider.patch(
+                WIDGETS, o.key_of(p), {"metadata": {"finalizers": rest}}, "merge", user=ADMIN,
+                field_manager="provider-controller"))
 
 
 def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: Any) -> Any:

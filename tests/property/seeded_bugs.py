@@ -104,11 +104,14 @@ def deletion_timestamp_ignored(view: InstanceView) -> Plan:
     return plan_instance(view)
 
 
-SEEDED_BUGS: dict[str, Planner] = {
-    "delete by name without a UID check": delete_by_name_without_uid_check,
-    "finalizer removed before the provider copy is gone": finalizer_removed_before_copy_is_gone,
-    "no-op writes": noop_writes,
-    "adopting a foreign-owned object": adopt_foreign_owned,
-    "status dropped": status_dropped,
-    "deletionTimestamp ignored": deletion_timestamp_ignored,
+SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
+    # bug -> (mutant kernel, the property failure that must catch it)
+    "delete by name without a UID check": (
+        delete_by_name_without_uid_check, "no-foreign-provider-writes"),
+    "finalizer removed before the provider copy is gone": (
+        finalizer_removed_before_copy_is_gone, "finalizer-held-while-provider-copy-exists"),
+    "no-op writes": (noop_writes, "converged world still plans"),
+    "adopting a foreign-owned object": (adopt_foreign_owned, "no-foreign-provider-writes"),
+    "status dropped": (status_dropped, "status not mirrored"),
+    "deletionTimestamp ignored": (deletion_timestamp_ignored, "still deleting"),
 }
