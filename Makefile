@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports crds-check unit property scenarios conformance e2e clusters bench clean
+.PHONY: demo test lint typecheck imports crds-check scenarios e2e bench clean
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -42,11 +42,17 @@ scenarios: $(STAMP)
 	  $(BIN)/kbsim run "$$s" --json > /dev/null || { echo "scenario failed: $$s"; $(BIN)/kbsim run "$$s"; exit 1; }; \
 	  echo "   ok  $$s"; done
 
-test: lint typecheck imports crds-check scenarios
+test: lint typecheck imports crds-check scenarios k8sbin
 	@echo ">> pytest"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 -include hack/k8s/k8s.mk
+
+e2e: $(STAMP) k8sbin
+	@$(BIN)/pytest -q -m realcluster tests/e2e
+
+bench: $(STAMP)
+	@$(BIN)/python bench/kernel_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

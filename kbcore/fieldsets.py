@@ -56,6 +56,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from kbcore.objects import json_equal
+
 __all__ = [
     "APPLY",
     "ATOMIC",
@@ -208,19 +210,6 @@ def _json(value: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values: `1 == 1.0` but `True != 1`, dict order ignored."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
 
 
 def _value_key(v: Any) -> tuple[Any, ...]:

@@ -135,13 +135,24 @@ def deepcopy(obj: Obj) -> Obj:
     return copy.deepcopy(obj)
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: `1 == 1.0` but `True != 1`, dict order ignored."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
+
+
 def contains(haystack: Any, needle: Any) -> bool:
     """Subset match: every map key of `needle` is in `haystack` with a matching value; lists and
-    scalars must be equal. `contains(x, x)` holds for every JSON value."""
+    scalars must be equal as JSON values. `contains(x, x)` holds for every JSON value."""
     if isinstance(needle, dict):
         if not isinstance(haystack, dict):
             return False
         return all(k in haystack and contains(haystack[k], v) for k, v in needle.items())
-    if isinstance(needle, bool) or isinstance(haystack, bool):
-        return type(needle) is type(haystack) and needle == haystack
-    return bool(haystack == needle)
+    return json_equal(haystack, needle)

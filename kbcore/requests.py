@@ -55,7 +55,7 @@ class Request:
 
 def _rfc3339(epoch_seconds: float) -> str:
     # Civil-from-days (H. Hinnant), so the kernel formats time without a clock module.
-    secs = int(epoch_seconds)
+    secs = int(epoch_seconds // 1)  # floor, as datetime does for times before 1970
     days, rem = divmod(secs, 86400)
     hh, rem = divmod(rem, 3600)
     mm, ss = divmod(rem, 60)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kbcore.selectors import parse as parse_selector
-
 from kbcore import objects as o
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.selectors import parse as parse_selector
 
 Handler = Callable[[str, o.Obj | None, o.Obj | None], None]
 """on_event(type, old, new): type is ADDED, MODIFIED or DELETED."""

@@ -32,12 +32,12 @@ from typing import Any
 
 import attrs
 import yaml
-from kbsim.apiserver import ADMIN
 
 from kbcore import crdgen
 from kbcore import objects as o
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbsim.apiserver import ADMIN
 from kbsim.konnector import SimKonnector
 from kbsim.world import FAULT_KINDS, START_TIME, World, parse_duration
 
@@ -74,7 +74,8 @@ class Step:
             return f"settle (timeout {(b.get('settle') or {}).get('timeout', '60s')})"
         e = b["expect"]
         if "absent" in e:
-            return f"expect {e['cluster']} {e['absent'].get('kind', '?')} {_ref_text(e['absent'])} absent"
+            ref = e["absent"]
+            return f"expect {e['cluster']} {ref.get('kind', '?')} {_ref_text(ref)} absent"
         return f"expect {e['cluster']} {e['object'].get('kind', '?')} {_ref_text(e['object'])}"
 
 

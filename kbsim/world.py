@@ -19,13 +19,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import attrs
-from kbsim.apiserver import ADMIN, APIServer, User
 
 from kbcore import objects as o
 from kbcore.actions import Action
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectRef
 from kbcore.requests import Request
+from kbsim.apiserver import ADMIN, APIServer, User
 from kbsim.invariants import Monitor
 from kbsim.reflector import Reflector
 

@@ -10,6 +10,7 @@ kernel over every object plans no writes.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.errors import ApiError
 from kbcore.instance import (
     NAMESPACES,
     InstanceView,
@@ -25,7 +27,6 @@ from kbcore.instance import (
     classify,
     plan_instance,
 )
-from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbsim import scenario
 from kbsim.apiserver import ADMIN
@@ -129,10 +130,9 @@ class ConvergenceMachine(RuleBasedStateMachine):
             return None
 
     def _user(self, fn: Any) -> None:
-        try:
+        # A user's request can fail (conflict, not found, terminating): that is fine.
+        with contextlib.suppress(ApiError):
             self.w.user_call(fn)
-        except ApiError:
-            pass  # a user's request can fail (conflict, not found, terminating): that is fine
 
     # -- user edits on the consumer ----------------------------------------------------------
     @rule(key=keys_st, size=st.sampled_from(SIZES), orphan=st.booleans())

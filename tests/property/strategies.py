@@ -404,12 +404,14 @@ def server_copy(
     deletion_timestamp: str | None = None,
     status_manager: bool = False,
     associative_lists: bool = False,
+    operation: str = "Apply",
 ) -> dict[str, Any]:
     """What an API server holds after creating an object by server-side applying `body` as
     `kube-bind-konnector`: the body plus server-set metadata and a managedFields entry for the
     applied fields; optionally labels/annotations/finalizers set by other managers, a status (set
     through /status by the provider's controller) and a deletionTimestamp. `associative_lists`
-    records list elements one by one, as the schema's list types make a server do."""
+    records list elements one by one, as the schema's list types make a server do; `operation`
+    `Update` is what a server records for a create (POST) instead of an apply."""
     body = copy.deepcopy(dict(body))
     obj: dict[str, Any] = {}
     _merge(obj, {k: v for k, v in body.items() if k != "metadata"})
@@ -419,7 +421,11 @@ def server_copy(
     meta["resourceVersion"] = resource_version
     meta["generation"] = 1
     meta["creationTimestamp"] = "2024-01-01T00:00:00Z"
-    managed = [managed_fields_entry(body, associative_lists=associative_lists)]
+    managed = [
+        managed_fields_entry(
+            body, keys.FIELD_MANAGER, operation, associative_lists=associative_lists
+        )
+    ]
     if extra_labels:
         meta.setdefault("labels", {}).update(extra_labels)
     if extra_annotations:

@@ -21,6 +21,7 @@ from kbcore.actions import (
     Action,
     AddFinalizer,
     Apply,
+    Create,
     CreateNamespace,
     Delete,
     EmitEvent,
@@ -74,6 +75,7 @@ ACTION_TYPES = (
     AddFinalizer,
     RemoveFinalizer,
     Apply,
+    Create,
     CreateNamespace,
     Delete,
     MergePatch,
@@ -245,9 +247,9 @@ def test_safety_delete(view: InstanceView) -> None:
 @LAW
 @given(any_views)
 def test_safety_apply(view: InstanceView) -> None:
-    """Apply never goes onto a copy owned by another, nor onto a foreign-unmanaged one unless the
-    binding says Adopt, nor onto a copy being deleted; it creates only after a fresh read; and it
-    is planned only for a covered, non-deleting consumer object."""
+    """Apply goes only onto a copy that exists: never onto one owned by another, nor onto a
+    foreign-unmanaged one unless the binding says Adopt, nor onto one being deleted, always with
+    the copy's UID as precondition; and only for a covered, non-deleting consumer object."""
     plan = plan_instance(view)
     for a in plan.actions:
         if not isinstance(a, Apply):
@@ -257,18 +259,31 @@ def test_safety_apply(view: InstanceView) -> None:
         assert view.coverage.bound and not deleting(c)
         assert a.target == provider_ref(view)
         assert a.field_manager == keys.FIELD_MANAGER and a.force
+        assert p is not None, "a copy believed absent is created, never applied blind"
         kind = ownership(view)
-        if kind is Kind.ABSENT:
-            assert view.provider.fresh
-            assert "uid" not in a.body["metadata"]
-        else:
-            assert p is not None
-            assert kind is Kind.OURS or (
-                kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
-            )
-            assert not deleting(p)
-            if uid(p):
-                assert a.body["metadata"]["uid"] == uid(p)
+        assert kind is Kind.OURS or (
+            kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
+        )
+        assert not deleting(p)
+        if uid(p):
+            assert a.body["metadata"]["uid"] == uid(p)
+
+
+@LAW
+@given(any_views)
+def test_safety_create(view: InstanceView) -> None:
+    """A copy is created (POST, which fails on an existing object) only where a fresh read found
+    none, for a covered, non-deleting consumer object, at the mapped key."""
+    for a in plan_instance(view).actions:
+        if not isinstance(a, Create):
+            continue
+        c = view.consumer
+        assert c is not None
+        assert view.coverage.bound and not deleting(c)
+        assert view.provider.obj is None and view.provider.fresh
+        assert a.target == provider_ref(view)
+        assert a.field_manager == keys.FIELD_MANAGER
+        assert "uid" not in a.body["metadata"]
 
 
 @LAW
@@ -287,7 +302,7 @@ def test_safety_create_namespace(view: InstanceView) -> None:
             keys.LABEL_MANAGED: "true",
             keys.ANNOTATION_CONSUMER_CLUSTER_UID: view.local_cluster_uid,
         }
-        assert any(isinstance(b, Apply) for b in plan.actions[i + 1 :])
+        assert any(isinstance(b, Create) for b in plan.actions[i + 1 :])
 
 
 @LAW
@@ -352,7 +367,9 @@ def test_deleting_never_writes_to_a_copy_that_is_not_ours(view: InstanceView) ->
     if c is None or not deleting(c):
         return
     plan = plan_instance(view)
-    assert not any(isinstance(a, Apply | CreateNamespace | AddFinalizer) for a in plan.actions)
+    assert not any(
+        isinstance(a, Apply | Create | CreateNamespace | AddFinalizer) for a in plan.actions
+    )
     if not holds_finalizer(c):
         assert plan.actions == () and plan.needs == ()
 
@@ -429,9 +446,11 @@ def test_conflict_annotation_tracks_the_conflict(view: InstanceView) -> None:
 
 @LAW
 @given(any_views)
-def test_direction_apply_body_carries_only_spec_and_markers(view: InstanceView) -> None:
+def test_direction_bodies_carry_only_spec_and_markers(view: InstanceView) -> None:
+    """What goes up (apply or create) is apiVersion, kind, name/namespace at the mapped key, our
+    marker label and annotations, and the consumer spec verbatim: nothing else."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, Apply):
+        if not isinstance(a, Apply | Create):
             continue
         c = view.consumer
         assert c is not None
@@ -595,12 +614,14 @@ def test_stability(
     extra: dict[str, str],
     associative: bool,
 ) -> None:
-    """Apply the plan the way a server would; the next plan writes nothing.
+    """Carry out the plans the way a server would; after the create and one apply, the next
+    plan writes nothing.
 
-    The provider copy is what the server holds after our apply (the plan's own Apply body, with
-    a managedFields entry for the applied fields, lists recorded whole or element by element as
-    associative list types make a server do) plus a status and metadata of other managers;
-    the consumer object has that status and no conflict annotation (the plan's MergePatch).
+    The provider copy is what the server holds after our write of the plan's own body (with a
+    managedFields entry for the written fields: operation Update after the create, Apply after
+    the apply; lists recorded whole or element by element as associative list types make a
+    server do) plus a status and metadata of other managers; the consumer object has that
+    status and no conflict annotation (the plan's MergePatch).
     """
     namespaced = "namespace" in consumer["metadata"]
     gvr = WIDGETS if namespaced else GADGETS
@@ -610,24 +631,31 @@ def test_stability(
         pv = ProviderView(p, fresh=fresh, namespace_exists=True)
         return InstanceView(gvr, namespaced, c, coverage, pv, LOCAL_CLUSTER_UID, mapper)
 
+    def held(body: dict[str, Any], operation: str) -> dict[str, Any]:
+        return server_copy(
+            body,
+            uid=provider_uid,
+            status=status,
+            extra_labels=extra,
+            status_manager=True,
+            associative_lists=associative,
+            operation=operation,
+        )
+
     first = plan_instance(view_of(consumer, None, True))
-    applies = [a for a in first.actions if isinstance(a, Apply)]
-    assert len(applies) == 1
-    live = server_copy(
-        applies[0].body,
-        uid=provider_uid,
-        status=status,
-        extra_labels=extra,
-        status_manager=True,
-        associative_lists=associative,
-    )
+    creates = [a for a in first.actions if isinstance(a, Create)]
+    assert len(creates) == 1
     settled = copy.deepcopy(consumer)
     settled["metadata"].get("annotations", {}).pop(keys.ANNOTATION_CONFLICT, None)
     settled.pop("status", None)
     if status is not ...:
         settled["status"] = copy.deepcopy(status)
 
-    again = plan_instance(view_of(settled, live, fresh))
+    second = plan_instance(view_of(settled, held(creates[0].body, "Update"), fresh))
+    applies = [a for a in second.actions if isinstance(a, Apply)]
+    assert second.actions == tuple(applies) and len(applies) == 1, second
+
+    again = plan_instance(view_of(settled, held(applies[0].body, "Apply"), fresh))
     assert again.writes == (), again
     assert again.needs == ()
     assert again.actions == ()

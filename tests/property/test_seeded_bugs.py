@@ -19,8 +19,8 @@ def test_property_suite_catches(bug: str) -> None:
 
     # A class per mutant, and no example database: a failing example saved for one mutant must
     # not be replayed against another and make it look caught.
-    Mutant = type(f"Mutant_{planner.__name__}", (ConvergenceMachine,), {})
-    Mutant.planner = staticmethod(planner)
+    mutant = type(f"Mutant_{planner.__name__}", (ConvergenceMachine,), {})
+    mutant.planner = staticmethod(planner)
     budget = settings(
         max_examples=300,
         stateful_step_count=30,
@@ -32,4 +32,4 @@ def test_property_suite_catches(bug: str) -> None:
         database=None,
     )
     with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(Mutant, settings=budget)
+        run_state_machine_as_test(mutant, settings=budget)

@@ -72,7 +72,7 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
     assert cli.main(["run", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out
-    assert "step 3 (line 11) failed" in out
+    assert "step 3 (line 12) failed" in out
     assert "size" in out and "small" in out and "large" in out
     assert cli.main(["run", str(path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
