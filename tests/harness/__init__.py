@@ -1,0 +1,1 @@
+"""Test harnesses that run real processes (see clusters.py)."""

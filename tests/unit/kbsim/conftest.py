@@ -1,0 +1,126 @@
+"""Fixtures for kbsim.apiserver tests: a server on a virtual clock and a Widget CRD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kbcore.objects import GVR, ObjectKey
+from kbsim.apiserver import APIServer
+
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+NAMESPACES = GVR("", "v1", "namespaces")
+SECRETS = GVR("", "v1", "secrets")
+CONFIGMAPS = GVR("", "v1", "configmaps")
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+WIDGETS = GVR("example.org", "v1", "widgets")
+GADGETS = GVR("example.org", "v1", "gadgets")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+WIDGET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "size": {"type": "integer", "minimum": 0},
+                "color": {"type": "string", "enum": ["red", "blue", "green"]},
+                "mode": {"type": "string", "default": "auto"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "ports": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
+                    },
+                },
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        },
+        "status": {
+            "type": "object",
+            "properties": {"ready": {"type": "boolean"}, "observed": {"type": "integer"}},
+        },
+    },
+}
+
+
+def crd(
+    plural: str = "widgets",
+    kind: str = "Widget",
+    *,
+    group: str = "example.org",
+    scope: str = "Namespaced",
+    status: bool = True,
+    schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema or WIDGET_SCHEMA},
+    }
+    if status:
+        version["subresources"] = {"status": {}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": plural, "kind": kind},
+            "versions": [version],
+        },
+    }
+
+
+def widget(name: str = "w1", namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def key(name: str, namespace: str = "default") -> ObjectKey:
+    return ObjectKey(namespace, name)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(clock: Clock) -> APIServer:
+    return APIServer("test", clock=clock, seed=7)
+
+
+def establish(server: APIServer, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create a CRD and run the controllers until it is served."""
+    created = server.create(CRDS, body or crd())
+    while server.pending_work():
+        server.tick()
+    return created
+
+
+@pytest.fixture
+def widgets(server: APIServer) -> APIServer:
+    """A server with the Widget CRD established (status subresource enabled)."""
+    establish(server)
+    return server

@@ -1,0 +1,349 @@
+"""Unit tests of `kbcore.requests`: actions become requests, failures become requeue verdicts."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kbcore.actions import (
+    PROVIDER,
+    Action,
+    AddFinalizer,
+    Apply,
+    Create,
+    CreateNamespace,
+    Delete,
+    EmitEvent,
+    MergePatch,
+    RemoveFinalizer,
+    RequeueAfter,
+    UpdateStatus,
+)
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.requests import (
+    EVENTS,
+    NAMESPACES,
+    Next,
+    Request,
+    judge,
+    rfc3339,
+    to_request,
+)
+
+GVR_W = GVR("example.org", "v1", "widgets")
+KEY = ObjectKey("team-a", "w1")
+CREF = ObjectRef("consumer", GVR_W, KEY)
+PREF = ObjectRef(PROVIDER, GVR_W, KEY)
+FIN = "core.kube-bind.io/syncer"
+NOW = 1_700_000_000.0
+
+BODY = {
+    "apiVersion": "example.org/v1",
+    "kind": "Widget",
+    "metadata": {
+        "name": "w1",
+        "namespace": "team-a",
+        "uid": "p-1",
+        "labels": {"core.kube-bind.io/managed": "true"},
+    },
+    "spec": {"size": 1},
+}
+CONSUMER = {
+    "apiVersion": "example.org/v1",
+    "kind": "Widget",
+    "metadata": {"name": "w1", "namespace": "team-a", "resourceVersion": "41"},
+    "status": {"phase": "Ready"},
+}
+
+
+# --- to_request -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (
+            AddFinalizer(CREF, FIN, "41", ("a/b", FIN)),
+            Request(
+                "patch",
+                "consumer",
+                GVR_W,
+                KEY,
+                {"metadata": {"finalizers": ["a/b", FIN], "resourceVersion": "41"}},
+                patch_type="merge",
+            ),
+        ),
+        (
+            RemoveFinalizer(CREF, FIN, "41", ()),
+            Request(
+                "patch",
+                "consumer",
+                GVR_W,
+                KEY,
+                {"metadata": {"finalizers": [], "resourceVersion": "41"}},
+                patch_type="merge",
+            ),
+        ),
+        (
+            Apply(PREF, BODY, "kube-bind-konnector", force=True),
+            Request(
+                "patch",
+                "provider",
+                GVR_W,
+                KEY,
+                BODY,
+                patch_type="apply",
+                field_manager="kube-bind-konnector",
+                force=True,
+            ),
+        ),
+        (
+            Create(PREF, BODY, "kube-bind-konnector"),
+            Request(
+                "create",
+                "provider",
+                GVR_W,
+                KEY,
+                BODY,
+                field_manager="kube-bind-konnector",
+            ),
+        ),
+        (
+            CreateNamespace("provider", "team-a", {"core.kube-bind.io/managed": "true"}),
+            Request(
+                "create",
+                "provider",
+                NAMESPACES,
+                ObjectKey("", "team-a"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "team-a", "labels": {"core.kube-bind.io/managed": "true"}},
+                },
+            ),
+        ),
+        (
+            CreateNamespace("provider", "team-a", {"m": "true"}, {"core.kube-bind.io/x": "y"}),
+            Request(
+                "create",
+                "provider",
+                NAMESPACES,
+                ObjectKey("", "team-a"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": "team-a",
+                        "labels": {"m": "true"},
+                        "annotations": {"core.kube-bind.io/x": "y"},
+                    },
+                },
+            ),
+        ),
+        (
+            Delete(PREF, "p-1"),
+            Request("delete", "provider", GVR_W, KEY, uid="p-1"),
+        ),
+        (
+            MergePatch(CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": None}}}),
+            Request(
+                "patch",
+                "consumer",
+                GVR_W,
+                KEY,
+                {"metadata": {"annotations": {"core.kube-bind.io/conflict": None}}},
+                patch_type="merge",
+            ),
+        ),
+        (
+            MergePatch(CREF, {"spec": {"x": 1}}, resource_version="41"),
+            Request(
+                "patch",
+                "consumer",
+                GVR_W,
+                KEY,
+                {"spec": {"x": 1}, "metadata": {"resourceVersion": "41"}},
+                patch_type="merge",
+            ),
+        ),
+        (
+            UpdateStatus(CREF, CONSUMER),
+            Request("update", "consumer", GVR_W, KEY, CONSUMER, subresource="status"),
+        ),
+        (RequeueAfter(2.0), None),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, Request) else "",
+)
+def test_every_action_maps_to_its_request(action: Action, expected: Request | None) -> None:
+    assert to_request(action, NOW) == expected
+
+
+def test_merge_patch_with_rv_does_not_mutate_the_action() -> None:
+    patch: dict[str, Any] = {"metadata": {"annotations": {"a": "b"}}}
+    action = MergePatch(CREF, patch, resource_version="41")
+    req = to_request(action, NOW)
+    assert req is not None and req.body is not None
+    assert req.body["metadata"] == {"annotations": {"a": "b"}, "resourceVersion": "41"}
+    assert patch == {"metadata": {"annotations": {"a": "b"}}}
+
+
+EVENT = EmitEvent(CREF, "Widget", "c-1", "Warning", "ForeignObjectExists", "provider object ...")
+
+
+def test_event_request() -> None:
+    req = to_request(EVENT, NOW)
+    assert req is not None and req.body is not None
+    assert (req.verb, req.cluster, req.gvr, req.key.namespace) == (
+        "create",
+        "consumer",
+        EVENTS,
+        "team-a",
+    )
+    assert re.fullmatch(r"w1\.[0-9a-f]{16}", req.key.name)
+    assert req.body == {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": req.key.name, "namespace": "team-a"},
+        "involvedObject": {
+            "apiVersion": "example.org/v1",
+            "kind": "Widget",
+            "name": "w1",
+            "namespace": "team-a",
+            "uid": "c-1",
+        },
+        "type": "Warning",
+        "reason": "ForeignObjectExists",
+        "message": "provider object ...",
+        "source": {"component": "kube-bind-konnector"},
+        "reportingComponent": "kube-bind-konnector",
+        "firstTimestamp": "2023-11-14T22:13:20Z",
+        "lastTimestamp": "2023-11-14T22:13:20Z",
+        "count": 1,
+    }
+
+
+def test_event_names_are_deterministic_and_distinct_in_time() -> None:
+    a, b, c = (to_request(EVENT, t) for t in (NOW, NOW, NOW + 1))
+    assert a is not None and b is not None and c is not None
+    assert a == b
+    assert a.key != c.key
+
+
+def test_event_about_a_cluster_scoped_object_goes_to_default() -> None:
+    ev = EmitEvent(
+        ObjectRef("consumer", GVR("example.org", "v1", "gadgets"), ObjectKey("", "g1")),
+        "Gadget",
+        "c-2",
+        "Warning",
+        "OwnedByAnother",
+        "m",
+    )
+    req = to_request(ev, NOW)
+    assert req is not None and req.body is not None
+    assert req.key.namespace == "default"
+    assert req.body["involvedObject"]["namespace"] == ""
+
+
+# --- judge ------------------------------------------------------------------------------------
+
+ADD = AddFinalizer(CREF, FIN, "41", (FIN,))
+REMOVE = RemoveFinalizer(CREF, FIN, "41", ())
+APPLY = Apply(PREF, BODY, "kube-bind-konnector")
+NS = CreateNamespace("provider", "team-a", {})
+CREATE = Create(PREF, BODY, "kube-bind-konnector")
+DELETE = Delete(PREF, "p-1")
+PATCH = MergePatch(CREF, {"metadata": {"annotations": {"x": None}}})
+STATUS = UpdateStatus(CREF, CONSUMER)
+
+
+def err(code: int, reason: str, retry_after: float | None = None) -> ApiError:
+    return ApiError(code, reason, "m", retry_after=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "next_", "after"),
+    [
+        (NS, err(409, "AlreadyExists"), Next.CONTINUE, 0.0),
+        (CREATE, err(409, "AlreadyExists"), Next.REPLAN, 0.0),
+        (CREATE, err(404, "NotFound"), Next.REPLAN, 0.0),
+        (CREATE, err(403, "Forbidden"), Next.WAIT, 30.0),
+        (CREATE, err(500, "InternalError"), Next.BACKOFF, 0.0),
+        (DELETE, err(404, "NotFound"), Next.CONTINUE, 0.0),
+        (EVENT, err(500, "InternalError"), Next.CONTINUE, 0.0),
+        (EVENT, err(403, "Forbidden"), Next.CONTINUE, 0.0),
+        (EVENT, err(409, "AlreadyExists"), Next.CONTINUE, 0.0),
+        (ADD, err(409, "Conflict"), Next.REPLAN, 0.0),
+        (REMOVE, err(409, "Conflict"), Next.REPLAN, 0.0),
+        (ADD, err(404, "NotFound"), Next.REPLAN, 0.0),
+        (PATCH, err(404, "NotFound"), Next.REPLAN, 0.0),
+        (STATUS, err(409, "Conflict"), Next.REPLAN, 0.0),
+        (STATUS, err(422, "Invalid"), Next.REPLAN, 0.0),
+        (DELETE, err(409, "Conflict"), Next.REPLAN, 0.0),
+        (APPLY, err(409, "Conflict"), Next.REPLAN, 0.0),
+        (APPLY, err(422, "Invalid"), Next.REPLAN, 0.0),
+        (NS, err(409, "Conflict"), Next.BACKOFF, 0.0),
+        (APPLY, err(403, "Forbidden"), Next.WAIT, 30.0),
+        (NS, err(403, "Forbidden"), Next.WAIT, 30.0),
+        (DELETE, err(403, "Forbidden"), Next.WAIT, 30.0),
+        (ADD, err(403, "Forbidden"), Next.WAIT, 30.0),
+        (APPLY, err(429, "TooManyRequests", retry_after=7.0), Next.WAIT, 7.0),
+        (ADD, err(429, "TooManyRequests", retry_after=3.0), Next.WAIT, 3.0),
+        (APPLY, err(429, "TooManyRequests"), Next.WAIT, 1.0),
+        (APPLY, err(429, "TooManyRequests", retry_after=0.2), Next.WAIT, 1.0),
+        (APPLY, err(503, "ServiceUnavailable", retry_after=5.0), Next.WAIT, 5.0),
+        (APPLY, err(503, "ServiceUnavailable"), Next.BACKOFF, 0.0),
+        (APPLY, err(500, "InternalError"), Next.BACKOFF, 0.0),
+        (DELETE, err(500, "InternalError"), Next.BACKOFF, 0.0),
+        (NS, err(500, "InternalError"), Next.BACKOFF, 0.0),
+        (STATUS, err(504, "Timeout"), Next.BACKOFF, 0.0),
+    ],
+)
+def test_judge(action: Action, error: ApiError, next_: Next, after: float) -> None:
+    verdict = judge(action, error)
+    assert (verdict.next, verdict.after) == (next_, after)
+    assert verdict.why
+
+
+# --- rfc3339 ----------------------------------------------------------------------------------
+
+FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def via_datetime(whole_seconds: int) -> str:
+    return datetime.fromtimestamp(whole_seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (0, "1970-01-01T00:00:00Z"),
+        (951782400, "2000-02-29T00:00:00Z"),
+        (1_700_000_000.75, "2023-11-14T22:13:20Z"),
+        (FIRST_SECOND, "0001-01-01T00:00:00Z"),
+        (LAST_SECOND, "9999-12-31T23:59:59Z"),
+    ],
+)
+def test_rfc3339_examples(x: float, expected: str) -> None:
+    assert rfc3339(x) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(FIRST_SECOND, LAST_SECOND))
+def test_rfc3339_agrees_with_datetime_on_whole_seconds(x: int) -> None:
+    assert rfc3339(x) == via_datetime(x)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(FIRST_SECOND, LAST_SECOND, allow_nan=False))
+def test_rfc3339_agrees_with_datetime_truncating_sub_seconds(x: float) -> None:
+    # RFC 3339 without fractions names the second the instant falls in: floor, not round and
+    # not truncation toward zero (which would move instants before 1970 one second ahead).
+    assert rfc3339(x) == via_datetime(math.floor(x))
