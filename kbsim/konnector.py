@@ -120,6 +120,7 @@ class SimKonnector:
         self.queue: WorkQueue[tuple[Any, ...]] = WorkQueue()
         self.syncers: dict[GVR, Syncer] = {}
         self.control: dict[GVR, Reflector] = {}
+        self.engaged: dict[str, Engagement] = {}
         self.stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -222,8 +223,7 @@ class SimKonnector:
         return ready
 
     def _reconcile_control(self) -> None:
-        engaged = self._engagements()
-        self._engaged = engaged
+        engaged = self.engaged = self._engagements()
         crds = {o.name(c): c for c in self._cached(CRDS)}
         desired: dict[GVR, SyncTarget] = {}
         bindings = sorted(self._cached(CLUSTERBINDINGS), key=o.name) + sorted(
@@ -258,7 +258,7 @@ class SimKonnector:
         if syncer is None or not syncer.consumer.synced:
             return
         t = syncer.target
-        engaged = getattr(self, "_engaged", {})
+        engaged = self.engaged
         coverage = resolve_coverage(
             gvr.group_resource,
             key.namespace,

@@ -11,6 +11,7 @@ two actions of one plan, and restarts with no memory.
 
 from __future__ import annotations
 
+import base64
 import heapq
 import random
 from collections import Counter, deque
@@ -25,8 +26,9 @@ from kbcore.actions import Action
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectRef
 from kbcore.requests import Request
-from kbsim.apiserver import ADMIN, APIServer, User
+from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
+from kbsim.konnector import parse_kubeconfig
 from kbsim.reflector import Reflector
 
 START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
@@ -206,14 +208,10 @@ class World:
 
     # -- requests --------------------------------------------------------------------------
     def resolve_kubeconfig(self, secret: o.Obj, key: str) -> tuple[str, User] | None:
-        from kbsim.konnector import parse_kubeconfig
-
         data = secret.get("data") or {}
         raw = data.get(key)
         if not isinstance(raw, str):
             return None
-        import base64
-
         try:
             text = base64.b64decode(raw).decode()
         except (ValueError, UnicodeDecodeError):
@@ -303,8 +301,6 @@ class World:
             retry_after=float(retry) if retry is not None else None,
         )
         if fault.params.get("after_write") and verb in ("create", "update", "patch", "delete"):
-            from kbsim.apiserver import AfterWrite
-
             return AfterWrite(err)
         return err
 
