@@ -250,22 +250,6 @@ def _status(obj: Mapping[str, Any]) -> Any:
     return obj.get("status")
 
 
-def _same_json(a: Any, b: Any) -> bool:
-    """Equality of JSON values, where `true` is not `1` (Python's `==` says it is, so a status
-    `{"ready": true}` would never replace a mirrored `{"ready": 1}`)."""
-    if isinstance(a, dict) or isinstance(b, dict):
-        if not (isinstance(a, dict) and isinstance(b, dict)) or a.keys() != b.keys():
-            return False
-        return all(_same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list) or isinstance(b, list):
-        if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
-            return False
-        return all(_same_json(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
-
-
 def _with_status(consumer: Mapping[str, Any], status: Any) -> o.Obj:
     body = o.deepcopy(dict(consumer))
     if status is None:
@@ -328,7 +312,7 @@ def plan_instance(view: InstanceView) -> Plan:
     if adopting or not apply_is_noop(wanted, p, keys.FIELD_MANAGER):
         actions.append(_apply(c, pref, view.local_cluster_uid, p))
     actions.extend(_clear_conflict(c, cref))
-    if ownership is Ownership.OURS and holds_finalizer and not _same_json(_status(c), _status(p)):
+    if ownership is Ownership.OURS and holds_finalizer and not o.json_equal(_status(c), _status(p)):
         # Status is only mirrored once our finalizer is in place, from the rv it was planned on;
         # when the finalizer is added in this same plan the next pass mirrors it.
         actions.append(UpdateStatus(cref, _with_status(c, _status(p))))
@@ -352,6 +336,10 @@ def _plan_delete(
     release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, rv, rest)
     if o.annotations_of(c).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN:
         return Plan((release,), why="rule 2b: Orphan, provider copy kept")
+    if not view.local_cluster_uid:
+        # Without our identity no copy can be recognised as ours; releasing now could leave
+        # one behind. Hold the finalizer until the Connection's identity is known.
+        return Plan(why="rule 2: identity not known yet; keeping the finalizer")
     p = view.provider.obj
     if p is not None and classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OURS:
         wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)

@@ -84,9 +84,11 @@ ACTION_TYPES = (
     RequeueAfter,
 )
 
-# Two in three views are well-formed (where the interesting plans are), one is anything at all.
+# Two in three views are well-formed (where the interesting plans are; one of them of a live,
+# covered object, where the writes are), one is anything at all.
 _views = instance_views(local_cluster_uid=None)
-any_views = st.one_of(_views, _views, malformed_views())
+_live_views = bound_coverages.flatmap(lambda cov: instance_views(coverage=cov, deleting=False))
+any_views = st.one_of(_views, _live_views, malformed_views())
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -278,6 +278,17 @@ def test_rule2b_orphan_releases_immediately_and_keeps_the_copy(
     assert plan.needs == ()
 
 
+@pytest.mark.parametrize("p", [None, "ours"])
+def test_rule2_unknown_identity_keeps_the_finalizer_even_on_fresh_absence(p: str | None) -> None:
+    """Without the local cluster UID no copy can be recognised as ours: never release then."""
+    c = consumer(finalizers=(FIN,), deleting=True)
+    obj = provider() if p else None
+    plan = plan_instance(view(c, obj, fresh=True, local=""))
+    assert plan.writes == ()
+    assert plan.needs == ()
+
+
+
 @pytest.mark.parametrize("coverage", [COVERED, NOT_COVERED], ids=["covered", "not-covered"])
 @pytest.mark.parametrize("fresh", [True, False])
 def test_rule2c_deletes_our_copy_with_uid_precondition_and_keeps_finalizer(

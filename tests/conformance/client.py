@@ -1,0 +1,211 @@
+"""The small client interface the conformance tests are written against.
+
+One test body runs against kbsim's in-memory `APIServer` and against a real kube-apiserver;
+only the adapter (`tests/conformance/adapters.py`) differs. The interface is dict-level (no
+model classes) and every failure is a `kbcore.errors.ApiError` carrying the server's HTTP code,
+`reason` and `message` (and `details`), so a test compares *observable* outcomes the same way
+for both backends.
+
+Time: the real server is asynchronous (CRD establishment, namespace finalization, garbage
+collection, RBAC informers, watch bookmarks) and the adapter waits in wall-clock seconds;
+kbsim is synchronous, and its adapter makes progress while "waiting" by running the simulated
+controllers (`APIServer.tick()`) and advancing its virtual clock. Tests therefore never sleep:
+they call `eventually(...)`, `wait_established(...)`, `wait_gone(...)` or `WatchStream.events`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+import pytest
+
+from kbcore.errors import ApiError
+from kbcore.objects import GVR
+
+Obj = dict[str, Any]
+PatchType = Literal["merge", "json", "apply"]
+T = TypeVar("T")
+
+NAMESPACES = GVR("", "v1", "namespaces")
+CONFIGMAPS = GVR("", "v1", "configmaps")
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
+ROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
+
+DEFAULT_FIELD_MANAGER = "conformance"
+"""Both adapters send an explicit fieldManager (a real client would otherwise be named after
+its User-Agent), so managedFields and apply-conflict messages compare equal."""
+
+
+class WatchStream(Protocol):
+    """An open watch. Events are dicts as on the wire: `{"type": ..., "object": {...}}`."""
+
+    def events(
+        self, timeout: float, until: Callable[[list[Obj]], bool] | None = None
+    ) -> list[Obj]:
+        """Every event received since the watch started, once `until(events)` holds or after
+        `timeout` seconds (real: wall clock; kbsim: virtual seconds, each of which runs the
+        controllers and, near the watch's own timeout, sends bookmarks as the real server does).
+        Without `until`, collects for the whole `timeout`. Never raises for a timeout."""
+        ...
+
+    def stop(self) -> None:
+        """Close the stream (client side)."""
+        ...
+
+
+class Api(Protocol):
+    """One API server, as one user. `backend` is "kbsim" or "real"; `namespace` is this test's
+    own namespace, created Active before the test and removed after it."""
+
+    backend: str
+    namespace: str
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def get(self, gvr: GVR, name: str, namespace: str = "", *, subresource: str = "") -> Obj: ...
+
+    def list(
+        self, gvr: GVR, namespace: str = "", *, label_selector: str = ""
+    ) -> tuple[list[Obj], str]:
+        """(items, the list's resourceVersion)."""
+        ...
+
+    def create(self, gvr: GVR, body: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER) -> Obj:
+        """POST; the namespace comes from `body.metadata.namespace`."""
+        ...
+
+    def update(
+        self,
+        gvr: GVR,
+        body: Obj,
+        *,
+        subresource: str = "",
+        field_manager: str = DEFAULT_FIELD_MANAGER,
+    ) -> Obj:
+        """PUT of the whole object; name/namespace from `body.metadata`."""
+        ...
+
+    def patch(
+        self,
+        gvr: GVR,
+        name: str,
+        body: Any,
+        namespace: str = "",
+        *,
+        patch_type: PatchType = "merge",
+        field_manager: str = DEFAULT_FIELD_MANAGER,
+        force: bool = False,
+        subresource: str = "",
+    ) -> Obj:
+        """PATCH: JSON merge patch, JSON patch, or server-side apply (`force` only for apply)."""
+        ...
+
+    def delete(
+        self,
+        gvr: GVR,
+        name: str,
+        namespace: str = "",
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation_policy: str | None = None,
+    ) -> Obj | None:
+        """DELETE with optional preconditions; returns the object if it still exists (marked
+        for deletion, held by finalizers), None if it is gone."""
+        ...
+
+    def watch(
+        self,
+        gvr: GVR,
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        allow_bookmarks: bool = False,
+        label_selector: str = "",
+        timeout_seconds: int = 10,
+    ) -> WatchStream:
+        """Start a watch (`timeoutSeconds` as on the wire: the server ends it after that)."""
+        ...
+
+    # --- server operations ----------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Compact the history up to now: watching from an older resourceVersion gets 410."""
+        ...
+
+    def restart(self) -> None:
+        """Restart the API server (real: kube-apiserver, etcd keeps running; kbsim: nothing to
+        restart, state is simply kept)."""
+        ...
+
+    def as_user(self, name: str, groups: Sequence[str] = ()) -> Api:
+        """The same server, authenticated as `name` in `groups` (authorized by RBAC only)."""
+        ...
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    def eventually(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+        """Retry `check` until it returns a truthy value (returned) or raises no
+        AssertionError/ApiError; fails the test after `timeout` seconds."""
+        ...
+
+    def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
+        """Wait until the CRD is Established (and its resource served); returns the CRD."""
+        ...
+
+    def wait_gone(self, gvr: GVR, name: str, namespace: str = "", timeout: float = 60.0) -> None:
+        """Wait until a GET answers 404."""
+        ...
+
+
+# --- test vocabulary (shared by the test modules) ---------------------------------------------
+
+
+def configmap(
+    name: str, namespace: str, *, labels: dict[str, str] | None = None, **data: str
+) -> Obj:
+    meta: Obj = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+
+def rv(obj: Obj) -> int:
+    """metadata.resourceVersion as a number (both backends use etcd-style integers)."""
+    return int(obj["metadata"]["resourceVersion"])
+
+
+@contextlib.contextmanager
+def raises_api_error(
+    code: int, reason: str, message: str | None = None
+) -> Iterator[pytest.ExceptionInfo[ApiError]]:
+    """Expect an ApiError with this code and reason (and message, when given: exact)."""
+    with pytest.raises(ApiError) as info:
+        yield info
+    err = info.value
+    assert (err.code, err.reason) == (code, reason), f"{err.code} {err.reason}: {err.message}"
+    if message is not None:
+        assert err.message == message
+
+
+def widget(gvr: GVR, name: str, namespace: str, **spec: Any) -> Obj:
+    """A Widget custom resource (see the `widgets` fixture)."""
+    return {
+        "apiVersion": f"{gvr.group}/{gvr.version}",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def generation(obj: Obj) -> int:
+    return int(obj["metadata"]["generation"])
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or earlier run on the same real cluster) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

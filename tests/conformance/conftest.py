@@ -1,0 +1,137 @@
+"""Fixtures of the conformance suite: `api` runs every test once per backend.
+
+`api` is parametrized with "kbsim" (a fresh in-memory APIServer per test) and "real" (the
+session's real provider cluster, see tests/conftest.py). Each test gets its own namespace, so
+tests never see each other's objects on the shared real cluster; CRDs get a unique group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kbcore.errors import ApiError
+from kbcore.objects import GVR
+from tests.conformance.adapters import KbsimClient, RealClient
+from tests.conformance.client import CRDS, NAMESPACES, Api, unique
+
+BACKENDS = ("kbsim", "real")
+REAL_CLUSTER_FIXTURE = "real_clusters"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make the "real" items request `real_clusters` statically.
+
+    The `api` fixture only asks for it (getfixturevalue) when its param is "real", which the
+    root conftest cannot see: it marks real-cluster tests, and builds the binaries before any
+    test runs, by looking at each item's fixture closure. Extending the closure of those items
+    (and only those) lets the session fixture, the marker and the build work as for any other
+    real-cluster test, while `-k kbsim` runs stay free of real clusters.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("api") != "real":
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or REAL_CLUSTER_FIXTURE in info.names_closure:
+            continue
+        item._fixtureinfo = dataclasses.replace(  # type: ignore[attr-defined]
+            info, names_closure=[REAL_CLUSTER_FIXTURE, *info.names_closure]
+        )
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    namespace = unique("conf")
+    client: KbsimClient | RealClient
+    if request.param == "kbsim":
+        client = KbsimClient.new(namespace)
+    else:
+        clusters = request.getfixturevalue(REAL_CLUSTER_FIXTURE)
+        client = RealClient(clusters.provider, namespace)
+    client.create(NAMESPACES, {"metadata": {"name": namespace}})
+    try:
+        yield client
+    finally:
+        # Not waited for: kube-controller-manager empties and removes it in the background.
+        try:
+            client.delete(NAMESPACES, namespace)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+        finally:
+            client.close()
+
+
+def widget_crd(group: str, *, plural: str = "widgets", kind: str = "Widget") -> dict[str, Any]:
+    """A namespaced CRD with a /status subresource and a small structural schema."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "size": {"type": "integer"},
+                                        "color": {"type": "string"},
+                                        "shape": {"type": "string"},
+                                    },
+                                },
+                                "status": {
+                                    "type": "object",
+                                    "properties": {
+                                        "ready": {"type": "boolean"},
+                                        "observed": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def install_widgets(api: Api) -> GVR:
+    """Create a Widget CRD in a group of its own and wait until it is served."""
+    group = f"{unique('t')}.conformance.example.com"
+    crd = widget_crd(group)
+    api.create(CRDS, crd)
+    api.wait_established(crd["metadata"]["name"])
+    return GVR(group, "v1", "widgets")
+
+
+@pytest.fixture
+def widgets(api: Api) -> Iterator[GVR]:
+    """The GVR of a freshly established Widget CRD (namespaced, with /status)."""
+    gvr = install_widgets(api)
+    yield gvr
+    try:
+        api.delete(CRDS, f"{gvr.resource}.{gvr.group}")
+    except ApiError as err:
+        if err.code != 404:
+            raise
