@@ -701,7 +701,10 @@ class APIServer:
                 break
         if isinstance(verdict, ApiError):
             raise verdict
-        self._authorize(user, verb, gvr, subresource, key)
+        # A POST names no object in its URL: RBAC sees no name (so resourceNames never match).
+        self._authorize(
+            user, verb, gvr, subresource, ObjectKey(key.namespace, "") if verb == "create" else key
+        )
         try:
             result = fn()
         except ApiError:
@@ -723,7 +726,11 @@ class APIServer:
         key: ObjectKey,
         reason_only: bool = False,
     ) -> None:
-        a = Attributes(user, verb, gvr.group, gvr.resource, subresource, key.namespace, key.name)
+        namespace = key.namespace
+        if gvr.group == "" and gvr.resource == "namespaces" and key.name:
+            # RequestInfo: /api/v1/namespaces/NAME[/status] is a request "in the namespace" NAME.
+            namespace = key.name
+        a = Attributes(user, verb, gvr.group, gvr.resource, subresource, namespace, key.name)
         allowed, reason = self._authorizer.authorize(a)
         if allowed:
             return
@@ -1362,16 +1369,31 @@ class APIServer:
             applied=None,
         )
 
-    def _preconditions(self, info: ResourceInfo, key: ObjectKey, existing: Obj, new: Obj) -> None:
+    @staticmethod
+    def _etcd_key(info: ResourceInfo, key: ObjectKey) -> str:
+        """The object's etcd key, as storage errors quote it (`/registry/configmaps/ns/name`;
+        custom resources and CRDs are prefixed with their group)."""
+        group, resource = info.storage
+        custom = not info.builtin or info.group == "apiextensions.k8s.io"
+        prefix = f"{group}/{resource}" if custom else resource
+        return "/".join(["/registry", prefix, *filter(None, (key.namespace, key.name))])
+
+    def _preconditions(
+        self, info: ResourceInfo, key: ObjectKey, existing: Obj, new: Obj, verb: str
+    ) -> None:
+        """A PUT's body uid is a storage precondition (409); a patched or applied body with
+        another uid instead fails validation (422, metadata.uid is immutable). Both check
+        metadata.resourceVersion (409)."""
         meta, old_meta = new.get("metadata") or {}, existing.get("metadata") or {}
         uid = meta.get("uid")
-        if uid and uid != old_meta.get("uid"):
+        if verb == "update" and uid and uid != old_meta.get("uid"):
             raise errs.conflict(
                 info.group,
                 info.resource,
                 key.name,
-                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                f"{old_meta.get('uid')}",
+                f"StorageError: invalid object, Code: 4, Key: {self._etcd_key(info, key)}, "
+                f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in "
+                f"precondition: {uid}, UID in object meta: {old_meta.get('uid')}",
             )
         rv = meta.get("resourceVersion")
         if rv and rv != old_meta.get("resourceVersion"):
@@ -1408,7 +1430,7 @@ class APIServer:
         body_meta["name"] = key.name
         if info.namespaced:
             body_meta["namespace"] = key.namespace
-        self._preconditions(info, key, existing, body)
+        self._preconditions(info, key, existing, body, verb)
         live = self._present(info, version, existing, view=True)
         new = self._decode_request(info, version, body)
         live_entries = self._managed_entries(existing)
@@ -1574,6 +1596,14 @@ class APIServer:
         if existing is None:
             if subresource:
                 raise errs.not_found(info.group, info.resource, key.name)
+            if meta.get("uid"):
+                raise errs.conflict(
+                    info.group,
+                    info.resource,
+                    key.name,
+                    f"uid mismatch: the provided object specified uid {meta['uid']}, and no "
+                    "existing object was found",
+                )
             self._authorize(user, "create", info.gvr(version), "", key, reason_only=True)
             config = copy.deepcopy(body)
             _meta(config)["name"] = key.name

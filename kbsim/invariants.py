@@ -96,10 +96,15 @@ class Monitor:
     def on_write(self, cluster: str, rec: Any) -> None:
         if self.world.actor != "konnector" or not self.consumer_cluster:
             return
-        if cluster == self.consumer_cluster:
-            self._check_consumer_write(rec)
-        else:
-            self._check_provider_write(cluster, rec)
+        # The monitor reads the truth: its own reads must not meet the konnector's faults.
+        self.world.actor = "monitor"
+        try:
+            if cluster == self.consumer_cluster:
+                self._check_consumer_write(rec)
+            else:
+                self._check_provider_write(cluster, rec)
+        finally:
+            self.world.actor = "konnector"
 
     def _check_consumer_write(self, rec: Any) -> None:
         gvr: GVR = rec.gvr
