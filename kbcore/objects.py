@@ -18,6 +18,25 @@ import attrs
 Obj = dict[str, Any]
 """A JSON-shaped Kubernetes object as the API server returns it."""
 
+OBJECT_META_FIELDS = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
+"""The fields of metav1.ObjectMeta, in the order the API server writes them."""
+
 
 @attrs.frozen(order=True)
 class GVR:

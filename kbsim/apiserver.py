@@ -78,6 +78,7 @@ from typing import Any, NamedTuple, TypeVar
 import attrs
 
 from kbcore import fieldsets
+from kbcore import objects as o
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.selectors import Selector
@@ -1315,23 +1316,7 @@ class APIServer:
     def _canonical(info: ResourceInfo, obj: Obj) -> Obj:
         """Key order as a real server serializes: apiVersion, kind, metadata, then the rest."""
         meta = obj.get("metadata") or {}
-        order = (
-            "name",
-            "generateName",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "labels",
-            "annotations",
-            "ownerReferences",
-            "finalizers",
-            "managedFields",
-        )
-        ordered = {k: meta[k] for k in order if k in meta}
+        ordered = {k: meta[k] for k in o.OBJECT_META_FIELDS if k in meta}
         ordered.update({k: x for k, x in meta.items() if k not in ordered})
         rest = {k: x for k, x in obj.items() if k not in ("apiVersion", "kind", "metadata")}
         return {
@@ -1960,7 +1945,7 @@ class APIServer:
         if not in_progress or served is None:
             return True
         instances = self._store(served).values()
-        return not instances or any(not o["metadata"].get("deletionTimestamp") for o in instances)
+        return not instances or any(not i["metadata"].get("deletionTimestamp") for i in instances)
 
     def _crd_cleanup(self, info: ResourceInfo, key: ObjectKey) -> None:
         crd = self._store(info)[key]

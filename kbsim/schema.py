@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kbcore import objects as o
 from kbcore.selectors import dns1123_label_errors, dns1123_subdomain_errors
 from kbsim.apierrors import (
     FieldError,
@@ -33,25 +34,7 @@ from kbsim.apierrors import (
     too_long,
 )
 
-OBJECT_META_FIELDS = frozenset(
-    {
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    }
-)
+OBJECT_META_FIELDS = frozenset(o.OBJECT_META_FIELDS)
 
 
 def prune_metadata(meta: Any) -> Any:
