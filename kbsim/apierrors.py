@@ -92,6 +92,16 @@ def method_not_allowed(group: str, resource: str, action: str) -> ApiError:
     )
 
 
+def method_not_supported() -> ApiError:
+    """What the server answers for a verb a path does not serve (`NewMethodNotSupported` is for
+    resources; this is the router's plain 405)."""
+    return ApiError(
+        405,
+        reasons.METHOD_NOT_ALLOWED,
+        "the server does not allow this method on the requested resource",
+    )
+
+
 def unsupported_media_type(message: str) -> ApiError:
     return ApiError(415, reasons.UNSUPPORTED_MEDIA_TYPE, message)
 
@@ -136,6 +146,7 @@ class FieldError:
     field: str
     bad_value: Any = _OMIT
     detail: str = ""
+    reason: str = ""  # the cause reason, when the type string does not decide it
 
     def body(self) -> str:
         bodyless = ("Required value", "Forbidden", "Too long", "Internal error")
@@ -152,6 +163,8 @@ class FieldError:
 
     @property
     def cause_reason(self) -> str:
+        if self.reason:
+            return self.reason
         return {
             "Required value": "FieldValueRequired",
             "Invalid value": "FieldValueInvalid",
@@ -170,6 +183,11 @@ def required(field: str, detail: str = "") -> FieldError:
 
 def invalid_value(field: str, value: Any, detail: str) -> FieldError:
     return FieldError("Invalid value", field, value, detail)
+
+
+def type_invalid(field: str, value: Any, detail: str) -> FieldError:
+    """`field.TypeInvalid`: reads "Invalid value", cause reason `FieldValueTypeInvalid`."""
+    return FieldError("Invalid value", field, value, detail, reason="FieldValueTypeInvalid")
 
 
 def forbidden_field(field: str, detail: str) -> FieldError:

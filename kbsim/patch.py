@@ -1,8 +1,9 @@
 """JSON merge patch (RFC 7386) and JSON patch (RFC 6902), as kube-apiserver applies them.
 
-Errors read like evanphx/json-patch's (the library kube-apiserver uses) and are raised as the
-`ApiError`s the server returns: a malformed patch document is 400, a patch that does not apply
-(including a failed `test`) is 422.
+A malformed patch document is 400. A JSON patch that does not apply (including a failed `test`)
+is 422 Invalid with the generic text of `NewGenericServerResponse`, exactly as kube-apiserver
+answers: the library's own error (evanphx/json-patch v4, kept here in each raise for readers)
+is not passed to the client. As in that library, `replace` of a missing object member adds it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def _unprocessable(message: str) -> ApiError:
-    return ApiError(422, reasons.INVALID, message)
+PATCH_NOT_APPLICABLE = "the server rejected our request due to an error in our request"
+
+
+def _unprocessable(library_message: str) -> ApiError:
+    """422 for a patch that does not apply; `library_message` is what json-patch said (the
+    server drops it)."""
+    del library_message
+    return ApiError(422, reasons.INVALID, PATCH_NOT_APPLICABLE)
 
 
 def _pointer(path: Any) -> list[str]:
@@ -115,7 +122,7 @@ def _replace(doc: Any, path: Any, value: Any) -> Any:
         return copy.deepcopy(value)
     parent = _parent(doc, parts, "replace", path)
     last = parts[-1]
-    if isinstance(parent, dict) and last in parent:
+    if isinstance(parent, dict):  # json-patch v4: a missing member is simply set
         parent[last] = copy.deepcopy(value)
         return doc
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):

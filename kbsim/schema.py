@@ -32,6 +32,7 @@ from kbsim.apierrors import (
     not_supported,
     required,
     too_long,
+    type_invalid,
 )
 
 OBJECT_META_FIELDS = frozenset(o.OBJECT_META_FIELDS)
@@ -183,7 +184,7 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errs: list[Field
     if value is None:
         if not schema.get("nullable") and schema.get("type"):
             errs.append(
-                invalid_value(
+                type_invalid(
                     path, "null", f'{path} in body must be of type {schema["type"]}: "null"'
                 )
             )
@@ -192,13 +193,13 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errs: list[Field
     if schema.get("x-kubernetes-int-or-string") and not int_or_string:
         actual = _json_type(value)
         detail = f'{path} in body must be of type integer or string: "{actual}"'
-        errs.append(invalid_value(path, actual, detail))
+        errs.append(type_invalid(path, actual, detail))
         return
     kind = schema.get("type")
     if isinstance(kind, str) and kind and not _type_ok(value, kind):
         actual = _json_type(value)
         errs.append(
-            invalid_value(path, actual, f'{path} in body must be of type {kind}: "{actual}"')
+            type_invalid(path, actual, f'{path} in body must be of type {kind}: "{actual}"')
         )
         return
     enum = schema.get("enum")

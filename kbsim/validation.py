@@ -9,7 +9,6 @@ modelled (see the module docstring of kbsim.apiserver for what is not).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -225,18 +224,72 @@ def _config_key_errors(key: str) -> list[str]:
     return errs
 
 
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_JSON_KINDS = (
+    (bool, "bool"),
+    (int, "number"),
+    (float, "number"),
+    (dict, "object"),
+    (list, "array"),
+)
+
+
+def go_base64_error(text: str) -> int | None:
+    """The offset Go's `base64.StdEncoding.Decode` reports (`illegal base64 data at input byte
+    N`) for `text`, or None if it decodes. CR and LF are skipped, as Go does."""
+    src = text.encode()
+    si = 0
+    while si < len(src):
+        j = 0
+        while j < 4:
+            if si == len(src):
+                return None if j == 0 else si - j
+            c = src[si]
+            si += 1
+            if c in _B64:
+                j += 1
+                continue
+            if c in b"\r\n":
+                continue
+            if c != ord("=") or j < 2:
+                return si - 1
+            if j == 2:  # "==" expected: the first is consumed
+                while si < len(src) and src[si] in b"\r\n":
+                    si += 1
+                if si == len(src):
+                    return len(src)
+                if src[si] != ord("="):
+                    return si - 1
+                si += 1
+            while si < len(src) and src[si] in b"\r\n":
+                si += 1
+            return si if si < len(src) else None  # trailing garbage after the padding
+    return None
+
+
 def decode_secret_data(data: Any) -> str | None:
-    """The decoding error a real server reports for non-base64 Secret data, or None."""
+    """The decoding error a real server reports for Secret data that is not base64, or None."""
     if not isinstance(data, Mapping):
         return None
-    for key, value in data.items():
+    for value in data.values():
+        if value is None:
+            continue
         if not isinstance(value, str):
-            return f"illegal base64 data for key {key!r}"
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return f"illegal base64 data at input byte 0 (key {key!r})"
+            kind = next((name for t, name in _JSON_KINDS if isinstance(value, t)), "value")
+            return f"json: cannot unmarshal {kind} into Go struct field Secret.data of type []uint8"
+        offset = go_base64_error(value)
+        if offset is not None:
+            return f"illegal base64 data at input byte {offset}"
     return None
+
+
+def normalized_secret_data(data: Mapping[str, Any]) -> dict[str, str]:
+    """Secret data as the server stores it: decoded and re-encoded (line breaks dropped)."""
+    return {
+        k: base64.b64encode(base64.b64decode(v.replace("\r", "").replace("\n", ""))).decode()
+        for k, v in data.items()
+        if isinstance(v, str)
+    }
 
 
 def validate_secret(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:

@@ -39,7 +39,7 @@ BOOKMARK_LEAD = 2
 
 
 def _retry(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     timeout: float,
     what: str,
     step: Callable[[], None],
@@ -52,7 +52,7 @@ def _retry(
         try:
             result = check()
         except (AssertionError, ApiError) as exc:
-            last, result = exc, None  # type: ignore[assignment]
+            last, result = exc, None
         else:
             if result:
                 return result
@@ -243,7 +243,7 @@ class KbsimClient:
         self.clock.now += 1.0
         self.server.tick()
 
-    def eventually(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    def eventually(self, check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
         return _retry(check, timeout, what, self._step, self.clock)
 
     def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
@@ -390,6 +390,7 @@ class RealWatch:
 
 
 _MINTED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+"""Kubeconfigs minted per (cluster directory, user, groups): minting runs openssl."""
 
 
 class RealClient:
@@ -596,7 +597,7 @@ class RealClient:
         self.cluster.restart_apiserver()
 
     def as_user(self, name: str, groups: Sequence[str] = ()) -> RealClient:
-        key = (self.cluster.name, name, tuple(groups))
+        key = (str(self.cluster.dir), name, tuple(groups))  # one CA per cluster directory
         if key not in _MINTED:
             _MINTED[key] = self.cluster.mint_kubeconfig(name, groups)
         child = RealClient(self.cluster, self.namespace, _MINTED[key])
@@ -605,7 +606,7 @@ class RealClient:
 
     # --- waiting
 
-    def eventually(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    def eventually(self, check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
         return _retry(check, timeout, what, lambda: time.sleep(0.1), time.monotonic)
 
     def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:

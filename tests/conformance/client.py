@@ -43,9 +43,7 @@ its User-Agent), so managedFields and apply-conflict messages compare equal."""
 class WatchStream(Protocol):
     """An open watch. Events are dicts as on the wire: `{"type": ..., "object": {...}}`."""
 
-    def events(
-        self, timeout: float, until: Callable[[list[Obj]], bool] | None = None
-    ) -> list[Obj]:
+    def events(self, timeout: float, until: Callable[[list[Obj]], bool] | None = None) -> list[Obj]:
         """Every event received since the watch started, once `until(events)` holds or after
         `timeout` seconds (real: wall clock; kbsim: virtual seconds, each of which runs the
         controllers and, near the watch's own timeout, sends bookmarks as the real server does).
@@ -148,9 +146,9 @@ class Api(Protocol):
 
     # --- waiting ------------------------------------------------------------------------------
 
-    def eventually(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
-        """Retry `check` until it returns a truthy value (returned) or raises no
-        AssertionError/ApiError; fails the test after `timeout` seconds."""
+    def eventually(self, check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+        """Call `check` until it returns a truthy value, and return that. A falsy value, an
+        AssertionError or an ApiError mean "not yet"; after `timeout` seconds the test fails."""
         ...
 
     def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:

@@ -7,7 +7,6 @@ tests never see each other's objects on the shared real cluster; CRDs get a uniq
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,6 @@ from kbcore.objects import GVR
 from tests.conformance.adapters import KbsimClient, RealClient
 from tests.conformance.client import CRDS, NAMESPACES, Api, unique
 
-BACKENDS = ("kbsim", "real")
 REAL_CLUSTER_FIXTURE = "real_clusters"
 
 
@@ -26,25 +24,23 @@ REAL_CLUSTER_FIXTURE = "real_clusters"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Make the "real" items request `real_clusters` statically.
 
-    The `api` fixture only asks for it (getfixturevalue) when its param is "real", which the
-    root conftest cannot see: it marks real-cluster tests, and builds the binaries before any
-    test runs, by looking at each item's fixture closure. Extending the closure of those items
-    (and only those) lets the session fixture, the marker and the build work as for any other
-    real-cluster test, while `-k kbsim` runs stay free of real clusters.
+    The `api` fixture asks for it (getfixturevalue) only when its param is "real", which the
+    root conftest cannot see: it builds the binaries before any test runs (and attaches the
+    cluster logs to failures) for the items whose `fixturenames` include it. Adding it to
+    those items only (tryfirst: before the root hook looks) makes them ordinary real-cluster
+    tests, while `-k kbsim` or `-m "not realcluster"` runs never start a cluster.
     """
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or callspec.params.get("api") != "real":
             continue
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None or REAL_CLUSTER_FIXTURE in info.names_closure:
-            continue
-        item._fixtureinfo = dataclasses.replace(  # type: ignore[attr-defined]
-            info, names_closure=[REAL_CLUSTER_FIXTURE, *info.names_closure]
-        )
+        names = getattr(item, "fixturenames", None)
+        if names is not None and REAL_CLUSTER_FIXTURE not in names:
+            # A new list: parametrized items share the one computed for their function.
+            item.fixturenames = [REAL_CLUSTER_FIXTURE, *names]  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["kbsim", pytest.param("real", marks=pytest.mark.realcluster)])
 def api(request: pytest.FixtureRequest) -> Iterator[Api]:
     namespace = unique("conf")
     client: KbsimClient | RealClient

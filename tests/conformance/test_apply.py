@@ -49,7 +49,11 @@ def test_apply_conflict_without_force_and_ownership_with_force(api: Api, widgets
         apply(api, widgets, "w", "bob", size=2)
     assert info.value.details == {
         "causes": [
-            {"reason": "FieldManagerConflict", "message": 'conflict with "alice"', "field": ".spec.size"}
+            {
+                "reason": "FieldManagerConflict",
+                "message": 'conflict with "alice"',
+                "field": ".spec.size",
+            }
         ]
     }
     assert api.get(widgets, "w", api.namespace)["spec"] == {"size": 1, "color": "red"}
@@ -115,7 +119,9 @@ def test_apply_with_a_mismatched_uid_is_rejected(api: Api, widgets: GVR) -> None
     )
     for force in (False, True):
         with raises_api_error(422, "Invalid", message):
-            api.patch(widgets, "u", body, ns, patch_type="apply", field_manager="alice", force=force)
+            api.patch(
+                widgets, "u", body, ns, patch_type="apply", field_manager="alice", force=force
+            )
     assert api.get(widgets, "u", ns)["metadata"]["uid"] == uid
 
     # Field conflicts are found first: another manager without force gets 409.

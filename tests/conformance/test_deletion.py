@@ -107,3 +107,44 @@ def test_namespace_deletion_removes_contents_then_the_namespace(api: Api, widget
     api.wait_gone(NAMESPACES, doomed)
     with raises_api_error(404, "NotFound", f'namespaces "{doomed}" not found'):
         api.get(NAMESPACES, doomed)
+
+
+def test_garbage_collection_follows_owner_references(api: Api) -> None:
+    ns = api.namespace
+
+    def owned(name: str, owner: Obj, **extra: object) -> Obj:
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"]}
+        ref.update(uid=owner["metadata"]["uid"], **extra)
+        body = configmap(name, ns, a="1")
+        body["metadata"]["ownerReferences"] = [ref]
+        return api.create(CONFIGMAPS, body)
+
+    # Background (the default): the owner goes at once, dependents after it.
+    owner = api.create(CONFIGMAPS, configmap("bg-owner", ns))
+    owned("bg-dependent", owner)
+    assert api.delete(CONFIGMAPS, "bg-owner", ns) is None
+    api.wait_gone(CONFIGMAPS, "bg-dependent", ns)
+
+    # Foreground: the owner waits, marked, until its blocking dependents are gone.
+    owner = api.create(CONFIGMAPS, configmap("fg-owner", ns))
+    owned("fg-dependent", owner, blockOwnerDeletion=True)
+    marked = api.delete(CONFIGMAPS, "fg-owner", ns, propagation_policy="Foreground")
+    assert marked is not None
+    assert marked["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert marked["metadata"]["deletionTimestamp"]
+    api.wait_gone(CONFIGMAPS, "fg-dependent", ns)
+    api.wait_gone(CONFIGMAPS, "fg-owner", ns)
+
+    # Orphan: dependents stay, without the owner reference.
+    owner = api.create(CONFIGMAPS, configmap("or-owner", ns))
+    owned("or-dependent", owner)
+    marked = api.delete(CONFIGMAPS, "or-owner", ns, propagation_policy="Orphan")
+    assert marked is not None and marked["metadata"]["finalizers"] == ["orphan"]
+    api.wait_gone(CONFIGMAPS, "or-owner", ns)
+    survivor = api.get(CONFIGMAPS, "or-dependent", ns)
+    assert "ownerReferences" not in survivor["metadata"]
+
+    # A dependent whose owner never existed (wrong uid) is collected too.
+    ghost = {"metadata": {"name": "ghost", "uid": "00000000-0000-4000-8000-000000000000"}}
+    owned("orphaned-at-birth", ghost)
+    api.wait_gone(CONFIGMAPS, "orphaned-at-birth", ns)

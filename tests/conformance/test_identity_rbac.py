@@ -45,6 +45,12 @@ def test_restricted_user_is_forbidden_until_rbac_allows(api: Api) -> None:
     with raises_api_error(
         403,
         "Forbidden",
+        f'configmaps is forbidden: User "{user}" cannot watch resource "configmaps" {in_ns}',
+    ):
+        restricted.watch(CONFIGMAPS, ns, timeout_seconds=2)
+    with raises_api_error(
+        403,
+        "Forbidden",
         f'namespaces is forbidden: User "{user}" cannot list resource "namespaces" in API group '
         '"" at the cluster scope',
     ):
@@ -66,7 +72,18 @@ def test_restricted_user_is_forbidden_until_rbac_allows(api: Api) -> None:
         restricted.get(NAMESPACES, ns, subresource="status")
 
     # A Role bound to the user's group grants listing (only) in this namespace.
-    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]
+    rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+        # resourceNames cannot grant create: a POST names no object.
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["create"],
+            "resourceNames": ["mine"],
+        },
+        # A Role can grant access to the namespace object it lives in.
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+    ]
     api.create(ROLES, {"metadata": {"name": "cm-list", "namespace": ns}, "rules": rules})
     binding = {
         "metadata": {"name": "cm-list", "namespace": ns},
@@ -85,6 +102,16 @@ def test_restricted_user_is_forbidden_until_rbac_allows(api: Api) -> None:
     assert [i["metadata"]["name"] for i in items] == ["secret-ish"]
     with raises_api_error(403, "Forbidden"):
         restricted.get(CONFIGMAPS, "secret-ish", ns)
+    with raises_api_error(403, "Forbidden"):
+        restricted.create(CONFIGMAPS, configmap("mine", ns))
+    assert restricted.get(NAMESPACES, ns)["metadata"]["name"] == ns
+    with raises_api_error(
+        403,
+        "Forbidden",
+        f'namespaces "kube-system" is forbidden: User "{user}" cannot get resource "namespaces" '
+        'in API group "" in the namespace "kube-system"',
+    ):
+        restricted.get(NAMESPACES, "kube-system")
     # A binding to a missing role adds a reason to the denial message.
     dangling = {
         "metadata": {"name": "dangling", "namespace": ns},

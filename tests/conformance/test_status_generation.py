@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from kbcore.objects import GVR
-from tests.conformance.client import Api, generation, rv, widget
+from tests.conformance.client import (
+    CRDS,
+    Api,
+    generation,
+    raises_api_error,
+    rv,
+    unique,
+    widget,
+)
+from tests.conformance.conftest import widget_crd
 
 
 def test_generation_bumps_on_spec_changes_only(api: Api, widgets: GVR) -> None:
@@ -84,3 +93,29 @@ def test_put_status_without_status_clears_it(api: Api, widgets: GVR) -> None:
     assert "status" not in api.get(widgets, "c", ns)
     assert rv(cleared) > rv(with_status)
     assert generation(cleared) == 1
+
+
+def test_without_a_status_subresource_status_is_ordinary_content(api: Api) -> None:
+    ns = api.namespace
+    crd = widget_crd(f"{unique('t')}.conformance.example.com")
+    del crd["spec"]["versions"][0]["subresources"]
+    api.create(CRDS, crd)
+    api.wait_established(crd["metadata"]["name"])
+    gvr = GVR(crd["spec"]["group"], "v1", "widgets")
+    try:
+        body = widget(gvr, "n", ns, size=1)
+        body["status"] = {"ready": True}
+        created = api.create(gvr, body)
+        assert created["status"] == {"ready": True}  # kept on create
+        assert generation(created) == 1
+        # Any change but metadata bumps the generation, status included.
+        changed = api.patch(gvr, "n", {"status": {"ready": False}}, ns)
+        assert generation(changed) == 2
+        labelled = api.patch(gvr, "n", {"metadata": {"labels": {"l": "1"}}}, ns)
+        assert generation(labelled) == 2
+        with raises_api_error(404, "NotFound", f'widgets.{gvr.group} "n" not found'):
+            api.get(gvr, "n", ns, subresource="status")
+        with raises_api_error(404, "NotFound", f'widgets.{gvr.group} "n" not found'):
+            api.patch(gvr, "n", {"status": {"ready": True}}, ns, subresource="status")
+    finally:
+        api.delete(CRDS, crd["metadata"]["name"])

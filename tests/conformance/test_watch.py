@@ -43,6 +43,17 @@ def test_watch_from_empty_resource_version_starts_with_the_current_state(api: Ap
     assert types(events) == ["ADDED", "ADDED"]
     assert events[1]["object"] == second
 
+    # With bookmarks allowed, the synthetic ADDED events end with an annotated bookmark.
+    _, list_rv = api.list(CONFIGMAPS, ns)
+    w = api.watch(CONFIGMAPS, ns, allow_bookmarks=True, timeout_seconds=5)
+    events = w.events(4, until=lambda evs: len(evs) >= 3)
+    w.stop()
+    assert types(events) == ["ADDED", "ADDED", "BOOKMARK"]
+    assert [e["object"]["metadata"]["name"] for e in events[:2]] == ["one", "two"]
+    bookmark = events[2]["object"]
+    assert bookmark["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert rv(bookmark) >= int(list_rv)
+
 
 def test_label_selector_watch_sees_objects_leave_and_enter(api: Api) -> None:
     ns = api.namespace

@@ -23,7 +23,7 @@ def types(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def test_watch_from_empty_rv_sends_current_state_then_changes(server: APIServer) -> None:
     server.create(CONFIGMAPS, cm("b"))
     server.create(CONFIGMAPS, cm("a"))
-    w = server.watch(CONFIGMAPS)
+    w = server.watch(CONFIGMAPS, allow_bookmarks=False)
     assert types(w.drain()) == [("ADDED", "a"), ("ADDED", "b")]
     server.patch(CONFIGMAPS, key("a"), {"data": {"k": "v"}}, "merge")
     server.delete(CONFIGMAPS, key("b"))
@@ -58,7 +58,7 @@ def test_deleted_event_carries_the_last_state(server: APIServer) -> None:
 
 def test_watch_filters_by_namespace(server: APIServer) -> None:
     server.create(NAMESPACES, {"metadata": {"name": "other"}})
-    w = server.watch(CONFIGMAPS, "default")
+    w = server.watch(CONFIGMAPS, "default", allow_bookmarks=False)
     server.create(CONFIGMAPS, cm("x", "other"))
     server.create(CONFIGMAPS, cm("y"))
     assert types(w.drain()) == [("ADDED", "y")]
@@ -66,7 +66,7 @@ def test_watch_filters_by_namespace(server: APIServer) -> None:
 
 def test_label_selector_watch_sees_objects_enter_and_leave(server: APIServer) -> None:
     server.create(CONFIGMAPS, cm("a"))
-    w = server.watch(CONFIGMAPS, label_selector="app=web")
+    w = server.watch(CONFIGMAPS, label_selector="app=web", allow_bookmarks=False)
     assert w.drain() == []
     server.patch(CONFIGMAPS, key("a"), {"metadata": {"labels": {"app": "web"}}}, "merge")
     server.patch(CONFIGMAPS, key("a"), {"data": {"k": "v"}}, "merge")
@@ -123,8 +123,37 @@ def test_bookmarks(server: APIServer) -> None:
     assert [e["type"] for e in without.drain()] == ["ADDED"]
 
 
+def test_bookmarks_only_after_a_change_and_at_the_end_of_initial_events(
+    server: APIServer,
+) -> None:
+    server.create(CONFIGMAPS, cm("a"))
+    initial = server.watch(CONFIGMAPS)
+    rv = server.current_resource_version()
+    assert initial.drain() == [
+        {"type": "ADDED", "object": server.get(CONFIGMAPS, key("a"))},
+        {
+            "type": "BOOKMARK",
+            "object": {
+                "kind": "ConfigMap",
+                "apiVersion": "v1",
+                "metadata": {
+                    "resourceVersion": rv,
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            },
+        },
+    ]
+    current = server.watch(CONFIGMAPS, resource_version=rv)
+    server.emit_bookmarks()  # nothing happened since either watch started
+    assert initial.drain() == [] and current.drain() == []
+    server.create(NAMESPACES, {"metadata": {"name": "elsewhere"}})
+    server.emit_bookmarks()
+    for w in (initial, current):
+        assert types(w.drain()) == [("BOOKMARK", "")]
+
+
 def test_expire_and_stop(server: APIServer) -> None:
-    w = server.watch(CONFIGMAPS)
+    w = server.watch(CONFIGMAPS, allow_bookmarks=False)
     server.create(CONFIGMAPS, cm("a"))
     server.expire_watches()
     assert w.closed and server.open_watches == 0
