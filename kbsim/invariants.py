@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.coverage import resolve_coverage
+from kbcore.crds import served_resource
 from kbcore.instance import ADOPT, NAMESPACES, Ownership, classify
 from kbcore.mapper import IDENTITY
 from kbcore.objects import GVR, ObjectKey
@@ -74,12 +75,9 @@ class Monitor:
         for b in self._bindings()[0] + self._bindings()[1]:
             for api in (b.get("spec") or {}).get("apis") or []:
                 crd = crds.get(api.get("name", "")) if isinstance(api, Mapping) else None
-                if crd is None:
-                    continue
-                spec = crd.get("spec") or {}
-                for v in spec.get("versions") or []:
-                    gvr = GVR(spec.get("group", ""), v.get("name", ""), spec["names"]["plural"])
-                    out[gvr] = gvr.group_resource
+                served = served_resource(crd) if crd is not None else None
+                if served is not None:
+                    out[served.gvr] = served.gvr.group_resource
         return out
 
     def _bindings(self) -> tuple[list[o.Obj], list[o.Obj]]:

@@ -24,6 +24,7 @@ from kbcore import objects as o
 from kbcore.actions import PROVIDER, Plan
 from kbcore.api import keys
 from kbcore.coverage import resolve_coverage
+from kbcore.crds import served_resource
 from kbcore.errors import ApiError
 from kbcore.instance import (
     NAMESPACES,
@@ -238,9 +239,9 @@ class SimKonnector:
                 continue
             for api in spec.get("apis") or []:
                 crd = crds.get(api.get("name", "")) if isinstance(api, dict) else None
-                target = _target_for(crd, eng) if crd else None
-                if target is not None and target.gvr not in desired:
-                    desired[target.gvr] = target
+                served = served_resource(crd) if crd else None
+                if served is not None and served.gvr not in desired:
+                    desired[served.gvr] = SyncTarget(served.gvr, served.namespaced, eng)
         for gvr in list(self.syncers):
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
                 self.syncers.pop(gvr).stop(self.world)
@@ -316,19 +317,6 @@ class SimKonnector:
         self.queue.forget(item)
         if plan.requeue_after is not None:
             self.queue.add_after(item, plan.requeue_after, self.world.now)
-
-
-def _target_for(crd: o.Obj, eng: Engagement) -> SyncTarget | None:
-    if o.is_deleting(crd):
-        return None
-    spec = crd.get("spec") or {}
-    versions = [v for v in spec.get("versions") or [] if v.get("served")]
-    if not versions:
-        return None
-    storage = next((v for v in versions if v.get("storage")), versions[0])
-    names = spec.get("names") or {}
-    gvr = GVR(spec.get("group", ""), storage.get("name", ""), names.get("plural", ""))
-    return SyncTarget(gvr, spec.get("scope") == "Namespaced", eng)
 
 
 def parse_kubeconfig(text: str) -> tuple[str, str] | None:
