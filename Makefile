@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports crds-check scenarios e2e bench clean
+.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench clean
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -47,6 +47,10 @@ test: lint typecheck imports crds-check scenarios k8sbin
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 -include hack/k8s/k8s.mk
+
+nightly: $(STAMP)
+	@echo ">> property suite, nightly profile (5,000 examples; tens of minutes)"
+	@HYPOTHESIS_PROFILE=nightly $(BIN)/pytest -q tests/property
 
 e2e: $(STAMP) k8sbin
 	@$(BIN)/pytest -q -m realcluster tests/e2e
