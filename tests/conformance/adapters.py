@@ -119,7 +119,28 @@ class KbsimWatch:
         self._watch.stop()
 
 
-class KbsimClient:
+class _Waits:
+    """Waits written once over `eventually`, `get` and `list`, which each backend provides."""
+
+    eventually: Any
+    get: Any
+    list: Any
+
+    def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
+        def served() -> Obj | None:
+            crd = self.get(CRDS, crd_name)
+            if not _established(crd):
+                return None
+            self.list(_crd_resource(crd))
+            return crd
+
+        return self.eventually(served, timeout, f"CRD {crd_name} established")
+
+    def wait_gone(self, gvr: GVR, name: str, namespace: str = "", timeout: float = 60.0) -> None:
+        self.eventually(lambda: _is_gone(self, gvr, name, namespace), timeout, f"{name} gone")
+
+
+class KbsimClient(_Waits):
     """`Api` over an in-memory `APIServer` (a fresh one per test)."""
 
     backend = "kbsim"
@@ -245,19 +266,6 @@ class KbsimClient:
 
     def eventually(self, check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
         return _retry(check, timeout, what, self._step, self.clock)
-
-    def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
-        def served() -> Obj | None:
-            crd = self.get(CRDS, crd_name)
-            if not _established(crd):
-                return None
-            self.list(_crd_resource(crd))
-            return crd
-
-        return self.eventually(served, timeout, f"CRD {crd_name} established")
-
-    def wait_gone(self, gvr: GVR, name: str, namespace: str = "", timeout: float = 60.0) -> None:
-        self.eventually(lambda: _is_gone(self, gvr, name, namespace), timeout, f"{name} gone")
 
     def close(self) -> None:
         self.server.expire_watches()
@@ -393,7 +401,7 @@ _MINTED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 """Kubeconfigs minted per (cluster directory, user, groups): minting runs openssl."""
 
 
-class RealClient:
+class RealClient(_Waits):
     """`Api` over a real cluster of the test harness (kube-apiserver + etcd + kcm)."""
 
     backend = "real"
@@ -608,19 +616,6 @@ class RealClient:
 
     def eventually(self, check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
         return _retry(check, timeout, what, lambda: time.sleep(0.1), time.monotonic)
-
-    def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
-        def served() -> Obj | None:
-            crd = self.get(CRDS, crd_name)
-            if not _established(crd):
-                return None
-            self.list(_crd_resource(crd))
-            return crd
-
-        return self.eventually(served, timeout, f"CRD {crd_name} established")
-
-    def wait_gone(self, gvr: GVR, name: str, namespace: str = "", timeout: float = 60.0) -> None:
-        self.eventually(lambda: _is_gone(self, gvr, name, namespace), timeout, f"{name} gone")
 
     def close(self) -> None:
         for w in self._watches:
