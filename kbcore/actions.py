@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from kbcore.objects import Obj, ObjectRef
+from kbcore.reads import Read
 
 CONSUMER = "consumer"
 PROVIDER = "provider"
@@ -97,6 +98,16 @@ class MergePatch:
 
 
 @attrs.frozen(hash=False)
+class Update:
+    """PUT `body`, the whole object, carrying the resourceVersion it was planned from (a
+    replace, not a merge: fields absent from `body` are removed)."""
+
+    target: ObjectRef
+    body: Obj
+    field_manager: str = "kube-bind-konnector"
+
+
+@attrs.frozen(hash=False)
 class UpdateStatus:
     """PUT to the /status subresource; `body` is the whole object with the new status (or none),
     carrying the resourceVersion it was planned from."""
@@ -132,6 +143,7 @@ Action = (
     | CreateNamespace
     | Delete
     | MergePatch
+    | Update
     | UpdateStatus
     | EmitEvent
     | RequeueAfter
@@ -145,6 +157,7 @@ WRITES: tuple[type[Any], ...] = (
     CreateNamespace,
     Delete,
     MergePatch,
+    Update,
     UpdateStatus,
     EmitEvent,
 )
@@ -170,7 +183,7 @@ class Plan:
     """An ordered tuple of actions, or the fresh reads needed before planning, plus why."""
 
     actions: tuple[Action, ...] = ()
-    needs: tuple[ReadFresh, ...] = ()
+    needs: tuple[ReadFresh | Read, ...] = ()
     why: str = ""
 
     @property

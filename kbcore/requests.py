@@ -26,6 +26,7 @@ from kbcore.actions import (
     MergePatch,
     RemoveFinalizer,
     RequeueAfter,
+    Update,
     UpdateStatus,
 )
 from kbcore.api import keys
@@ -102,6 +103,8 @@ def to_request(action: Action, now: float) -> Request | None:
             if rv:
                 body.setdefault("metadata", {})["resourceVersion"] = rv
             return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
+        case Update(target=t, body=body, field_manager=fm):
+            return Request("update", t.cluster, t.gvr, t.key, body, field_manager=fm)
         case UpdateStatus(target=t, body=body):
             return Request("update", t.cluster, t.gvr, t.key, body, subresource="status")
         case EmitEvent():

@@ -62,7 +62,9 @@ kube-apiserver; what it finds is fixed here or listed in `docs/kbsim-known-diffe
   selectors support only `metadata.name` and `metadata.namespace`.
 - RBAC: no aggregated ClusterRoles, no escalation check, no non-resource URLs; only the
   `cluster-admin` bootstrap ClusterRole/Binding exist.
-- Discovery lists the same eight verbs for every resource.
+- `discover()` (the in-process summary the simulated konnector uses) lists the same eight verbs
+  for every resource; the discovery documents (`discovery()`, `openapi()`, built by
+  `kbsim/discovery.py`) list the real ones.
 - `default` ServiceAccounts and `kube-root-ca.crt` ConfigMaps are created per namespace only
   with `namespace_defaults=True` (a kube-controller-manager running all controllers does it).
 - Controllers (`tick`) bypass request hooks and RBAC; a hook's `AfterWrite` error is raised
@@ -90,6 +92,7 @@ from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.selectors import Selector
 from kbcore.selectors import parse as parse_selector
 from kbsim import apierrors as errs
+from kbsim import discovery
 from kbsim import schema as crschema
 from kbsim import validation as v
 from kbsim.patch import json_patch, merge_patch
@@ -636,6 +639,52 @@ class APIServer:
                     )
                 )
         return sorted(out, key=lambda d: (d.gvr.group, d.gvr.version, d.gvr.resource))
+
+    def discovery(self, path: str, *, user: User = ADMIN) -> Obj:
+        """The discovery document at `path`: `/api`, `/api/v1`, `/apis`, `/apis/<group>` or
+        `/apis/<group>/<version>` (query ignored); 404 NotFound for anything else.
+
+        Every user may read it (as `system:discovery` grants on a real cluster); request hooks
+        see verb "get" on `GVR(group, version, "")` (no resource: a non-resource request).
+        """
+        return self._nonresource_request(
+            path, user, lambda: discovery.discovery(self._discovery_state(), path)
+        )
+
+    def openapi(self, path: str, *, user: User = ADMIN) -> Obj:
+        """The OpenAPI v3 document at `path`: the index `/openapi/v3`, or
+        `/openapi/v3/api/v1` / `/openapi/v3/apis/<group>/<version>` (query, e.g. `?hash=`,
+        ignored); 404 NotFound for anything else. Authorization and hooks as `discovery`."""
+        return self._nonresource_request(
+            path, user, lambda: discovery.openapi(self._discovery_state(), path)
+        )
+
+    def _discovery_state(self) -> discovery.State:
+        crds = self._store(self._crd_info())
+        return discovery.State(self._builtin.values(), [crds[k] for k in sorted(crds)])
+
+    def _nonresource_request(self, path: str, user: User, fn: Callable[[], T]) -> T:
+        """A GET of a non-resource URL: request hooks, no RBAC (every authenticated user may
+        read discovery and OpenAPI documents)."""
+        parts = [p for p in path.split("?", 1)[0].strip("/").split("/") if p]
+        if parts[:2] == ["openapi", "v3"]:
+            parts = parts[2:]
+        group = version = ""
+        if parts[:1] == ["api"] and len(parts) > 1:
+            version = parts[1]
+        elif parts[:1] == ["apis"] and len(parts) > 1:
+            group, version = parts[1], parts[2] if len(parts) > 2 else ""
+        verdict: ApiError | AfterWrite | None = None
+        for hook in self._hooks:
+            verdict = hook("get", GVR(group, version, ""), ObjectKey("", ""), user)
+            if verdict is not None:
+                break
+        if isinstance(verdict, ApiError):
+            raise verdict
+        result = fn()
+        if isinstance(verdict, AfterWrite):
+            raise verdict.error
+        return copy.deepcopy(result)
 
     def kind_to_gvr(self, api_version: str, kind: str) -> GVR:
         group, _, version = api_version.rpartition("/")

@@ -40,6 +40,57 @@ INVARIANTS = (
 )
 
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+SECRETS = GVR("", "v1", "secrets")
+CONFIGMAPS = GVR("", "v1", "configmaps")
+LEASES = GVR("coordination.k8s.io", "v1", "leases")
+
+
+def _marked(obj: Mapping[str, Any]) -> bool:
+    return o.labels_of(obj).get(keys.LABEL_MANAGED) == "true"
+
+
+def _only_metadata_changed(rec: Any, fields: tuple[str, ...]) -> bool:
+    before, after = rec.before, rec.after
+    if before is None or after is None:
+        return False
+    strip = ("resourceVersion", "managedFields", "generation", *fields)
+
+    def rest(x: Mapping[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in o.metadata(x).items() if k not in strip}
+        return {**x, "metadata": meta}
+
+    return rest(before) == rest(after)
+
+
+def _control_write_ok(gvr: GVR, rec: Any) -> bool:
+    """Writes the control plane may make outside bound APIs: finalizers on kubeconfig Secrets,
+    related copies, CRDs it installs, namespaces and heartbeat Leases it creates — each only on
+    objects carrying our markers (or, for finalizers and CRD markers, metadata only)."""
+    before, after = rec.before, rec.after
+    if gvr == SECRETS and _only_metadata_changed(rec, ("finalizers", "deletionTimestamp")):
+        return True
+    if gvr == CRDS and _only_metadata_changed(rec, ("labels", "annotations")):
+        return True  # pullPolicy None: markers stamped on a CRD the user manages
+    if gvr == NAMESPACES:
+        return rec.verb == "create" and after is not None and _marked(after)
+    if gvr in (SECRETS, CONFIGMAPS):
+        ok = [x for x in (before, after) if x is not None]
+        return all(
+            _marked(x) and o.annotations_of(x).get(keys.ANNOTATION_RELATED_BINDING) for x in ok
+        )
+    if gvr == CRDS:
+        return all(
+            _marked(x) and o.annotations_of(x).get(keys.ANNOTATION_CONNECTION)
+            for x in (before, after)
+            if x is not None
+        )
+    if gvr == LEASES:
+        return all(
+            o.annotations_of(x).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID)
+            for x in (before, after)
+            if x is not None
+        )
+    return False
 EVENTS = ("events",)
 
 
@@ -108,6 +159,10 @@ class Monitor:
         gvr: GVR = rec.gvr
         if gvr.resource in EVENTS or gvr.group == keys.GROUP:
             return
+        if gvr in (SECRETS, CONFIGMAPS, CRDS, NAMESPACES, LEASES):
+            if not _control_write_ok(gvr, rec):
+                self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")
+            return
         if gvr not in self._bound():
             self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")
             return
@@ -139,7 +194,13 @@ class Monitor:
     def _check_provider_write(self, cluster: str, rec: Any) -> None:
         gvr: GVR = rec.gvr
         bound = self._bound()
+        if gvr in (SECRETS, CONFIGMAPS, LEASES):
+            if not _control_write_ok(gvr, rec):
+                self._violate("no-foreign-provider-writes", f"{rec.verb} {cluster} {gvr} {rec.key}")
+            return
         if gvr == NAMESPACES:
+            if rec.after is not None and _marked(rec.after) and rec.verb == "create":
+                return  # the heartbeat or a related copy's namespace, created by us
             return self._check_namespace(cluster, rec, bound)
         if gvr not in bound:
             self._violate("writes-within-bound-scope", f"{rec.verb} {cluster} {gvr} {rec.key}")

@@ -2,14 +2,12 @@
 
 It keeps nothing the real konnector would not keep in memory (caches, a work queue, which
 syncers run), so a crash fault simply drops the object and a restart builds a new one from
-lists. Every decision comes from kbcore: `plan_instance` decides what to write,
-`resolve_coverage` which binding covers an object, `consumer_key_for_provider` which key a
-provider event wakes, `to_request` how an action becomes a request, `judge` what a failure means.
-
-Until the Connection/binding control plane exists in the kernel, the Connection's identity and
-readiness are taken as given: a Connection is engaged when its kubeconfig Secret names a
-simulated cluster (`https://<name>.kbsim`), the local cluster UID is the consumer's kube-system
-UID, and a binding is ready when its Connection is engaged.
+lists. Every decision comes from kbcore: `plan_connection` and `plan_binding` run the control
+plane, `keys_for_event` says which keys an event wakes, `engagement`/`sync_targets` which APIs
+are synced through which provider, `plan_instance` what to write for one object,
+`resolve_coverage` which binding covers it, `to_request` how an action becomes a request and
+`judge` what a failure means. This module only answers the kernels' reads and carries out their
+actions.
 """
 
 from __future__ import annotations
@@ -21,11 +19,21 @@ import attrs
 import yaml
 
 from kbcore import objects as o
-from kbcore.actions import PROVIDER, Plan
-from kbcore.api import keys
+from kbcore.actions import CONSUMER, PROVIDER, Plan, ReadFresh
+from kbcore.api import conditions as c
+from kbcore.binding import RESYNC_INTERVAL_SECONDS, BindingView, plan_binding
+from kbcore.connection import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    SECRETS,
+    ConnectionView,
+    plan_connection,
+)
 from kbcore.coverage import resolve_coverage
-from kbcore.crds import served_resource
+from kbcore.engagement import Engagement, SyncTarget, engagement, sync_targets
 from kbcore.errors import ApiError
+from kbcore.events import ENGAGE, keys_for_event
 from kbcore.instance import (
     NAMESPACES,
     InstanceView,
@@ -33,51 +41,42 @@ from kbcore.instance import (
     consumer_key_for_provider,
     plan_instance,
 )
+from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, secret_ref
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
+from kbcore.reads import Read
 from kbcore.requests import Next, judge, to_request
+from kbcore.status import condition_is_true
 from kbcore.workqueue import WorkQueue
 from kbsim.reflector import Reflector
 
 if TYPE_CHECKING:
     from kbsim.world import World
 
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-SECRETS = GVR("", "v1", "secrets")
+KINDS = {
+    CONNECTIONS: "Connection",
+    CLUSTERBINDINGS: "ClusterBinding",
+    BINDINGS: "Binding",
+    CRDS: "CustomResourceDefinition",
+    SECRETS: "Secret",
+}
 
-CONTROL = ("control",)
 BACKSTOP_SECONDS = 600.0
 """Every cached object is looked at again this often even without events (upstream: 10 min)."""
+MAX_READ_ROUNDS = 8
 
 Planner = Callable[[InstanceView], Plan]
-
-
-@attrs.frozen
-class Engagement:
-    """A Connection the konnector syncs through: which provider, as whom, with which identity."""
-
-    connection: str
-    provider: str
-    user: Any
-    local_cluster_uid: str
-
-
-@attrs.frozen
-class SyncTarget:
-    gvr: GVR
-    namespaced: bool
-    engagement: Engagement
 
 
 class Syncer:
     """One bound API: a consumer reflector over all namespaces and a provider reflector over our
     managed copies."""
 
-    def __init__(self, konnector: SimKonnector, target: SyncTarget) -> None:
+    def __init__(self, konnector: SimKonnector, target: SyncTarget, provider: str, user: Any):
         self.target = target
+        self.provider_cluster = provider
+        self.provider_user = user
         gvr, world = target.gvr, konnector.world
         self.consumer = Reflector(
             konnector.consumer,
@@ -86,14 +85,14 @@ class Syncer:
             on_event=lambda _t, old, new: konnector.enqueue_instance(gvr, old, new),
         )
         self.provider = Reflector(
-            world.clusters[target.engagement.provider],
+            world.clusters[provider],
             gvr,
-            user=target.engagement.user,
-            label_selector=f"{keys.LABEL_MANAGED}=true",
+            user=user,
+            label_selector="core.kube-bind.io/managed=true",
             on_event=lambda _t, old, new: konnector.enqueue_provider(self, old, new),
         )
         world.attach(konnector.cluster, self.consumer)
-        world.attach(target.engagement.provider, self.provider)
+        world.attach(provider, self.provider)
 
     def stop(self, world: World) -> None:
         for r in (self.consumer, self.provider):
@@ -126,23 +125,36 @@ class SimKonnector:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        for gvr in (CONNECTIONS, CLUSTERBINDINGS, BINDINGS, CRDS, SECRETS):
+        for gvr, kind in KINDS.items():
             r = Reflector(
                 self.consumer,
                 gvr,
                 user=self.user,
-                on_event=lambda _t, _old, _new: self.queue.add(CONTROL),
+                on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
             )
             self.control[gvr] = r
             self.world.attach(self.cluster, r)
-        self.queue.add(CONTROL)
+        self.queue.add(ENGAGE)
         self.world.schedule(BACKSTOP_SECONDS, "backstop", self._backstop)
+        self.world.schedule(RESYNC_INTERVAL_SECONDS, "control-resync", self._control_resync)
 
     def _backstop(self) -> None:
         if self.stopped:
             return
         self.resync()
         self.world.schedule(BACKSTOP_SECONDS, "backstop", self._backstop)
+
+    def _control_resync(self) -> None:
+        """Re-discovery, heartbeat, conflict counts: every Connection and binding, periodically."""
+        if self.stopped:
+            return
+        for conn in self._cached(CONNECTIONS):
+            self.queue.add(("connection", o.name(conn)))
+        for gvr in (CLUSTERBINDINGS, BINDINGS):
+            for b in self._cached(gvr):
+                self.queue.add(("binding", KINDS[gvr], o.namespace(b), o.name(b)))
+        self.queue.add(ENGAGE)
+        self.world.schedule(RESYNC_INTERVAL_SECONDS, "control-resync", self._control_resync)
 
     def stop(self) -> None:
         self.stopped = True
@@ -160,6 +172,16 @@ class SimKonnector:
                 self.queue.add(("instance", gvr, key))
 
     # -- event handlers --------------------------------------------------------------------
+    def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        bindings = self._cached(CLUSTERBINDINGS) + self._cached(BINDINGS)
+        for key in keys_for_event(
+            kind, obj, connections=self._cached(CONNECTIONS), bindings=bindings
+        ):
+            self.queue.add(key)
+
     def enqueue_instance(self, gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> None:
         obj = new if new is not None else old
         if obj is not None:
@@ -182,8 +204,12 @@ class SimKonnector:
         if item is None:
             return False
         try:
-            if item == CONTROL:
-                self._reconcile_control()
+            if item == ENGAGE:
+                self._engage()
+            elif item[0] == "connection":
+                self._reconcile_connection(item)
+            elif item[0] == "binding":
+                self._reconcile_binding(item)
             else:
                 self._reconcile_instance(item)
         except ApiError as err:
@@ -197,57 +223,92 @@ class SimKonnector:
         r = self.control.get(gvr)
         return list(r.cache.values()) if r else []
 
-    def _engagements(self) -> dict[str, Engagement]:
-        secrets = {o.key_of(s): s for s in self._cached(SECRETS)}
-        kube_system = self.consumer.get(NAMESPACES, ObjectKey("", "kube-system"), user=self.user)
-        local_uid = o.uid(kube_system)
-        out: dict[str, Engagement] = {}
-        for conn in self._cached(CONNECTIONS):
-            if o.is_deleting(conn):
-                continue
-            ref = (conn.get("spec") or {}).get("kubeconfigSecretRef") or {}
-            secret = secrets.get(ObjectKey(ref.get("namespace", ""), ref.get("name", "")))
-            if secret is None:
-                continue
-            target = self.world.resolve_kubeconfig(secret, ref.get("key") or "kubeconfig")
-            if target is None:
-                continue
-            provider, user = target
-            out[o.name(conn)] = Engagement(o.name(conn), provider, user, local_uid)
-        return out
+    def _cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None:
+        r = self.control.get(gvr)
+        return r.cache.get(key) if r else None
 
-    def _binding_ready(self, engaged: dict[str, Engagement]) -> Callable[[Any], bool]:
-        def ready(binding: Any) -> bool:
-            ref = (binding.get("spec") or {}).get("connectionRef") or {}
-            return ref.get("name", "") in engaged
+    def _credentials(self, conn: o.Obj) -> Credentials | SecretProblem:
+        namespace, name, _ = secret_ref(conn)
+        secret = self._cached_get(SECRETS, ObjectKey(namespace, name))
+        return credentials_for(conn, secret, self.namespace, yaml.safe_load)
 
-        return ready
+    def _provider(self, creds: Credentials | SecretProblem | None) -> tuple[str, Any] | None:
+        if not isinstance(creds, Credentials):
+            return None
+        return self.world.resolve_credentials(creds)
 
-    def _reconcile_control(self) -> None:
-        engaged = self.engaged = self._engagements()
-        crds = {o.name(c): c for c in self._cached(CRDS)}
-        desired: dict[GVR, SyncTarget] = {}
-        bindings = sorted(self._cached(CLUSTERBINDINGS), key=o.name) + sorted(
-            self._cached(BINDINGS), key=lambda b: (o.namespace(b), o.name(b))
+    def _plan_with_reads(
+        self, plan_fn: Callable[[Any], Plan], view: Any, provider: tuple[str, Any] | None
+    ) -> Plan:
+        """Call a control-plane planner until it needs no more reads, answering them."""
+        observed: dict[Read, Any] = {}
+        for _ in range(MAX_READ_ROUNDS):
+            plan = plan_fn(attrs.evolve(view, observed=dict(observed)))
+            if not plan.needs:
+                return plan
+            for need in plan.needs:
+                assert not isinstance(need, ReadFresh), need
+                target = (self.cluster, self.user) if need.cluster == CONSUMER else provider
+                observed[need] = self.world.read(target, need)
+        raise RuntimeError(f"planner kept asking for reads: {plan.needs}")  # pragma: no cover
+
+    def _reconcile_connection(self, item: tuple[Any, ...]) -> None:
+        conn = self._cached_get(CONNECTIONS, ObjectKey("", item[1]))
+        if conn is None:
+            return
+        namespace, name, _ = secret_ref(conn)
+        creds = self._credentials(conn)
+        view = ConnectionView(
+            connection=conn,
+            konnector_namespace=self.namespace,
+            secret=self._cached_get(SECRETS, ObjectKey(namespace, name)),
+            credentials=creds,
+            observed={},
+            now=self.world.now,
         )
-        for b in bindings:
-            if o.is_deleting(b):
-                continue
-            spec = b.get("spec") or {}
-            eng = engaged.get((spec.get("connectionRef") or {}).get("name", ""))
-            if eng is None:
-                continue
-            for api in spec.get("apis") or []:
-                crd = crds.get(api.get("name", "")) if isinstance(api, dict) else None
-                served = served_resource(crd) if crd else None
-                if served is not None and served.gvr not in desired:
-                    desired[served.gvr] = SyncTarget(served.gvr, served.namespaced, eng)
+        provider = self._provider(creds)
+        plan = self._plan_with_reads(plan_connection, view, provider)
+        self._execute(item, plan, provider)
+
+    def _reconcile_binding(self, item: tuple[Any, ...]) -> None:
+        _, kind, namespace, name = item
+        gvr = CLUSTERBINDINGS if kind == "ClusterBinding" else BINDINGS
+        binding = self._cached_get(gvr, ObjectKey(namespace, name))
+        if binding is None:
+            return
+        spec = binding.get("spec") or {}
+        conn_name = (spec.get("connectionRef") or {}).get("name", "")
+        conn = self._cached_get(CONNECTIONS, ObjectKey("", conn_name)) if conn_name else None
+        creds = self._credentials(conn) if conn is not None else None
+        view = BindingView(
+            binding={**binding, "kind": kind},
+            connection=conn,
+            credentials=creds,
+            observed={},
+            now=self.world.now,
+            mapper=self.mapper,
+        )
+        provider = self._provider(creds)
+        plan = self._plan_with_reads(plan_binding, view, provider)
+        self._execute(item, plan, provider)
+
+    def _engage(self) -> None:
+        """Stop-on-disengage: (re)build the syncers the kernel says should run."""
+        engaged: dict[str, Engagement] = {}
+        for conn in self._cached(CONNECTIONS):
+            eng = engagement(conn, self._credentials(conn))
+            if eng is not None and self._provider(eng.credentials) is not None:
+                engaged[eng.connection] = eng
+        self.engaged = engaged
+        desired = sync_targets(self._cached(CRDS), engaged)
         for gvr in list(self.syncers):
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
                 self.syncers.pop(gvr).stop(self.world)
         for gvr, target in desired.items():
             if gvr not in self.syncers:
-                syncer = Syncer(self, target)
+                provider = self._provider(target.engagement.credentials)
+                assert provider is not None
+                syncer = Syncer(self, target, *provider)
                 self.syncers[gvr] = syncer
                 self.world.start_reflector(syncer.consumer)
                 self.world.start_reflector(syncer.provider)
@@ -259,13 +320,12 @@ class SimKonnector:
         if syncer is None or not syncer.consumer.synced:
             return
         t = syncer.target
-        engaged = self.engaged
         coverage = resolve_coverage(
             gvr.group_resource,
             key.namespace,
             self._cached(CLUSTERBINDINGS),
             self._cached(BINDINGS),
-            self._binding_ready(engaged),
+            lambda b: condition_is_true(b, c.READY),
         )
         pkey = self.mapper.to_provider(gvr, key)
         view = InstanceView(
@@ -277,14 +337,14 @@ class SimKonnector:
             local_cluster_uid=t.engagement.local_cluster_uid,
             mapper=self.mapper,
         )
-        provider = self.world.clusters[t.engagement.provider]
         for _ in range(3):
             plan = self.planner(view)
             if not plan.needs:
                 break
             for need in plan.needs:
-                obj = self.world.read_fresh(t.engagement.provider, need.target, t.engagement.user)
-                if need.target.gvr == NAMESPACES:
+                ref = need.target  # type: ignore[union-attr]
+                obj = self.world.read_fresh(syncer.provider_cluster, ref, syncer.provider_user)
+                if ref.gvr == NAMESPACES:
                     pv = attrs.evolve(view.provider, namespace_exists=obj is not None)
                 else:
                     pv = ProviderView(
@@ -293,18 +353,26 @@ class SimKonnector:
                 view = attrs.evolve(view, provider=pv)
         else:  # pragma: no cover - the kernel asks for at most two reads
             raise RuntimeError(f"kernel kept asking for reads: {plan.needs}")
+        self._execute(item, plan, (syncer.provider_cluster, syncer.provider_user))
+
+    def _execute(self, item: tuple[Any, ...], plan: Plan, provider: tuple[str, Any] | None) -> None:
+        """Carry out a plan's actions in order; the first failure decides the requeue."""
         self.world.record_plan(item, plan)
-        servers = {PROVIDER: (provider, t.engagement.user), "consumer": (self.consumer, self.user)}
         for action in plan.actions:
             request = to_request(action, self.world.now)
             if request is None:
                 continue
-            server, user = servers[request.cluster]
             try:
+                if request.cluster == PROVIDER:
+                    if provider is None:
+                        raise ApiError(503, "ServiceUnavailable", "provider not reachable")
+                    server, user = self.world.clusters[provider[0]], provider[1]
+                else:
+                    server, user = self.consumer, self.user
                 self.world.perform(request, server, user, action)
             except ApiError as err:
                 verdict = judge(action, err)
-                self.world.log(f"konnector: {type(action).__name__} {item[2]}: {err}")
+                self.world.log(f"konnector: {type(action).__name__} {item[1:]}: {err}")
                 if verdict.next is Next.CONTINUE:
                     continue
                 if verdict.next is Next.REPLAN:
@@ -317,23 +385,3 @@ class SimKonnector:
         self.queue.forget(item)
         if plan.requeue_after is not None:
             self.queue.add_after(item, plan.requeue_after, self.world.now)
-
-
-def parse_kubeconfig(text: str) -> tuple[str, str] | None:
-    """(server URL, bearer token) of the current context, or None when unusable."""
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(cfg, dict):
-        return None
-    ctx_name = cfg.get("current-context")
-    contexts = {c.get("name"): c.get("context") or {} for c in cfg.get("contexts") or []}
-    clusters = {c.get("name"): c.get("cluster") or {} for c in cfg.get("clusters") or []}
-    users = {u.get("name"): u.get("user") or {} for u in cfg.get("users") or []}
-    ctx = contexts.get(ctx_name)
-    if ctx is None:
-        return None
-    server = clusters.get(ctx.get("cluster"), {}).get("server", "")
-    token = users.get(ctx.get("user"), {}).get("token", "")
-    return (server, token) if server else None

@@ -16,6 +16,9 @@ The format is a stable contract (other tests and tools write it): extend it, nev
       - {settle: {timeout: 60s}}              # run until nothing is pending; fails if not reached
       - {expect: {cluster: provider, object: {...ref...}, matches: {spec: {size: large}}}}
       - {expect: {cluster: provider, absent: {...ref...}}}
+      - {expect: {cluster: consumer, object: {...ref...}, conditions: {Ready: "False/Pending"}}}
+
+`conditions` maps a condition type in `status.conditions` to its status, or status/reason.
 
 `apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
 --server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
@@ -240,8 +243,15 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
             raise fail(node, f"step {i}: expect needs exactly one of object: or absent:")
         ref = e.get("object", e.get("absent"))
         _check_manifest(ref, fail, node)
-        if "matches" in e and "object" not in e:
-            raise fail(node, f"step {i}: matches: goes with object:")
+        for field in ("matches", "conditions"):
+            if field in e and "object" not in e:
+                raise fail(node, f"step {i}: {field}: goes with object:")
+        conds = e.get("conditions", {})
+        if not isinstance(conds, dict) or not all(
+            isinstance(v, str) and v.split("/")[0] in ("True", "False", "Unknown")
+            for v in conds.values()
+        ):
+            raise fail(node, f'step {i}: conditions: {{Type: "True"}} or {{Type: "False/Reason"}}')
     return Step(i, _line(node), kind, item)
 
 
@@ -403,6 +413,21 @@ def _expect(world: World, e: dict[str, Any]) -> str:
     want = e.get("matches")
     if want is not None and not o.contains(obj, want):
         return f"does not match {want}: have {_relevant(obj, want)}"
+    have = {
+        c.get("type"): f"{c.get('status')}/{c.get('reason')}"
+        for c in (obj.get("status") or {}).get("conditions") or []
+        if isinstance(c, dict)
+    }
+    for type_, expected in (e.get("conditions") or {}).items():
+        got = have.get(type_, "<missing>")
+        if got != expected and got.split("/")[0] != expected:
+            message = next(
+                (c.get("message") for c in obj["status"]["conditions"] if c.get("type") == type_),
+                "",
+            ) if type_ in have else ""
+            return f"condition {type_} is {got}, want {expected}" + (
+                f" ({message})" if message else ""
+            )
     return ""
 
 

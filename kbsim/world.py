@@ -11,24 +11,23 @@ two actions of one plan, and restarts with no memory.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import random
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import attrs
 
 from kbcore import objects as o
 from kbcore.actions import Action
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import Credentials
 from kbcore.objects import ObjectRef
+from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
 from kbcore.requests import Request
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
-from kbsim.konnector import parse_kubeconfig
 from kbsim.reflector import Reflector
 
 START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
@@ -207,24 +206,51 @@ class World:
             self.actor = previous
 
     # -- requests --------------------------------------------------------------------------
-    def resolve_kubeconfig(self, secret: o.Obj, key: str) -> tuple[str, User] | None:
-        data = secret.get("data") or {}
-        raw = data.get(key)
-        if not isinstance(raw, str):
-            return None
-        try:
-            text = base64.b64decode(raw).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None
-        parsed = parse_kubeconfig(text)
-        if parsed is None:
-            return None
-        server, token = parsed
-        host = urlparse(server if "://" in server else f"https://{server}").hostname or ""
+    def resolve_credentials(self, creds: Credentials) -> tuple[str, User] | None:
+        """The simulated cluster and user a kubeconfig's credentials reach, or None.
+
+        A server host `<name>.kbsim` addresses cluster `<name>`; the token names the user
+        (`admin` or none: cluster-admin; anything else: authorized by that cluster's RBAC)."""
+        host = creds.host
         if not host.endswith(".kbsim") or host[: -len(".kbsim")] not in self.clusters:
             return None
+        token = creds.token
         user = ADMIN if token in ("", "admin") else User(token, ())
         return host[: -len(".kbsim")], user
+
+    def read(self, target: tuple[str, User] | None, read: Read) -> Any:
+        """Answer one kernel read for the konnector: the result, or Failed(error)."""
+        if target is None:
+            return Failed(
+                ApiError(503, "ServiceUnavailable", "no API server answers at the provider address")
+            )
+        cluster, user = target
+        server = self.clusters[cluster]
+        stale = self._active("stale-reads", cluster)
+
+        def call() -> Any:
+            match read:
+                case Get(gvr=gvr, key=key):
+                    if stale is not None:
+                        return server.get_at(gvr, key, stale.rv)
+                    return server.get(gvr, key, user=user)
+                case List(gvr=gvr, namespace=ns, label_selector=sel):
+                    if stale is not None and not sel:
+                        return server.list_at(gvr, ns, stale.rv)[0]
+                    return server.list(gvr, ns, sel, user=user)[0]
+                case Discovery(path=path):
+                    return server.discovery(path, user=user)
+                case OpenAPIDoc(path=path):
+                    return server.openapi(path, user=user)
+            raise TypeError(f"not a read: {read!r}")  # pragma: no cover
+
+        self.requests += 1
+        try:
+            return self.as_konnector(call)
+        except ApiError as err:
+            if err.code == 404 and isinstance(read, Get):
+                return None
+            return Failed(err)
 
     def read_fresh(self, cluster: str, ref: ObjectRef, user: User) -> o.Obj | None:
         """An uncached GET, subject to stale-read faults; None when not found."""

@@ -51,6 +51,20 @@ DRAINING_BINDINGS: Final = "DrainingBindings"
 DRAINING_OBJECTS: Final = "DrainingObjects"
 """Binding being deleted: waiting for the provider copies it owns to be gone."""
 
+# Reasons of our own (DESIGN.md "Decisions"): schema safety and binding scope, per API.
+CONVERSION_WEBHOOK: Final = "ConversionWebhook"
+"""The provider CRD converts through a webhook, which cannot run on the consumer: refused."""
+PROTECTED_GROUP: Final = "ProtectedGroup"
+"""The API is in a built-in or kube-bind group: never installed on the consumer."""
+FOREIGN_CRD: Final = "ForeignCRD"
+"""A consumer CRD of that name exists and the konnector did not install it: never overwritten."""
+INVALID_SCHEMA: Final = "InvalidSchema"
+"""The provider schema cannot be turned into a consumer CRD (no served version, bad shape)."""
+CLUSTER_SCOPED_API: Final = "ClusterScopedAPI"
+"""A namespaced Binding lists a cluster-scoped API, which only a ClusterBinding can bind."""
+BOUND_BY_CLUSTER_BINDING: Final = "BoundByClusterBinding"
+"""A Binding lists an API a ClusterBinding already binds; the ClusterBinding wins."""
+
 
 def find_condition(conditions: tuple[Condition, ...], type_: str) -> Condition | None:
     """The condition of type `type_`, or None (`meta.FindStatusCondition`)."""

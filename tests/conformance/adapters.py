@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -244,6 +245,12 @@ class KbsimClient(_Waits):
             label_selector=label_selector,
         )
         return KbsimWatch(self, w, timeout_seconds)
+
+    def discovery(self, path: str) -> Obj:
+        return self.server.discovery(path, user=self.user)
+
+    def openapi(self, path: str) -> Obj:
+        return self.server.openapi(path, user=self.user)
 
     # --- server operations
 
@@ -581,6 +588,20 @@ class RealClient(_Waits):
         stream = RealWatch(response.response)
         self._watches.append(stream)
         return stream
+
+    def discovery(self, path: str) -> Obj:
+        return self._get_url(path)
+
+    def openapi(self, path: str) -> Obj:
+        return self._get_url(path)
+
+    def _get_url(self, url: str) -> Obj:
+        """GET of a server-relative URL (its query string passed on, e.g. `?hash=`)."""
+        path, _, query = url.partition("?")
+        result: Obj = self._json(
+            "GET", path, query=urllib.parse.parse_qsl(query, keep_blank_values=True)
+        )
+        return result
 
     # --- server operations
 

@@ -129,6 +129,16 @@ class Api(Protocol):
         """Start a watch (`timeoutSeconds` as on the wire: the server ends it after that)."""
         ...
 
+    def discovery(self, path: str) -> Obj:
+        """GET of a discovery document: `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
+        `/apis/<group>/<version>`. Readable by every authenticated user."""
+        ...
+
+    def openapi(self, path: str) -> Obj:
+        """GET of an OpenAPI v3 document: the index `/openapi/v3`, or a `serverRelativeURL`
+        from it (`/openapi/v3/apis/<group>/<version>?hash=...`)."""
+        ...
+
     # --- server operations ----------------------------------------------------------------------
 
     def compact(self) -> None:

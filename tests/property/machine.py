@@ -43,7 +43,7 @@ OTHER_CLUSTER_UID = "00000000-0000-0000-0000-00000000beef"
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.org"},
+    "metadata": {"name": "widgets.example.org", "labels": {"core.kube-bind.io/exported": "true"}},
     "spec": {
         "group": "example.org",
         "scope": "Namespaced",
@@ -82,8 +82,7 @@ def build_world(seed: int, policy: str, planner: Any) -> World:
 
     for crd in crdgen.all_crds():
         consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
-    for server in (consumer, provider):
-        server.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
+    provider.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
     for ns in ("kube-bind", "team-x"):
         consumer.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": ns}})

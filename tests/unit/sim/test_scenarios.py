@@ -51,9 +51,9 @@ QUICK = """\
     konnector: {cluster: consumer, namespace: kube-bind}
     setup:
       - {cluster: provider, file: COMMON/widgets-crd.yaml}
-      - {cluster: consumer, file: COMMON/widgets-crd.yaml}
       - {cluster: consumer, file: COMMON/bundle.yaml}
     steps:
+      - settle: {timeout: 30s}
       - cluster: consumer
         create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
       - settle: {timeout: 30s}
@@ -72,11 +72,11 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
     assert cli.main(["run", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out
-    assert "step 3 (line 12) failed" in out
+    assert "step 4 (line 12) failed" in out
     assert "size" in out and "small" in out and "large" in out
     assert cli.main(["run", str(path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "failed", "not run"]
+    assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed", "not run"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,498 @@
+"""The binding kernel: ClusterBinding and Binding, from a list of API names to bound APIs.
+
+`plan_binding` decides from the binding, its Connection (with the credentials the Connection's
+Secret yields) and the reads it asks for (`kbcore.reads`). A ClusterBinding binds its APIs in
+every namespace, a Binding only in its own. Rules, in order (spec §3.6, §3.9.2, §3.10;
+DESIGN.md "Decisions" where they differ):
+
+ 1. Deleting (unbind) drains, for every listed API no other live binding covers:
+    a. each consumer object holding our `syncer` finalizer and not covered by another binding:
+       `Orphan` or no provider access -> release the finalizer; provider copy ours (both
+       markers) -> delete it (UID precondition) and keep waiting; copy ours and deleting ->
+       wait; copy absent or not ours -> release the finalizer (a fresh read: provider reads
+       are never cached);
+    b. once no object of the API holds our finalizer, a ClusterBinding deletes the consumer CRD
+       it installed (a Binding never does: the CRD is cluster-wide);
+    c. related copies this binding made are deleted;
+    d. while anything is left, `Ready=False/DrainingObjects` and look again shortly; then the
+       binding's cleanup finalizer is released.
+ 2. The cleanup finalizer is added before anything else is written.
+ 3. The Connection must exist and be Ready, else `Ready=False/Pending`.
+ 4. Per listed API, in order (duplicates ignored), one entry in `boundAPIs` with a per-API
+    `Ready` condition:
+    a. a Binding listing an API a live ClusterBinding lists: the ClusterBinding wins, the
+       Binding does nothing for it and says so (`BoundByClusterBinding`; not an error);
+    b. not in the Connection's `exportedAPIs`: `APINotExported`;
+    c. a Binding listing a cluster-scoped API: refused (`ClusterScopedAPI`);
+    d. schema source OpenAPI: the Connection installs the CRD; wait for it (`Pending`);
+    e. schema source CRD: read the provider CRD (Forbidden -> `PermissionDenied=True`), refuse
+       what `kbcore.schema` refuses (conversion webhook, protected group, foreign consumer
+       CRD), else install it as `pullPolicy`/`updatePolicy` say (`kbcore.schema.plan_install`);
+    f. installed: `conflictCount` counts consumer objects in scope carrying the conflict
+       annotation.
+ 5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound; a foreign
+    same-named target is a conflict, never overwritten.
+ 6. Conditions: `Synced` (all APIs installed), `Conflicts` (instances and related targets),
+    `PermissionDenied`, `Ready`; status written only when it differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore import related, schema
+from kbcore.actions import (
+    CONSUMER,
+    PROVIDER,
+    Action,
+    AddFinalizer,
+    Delete,
+    Plan,
+    RemoveFinalizer,
+    RequeueAfter,
+)
+from kbcore.api import conditions as c
+from kbcore.api import keys
+from kbcore.api.convert import InvalidObject, structure
+from kbcore.api.types import RelatedResource
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, schema_policy
+from kbcore.coverage import lists_api, resolve_coverage
+from kbcore.crds import served_resource
+from kbcore.errors import ApiError
+from kbcore.instance import Ownership, classify
+from kbcore.kubeconfig import Credentials, SecretProblem
+from kbcore.mapper import IDENTITY, Mapper
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Failed, Get, List, Missing, Observed, need_all
+from kbcore.requests import rfc3339
+from kbcore.status import Conditions, condition_is_true, status_update
+
+CRDS = schema.CRDS
+DRAIN_REQUEUE_SECONDS = 2.0
+RESYNC_INTERVAL_SECONDS = 30.0
+"""How often a shell re-plans every binding (conflict counts, related resources; upstream 30 s)."""
+
+
+@attrs.frozen(hash=False)
+class BindingView:
+    binding: o.Obj
+    connection: o.Obj | None
+    credentials: Credentials | SecretProblem | None
+    """What the Connection's Secret yields; None when there is no Connection."""
+    observed: Observed
+    now: float
+    mapper: Mapper = IDENTITY
+
+
+def gvr_of(binding: Mapping[str, Any]) -> GVR:
+    kind = binding.get("kind")
+    return BINDINGS if kind == "Binding" else CLUSTERBINDINGS
+
+
+def binding_ref(binding: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef(CONSUMER, gvr_of(binding), o.key_of(binding))
+
+
+def api_names(binding: Mapping[str, Any]) -> list[str]:
+    """Listed API names in order, duplicates dropped."""
+    spec = binding.get("spec")
+    apis = spec.get("apis") if isinstance(spec, Mapping) else None
+    out: list[str] = []
+    for a in apis if isinstance(apis, list) else []:
+        n = a.get("name") if isinstance(a, Mapping) else None
+        if isinstance(n, str) and n and n not in out:
+            out.append(n)
+    return out
+
+
+def related_rules(binding: Mapping[str, Any]) -> tuple[tuple[RelatedResource, ...], str]:
+    """The well-formed relatedResources rules, and a message naming the malformed ones."""
+    spec = binding.get("spec")
+    raw = spec.get("relatedResources") if isinstance(spec, Mapping) else None
+    rules: list[RelatedResource] = []
+    bad: list[str] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            rules.append(structure(item, RelatedResource))
+        except InvalidObject as err:
+            bad.append(f"relatedResources[{i}]: {err}")
+    return tuple(rules), "; ".join(bad)
+
+
+def plan_binding(view: BindingView) -> Plan:
+    """The next step for one ClusterBinding or Binding (rules in the module docstring)."""
+    try:
+        return _Planner(view).plan()
+    except Missing as m:
+        return Plan(needs=m.reads, why="reads needed")
+
+
+class _Planner:
+    def __init__(self, view: BindingView) -> None:
+        self.view = view
+        self.b = view.binding
+        self.ref = binding_ref(self.b)
+        self.scope = o.namespace(self.b) if self.b.get("kind") == "Binding" else ""
+        self.status: dict[str, Any] = dict(self.b.get("status") or {})
+        self.conds = Conditions(
+            self.status.get("conditions"), o.generation(self.b), rfc3339(view.now)
+        )
+        self.actions: list[Action] = []
+        conn = view.connection
+        cstatus = conn.get("status") if conn is not None else None
+        self.cstatus: Mapping[str, Any] = cstatus if isinstance(cstatus, Mapping) else {}
+        local = self.cstatus.get("localClusterUID")
+        self.local_uid = local if isinstance(local, str) else ""
+        self.conn_name = (conn is not None and o.name(conn)) or ""
+
+    def _finish(self, why: str, *tail: Action) -> Plan:
+        self.status["conditions"] = self.conds.to_json()
+        update = status_update(self.b, self.ref, self.status)
+        return Plan((*self.actions, *([update] if update else []), *tail), why=why)
+
+    def _others(self) -> tuple[list[o.Obj], list[o.Obj]]:
+        """Every other ClusterBinding and Binding (live or not)."""
+        cbs, bs = need_all(
+            self.view.observed, (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS))
+        )
+        me = (self.b.get("kind"), o.key_of(self.b))
+
+        def other(x: o.Obj, kind: str) -> bool:
+            return (kind, o.key_of(x)) != me
+
+        return (
+            [x for x in (cbs if isinstance(cbs, list) else []) if other(x, "ClusterBinding")],
+            [x for x in (bs if isinstance(bs, list) else []) if other(x, "Binding")],
+        )
+
+    def plan(self) -> Plan:
+        if o.is_deleting(self.b):
+            return self._unbind()
+        fins = o.finalizers(self.b)
+        if keys.FINALIZER_CLEANUP not in fins:
+            add = AddFinalizer(
+                self.ref,
+                keys.FINALIZER_CLEANUP,
+                o.resource_version(self.b),
+                (*fins, keys.FINALIZER_CLEANUP),
+            )
+            return Plan((add,), why="adding the cleanup finalizer")
+        conn = self.view.connection
+        if conn is None:
+            msg = f'Connection "{self._connection_name()}" not found yet'
+            self.conds.set(c.READY, False, c.PENDING, msg)
+            return self._finish("no connection")
+        if (
+            o.is_deleting(conn)
+            or not condition_is_true(conn, c.READY)
+            or not isinstance(self.view.credentials, Credentials)
+            or not self.local_uid
+        ):
+            self.conds.set(c.READY, False, c.PENDING, f'Connection "{o.name(conn)}" not ready yet')
+            return self._finish("connection not ready")
+        return self._bind()
+
+    def _connection_name(self) -> str:
+        spec = self.b.get("spec")
+        ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
+        n = ref.get("name") if isinstance(ref, Mapping) else None
+        return n if isinstance(n, str) else ""
+
+    # -- rule 4 ------------------------------------------------------------------------------
+    def _bind(self) -> Plan:
+        source = self.cstatus.get("activeSchemaSource")
+        exported = {
+            a["name"]: a
+            for a in self.cstatus.get("exportedAPIs") or []
+            if isinstance(a, Mapping) and isinstance(a.get("name"), str)
+        }
+        cbs, _ = self._others()
+        names = api_names(self.b)
+        is_binding = self.b.get("kind") == "Binding"
+        _, pull, update = schema_policy(self.view.connection or {})
+        observed = self.view.observed
+        # Ask for every CRD read of every API in one round.
+        reads: list[Get] = []
+        for n in names:
+            reads.append(Get(CONSUMER, CRDS, ObjectKey("", n)))
+            if n in exported and source != "OpenAPI":
+                reads.append(Get(PROVIDER, CRDS, ObjectKey("", n)))
+        need_all(observed, tuple(reads))
+
+        bound: list[dict[str, Any]] = []
+        not_exported: list[str] = []
+        pending: list[str] = []
+        refusals: list[tuple[str, str]] = []
+        forbidden = ""
+        installed: dict[str, o.Obj] = {}
+        for n in names:
+            entry: dict[str, Any] = {"name": n}
+            api_conds = Conditions(self._api_conditions(n), o.generation(self.b), self.conds.now)
+            bound.append(entry)
+            if is_binding and any(not o.is_deleting(cb) and lists_api(cb, n) for cb in cbs):
+                winner = next(o.name(cb) for cb in sorted(cbs, key=o.name) if lists_api(cb, n))
+                api_conds.set(
+                    c.READY,
+                    False,
+                    c.BOUND_BY_CLUSTER_BINDING,
+                    f"ClusterBinding {winner} binds {n} in every namespace; this Binding does not",
+                )
+                entry["conditions"] = api_conds.to_json()
+                continue
+            api = exported.get(n)
+            consumer_crd = observed[Get(CONSUMER, CRDS, ObjectKey("", n))]
+            if isinstance(consumer_crd, Failed):
+                pending.append(
+                    f"{n}: reading the consumer CRD failed: {consumer_crd.error.message}"
+                )
+                api_conds.set(c.READY, False, c.PENDING, pending[-1])
+                entry["conditions"] = api_conds.to_json()
+                continue
+            refusal: tuple[str, str] | None = None
+            waiting = ""
+            if api is None:
+                not_exported.append(n)
+                api_conds.set(c.READY, False, c.API_NOT_EXPORTED, f"{n} is not exported")
+            elif is_binding and api.get("scope") == "Cluster":
+                refusal = (
+                    c.CLUSTER_SCOPED_API,
+                    f"{n} is cluster-scoped; only a ClusterBinding can bind it",
+                )
+            elif source == "OpenAPI":
+                crd = consumer_crd if isinstance(consumer_crd, dict) else None
+                if crd is None:
+                    waiting = f"waiting for the Connection to install the synthesized CRD {n}"
+                elif not schema.owned_by(crd, self.conn_name):
+                    refusal = (c.FOREIGN_CRD, f"consumer CRD {n} is not managed by this Connection")
+                else:
+                    entry["crdHash"] = o.annotations_of(crd).get(keys.ANNOTATION_SCHEMA_HASH, "")
+                    waiting = "" if schema.established(crd) else f"waiting for CRD {n}"
+                    installed[n] = crd
+            else:
+                provider_crd = observed[Get(PROVIDER, CRDS, ObjectKey("", n))]
+                if isinstance(provider_crd, Failed):
+                    if provider_crd.error.code == 403:
+                        forbidden = f'pulling CRD "{n}" is forbidden by provider RBAC'
+                        api_conds.set(c.READY, False, c.FORBIDDEN, forbidden)
+                    else:
+                        waiting = f"reading provider CRD {n} failed: {provider_crd.error.message}"
+                elif provider_crd is None:
+                    not_exported.append(n)
+                    api_conds.set(c.READY, False, c.API_NOT_EXPORTED, f"{n} is not exported")
+                else:
+                    r = schema.refuse_provider_crd(provider_crd)
+                    if r is not None:
+                        refusal = (r.reason, r.message)
+                    else:
+                        current = consumer_crd if isinstance(consumer_crd, dict) else None
+                        install = schema.plan_install(
+                            schema.for_consumer(provider_crd, self.conn_name),
+                            current,
+                            connection=self.conn_name,
+                            create=pull != "None",
+                            update=update != "Once",
+                        )
+                        self.actions.extend(install.actions)
+                        if install.refusal is not None:
+                            refusal = (install.refusal.reason, install.refusal.message)
+                        elif not install.installed:
+                            waiting = f"CRD {n} is not installed (pullPolicy {pull})"
+                        else:
+                            entry["crdHash"] = install.crd_hash
+                            waiting = install.pending
+                            if current is not None and not install.pending:
+                                installed[n] = current
+            if refusal is not None:
+                refusals.append(refusal)
+                api_conds.set(c.READY, False, refusal[0], refusal[1])
+            elif waiting:
+                pending.append(waiting)
+                api_conds.set(c.READY, False, c.PENDING, waiting)
+            elif n in installed:
+                api_conds.set(c.READY, True, c.AS_EXPECTED, f"{n} is bound")
+            if n in installed:
+                entry["conflictCount"] = self._conflicts(installed[n])
+            entry["conditions"] = api_conds.to_json()
+        bound.sort(key=lambda e: str(e["name"]))
+        self.status["boundAPIs"] = bound
+        return self._summarize(not_exported, pending, refusals, forbidden, bound)
+
+    def _api_conditions(self, name: str) -> Any:
+        for e in self.status.get("boundAPIs") or []:
+            if isinstance(e, Mapping) and e.get("name") == name:
+                return e.get("conditions")
+        return None
+
+    def _conflicts(self, crd: o.Obj) -> int:
+        served = served_resource(crd)
+        if served is None:
+            return 0
+        (items,) = need_all(self.view.observed, (List(CONSUMER, served.gvr, self.scope),))
+        if not isinstance(items, list):
+            return 0  # a failed list counts as no conflicts, as upstream
+        return sum(1 for i in items if o.annotations_of(i).get(keys.ANNOTATION_CONFLICT))
+
+    def _summarize(
+        self,
+        not_exported: list[str],
+        pending: list[str],
+        refusals: list[tuple[str, str]],
+        forbidden: str,
+        bound: list[dict[str, Any]],
+    ) -> Plan:
+        if forbidden:
+            self.conds.set(c.PERMISSION_DENIED, True, c.FORBIDDEN, forbidden)
+            self.conds.set(c.READY, False, c.FORBIDDEN, "provider RBAC denies reading the CRD")
+            return self._finish("forbidden")
+        self.conds.set(c.PERMISSION_DENIED, False, c.AS_EXPECTED, "no RBAC denials")
+        if refusals:
+            message = "; ".join(m for _, m in refusals)
+            self.conds.set(c.SYNCED, False, refusals[0][0], message)
+            self.conds.set(c.READY, False, refusals[0][0], message)
+            return self._finish("refused")
+        if not_exported:
+            msg = f"APIs not exported by the provider yet: {', '.join(not_exported)}"
+            self.conds.set(c.READY, False, c.API_NOT_EXPORTED, msg)
+            return self._finish("not exported")
+        if pending:
+            self.conds.set(c.READY, False, c.PENDING, "; ".join(pending))
+            return self._finish("pending")
+        rules, bad = related_rules(self.b)
+        try:
+            rp = related.plan_related(
+                rules,
+                binding_uid=o.uid(self.b),
+                scope_namespace=self.scope,
+                local_cluster_uid=self.local_uid,
+                observed=self.view.observed,
+            )
+        except ApiError as err:
+            self.conds.set(c.SYNCED, False, c.PENDING, f"related resources: {err}")
+            self.conds.set(c.READY, False, c.PENDING, f"related resources: {err.message}")
+            return self._finish("related failed")
+        self.actions.extend(rp.actions)
+        instance_conflicts = sum(int(e.get("conflictCount") or 0) for e in bound)
+        total = instance_conflicts + len(rp.conflicts)
+        if total:
+            parts = []
+            if instance_conflicts:
+                parts.append(
+                    f"{instance_conflicts} object(s) skipped due to foreign ownership; "
+                    "see object Events"
+                )
+            parts.extend(x.message for x in rp.conflicts)
+            self.conds.set(c.CONFLICTS, True, c.FOREIGN_OBJECT_EXISTS, "; ".join(parts))
+        else:
+            self.conds.set(c.CONFLICTS, False, c.AS_EXPECTED, "no conflicts")
+        if bad:
+            self.conds.set(c.SYNCED, False, c.INVALID_SCHEMA, bad)
+        else:
+            self.conds.set(c.SYNCED, True, c.AS_EXPECTED, "all APIs installed")
+        self.conds.set(c.READY, True, c.AS_EXPECTED, "binding ready")
+        return self._finish("bound")
+
+    # -- rule 1 ------------------------------------------------------------------------------
+    def _unbind(self) -> Plan:
+        if keys.FINALIZER_CLEANUP not in o.finalizers(self.b):
+            return Plan(why="deleting; finalizer already released")
+        cbs, bs = self._others()
+        live_cbs = [x for x in cbs if not o.is_deleting(x)]
+        live_bs = [x for x in bs if not o.is_deleting(x)]
+        reach = isinstance(self.view.credentials, Credentials) and bool(self.local_uid)
+        observed = self.view.observed
+        names = api_names(self.b)
+        crds = need_all(observed, tuple(Get(CONSUMER, CRDS, ObjectKey("", n)) for n in names))
+        left = 0
+        holding: dict[str, int] = {}
+        for n, crd in zip(names, crds, strict=True):
+            served = served_resource(crd) if isinstance(crd, dict) else None
+            if served is None:
+                continue
+            (items,) = need_all(observed, (List(CONSUMER, served.gvr, self.scope),))
+            if isinstance(items, Failed):
+                raise items.error
+            mine = [
+                i
+                for i in items
+                if keys.FINALIZER_SYNCER in o.finalizers(i)
+                and not resolve_coverage(
+                    n, o.namespace(i), live_cbs, live_bs, lambda _b: True
+                ).bound
+            ]
+            holding[n] = len(mine)
+            copies = self._provider_copies(served.gvr, mine) if reach else {}
+            for i in mine:
+                ref = ObjectRef(CONSUMER, served.gvr, o.key_of(i))
+                copy = copies.get(o.key_of(i))
+                orphan = (
+                    o.annotations_of(i).get(keys.ANNOTATION_DELETION_POLICY)
+                    == keys.DELETION_POLICY_ORPHAN
+                )
+                if (
+                    not orphan
+                    and copy is not None
+                    and classify(copy, self.local_uid, o.uid(i)) is Ownership.OURS
+                ):
+                    left += 1
+                    if not o.is_deleting(copy):
+                        pref = ObjectRef(PROVIDER, served.gvr, o.key_of(copy))
+                        self.actions.append(Delete(pref, o.uid(copy)))
+                    continue
+                rest = tuple(f for f in o.finalizers(i) if f != keys.FINALIZER_SYNCER)
+                self.actions.append(
+                    RemoveFinalizer(ref, keys.FINALIZER_SYNCER, o.resource_version(i), rest)
+                )
+        if self.b.get("kind") == "ClusterBinding":
+            for n, crd in zip(names, crds, strict=True):
+                if not isinstance(crd, dict) or holding.get(n, 0):
+                    continue
+                if any(lists_api(x, n) for x in [*live_cbs, *live_bs]):
+                    continue
+                self.actions.extend(schema.plan_uninstall(crd, connection=self.conn_name))
+                if not o.is_deleting(crd) and schema.owned_by(crd, self.conn_name):
+                    left += 1
+        related_left = False
+        if reach:
+            rules, _ = related_rules(self.b)
+            rp = related.plan_related(
+                rules,
+                binding_uid=o.uid(self.b),
+                scope_namespace=self.scope,
+                local_cluster_uid=self.local_uid,
+                observed=observed,
+                unbinding=True,
+            )
+            self.actions.extend(rp.actions)
+            related_left = rp.draining
+        waiting = left + sum(holding.values())
+        if waiting or related_left:
+            self.conds.set(
+                c.READY,
+                False,
+                c.DRAINING_OBJECTS,
+                f"waiting for {waiting} object(s){' and related copies' if related_left else ''}"
+                " to be cleaned up",
+            )
+            return self._finish("draining", RequeueAfter(DRAIN_REQUEUE_SECONDS))
+        rest = tuple(f for f in o.finalizers(self.b) if f != keys.FINALIZER_CLEANUP)
+        self.actions.append(
+            RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.b), rest)
+        )
+        return Plan(tuple(self.actions), why="unbound")
+
+    def _provider_copies(self, gvr: GVR, items: list[o.Obj]) -> dict[ObjectKey, o.Obj]:
+        """Fresh provider copies of `items`, keyed by the consumer key."""
+        keyed = {o.key_of(i): self.view.mapper.to_provider(gvr, o.key_of(i)) for i in items}
+        reads = tuple(Get(PROVIDER, gvr, pk) for pk in keyed.values())
+        results = need_all(self.view.observed, reads)
+        out: dict[ObjectKey, o.Obj] = {}
+        for ck, result in zip(keyed, results, strict=True):
+            if isinstance(result, Failed):
+                raise result.error
+            if isinstance(result, dict):
+                out[ck] = result
+        return out

@@ -1,0 +1,598 @@
+"""The Connection kernel: from a kubeconfig Secret to a Ready link with a provider.
+
+`plan_connection` is called with the Connection, the provider credentials its Secret yields
+(`kbcore.kubeconfig.credentials_for`) and everything read so far (`kbcore.reads`). It asks for
+the reads it still needs, then plans the writes and the new status. Rules, in order (spec §3.1,
+§3.2, §3.3, §3.9.3, §3.11, §3.12; DESIGN.md "Decisions" where they differ):
+
+ 1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
+    with `Ready=False/DrainingBindings` and look again shortly; then delete the heartbeat Lease
+    (best effort: an unreachable provider never blocks teardown), release the Secret's cleanup
+    finalizer unless another live Connection uses the same Secret, and release our own.
+ 2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
+    `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
+ 3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, ...):
+    `SecretValid=False/SecretNotFound` with the reason, `Ready=False/SecretNotFound`.
+ 4. Provider identity (kcp LogicalCluster, else kube-system): Forbidden ->
+    `PermissionDenied=True/Forbidden`; other failures -> `Connected=False/Pending`.
+ 5. Consumer identity, the same way on the consumer.
+ 6. A pinned `remoteClusterUID` that differs from the provider's identity ->
+    `Connected=False/ClusterIdentityChanged`: objects are never silently re-homed. Both UIDs are
+    pinned on first success and never change afterwards.
+ 7. Discovery by `schema.source`: CRD lists provider CRDs labelled exported; OpenAPI
+    synthesizes CRDs from discovery; Auto is CRD when any labelled CRD is readable, else
+    OpenAPI. A Forbidden list never falls through to OpenAPI.
+ 8. Schemas the Connection installs itself, as `pullPolicy` says for either source: All ->
+    every exported API; Bound -> under OpenAPI, the APIs some binding of this Connection lists
+    (under CRD, bindings pull their own); None -> only stamp markers on existing CRDs.
+    Refused schemas (conversion webhook, protected group, foreign consumer CRD) and fidelity
+    lost in synthesis are reported in `SchemaInSync`.
+ 9. autoBind: a ClusterBinding named after the Connection, owned by it and labelled managed,
+    listing every exported API; deleted when nothing is exported; a same-named ClusterBinding
+    the Connection does not own is never touched (`Ready=False/ForeignObjectExists`).
+10. Heartbeat: one Lease per Connection in the provider namespace `kube-bind`, renewed when
+    older than a third of its duration; failures never affect readiness.
+11. Status is written only when it differs; `Ready=True` when all of the above hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore import openapi, schema
+from kbcore.actions import (
+    CONSUMER,
+    PROVIDER,
+    Action,
+    AddFinalizer,
+    Create,
+    CreateNamespace,
+    Delete,
+    MergePatch,
+    Plan,
+    RemoveFinalizer,
+    RequeueAfter,
+    Update,
+)
+from kbcore.api import conditions as c
+from kbcore.api import keys
+from kbcore.errors import ApiError
+from kbcore.identity import IdentityUnknown, identity_reads, resolve_identity
+from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
+from kbcore.requests import rfc3339
+from kbcore.status import Conditions, status_update
+
+CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
+CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
+BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
+SECRETS = GVR("", "v1", "secrets")
+NAMESPACES = GVR("", "v1", "namespaces")
+LEASES = GVR("coordination.k8s.io", "v1", "leases")
+CRDS = schema.CRDS
+
+DISCOVERY_INTERVAL_SECONDS = 30.0
+"""How often a shell re-plans every Connection (re-discovery, heartbeat; upstream: 30 s)."""
+DRAIN_REQUEUE_SECONDS = 2.0
+LEASE_NAMESPACE = "kube-bind"
+LEASE_DURATION_SECONDS = 60
+LEASE_RENEW_AFTER_SECONDS = 20.0
+ANNOTATION_SCHEMA_LOSSES = f"{keys.GROUP}/schema-losses"
+"""On a synthesized consumer CRD: what the OpenAPI source could not carry over."""
+
+
+@attrs.frozen
+class ConnectionView:
+    """Everything `plan_connection` decides from."""
+
+    connection: o.Obj
+    konnector_namespace: str
+    secret: o.Obj | None
+    """The Secret the Connection references, if it exists (from the consumer cache)."""
+    credentials: Credentials | SecretProblem
+    observed: Observed
+    now: float
+
+
+def connection_ref(name: str) -> ObjectRef:
+    return ObjectRef(CONSUMER, CONNECTIONS, ObjectKey("", name))
+
+
+def lease_name(local_cluster_uid: str, connection: str) -> str:
+    """`consumer-<localUID>-<connection>`, hashed when it would exceed a DNS subdomain."""
+    name = f"consumer-{local_cluster_uid}-{connection}"
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(connection.encode()).hexdigest()[:16]
+    return f"consumer-{local_cluster_uid}-{digest}"
+
+
+def bindings_of(name: str, observed: Observed) -> list[o.Obj]:
+    """Every ClusterBinding and Binding (deleting ones too) whose connectionRef is `name`."""
+    cbs, bs = need_all(observed, (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS)))
+    return [
+        b
+        for b in [*(cbs if isinstance(cbs, list) else []), *(bs if isinstance(bs, list) else [])]
+        if _connection_name(b) == name
+    ]
+
+
+def _connection_name(binding: Mapping[str, Any]) -> str:
+    spec = binding.get("spec")
+    ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
+    v = ref.get("name") if isinstance(ref, Mapping) else None
+    return v if isinstance(v, str) else ""
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    v = obj.get("spec")
+    return v if isinstance(v, Mapping) else {}
+
+
+def schema_policy(connection: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(source, pullPolicy, updatePolicy) with defaults applied."""
+    sp = _spec(connection).get("schema")
+    sp = sp if isinstance(sp, Mapping) else {}
+
+    def pick(field: str, allowed: tuple[str, ...]) -> str:
+        v = sp.get(field)
+        return v if v in allowed else allowed[0]
+
+    return (
+        pick("source", ("Auto", "CRD", "OpenAPI")),
+        pick("pullPolicy", ("Bound", "All", "None")),
+        pick("updatePolicy", ("Always", "Once")),
+    )
+
+
+def exported_api(crd: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ExportedAPI entry for a provider (or synthesized) CRD; None without served versions."""
+    spec = _spec(crd)
+    names = spec.get("names")
+    names = names if isinstance(names, Mapping) else {}
+    versions = spec.get("versions")
+    served = [
+        v["name"]
+        for v in (versions if isinstance(versions, list) else [])
+        if isinstance(v, Mapping) and v.get("served") is True and isinstance(v.get("name"), str)
+    ]
+    group, plural = spec.get("group"), names.get("plural")
+    if not served or not isinstance(group, str) or not isinstance(plural, str):
+        return None
+    return {
+        "name": o.name(crd),
+        "group": group,
+        "resource": plural,
+        "scope": spec.get("scope") if isinstance(spec.get("scope"), str) else "Namespaced",
+        "versions": served,
+    }
+
+
+def plan_connection(view: ConnectionView) -> Plan:
+    """The next step for one Connection (rules in the module docstring)."""
+    try:
+        return _Planner(view).plan()
+    except Missing as m:
+        return Plan(needs=m.reads, why="reads needed")
+
+
+class _Planner:
+    def __init__(self, view: ConnectionView) -> None:
+        self.view = view
+        self.conn = view.connection
+        self.name = o.name(self.conn)
+        self.ref = connection_ref(self.name)
+        self.status: dict[str, Any] = dict(self.conn.get("status") or {})
+        self.conds = Conditions(
+            self.status.get("conditions"), o.generation(self.conn), rfc3339(view.now)
+        )
+        self.actions: list[Action] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _finish(self, why: str, *tail: Action) -> Plan:
+        self.status["conditions"] = self.conds.to_json()
+        update = status_update(self.conn, self.ref, self.status)
+        actions = [*self.actions, *([update] if update else []), *tail]
+        return Plan(tuple(actions), why=why)
+
+    def _secret_ref(self) -> ObjectRef | None:
+        namespace, name, _ = secret_ref(self.conn)
+        if namespace != self.view.konnector_namespace or not name:
+            return None
+        return ObjectRef(CONSUMER, SECRETS, ObjectKey(namespace, name))
+
+    # -- the rules -------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        if o.is_deleting(self.conn):
+            return self._deleting()
+        ensure = self._ensure_finalizers()
+        if ensure is not None:
+            return ensure
+        creds = self.view.credentials
+        if isinstance(creds, SecretProblem):
+            self.conds.set(c.SECRET_VALID, False, c.SECRET_NOT_FOUND, creds.message)
+            self.conds.set(
+                c.READY,
+                False,
+                c.SECRET_NOT_FOUND,
+                f"kubeconfig secret not usable yet: {creds.message}",
+            )
+            return self._finish("secret unusable")
+        self.conds.set(c.SECRET_VALID, True, c.AS_EXPECTED, "kubeconfig secret resolved")
+        identity = self._identities()
+        if identity is not None:
+            return identity
+        try:
+            source, apis, crds, losses = self._discover()
+        except ApiError as err:
+            return self._provider_failure(err, "discovering exported APIs")
+        self.status["activeSchemaSource"] = source
+        self.status["exportedAPIs"] = apis
+        self.conds.set(c.PERMISSION_DENIED, False, c.AS_EXPECTED, "no RBAC denials")
+        problems = self._install(source, apis, crds, losses)
+        if problems is not None:
+            reason, message = problems
+            self.conds.set(c.SCHEMA_IN_SYNC, False, reason, message)
+        else:
+            self.conds.set(
+                c.SCHEMA_IN_SYNC, True, c.AS_EXPECTED, self._schema_message(source, apis)
+            )
+        foreign = self._auto_bind(apis)
+        if foreign:
+            self.conds.set(c.READY, False, c.FOREIGN_OBJECT_EXISTS, foreign)
+        else:
+            self.conds.set(c.READY, True, c.AS_EXPECTED, "connection ready")
+        return self._finish("connection reconciled", *self._heartbeat())
+
+    def _ensure_finalizers(self) -> Plan | None:
+        sref = self._secret_ref()
+        secret = self.view.secret
+        if sref is not None and secret is not None and not o.is_deleting(secret):
+            fins = o.finalizers(secret)
+            if keys.FINALIZER_CLEANUP not in fins:
+                self.actions.append(
+                    AddFinalizer(
+                        sref,
+                        keys.FINALIZER_CLEANUP,
+                        o.resource_version(secret),
+                        (*fins, keys.FINALIZER_CLEANUP),
+                    )
+                )
+        fins = o.finalizers(self.conn)
+        if keys.FINALIZER_CLEANUP in fins:
+            return None
+        add = AddFinalizer(
+            self.ref,
+            keys.FINALIZER_CLEANUP,
+            o.resource_version(self.conn),
+            (*fins, keys.FINALIZER_CLEANUP),
+        )
+        return Plan((*self.actions, add), why="adding the cleanup finalizer")
+
+    def _provider_failure(self, err: ApiError, doing: str) -> Plan:
+        if err.code == 403:
+            msg = f"provider RBAC forbids {doing}: {err.message}"
+            self.conds.set(c.PERMISSION_DENIED, True, c.FORBIDDEN, msg)
+            self.conds.set(c.READY, False, c.FORBIDDEN, msg)
+            return self._finish("forbidden")
+        self.conds.set(c.CONNECTED, False, c.PENDING, f"{doing}: {err}")
+        self.conds.set(c.READY, False, c.PENDING, "cannot reach provider cluster")
+        return self._finish("provider unreachable")
+
+    def _identities(self) -> Plan | None:
+        observed = self.view.observed
+        try:
+            need_all(observed, _identity_reads())
+            remote = resolve_identity(observed, PROVIDER)
+        except ApiError as err:
+            return self._provider_failure(err, "reading the provider cluster identity")
+        except IdentityUnknown as err:
+            self.conds.set(c.CONNECTED, False, c.PENDING, str(err))
+            self.conds.set(c.READY, False, c.PENDING, "cannot identify provider cluster")
+            return self._finish("provider identity unknown")
+        try:
+            local = resolve_identity(observed, CONSUMER)
+        except (ApiError, IdentityUnknown) as err:
+            self.conds.set(
+                c.READY, False, c.PENDING, f"cannot identify the consumer cluster: {err}"
+            )
+            return self._finish("consumer identity unknown")
+        pinned = self.status.get("remoteClusterUID")
+        if isinstance(pinned, str) and pinned and pinned != remote:
+            msg = f"kubeconfig now points at cluster {remote}, but {pinned} was pinned"
+            self.conds.set(c.CONNECTED, False, c.CLUSTER_IDENTITY_CHANGED, msg)
+            self.conds.set(c.READY, False, c.CLUSTER_IDENTITY_CHANGED, msg)
+            return self._finish("identity changed")
+        self.status["remoteClusterUID"] = remote
+        if not self.status.get("localClusterUID"):
+            self.status["localClusterUID"] = local
+        self.conds.set(c.CONNECTED, True, c.AS_EXPECTED, "connected to provider")
+        return None
+
+    def _discover(
+        self,
+    ) -> tuple[str, list[dict[str, Any]], dict[str, o.Obj], dict[str, tuple[str, ...]]]:
+        """(active source, exportedAPIs, provider-side CRD per API name, losses per API)."""
+        source, _, _ = schema_policy(self.conn)
+        crds: dict[str, o.Obj] = {}
+        losses: dict[str, tuple[str, ...]] = {}
+        if source in ("CRD", "Auto"):
+            listed = list_items(
+                self.view.observed,
+                List(PROVIDER, CRDS, label_selector=f"{keys.LABEL_EXPORTED}=true"),
+            )
+            crds = {o.name(crd): crd for crd in listed if exported_api(crd) is not None}
+            source = "CRD" if source == "CRD" or crds else "OpenAPI"
+        if source == "OpenAPI":
+            synthesis = openapi.synthesize(self.view.observed, PROVIDER)
+            crds = {o.name(api.crd): api.crd for api in synthesis.apis}
+            losses = {o.name(api.crd): api.losses for api in synthesis.apis if api.losses}
+        apis = [a for a in (exported_api(crd) for crd in crds.values()) if a is not None]
+        apis.sort(key=lambda a: str(a["name"]))
+        return source, apis, crds, losses
+
+    def _wanted(self, source: str, apis: list[dict[str, Any]]) -> list[str]:
+        """Names of the APIs this Connection installs itself (rule 8)."""
+        _, pull, _ = schema_policy(self.conn)
+        names = [str(a["name"]) for a in apis]
+        if pull == "All" or (pull == "None" and source == "OpenAPI"):
+            return names
+        if source == "OpenAPI":  # Bound: what live bindings of this Connection list
+            listed: set[str] = set()
+            for b in bindings_of(self.name, self.view.observed):
+                if o.is_deleting(b):
+                    continue
+                for api in _spec(b).get("apis") or []:
+                    if isinstance(api, Mapping) and isinstance(api.get("name"), str):
+                        listed.add(api["name"])
+            return [n for n in names if n in listed]
+        return []  # CRD source, Bound or None: each binding pulls (or stamps) what it lists
+
+    def _install(
+        self,
+        source: str,
+        apis: list[dict[str, Any]],
+        crds: dict[str, o.Obj],
+        losses: dict[str, tuple[str, ...]],
+    ) -> tuple[str, str] | None:
+        _, pull, update = schema_policy(self.conn)
+        wanted = self._wanted(source, apis)
+        currents = need_all(
+            self.view.observed, tuple(Get(CONSUMER, CRDS, ObjectKey("", n)) for n in wanted)
+        )
+        problems: list[tuple[str, str]] = []
+        for name, current in zip(wanted, currents, strict=True):
+            if isinstance(current, Failed):
+                problems.append(
+                    (c.PENDING, f"{name}: reading the consumer CRD failed: {current.error}")
+                )
+                continue
+            provider_crd = crds[name]
+            refusal = schema.refuse_provider_crd(provider_crd)
+            if refusal is not None:
+                problems.append((refusal.reason, refusal.message))
+                continue
+            desired = schema.for_consumer(provider_crd, self.name)
+            if losses.get(name):
+                desired["metadata"].setdefault("annotations", {})[ANNOTATION_SCHEMA_LOSSES] = (
+                    "; ".join(losses[name])
+                )
+            install = schema.plan_install(
+                desired,
+                current if isinstance(current, dict) else None,
+                connection=self.name,
+                create=pull != "None",
+                update=update != "Once",
+            )
+            self.actions.extend(install.actions)
+            if install.refusal is not None:
+                problems.append((install.refusal.reason, install.refusal.message))
+        if not problems:
+            return None
+        return problems[0][0], "; ".join(msg for _, msg in problems)
+
+    def _schema_message(self, source: str, apis: list[dict[str, Any]]) -> str:
+        _, pull, update = schema_policy(self.conn)
+        return (
+            f"{len(apis)} exported API(s) from source {source}; pullPolicy {pull}, "
+            f"updatePolicy {update}"
+        )
+
+    def _auto_bind(self, apis: list[dict[str, Any]]) -> str:
+        """Rule 9; returns a message when a foreign ClusterBinding blocks autoBind."""
+        if _spec(self.conn).get("autoBind") is not True:
+            return ""
+        ref = ObjectRef(CONSUMER, CLUSTERBINDINGS, ObjectKey("", self.name))
+        (current,) = need_all(self.view.observed, (Get(CONSUMER, CLUSTERBINDINGS, ref.key),))
+        current = current if isinstance(current, dict) else None
+        mine = current is not None and self._owns(current)
+        if current is not None and not mine:
+            return (
+                f"ClusterBinding {self.name} exists and is not managed by this Connection; "
+                "autoBind cannot maintain it"
+            )
+        want = [{"name": a["name"]} for a in apis]
+        if not apis:
+            if current is not None and not o.is_deleting(current):
+                self.actions.append(Delete(ref, o.uid(current)))
+            return ""
+        if current is None:
+            body = {
+                "apiVersion": keys.API_VERSION,
+                "kind": "ClusterBinding",
+                "metadata": {
+                    "name": self.name,
+                    "labels": {keys.LABEL_MANAGED: "true"},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": keys.API_VERSION,
+                            "kind": "Connection",
+                            "name": self.name,
+                            "uid": o.uid(self.conn),
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": {"connectionRef": {"name": self.name}, "apis": want},
+            }
+            self.actions.append(Create(ref, body, keys.FIELD_MANAGER))
+        elif not o.is_deleting(current) and not o.json_equal(_spec(current).get("apis"), want):
+            self.actions.append(
+                MergePatch(ref, {"spec": {"apis": want}}, o.resource_version(current))
+            )
+        return ""
+
+    def _owns(self, binding: Mapping[str, Any]) -> bool:
+        if o.labels_of(binding).get(keys.LABEL_MANAGED) != "true":
+            return False
+        owners = o.metadata(binding).get("ownerReferences")
+        return any(
+            isinstance(r, Mapping)
+            and r.get("kind") == "Connection"
+            and r.get("uid") == o.uid(self.conn)
+            for r in (owners if isinstance(owners, list) else [])
+        )
+
+    def _heartbeat(self) -> tuple[Action, ...]:
+        """Rule 10: best effort, after the status write, so a failure never hides status."""
+        local = self.status.get("localClusterUID")
+        if not isinstance(local, str) or not local:
+            return ()
+        name = lease_name(local, self.name)
+        lease_read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, name))
+        ns_read = Get(PROVIDER, NAMESPACES, ObjectKey("", LEASE_NAMESPACE))
+        lease, ns = need_all(self.view.observed, (lease_read, ns_read))
+        if isinstance(lease, Failed):
+            return ()
+        now = rfc3339(self.view.now)
+        micro = now[:-1] + ".000000Z"
+        ref = ObjectRef(PROVIDER, LEASES, lease_read.key)
+        spec = {
+            "holderIdentity": local,
+            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+            "renewTime": micro,
+        }
+        if lease is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": name,
+                    "namespace": LEASE_NAMESPACE,
+                    "labels": {keys.LABEL_MANAGED: "true"},
+                    "annotations": {
+                        keys.ANNOTATION_CONSUMER_CLUSTER_UID: local,
+                        keys.ANNOTATION_CONNECTION: self.name,
+                    },
+                },
+                "spec": {**spec, "acquireTime": micro},
+            }
+            pre: tuple[Action, ...] = ()
+            if ns is None:
+                pre = (
+                    CreateNamespace(
+                        PROVIDER,
+                        LEASE_NAMESPACE,
+                        {keys.LABEL_MANAGED: "true"},
+                        {keys.ANNOTATION_CONSUMER_CLUSTER_UID: local},
+                    ),
+                )
+            return (*pre, Create(ref, body, keys.FIELD_MANAGER))
+        if o.annotations_of(lease).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local:
+            return ()  # not ours: never overwrite someone else's Lease
+        lease_spec = _spec(lease)
+        renewed = lease_spec.get("renewTime")
+        if isinstance(renewed, str) and _age(renewed, self.view.now) < LEASE_RENEW_AFTER_SECONDS:
+            return ()
+        body = o.deepcopy(lease)
+        body["spec"] = {**lease_spec, **spec}
+        return (Update(ref, body, keys.FIELD_MANAGER),)
+
+    # -- rule 1 ----------------------------------------------------------------------------
+    def _deleting(self) -> Plan:
+        if keys.FINALIZER_CLEANUP not in o.finalizers(self.conn):
+            return Plan(why="deleting; finalizer already released")
+        if _spec(self.conn).get("autoBind") is True:
+            ref = ObjectRef(CONSUMER, CLUSTERBINDINGS, ObjectKey("", self.name))
+            (auto,) = need_all(self.view.observed, (Get(CONSUMER, CLUSTERBINDINGS, ref.key),))
+            if isinstance(auto, dict) and self._owns(auto) and not o.is_deleting(auto):
+                self.actions.append(Delete(ref, o.uid(auto)))
+        draining = bindings_of(self.name, self.view.observed)
+        if draining:
+            self.conds.set(
+                c.READY,
+                False,
+                c.DRAINING_BINDINGS,
+                f"waiting for {len(draining)} binding(s) to finish unbinding",
+            )
+            return self._finish("draining bindings", RequeueAfter(DRAIN_REQUEUE_SECONDS))
+        lease = self._lease_cleanup()
+        if lease:
+            return Plan((*self.actions, *lease), why="deleting the heartbeat Lease")
+        conns = list_items(self.view.observed, List(CONSUMER, CONNECTIONS))
+        same = secret_ref(self.conn)[:2]
+        shared = any(
+            secret_ref(other)[:2] == same
+            and o.name(other) != self.name
+            and not o.is_deleting(other)
+            for other in conns
+        )
+        sref, secret = self._secret_ref(), self.view.secret
+        if sref is not None and secret is not None and not shared:
+            fins = o.finalizers(secret)
+            if keys.FINALIZER_CLEANUP in fins:
+                rest = tuple(f for f in fins if f != keys.FINALIZER_CLEANUP)
+                self.actions.append(
+                    RemoveFinalizer(sref, keys.FINALIZER_CLEANUP, o.resource_version(secret), rest)
+                )
+        fins = o.finalizers(self.conn)
+        rest = tuple(f for f in fins if f != keys.FINALIZER_CLEANUP)
+        self.actions.append(
+            RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.conn), rest)
+        )
+        return Plan(tuple(self.actions), why="released")
+
+    def _lease_cleanup(self) -> tuple[Action, ...]:
+        local = self.status.get("localClusterUID")
+        if (
+            isinstance(self.view.credentials, SecretProblem)
+            or not isinstance(local, str)
+            or not local
+        ):
+            return ()
+        read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, lease_name(local, self.name)))
+        (lease,) = need_all(self.view.observed, (read,))
+        if not isinstance(lease, dict) or o.is_deleting(lease):
+            return ()  # gone, or the provider is unreachable: never block teardown on it
+        if o.annotations_of(lease).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local:
+            return ()
+        return (Delete(ObjectRef(PROVIDER, LEASES, read.key), o.uid(lease)),)
+
+
+def _identity_reads() -> tuple[Get, ...]:
+    return (*identity_reads(PROVIDER), *identity_reads(CONSUMER))
+
+
+def _age(stamp: str, now: float) -> float:
+    """Seconds from an RFC 3339 timestamp to `now`; large when unparsable (so it is renewed)."""
+    try:
+        date, _, clock = stamp.partition("T")
+        y, m, d = (int(x) for x in date.split("-"))
+        hh, mm, ss = clock.rstrip("Z").split(":")
+        seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
+    except ValueError:
+        return float("inf")
+    # Days from civil (H. Hinnant), matching requests.rfc3339.
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return now - (days * 86400 + seconds)

@@ -1,0 +1,73 @@
+"""Engagement: which Connections the konnector syncs instances through, and which APIs.
+
+Stop-on-disengage (spec §3.7.1, §3.14) as two pure functions. A Connection is engaged while it
+is Ready, not deleting, has pinned its local identity and its Secret yields credentials. The
+`Engagement` value includes the credentials, so a rotated kubeconfig yields a different value
+and the shell rebuilds what it built from the old one, without the Connection first going
+not-Ready (DESIGN.md, Decisions). An API is synced while its consumer CRD carries our markers
+and names an engaged Connection; the first Connection to install a CRD stays its provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.api import conditions as c
+from kbcore.api import keys
+from kbcore.crds import served_resource
+from kbcore.kubeconfig import Credentials, SecretProblem
+from kbcore.objects import GVR
+from kbcore.status import condition_is_true
+
+
+@attrs.frozen
+class Engagement:
+    """A Connection instances are synced through: its provider access and our identity."""
+
+    connection: str
+    credentials: Credentials
+    local_cluster_uid: str
+
+
+@attrs.frozen
+class SyncTarget:
+    """One bound API: the GVR instances are synced as, and through which Engagement."""
+
+    gvr: GVR
+    namespaced: bool
+    engagement: Engagement
+
+
+def engagement(
+    connection: Mapping[str, Any], credentials: Credentials | SecretProblem | None
+) -> Engagement | None:
+    """The Engagement of a Connection, or None when instance sync must stop."""
+    if o.is_deleting(connection) or not condition_is_true(connection, c.READY):
+        return None
+    if not isinstance(credentials, Credentials):
+        return None
+    status = connection.get("status")
+    local = status.get("localClusterUID") if isinstance(status, Mapping) else None
+    if not isinstance(local, str) or not local:
+        return None
+    return Engagement(o.name(connection), credentials, local)
+
+
+def sync_targets(
+    crds: Iterable[Mapping[str, Any]], engaged: Mapping[str, Engagement]
+) -> dict[GVR, SyncTarget]:
+    """The APIs to sync: consumer CRDs labelled managed whose Connection is engaged."""
+    out: dict[GVR, SyncTarget] = {}
+    for crd in sorted(crds, key=o.name):
+        if o.labels_of(crd).get(keys.LABEL_MANAGED) != "true":
+            continue
+        eng = engaged.get(o.annotations_of(crd).get(keys.ANNOTATION_CONNECTION, ""))
+        served = served_resource(crd)
+        if eng is None or served is None or served.gvr in out:
+            continue
+        out[served.gvr] = SyncTarget(served.gvr, served.namespaced, eng)
+    return out

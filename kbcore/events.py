@@ -1,0 +1,68 @@
+"""Which work-queue keys an event wakes (the control plane's event mapping, spec Appendix A).
+
+Both shells feed every watch event of the control-plane kinds through `keys_for_event` and
+enqueue what it returns; the rules live here so kbsim and kbshell cannot drift apart.
+
+ - A Connection event wakes the Connection, every binding naming it, and the engagement pass.
+ - A Secret event wakes every Connection whose kubeconfigSecretRef names it.
+ - A binding event wakes the binding, its Connection (which installs OpenAPI-sourced CRDs for
+   what bindings list, and drains on delete), and the engagement pass (binding readiness
+   decides which instances are synced).
+ - A CRD event wakes the engagement pass and every binding listing that CRD name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kbcore import objects as o
+from kbcore.coverage import lists_api
+from kbcore.kubeconfig import secret_ref
+
+ENGAGE: tuple[str] = ("engage",)
+Key = tuple[Any, ...]
+
+
+def connection_key(name: str) -> Key:
+    return ("connection", name)
+
+
+def binding_key(binding: Mapping[str, Any]) -> Key:
+    return ("binding", str(binding.get("kind") or ""), o.namespace(binding), o.name(binding))
+
+
+def _connection_of(binding: Mapping[str, Any]) -> str:
+    spec = binding.get("spec")
+    ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+def keys_for_event(
+    kind: str,
+    obj: Mapping[str, Any],
+    *,
+    connections: Iterable[Mapping[str, Any]],
+    bindings: Iterable[Mapping[str, Any]],
+) -> list[Key]:
+    """Keys to enqueue for an event on `obj` of `kind` (Connection, Secret, ClusterBinding,
+    Binding or CustomResourceDefinition); `connections`/`bindings` are the cached ones."""
+    out: list[Key] = []
+    if kind == "Connection":
+        name = o.name(obj)
+        out.append(connection_key(name))
+        out.extend(binding_key(b) for b in bindings if _connection_of(b) == name)
+        out.append(ENGAGE)
+    elif kind == "Secret":
+        key = (o.namespace(obj), o.name(obj))
+        out.extend(connection_key(o.name(c)) for c in connections if secret_ref(c)[:2] == key)
+    elif kind in ("ClusterBinding", "Binding"):
+        out.append(binding_key({**obj, "kind": kind}))
+        if _connection_of(obj):
+            out.append(connection_key(_connection_of(obj)))
+        out.append(ENGAGE)
+    elif kind == "CustomResourceDefinition":
+        out.append(ENGAGE)
+        out.extend(binding_key(b) for b in bindings if lists_api(b, o.name(obj)))
+    return out

@@ -1,0 +1,52 @@
+"""Cluster identity (spec §3.2): which cluster a set of credentials reaches.
+
+A kcp workspace has no `kube-system`, so the kcp `LogicalCluster` named `cluster` is asked
+first; only a kcp-shaped server serves it, so when both exist it wins. A plain cluster answers
+the LogicalCluster GET with NotFound (the resource is not served) and is identified by the UID
+of its `kube-system` namespace. Both reads are asked for at once to save a round trip. A
+Forbidden answer is returned as is, never skipped over: falling through to the other object
+would identify the same cluster differently depending on RBAC.
+"""
+
+from __future__ import annotations
+
+from kbcore import objects as o
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
+from kbcore.reads import Failed, Get, Observed, need_all
+
+LOGICAL_CLUSTERS = GVR("core.kcp.io", "v1alpha1", "logicalclusters")
+NAMESPACES = GVR("", "v1", "namespaces")
+
+
+class IdentityUnknown(Exception):
+    """Neither identity object could be read; the message says why."""
+
+
+def identity_reads(cluster: str) -> tuple[Get, Get]:
+    return (
+        Get(cluster, LOGICAL_CLUSTERS, ObjectKey("", "cluster")),
+        Get(cluster, NAMESPACES, ObjectKey("", "kube-system")),
+    )
+
+
+def resolve_identity(observed: Observed, cluster: str) -> str:
+    """The UID identifying `cluster`; raises Missing, ApiError (Forbidden, unreachable) or
+    IdentityUnknown."""
+    reads = identity_reads(cluster)
+    logical, kube_system = need_all(observed, reads)
+    problems: list[str] = []
+    for result, what in ((logical, "LogicalCluster cluster"), (kube_system, "kube-system")):
+        if isinstance(result, Failed):
+            if result.error.code == 404:
+                problems.append(f"{what}: not found")
+                continue
+            raise result.error
+        if isinstance(result, dict) and o.uid(result):
+            return o.uid(result)
+        problems.append(f"{what}: {'not found' if result is None else 'has no uid'}")
+    raise IdentityUnknown(f"cannot determine cluster identity ({'; '.join(problems)})")
+
+
+def is_forbidden(err: ApiError) -> bool:
+    return err.code == 403

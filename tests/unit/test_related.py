@@ -1,0 +1,1128 @@
+"""Unit tests of `kbcore.related.plan_related`, one group per numbered rule of its docstring,
+the related-resource scenarios of the spec (§4.4 item 23, §4.7 items 29-32) at the kernel level,
+and hypothesis properties (safety, determinism, stability, unbind convergence).
+
+The planner is driven against `World`: two clusters of plain objects in one dict, which answers
+the planner's reads and carries out its actions with the API-server behaviour the kernel relies on
+(POST fails on an existing object, deletes and applies check the UID, an immutable object or a
+Secret's type cannot change, a delete of an object with finalizers only marks it deleting). Its
+apply is pessimistic: map keys the body does not set are kept, as when another field manager owns
+them, so a plan that relied on an apply to remove a key would not converge.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kbcore import objects as o
+from kbcore import selectors
+from kbcore.actions import (
+    CONSUMER,
+    PROVIDER,
+    Action,
+    Apply,
+    Create,
+    CreateNamespace,
+    Delete,
+    RequeueAfter,
+    is_write,
+)
+from kbcore.api import keys
+from kbcore.api.types import (
+    LabelSelector,
+    LabelSelectorRequirement,
+    RelatedResource,
+    RelatedResourceKind,
+    RelatedResourceSelector,
+    SyncDirection,
+)
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Failed, Get, List, Missing, Read
+from kbcore.related import (
+    CONFIGMAPS,
+    MANAGED_SELECTOR,
+    NAMESPACES,
+    SECRETS,
+    RelatedConflict,
+    RelatedPlan,
+    desired_copy,
+    plan_related,
+)
+
+UID = "b-uid-1"
+OTHER_BINDING = "b-uid-2"
+LOCAL = "cluster-uid-1"
+MANAGED = keys.LABEL_MANAGED
+RB = keys.ANNOTATION_RELATED_BINDING
+CCU = keys.ANNOTATION_CONSUMER_CLUSTER_UID
+KIND = {SECRETS: "Secret", CONFIGMAPS: "ConfigMap"}
+FROM_PROVIDER = SyncDirection.FROM_PROVIDER
+FROM_CONSUMER = SyncDirection.FROM_CONSUMER
+
+Slot = tuple[str, GVR, ObjectKey]
+
+
+# --- the test world ---------------------------------------------------------------------------
+
+
+class World:
+    """Both clusters' objects keyed by (cluster, gvr, key); namespaces under NAMESPACES."""
+
+    def __init__(self) -> None:
+        self.objs: dict[Slot, o.Obj] = {}
+        self.uids = 0
+        for cluster in (CONSUMER, PROVIDER):
+            self.ns(cluster, "default")
+
+    def _uid(self) -> str:
+        self.uids += 1
+        return f"uid-{self.uids}"
+
+    def ns(self, cluster: str, name: str, **meta: Any) -> o.Obj:
+        obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, **meta}}
+        obj["metadata"]["uid"] = self._uid()
+        self.objs[(cluster, NAMESPACES, ObjectKey("", name))] = obj
+        return obj
+
+    def put(
+        self,
+        cluster: str,
+        gvr: GVR,
+        key: str,
+        *,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> o.Obj:
+        ns, name = key.split("/")
+        meta: dict[str, Any] = {"name": name, "namespace": ns, "uid": self._uid()}
+        if labels:
+            meta["labels"] = dict(labels)
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        obj = {"apiVersion": "v1", "kind": KIND[gvr], "metadata": meta, **fields}
+        if gvr == SECRETS:
+            obj.setdefault("type", "Opaque")
+        self.objs[(cluster, gvr, ObjectKey(ns, name))] = obj
+        return obj
+
+    def copy_of(self, cluster: str, gvr: GVR, key: str, binding: str = UID, **fields: Any) -> o.Obj:
+        """A related copy as a binding leaves it."""
+        ann = {CCU: LOCAL, RB: binding}
+        return self.put(cluster, gvr, key, labels={MANAGED: "true"}, annotations=ann, **fields)
+
+    def get(self, cluster: str, gvr: GVR, key: str) -> o.Obj | None:
+        ns, _, name = key.rpartition("/")
+        return self.objs.get((cluster, gvr, ObjectKey(ns, name)))
+
+    def read(self, r: Read) -> Any:
+        if isinstance(r, Get):
+            obj = self.objs.get((r.cluster, r.gvr, r.key))
+            return copy.deepcopy(obj) if obj is not None else None
+        assert isinstance(r, List)
+        sel = selectors.parse(r.label_selector)
+        return [
+            copy.deepcopy(obj)
+            for (cluster, gvr, key), obj in sorted(self.objs.items(), key=lambda kv: kv[0])
+            if cluster == r.cluster
+            and gvr == r.gvr
+            and (not r.namespace or key.namespace == r.namespace)
+            and sel.matches(o.labels_of(obj))
+        ]
+
+    def do(self, action: Action) -> None:
+        if isinstance(action, RequeueAfter):
+            return
+        if isinstance(action, CreateNamespace):
+            slot = (action.cluster, NAMESPACES, ObjectKey("", action.name))
+            if slot not in self.objs:
+                meta = {"labels": dict(action.labels), "annotations": dict(action.annotations)}
+                self.ns(action.cluster, action.name, **meta)
+            return
+        assert isinstance(action, Create | Apply | Delete), action
+        ref = action.target
+        slot = (ref.cluster, ref.gvr, ref.key)
+        live = self.objs.get(slot)
+        if isinstance(action, Create):
+            if (ref.cluster, NAMESPACES, ObjectKey("", ref.key.namespace)) not in self.objs:
+                raise ApiError(404, "NotFound", f"namespace {ref.key.namespace} not found")
+            if live is not None:
+                raise ApiError(409, "AlreadyExists", f"{ref} already exists")
+            obj = copy.deepcopy(action.body)
+            obj["metadata"]["uid"] = self._uid()
+            if ref.gvr == SECRETS:
+                obj.setdefault("type", "Opaque")
+            self.objs[slot] = obj
+        elif isinstance(action, Delete):
+            if live is None or o.uid(live) != action.uid:
+                raise ApiError(409, "Conflict", f"{ref}: uid precondition failed")
+            if o.finalizers(live):
+                live["metadata"].setdefault("deletionTimestamp", "2024-01-01T00:00:00Z")
+            else:
+                del self.objs[slot]
+        else:
+            self._apply(slot, live, action)
+
+    def _apply(self, slot: Slot, live: o.Obj | None, action: Apply) -> None:
+        body = action.body
+        if live is None or body["metadata"].get("uid", o.uid(live)) != o.uid(live):
+            raise ApiError(409, "Conflict", f"{action.target}: uid precondition failed")
+        merged = copy.deepcopy(live)
+        for part in ("labels", "annotations"):
+            merged["metadata"].setdefault(part, {}).update(body["metadata"].get(part, {}))
+        for field in ("data", "binaryData"):
+            if field in body:
+                merged.setdefault(field, {}).update(body[field])
+        for field in ("type", "immutable"):
+            if field in body:
+                merged[field] = body[field]
+        payload = ("data", "binaryData", "immutable")
+        if live.get("immutable") is True and any(live.get(f) != merged.get(f) for f in payload):
+            raise ApiError(422, "Invalid", f"{action.target}: field is immutable")
+        if live.get("type") != merged.get("type"):
+            raise ApiError(422, "Invalid", f"{action.target}: type is immutable")
+        self.objs[slot] = merged
+
+    def settle(self) -> None:
+        """Other actors finish: objects marked deleting go away."""
+        for slot in [s for s, obj in self.objs.items() if o.is_deleting(obj)]:
+            del self.objs[slot]
+
+
+def plan(
+    world: World,
+    rules: tuple[RelatedResource, ...],
+    *,
+    scope: str = "",
+    unbinding: bool = False,
+    binding_uid: str = UID,
+    local: str = LOCAL,
+    rounds: list[tuple[Read, ...]] | None = None,
+    overrides: dict[Read, Any] | None = None,
+) -> RelatedPlan:
+    """Run the read protocol against `world`; `rounds` collects each round's reads."""
+    observed: dict[Read, Any] = dict(overrides or {})
+    for _ in range(5):
+        try:
+            return plan_related(
+                rules,
+                binding_uid=binding_uid,
+                scope_namespace=scope,
+                local_cluster_uid=local,
+                observed=observed,
+                unbinding=unbinding,
+            )
+        except Missing as missing:
+            assert missing.reads, "Missing with nothing to read"
+            assert len(set(missing.reads)) == len(missing.reads)
+            if rounds is not None:
+                rounds.append(missing.reads)
+            for r in missing.reads:
+                assert r not in observed
+                observed[r] = world.read(r)
+    raise AssertionError("the planner kept asking for reads")
+
+
+def run(world: World, p: RelatedPlan) -> None:
+    for action in p.actions:
+        world.do(action)
+
+
+def rule(
+    resource: RelatedResourceKind,
+    direction: SyncDirection,
+    match: dict[str, str] | None = None,
+    names: tuple[str, ...] = (),
+    *,
+    no_selector: bool = False,
+) -> RelatedResource:
+    if no_selector:
+        return RelatedResource(resource=resource, direction=direction)
+    ls = LabelSelector(match_labels=match) if match is not None else None
+    sel = RelatedResourceSelector(label_selector=ls, names=names)
+    return RelatedResource(resource=resource, direction=direction, selector=sel)
+
+
+SECRETS_UP = rule(RelatedResourceKind.SECRETS, FROM_CONSUMER, {"app": "widget"})
+SECRETS_DOWN = rule(RelatedResourceKind.SECRETS, FROM_PROVIDER, {"app": "widget"})
+CMS_DOWN = rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, {"app": "widget"})
+APP = {"app": "widget"}
+
+
+def writes(p: RelatedPlan) -> list[Action]:
+    return [a for a in p.actions if is_write(a)]
+
+
+def ref(cluster: str, gvr: GVR, key: str) -> ObjectRef:
+    ns, name = key.split("/")
+    return ObjectRef(cluster, gvr, ObjectKey(ns, name))
+
+
+def want(
+    source: o.Obj, gvr: GVR, *, uid: str = "", binding: str = UID, local: str = LOCAL
+) -> o.Obj:
+    body = desired_copy(source, KIND[gvr], binding_uid=binding, local_cluster_uid=local)
+    if uid:
+        body["metadata"]["uid"] = uid
+    return body
+
+
+# --- rule 0: identity ---------------------------------------------------------------------------
+
+
+def test_rule0_without_binding_uid_nothing_is_read_or_written() -> None:
+    for unbinding in (False, True):
+        p = plan_related(
+            (SECRETS_DOWN,),
+            binding_uid="",
+            scope_namespace="",
+            local_cluster_uid=LOCAL,
+            observed={},
+            unbinding=unbinding,
+        )
+        assert p == RelatedPlan((), (), 0, False)
+
+
+def test_rule0_without_local_cluster_uid_nothing_is_read_or_written() -> None:
+    p = plan_related(
+        (SECRETS_DOWN,), binding_uid=UID, scope_namespace="", local_cluster_uid="", observed={}
+    )
+    assert p == RelatedPlan((), (), 0, False)
+
+
+# --- rule 1: the copy ---------------------------------------------------------------------------
+
+
+def test_rule1_copy_is_markers_and_payload_only() -> None:
+    src = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "creds",
+            "namespace": "default",
+            "uid": "src-uid",
+            "resourceVersion": "7",
+            "labels": {"app": "widget"},
+            "annotations": {"note": "x"},
+            "finalizers": ["f"],
+        },
+        "data": {"token": "czNjcjN0"},
+        "binaryData": {"bin": "AAE="},
+        "type": "kubernetes.io/basic-auth",
+        "immutable": False,
+        "extra": "dropped",
+    }
+    assert desired_copy(src, "Secret", binding_uid=UID, local_cluster_uid=LOCAL) == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "creds",
+            "namespace": "default",
+            "labels": {MANAGED: "true"},
+            "annotations": {CCU: LOCAL, RB: UID},
+        },
+        "data": {"token": "czNjcjN0"},
+        "binaryData": {"bin": "AAE="},
+        "type": "kubernetes.io/basic-auth",
+        "immutable": False,
+    }
+
+
+def test_rule1_secret_type_defaults_to_opaque_and_configmaps_have_none() -> None:
+    src = {"metadata": {"name": "n", "namespace": "default"}, "data": {"k": "v"}}
+    assert desired_copy(src, "Secret", binding_uid=UID, local_cluster_uid=LOCAL)["type"] == "Opaque"
+    assert "type" not in desired_copy(src, "ConfigMap", binding_uid=UID, local_cluster_uid=LOCAL)
+
+
+def test_rule1_selection_is_label_selector_and_names() -> None:
+    w = World()
+    for name, labels in (("a", APP), ("b", APP), ("c", {"app": "other"}), ("d", {})):
+        w.put(PROVIDER, CONFIGMAPS, f"default/{name}", labels=labels, data={"n": name})
+    r = rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, APP, names=("a", "c", "d"))
+    p = plan(w, (r,))
+    assert [a.target.key.name for a in p.actions if isinstance(a, Create)] == ["a"]
+    # No selector at all: everything; a selector with only names: those names.
+    p = plan(w, (rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, no_selector=True),))
+    assert [a.target.key.name for a in p.actions if isinstance(a, Create)] == ["a", "b", "c", "d"]
+    p = plan(w, (rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, names=("d",)),))
+    assert [a.target.key.name for a in p.actions if isinstance(a, Create)] == ["d"]
+    # Rules of one channel are OR-ed.
+    r2 = rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, {"app": "other"})
+    p = plan(w, (CMS_DOWN, r2))
+    assert [a.target.key.name for a in p.actions if isinstance(a, Create)] == ["a", "b", "c"]
+
+
+def test_rule1_match_expressions() -> None:
+    w = World()
+    w.put(CONSUMER, SECRETS, "default/a", labels={"tier": "db"}, data={"k": "MQ=="})
+    w.put(CONSUMER, SECRETS, "default/b", labels={"tier": "web"}, data={"k": "Mg=="})
+    expr = LabelSelectorRequirement(key="tier", operator="NotIn", values=("web",))
+    sel = RelatedResourceSelector(label_selector=LabelSelector(match_expressions=(expr,)))
+    r = RelatedResource(resource=RelatedResourceKind.SECRETS, direction=FROM_CONSUMER, selector=sel)
+    p = plan(w, (r,))
+    assert [a.target for a in p.actions if isinstance(a, Create)] == [
+        ref(PROVIDER, SECRETS, "default/a")
+    ]
+
+
+def test_rule1_own_copies_are_never_sources() -> None:
+    # Rules in both directions for Secrets: the copy made downwards is not pushed back up.
+    w = World()
+    src = w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "eA=="})
+    p = plan(w, (SECRETS_UP, SECRETS_DOWN, rule(RelatedResourceKind.SECRETS, FROM_CONSUMER)))
+    assert p.actions == () and p.conflicts == () and p.copies == 1
+    assert src == w.get(PROVIDER, SECRETS, "default/creds")
+
+
+# --- rule 2: create -------------------------------------------------------------------------------
+
+
+def test_rule2_create_reads_in_three_rounds_and_posts() -> None:
+    w = World()
+    src = w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"token": "czNjcjN0"})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN,), rounds=rounds)
+    assert rounds == [
+        (
+            List(PROVIDER, SECRETS, ""),
+            List(CONSUMER, SECRETS, "", MANAGED_SELECTOR),
+        ),
+        (Get(CONSUMER, SECRETS, ObjectKey("team", "creds")),),
+        (Get(CONSUMER, NAMESPACES, ObjectKey("", "team")),),
+    ]
+    assert p == RelatedPlan(
+        (
+            CreateNamespace(CONSUMER, "team", labels={MANAGED: "true"}, annotations={CCU: LOCAL}),
+            Create(
+                ref(CONSUMER, SECRETS, "team/creds"), want(src, SECRETS), keys.FIELD_MANAGER_RELATED
+            ),
+        ),
+        (),
+        1,
+        False,
+    )
+    run(w, p)
+    assert w.get(CONSUMER, NAMESPACES, "team") is not None
+    copy_ = w.get(CONSUMER, SECRETS, "team/creds")
+    assert copy_ is not None and copy_["data"] == {"token": "czNjcjN0"}
+
+
+def test_rule2_existing_namespace_is_not_created() -> None:
+    w = World()
+    src = w.put(CONSUMER, CONFIGMAPS, "default/cfg", labels=APP, data={"a": "1"})
+    r = rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER, APP)
+    p = plan(w, (r,))
+    assert p.actions == (
+        Create(
+            ref(PROVIDER, CONFIGMAPS, "default/cfg"),
+            want(src, CONFIGMAPS),
+            keys.FIELD_MANAGER_RELATED,
+        ),
+    )
+
+
+def test_rule2_nothing_is_created_into_a_terminating_namespace() -> None:
+    w = World()
+    w.ns(CONSUMER, "gone", deletionTimestamp="2024-01-01T00:00:00Z")
+    w.put(PROVIDER, SECRETS, "gone/creds", labels=APP, data={})
+    p = plan(w, (SECRETS_DOWN,))
+    assert p.actions == () and p.copies == 0
+
+
+def test_rule2_one_namespace_creation_for_several_copies() -> None:
+    w = World()
+    for name in ("a", "b"):
+        w.put(PROVIDER, SECRETS, f"team/{name}", labels=APP)
+        w.put(PROVIDER, CONFIGMAPS, f"team/{name}", labels=APP)
+    p = plan(w, (SECRETS_DOWN, CMS_DOWN))
+    assert [type(a).__name__ for a in p.actions] == ["CreateNamespace"] + ["Create"] * 4
+    assert [a.target for a in p.actions if isinstance(a, Create)] == [
+        ref(CONSUMER, CONFIGMAPS, "team/a"),
+        ref(CONSUMER, CONFIGMAPS, "team/b"),
+        ref(CONSUMER, SECRETS, "team/a"),
+        ref(CONSUMER, SECRETS, "team/b"),
+    ]
+
+
+# --- rule 3: our copy present -------------------------------------------------------------------
+
+
+def test_rule3_equal_copy_is_not_written() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "eA=="})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN,), rounds=rounds)
+    assert p == RelatedPlan((), (), 1, False)
+    assert len(rounds) == 1  # steady state: two lists, nothing else
+
+
+def test_rule3_changed_data_is_applied_with_the_target_uid() -> None:
+    w = World()
+    src = w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "bmV3", "u": "MQ=="})
+    live = w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "b2xk"})
+    p = plan(w, (SECRETS_DOWN,))
+    assert p.actions == (
+        Apply(
+            ref(CONSUMER, SECRETS, "default/creds"),
+            want(src, SECRETS, uid=o.uid(live)),
+            keys.FIELD_MANAGER_RELATED,
+            force=True,
+        ),
+    )
+    assert p.copies == 1
+    run(w, p)
+    assert plan(w, (SECRETS_DOWN,)).actions == ()
+
+
+def test_rule3_missing_markers_are_restored_by_apply() -> None:
+    # Someone stripped the managed label: the copy is found by the Get and re-marked.
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    live = w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "eA=="})
+    del live["metadata"]["labels"]
+    p = plan(w, (SECRETS_DOWN,))
+    assert [type(a) for a in p.actions] == [Apply]
+    run(w, p)
+    assert o.labels_of(w.get(CONSUMER, SECRETS, "default/creds") or {}) == {MANAGED: "true"}
+    assert plan(w, (SECRETS_DOWN,)).actions == ()
+
+
+@pytest.mark.parametrize(
+    ("live_fields", "why"),
+    [
+        ({"data": {"t": "b2xk"}, "immutable": True}, "immutable target"),
+        ({"data": {"t": "eA=="}, "type": "kubernetes.io/tls"}, "type changed"),
+        ({"data": {"t": "eA==", "gone": "MQ=="}}, "key removed from the source"),
+    ],
+)
+def test_rule3_unappliable_difference_deletes_then_recreates(
+    live_fields: dict[str, Any], why: str
+) -> None:
+    w = World()
+    src = w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    live = w.copy_of(CONSUMER, SECRETS, "default/creds", **live_fields)
+    p = plan(w, (SECRETS_DOWN,))
+    assert p.actions == (
+        Delete(ref(CONSUMER, SECRETS, "default/creds"), o.uid(live)),
+        RequeueAfter(2.0),
+    ), why
+    assert p.copies == 0
+    run(w, p)
+    p = plan(w, (SECRETS_DOWN,))
+    assert [type(a) for a in p.actions] == [Create]
+    run(w, p)
+    copy_ = w.get(CONSUMER, SECRETS, "default/creds")
+    assert copy_ is not None
+    assert {k: copy_.get(k) for k in ("data", "type")} == {"data": src["data"], "type": "Opaque"}
+    assert plan(w, (SECRETS_DOWN,)).actions == ()
+
+
+# --- rule 4: foreign targets ----------------------------------------------------------------------
+
+
+def test_rule4_foreign_unmanaged_target_is_a_conflict_never_written() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/widget-creds", labels=APP, data={"t": "eA=="})
+    foreign = w.put(CONSUMER, SECRETS, "default/widget-creds", data={"mine": "eQ=="})
+    before = copy.deepcopy(foreign)
+    p = plan(w, (SECRETS_DOWN,))
+    assert p == RelatedPlan(
+        (),
+        (
+            RelatedConflict(
+                CONSUMER,
+                "Secret",
+                ObjectKey("default", "widget-creds"),
+                "Secret default/widget-creds on the consumer already exists and was not created "
+                "by this binding; not overwriting it",
+            ),
+        ),
+        0,
+        False,
+    )
+    assert w.get(CONSUMER, SECRETS, "default/widget-creds") == before
+
+
+def test_rule4_another_bindings_copy_is_a_conflict() -> None:
+    w = World()
+    w.put(CONSUMER, CONFIGMAPS, "default/cfg", labels=APP, data={"a": "1"})
+    w.copy_of(PROVIDER, CONFIGMAPS, "default/cfg", binding=OTHER_BINDING, data={"a": "2"})
+    w.put(PROVIDER, CONFIGMAPS, "default/unmarked", labels={MANAGED: "true"})
+    w.put(CONSUMER, CONFIGMAPS, "default/unmarked", labels=APP)
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER, APP),), rounds=rounds)
+    assert p.actions == ()
+    assert [(c.cluster, c.kind, str(c.key)) for c in p.conflicts] == [
+        (PROVIDER, "ConfigMap", "default/cfg"),
+        (PROVIDER, "ConfigMap", "default/unmarked"),
+    ]
+    assert len(rounds) == 1  # both were in the managed list: no Get needed
+
+
+# --- rule 5: GC -----------------------------------------------------------------------------------
+
+
+def test_rule5_copies_no_longer_selected_are_deleted_others_untouched() -> None:
+    w = World()
+    w.put(PROVIDER, CONFIGMAPS, "default/kept", labels=APP, data={"a": "1"})
+    w.copy_of(CONSUMER, CONFIGMAPS, "default/kept", data={"a": "1"})
+    w.put(PROVIDER, CONFIGMAPS, "default/unlabelled", data={"a": "1"})
+    stale = w.copy_of(CONSUMER, CONFIGMAPS, "default/unlabelled", data={"a": "1"})
+    orphan = w.copy_of(CONSUMER, CONFIGMAPS, "default/source-gone")
+    w.copy_of(CONSUMER, CONFIGMAPS, "default/theirs", binding=OTHER_BINDING)
+    w.copy_of(CONSUMER, SECRETS, "default/other-kind")  # no Secret rule: not looked at
+    p = plan(w, (CMS_DOWN,))
+    assert p == RelatedPlan(
+        (
+            Delete(ref(CONSUMER, CONFIGMAPS, "default/source-gone"), o.uid(orphan)),
+            Delete(ref(CONSUMER, CONFIGMAPS, "default/unlabelled"), o.uid(stale)),
+        ),
+        (),
+        1,
+        False,
+    )
+
+
+def test_rule5_gc_is_per_direction() -> None:
+    # A provider Secret selected FromProvider does not keep a FromConsumer copy on the provider.
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/x", labels=APP)
+    up = w.copy_of(PROVIDER, SECRETS, "default/y")
+    p = plan(w, (SECRETS_UP, SECRETS_DOWN))
+    assert Delete(ref(PROVIDER, SECRETS, "default/y"), o.uid(up)) in p.actions
+
+
+# --- rule 6: unbind -----------------------------------------------------------------------------
+
+
+def test_rule6_unbind_deletes_every_copy_of_this_binding_and_drains() -> None:
+    w = World()
+    a = w.copy_of(CONSUMER, SECRETS, "default/a")
+    b = w.copy_of(PROVIDER, CONFIGMAPS, "team/b")
+    c = w.copy_of(CONSUMER, CONFIGMAPS, "default/c")
+    c["metadata"]["finalizers"] = ["example.org/hold"]
+    w.copy_of(CONSUMER, SECRETS, "default/theirs", binding=OTHER_BINDING)
+    w.put(CONSUMER, SECRETS, "default/user", data={})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN,), unbinding=True, rounds=rounds)
+    assert rounds == [
+        tuple(
+            List(cluster, gvr, "", MANAGED_SELECTOR)
+            for cluster in (CONSUMER, PROVIDER)
+            for gvr in (CONFIGMAPS, SECRETS)
+        )
+    ]
+    assert p == RelatedPlan(
+        (
+            Delete(ref(CONSUMER, CONFIGMAPS, "default/c"), o.uid(c)),
+            Delete(ref(CONSUMER, SECRETS, "default/a"), o.uid(a)),
+            Delete(ref(PROVIDER, CONFIGMAPS, "team/b"), o.uid(b)),
+            RequeueAfter(2.0),
+        ),
+        (),
+        0,
+        True,
+    )
+    run(w, p)
+    # `c` is held by a finalizer: still draining, and not deleted twice.
+    p = plan(w, (SECRETS_DOWN,), unbinding=True)
+    assert p == RelatedPlan((RequeueAfter(2.0),), (), 0, True)
+    w.settle()
+    assert plan(w, (SECRETS_DOWN,), unbinding=True) == RelatedPlan((), (), 0, False)
+    assert w.get(CONSUMER, SECRETS, "default/theirs") is not None
+    assert w.get(CONSUMER, SECRETS, "default/user") is not None
+
+
+def test_rule6_unbind_of_a_binding_stays_in_its_namespace() -> None:
+    w = World()
+    mine = w.copy_of(CONSUMER, SECRETS, "default/a")
+    w.copy_of(CONSUMER, SECRETS, "other/a")  # out of scope (cannot be this Binding's anyway)
+    p = plan(w, (), scope="default", unbinding=True)
+    assert p.actions == (
+        Delete(ref(CONSUMER, SECRETS, "default/a"), o.uid(mine)),
+        RequeueAfter(2.0),
+    )
+
+
+def test_rule6_unreadable_kind_no_rule_names_is_skipped_but_named_one_fails() -> None:
+    w = World()
+    mine = w.copy_of(CONSUMER, SECRETS, "default/a")
+    denied = Failed(ApiError(403, "Forbidden", "configmaps is forbidden"))
+    overrides: dict[Read, Any] = {List(PROVIDER, CONFIGMAPS, "", MANAGED_SELECTOR): denied}
+    p = plan(w, (SECRETS_DOWN,), unbinding=True, overrides=overrides)
+    assert p.actions == (
+        Delete(ref(CONSUMER, SECRETS, "default/a"), o.uid(mine)),
+        RequeueAfter(2.0),
+    )
+    named = rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER)
+    with pytest.raises(ApiError) as err:
+        plan(w, (named,), unbinding=True, overrides=overrides)
+    assert err.value.code == 403
+
+
+# --- rule 7: deletionTimestamp ------------------------------------------------------------------
+
+
+def test_rule7_deleting_source_is_not_selected() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, deletionTimestamp="t")
+    w.objs[(PROVIDER, SECRETS, ObjectKey("default", "creds"))]["metadata"]["deletionTimestamp"] = (
+        "t"
+    )
+    live = w.copy_of(CONSUMER, SECRETS, "default/creds")
+    w.put(PROVIDER, SECRETS, "default/new", labels=APP)
+    w.objs[(PROVIDER, SECRETS, ObjectKey("default", "new"))]["metadata"]["deletionTimestamp"] = "t"
+    p = plan(w, (SECRETS_DOWN,))
+    assert p.actions == (Delete(ref(CONSUMER, SECRETS, "default/creds"), o.uid(live)),)
+
+
+def test_rule7_deleting_own_target_is_waited_for() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "bmV3"})
+    live = w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "b2xk"})
+    live["metadata"]["deletionTimestamp"] = "t"
+    w.copy_of(CONSUMER, SECRETS, "default/gc", data={})["metadata"]["deletionTimestamp"] = "t"
+    p = plan(w, (SECRETS_DOWN,))
+    assert p == RelatedPlan((RequeueAfter(2.0),), (), 0, False)
+    w.settle()
+    assert [type(a) for a in plan(w, (SECRETS_DOWN,)).actions] == [Create]
+
+
+# --- rule 8: invalid rules ----------------------------------------------------------------------
+
+
+def test_rule8_invalid_rule_freezes_its_channel() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP)
+    w.copy_of(CONSUMER, SECRETS, "default/old")
+    bad = rule(RelatedResourceKind.SECRETS, FROM_PROVIDER, {"app": "not a valid value!"})
+    w.put(PROVIDER, CONFIGMAPS, "default/cfg", labels=APP)
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN, bad, CMS_DOWN), rounds=rounds)
+    assert [a.target for a in p.actions] == [ref(CONSUMER, CONFIGMAPS, "default/cfg")]
+    assert len(p.errors) == 1 and p.errors[0].startswith(
+        "relatedResources[1]: invalid labelSelector"
+    )
+    assert all(r.gvr != SECRETS for rs in rounds for r in rs if isinstance(r, Get | List))
+    grouped = RelatedResource(
+        group="apps", resource=RelatedResourceKind.SECRETS, direction=FROM_PROVIDER
+    )
+    p = plan(w, (grouped,))
+    assert p.actions == () and p.errors == (
+        "relatedResources[0]: group must be empty (core), got 'apps'",
+    )
+
+
+# --- the read protocol --------------------------------------------------------------------------
+
+
+def test_failed_reads_raise_their_api_error() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP)
+    boom = ApiError(500, "InternalError", "etcd is sad")
+    for read in (
+        List(PROVIDER, SECRETS, ""),
+        Get(CONSUMER, SECRETS, ObjectKey("default", "creds")),
+        Get(CONSUMER, NAMESPACES, ObjectKey("", "default")),
+    ):
+        with pytest.raises(ApiError) as err:
+            plan(w, (SECRETS_DOWN,), overrides={read: Failed(boom)})
+        assert err.value == boom
+
+
+def test_no_rules_means_no_reads() -> None:
+    p = plan_related((), binding_uid=UID, scope_namespace="", local_cluster_uid=LOCAL, observed={})
+    assert p == RelatedPlan((), (), 0, False)
+
+
+def test_binding_scope_restricts_reads_and_selection() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/a", labels=APP)
+    w.put(PROVIDER, SECRETS, "other/a", labels=APP)
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN,), scope="default", rounds=rounds)
+    assert rounds[0] == (
+        List(PROVIDER, SECRETS, "default"),
+        List(CONSUMER, SECRETS, "default", MANAGED_SELECTOR),
+    )
+    assert [a.target for a in p.actions] == [ref(CONSUMER, SECRETS, "default/a")]
+
+
+def test_output_order_consumer_then_provider_namespaces_first() -> None:
+    w = World()
+    spots = (("zz", "b"), ("aa", "a"), ("default", "c"))
+    for cluster in (CONSUMER, PROVIDER):
+        for ns, name in spots:
+            # Names differ per side, so the two directions do not conflict.
+            w.put(cluster, SECRETS, f"{ns}/{cluster}-{name}", labels=APP)
+            w.put(cluster, CONFIGMAPS, f"{ns}/{cluster}-{name}", labels=APP)
+    cms_up = rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER, APP)
+    p = plan(w, (SECRETS_UP, CMS_DOWN, cms_up, SECRETS_DOWN))
+    names = [
+        (a.cluster, "ns", a.name)
+        if isinstance(a, CreateNamespace)
+        else (a.target.cluster, a.target.gvr.resource, str(a.target.key))
+        for a in p.actions
+        if isinstance(a, CreateNamespace | Create)
+    ]
+    assert len(names) == len(p.actions)
+    expected = []
+    for cluster in (CONSUMER, PROVIDER):
+        source = PROVIDER if cluster == CONSUMER else CONSUMER
+        expected += [(cluster, "ns", "aa"), (cluster, "ns", "zz")]
+        for res in ("configmaps", "secrets"):
+            expected += [(cluster, res, f"{ns}/{source}-{n}") for ns, n in sorted(spots)]
+    assert names == expected
+    assert p.copies == 12
+
+
+# --- spec scenarios (§4.4 item 23, §4.7 items 29-32) at the kernel level ----------------------
+
+
+def converge(world: World, rules: tuple[RelatedResource, ...], **kw: Any) -> RelatedPlan:
+    for _ in range(4):
+        p = plan(world, rules, **kw)
+        if not writes(p):
+            return p
+        run(world, p)
+        world.settle()
+    raise AssertionError("did not converge")
+
+
+def test_item23_from_provider_secret_by_label_then_gc_on_label_removal() -> None:
+    w = World()
+    src = w.put(PROVIDER, SECRETS, "default/widget-creds", labels=APP, data={"token": "czNjcjN0"})
+    p = converge(w, (SECRETS_DOWN,))
+    copy_ = w.get(CONSUMER, SECRETS, "default/widget-creds")
+    assert copy_ is not None
+    assert copy_["data"] == {"token": "czNjcjN0"}
+    assert o.labels_of(copy_) == {MANAGED: "true"}
+    assert o.annotations_of(copy_)[RB] == UID
+    assert p.copies == 1
+    del src["metadata"]["labels"]
+    p = converge(w, (SECRETS_DOWN,))
+    assert w.get(CONSUMER, SECRETS, "default/widget-creds") is None
+    assert p.copies == 0
+
+
+def test_item29_configmaps_from_provider_sync_gc_and_foreign_not_touched() -> None:
+    w = World()
+    src = w.put(PROVIDER, CONFIGMAPS, "default/widget-config", labels=APP, data={"a": "1"})
+    w.put(PROVIDER, CONFIGMAPS, "default/preexisting", labels=APP, data={"from": "provider"})
+    foreign = w.put(CONSUMER, CONFIGMAPS, "default/preexisting", data={"from": "consumer"})
+    before = copy.deepcopy(foreign)
+    p = converge(w, (CMS_DOWN,))
+    assert (w.get(CONSUMER, CONFIGMAPS, "default/widget-config") or {})["data"] == {"a": "1"}
+    assert w.get(CONSUMER, CONFIGMAPS, "default/preexisting") == before
+    assert MANAGED not in o.labels_of(before)
+    assert [(c.cluster, c.kind, c.key) for c in p.conflicts] == [
+        (CONSUMER, "ConfigMap", ObjectKey("default", "preexisting"))
+    ]
+    src["data"] = {"a": "2"}
+    converge(w, (CMS_DOWN,))
+    assert (w.get(CONSUMER, CONFIGMAPS, "default/widget-config") or {})["data"] == {"a": "2"}
+    src["metadata"]["labels"] = {}
+    converge(w, (CMS_DOWN,))
+    assert w.get(CONSUMER, CONFIGMAPS, "default/widget-config") is None
+    assert w.get(CONSUMER, CONFIGMAPS, "default/preexisting") == before
+
+
+def test_item30_secrets_from_consumer_sync_up_and_gc() -> None:
+    w = World()
+    src = w.put(CONSUMER, SECRETS, "default/up", labels=APP, data={"pw": "aHVudGVyMg=="})
+    converge(w, (SECRETS_UP,))
+    copy_ = w.get(PROVIDER, SECRETS, "default/up")
+    assert copy_ is not None and copy_["data"] == {"pw": "aHVudGVyMg=="}
+    assert o.labels_of(copy_)[MANAGED] == "true"
+    assert o.annotations_of(copy_) == {CCU: LOCAL, RB: UID}
+    src["metadata"]["labels"] = {"app": "gone"}
+    converge(w, (SECRETS_UP,))
+    assert w.get(PROVIDER, SECRETS, "default/up") is None
+    assert w.get(CONSUMER, SECRETS, "default/up") is not None
+
+
+def test_item31_names_selector() -> None:
+    w = World()
+    w.put(PROVIDER, CONFIGMAPS, "default/wanted", data={"w": "1"})
+    w.put(PROVIDER, CONFIGMAPS, "default/unwanted", data={"u": "1"})
+    names = rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, names=("wanted",))
+    converge(w, (names,))
+    assert w.get(CONSUMER, CONFIGMAPS, "default/wanted") is not None
+    assert w.get(CONSUMER, CONFIGMAPS, "default/unwanted") is None
+
+
+def test_item32_unbind_removes_the_consumer_copy() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/widget-creds", labels=APP, data={"t": "eA=="})
+    converge(w, (SECRETS_DOWN,))
+    assert w.get(CONSUMER, SECRETS, "default/widget-creds") is not None
+    p = plan(w, (SECRETS_DOWN,), unbinding=True)
+    assert p.draining
+    run(w, p)
+    p = plan(w, (SECRETS_DOWN,), unbinding=True)
+    assert p == RelatedPlan((), (), 0, False)
+    assert w.get(CONSUMER, SECRETS, "default/widget-creds") is None
+    assert w.get(PROVIDER, SECRETS, "default/widget-creds") is not None
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+NAMES = ("a", "b")
+NSS = ("default", "other")
+GVRS = (CONFIGMAPS, SECRETS)
+CLUSTERS = (CONSUMER, PROVIDER)
+SLOTS = [(c, g, ObjectKey(ns, n)) for c in CLUSTERS for g in GVRS for ns in NSS for n in NAMES]
+
+labels_st = st.sampled_from([{}, APP, {"app": "other"}])
+data_st = st.sampled_from([None, {}, {"k": "MQ=="}, {"k": "Mg=="}, {"k": "MQ==", "j": "Mw=="}])
+type_st = st.sampled_from([None, "Opaque", "kubernetes.io/tls"])
+
+
+@st.composite
+def objects(draw: st.DrawFn, gvr: GVR) -> dict[str, Any] | None:
+    who = draw(st.sampled_from(["none", "none", "user", "user", "ours", "theirs", "unmarked"]))
+    if who == "none":
+        return None
+    labels = dict(draw(labels_st))
+    annotations: dict[str, str] = {}
+    if who == "ours":
+        labels[MANAGED] = "true"
+        annotations = {CCU: draw(st.sampled_from([LOCAL, "stale-cluster"])), RB: UID}
+    elif who == "theirs":
+        labels[MANAGED] = "true"
+        annotations = {CCU: LOCAL, RB: OTHER_BINDING}
+    elif who == "unmarked":
+        labels[MANAGED] = draw(st.sampled_from(["true", "false"]))
+    fields: dict[str, Any] = {"labels": labels, "annotations": annotations}
+    data = draw(data_st)
+    if data is not None:
+        fields["data"] = data
+    if gvr == SECRETS:
+        t = draw(type_st)
+        if t is not None:
+            fields["type"] = t
+    if draw(st.booleans()):
+        fields["immutable"] = draw(st.booleans())
+    fields["deleting"] = draw(st.sampled_from([False, False, False, True]))
+    fields["finalizers"] = draw(st.sampled_from([False, False, True]))
+    return fields
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    w = World()
+    for cluster, gvr, key in SLOTS:
+        spec = draw(objects(gvr))
+        if spec is None:
+            continue
+        deleting, finalizers = spec.pop("deleting"), spec.pop("finalizers")
+        obj = w.put(cluster, gvr, f"{key.namespace}/{key.name}", **spec)
+        if deleting:
+            obj["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+        if finalizers:
+            obj["metadata"]["finalizers"] = ["example.org/hold"]
+    for cluster in CLUSTERS:
+        used = any(s[0] == cluster and s[2].namespace == "other" for s in w.objs)
+        if used or draw(st.booleans()):
+            w.ns(cluster, "other")
+    return w
+
+
+@st.composite
+def rules_st(draw: st.DrawFn) -> tuple[RelatedResource, ...]:
+    out = []
+    for _ in range(draw(st.integers(0, 3))):
+        match = draw(st.sampled_from([None, APP, {"app": "other"}]))
+        names = tuple(draw(st.sets(st.sampled_from(NAMES), max_size=2)))
+        r = rule(
+            draw(st.sampled_from(list(RelatedResourceKind))),
+            draw(st.sampled_from(list(SyncDirection))),
+            match,
+            tuple(sorted(names)),
+            no_selector=draw(st.booleans()),
+        )
+        out.append(r)
+    return tuple(out)
+
+
+def _target_sides(rules: tuple[RelatedResource, ...]) -> set[tuple[str, GVR]]:
+    return {
+        (PROVIDER if r.direction == FROM_CONSUMER else CONSUMER, GVR("", "v1", str(r.resource)))
+        for r in rules
+    }
+
+
+def check_safety(
+    world: World, p: RelatedPlan, rules: tuple[RelatedResource, ...], unbinding: bool
+) -> None:
+    """No write touches an object this binding did not make, nor a kind no rule targets."""
+    sides = _target_sides(rules)
+    for a in p.actions:
+        if isinstance(a, RequeueAfter):
+            continue
+        if isinstance(a, CreateNamespace):
+            assert not unbinding
+            assert (a.cluster, NAMESPACES, ObjectKey("", a.name)) not in world.objs
+            continue
+        assert isinstance(a, Create | Apply | Delete), a
+        t = a.target
+        live = world.objs.get((t.cluster, t.gvr, t.key))
+        assert t.gvr in GVRS
+        if not unbinding:
+            assert (t.cluster, t.gvr) in sides, f"write to a side no rule targets: {a}"
+        if isinstance(a, Create):
+            assert not unbinding and live is None
+            assert o.annotations_of(a.body)[RB] == UID
+            continue
+        assert live is not None, a
+        assert o.annotations_of(live).get(RB) == UID, f"touched an object not ours: {a}"
+        if isinstance(a, Delete):
+            assert a.uid == o.uid(live) and not o.is_deleting(live)
+        else:
+            assert not unbinding and a.body["metadata"]["uid"] == o.uid(live)
+            assert a.force and a.field_manager == keys.FIELD_MANAGER_RELATED
+
+
+def own_copies(world: World, scope: str) -> dict[Slot, o.Obj]:
+    return {
+        s: obj
+        for s, obj in world.objs.items()
+        if s[1] in GVRS
+        and (not scope or s[2].namespace == scope)
+        and o.labels_of(obj).get(MANAGED) == "true"
+        and o.annotations_of(obj).get(RB) == UID
+    }
+
+
+def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: str) -> None:
+    """Plans are safe and deterministic, the world settles within two writing passes, stays
+    settled, and is then the desired one."""
+    untouched = {
+        s: copy.deepcopy(obj)
+        for s, obj in world.objs.items()
+        if s[1] in GVRS and o.annotations_of(obj).get(RB) != UID and not o.is_deleting(obj)
+    }
+    passes_with_writes = 0
+    for _ in range(6):
+        settled = not any(o.is_deleting(obj) for obj in world.objs.values())
+        rounds: list[tuple[Read, ...]] = []
+        p = plan(world, rules, scope=scope, rounds=rounds)
+        assert len(rounds) <= 3
+        assert p == plan(world, rules, scope=scope)  # determinism
+        assert not p.draining and p.errors == ()
+        check_safety(world, p, rules, unbinding=False)
+        if not writes(p) and settled:
+            break
+        passes_with_writes += bool(writes(p))
+        run(world, p)
+        world.settle()
+    else:
+        raise AssertionError("no quiet pass on a settled world")
+    # Delete-and-recreate is the longest path: one pass deletes, the next creates.
+    assert passes_with_writes <= 2
+    # Stability: nothing to do, and nothing to do again.
+    run(world, p)
+    assert writes(plan(world, rules, scope=scope)) == []
+    # Objects this binding did not make are never written.
+    for s, before in untouched.items():
+        assert world.objs.get(s) == before
+    # The settled world is the desired one.
+    final = plan(world, rules, scope=scope)
+    copies = own_copies(world, scope)
+    sides = _target_sides(rules)
+    assert final.copies == sum(1 for s in copies if (s[0], s[1]) in sides)
+    conflicts = {(c.cluster, c.key) for c in final.conflicts}
+    for r in rules:
+        target = PROVIDER if r.direction == FROM_CONSUMER else CONSUMER
+        source = CONSUMER if target == PROVIDER else PROVIDER
+        gvr = GVR("", "v1", str(r.resource))
+        for (c, g, key), src in list(world.objs.items()):
+            if (c, g) != (source, gvr) or (scope and key.namespace != scope):
+                continue
+            if o.annotations_of(src).get(RB) == UID or not selected_by(r, src):
+                continue
+            live = world.objs.get((target, gvr, key))
+            assert live is not None
+            if o.annotations_of(live).get(RB) == UID:
+                body = want(src, gvr)
+                for f in ("data", "binaryData"):
+                    assert (live.get(f) or {}) == (body.get(f) or {})
+            else:
+                assert (target, key) in conflicts
+    # Every copy of ours on a side a rule targets has a source some rule of its channel selects.
+    for c, g, key in copies:
+        if (c, g) not in sides:
+            continue
+        source = CONSUMER if c == PROVIDER else PROVIDER
+        direction = FROM_CONSUMER if c == PROVIDER else FROM_PROVIDER
+        src = world.objs.get((source, g, key))
+        assert src is not None and o.annotations_of(src).get(RB) != UID
+        assert any(
+            r.direction == direction and str(r.resource) == g.resource and selected_by(r, src)
+            for r in rules
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds(), rules_st(), st.sampled_from(["", "default"]), st.data())
+def test_property_safety_determinism_and_stability(
+    world: World, rules: tuple[RelatedResource, ...], scope: str, data: st.DataObject
+) -> None:
+    converge_and_check(world, rules, scope)
+    # Users edit, relabel or delete sources; the copies follow.
+    for slot, obj in sorted(world.objs.items(), key=lambda kv: kv[0]):
+        if slot[1] not in GVRS or o.annotations_of(obj).get(RB) == UID:
+            continue
+        edit = data.draw(st.sampled_from(["keep", "data", "labels", "delete"]), label=str(slot))
+        if edit == "data":
+            obj["data"] = dict(data.draw(data_st) or {})
+        elif edit == "labels":
+            obj["metadata"]["labels"] = dict(data.draw(labels_st))
+        elif edit == "delete":
+            del world.objs[slot]
+    converge_and_check(world, rules, scope)
+
+
+def selected_by(r: RelatedResource, obj: o.Obj) -> bool:
+    sel = r.selector
+    if sel is None:
+        return True
+    if sel.names and o.name(obj) not in sel.names:
+        return False
+    if sel.label_selector is None:
+        return True
+    return all(o.labels_of(obj).get(k) == v for k, v in sel.label_selector.match_labels.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds(), rules_st(), st.sampled_from(["", "default"]))
+def test_property_unbind_converges(
+    world: World, rules: tuple[RelatedResource, ...], scope: str
+) -> None:
+    others = {
+        s: copy.deepcopy(obj)
+        for s, obj in world.objs.items()
+        if o.annotations_of(obj).get(RB) != UID and not o.is_deleting(obj)
+    }
+    p = None
+    for _ in range(3):
+        rounds: list[tuple[Read, ...]] = []
+        p = plan(world, rules, scope=scope, unbinding=True, rounds=rounds)
+        assert len(rounds) == 1
+        check_safety(world, p, rules, unbinding=True)
+        assert p.draining == bool(own_copies(world, scope))
+        assert p.copies == 0 and p.conflicts == ()
+        run(world, p)
+        world.settle()
+    assert p is not None and not p.draining and p.actions == ()
+    assert own_copies(world, scope) == {}
+    for s, before in others.items():
+        assert world.objs.get(s) == before
