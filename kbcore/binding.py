@@ -453,7 +453,7 @@ class _Planner:
                 if any(lists_api(x, n) for x in [*live_cbs, *live_bs]):
                     continue
                 self.actions.extend(schema.plan_uninstall(crd, connection=self.conn_name))
-                if not o.is_deleting(crd) and schema.owned_by(crd, self.conn_name):
+                if not o.is_deleting(crd) and schema.created_by(crd, self.conn_name):
                     left += 1
         related_left = False
         if reach:

@@ -7,8 +7,9 @@ the reads it still needs, then plans the writes and the new status. Rules, in or
 
  1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
     with `Ready=False/DrainingBindings` and look again shortly; then delete the heartbeat Lease
-    (best effort: an unreachable provider never blocks teardown), release the Secret's cleanup
-    finalizer unless another live Connection uses the same Secret, and release our own.
+    release the Secret's cleanup finalizer unless another live Connection uses the same Secret,
+    release our own, and last delete the heartbeat Lease (best effort: a provider that is
+    unreachable or refuses never blocks teardown).
  2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
     `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
  3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, ...):
@@ -533,8 +534,6 @@ class _Planner:
             )
             return self._finish("draining bindings", RequeueAfter(DRAIN_REQUEUE_SECONDS))
         lease = self._lease_cleanup()
-        if lease:
-            return Plan((*self.actions, *lease), why="deleting the heartbeat Lease")
         conns = list_items(self.view.observed, List(CONSUMER, CONNECTIONS))
         same = secret_ref(self.conn)[:2]
         shared = any(
@@ -556,7 +555,8 @@ class _Planner:
         self.actions.append(
             RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.conn), rest)
         )
-        return Plan(tuple(self.actions), why="released")
+        # The Lease goes last: a provider that refuses its deletion never blocks teardown.
+        return Plan((*self.actions, *lease), why="released")
 
     def _lease_cleanup(self) -> tuple[Action, ...]:
         local = self.status.get("localClusterUID")

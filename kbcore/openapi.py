@@ -211,8 +211,8 @@ class _Cleaner:
         for key in ("description", "title"):
             if isinstance(s.get(key), str):
                 out[key] = s[key]
-        kind = s.get("type")
-        if isinstance(kind, str) and kind in _TYPES:
+        kind = _type_of(s)
+        if kind is not None:
             out["type"] = kind
         self.copy_value_validations(s, out, path)
         if s.get("nullable") is True and not is_root:
@@ -398,6 +398,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _type_of(s: Mapping[str, Any]) -> str | None:
+    """The schema's type if it is one CRDs accept (values are untrusted, maybe unhashable)."""
+    kind = s.get("type")
+    return kind if isinstance(kind, str) and kind in _TYPES else None
+
+
 def _single_ref(s: Mapping[str, Any]) -> str | None:
     """The target of a `$ref` schema, or of `allOf`/`anyOf`/`oneOf` holding one `$ref` only."""
     if isinstance(s.get("$ref"), str):
@@ -420,14 +426,12 @@ def _single_ref(s: Mapping[str, Any]) -> str | None:
 
 
 def _branch_types(branches: list[Any]) -> set[str]:
-    return {
-        b["type"] if isinstance(b, Mapping) and b.get("type") in _TYPES else "?" for b in branches
-    }
+    return {(_type_of(b) if isinstance(b, Mapping) else None) or "?" for b in branches}
 
 
 def _is_int_or_string(s: Mapping[str, Any]) -> bool:
     """Untyped with `anyOf`/`oneOf` of exactly integer and string, or format int-or-string."""
-    if "type" in s and s.get("type") in _TYPES:
+    if _type_of(s) is not None:
         return False
     if s.get("format") == "int-or-string":
         return True
@@ -476,7 +480,7 @@ def _shape(components: Mapping[str, Any], ref: str) -> str:
         ref = nested
     else:
         return "object"
-    kind = target.get("type")
+    kind = _type_of(target)
     if kind in _SCALARS:
         return str(kind)
     if kind in ("object", "array"):

@@ -69,6 +69,8 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
     before, after = rec.before, rec.after
     if gvr == SECRETS and _only_metadata_changed(rec, ("finalizers", "deletionTimestamp")):
         return True
+    if gvr == SECRETS and rec.verb != "delete" and after is None and before is not None:
+        return o.is_deleting(before)  # the last finalizer released: the server removed it
     if gvr == CRDS and _only_metadata_changed(rec, ("labels", "annotations")):
         return True  # pullPolicy None: markers stamped on a CRD the user manages
     if gvr == NAMESPACES:
