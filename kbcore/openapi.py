@@ -186,7 +186,7 @@ class _Cleaner:
                 out[key] = node[key]
         for key in (*_NUMBER_BOUNDS, "maxLength", "minLength", "maxItems", "minItems"):
             node.pop(key, None)  # meaningless on an object
-        for key in ("maxProperties", "minProperties", "enum"):
+        for key in ("maxProperties", "minProperties", "enum", "default"):
             if key in node:
                 self.lose(key, "")
         if "additionalProperties" in node:
@@ -245,7 +245,11 @@ class _Cleaner:
                 out["type"] = inferred
                 if inferred == "object":
                     out[_PRESERVE] = True
-        embedded = s.get(_EMBEDDED) is True and out.get("type") == "object" and not is_root
+        embedded = (
+            s.get(_EMBEDDED) is True and out.get("type", "object") == "object" and not is_root
+        )
+        if embedded:
+            out["type"] = "object"
         self.children(s, out, path, strip_meta=embedded or is_root)
         if embedded:
             out[_EMBEDDED] = True

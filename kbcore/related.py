@@ -57,7 +57,7 @@ Rules (numbers are referenced in tests):
     it ends with `RequeueAfter(2 s)` so the binding is looked at again before its resync.
 
 Output is deterministic: per cluster (consumer, then provider) namespace creations first, then
-object writes sorted by (gvr, key); conflicts and errors sorted likewise.
+object writes sorted by (gvr, key); conflicts sorted by (cluster, kind, key); errors in rule order.
 """
 
 from __future__ import annotations

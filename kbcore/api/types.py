@@ -537,6 +537,15 @@ class BoundAPI:
             schema={"format": "int32"},
         ),
     )
+    conditions: tuple[Condition, ...] = attrs.field(
+        default=(),
+        metadata=_meta(
+            "conditions of this API: Ready, with the reason it is not bound (APINotExported, "
+            "ConversionWebhook, ProtectedGroup, ForeignCRD, ClusterScopedAPI, "
+            "BoundByClusterBinding, Pending, Forbidden).",
+            schema=_CONDITIONS_SCHEMA,
+        ),
+    )
 
 
 @attrs.frozen(kw_only=True)
