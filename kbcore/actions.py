@@ -85,6 +85,9 @@ class Delete:
 
     target: ObjectRef
     uid: str
+    best_effort: bool = False
+    """A refusal (403) is accepted and the plan goes on: used for housekeeping (the heartbeat
+    Lease) that must never block teardown; transient failures are still retried."""
 
 
 @attrs.frozen(hash=False)

@@ -67,7 +67,7 @@ from kbcore.instance import Ownership, classify
 from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Failed, Get, List, Missing, Observed, need_all
+from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
 from kbcore.requests import rfc3339
 from kbcore.status import Conditions, condition_is_true, status_update
 
@@ -124,7 +124,10 @@ def related_rules(binding: Mapping[str, Any]) -> tuple[tuple[RelatedResource, ..
 
 
 def plan_binding(view: BindingView) -> Plan:
-    """The next step for one ClusterBinding or Binding (rules in the module docstring)."""
+    """The next step for one ClusterBinding or Binding (rules in the module docstring).
+
+    A failed read a decision depends on is raised as its ApiError (the shell backs off and
+    retries); it is never taken for absence."""
     try:
         return _Planner(view).plan()
     except Missing as m:
@@ -156,17 +159,18 @@ class _Planner:
 
     def _others(self) -> tuple[list[o.Obj], list[o.Obj]]:
         """Every other ClusterBinding and Binding (live or not)."""
-        cbs, bs = need_all(
-            self.view.observed, (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS))
-        )
+        reads = (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS))
+        need_all(self.view.observed, reads)
+        # A failed list raises (never read as "no other binding").
+        cbs, bs = (list_items(self.view.observed, r) for r in reads)
         me = (self.b.get("kind"), o.key_of(self.b))
 
         def other(x: o.Obj, kind: str) -> bool:
             return (kind, o.key_of(x)) != me
 
         return (
-            [x for x in (cbs if isinstance(cbs, list) else []) if other(x, "ClusterBinding")],
-            [x for x in (bs if isinstance(bs, list) else []) if other(x, "Binding")],
+            [x for x in cbs if other(x, "ClusterBinding")],
+            [x for x in bs if other(x, "Binding")],
         )
 
     def plan(self) -> Plan:
@@ -409,6 +413,8 @@ class _Planner:
         left = 0
         holding: dict[str, int] = {}
         for n, crd in zip(names, crds, strict=True):
+            if isinstance(crd, Failed):
+                raise crd.error  # never read a failed read as "no CRD": that skips the drain
             served = served_resource(crd) if isinstance(crd, dict) else None
             if served is None:
                 continue

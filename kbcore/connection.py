@@ -7,9 +7,9 @@ the reads it still needs, then plans the writes and the new status. Rules, in or
 
  1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
     with `Ready=False/DrainingBindings` and look again shortly; then delete the heartbeat Lease
-    release the Secret's cleanup finalizer unless another live Connection uses the same Secret,
-    release our own, and last delete the heartbeat Lease (best effort: a provider that is
-    unreachable or refuses never blocks teardown).
+    delete the heartbeat Lease (best effort: a provider that is unreachable or refuses never
+    blocks teardown), release the Secret's cleanup finalizer unless another live Connection
+    uses the same Secret, and release our own.
  2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
     `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
  3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, ...):
@@ -81,6 +81,8 @@ CRDS = schema.CRDS
 DISCOVERY_INTERVAL_SECONDS = 30.0
 """How often a shell re-plans every Connection (re-discovery, heartbeat; upstream: 30 s)."""
 DRAIN_REQUEUE_SECONDS = 2.0
+RETRY_SECONDS = 5.0
+"""How soon to try again after a transient failure (unreachable provider, 5xx)."""
 LEASE_NAMESPACE = "kube-bind"
 LEASE_DURATION_SECONDS = 60
 LEASE_RENEW_AFTER_SECONDS = 20.0
@@ -116,12 +118,10 @@ def lease_name(local_cluster_uid: str, connection: str) -> str:
 
 def bindings_of(name: str, observed: Observed) -> list[o.Obj]:
     """Every ClusterBinding and Binding (deleting ones too) whose connectionRef is `name`."""
-    cbs, bs = need_all(observed, (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS)))
-    return [
-        b
-        for b in [*(cbs if isinstance(cbs, list) else []), *(bs if isinstance(bs, list) else [])]
-        if _connection_name(b) == name
-    ]
+    reads = (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS))
+    need_all(observed, reads)  # both in one round
+    # A failed list raises: taking it for "no bindings" would release finalizers too early.
+    return [b for r in reads for b in list_items(observed, r) if _connection_name(b) == name]
 
 
 def _connection_name(binding: Mapping[str, Any]) -> str:
@@ -284,7 +284,7 @@ class _Planner:
             return self._finish("forbidden")
         self.conds.set(c.CONNECTED, False, c.PENDING, f"{doing}: {err}")
         self.conds.set(c.READY, False, c.PENDING, "cannot reach provider cluster")
-        return self._finish("provider unreachable")
+        return self._finish("provider unreachable", RequeueAfter(RETRY_SECONDS))
 
     def _identities(self) -> Plan | None:
         observed = self.view.observed
@@ -296,14 +296,14 @@ class _Planner:
         except IdentityUnknown as err:
             self.conds.set(c.CONNECTED, False, c.PENDING, str(err))
             self.conds.set(c.READY, False, c.PENDING, "cannot identify provider cluster")
-            return self._finish("provider identity unknown")
+            return self._finish("provider identity unknown", RequeueAfter(RETRY_SECONDS))
         try:
             local = resolve_identity(observed, CONSUMER)
         except (ApiError, IdentityUnknown) as err:
             self.conds.set(
                 c.READY, False, c.PENDING, f"cannot identify the consumer cluster: {err}"
             )
-            return self._finish("consumer identity unknown")
+            return self._finish("consumer identity unknown", RequeueAfter(RETRY_SECONDS))
         pinned = self.status.get("remoteClusterUID")
         if isinstance(pinned, str) and pinned and pinned != remote:
             msg = f"kubeconfig now points at cluster {remote}, but {pinned} was pinned"
@@ -533,7 +533,9 @@ class _Planner:
                 f"waiting for {len(draining)} binding(s) to finish unbinding",
             )
             return self._finish("draining bindings", RequeueAfter(DRAIN_REQUEUE_SECONDS))
-        lease = self._lease_cleanup()
+        # The Lease goes first (a refusal is accepted, a failed read skips it) so a transient
+        # failure is retried rather than leaving it behind once our finalizer is gone.
+        self.actions.extend(self._lease_cleanup())
         conns = list_items(self.view.observed, List(CONSUMER, CONNECTIONS))
         same = secret_ref(self.conn)[:2]
         shared = any(
@@ -555,8 +557,7 @@ class _Planner:
         self.actions.append(
             RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.conn), rest)
         )
-        # The Lease goes last: a provider that refuses its deletion never blocks teardown.
-        return Plan((*self.actions, *lease), why="released")
+        return Plan(tuple(self.actions), why="released")
 
     def _lease_cleanup(self) -> tuple[Action, ...]:
         local = self.status.get("localClusterUID")
@@ -568,11 +569,15 @@ class _Planner:
             return ()
         read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, lease_name(local, self.name)))
         (lease,) = need_all(self.view.observed, (read,))
-        if not isinstance(lease, dict) or o.is_deleting(lease):
-            return ()  # gone, or the provider is unreachable: never block teardown on it
+        if isinstance(lease, Failed):
+            if lease.error.code in (403, 404):
+                return ()  # not ours to read: never block teardown on it
+            raise lease.error  # transient: retried, so the Lease is not left behind
+        if lease is None or o.is_deleting(lease):
+            return ()
         if o.annotations_of(lease).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local:
             return ()
-        return (Delete(ObjectRef(PROVIDER, LEASES, read.key), o.uid(lease)),)
+        return (Delete(ObjectRef(PROVIDER, LEASES, read.key), o.uid(lease), best_effort=True),)
 
 
 def _identity_reads() -> tuple[Get, ...]:

@@ -19,7 +19,7 @@ LOGICAL_CLUSTERS = GVR("core.kcp.io", "v1alpha1", "logicalclusters")
 NAMESPACES = GVR("", "v1", "namespaces")
 
 
-class IdentityUnknown(Exception):
+class IdentityUnknown(Exception):  # noqa: N818 - reads as the condition it reports
     """Neither identity object could be read; the message says why."""
 
 

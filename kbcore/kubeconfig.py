@@ -31,7 +31,6 @@ from typing import Any
 
 import attrs
 
-
 DEFAULT_KEY = "kubeconfig"
 
 
@@ -116,7 +115,7 @@ def credentials_for(
         return SecretProblem(f"Secret {namespace}/{name} key {key!r} is empty")
     try:
         doc = parse_yaml(text)
-    except Exception as err:  # noqa: BLE001 - any parser failure is the same user error
+    except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return SecretProblem(f"Secret {namespace}/{name} key {key!r} is not YAML: {first}")
     return sanitize(doc)
@@ -176,7 +175,7 @@ def sanitize(doc: Any) -> Credentials | SecretProblem:
     if not isinstance(server, str) or not _url_ok(server, ("http", "https")):
         return SecretProblem(f"kubeconfig cluster {cluster_name!r} has no http(s) server URL")
     proxy = cluster.get("proxy-url") or ""
-    if not isinstance(proxy, str) or proxy and not _url_ok(proxy, ("http", "https", "socks5")):
+    if not isinstance(proxy, str) or (proxy and not _url_ok(proxy, ("http", "https", "socks5"))):
         return SecretProblem(f"kubeconfig cluster {cluster_name!r} has an unusable proxy-url")
     return Credentials(
         server=server,

@@ -75,7 +75,7 @@ Observed = Mapping[Read, Any]
 """Results of reads so far: Obj | None | list[Obj] | dict (documents) | Failed."""
 
 
-class Missing(Exception):
+class Missing(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside a planner by `need()` when a read has not been done yet; planners catch it
     at their top level and return a Plan listing what is missing."""
 

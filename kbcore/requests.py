@@ -79,8 +79,9 @@ rfc3339 = _rfc3339
 def to_request(action: Action, now: float) -> Request | None:
     """The API request that carries out `action`; None for actions that are not requests."""
     match action:
-        case AddFinalizer(target=t, resource_version=rv, finalizers=fins) | RemoveFinalizer(
-            target=t, resource_version=rv, finalizers=fins
+        case (
+            AddFinalizer(target=t, resource_version=rv, finalizers=fins)
+            | RemoveFinalizer(target=t, resource_version=rv, finalizers=fins)
         ):
             body: o.Obj = {"metadata": {"finalizers": list(fins), "resourceVersion": rv}}
             return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
@@ -173,6 +174,8 @@ def judge(action: Action, error: ApiError) -> Verdict:
         return Verdict(Next.CONTINUE, why="namespace already exists")
     if isinstance(action, Delete) and error.is_not_found:
         return Verdict(Next.CONTINUE, why="already gone")
+    if isinstance(action, Delete) and action.best_effort and error.code == 403:
+        return Verdict(Next.CONTINUE, why="best-effort delete refused by RBAC")
     if isinstance(action, EmitEvent):
         return Verdict(Next.CONTINUE, why="events are best effort")
     if isinstance(action, Create) and error.is_already_exists:

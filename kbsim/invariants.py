@@ -93,6 +93,8 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
             if x is not None
         )
     return False
+
+
 EVENTS = ("events",)
 
 

@@ -421,10 +421,18 @@ def _expect(world: World, e: dict[str, Any]) -> str:
     for type_, expected in (e.get("conditions") or {}).items():
         got = have.get(type_, "<missing>")
         if got != expected and got.split("/")[0] != expected:
-            message = next(
-                (c.get("message") for c in obj["status"]["conditions"] if c.get("type") == type_),
-                "",
-            ) if type_ in have else ""
+            message = (
+                next(
+                    (
+                        c.get("message")
+                        for c in obj["status"]["conditions"]
+                        if c.get("type") == type_
+                    ),
+                    "",
+                )
+                if type_ in have
+                else ""
+            )
             return f"condition {type_} is {got}, want {expected}" + (
                 f" ({message})" if message else ""
             )

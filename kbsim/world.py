@@ -488,6 +488,8 @@ class World:
         self._pump()
         if any(s.inflight or s.broken for s in self.streams):
             return True
+        if any(not s.reflector.synced and not s.reflector.stopped for s in self.streams):
+            return True  # a list is being retried: the konnector cannot see yet
         if self.restart_at is not None:
             return True
         if any(server.pending_work() for server in self.clusters.values()):
