@@ -636,6 +636,8 @@ BINDING_PATHS = (
         "status.boundAPIs[].name",
         "status.boundAPIs[].crdHash",
         "status.boundAPIs[].conflictCount",
+        # Our addition: a per-API Ready condition (DESIGN.md, schema safety per API).
+        *(p.replace("status.", "status.boundAPIs[].", 1) for p in _CONDITION_PATHS),
     }
 )
 
@@ -662,6 +664,7 @@ BINDING_REQUIRED = _CONDITION_REQUIRED | {
     "spec.relatedResources[].selector.labelSelector.matchExpressions[].key",
     "spec.relatedResources[].selector.labelSelector.matchExpressions[].operator",
     "status.boundAPIs[].name",
+    *(p.replace("status.", "status.boundAPIs[].", 1) for p in _CONDITION_REQUIRED),
 }
 
 
