@@ -5,9 +5,9 @@ enqueue what it returns; the rules live here so kbsim and kbshell cannot drift a
 
  - A Connection event wakes the Connection, every binding naming it, and the engagement pass.
  - A Secret event wakes every Connection whose kubeconfigSecretRef names it.
- - A binding event wakes the binding, its Connection (which installs OpenAPI-sourced CRDs for
-   what bindings list, and drains on delete), and the engagement pass (binding readiness
-   decides which instances are synced).
+ - A binding event wakes the binding, the Bindings a ClusterBinding overlaps (they report
+   it), its Connection (which installs OpenAPI-sourced CRDs for what bindings list, and
+   drains on delete), and the engagement pass (binding readiness decides what is synced).
  - A CRD event wakes the engagement pass and every binding listing that CRD name.
 """
 
@@ -59,6 +59,12 @@ def keys_for_event(
         out.extend(connection_key(o.name(c)) for c in connections if secret_ref(c)[:2] == key)
     elif kind in ("ClusterBinding", "Binding"):
         out.append(binding_key({**obj, "kind": kind}))
+        if kind == "ClusterBinding":  # Bindings it overlaps say so (BoundByClusterBinding)
+            out.extend(
+                binding_key(b)
+                for b in bindings
+                if b.get("kind") == "Binding" and any(lists_api(obj, n) for n in _apis(b))
+            )
         if _connection_of(obj):
             out.append(connection_key(_connection_of(obj)))
         out.append(ENGAGE)
@@ -66,3 +72,13 @@ def keys_for_event(
         out.append(ENGAGE)
         out.extend(binding_key(b) for b in bindings if lists_api(b, o.name(obj)))
     return out
+
+
+def _apis(binding: Mapping[str, Any]) -> list[str]:
+    spec = binding.get("spec")
+    apis = spec.get("apis") if isinstance(spec, Mapping) else None
+    return [
+        a["name"]
+        for a in (apis if isinstance(apis, list) else [])
+        if isinstance(a, Mapping) and isinstance(a.get("name"), str)
+    ]

@@ -18,7 +18,9 @@ The format is a stable contract (other tests and tools write it): extend it, nev
       - {expect: {cluster: provider, absent: {...ref...}}}
       - {expect: {cluster: consumer, object: {...ref...}, conditions: {Ready: "False/Pending"}}}
 
-`conditions` maps a condition type in `status.conditions` to its status, or status/reason.
+`conditions` maps a condition type in `status.conditions` to its status, or status/reason;
+`api_conditions` does the same per bound API of a binding (`status.boundAPIs[].conditions`):
+      - {expect: {..., api_conditions: {widgets.example.org: {Ready: "False/ForeignCRD"}}}}
 
 `apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
 --server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
@@ -243,7 +245,7 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
             raise fail(node, f"step {i}: expect needs exactly one of object: or absent:")
         ref = e.get("object", e.get("absent"))
         _check_manifest(ref, fail, node)
-        for field in ("matches", "conditions"):
+        for field in ("matches", "conditions", "api_conditions"):
             if field in e and "object" not in e:
                 raise fail(node, f"step {i}: {field}: goes with object:")
         conds = e.get("conditions", {})
@@ -413,26 +415,31 @@ def _expect(world: World, e: dict[str, Any]) -> str:
     want = e.get("matches")
     if want is not None and not o.contains(obj, want):
         return f"does not match {want}: have {_relevant(obj, want)}"
-    have = {
-        c.get("type"): f"{c.get('status')}/{c.get('reason')}"
-        for c in (obj.get("status") or {}).get("conditions") or []
-        if isinstance(c, dict)
+    why = _conditions_hold(obj.get("status") or {}, e.get("conditions") or {})
+    if why:
+        return why
+    apis = {
+        a.get("name"): a
+        for a in (obj.get("status") or {}).get("boundAPIs") or []
+        if isinstance(a, dict)
     }
-    for type_, expected in (e.get("conditions") or {}).items():
+    for name, wanted in (e.get("api_conditions") or {}).items():
+        if name not in apis:
+            return f"no boundAPIs entry {name}"
+        why = _conditions_hold(apis[name], wanted)
+        if why:
+            return f"{name}: {why}"
+    return ""
+
+
+def _conditions_hold(holder: dict[str, Any], wanted: dict[str, str]) -> str:
+    """'' when every wanted condition type has the wanted status (or status/reason)."""
+    conds = [c for c in holder.get("conditions") or [] if isinstance(c, dict)]
+    have = {c.get("type"): f"{c.get('status')}/{c.get('reason')}" for c in conds}
+    for type_, expected in wanted.items():
         got = have.get(type_, "<missing>")
         if got != expected and got.split("/")[0] != expected:
-            message = (
-                next(
-                    (
-                        c.get("message")
-                        for c in obj["status"]["conditions"]
-                        if c.get("type") == type_
-                    ),
-                    "",
-                )
-                if type_ in have
-                else ""
-            )
+            message = next((c.get("message") for c in conds if c.get("type") == type_), "")
             return f"condition {type_} is {got}, want {expected}" + (
                 f" ({message})" if message else ""
             )
