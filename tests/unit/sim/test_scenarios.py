@@ -17,6 +17,12 @@ def test_there_are_examples_for_every_required_case() -> None:
     names = {p.parent.name for p in EXAMPLES}
     assert {"quickstart", "conflict-fail", "conflict-adopt", "orphan", "drift-repair",
             "crash-mid-sync"} <= names
+    # Issue 4: spec §4 steps kbsim can express, and the hostile-provider set.
+    assert {"happy-path", "late-secret", "policies", "restricted-provider", "openapi-source",
+            "kcp-like-provider", "related-resources", "disengage", "namespaced-binding",
+            "identity-changed", "unbind-teardown", "hostile-conversion-webhook",
+            "hostile-protected-group", "hostile-exec-kubeconfig", "hostile-tokenfile-kubeconfig",
+            "hostile-foreign-related-secret"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
