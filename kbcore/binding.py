@@ -14,10 +14,12 @@ DESIGN.md "Decisions" where they differ):
     b. once no object of the API holds our finalizer, a ClusterBinding deletes the consumer CRD
        it installed (a Binding never does: the CRD is cluster-wide);
     c. related copies this binding made are deleted;
-    d. while anything is left, `Ready=False/DrainingObjects` and look again shortly; then the
-       binding's cleanup finalizer is released.
+    d. while anything is left, `Ready=False/DrainingObjects` and look again shortly;
+    e. then provider namespaces instance sync created, in scope and now empty, are deleted
+       (`kbcore.namespaces`), and the binding's cleanup finalizer is released.
  2. The cleanup finalizer is added before anything else is written.
- 3. The Connection must exist and be Ready, else `Ready=False/Pending`.
+ 3. The Connection must exist and be Ready, else `Connected=False/Pending` and
+    `Ready=False/Pending` (upstream documents `Connected` on bindings but never sets it).
  4. Per listed API, in order (duplicates ignored), one entry in `boundAPIs` with a per-API
     `Ready` condition:
     a. a Binding listing an API a live ClusterBinding lists: the ClusterBinding wins, the
@@ -32,8 +34,8 @@ DESIGN.md "Decisions" where they differ):
        annotation.
  5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound; a foreign
     same-named target is a conflict, never overwritten.
- 6. Conditions: `Synced` (all APIs installed), `Conflicts` (instances and related targets),
-    `PermissionDenied`, `Ready`; status written only when it differs.
+ 6. Conditions: `Connected`, `Synced` (all APIs installed), `Conflicts` (instances and
+    related targets), `PermissionDenied`, `Ready`; status written only when it differs.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from typing import Any
 
 import attrs
 
+from kbcore import namespaces, related, schema
 from kbcore import objects as o
-from kbcore import related, schema
 from kbcore.actions import (
     CONSUMER,
     PROVIDER,
@@ -188,6 +190,7 @@ class _Planner:
         conn = self.view.connection
         if conn is None:
             msg = f'Connection "{self._connection_name()}" not found yet'
+            self.conds.set(c.CONNECTED, False, c.PENDING, msg)
             self.conds.set(c.READY, False, c.PENDING, msg)
             return self._finish("no connection")
         if (
@@ -196,8 +199,11 @@ class _Planner:
             or not isinstance(self.view.credentials, Credentials)
             or not self.local_uid
         ):
-            self.conds.set(c.READY, False, c.PENDING, f'Connection "{o.name(conn)}" not ready yet')
+            msg = f'Connection "{o.name(conn)}" not ready yet'
+            self.conds.set(c.CONNECTED, False, c.PENDING, msg)
+            self.conds.set(c.READY, False, c.PENDING, msg)
             return self._finish("connection not ready")
+        self.conds.set(c.CONNECTED, True, c.AS_EXPECTED, f'Connection "{o.name(conn)}" is ready')
         return self._bind()
 
     def _connection_name(self) -> str:
@@ -475,6 +481,8 @@ class _Planner:
             self.actions.extend(rp.actions)
             related_left = rp.draining
         waiting = left + sum(holding.values())
+        if reach and not waiting and not related_left:
+            self.actions.extend(self._namespace_cleanup(names, crds))
         if waiting or related_left:
             self.conds.set(
                 c.READY,
@@ -489,6 +497,17 @@ class _Planner:
             RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.b), rest)
         )
         return Plan(tuple(self.actions), why="unbound")
+
+    def _namespace_cleanup(self, names: list[str], crds: tuple[Any, ...]) -> tuple[Action, ...]:
+        """Rule 1e: our provider namespaces in scope that are now empty (kbcore.namespaces)."""
+        only: set[str] | None = None
+        if self.scope:
+            gvrs = [s.gvr for s in (served_resource(c) for c in crds if isinstance(c, dict)) if s]
+            gvr = gvrs[0] if gvrs else GVR("", "v1", "")
+            only = {self.view.mapper.to_provider(gvr, ObjectKey(self.scope, "")).namespace}
+        return namespaces.plan_namespace_cleanup(
+            self.view.observed, local_cluster_uid=self.local_uid, only=only
+        )
 
     def _provider_copies(self, gvr: GVR, items: list[o.Obj]) -> dict[ObjectKey, o.Obj]:
         """Fresh provider copies of `items`, keyed by the consumer key."""

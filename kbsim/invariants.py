@@ -243,6 +243,8 @@ class Monitor:
         )
 
     def _check_namespace(self, cluster: str, rec: Any, bound: dict[GVR, str]) -> None:
+        if rec.verb == "delete":
+            return self._check_namespace_delete(cluster, rec)
         if rec.verb != "create":
             self._violate("writes-within-bound-scope", f"{rec.verb} of {cluster} namespace")
             return
@@ -259,3 +261,26 @@ class Monitor:
             "writes-within-bound-scope",
             f"created {cluster} namespace {rec.key.name} no bound object lives in",
         )
+
+    def _check_namespace_delete(self, cluster: str, rec: Any) -> None:
+        """Only a namespace instance sync created for this consumer, and only when no object
+        of a bound API (or a related copy) lives in it."""
+        before = rec.before or {}
+        labels = o.labels_of(before)
+        mine = labels.get(keys.LABEL_MANAGED) == "true" and labels.get(
+            keys.ANNOTATION_CONSUMER_CLUSTER_UID
+        ) == self._local_uid()
+        server = self.world.clusters[cluster]
+        occupied = []
+        for gvr in [*self._bound(), SECRETS, CONFIGMAPS]:
+            try:
+                items = server.list(gvr, rec.key.name)[0]
+            except Exception:
+                continue
+            occupied += [i for i in items if o.name(i) != "kube-root-ca.crt"]
+        if not mine or occupied:
+            self._violate(
+                "writes-within-bound-scope",
+                f"deleted {cluster} namespace {rec.key.name} "
+                + ("not created by us" if not mine else f"holding {len(occupied)} object(s)"),
+            )
