@@ -104,9 +104,12 @@ def credentials_for(
         )
     if secret is None:
         return SecretProblem(f"Secret {namespace}/{name} not found")
-    raw = _data(secret).get(key)
-    if not isinstance(raw, str) or not raw:
+    data = _data(secret)
+    if key not in data:
         return SecretProblem(f"Secret {namespace}/{name} has no key {key!r}")
+    raw = data.get(key)
+    if not isinstance(raw, str) or not raw:
+        return SecretProblem(f"Secret {namespace}/{name} key {key!r} is empty")
     try:
         text = base64.b64decode(raw, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
