@@ -242,7 +242,7 @@ class _Planner:
             self.conds.set(c.SCHEMA_IN_SYNC, False, reason, message)
         else:
             self.conds.set(
-                c.SCHEMA_IN_SYNC, True, c.AS_EXPECTED, self._schema_message(source, apis)
+                c.SCHEMA_IN_SYNC, True, c.AS_EXPECTED, self._schema_message(source, apis, losses)
             )
         foreign = self._auto_bind(apis)
         if foreign:
@@ -398,12 +398,19 @@ class _Planner:
             return None
         return problems[0][0], "; ".join(msg for _, msg in problems)
 
-    def _schema_message(self, source: str, apis: list[dict[str, Any]]) -> str:
+    def _schema_message(
+        self, source: str, apis: list[dict[str, Any]], losses: dict[str, tuple[str, ...]]
+    ) -> str:
         _, pull, update = schema_policy(self.conn)
-        return (
+        message = (
             f"{len(apis)} exported API(s) from source {source}; pullPolicy {pull}, "
             f"updatePolicy {update}"
         )
+        if losses:
+            # Details per API are on each synthesized CRD (annotation schema-losses).
+            names = ", ".join(f"{n} ({len(v)})" for n, v in sorted(losses.items()))
+            message += f"; fidelity lost in synthesis, see {ANNOTATION_SCHEMA_LOSSES} on: {names}"
+        return message
 
     def _auto_bind(self, apis: list[dict[str, Any]]) -> str:
         """Rule 9; returns a message when a foreign ClusterBinding blocks autoBind."""
