@@ -244,7 +244,11 @@ class _Planner:
             api_conds = Conditions(self._api_conditions(n), o.generation(self.b), self.conds.now)
             bound.append(entry)
             if is_binding and any(not o.is_deleting(cb) and lists_api(cb, n) for cb in cbs):
-                winner = next(o.name(cb) for cb in sorted(cbs, key=o.name) if lists_api(cb, n))
+                winner = next(
+                    o.name(cb)
+                    for cb in sorted(cbs, key=o.name)
+                    if not o.is_deleting(cb) and lists_api(cb, n)
+                )
                 api_conds.set(
                     c.READY,
                     False,

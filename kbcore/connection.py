@@ -7,9 +7,9 @@ the reads it still needs, then plans the writes and the new status. Rules, in or
 
  1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
     with `Ready=False/DrainingBindings` and look again shortly; then delete the heartbeat Lease
-    delete the heartbeat Lease (best effort: a provider that is unreachable or refuses never
-    blocks teardown), release the Secret's cleanup finalizer unless another live Connection
-    uses the same Secret, and release our own.
+    (best effort: a provider that is unreachable or refuses never blocks teardown), release
+    the Secret's cleanup finalizer unless another live Connection uses the same Secret, and
+    release our own.
  2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
     `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
  3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, ...):

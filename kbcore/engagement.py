@@ -1,7 +1,8 @@
 """Engagement: which Connections the konnector syncs instances through, and which APIs.
 
-Stop-on-disengage (spec §3.7.1, §3.14) as two pure functions. A Connection is engaged while it
-is Ready, not deleting, has pinned its local identity and its Secret yields credentials. The
+Stop-on-disengage (spec §3.7.1, §3.14) as pure functions. A Connection is engaged while it
+is Ready, not deleting, has pinned its local identity, and its Secret yields the credentials
+its last reconcile verified (identity included). The
 `Engagement` value includes the credentials, so a rotated kubeconfig yields a different value
 and the shell rebuilds what it built from the old one, without the Connection first going
 not-Ready (DESIGN.md, Decisions). An API is synced while its consumer CRD carries our markers
@@ -43,12 +44,20 @@ class SyncTarget:
 
 
 def engagement(
-    connection: Mapping[str, Any], credentials: Credentials | SecretProblem | None
+    connection: Mapping[str, Any],
+    credentials: Credentials | SecretProblem | None,
+    verified: str | None,
 ) -> Engagement | None:
-    """The Engagement of a Connection, or None when instance sync must stop."""
+    """The Engagement of a Connection, or None when instance sync must stop.
+
+    `verified` is the fingerprint of the credentials the last completed Connection reconcile
+    found Ready with them (`verified_fingerprint`). Credentials that changed since are not
+    used, even though the Connection still says Ready: the new kubeconfig may point at another
+    cluster, and only the Connection reconcile checks the pinned identity (found by the
+    property suite: a rotated Secret must never reach a syncer before that check)."""
     if o.is_deleting(connection) or not condition_is_true(connection, c.READY):
         return None
-    if not isinstance(credentials, Credentials):
+    if not isinstance(credentials, Credentials) or credentials.fingerprint != verified:
         return None
     status = connection.get("status")
     local = status.get("localClusterUID") if isinstance(status, Mapping) else None
@@ -71,3 +80,15 @@ def sync_targets(
             continue
         out[served.gvr] = SyncTarget(served.gvr, served.namespaced, eng)
     return out
+
+
+def verified_fingerprint(
+    credentials: Credentials | SecretProblem, plan_status: Mapping[str, Any] | None
+) -> str | None:
+    """The credentials a completed Connection plan vouches for: their fingerprint when the
+    status the plan leaves (`plan_status`, the Connection's status after the plan) is Ready."""
+    if not isinstance(credentials, Credentials) or plan_status is None:
+        return None
+    if not condition_is_true({"status": plan_status}, c.READY):
+        return None
+    return credentials.fingerprint

@@ -4,7 +4,8 @@ Both shells feed every watch event of the control-plane kinds through `keys_for_
 enqueue what it returns; the rules live here so kbsim and kbshell cannot drift apart.
 
  - A Connection event wakes the Connection, every binding naming it, and the engagement pass.
- - A Secret event wakes every Connection whose kubeconfigSecretRef names it.
+ - A Secret event wakes every Connection whose kubeconfigSecretRef names it, and the
+   engagement pass (a rotated kubeconfig takes effect without a Connection status change).
  - A binding event wakes the binding, the Bindings a ClusterBinding overlaps (they report
    it), its Connection (which installs OpenAPI-sourced CRDs for what bindings list, and
    drains on delete), and the engagement pass (binding readiness decides what is synced).
@@ -56,7 +57,10 @@ def keys_for_event(
         out.append(ENGAGE)
     elif kind == "Secret":
         key = (o.namespace(obj), o.name(obj))
-        out.extend(connection_key(o.name(c)) for c in connections if secret_ref(c)[:2] == key)
+        users = [connection_key(o.name(c)) for c in connections if secret_ref(c)[:2] == key]
+        out.extend(users)
+        if users:  # a rotated kubeconfig re-engages at once, not at the next resync
+            out.append(ENGAGE)
     elif kind in ("ClusterBinding", "Binding"):
         out.append(binding_key({**obj, "kind": kind}))
         if kind == "ClusterBinding":  # Bindings it overlaps say so (BoundByClusterBinding)

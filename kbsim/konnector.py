@@ -19,7 +19,7 @@ import attrs
 import yaml
 
 from kbcore import objects as o
-from kbcore.actions import CONSUMER, PROVIDER, Plan, ReadFresh
+from kbcore.actions import CONSUMER, PROVIDER, Plan, ReadFresh, UpdateStatus
 from kbcore.api import conditions as c
 from kbcore.binding import RESYNC_INTERVAL_SECONDS, BindingView, plan_binding
 from kbcore.connection import (
@@ -31,7 +31,13 @@ from kbcore.connection import (
     plan_connection,
 )
 from kbcore.coverage import resolve_coverage
-from kbcore.engagement import Engagement, SyncTarget, engagement, sync_targets
+from kbcore.engagement import (
+    Engagement,
+    SyncTarget,
+    engagement,
+    sync_targets,
+    verified_fingerprint,
+)
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE, keys_for_event
 from kbcore.instance import (
@@ -64,7 +70,8 @@ KINDS = {
 
 BACKSTOP_SECONDS = 600.0
 """Every cached object is looked at again this often even without events (upstream: 10 min)."""
-MAX_READ_ROUNDS = 8
+MAX_READ_ROUNDS = 32
+"""A planner asks in rounds (an unbind with namespace cleanup takes about a dozen)."""
 
 Planner = Callable[[InstanceView], Plan]
 
@@ -121,6 +128,8 @@ class SimKonnector:
         self.syncers: dict[GVR, Syncer] = {}
         self.control: dict[GVR, Reflector] = {}
         self.engaged: dict[str, Engagement] = {}
+        self.verified: dict[str, str | None] = {}
+        """Per Connection, the credentials its last completed reconcile found Ready with."""
         self.stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -268,7 +277,16 @@ class SimKonnector:
         )
         provider = self._provider(creds)
         plan = self._plan_with_reads(plan_connection, view, provider)
-        self._execute(item, plan, provider)
+        if not self._execute(item, plan, provider):
+            return
+        status = next(
+            (a.body.get("status") for a in plan.actions if isinstance(a, UpdateStatus)),
+            conn.get("status"),
+        )
+        verified = verified_fingerprint(creds, status)
+        if verified != self.verified.get(item[1]):
+            self.verified[item[1]] = verified
+            self.queue.add(ENGAGE)
 
     def _reconcile_binding(self, item: tuple[Any, ...]) -> None:
         _, kind, namespace, name = item
@@ -296,7 +314,7 @@ class SimKonnector:
         """Stop-on-disengage: (re)build the syncers the kernel says should run."""
         engaged: dict[str, Engagement] = {}
         for conn in self._cached(CONNECTIONS):
-            eng = engagement(conn, self._credentials(conn))
+            eng = engagement(conn, self._credentials(conn), self.verified.get(o.name(conn)))
             if eng is not None and self._provider(eng.credentials) is not None:
                 engaged[eng.connection] = eng
         self.engaged = engaged
@@ -355,8 +373,9 @@ class SimKonnector:
             raise RuntimeError(f"kernel kept asking for reads: {plan.needs}")
         self._execute(item, plan, (syncer.provider_cluster, syncer.provider_user))
 
-    def _execute(self, item: tuple[Any, ...], plan: Plan, provider: tuple[str, Any] | None) -> None:
-        """Carry out a plan's actions in order; the first failure decides the requeue."""
+    def _execute(self, item: tuple[Any, ...], plan: Plan, provider: tuple[str, Any] | None) -> bool:
+        """Carry out a plan's actions in order; the first failure decides the requeue.
+        True when every action was carried out (or its failure was harmless)."""
         self.world.record_plan(item, plan)
         for action in plan.actions:
             request = to_request(action, self.world.now)
@@ -381,7 +400,8 @@ class SimKonnector:
                     self.queue.add_after(item, verdict.after, self.world.now)
                 else:
                     self.queue.add_rate_limited(item, self.world.now)
-                return
+                return False
         self.queue.forget(item)
         if plan.requeue_after is not None:
             self.queue.add_after(item, plan.requeue_after, self.world.now)
+        return True

@@ -74,7 +74,8 @@ def widget(key: ObjectKey, **fields: Any) -> dict[str, Any]:
     return obj
 
 
-def build_world(seed: int, policy: str, planner: Any) -> World:
+def base_world(seed: int) -> World:
+    """Two clusters: the core CRDs and namespaces on the consumer, widgets exported."""
     world = World(["provider", "consumer"], seed=seed)
     world.monitor.consumer_cluster = "consumer"
     consumer, provider = world.clusters["consumer"], world.clusters["provider"]
@@ -87,6 +88,12 @@ def build_world(seed: int, policy: str, planner: Any) -> World:
         consumer.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": ns}})
     world.settle(5)
+    return world
+
+
+def build_world(seed: int, policy: str, planner: Any) -> World:
+    world = base_world(seed)
+    consumer = world.clusters["consumer"]
     consumer.create(GVR("", "v1", "secrets"),
                     scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
     consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {

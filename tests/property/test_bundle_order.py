@@ -15,7 +15,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore import crdgen
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.errors import ApiError
@@ -23,7 +22,7 @@ from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
-from tests.property.machine import WIDGET_CRD
+from tests.property.machine import base_world
 
 NAMESPACES = GVR("", "v1", "namespaces")
 SECRETS = GVR("", "v1", "secrets")
@@ -80,17 +79,7 @@ steps_st = st.lists(st.tuples(FAULTS, st.sampled_from([0.0, 0.5, 3.0])), min_siz
 
 
 def _world(seed: int) -> World:
-    world = World(["provider", "consumer"], seed=seed)
-    world.monitor.consumer_cluster = "consumer"
-    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
-    for crd in crdgen.all_crds():
-        consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
-    provider.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
-    for ns in ("kube-bind", "team-x"):
-        consumer.create(
-            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-        )
-    world.settle(5)
+    world = base_world(seed)
     world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind"))
     return world
 

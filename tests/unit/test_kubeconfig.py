@@ -101,7 +101,9 @@ def test_custom_key_is_read_instead_of_kubeconfig() -> None:
 
 
 def test_empty_key_in_ref_defaults_to_kubeconfig() -> None:
-    assert isinstance(credentials_for(connection(key=""), secret(), NS, yaml.safe_load), Credentials)
+    assert isinstance(
+        credentials_for(connection(key=""), secret(), NS, yaml.safe_load), Credentials
+    )
 
 
 # -- the Secret ---------------------------------------------------------------------------------
@@ -253,8 +255,14 @@ def test_file_paths_are_refused(section: str, field: str, instead: str) -> None:
 
 @pytest.mark.parametrize(
     "server",
-    ["ftp://provider.example.com", "file:///etc/passwd", "provider.example.com:6443", "https://",
-     "unix:///var/run/k8s.sock", ""],
+    [
+        "ftp://provider.example.com",
+        "file:///etc/passwd",
+        "provider.example.com:6443",
+        "https://",
+        "unix:///var/run/k8s.sock",
+        "",
+    ],
 )
 def test_non_http_server_is_refused(server: str) -> None:
     msg = problem(sanitize(kubeconfig(cluster={"server": server})))
@@ -341,28 +349,57 @@ def test_host_is_the_bare_host_name(server: str, host: str) -> None:
 
 # -- totality laws ------------------------------------------------------------------------------
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+)
 json_ish = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
-FIELDS = ["server", "token", "exec", "auth-provider", "tokenFile", "client-certificate",
-          "client-key", "certificate-authority", "proxy-url", "insecure-skip-tls-verify",
-          "certificate-authority-data", "name", "cluster", "user"]
+FIELDS = [
+    "server",
+    "token",
+    "exec",
+    "auth-provider",
+    "tokenFile",
+    "client-certificate",
+    "client-key",
+    "certificate-authority",
+    "proxy-url",
+    "insecure-skip-tls-verify",
+    "certificate-authority-data",
+    "name",
+    "cluster",
+    "user",
+]
 section = st.dictionaries(st.sampled_from(FIELDS), json_ish, max_size=5)
 named = st.lists(
-    st.fixed_dictionaries({"name": st.sampled_from(["a", "b"]) | json_ish,
-                           "cluster": section | json_ish, "user": section | json_ish,
-                           "context": st.fixed_dictionaries(
-                               {"cluster": st.sampled_from(["a", "b"]) | json_ish,
-                                "user": st.sampled_from(["a", "b"]) | json_ish})}),
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["a", "b"]) | json_ish,
+            "cluster": section | json_ish,
+            "user": section | json_ish,
+            "context": st.fixed_dictionaries(
+                {
+                    "cluster": st.sampled_from(["a", "b"]) | json_ish,
+                    "user": st.sampled_from(["a", "b"]) | json_ish,
+                }
+            ),
+        }
+    ),
     max_size=3,
 )
 kubeconfig_ish = st.fixed_dictionaries(
     {},
-    optional={"current-context": st.sampled_from(["a", "b"]) | json_ish, "clusters": named,
-              "users": named, "contexts": named},
+    optional={
+        "current-context": st.sampled_from(["a", "b"]) | json_ish,
+        "clusters": named,
+        "users": named,
+        "contexts": named,
+    },
 )
 
 

@@ -1,0 +1,409 @@
+"""Engagement, sync targets and event mapping (kbcore/engagement.py, kbcore/events.py; spec
+§3.7.1, §3.14; DESIGN.md "Decisions": a rotated Secret takes effect while the Connection stays
+Ready), plus the same end to end in kbsim.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from kbcore import crdgen, schema
+from kbcore import objects as o
+from kbcore.api import keys
+from kbcore.engagement import (
+    Engagement,
+    SyncTarget,
+    engagement,
+    sync_targets,
+    verified_fingerprint,
+)
+from kbcore.errors import ApiError
+from kbcore.events import ENGAGE, binding_key, connection_key, keys_for_event
+from kbcore.kubeconfig import Credentials, SecretProblem
+from kbcore.objects import GVR, ObjectKey
+from kbsim import scenario
+from kbsim.apiserver import User
+from kbsim.konnector import SimKonnector
+from kbsim.world import World
+
+CREDS = Credentials(server="https://provider.example", token="old-token")
+WIDGETS = GVR("example.org", "v1", "widgets")
+
+
+def connection(
+    name: str = "p",
+    *,
+    ready: bool = True,
+    local: str = "cons-uid",
+    deleting: bool = False,
+    secret: tuple[str, str] = ("kube-bind", "kc"),
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"kubeconfigSecretRef": {"namespace": secret[0], "name": secret[1]}},
+        "status": {
+            "localClusterUID": local,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "AsExpected",
+                    "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        },
+    }
+
+
+# -- engagement ----------------------------------------------------------------------------------
+
+
+def test_ready_connection_with_credentials_is_engaged() -> None:
+    assert engagement(connection(), CREDS, CREDS.fingerprint) == Engagement("p", CREDS, "cons-uid")
+
+
+def test_credentials_not_yet_verified_are_never_engaged() -> None:
+    # The Secret changed and the Connection reconcile has not checked the new kubeconfig's
+    # cluster identity yet: the old Ready condition must not vouch for it.
+    rotated = attrs.evolve(CREDS, token="new-token")
+    assert engagement(connection(), rotated, CREDS.fingerprint) is None
+    assert engagement(connection(), CREDS, None) is None
+
+
+def test_a_ready_plan_vouches_for_its_credentials() -> None:
+    ready = connection()["status"]
+    assert verified_fingerprint(CREDS, ready) == CREDS.fingerprint
+    assert verified_fingerprint(CREDS, connection(ready=False)["status"]) is None
+    assert verified_fingerprint(SecretProblem("bad"), ready) is None
+
+
+@pytest.mark.parametrize(
+    ("conn", "creds"),
+    [
+        (connection(ready=False), CREDS),
+        (connection(deleting=True), CREDS),
+        (connection(local=""), CREDS),
+        (connection(), SecretProblem("Secret kube-bind/kc not found")),
+        (connection(), None),
+        ({"metadata": {"name": "p"}}, CREDS),
+    ],
+    ids=["not-ready", "deleting", "no-local-uid", "secret-problem", "no-credentials", "no-status"],
+)
+def test_engagement_stops_unless_ready_live_pinned_and_credentialed(conn: Any, creds: Any) -> None:
+    verified = creds.fingerprint if isinstance(creds, Credentials) else None
+    assert engagement(conn, creds, verified) is None
+
+
+def test_rotated_secret_gives_a_different_engagement() -> None:
+    rotated = attrs.evolve(CREDS, token="new-token")
+    before = engagement(connection(), CREDS, CREDS.fingerprint)
+    after = engagement(connection(), rotated, rotated.fingerprint)
+    assert before is not None and after is not None
+    assert before != after
+    same = attrs.evolve(CREDS)
+    assert engagement(connection(), same, same.fingerprint) == before  # same Secret, same value
+
+
+# -- sync targets --------------------------------------------------------------------------------
+
+
+def crd(
+    plural: str = "widgets",
+    connection_name: str = "p",
+    *,
+    name: str | None = None,
+    managed: bool = True,
+    storage: str = "v1",
+) -> dict[str, Any]:
+    versions = [
+        {"name": "v1alpha1", "served": True, "storage": storage == "v1alpha1"},
+        {"name": "v1", "served": True, "storage": storage == "v1"},
+    ]
+    return {
+        "metadata": {
+            "name": name or f"{plural}.example.org",
+            "labels": {keys.LABEL_MANAGED: "true"} if managed else {},
+            "annotations": {keys.ANNOTATION_CONNECTION: connection_name},
+        },
+        "spec": {
+            "group": "example.org",
+            "scope": "Namespaced",
+            "names": {"plural": plural, "kind": plural[:-1].title()},
+            "versions": versions,
+        },
+    }
+
+
+ENG_P = Engagement("p", CREDS, "cons-uid")
+ENG_Q = Engagement("q", attrs.evolve(CREDS, token="q"), "cons-uid")
+
+
+def test_managed_crd_of_an_engaged_connection_is_synced_at_its_storage_version() -> None:
+    targets = sync_targets([crd(storage="v1")], {"p": ENG_P})
+    assert targets == {WIDGETS: SyncTarget(WIDGETS, True, ENG_P)}
+
+
+def test_crd_not_labelled_managed_is_not_synced() -> None:
+    assert sync_targets([crd(managed=False)], {"p": ENG_P}) == {}
+
+
+def test_crd_of_a_connection_not_engaged_is_not_synced() -> None:
+    assert sync_targets([crd(connection_name="q")], {"p": ENG_P}) == {}
+    assert sync_targets([crd()], {}) == {}
+
+
+def test_first_crd_by_name_wins_a_gvr_whatever_the_order() -> None:
+    first = crd(name="a-widgets.example.org", connection_name="q")
+    second = crd(name="b-widgets.example.org", connection_name="p")
+    engaged = {"p": ENG_P, "q": ENG_Q}
+    for crds in ([first, second], [second, first]):
+        assert sync_targets(crds, engaged)[WIDGETS].engagement == ENG_Q
+
+
+def test_crd_being_deleted_is_not_synced() -> None:
+    deleting = crd()
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert sync_targets([deleting], {"p": ENG_P}) == {}
+
+
+# -- keys_for_event ------------------------------------------------------------------------------
+
+
+def binding(kind: str, name: str, conn: str, apis: tuple[str, ...] = ()) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if kind == "Binding":
+        meta["namespace"] = "team-a"
+    return {
+        "kind": kind,
+        "metadata": meta,
+        "spec": {"connectionRef": {"name": conn}, "apis": [{"name": a} for a in apis]},
+    }
+
+
+CB = binding("ClusterBinding", "cb", "p", ("widgets.example.org",))
+B = binding("Binding", "b", "p", ("gadgets.example.org",))
+OTHER = binding("ClusterBinding", "other", "q", ("widgets.example.org",))
+BINDINGS = [CB, B, OTHER]
+
+
+def test_connection_event_wakes_it_its_bindings_and_engagement() -> None:
+    got = keys_for_event("Connection", connection(), connections=[], bindings=BINDINGS)
+    assert got == [connection_key("p"), binding_key(CB), binding_key(B), ENGAGE]
+
+
+def test_secret_event_wakes_the_connections_using_it() -> None:
+    conns = [connection("p"), connection("q"), connection("r", secret=("team-a", "kc"))]
+    secret = {"metadata": {"namespace": "kube-bind", "name": "kc"}}
+    got = keys_for_event("Secret", secret, connections=conns, bindings=BINDINGS)
+    assert connection_key("p") in got and connection_key("q") in got
+    assert connection_key("r") not in got
+    unrelated = {"metadata": {"namespace": "kube-bind", "name": "other"}}
+    assert keys_for_event("Secret", unrelated, connections=conns, bindings=BINDINGS) == []
+
+
+@pytest.mark.parametrize("kind", ["ClusterBinding", "Binding"])
+def test_binding_event_wakes_it_its_connection_and_engagement(kind: str) -> None:
+    obj = CB if kind == "ClusterBinding" else B
+    bare = {k: v for k, v in obj.items() if k != "kind"}  # watch events may lack kind
+    got = keys_for_event(kind, bare, connections=[], bindings=[])
+    assert got == [binding_key(obj), connection_key("p"), ENGAGE]
+
+
+def test_crd_event_wakes_engagement_and_every_binding_listing_it() -> None:
+    got = keys_for_event(
+        "CustomResourceDefinition",
+        {"metadata": {"name": "widgets.example.org"}},
+        connections=[],
+        bindings=BINDINGS,
+    )
+    assert got == [ENGAGE, binding_key(CB), binding_key(OTHER)]
+
+
+def test_other_kinds_wake_nothing() -> None:
+    assert (
+        keys_for_event("ConfigMap", {"metadata": {"name": "x"}}, connections=[], bindings=[]) == []
+    )
+
+
+# -- kbsim: a rotated Secret takes effect while the Connection stays Ready ------------------------
+
+NAMESPACES = GVR("", "v1", "namespaces")
+SECRETS = GVR("", "v1", "secrets")
+CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
+CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
+CLUSTERROLES = GVR("rbac.authorization.k8s.io", "v1", "clusterroles")
+CLUSTERROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+PROVIDER_WIDGETS_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.org", "labels": {keys.LABEL_EXPORTED: "true"}},
+    "spec": {
+        "group": "example.org",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+# What a least-privilege provider user needs: its API, reading exported CRDs, the cluster
+# identity (LogicalCluster first, then kube-system), and the heartbeat Lease.
+ROLE_RULES = [
+    {"apiGroups": ["example.org"], "resources": ["widgets", "widgets/status"], "verbs": ["*"]},
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "create"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+    {"apiGroups": ["core.kcp.io"], "resources": ["logicalclusters"], "verbs": ["get"]},
+]
+
+
+def widget(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"size": "large"},
+    }
+
+
+def provider_widget(world: World, name: str) -> dict[str, Any] | None:
+    try:
+        return world.clusters["provider"].get(WIDGETS, ObjectKey("default", name))
+    except ApiError:
+        return None
+
+
+def ready(world: World) -> bool:
+    conn = world.clusters["consumer"].get(CONNECTIONS, ObjectKey("", "p"))
+    conds = (conn.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def bound_world() -> World:
+    """Bundle applied, Connection Ready, one Widget synced as the provider admin."""
+    world = World(["provider", "consumer"], seed=3)
+    world.monitor.consumer_cluster = "consumer"
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    for c in crdgen.all_crds():
+        consumer.create(schema.CRDS, o.deepcopy(dict(c)))
+    provider.create(schema.CRDS, o.deepcopy(PROVIDER_WIDGETS_CRD))
+    consumer.create(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-bind"}}
+    )
+    provider.create(
+        CLUSTERROLES,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "widget-sync"},
+            "rules": ROLE_RULES,
+        },
+    )
+    provider.create(
+        CLUSTERROLEBINDINGS,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "widget-sync"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "widget-sync",
+            },
+            "subjects": [{"kind": "User", "name": "alice"}],
+        },
+    )
+    world.settle(5)
+    world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind"))
+    bundle = [
+        (SECRETS, scenario.kubeconfig_secret("kube-bind", "kc", "provider")),
+        (
+            CONNECTIONS,
+            {
+                "apiVersion": keys.API_VERSION,
+                "kind": "Connection",
+                "metadata": {"name": "p"},
+                "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind", "name": "kc"}},
+            },
+        ),
+        (
+            CLUSTERBINDINGS,
+            {
+                "apiVersion": keys.API_VERSION,
+                "kind": "ClusterBinding",
+                "metadata": {"name": "w"},
+                "spec": {"connectionRef": {"name": "p"}, "apis": [{"name": "widgets.example.org"}]},
+            },
+        ),
+    ]
+    for gvr, obj in bundle:
+        world.user_call(lambda gvr=gvr, obj=obj: consumer.create(gvr, obj))
+    assert world.settle(60)
+    world.user_call(lambda: consumer.create(WIDGETS, widget("before")))
+    assert world.settle(60)
+    assert ready(world) and provider_widget(world, "before") is not None
+    assert world.konnector.syncers[WIDGETS].provider_user.name == "admin"
+    return world
+
+
+def rotate_to_alice(world: World) -> None:
+    consumer = world.clusters["consumer"]
+    current = consumer.get(SECRETS, ObjectKey("kube-bind", "kc"))
+    current["data"] = scenario.kubeconfig_secret("kube-bind", "kc", "provider", "alice")["data"]
+    world.user_call(lambda: consumer.update(SECRETS, current))
+
+
+def test_rotated_secret_moves_the_syncer_to_the_new_user_while_staying_ready() -> None:
+    world = bound_world()
+    rotate_to_alice(world)
+    for _ in range(8):  # through a periodic resync (30 s), checking readiness along the way
+        world.advance(5)
+        assert world.settle(60)
+        assert ready(world), "the Connection went not-Ready during a rotation"
+    assert world.konnector.syncers[WIDGETS].provider_user == User("alice", ())
+    writers: list[str] = []
+    world.clusters["provider"].add_write_observer(
+        lambda rec: writers.append(rec.user.name) if rec.gvr == WIDGETS else None
+    )
+    world.user_call(lambda: world.clusters["consumer"].create(WIDGETS, widget("after")))
+    assert world.settle(60)
+    copy = provider_widget(world, "after")
+    assert copy is not None and copy["spec"] == {"size": "large"}
+    assert writers and set(writers) == {"alice"}, writers
+
+
+def test_rotated_secret_takes_effect_on_its_own_event_not_only_at_the_next_resync() -> None:
+    # A rotation usually revokes the old token: waiting for the 30 s resync means up to 30 s
+    # of failed syncs. The Secret's event should reach the engagement pass.
+    world = bound_world()
+    rotate_to_alice(world)
+    assert world.settle(60)
+    user = world.konnector.syncers[WIDGETS].provider_user
+    assert user.name == "alice", (
+        f"syncer still runs as {user.name!r} after the rotated Secret's event settled "
+        "(it only switches at the next periodic control resync)"
+    )
