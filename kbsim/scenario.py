@@ -19,8 +19,10 @@ The format is a stable contract (other tests and tools write it): extend it, nev
       - {expect: {cluster: consumer, object: {...ref...}, conditions: {Ready: "False/Pending"}}}
 
 `conditions` maps a condition type in `status.conditions` to its status, or status/reason;
-`api_conditions` does the same per bound API of a binding (`status.boundAPIs[].conditions`):
+`api_conditions` does the same per bound API of a binding (`status.boundAPIs[].conditions`),
+and `bound_apis` matches fields of a binding's `status.boundAPIs[]` entry by name:
       - {expect: {..., api_conditions: {widgets.example.org: {Ready: "False/ForeignCRD"}}}}
+      - {expect: {..., bound_apis: {widgets.example.org: {conflictCount: 1}}}}
 
 `apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
 --server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
@@ -245,7 +247,7 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
             raise fail(node, f"step {i}: expect needs exactly one of object: or absent:")
         ref = e.get("object", e.get("absent"))
         _check_manifest(ref, fail, node)
-        for field in ("matches", "conditions", "api_conditions"):
+        for field in ("matches", "conditions", "api_conditions", "bound_apis"):
             if field in e and "object" not in e:
                 raise fail(node, f"step {i}: {field}: goes with object:")
         conds = e.get("conditions", {})
@@ -429,6 +431,11 @@ def _expect(world: World, e: dict[str, Any]) -> str:
         why = _conditions_hold(apis[name], wanted)
         if why:
             return f"{name}: {why}"
+    for name, fields in (e.get("bound_apis") or {}).items():
+        if name not in apis:
+            return f"no boundAPIs entry {name}"
+        if not o.contains(apis[name], fields):
+            return f"boundAPIs {name} does not match {fields}: have {_relevant(apis[name], fields)}"
     return ""
 
 
