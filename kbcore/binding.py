@@ -142,7 +142,9 @@ class _Planner:
         self.b = view.binding
         self.ref = binding_ref(self.b)
         self.scope = o.namespace(self.b) if self.b.get("kind") == "Binding" else ""
-        self.status: dict[str, Any] = dict(self.b.get("status") or {})
+        status = self.b.get("status")
+        # A status that is not a mapping (a hostile or broken writer) is rewritten whole.
+        self.status: dict[str, Any] = dict(status) if isinstance(status, Mapping) else {}
         self.conds = Conditions(
             self.status.get("conditions"), o.generation(self.b), rfc3339(view.now)
         )
@@ -217,7 +219,7 @@ class _Planner:
         source = self.cstatus.get("activeSchemaSource")
         exported = {
             a["name"]: a
-            for a in self.cstatus.get("exportedAPIs") or []
+            for a in o.list_at(self.cstatus, "exportedAPIs")
             if isinstance(a, Mapping) and isinstance(a.get("name"), str)
         }
         cbs, _ = self._others()
@@ -336,7 +338,7 @@ class _Planner:
         return self._summarize(not_exported, pending, refusals, forbidden, bound)
 
     def _api_conditions(self, name: str) -> Any:
-        for e in self.status.get("boundAPIs") or []:
+        for e in o.list_at(self.status, "boundAPIs"):
             if isinstance(e, Mapping) and e.get("name") == name:
                 return e.get("conditions")
         return None

@@ -189,7 +189,9 @@ class _Planner:
         self.conn = view.connection
         self.name = o.name(self.conn)
         self.ref = connection_ref(self.name)
-        self.status: dict[str, Any] = dict(self.conn.get("status") or {})
+        status = self.conn.get("status")
+        # A status that is not a mapping (a hostile or broken writer) is rewritten whole.
+        self.status: dict[str, Any] = dict(status) if isinstance(status, Mapping) else {}
         self.conds = Conditions(
             self.status.get("conditions"), o.generation(self.conn), rfc3339(view.now)
         )
@@ -349,7 +351,7 @@ class _Planner:
             for b in bindings_of(self.name, self.view.observed):
                 if o.is_deleting(b):
                     continue
-                for api in _spec(b).get("apis") or []:
+                for api in o.list_at(_spec(b), "apis"):
                     if isinstance(api, Mapping) and isinstance(api.get("name"), str):
                         listed.add(api["name"])
             return [n for n in names if n in listed]

@@ -51,7 +51,7 @@ def namespaced_resources(observed: Observed) -> list[GVR]:
         raise ValueError("discovery of /apis failed")  # emptiness unprovable
     docs: list[tuple[str, Any]] = [("", core)]
     paths: list[tuple[str, Discovery]] = []
-    for g in groups.get("groups") or []:
+    for g in o.list_at(groups, "groups"):
         pref = g.get("preferredVersion") if isinstance(g, Mapping) else None
         gv = pref.get("groupVersion") if isinstance(pref, Mapping) else None
         if isinstance(gv, str):
@@ -63,12 +63,12 @@ def namespaced_resources(observed: Observed) -> list[GVR]:
         if not isinstance(doc, Mapping):
             raise ValueError(f"discovery of group {group!r} failed")  # emptiness unprovable
         _, version = o.split_api_version(str(doc.get("groupVersion", "")))
-        for r in doc.get("resources") or []:
+        for r in o.list_at(doc, "resources"):
             name = r.get("name", "") if isinstance(r, Mapping) else ""
             if (
                 "/" in name
                 or not r.get("namespaced")
-                or "list" not in (r.get("verbs") or [])
+                or "list" not in o.list_at(r, "verbs")
                 or (group, name) in IGNORED_GROUPS_RESOURCES
             ):
                 continue

@@ -94,6 +94,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def list_at(obj: Mapping[str, Any], field: str) -> list[Any]:
+    """`obj[field]` when it is a list, else [] (fields written by others may hold anything)."""
+    v = obj.get(field)
+    return v if isinstance(v, list) else []
+
+
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(obj.get("metadata"))
 
