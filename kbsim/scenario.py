@@ -250,13 +250,22 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
         for field in ("matches", "conditions", "api_conditions", "bound_apis"):
             if field in e and "object" not in e:
                 raise fail(node, f"step {i}: {field}: goes with object:")
-        conds = e.get("conditions", {})
-        if not isinstance(conds, dict) or not all(
-            isinstance(v, str) and v.split("/")[0] in ("True", "False", "Unknown")
-            for v in conds.values()
-        ):
+        if not _condition_map(e.get("conditions", {})):
             raise fail(node, f'step {i}: conditions: {{Type: "True"}} or {{Type: "False/Reason"}}')
+        per_api = e.get("api_conditions", {})
+        if not isinstance(per_api, dict) or not all(map(_condition_map, per_api.values())):
+            raise fail(node, f'step {i}: api_conditions: {{<api name>: {{Type: "True"}}}}')
+        bound = e.get("bound_apis", {})
+        if not isinstance(bound, dict) or not all(isinstance(v, dict) for v in bound.values()):
+            raise fail(node, f"step {i}: bound_apis: {{<api name>: {{field: value}}}}")
     return Step(i, _line(node), kind, item)
+
+
+def _condition_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, str) and v.split("/")[0] in ("True", "False", "Unknown")
+        for v in value.values()
+    )
 
 
 def _duration(value: Any, fail: Any, node: yaml.Node, i: int) -> float:

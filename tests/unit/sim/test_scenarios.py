@@ -95,6 +95,14 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
         ("clusters: [a]\nkonnector: {cluster: a}\nbogus: 1\n", ":1: unknown top-level key(s): bogus"),
         ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - cluster: a\n    create: {kind: X}\n", ":4: manifest is missing apiVersion"),
         ("clusters: [a\n", "invalid YAML"),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, object: {apiVersion: v1, kind: X, metadata: {name: x}}, conditions: {Ready: yes}}\n",
+            ':4: step 1: conditions: {Type: "True"} or {Type: "False/Reason"}',
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, object: {apiVersion: v1, kind: X, metadata: {name: x}}, bound_apis: [x]}\n",
+            ":4: step 1: bound_apis: {<api name>: {field: value}}",
+        ),
     ],
 )
 def test_malformed_scenario_names_the_line(
