@@ -111,6 +111,8 @@ class World:
         self._tasks: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = 0
         self.streams: list[Stream] = []
+        self._relisting: set[int] = set()
+        """Reflectors (by id) whose relist failed and is scheduled again."""
         self.faults: list[Fault] = []
         self.konnector: Any = None
         self.konnector_factory: Callable[[], Any] | None = None
@@ -194,8 +196,10 @@ class World:
             return
         try:
             self.as_konnector(reflector.relist)
+            self._relisting.discard(id(reflector))
         except ApiError as err:
             self.log(f"list {reflector.gvr} failed: {err}; retrying")
+            self._relisting.add(id(reflector))
             self._schedule(1.0, "relist", lambda: self.start_reflector(reflector))
 
     def as_konnector(self, fn: Callable[[], Any]) -> Any:
@@ -488,8 +492,12 @@ class World:
         self._pump()
         if any(s.inflight or s.broken for s in self.streams):
             return True
-        if any(not s.reflector.synced and not s.reflector.stopped for s in self.streams):
-            return True  # a list is being retried: the konnector cannot see yet
+        if any(
+            not s.reflector.stopped
+            and (not s.reflector.synced or id(s.reflector) in self._relisting)
+            for s in self.streams
+        ):
+            return True  # a list is being retried: the konnector's cache is not current
         if self.restart_at is not None:
             return True
         if any(server.pending_work() for server in self.clusters.values()):
