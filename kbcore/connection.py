@@ -52,7 +52,6 @@ from kbcore.actions import (
     Action,
     AddFinalizer,
     Create,
-    CreateNamespace,
     Delete,
     MergePatch,
     Plan,
@@ -65,6 +64,7 @@ from kbcore.api import keys
 from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown, identity_reads, resolve_identity
 from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
+from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
 from kbcore.requests import rfc3339
@@ -505,14 +505,7 @@ class _Planner:
             }
             pre: tuple[Action, ...] = ()
             if ns is None:
-                pre = (
-                    CreateNamespace(
-                        PROVIDER,
-                        LEASE_NAMESPACE,
-                        {keys.LABEL_MANAGED: "true"},
-                        {keys.ANNOTATION_CONSUMER_CLUSTER_UID: local},
-                    ),
-                )
+                pre = (owned_namespace(PROVIDER, LEASE_NAMESPACE, local),)
             return (*pre, Create(ref, body, keys.FIELD_MANAGER))
         if o.annotations_of(lease).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local:
             return ()  # not ours: never overwrite someone else's Lease
@@ -544,7 +537,9 @@ class _Planner:
             return self._finish("draining bindings", RequeueAfter(DRAIN_REQUEUE_SECONDS))
         # The Lease goes first (a refusal is accepted, a failed read skips it) so a transient
         # failure is retried rather than leaving it behind once our finalizer is gone.
-        self.actions.extend(self._lease_cleanup())
+        lease = self._lease_cleanup()
+        self.actions.extend(lease)
+        self.actions.extend(self._lease_namespace_cleanup(lease))
         conns = list_items(self.view.observed, List(CONSUMER, CONNECTIONS))
         same = secret_ref(self.conn)[:2]
         shared = any(
@@ -567,6 +562,23 @@ class _Planner:
             RemoveFinalizer(self.ref, keys.FINALIZER_CLEANUP, o.resource_version(self.conn), rest)
         )
         return Plan(tuple(self.actions), why="released")
+
+    def _lease_namespace_cleanup(self, lease: tuple[Action, ...]) -> tuple[Action, ...]:
+        """The provider namespace we created for Leases, once only this Lease was left in it."""
+        local = self.status.get("localClusterUID")
+        if (
+            isinstance(self.view.credentials, SecretProblem)
+            or not isinstance(local, str)
+            or not local
+        ):
+            return ()
+        gone = frozenset((a.target.gvr, a.target.key) for a in lease if isinstance(a, Delete))
+        try:
+            return plan_namespace_cleanup(
+                self.view.observed, local_cluster_uid=local, only={LEASE_NAMESPACE}, ignore=gone
+            )
+        except ApiError:
+            return ()  # best effort: the provider is unreachable or refuses; never block on it
 
     def _lease_cleanup(self) -> tuple[Action, ...]:
         local = self.status.get("localClusterUID")

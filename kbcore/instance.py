@@ -71,6 +71,7 @@ from kbcore.actions import (
 )
 from kbcore.api import keys
 from kbcore.mapper import IDENTITY, Mapper
+from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 
 CONSUMER = "consumer"
@@ -383,11 +384,7 @@ def _apply(c: o.Obj, pref: ObjectRef, local_uid: str, live: o.Obj | None) -> App
 
 
 def _create_namespace(name: str, local_uid: str) -> CreateNamespace:
-    return CreateNamespace(
-        PROVIDER,
-        name,
-        labels={keys.LABEL_MANAGED: "true", keys.ANNOTATION_CONSUMER_CLUSTER_UID: local_uid},
-    )
+    return owned_namespace(PROVIDER, name, local_uid)
 
 
 def _clear_conflict(c: o.Obj, cref: ObjectRef) -> list[Action]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kbcore import objects as o
-from kbcore.actions import PROVIDER, Action, Delete
+from kbcore.actions import PROVIDER, Action, CreateNamespace, Delete
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, List, Observed, list_items, need_all
@@ -32,6 +32,14 @@ CLUSTER_ITEMS = {
 }
 """Objects the cluster itself creates in every namespace."""
 IGNORED_GROUPS_RESOURCES = {("", "events"), ("events.k8s.io", "events")}
+
+
+def owned_namespace(cluster: str, name: str, local_cluster_uid: str) -> CreateNamespace:
+    """Create namespace `name` as ours: every namespace the konnector creates (for a synced
+    copy, a related copy or the heartbeat Lease) carries the same two labels, which are what
+    `plan_namespace_cleanup` later recognises."""
+    labels = {keys.LABEL_MANAGED: "true", keys.ANNOTATION_CONSUMER_CLUSTER_UID: local_cluster_uid}
+    return CreateNamespace(cluster, name, labels=labels)
 
 
 def created_namespaces(local_cluster_uid: str) -> List:
@@ -77,9 +85,14 @@ def namespaced_resources(observed: Observed) -> list[GVR]:
 
 
 def plan_namespace_cleanup(
-    observed: Observed, *, local_cluster_uid: str, only: set[str] | None = None
+    observed: Observed,
+    *,
+    local_cluster_uid: str,
+    only: set[str] | None = None,
+    ignore: frozenset[tuple[GVR, ObjectKey]] = frozenset(),
 ) -> tuple[Action, ...]:
-    """Deletes for our provider namespaces (in `only`, if given) that are provably empty."""
+    """Deletes for our provider namespaces (in `only`, if given) that are provably empty;
+    objects in `ignore` (being deleted by the same plan) do not count."""
     candidates = [
         ns
         for ns in list_items(observed, created_namespaces(local_cluster_uid))
@@ -104,7 +117,10 @@ def plan_namespace_cleanup(
                 empty = False
                 break
             ignored = CLUSTER_ITEMS.get((gvr.group, gvr.resource), set())
-            if any(o.name(i) not in ignored for i in items):
+            if any(
+                o.name(i) not in ignored and (gvr, ObjectKey(o.name(ns), o.name(i))) not in ignore
+                for i in items
+            ):
                 empty = False
                 break
         if empty:

@@ -75,12 +75,12 @@ from kbcore.actions import (
     Action,
     Apply,
     Create,
-    CreateNamespace,
     Delete,
     RequeueAfter,
 )
 from kbcore.api import keys
 from kbcore.api.types import LabelSelector, RelatedResource, SyncDirection
+from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_all
 
@@ -427,12 +427,7 @@ def plan_related(
             continue
         if ns is None and where not in created_ns:
             created_ns.add(where)
-            create_ns = CreateNamespace(
-                ch.target,
-                key.namespace,
-                labels={keys.LABEL_MANAGED: "true"},
-                annotations={keys.ANNOTATION_CONSUMER_CLUSTER_UID: local_cluster_uid},
-            )
+            create_ns = owned_namespace(ch.target, key.namespace, local_cluster_uid)
             actions.append(((ch.target, 0, NAMESPACES, ObjectKey("", key.namespace)), create_ns))
         ref = ObjectRef(ch.target, ch.gvr, key)
         actions.append(((ch.target, 1, ch.gvr, key), Create(ref, want, keys.FIELD_MANAGER_RELATED)))

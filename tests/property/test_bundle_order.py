@@ -166,4 +166,11 @@ def test_bundle_converges_in_any_order_and_tears_down_completely(
     # The unbinding deleted the non-Orphan copy; the Orphan copy stays, as the user asked.
     assert widgets == {keep}, widgets
     assert provider.list(LEASES)[0] == [], "heartbeat Lease left behind"
+    ours = {
+        o.name(ns)
+        for ns in provider.list(NAMESPACES, label_selector="core.kube-bind.io/managed=true")[0]
+        if not o.is_deleting(ns)
+    }
+    # Namespaces the konnector created go once empty; team-x still holds the Orphan copy.
+    assert ours <= {"team-x"}, ours
     assert world.monitor.held() == {name: "held" for name in world.monitor.held()}

@@ -592,7 +592,12 @@ def test_heartbeat_creates_its_namespace_and_lease_after_the_status() -> None:
     assert kinds == [UpdateStatus, CreateNamespace, Create]
     ns = plan.actions[1]
     assert isinstance(ns, CreateNamespace)
-    assert (ns.cluster, ns.name, ns.labels) == (PROVIDER, "kube-bind", {keys.LABEL_MANAGED: "true"})
+    # Labelled as every namespace the konnector creates, so teardown can recognise it.
+    assert (ns.cluster, ns.name, ns.labels) == (
+        PROVIDER,
+        "kube-bind",
+        {keys.LABEL_MANAGED: "true", keys.ANNOTATION_CONSUMER_CLUSTER_UID: CONS_UID},
+    )
     create = plan.actions[2]
     assert isinstance(create, Create)
     assert create.target == ObjectRef(PROVIDER, LEASES, LEASE_KEY)

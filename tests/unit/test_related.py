@@ -399,7 +399,7 @@ def test_rule2_create_reads_in_three_rounds_and_posts() -> None:
     ]
     assert p == RelatedPlan(
         (
-            CreateNamespace(CONSUMER, "team", labels={MANAGED: "true"}, annotations={CCU: LOCAL}),
+            CreateNamespace(CONSUMER, "team", labels={MANAGED: "true", CCU: LOCAL}),
             Create(
                 ref(CONSUMER, SECRETS, "team/creds"), want(src, SECRETS), keys.FIELD_MANAGER_RELATED
             ),
