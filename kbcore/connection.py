@@ -66,7 +66,7 @@ from kbcore.identity import IdentityUnknown, identity_reads, resolve_identity
 from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
 from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
+from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
 from kbcore.requests import rfc3339
 from kbcore.status import Conditions, status_update
 
@@ -548,7 +548,12 @@ class _Planner:
             and not o.is_deleting(other)
             for other in conns
         )
-        sref, secret = self._secret_ref(), self.view.secret
+        sref = self._secret_ref()
+        secret = None
+        if sref is not None:
+            # Read afresh: a cache that has not seen the Secret is no evidence it is gone, and
+            # once our finalizer is released nobody would release the Secret's.
+            secret = get_obj(self.view.observed, Get(CONSUMER, SECRETS, sref.key))
         if sref is not None and secret is not None and not shared:
             fins = o.finalizers(secret)
             if keys.FINALIZER_CLEANUP in fins:

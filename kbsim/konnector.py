@@ -212,6 +212,11 @@ class SimKonnector:
         item = self.queue.get(now)
         if item is None:
             return False
+        if item[0] != "instance" and not all(r.synced for r in self.control.values()):
+            # As controllers wait for their caches to sync before the first reconcile.
+            self.queue.done(item)
+            self.queue.add_after(item, 1.0, now)
+            return True
         try:
             if item == ENGAGE:
                 self._engage()

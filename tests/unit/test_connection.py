@@ -211,7 +211,12 @@ def drive(
         for r in plan.needs:
             assert r not in observed, f"asked twice for {r}"
             assert isinstance(r, Read)
-            observed[r] = answers[r] if r in answers else fallback(r)
+            if r in answers:
+                observed[r] = answers[r]
+            elif isinstance(r, Get) and r.gvr.resource == "secrets":
+                observed[r] = view.secret  # the server holds what the cache holds
+            else:
+                observed[r] = fallback(r)
     raise AssertionError("planner kept asking for reads")
 
 
@@ -729,6 +734,29 @@ def test_deleting_without_bindings_deletes_lease_and_releases_secret_then_itself
         RemoveFinalizer(SECRET_REF, CLEANUP, "3", ()),
         RemoveFinalizer(CONN_REF, CLEANUP, "10", ()),
     )
+
+
+def test_deleting_reads_the_secret_afresh_before_releasing_itself() -> None:
+    # The konnector restarted and its Secret cache is still empty: were that taken for "the
+    # Secret is gone", the Connection would vanish and the Secret keep our finalizer forever.
+    held = secret()
+    plan, observed = drive(
+        connection(deleting=True, status=PINNED),
+        {CONN_LIST: [connection(deleting=True)], Get(CONSUMER, SECRETS, SECRET_REF.key): held},
+        sec={},
+    )
+    plan2 = plan_connection(
+        ConnectionView(
+            connection=connection(deleting=True, status=PINNED),
+            konnector_namespace=NS,
+            secret=None,
+            credentials=CREDS,
+            observed=observed,
+            now=NOW,
+        )
+    )
+    for p in (plan, plan2):
+        assert [a.target for a in writes_of(p, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def other_connection(deleting: bool = False) -> dict[str, Any]:
