@@ -568,14 +568,17 @@ class _Planner:
         )
         return Plan(tuple(self.actions), why="released")
 
+    def _cleanup_identity(self) -> str:
+        """Our pinned identity when the provider can be reached for teardown, else ""."""
+        local = self.status.get("localClusterUID")
+        if isinstance(self.view.credentials, SecretProblem) or not isinstance(local, str):
+            return ""
+        return local
+
     def _lease_namespace_cleanup(self, lease: tuple[Action, ...]) -> tuple[Action, ...]:
         """The provider namespace we created for Leases, once only this Lease was left in it."""
-        local = self.status.get("localClusterUID")
-        if (
-            isinstance(self.view.credentials, SecretProblem)
-            or not isinstance(local, str)
-            or not local
-        ):
+        local = self._cleanup_identity()
+        if not local:
             return ()
         gone = frozenset((a.target.gvr, a.target.key) for a in lease if isinstance(a, Delete))
         try:
@@ -586,12 +589,8 @@ class _Planner:
             return ()  # best effort: the provider is unreachable or refuses; never block on it
 
     def _lease_cleanup(self) -> tuple[Action, ...]:
-        local = self.status.get("localClusterUID")
-        if (
-            isinstance(self.view.credentials, SecretProblem)
-            or not isinstance(local, str)
-            or not local
-        ):
+        local = self._cleanup_identity()
+        if not local:
             return ()
         read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, lease_name(local, self.name)))
         (lease,) = need_all(self.view.observed, (read,))
