@@ -5,7 +5,9 @@ Secret yields) and the reads it asks for (`kbcore.reads`). A ClusterBinding bind
 every namespace, a Binding only in its own. Rules, in order (spec §3.6, §3.9.2, §3.10;
 DESIGN.md "Decisions" where they differ):
 
- 1. Deleting (unbind) drains, for every listed API no other live binding covers:
+ 1. Deleting (unbind) drains, for every listed API no other live binding covers (a read
+    that fails holds the drain, with the reason in `Ready=False/DrainingObjects`; with no
+    usable credentials at all only finalizers are released, as upstream does):
     a. each consumer object holding our `syncer` finalizer and not covered by another binding:
        `Orphan` or no provider access -> release the finalizer; provider copy ours (both
        markers) -> delete it (UID precondition) and keep waiting; copy ours and deleting ->
@@ -75,6 +77,8 @@ from kbcore.status import Conditions, condition_is_true, status_update
 
 CRDS = schema.CRDS
 DRAIN_REQUEUE_SECONDS = 2.0
+DRAIN_RETRY_SECONDS = 5.0
+"""How soon a drain blocked by a failed read tries again."""
 RESYNC_INTERVAL_SECONDS = 30.0
 """How often a shell re-plans every binding (conflict counts, related resources; upstream 30 s)."""
 
@@ -415,6 +419,22 @@ class _Planner:
     def _unbind(self) -> Plan:
         if keys.FINALIZER_CLEANUP not in o.finalizers(self.b):
             return Plan(why="deleting; finalizer already released")
+        try:
+            return self._drain()
+        except ApiError as err:
+            # A read the drain depends on failed: nothing is released on a guess. Say why the
+            # binding is still here, and try again (the user can fix the kubeconfig, or remove
+            # the finalizer to give up on the provider copies).
+            self.actions.clear()
+            self.conds.set(
+                c.READY,
+                False,
+                c.DRAINING_OBJECTS,
+                f"cannot finish unbinding yet: {err.reason}: {err.message}; retrying",
+            )
+            return self._finish("drain blocked", RequeueAfter(DRAIN_RETRY_SECONDS))
+
+    def _drain(self) -> Plan:
         cbs, bs = self._others()
         live_cbs = [x for x in cbs if not o.is_deleting(x)]
         live_bs = [x for x in bs if not o.is_deleting(x)]

@@ -581,12 +581,10 @@ class _Planner:
         if not local:
             return ()
         gone = frozenset((a.target.gvr, a.target.key) for a in lease if isinstance(a, Delete))
-        try:
-            return plan_namespace_cleanup(
-                self.view.observed, local_cluster_uid=local, only={LEASE_NAMESPACE}, ignore=gone
-            )
-        except ApiError:
-            return ()  # best effort: the provider is unreachable or refuses; never block on it
+        # A refusal leaves the namespace; a transient failure is raised and retried.
+        return plan_namespace_cleanup(
+            self.view.observed, local_cluster_uid=local, only={LEASE_NAMESPACE}, ignore=gone
+        )
 
     def _lease_cleanup(self) -> tuple[Action, ...]:
         local = self._cleanup_identity()
@@ -595,9 +593,9 @@ class _Planner:
         read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, lease_name(local, self.name)))
         (lease,) = need_all(self.view.observed, (read,))
         if isinstance(lease, Failed):
-            if lease.error.code in (403, 404):
-                return ()  # not ours to read: never block teardown on it
-            raise lease.error  # transient: retried, so the Lease is not left behind
+            if lease.error.is_retryable:
+                raise lease.error  # a live server failed: retried, so nothing is left behind
+            return ()  # refused or unreachable: the heartbeat never blocks teardown
         if lease is None or o.is_deleting(lease):
             return ()
         if o.annotations_of(lease).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) != local:

@@ -79,6 +79,16 @@ class ApiError(Exception):
     def is_gone(self) -> bool:
         return self.code == 410
 
+    @property
+    def is_retryable(self) -> bool:
+        """A live server failed or throttled (5xx, 429): the same request may succeed soon.
+        Not an unreachable server (`UNREACHABLE`, code 0), which may never answer."""
+        return self.code == 429 or 500 <= self.code <= 599
+
+    @property
+    def is_unreachable(self) -> bool:
+        return self.code == UNREACHABLE_CODE
+
 
 # Status reasons (k8s.io/apimachinery/pkg/apis/meta/v1 StatusReason), verbatim.
 NOT_FOUND = "NotFound"
@@ -95,3 +105,7 @@ SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TIMEOUT = "Timeout"
 UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+
+# Not a Kubernetes status: no HTTP answer at all (connection refused, no such host, TLS).
+UNREACHABLE = "Unreachable"
+UNREACHABLE_CODE = 0

@@ -10,8 +10,9 @@ unbind (DESIGN.md, Decisions), but only when that is certainly safe:
     (from discovery), ignoring what the cluster itself puts in every namespace (the
     `kube-root-ca.crt` ConfigMap, the `default` ServiceAccount, Events). Anything else — a
     copy another binding still owns, a PVC a provider controller made — keeps it.
- 3. A resource that cannot be listed (Forbidden, unavailable) means emptiness is unproven: the
-    namespace stays. The delete is best effort and carries the namespace's UID.
+ 3. A resource that cannot be listed (Forbidden, not found) means emptiness is unproven: the
+    namespace stays. A transient failure (5xx, 429) is raised, so the caller retries instead
+    of leaving the namespace behind. The delete is best effort and carries the UID.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kbcore import objects as o
 from kbcore.actions import PROVIDER, Action, CreateNamespace, Delete
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Discovery, Failed, List, Observed, list_items, need_all
+from kbcore.reads import Discovery, Failed, List, Observed, need, need_all
 
 NAMESPACES = GVR("", "v1", "namespaces")
 CLUSTER_ITEMS = {
@@ -55,6 +56,7 @@ def namespaced_resources(observed: Observed) -> list[GVR]:
     core, groups = need_all(
         observed, (Discovery(PROVIDER, "/api/v1"), Discovery(PROVIDER, "/apis"))
     )
+    _raise_if_transient(groups)
     if not isinstance(groups, Mapping):
         raise ValueError("discovery of /apis failed")  # emptiness unprovable
     docs: list[tuple[str, Any]] = [("", core)]
@@ -68,6 +70,7 @@ def namespaced_resources(observed: Observed) -> list[GVR]:
     docs.extend((group, doc) for (group, _), doc in zip(paths, results, strict=True))
     out: list[GVR] = []
     for group, doc in docs:
+        _raise_if_transient(doc)
         if not isinstance(doc, Mapping):
             raise ValueError(f"discovery of group {group!r} failed")  # emptiness unprovable
         _, version = o.split_api_version(str(doc.get("groupVersion", "")))
@@ -93,9 +96,11 @@ def plan_namespace_cleanup(
 ) -> tuple[Action, ...]:
     """Deletes for our provider namespaces (in `only`, if given) that are provably empty;
     objects in `ignore` (being deleted by the same plan) do not count."""
+    listed = need(observed, created_namespaces(local_cluster_uid))
+    _raise_if_transient(listed)
     candidates = [
         ns
-        for ns in list_items(observed, created_namespaces(local_cluster_uid))
+        for ns in (listed if isinstance(listed, list) else [])
         if not o.is_deleting(ns)
         and (only is None or o.name(ns) in only)
         and o.labels_of(ns).get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) == local_cluster_uid
@@ -113,6 +118,7 @@ def plan_namespace_cleanup(
         empty = True
         for gvr in resources:
             items = results[List(PROVIDER, gvr, o.name(ns))]
+            _raise_if_transient(items)
             if isinstance(items, Failed) or not isinstance(items, list):
                 empty = False
                 break
@@ -127,3 +133,8 @@ def plan_namespace_cleanup(
             ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", o.name(ns)))
             actions.append(Delete(ref, o.uid(ns), best_effort=True))
     return tuple(actions)
+
+
+def _raise_if_transient(result: Any) -> None:
+    if isinstance(result, Failed) and result.error.is_retryable:
+        raise result.error

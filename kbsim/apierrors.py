@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from kbcore import errors as reasons
-from kbcore.errors import ApiError
+from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 
 OPTIMISTIC_LOCK_MESSAGE = (
     "the object has been modified; please apply your changes to the latest version and try again"
@@ -224,3 +224,8 @@ def invalid(group: str, kind: str, name: str, errs: Sequence[FieldError]) -> Api
     return ApiError(
         422, reasons.INVALID, message, details=_details(group, kind, name, causes=causes)
     )
+
+
+def unreachable() -> ApiError:
+    """What a client sees when no simulated cluster answers at a kubeconfig's server."""
+    return ApiError(UNREACHABLE_CODE, UNREACHABLE, "no API server answers at the provider address")

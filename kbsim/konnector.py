@@ -54,6 +54,7 @@ from kbcore.reads import Read
 from kbcore.requests import Next, judge, to_request
 from kbcore.status import condition_is_true
 from kbcore.workqueue import WorkQueue
+from kbsim.apierrors import unreachable
 from kbsim.reflector import Reflector
 
 if TYPE_CHECKING:
@@ -389,7 +390,7 @@ class SimKonnector:
             try:
                 if request.cluster == PROVIDER:
                     if provider is None:
-                        raise ApiError(503, "ServiceUnavailable", "provider not reachable")
+                        raise unreachable()
                     server, user = self.world.clusters[provider[0]], provider[1]
                 else:
                     server, user = self.consumer, self.user

@@ -26,6 +26,7 @@ from kbcore.kubeconfig import Credentials
 from kbcore.objects import ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
 from kbcore.requests import Request
+from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
 from kbsim.reflector import Reflector
@@ -225,9 +226,7 @@ class World:
     def read(self, target: tuple[str, User] | None, read: Read) -> Any:
         """Answer one kernel read for the konnector: the result, or Failed(error)."""
         if target is None:
-            return Failed(
-                ApiError(503, "ServiceUnavailable", "no API server answers at the provider address")
-            )
+            return Failed(unreachable())
         cluster, user = target
         server = self.clusters[cluster]
         stale = self._active("stale-reads", cluster)

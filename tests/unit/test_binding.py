@@ -637,7 +637,7 @@ def test_unbind_without_provider_access_only_releases_finalizers() -> None:
     "failing",
     ["consumer-crd", "instances", "provider-copy", "bindings"],
 )
-def test_failed_read_during_unbind_raises_and_is_never_taken_as_absence(failing: str) -> None:
+def test_failed_read_during_unbind_holds_the_drain_and_says_why(failing: str) -> None:
     w = instance("w")
     read: Read = {
         "consumer-crd": consumer_crd_get(),
@@ -645,5 +645,11 @@ def test_failed_read_during_unbind_raises_and_is_never_taken_as_absence(failing:
         "provider-copy": copy_get(w),
         "bindings": CB_LIST,
     }[failing]
-    with pytest.raises(ApiError):
-        unbind(items=[w], answers={read: Failed(UNAVAILABLE)})
+    plan, _ = unbind(items=[w], answers={read: Failed(UNAVAILABLE)})
+    # Never taken as absence: nothing is released, the status says why, and it retries.
+    assert not [a for a in plan.actions if isinstance(a, RemoveFinalizer | Delete)]
+    assert plan.requeue_after is not None
+    (update,) = [a for a in plan.actions if isinstance(a, UpdateStatus)]
+    ready = next(c for c in update.body["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "DrainingObjects")
+    assert UNAVAILABLE.message in ready["message"]

@@ -41,7 +41,7 @@ from kbcore.connection import (
     lease_name,
     plan_connection,
 )
-from kbcore.errors import ApiError
+from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 from kbcore.identity import identity_reads
 from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import ObjectKey, ObjectRef
@@ -793,6 +793,18 @@ def test_deleting_never_deletes_a_lease_that_is_not_ours() -> None:
 def test_deleting_is_not_blocked_by_a_provider_that_refuses_the_lease_read() -> None:
     plan, _ = drive(connection(deleting=True, status=PINNED), {LEASE_GET: Failed(FORBIDDEN)})
     assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+
+
+def test_deleting_is_not_blocked_by_an_unreachable_provider() -> None:
+    gone = ApiError(UNREACHABLE_CODE, UNREACHABLE, "no such host")
+    plan, _ = drive(connection(deleting=True, status=PINNED), {LEASE_GET: Failed(gone)})
+    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+
+
+def test_deleting_retries_when_a_live_provider_fails_rather_than_leave_the_lease() -> None:
+    failing = ApiError(503, "ServiceUnavailable", "try again")
+    with pytest.raises(ApiError):
+        drive(connection(deleting=True, status=PINNED), {LEASE_GET: Failed(failing)})
 
 
 def test_deleting_with_a_failed_binding_list_never_releases() -> None:
