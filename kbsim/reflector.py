@@ -1,9 +1,9 @@
 """A reflector: list, then watch from the list's resourceVersion, keeping a cache.
 
-This is the simulated counterpart of client-go's Reflector + Store. It relists on a 410 (and
-reports the keys that vanished as deletes), re-watches from its last resourceVersion when a
-stream ends, and filters by label selector the way a server-side selector watch does (an object
-that stops matching is seen as deleted).
+This is the simulated counterpart of client-go's Reflector + Store. What a list or an event
+means for the cache (vanished keys reported as deletes, stale events ignored, the resume point,
+relist on 410, selector filtering) is decided by `kbcore.reflector`; this class holds the
+cache and the stream and re-watches from its last resourceVersion when a stream ends.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kbcore import objects as o
+from kbcore import reflector as bookkeeping
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.selectors import parse as parse_selector
@@ -51,23 +52,20 @@ class Reflector:
             self.watch.stop()
             self.watch = None
         items, rv = self.server.list(self.gvr, label_selector=self.label_selector, user=self.user)
-        fresh = {o.key_of(i): i for i in items}
-        for key, old in list(self.cache.items()):
-            if key not in fresh:
-                del self.cache[key]
-                self.on_event("DELETED", old, None)
-        for key, new in fresh.items():
-            old = self.cache.get(key)
-            self.cache[key] = new
-            if old is None:
-                self.on_event("ADDED", None, new)
-            elif o.resource_version(old) != o.resource_version(new):
-                self.on_event("MODIFIED", old, new)
+        for delta in bookkeeping.relist(self.cache, items):
+            self._apply(delta)
         self.rv = rv
         self.synced = True
         self.watch = self.server.watch(
             self.gvr, resource_version=rv, user=self.user, label_selector=self.label_selector
         )
+
+    def _apply(self, delta: bookkeeping.Delta) -> None:
+        if delta.new is None:
+            self.cache.pop(delta.key, None)
+        else:
+            self.cache[delta.key] = delta.new
+        self.on_event(delta.change.value, delta.old, delta.new)
 
     def rewatch(self) -> None:
         """Resume the watch from the last resourceVersion seen (after a stream ended)."""
@@ -87,33 +85,13 @@ class Reflector:
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Apply one watch event to the cache and tell the handler what changed."""
-        kind = event.get("type")
-        obj = event.get("object") or {}
-        if kind == "ERROR":
-            status = obj if isinstance(obj, dict) else {}
-            if status.get("code") == 410:
-                self.relist()
-                return
-            raise ApiError(int(status.get("code", 500)), str(status.get("reason", "")), "watch")
-        rv = o.resource_version(obj)
-        if kind == "BOOKMARK":
-            self.rv = rv or self.rv
+        outcome = bookkeeping.on_event(self.cache, self.rv, event, self._selected)
+        if outcome.relist:
+            self.relist()
             return
-        key = o.key_of(obj)
-        old = self.cache.get(key)
-        stale = old is not None and rv and _rv_int(rv) <= _rv_int(o.resource_version(old))
-        if kind != "DELETED" and stale:
-            self.rv = max(self.rv, rv, key=_rv_int)
-            return  # duplicate or replayed: already seen
-        if kind == "DELETED" or not self._selected(obj):
-            if old is not None:
-                del self.cache[key]
-                self.on_event("DELETED", old, None)
-        else:
-            self.cache[key] = obj
-            self.on_event("ADDED" if old is None else "MODIFIED", old, obj)
-        if rv:
-            self.rv = max(self.rv, rv, key=_rv_int) if self.rv else rv
+        if outcome.delta is not None:
+            self._apply(outcome.delta)
+        self.rv = outcome.resource_version
 
     def stop(self) -> None:
         self.stopped = True
@@ -121,9 +99,3 @@ class Reflector:
             self.watch.stop()
             self.watch = None
 
-
-def _rv_int(rv: str) -> int:
-    try:
-        return int(rv)
-    except ValueError:
-        return 0
