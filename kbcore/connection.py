@@ -67,7 +67,7 @@ from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
 from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
-from kbcore.requests import rfc3339
+from kbcore.requests import parse_rfc3339, rfc3339
 from kbcore.status import Conditions, status_update
 
 CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
@@ -609,18 +609,5 @@ def _identity_reads() -> tuple[Get, ...]:
 
 def _age(stamp: str, now: float) -> float:
     """Seconds from an RFC 3339 timestamp to `now`; large when unparsable (so it is renewed)."""
-    try:
-        date, _, clock = stamp.partition("T")
-        y, m, d = (int(x) for x in date.split("-"))
-        hh, mm, ss = clock.rstrip("Z").split(":")
-        seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
-    except ValueError:
-        return float("inf")
-    # Days from civil (H. Hinnant), matching requests.rfc3339.
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
-    return now - (days * 86400 + seconds)
+    at = parse_rfc3339(stamp)
+    return float("inf") if at is None else now - at

@@ -76,6 +76,28 @@ def _rfc3339(epoch_seconds: float) -> str:
 rfc3339 = _rfc3339
 
 
+def parse_rfc3339(stamp: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 UTC timestamp (`Z`, optional fraction, as Time
+    and MicroTime are written); None when it is not one."""
+    try:
+        date, sep, clock = stamp.partition("T")
+        if not sep or not clock.endswith("Z"):
+            return None
+        y, m, d = (int(x) for x in date.split("-"))
+        hh, mm, ss = clock[:-1].split(":")
+        seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
+    except ValueError:
+        return None
+    # Days from civil (H. Hinnant), the inverse of the conversion in _rfc3339.
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + seconds
+
+
 def to_request(action: Action, now: float) -> Request | None:
     """The API request that carries out `action`; None for actions that are not requests."""
     match action:
