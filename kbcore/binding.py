@@ -64,7 +64,7 @@ from kbcore.api import keys
 from kbcore.api.convert import InvalidObject, structure
 from kbcore.api.types import RelatedResource
 from kbcore.connection import BINDINGS, CLUSTERBINDINGS, schema_policy
-from kbcore.coverage import lists_api, resolve_coverage
+from kbcore.coverage import api_names, connection_name, lists_api, resolve_coverage
 from kbcore.crds import served_resource
 from kbcore.errors import ApiError
 from kbcore.instance import Ownership, classify
@@ -101,18 +101,6 @@ def gvr_of(binding: Mapping[str, Any]) -> GVR:
 
 def binding_ref(binding: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(CONSUMER, gvr_of(binding), o.key_of(binding))
-
-
-def api_names(binding: Mapping[str, Any]) -> list[str]:
-    """Listed API names in order, duplicates dropped."""
-    spec = binding.get("spec")
-    apis = spec.get("apis") if isinstance(spec, Mapping) else None
-    out: list[str] = []
-    for a in apis if isinstance(apis, list) else []:
-        n = a.get("name") if isinstance(a, Mapping) else None
-        if isinstance(n, str) and n and n not in out:
-            out.append(n)
-    return out
 
 
 def related_rules(binding: Mapping[str, Any]) -> tuple[tuple[RelatedResource, ...], str]:
@@ -195,7 +183,7 @@ class _Planner:
             return Plan((add,), why="adding the cleanup finalizer")
         conn = self.view.connection
         if conn is None:
-            msg = f'Connection "{self._connection_name()}" not found yet'
+            msg = f'Connection "{connection_name(self.b)}" not found yet'
             self.conds.set(c.CONNECTED, False, c.PENDING, msg)
             self.conds.set(c.READY, False, c.PENDING, msg)
             return self._finish("no connection")
@@ -211,12 +199,6 @@ class _Planner:
             return self._finish("connection not ready")
         self.conds.set(c.CONNECTED, True, c.AS_EXPECTED, f'Connection "{o.name(conn)}" is ready')
         return self._bind()
-
-    def _connection_name(self) -> str:
-        spec = self.b.get("spec")
-        ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
-        n = ref.get("name") if isinstance(ref, Mapping) else None
-        return n if isinstance(n, str) else ""
 
     # -- rule 4 ------------------------------------------------------------------------------
     def _bind(self) -> Plan:

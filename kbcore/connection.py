@@ -61,6 +61,7 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
+from kbcore.coverage import api_names, connection_name
 from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown, identity_reads, resolve_identity
 from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
@@ -121,14 +122,7 @@ def bindings_of(name: str, observed: Observed) -> list[o.Obj]:
     reads = (List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS))
     need_all(observed, reads)  # both in one round
     # A failed list raises: taking it for "no bindings" would release finalizers too early.
-    return [b for r in reads for b in list_items(observed, r) if _connection_name(b) == name]
-
-
-def _connection_name(binding: Mapping[str, Any]) -> str:
-    spec = binding.get("spec")
-    ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
-    v = ref.get("name") if isinstance(ref, Mapping) else None
-    return v if isinstance(v, str) else ""
+    return [b for r in reads for b in list_items(observed, r) if connection_name(b) == name]
 
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -351,9 +345,7 @@ class _Planner:
             for b in bindings_of(self.name, self.view.observed):
                 if o.is_deleting(b):
                     continue
-                for api in o.list_at(_spec(b), "apis"):
-                    if isinstance(api, Mapping) and isinstance(api.get("name"), str):
-                        listed.add(api["name"])
+                listed.update(api_names(b))
             return [n for n in names if n in listed]
         return []  # CRD source, Bound or None: each binding pulls (or stamps) what it lists
 

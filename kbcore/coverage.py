@@ -23,6 +23,26 @@ def lists_api(binding: Mapping[str, Any], group_resource: str) -> bool:
     return any(isinstance(a, Mapping) and a.get("name") == group_resource for a in apis)
 
 
+def api_names(binding: Mapping[str, Any]) -> list[str]:
+    """The API names a binding lists, in order, duplicates dropped."""
+    spec = binding.get("spec")
+    apis = spec.get("apis") if isinstance(spec, Mapping) else None
+    out: list[str] = []
+    for a in apis if isinstance(apis, list) else []:
+        n = a.get("name") if isinstance(a, Mapping) else None
+        if isinstance(n, str) and n and n not in out:
+            out.append(n)
+    return out
+
+
+def connection_name(binding: Mapping[str, Any]) -> str:
+    """The Connection a binding names (`spec.connectionRef.name`), or ""."""
+    spec = binding.get("spec")
+    ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
 def conflict_policy(binding: Mapping[str, Any]) -> str:
     spec = binding.get("spec")
     policy = spec.get("conflictPolicy") if isinstance(spec, Mapping) else None

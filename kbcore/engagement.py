@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
+from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.crds import served_resource
@@ -83,12 +84,12 @@ def sync_targets(
 
 
 def verified_fingerprint(
-    credentials: Credentials | SecretProblem, plan_status: Mapping[str, Any] | None
+    connection: Mapping[str, Any], credentials: Credentials | SecretProblem, plan: Plan
 ) -> str | None:
-    """The credentials a completed Connection plan vouches for: their fingerprint when the
-    status the plan leaves (`plan_status`, the Connection's status after the plan) is Ready."""
-    if not isinstance(credentials, Credentials) or plan_status is None:
-        return None
-    if not condition_is_true({"status": plan_status}, c.READY):
+    """The credentials a Connection plan, once carried out, vouches for: their fingerprint
+    when the status it leaves (its UpdateStatus, else the current one) is Ready."""
+    written = [a.body for a in plan.actions if isinstance(a, UpdateStatus)]
+    after = written[-1] if written else connection
+    if not isinstance(credentials, Credentials) or not condition_is_true(after, c.READY):
         return None
     return credentials.fingerprint

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kbcore import objects as o
-from kbcore.coverage import lists_api
+from kbcore.coverage import api_names, connection_name, lists_api
 from kbcore.kubeconfig import secret_ref
 
 ENGAGE: tuple[str] = ("engage",)
@@ -31,13 +31,6 @@ def connection_key(name: str) -> Key:
 
 def binding_key(binding: Mapping[str, Any]) -> Key:
     return ("binding", str(binding.get("kind") or ""), o.namespace(binding), o.name(binding))
-
-
-def _connection_of(binding: Mapping[str, Any]) -> str:
-    spec = binding.get("spec")
-    ref = spec.get("connectionRef") if isinstance(spec, Mapping) else None
-    name = ref.get("name") if isinstance(ref, Mapping) else None
-    return name if isinstance(name, str) else ""
 
 
 def keys_for_event(
@@ -53,7 +46,7 @@ def keys_for_event(
     if kind == "Connection":
         name = o.name(obj)
         out.append(connection_key(name))
-        out.extend(binding_key(b) for b in bindings if _connection_of(b) == name)
+        out.extend(binding_key(b) for b in bindings if connection_name(b) == name)
         out.append(ENGAGE)
     elif kind == "Secret":
         key = (o.namespace(obj), o.name(obj))
@@ -67,22 +60,13 @@ def keys_for_event(
             out.extend(
                 binding_key(b)
                 for b in bindings
-                if b.get("kind") == "Binding" and any(lists_api(obj, n) for n in _apis(b))
+                if b.get("kind") == "Binding" and any(lists_api(obj, n) for n in api_names(b))
             )
-        if _connection_of(obj):
-            out.append(connection_key(_connection_of(obj)))
+        if connection_name(obj):
+            out.append(connection_key(connection_name(obj)))
         out.append(ENGAGE)
     elif kind == "CustomResourceDefinition":
         out.append(ENGAGE)
         out.extend(binding_key(b) for b in bindings if lists_api(b, o.name(obj)))
     return out
 
-
-def _apis(binding: Mapping[str, Any]) -> list[str]:
-    spec = binding.get("spec")
-    apis = spec.get("apis") if isinstance(spec, Mapping) else None
-    return [
-        a["name"]
-        for a in (apis if isinstance(apis, list) else [])
-        if isinstance(a, Mapping) and isinstance(a.get("name"), str)
-    ]

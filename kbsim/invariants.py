@@ -72,7 +72,11 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
     if gvr == SECRETS and rec.verb != "delete" and after is None and before is not None:
         return o.is_deleting(before)  # the last finalizer released: the server removed it
     if gvr == CRDS and _only_metadata_changed(rec, ("labels", "annotations")):
-        return True  # pullPolicy None: markers stamped on a CRD the user manages
+        # pullPolicy None: markers stamped on a CRD the user manages; nothing of theirs removed.
+        return all(
+            set(of(before).items()) <= set(of(after).items())
+            for of in (o.labels_of, o.annotations_of)
+        )
     if gvr == NAMESPACES:
         return rec.verb == "create" and after is not None and _marked(after)
     if gvr in (SECRETS, CONFIGMAPS):

@@ -19,8 +19,9 @@ import attrs
 import yaml
 
 from kbcore import objects as o
-from kbcore.actions import CONSUMER, PROVIDER, Plan, ReadFresh, UpdateStatus
+from kbcore.actions import CONSUMER, PROVIDER, Plan, ReadFresh
 from kbcore.api import conditions as c
+from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS, BindingView, plan_binding
 from kbcore.connection import (
     BINDINGS,
@@ -30,7 +31,7 @@ from kbcore.connection import (
     ConnectionView,
     plan_connection,
 )
-from kbcore.coverage import resolve_coverage
+from kbcore.coverage import connection_name, resolve_coverage
 from kbcore.engagement import (
     Engagement,
     SyncTarget,
@@ -96,7 +97,7 @@ class Syncer:
             world.clusters[provider],
             gvr,
             user=user,
-            label_selector="core.kube-bind.io/managed=true",
+            label_selector=f"{keys.LABEL_MANAGED}=true",
             on_event=lambda _t, old, new: konnector.enqueue_provider(self, old, new),
         )
         world.attach(konnector.cluster, self.consumer)
@@ -242,9 +243,12 @@ class SimKonnector:
         r = self.control.get(gvr)
         return r.cache.get(key) if r else None
 
-    def _credentials(self, conn: o.Obj) -> Credentials | SecretProblem:
+    def _secret(self, conn: o.Obj) -> o.Obj | None:
         namespace, name, _ = secret_ref(conn)
-        secret = self._cached_get(SECRETS, ObjectKey(namespace, name))
+        return self._cached_get(SECRETS, ObjectKey(namespace, name))
+
+    def _credentials(self, conn: o.Obj, secret: o.Obj | None = None) -> Credentials | SecretProblem:
+        secret = secret if secret is not None else self._secret(conn)
         return credentials_for(conn, secret, self.namespace, yaml.safe_load)
 
     def _provider(self, creds: Credentials | SecretProblem | None) -> tuple[str, Any] | None:
@@ -271,12 +275,12 @@ class SimKonnector:
         conn = self._cached_get(CONNECTIONS, ObjectKey("", item[1]))
         if conn is None:
             return
-        namespace, name, _ = secret_ref(conn)
-        creds = self._credentials(conn)
+        secret = self._secret(conn)
+        creds = self._credentials(conn, secret)
         view = ConnectionView(
             connection=conn,
             konnector_namespace=self.namespace,
-            secret=self._cached_get(SECRETS, ObjectKey(namespace, name)),
+            secret=secret,
             credentials=creds,
             observed={},
             now=self.world.now,
@@ -285,11 +289,7 @@ class SimKonnector:
         plan = self._plan_with_reads(plan_connection, view, provider)
         if not self._execute(item, plan, provider):
             return
-        status = next(
-            (a.body.get("status") for a in plan.actions if isinstance(a, UpdateStatus)),
-            conn.get("status"),
-        )
-        verified = verified_fingerprint(creds, status)
+        verified = verified_fingerprint(conn, creds, plan)
         if verified != self.verified.get(item[1]):
             self.verified[item[1]] = verified
             self.queue.add(ENGAGE)
@@ -300,8 +300,7 @@ class SimKonnector:
         binding = self._cached_get(gvr, ObjectKey(namespace, name))
         if binding is None:
             return
-        spec = binding.get("spec") or {}
-        conn_name = (spec.get("connectionRef") or {}).get("name", "")
+        conn_name = connection_name(binding)
         conn = self._cached_get(CONNECTIONS, ObjectKey("", conn_name)) if conn_name else None
         creds = self._credentials(conn) if conn is not None else None
         view = BindingView(

@@ -257,21 +257,10 @@ class World:
 
     def read_fresh(self, cluster: str, ref: ObjectRef, user: User) -> o.Obj | None:
         """An uncached GET, subject to stale-read faults; None when not found."""
-        server = self.clusters[cluster]
-        stale = self._active("stale-reads", cluster)
-
-        def get() -> o.Obj | None:
-            try:
-                if stale is not None:
-                    return server.get_at(ref.gvr, ref.key, stale.rv)
-                return server.get(ref.gvr, ref.key, user=user)
-            except ApiError as err:
-                if err.is_not_found:
-                    return None
-                raise
-
-        self.requests += 1
-        return self.as_konnector(get)
+        result = self.read((cluster, user), Get(ref.cluster, ref.gvr, ref.key))
+        if isinstance(result, Failed):
+            raise result.error
+        return result if isinstance(result, dict) else None
 
     def perform(self, request: Request, server: APIServer, user: User, action: Action) -> None:
         """Carry out one request for the konnector, counting it and honouring crash faults."""

@@ -12,6 +12,7 @@ import pytest
 
 from kbcore import crdgen, schema
 from kbcore import objects as o
+from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import keys
 from kbcore.engagement import (
     Engagement,
@@ -23,7 +24,7 @@ from kbcore.engagement import (
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE, binding_key, connection_key, keys_for_event
 from kbcore.kubeconfig import Credentials, SecretProblem
-from kbcore.objects import GVR, ObjectKey
+from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbsim import scenario
 from kbsim.apiserver import User
 from kbsim.konnector import SimKonnector
@@ -78,10 +79,18 @@ def test_credentials_not_yet_verified_are_never_engaged() -> None:
 
 
 def test_a_ready_plan_vouches_for_its_credentials() -> None:
-    ready = connection()["status"]
-    assert verified_fingerprint(CREDS, ready) == CREDS.fingerprint
-    assert verified_fingerprint(CREDS, connection(ready=False)["status"]) is None
-    assert verified_fingerprint(SecretProblem("bad"), ready) is None
+    ready, unready = connection(), connection(ready=False)
+    ref = ObjectRef("consumer", GVR("core.kube-bind.io", "v1alpha1", "connections"),
+                    ObjectKey("", "p"))
+    # No status write: the current status decides.
+    assert verified_fingerprint(ready, CREDS, Plan()) == CREDS.fingerprint
+    assert verified_fingerprint(unready, CREDS, Plan()) is None
+    # A status write: the status the plan leaves decides.
+    assert verified_fingerprint(unready, CREDS, Plan((UpdateStatus(ref, ready),))) == (
+        CREDS.fingerprint
+    )
+    assert verified_fingerprint(ready, CREDS, Plan((UpdateStatus(ref, unready),))) is None
+    assert verified_fingerprint(ready, SecretProblem("bad"), Plan()) is None
 
 
 @pytest.mark.parametrize(
