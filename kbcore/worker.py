@@ -1,0 +1,423 @@
+"""What a konnector worker does with one work-queue key, for both shells.
+
+A key names a Connection, a binding, one instance of a bound API, or the engagement pass
+(`kbcore.events`). Handling it means: build the kernel's view from the shell's caches, call
+the planner, answer the reads it asks for, carry out its actions in order, and decide from the
+first failure what the queue does with the key next. kbsim and kbshell did this in two copies;
+it is written once here, sans-I/O (as h11 is): `work` is a generator that *yields* the I/O it
+needs and *receives* the answers, and returns an `Outcome`.
+
+ - `Ask(read, credentials)`: answer a kernel read (`kbcore.reads`) on the consumer, or on the
+   provider the credentials reach. The answer is the read's result, or `Failed(error)`.
+ - `Send(request, action, credentials)`: carry out one request. The answer is None when it
+   succeeded, or the `ApiError` it failed with.
+
+The shell supplies the caches through `KonnectorState` and runs the generator with `drive`.
+`settle` then applies the outcome to the work queue. Time comes in as `now`.
+
+Rules (the same as client-go controllers and upstream's konnector):
+ 1. Control-plane keys wait until the control caches have synced (retried after 1 s).
+ 2. A planner is re-called with every read it asked for, until it asks for none (bounded).
+ 3. Actions run in order; the first failure that `judge` does not call harmless ends the plan,
+    and its verdict decides the requeue (now, after a delay, or with backoff).
+ 4. A fully carried-out plan forgets the key's backoff and honours its RequeueAfter.
+ 5. A Connection whose reconcile changed the credentials it vouches for wakes the engagement
+    pass, so syncers never use credentials the Connection reconcile has not verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import CONSUMER, Action, Plan, ReadFresh
+from kbcore.api import conditions as c
+from kbcore.binding import BindingView, plan_binding
+from kbcore.connection import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    SECRETS,
+    ConnectionView,
+    plan_connection,
+)
+from kbcore.coverage import connection_name, resolve_coverage
+from kbcore.engagement import Engagement, SyncTarget, engagement, verified_fingerprint
+from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
+from kbcore.events import ENGAGE, Key, keys_for_event
+from kbcore.instance import NAMESPACES, InstanceView, ProviderView, consumer_key_for_provider
+from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, secret_ref
+from kbcore.mapper import Mapper
+from kbcore.objects import GVR, ObjectKey
+from kbcore.reads import Failed, Get, Read
+from kbcore.requests import Next, Request, Verdict, judge, to_request
+from kbcore.status import condition_is_true
+from kbcore.workqueue import WorkQueue
+
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+CONTROL_KINDS: dict[GVR, str] = {
+    CONNECTIONS: "Connection",
+    CLUSTERBINDINGS: "ClusterBinding",
+    BINDINGS: "Binding",
+    CRDS: "CustomResourceDefinition",
+    SECRETS: "Secret",
+}
+"""The consumer resources the control plane watches, with the kind `keys_for_event` expects."""
+
+BACKSTOP_SECONDS = 600.0
+"""Every cached instance is looked at again this often even without events (upstream: 10 min)."""
+MAX_READ_ROUNDS = 32
+"""A planner asks in rounds (an unbind with namespace cleanup takes about a dozen)."""
+CACHE_WAIT_SECONDS = 1.0
+
+
+@attrs.frozen
+class Ask:
+    """Answer `read`; `credentials` reach the provider (unused for consumer reads)."""
+
+    read: Read
+    credentials: Credentials | None = None
+
+
+@attrs.frozen(hash=False)
+class Send:
+    """Carry out `request` (made from `action`) on the consumer or the provider."""
+
+    request: Request
+    action: Action
+    credentials: Credentials | None = None
+
+
+Effect = Ask | Send
+Planner = Callable[[InstanceView], Plan]
+
+
+@attrs.frozen(hash=False)
+class Failure:
+    """An action that failed, what the server said, and what that means."""
+
+    action: Action
+    error: ApiError
+    verdict: Verdict
+
+
+@attrs.frozen(hash=False)
+class Outcome:
+    """How handling a key ended.
+
+    `plan` is what the kernel planned (None when nothing was planned); `failures` every failed
+    action, harmless ones included, for logs and metrics; `verdict` the failure that ended the
+    plan, if any; `requeue_after` a delay asked for by a complete plan; `verified` is
+    (connection, fingerprint) when a Connection reconcile changed the credentials it vouches
+    for; `engage` asks the shell to run the engagement pass now (see `engagements`)."""
+
+    plan: Plan | None = None
+    failures: tuple[Failure, ...] = ()
+    verdict: Verdict | None = None
+    requeue_after: float | None = None
+    verified: tuple[str, str | None] | None = None
+    engage: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.verdict is None
+
+
+class Syncer(Protocol):
+    """A running bound API: its target and its two caches (consumer, provider copies)."""
+
+    @property
+    def target(self) -> SyncTarget: ...
+
+    @property
+    def synced(self) -> bool: ...
+
+    def consumer_get(self, key: ObjectKey) -> o.Obj | None: ...
+
+    def provider_get(self, key: ObjectKey) -> o.Obj | None: ...
+
+
+class KonnectorState(Protocol):
+    """What a worker reads from its shell: caches and the konnector's settings."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def mapper(self) -> Mapper: ...
+
+    @property
+    def planner(self) -> Planner: ...
+
+    def cached(self, gvr: GVR) -> list[o.Obj]: ...
+
+    def cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None: ...
+
+    def control_synced(self) -> bool: ...
+
+    def syncer(self, gvr: GVR) -> Syncer | None: ...
+
+    def verified(self, connection: str) -> str | None: ...
+
+    def parse_yaml(self, text: str) -> Any: ...
+
+
+Work = Generator[Effect, Any, Outcome]
+
+
+def unreachable(why: str = "no usable provider credentials") -> ApiError:
+    return ApiError(UNREACHABLE_CODE, UNREACHABLE, why)
+
+
+def work(item: Key, state: KonnectorState, now: float) -> Work:
+    """Handle one key (rules 1-5). For ENGAGE the shell itself starts and stops syncers, once
+    the caches have synced (`Outcome.engage`, `engagements`)."""
+    if item[0] == "instance":
+        return (yield from _instance(item, state, now))
+    if not state.control_synced():
+        # As controllers wait for their caches to sync before the first reconcile.
+        return Outcome(requeue_after=CACHE_WAIT_SECONDS)
+    if item == ENGAGE:
+        return Outcome(engage=True)
+    try:
+        if item[0] == "connection":
+            return (yield from _connection(item, state, now))
+        if item[0] == "binding":
+            return (yield from _binding(item, state, now))
+    except ApiError as err:
+        # A planner may give up on a read it cannot do without (`reads.get_obj`).
+        return Outcome(verdict=judge_read(err))
+    raise ValueError(f"not a worker key: {item!r}")
+
+
+def credentials(state: KonnectorState, conn: o.Obj, secret: o.Obj | None = None) -> Any:
+    """The Connection's provider credentials from its cached Secret (or a SecretProblem)."""
+    if secret is None:
+        namespace, name, _ = secret_ref(conn)
+        secret = state.cached_get(SECRETS, ObjectKey(namespace, name))
+    return credentials_for(conn, secret, state.namespace, state.parse_yaml)
+
+
+def _usable(creds: Credentials | SecretProblem | None) -> Credentials | None:
+    return creds if isinstance(creds, Credentials) else None
+
+
+def _plan_with_reads(
+    plan_fn: Callable[[Any], Plan], view: Any, provider: Credentials | None
+) -> Generator[Effect, Any, Plan]:
+    """Rule 2."""
+    observed: dict[Read, Any] = {}
+    for _ in range(MAX_READ_ROUNDS):
+        plan = plan_fn(attrs.evolve(view, observed=dict(observed)))
+        if not plan.needs:
+            return plan
+        for read in plan.needs:
+            assert not isinstance(read, ReadFresh), read
+            if read.cluster != CONSUMER and provider is None:
+                observed[read] = Failed(unreachable())
+            else:
+                observed[read] = yield Ask(read, provider)
+    raise RuntimeError(f"planner kept asking for reads: {plan.needs}")
+
+
+def _connection(item: Key, state: KonnectorState, now: float) -> Work:
+    name = item[1]
+    conn = state.cached_get(CONNECTIONS, ObjectKey("", name))
+    if conn is None:
+        return Outcome()
+    namespace, secret_name, _ = secret_ref(conn)
+    secret = state.cached_get(SECRETS, ObjectKey(namespace, secret_name))
+    creds = credentials(state, conn, secret)
+    view = ConnectionView(
+        connection=conn,
+        konnector_namespace=state.namespace,
+        secret=secret,
+        credentials=creds,
+        observed={},
+        now=now,
+    )
+    plan = yield from _plan_with_reads(plan_connection, view, _usable(creds))
+    outcome = yield from execute(plan, _usable(creds), now)
+    if not outcome.complete:
+        return outcome
+    fingerprint = verified_fingerprint(conn, creds, plan)
+    if fingerprint != state.verified(name):
+        return attrs.evolve(outcome, verified=(name, fingerprint))
+    return outcome
+
+
+def _binding(item: Key, state: KonnectorState, now: float) -> Work:
+    _, kind, namespace, name = item
+    gvr = CLUSTERBINDINGS if kind == "ClusterBinding" else BINDINGS
+    binding = state.cached_get(gvr, ObjectKey(namespace, name))
+    if binding is None:
+        return Outcome()
+    conn_name = connection_name(binding)
+    conn = state.cached_get(CONNECTIONS, ObjectKey("", conn_name)) if conn_name else None
+    creds = credentials(state, conn) if conn is not None else None
+    view = BindingView(
+        binding={**binding, "kind": kind},
+        connection=conn,
+        credentials=creds,
+        observed={},
+        now=now,
+        mapper=state.mapper,
+    )
+    plan = yield from _plan_with_reads(plan_binding, view, _usable(creds))
+    return (yield from execute(plan, _usable(creds), now))
+
+
+def _instance(item: Key, state: KonnectorState, now: float) -> Work:
+    _, gvr, key = item
+    syncer = state.syncer(gvr)
+    if syncer is None or not syncer.synced:
+        return Outcome()
+    t = syncer.target
+    coverage = resolve_coverage(
+        gvr.group_resource,
+        key.namespace,
+        state.cached(CLUSTERBINDINGS),
+        state.cached(BINDINGS),
+        lambda b: condition_is_true(b, c.READY),
+    )
+    view = InstanceView(
+        gvr=gvr,
+        namespaced=t.namespaced,
+        consumer=syncer.consumer_get(key),
+        coverage=coverage,
+        provider=ProviderView(syncer.provider_get(state.mapper.to_provider(gvr, key))),
+        local_cluster_uid=t.engagement.local_cluster_uid,
+        mapper=state.mapper,
+    )
+    provider = t.engagement.credentials
+    for _ in range(3):  # the kernel asks for at most two fresh reads
+        plan = state.planner(view)
+        if not plan.needs:
+            break
+        for need in plan.needs:
+            ref = need.target  # type: ignore[union-attr]
+            result = yield Ask(Get(ref.cluster, ref.gvr, ref.key), provider)
+            if isinstance(result, Failed):
+                verdict = judge_read(result.error)
+                return Outcome(plan, (), verdict)
+            obj = result if isinstance(result, dict) else None
+            if ref.gvr == NAMESPACES:
+                pv = attrs.evolve(view.provider, namespace_exists=obj is not None)
+            else:
+                pv = ProviderView(obj, fresh=True, namespace_exists=view.provider.namespace_exists)
+            view = attrs.evolve(view, provider=pv)
+    else:
+        raise RuntimeError(f"kernel kept asking for reads: {plan.needs}")
+    return (yield from execute(plan, provider, now))
+
+
+def judge_read(error: ApiError) -> Verdict:
+    """A failed fresh read: throttling is waited out, anything else backs off."""
+    if error.code == 429 or (error.code == 503 and error.retry_after):
+        return Verdict(Next.WAIT, max(error.retry_after or 1.0, 1.0), why="throttled")
+    return Verdict(Next.BACKOFF, why=f"read failed: {error.code} {error.reason}")
+
+
+def execute(plan: Plan, provider: Credentials | None, now: float) -> Work:
+    """Rules 3 and 4: carry out `plan`'s actions in order."""
+    failures: list[Failure] = []
+    for action in plan.actions:
+        request = to_request(action, now)
+        if request is None:
+            continue
+        if request.cluster != CONSUMER and provider is None:
+            error: ApiError | None = unreachable()
+        else:
+            error = yield Send(request, action, provider if request.cluster != CONSUMER else None)
+        if error is None:
+            continue
+        verdict = judge(action, error)
+        failures.append(Failure(action, error, verdict))
+        if verdict.next is not Next.CONTINUE:
+            return Outcome(plan, tuple(failures), verdict)
+    return Outcome(plan, tuple(failures), requeue_after=plan.requeue_after)
+
+
+T = TypeVar("T")
+
+
+def drive(
+    gen: Generator[Effect, Any, T],
+    answer: Callable[[Ask], Any],
+    send: Callable[[Send], ApiError | None],
+) -> T:
+    """Run a worker generator with the shell's I/O: the one place kbcore hands control to a
+    shell's functions, and only those passed in."""
+    try:
+        effect = next(gen)
+        while True:
+            effect = gen.send(answer(effect) if isinstance(effect, Ask) else send(effect))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def settle(
+    queue: WorkQueue[Key],
+    item: Key,
+    outcome: Outcome,
+    now: float,
+    verified: dict[str, str | None],
+) -> None:
+    """Apply an outcome to the queue (rules 3-5); the caller then marks the key done."""
+    if outcome.verified is not None:
+        name, fingerprint = outcome.verified
+        verified[name] = fingerprint
+        queue.add(ENGAGE)
+    verdict = outcome.verdict
+    if verdict is None:
+        queue.forget(item)
+        if outcome.requeue_after is not None:
+            queue.add_after(item, outcome.requeue_after, now)
+    elif verdict.next is Next.REPLAN:
+        queue.add(item)
+    elif verdict.next is Next.WAIT:
+        queue.add_after(item, verdict.after, now)
+    else:
+        queue.add_rate_limited(item, now)
+
+
+def engagements(
+    state: KonnectorState, reachable: Callable[[Credentials], bool] = lambda _c: True
+) -> dict[str, Engagement]:
+    """The Connections instances are synced through now (stop-on-disengage)."""
+    out: dict[str, Engagement] = {}
+    for conn in state.cached(CONNECTIONS):
+        eng = engagement(conn, credentials(state, conn), state.verified(o.name(conn)))
+        if eng is not None and reachable(eng.credentials):
+            out[eng.connection] = eng
+    return out
+
+
+def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> Key | None:
+    """The key a consumer instance event wakes."""
+    obj = new if new is not None else old
+    return ("instance", gvr, o.key_of(obj)) if obj is not None else None
+
+
+def control_keys(
+    kind: str, old: o.Obj | None, new: o.Obj | None, state: KonnectorState
+) -> list[Key]:
+    """The keys a control-plane event wakes (`kbcore.events.keys_for_event` on the caches)."""
+    obj = new if new is not None else old
+    if obj is None:
+        return []
+    bindings = state.cached(CLUSTERBINDINGS) + state.cached(BINDINGS)
+    return keys_for_event(kind, obj, connections=state.cached(CONNECTIONS), bindings=bindings)
+
+
+def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> Key | None:
+    """The key a provider copy's event wakes: its consumer object, if the copy is ours."""
+    if obj is None:
+        return None
+    t = target
+    key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, mapper)
+    return ("instance", t.gvr, key) if key is not None else None
