@@ -273,8 +273,10 @@ def _binding(item: Key, state: KonnectorState, now: float) -> Work:
 def _instance(item: Key, state: KonnectorState, now: float) -> Work:
     _, gvr, key = item
     syncer = state.syncer(gvr)
-    if syncer is None or not syncer.synced:
+    if syncer is None:  # not engaged (any more): nothing of this API is synced
         return Outcome()
+    if not syncer.synced:  # its caches are filling: look again once they hold everything
+        return Outcome(requeue_after=CACHE_WAIT_SECONDS)
     t = syncer.target
     coverage = resolve_coverage(
         gvr.group_resource,

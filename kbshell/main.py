@@ -1,14 +1,34 @@
-"""The `konnector` command.
+"""The `konnector` command: wires the consumer client, the konnector, leader election, probes,
+metrics and logs together, and stops gracefully on SIGTERM.
 
-The real-cluster shell (reflectors, work queue workers, executor, leader election, probes,
-metrics) is built in its own issue; until then this command parses the documented flags and
-says plainly that it cannot run yet, rather than pretending to.
+Exit status: 0 after a graceful stop, 1 when leadership was lost or the process could not run
+(a bad kubeconfig, an address in use), 2 for bad flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import signal
+import socket
 import sys
+import threading
+import time
+import uuid
+from typing import IO, Any
+
+from kbcore.errors import ApiError
+from kbshell.client import KubeClient
+from kbshell.konnector import Konnector
+from kbshell.leader import LeaderElector
+from kbshell.ops import Metrics, OpsServer, Probes, configure_logging, ready_when_synced
+
+log = logging.getLogger("konnector")
+
+STUCK_WORKER_SECONDS = 300.0
+"""A worker busy with one key this long is wedged: /healthz fails and the kubelet restarts us."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,23 +37,150 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bind APIs exported by provider clusters into this (consumer) cluster.",
     )
     p.add_argument("--kubeconfig", default=None, help="consumer kubeconfig (default: in-cluster)")
+    p.add_argument("--context", default=None, help="kubeconfig context (default: current)")
     p.add_argument("--namespace", default="kube-bind", help="the konnector's namespace")
-    p.add_argument("--metrics-bind-address", default=":8085")
-    p.add_argument("--health-probe-bind-address", default=":8081")
+    p.add_argument("--metrics-bind-address", default=":8085", help='"0" disables')
+    p.add_argument("--health-probe-bind-address", default=":8081", help='"0" disables')
     p.add_argument("--leader-elect", action="store_true")
     p.add_argument("--leader-election-id", default="konnector.kube-bind.io")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    p.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
+    p.add_argument(
+        "--record",
+        metavar="TRACE.jsonl",
+        default=None,
+        help="write what the konnector observed and planned, for `kbsim replay` "
+        "(the trace holds the kubeconfig Secrets it read: it is created mode 0600)",
+    )
     return p
 
 
+def _consumer_client(args: argparse.Namespace) -> KubeClient:
+    if args.kubeconfig:
+        return KubeClient.from_kubeconfig_file(args.kubeconfig, context=args.context)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeClient.in_cluster()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig:
+        return KubeClient.from_kubeconfig_file(kubeconfig.split(os.pathsep)[0])
+    raise ValueError("no consumer cluster: pass --kubeconfig, set KUBECONFIG, or run in a Pod")
+
+
+class Recorder:
+    """Appends one JSON line per record, from any thread."""
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file: IO[str] = os.fdopen(fd, "w")
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print(
-        "konnector: running against real clusters is not available in this build yet; "
-        "the kernel can be exercised with `kbsim run SCENARIO.yaml`.",
-        file=sys.stderr,
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print("konnector: --workers must be at least 1", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, args.log_level)
+    try:
+        consumer = _consumer_client(args)
+    except (ValueError, OSError, ApiError) as err:
+        log.error("cannot reach the consumer cluster: %s", err)
+        return 1
+    except Exception as err:  # the kubernetes loader raises its own types for bad files
+        log.error("cannot load the consumer kubeconfig: %s", err)
+        return 1
+
+    metrics = Metrics(controllers=("konnector",))
+    stop = threading.Event()
+    lost = threading.Event()
+    elector: LeaderElector | None = None
+    if args.leader_elect:
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        elector = LeaderElector(
+            consumer,
+            args.namespace,
+            args.leader_election_id,
+            identity,
+            on_lost=lambda: (lost.set(), stop.set()),
+            on_change=metrics.leader,
+        )
+    else:
+        metrics.leader(True)
+    recorder = Recorder(args.record) if args.record else None
+    konnector = Konnector(
+        consumer,
+        args.namespace,
+        workers=args.workers,
+        metrics=metrics,
+        leading=elector.leading if elector else (lambda: True),
+        recorder=recorder,
     )
-    return 2
+    probes = Probes(
+        liveness={"workers": lambda: _workers_ok(konnector)},
+        readiness={
+            "caches": ready_when_synced(konnector.unsynced, elector.leading if elector else None)
+        },
+    )
+    try:
+        server = OpsServer(
+            probes=probes,
+            metrics=metrics,
+            health_address=args.health_probe_bind_address,
+            metrics_address=args.metrics_bind_address,
+        ).start()
+    except OSError as err:
+        log.error("cannot serve probes or metrics: %s", err)
+        return 1
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "konnector starting",
+        extra={
+            "namespace": args.namespace,
+            "health": server.health_port,
+            "metrics": server.metrics_port,
+            "leaderElect": args.leader_elect,
+        },
+    )
+    konnector.start()
+    if elector is not None:
+        elector.start()
+    while not stop.wait(1.0):
+        pass
+    started = time.monotonic()
+    clean = konnector.stop()
+    if elector is not None:
+        elector.stop(release=not lost.is_set())
+    server.shutdown()
+    if recorder is not None:
+        recorder.close()
+    consumer.close()
+    log.info(
+        "konnector stopped",
+        extra={"seconds": round(time.monotonic() - started, 3), "clean": clean},
+    )
+    return 1 if lost.is_set() else 0
+
+
+def _workers_ok(konnector: Konnector) -> tuple[bool, str]:
+    stuck = konnector.stuck(STUCK_WORKER_SECONDS)
+    return (not stuck, f"workers stuck on one key: {', '.join(stuck)}" if stuck else "ok")
 
 
 if __name__ == "__main__":

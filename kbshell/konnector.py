@@ -1,0 +1,393 @@
+"""The konnector on real clusters: reflectors, worker threads and API clients around kbcore.
+
+Every decision comes from kbcore, exactly as in kbsim's konnector: `kbcore.worker.work` handles
+a key, `control_keys`/`instance_key`/`provider_key` say which keys an event wakes,
+`engagements`/`sync_targets` which APIs are synced through which provider, `settle` what the
+queue does next. This module keeps the caches (one reflector per watched resource), runs the
+workers, answers the worker's reads and requests with one `KubeClient` per cluster (provider
+clients are made from the credentials the kernel hands out, one per fingerprint), starts and
+stops syncers, and reports to logs and metrics.
+
+Threads: each reflector has one; `workers` threads take keys from the shared queue (a key is
+never handled by two at once); one ticker enqueues the periodic resyncs. Workers only run
+while `leading()` says so (leader election).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from kbcore import objects as o
+from kbcore.actions import CONSUMER
+from kbcore.api import keys
+from kbcore.binding import RESYNC_INTERVAL_SECONDS
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
+from kbcore.engagement import Engagement, SyncTarget, sync_targets
+from kbcore.errors import ApiError
+from kbcore.events import ENGAGE
+from kbcore.instance import plan_instance
+from kbcore.kubeconfig import Credentials
+from kbcore.mapper import IDENTITY, Mapper
+from kbcore.objects import GVR, ObjectKey
+from kbcore.worker import (
+    BACKSTOP_SECONDS,
+    CONTROL_KINDS,
+    CRDS,
+    Ask,
+    Outcome,
+    Planner,
+    Send,
+    control_keys,
+    drive,
+    engagements,
+    instance_key,
+    provider_key,
+    work,
+)
+from kbshell.client import KubeClient
+from kbshell.ops import Metrics, log_context, obj_ref
+from kbshell.queue import SharedQueue
+from kbshell.reflector import Reflector
+
+log = logging.getLogger("konnector")
+
+Key = tuple[Any, ...]
+Recorder = Callable[[dict[str, Any]], None]
+
+
+class Syncer:
+    """One bound API: a consumer reflector over all namespaces and a provider reflector over our
+    managed copies (`kbcore.worker.Syncer`)."""
+
+    def __init__(self, konnector: Konnector, target: SyncTarget, provider: KubeClient) -> None:
+        self.target = target
+        gvr, mapper = target.gvr, konnector.mapper
+        self.consumer = Reflector(
+            konnector.consumer,
+            gvr,
+            name=f"consumer/{gvr.group_resource}",
+            on_event=lambda _t, old, new: konnector.enqueue(instance_key(gvr, old, new)),
+        )
+        self.provider = Reflector(
+            provider,
+            gvr,
+            name=f"provider/{gvr.group_resource}",
+            label_selector=f"{keys.LABEL_MANAGED}=true",
+            on_event=lambda _t, old, new: konnector.enqueue(
+                provider_key(target, new or old, mapper)
+            ),
+        )
+
+    @property
+    def synced(self) -> bool:
+        return self.consumer.synced.is_set() and self.provider.synced.is_set()
+
+    def consumer_get(self, key: ObjectKey) -> o.Obj | None:
+        return self.consumer.get(key)
+
+    def provider_get(self, key: ObjectKey) -> o.Obj | None:
+        return self.provider.get(key)
+
+    def start(self) -> None:
+        self.consumer.start()
+        self.provider.start()
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.provider.stop()
+
+
+class Konnector:
+    """Implements `kbcore.worker.KonnectorState` over reflector caches."""
+
+    def __init__(
+        self,
+        consumer: KubeClient,
+        namespace: str,
+        *,
+        workers: int = 2,
+        metrics: Metrics | None = None,
+        leading: Callable[[], bool] = lambda: True,
+        recorder: Recorder | None = None,
+        planner: Planner = plan_instance,
+        mapper: Mapper = IDENTITY,
+        provider_client: Callable[[Credentials], KubeClient] = KubeClient.from_credentials,
+    ) -> None:
+        self.consumer = consumer
+        self.namespace = namespace
+        self.planner = planner
+        self.mapper = mapper
+        self.metrics = metrics
+        self.leading = leading
+        self.recorder = recorder
+        self.workers = workers
+        self.queue = SharedQueue(metrics)
+        self.control = {
+            gvr: Reflector(
+                consumer,
+                gvr,
+                name=f"consumer/{gvr.group_resource}",
+                on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
+            )
+            for gvr, kind in CONTROL_KINDS.items()
+        }
+        self.syncers: dict[GVR, Syncer] = {}
+        self.engaged: dict[str, Engagement] = {}
+        self.verified_credentials: dict[str, str | None] = {}
+        self._provider_client = provider_client
+        self._providers: dict[str, KubeClient] = {}
+        self._providers_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy: dict[str, float] = {}
+        if metrics is not None:
+            metrics.controller("konnector", workers)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        for r in self.control.values():
+            r.start()
+        self.queue.add(ENGAGE)
+        for i in range(self.workers):
+            self._spawn(f"worker-{i}", self._work_loop)
+        self._spawn("ticker", self._ticker)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Finish in-flight work, then stop every thread; False if some did not end in time."""
+        self._stopping.set()
+        self.queue.close()
+        deadline = time.monotonic() + timeout
+        ok = True
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not t.is_alive()
+        for s in list(self.syncers.values()):
+            s.stop()
+        for r in self.control.values():
+            r.stop()
+        with self._providers_lock:
+            for client in self._providers.values():
+                client.close()
+            self._providers.clear()
+        return ok
+
+    def _ticker(self) -> None:
+        """The periodic resyncs: control plane every 30 s (re-discovery, heartbeat, conflict
+        counts), every cached instance every 10 min (the backstop)."""
+        next_control = time.monotonic() + RESYNC_INTERVAL_SECONDS
+        next_backstop = time.monotonic() + BACKSTOP_SECONDS
+        while not self._stopping.wait(1.0):
+            now = time.monotonic()
+            if now >= next_control:
+                next_control = now + RESYNC_INTERVAL_SECONDS
+                self.control_resync()
+            if now >= next_backstop:
+                next_backstop = now + BACKSTOP_SECONDS
+                self.resync()
+            self._report_gauges()
+
+    def control_resync(self) -> None:
+        for conn in self.cached(CONNECTIONS):
+            self.queue.add(("connection", o.name(conn)))
+        for gvr in (CLUSTERBINDINGS, BINDINGS):
+            for b in self.cached(gvr):
+                self.queue.add(("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)))
+        self.queue.add(ENGAGE)
+
+    def resync(self) -> None:
+        """The backstop: look at every cached instance again."""
+        for gvr, s in list(self.syncers.items()):
+            for key in s.consumer.keys():  # noqa: SIM118 - a reflector, not a dict
+                self.queue.add(("instance", gvr, key))
+
+    # -- health ------------------------------------------------------------------------------
+    def unsynced(self) -> list[str]:
+        """Caches that have not finished their first list (readiness)."""
+        out = [r.name for r in self.control.values() if not r.synced.is_set()]
+        for s in list(self.syncers.values()):
+            out += [r.name for r in (s.consumer, s.provider) if not r.synced.is_set()]
+        return out
+
+    def stuck(self, limit: float) -> list[str]:
+        """Workers busy with one key for longer than `limit` seconds (liveness)."""
+        now = time.monotonic()
+        return [w for w, since in list(self._busy.items()) if now - since > limit]
+
+    def _report_gauges(self) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.engaged_providers(len(self.engaged))
+        for r in self.control.values():
+            self.metrics.cache_synced(r.gvr, CONSUMER, r.synced.is_set())
+        for gvr, s in list(self.syncers.items()):
+            self.metrics.synced_objects(gvr, len(s.consumer.keys()))
+
+    # -- KonnectorState ----------------------------------------------------------------------
+    def cached(self, gvr: GVR) -> list[o.Obj]:
+        r = self.control.get(gvr)
+        return r.items() if r else []
+
+    def cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None:
+        r = self.control.get(gvr)
+        return r.get(key) if r else None
+
+    def control_synced(self) -> bool:
+        return all(r.synced.is_set() for r in self.control.values())
+
+    def syncer(self, gvr: GVR) -> Syncer | None:
+        return self.syncers.get(gvr)
+
+    def verified(self, connection: str) -> str | None:
+        return self.verified_credentials.get(connection)
+
+    def parse_yaml(self, text: str) -> Any:
+        return yaml.safe_load(text)
+
+    # -- events ------------------------------------------------------------------------------
+    def enqueue(self, key: Key | None) -> None:
+        if key is not None:
+            self.queue.add(key)
+
+    def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
+        for key in control_keys(kind, old, new, self):
+            self.queue.add(key)
+
+    # -- work --------------------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        name = threading.current_thread().name
+        while not self._stopping.is_set():
+            if not self.leading():
+                self._stopping.wait(0.5)
+                continue
+            item = self.queue.get(timeout=1.0)
+            if item is None:
+                continue
+            self._busy[name] = time.monotonic()
+            try:
+                self.process(item)
+            finally:
+                self._busy.pop(name, None)
+
+    def process(self, item: Key) -> None:
+        """Handle one key taken from the queue, and mark it done."""
+        started = time.monotonic()
+        with log_context(controller="konnector", key=_describe(item)):
+            try:
+                outcome = drive(work(item, self, time.time()), self._answer, self._send)
+                if outcome.engage:
+                    self._engage()
+            except Exception:
+                log.exception("handling %s failed", _describe(item))
+                self.queue.retry(item)
+                self._reconciled("error", started)
+                return
+            self._report(item, outcome)
+            self.queue.settle(item, outcome, self.verified_credentials)
+            result = (
+                "error"
+                if outcome.verdict is not None
+                else "requeue_after"
+                if outcome.requeue_after is not None
+                else "success"
+            )
+            self._reconciled(result, started)
+
+    def _reconciled(self, result: Any, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.reconcile("konnector", result, time.monotonic() - started)
+
+    def _report(self, item: Key, outcome: Outcome) -> None:
+        for f in outcome.failures:
+            log.info(
+                "%s failed: %s (%s)",
+                type(f.action).__name__,
+                f.error,
+                f.verdict.why,
+                extra=_ref(item),
+            )
+        if self.recorder is not None and outcome.plan is not None:
+            self.recorder({"key": _describe(item), "plan": repr(outcome.plan)})
+
+    def provider_client(self, creds: Credentials) -> KubeClient:
+        with self._providers_lock:
+            client = self._providers.get(creds.fingerprint)
+            if client is None:
+                client = self._provider_client(creds)
+                self._providers[creds.fingerprint] = client
+            return client
+
+    def _client(self, role: str, creds: Credentials | None) -> KubeClient:
+        if role == CONSUMER or creds is None:
+            return self.consumer
+        return self.provider_client(creds)
+
+    def _answer(self, ask: Ask) -> Any:
+        cluster = CONSUMER if ask.read.cluster == CONSUMER else "provider"
+        if self.metrics is not None:
+            self.metrics.read(cluster)
+        return self._client(ask.read.cluster, ask.credentials).read(ask.read)
+
+    def _send(self, send: Send) -> ApiError | None:
+        cluster = CONSUMER if send.request.cluster == CONSUMER else "provider"
+        kind = type(send.action).__name__
+        try:
+            self._client(send.request.cluster, send.credentials).perform(send.request)
+        except ApiError as err:
+            if self.metrics is not None:
+                self.metrics.action(kind, cluster, err.code)
+            return err
+        finally:
+            if self.metrics is not None:
+                self.metrics.write(cluster)
+        if self.metrics is not None:
+            self.metrics.action(kind, cluster)
+        return None
+
+    def _engage(self) -> None:
+        """Stop-on-disengage: (re)build the syncers the kernel says should run."""
+        self.engaged = engagements(self)
+        desired = sync_targets(self.cached(CRDS), self.engaged)
+        for gvr in list(self.syncers):
+            if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
+                log.info("stopping sync of %s", gvr.group_resource)
+                self.syncers.pop(gvr).stop()
+        for gvr, target in desired.items():
+            if gvr not in self.syncers:
+                log.info(
+                    "syncing %s through Connection %s",
+                    gvr.group_resource,
+                    target.engagement.connection,
+                )
+                syncer = Syncer(self, target, self.provider_client(target.engagement.credentials))
+                self.syncers[gvr] = syncer
+                syncer.start()
+        self.resync()
+
+
+def _describe(item: Key) -> str:
+    if item[0] == "instance":
+        gvr, key = item[1], item[2]
+        where = f"{key.namespace}/{key.name}" if key.namespace else key.name
+        return f"instance {gvr.group_resource} {where}"
+    return " ".join(str(x) for x in item if x)
+
+
+def _ref(item: Key) -> dict[str, Any]:
+    if item[0] == "instance":
+        return obj_ref(item[1].group_resource, item[2].namespace, item[2].name)
+    if item[0] == "connection":
+        return obj_ref("Connection", "", item[1])
+    if item[0] == "binding":
+        return obj_ref(item[1], item[2], item[3])
+    return {}

@@ -1,0 +1,121 @@
+"""The work queue shared by worker threads: kbcore's `WorkQueue` behind one lock.
+
+Every rule (dedupe, one worker per key, add-after, per-key backoff plus the token bucket, how
+an outcome requeues) stays in `kbcore.workqueue` and `kbcore.worker.settle`; this class only
+serializes calls from reflector and worker threads, blocks idle workers until a key is ready
+or due, and feeds the workqueue metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from kbcore.worker import Outcome, settle
+from kbcore.workqueue import WorkQueue
+from kbshell.ops import Metrics
+
+Key = tuple[Any, ...]
+NAME = "konnector"
+
+
+class SharedQueue:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        name: str = NAME,
+    ) -> None:
+        self._queue: WorkQueue[Key] = WorkQueue()
+        self._cond = threading.Condition()
+        self._clock = clock
+        self._metrics = metrics
+        self._name = name
+        self._added: dict[Hashable, float] = {}
+        self._started: dict[Hashable, float] = {}
+        self._closed = False
+        if metrics is not None:
+            metrics.queue(name)
+
+    def _depth(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: Key) -> None:
+        with self._cond:
+            self._queue.add(key)
+            self._added.setdefault(key, time.monotonic())
+            if self._metrics is not None:
+                self._metrics.queue_add(self._name, self._depth())
+            self._cond.notify()
+
+    def add_after(self, key: Key, delay: float) -> None:
+        with self._cond:
+            self._queue.add_after(key, delay, self._clock())
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> Key | None:
+        """The next ready key (now in process), waiting up to `timeout`; None when closed or
+        nothing became ready in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._closed:
+                key = self._queue.get(self._clock())
+                if key is not None:
+                    added = self._added.pop(key, None)
+                    self._started[key] = time.monotonic()
+                    if self._metrics is not None:
+                        waited = time.monotonic() - added if added is not None else 0.0
+                        self._metrics.queue_get(self._name, waited, self._depth())
+                    return key
+                wait = 1.0  # re-check for due keys at least this often
+                due = self._queue.next_due()
+                if due is not None:
+                    wait = min(wait, max(0.0, due - self._clock()))
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = min(wait, left)
+                self._cond.wait(wait)
+            return None
+
+    def settle(self, key: Key, outcome: Outcome, verified: dict[str, str | None]) -> None:
+        """Apply a worker's outcome (kbcore.worker.settle) and mark the key done."""
+        with self._cond:
+            settle(self._queue, key, outcome, self._clock(), verified)
+            if outcome.verdict is not None and self._metrics is not None:
+                self._metrics.queue_retry(self._name)
+            self._done(key)
+
+    def retry(self, key: Key) -> None:
+        """An unexpected failure handling `key`: back off and mark it done."""
+        with self._cond:
+            self._queue.add_rate_limited(key, self._clock())
+            if self._metrics is not None:
+                self._metrics.queue_retry(self._name)
+            self._done(key)
+
+    def _done(self, key: Key) -> None:
+        started = self._started.pop(key, None)
+        self._queue.done(key)
+        if self._metrics is not None and started is not None:
+            self._metrics.queue_done(self._name, time.monotonic() - started)
+            self._metrics.queue_depth(self._name, self._depth())
+        self._cond.notify_all()
+
+    def in_flight(self) -> dict[Hashable, float]:
+        with self._cond:
+            return dict(self._started)
+
+    def idle(self) -> bool:
+        """Nothing queued, due now or in process (delayed keys may still wait)."""
+        with self._cond:
+            return not self._queue.ready(self._clock()) and self._queue.pending() == 0
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
