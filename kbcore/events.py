@@ -25,6 +25,15 @@ ENGAGE: tuple[str] = ("engage",)
 Key = tuple[Any, ...]
 
 
+def describe_key(item: Key) -> str:
+    """A key as logs and traces show it: `instance widgets.example.org default/w1`."""
+    if item and item[0] == "instance" and len(item) == 3:
+        gvr, key = item[1], item[2]
+        where = f"{key.namespace}/{key.name}" if key.namespace else key.name
+        return f"instance {gvr.group_resource} {where}"
+    return " ".join(str(x) for x in item if x)
+
+
 def connection_key(name: str) -> Key:
     return ("connection", name)
 
@@ -69,4 +78,3 @@ def keys_for_event(
         out.append(ENGAGE)
         out.extend(binding_key(b) for b in bindings if lists_api(b, o.name(obj)))
     return out
-

@@ -30,11 +30,12 @@ from kbcore.binding import RESYNC_INTERVAL_SECONDS
 from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
-from kbcore.events import ENGAGE
+from kbcore.events import ENGAGE, describe_key
 from kbcore.instance import plan_instance
 from kbcore.kubeconfig import Credentials
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
+from kbcore.trace import recorded
 from kbcore.worker import (
     BACKSTOP_SECONDS,
     CONTROL_KINDS,
@@ -282,13 +283,17 @@ class Konnector:
     def process(self, item: Key) -> None:
         """Handle one key taken from the queue, and mark it done."""
         started = time.monotonic()
-        with log_context(controller="konnector", key=_describe(item)):
+        with log_context(controller="konnector", key=describe_key(item)):
             try:
-                outcome = drive(work(item, self, time.time()), self._answer, self._send)
+                if self.recorder is not None:
+                    outcome, record = recorded(item, self, time.time(), self._answer, self._send)
+                    self.recorder(record)
+                else:
+                    outcome = drive(work(item, self, time.time()), self._answer, self._send)
                 if outcome.engage:
                     self._engage()
             except Exception:
-                log.exception("handling %s failed", _describe(item))
+                log.exception("handling %s failed", describe_key(item))
                 self.queue.retry(item)
                 self._reconciled("error", started)
                 return
@@ -316,8 +321,6 @@ class Konnector:
                 f.verdict.why,
                 extra=_ref(item),
             )
-        if self.recorder is not None and outcome.plan is not None:
-            self.recorder({"key": _describe(item), "plan": repr(outcome.plan)})
 
     def provider_client(self, creds: Credentials) -> KubeClient:
         with self._providers_lock:
@@ -373,14 +376,6 @@ class Konnector:
                 self.syncers[gvr] = syncer
                 syncer.start()
         self.resync()
-
-
-def _describe(item: Key) -> str:
-    if item[0] == "instance":
-        gvr, key = item[1], item[2]
-        where = f"{key.namespace}/{key.name}" if key.namespace else key.name
-        return f"instance {gvr.group_resource} {where}"
-    return " ".join(str(x) for x in item if x)
 
 
 def _ref(item: Key) -> dict[str, Any]:

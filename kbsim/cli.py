@@ -1,4 +1,9 @@
-"""`kbsim run SCENARIO.yaml [--seed N] [--json]`: replay a scenario in simulated clusters."""
+"""The `kbsim` command.
+
+kbsim run SCENARIO.yaml [--seed N] [--json]   run a scenario in simulated clusters
+kbsim replay TRACE.jsonl                      replay a konnector trace through the kernel
+kbsim faults                                  list the fault kinds a scenario can inject
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,11 @@ import argparse
 import json
 import sys
 
+import yaml
+
+from kbcore import trace
+from kbcore.instance import plan_instance
+from kbcore.mapper import IDENTITY
 from kbsim import scenario
 from kbsim.world import FAULT_KINDS
 
@@ -20,8 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scenario", help="path to a scenario YAML file")
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    rp = sub.add_parser(
+        "replay",
+        help="replay a trace written by `konnector --record` (or kbsim) through the kernel "
+        "and report the first divergence",
+    )
+    rp.add_argument("trace", help="path to a JSON-lines trace")
     sub.add_parser("faults", help="list the fault kinds a scenario can inject")
     args = parser.parse_args(argv)
+
+    if args.command == "replay":
+        return replay_trace(args.trace)
 
     if args.command == "faults":
         for kind, text in FAULT_KINDS.items():
@@ -38,6 +57,39 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(result.summary())
     return 0 if result.passed else 1
+
+
+def replay_trace(path: str) -> int:
+    """Replay every record; 0 when the kernel agrees with all of them, 1 at the first
+    divergence, 2 when the trace cannot be read."""
+    try:
+        f = open(path)  # noqa: SIM115 - closed below, after the loop
+    except OSError as err:
+        print(f"kbsim: cannot read {path}: {err.strerror}", file=sys.stderr)
+        return 2
+    count = 0
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if record.get("format") != trace.FORMAT:
+                    raise ValueError(f"unknown trace format {record.get('format')!r}")
+                divergence = trace.replay(
+                    record, mapper=IDENTITY, planner=plan_instance, parse_yaml=yaml.safe_load
+                )
+            except (ValueError, KeyError, TypeError) as err:
+                print(f"kbsim: {path}:{lineno}: not a trace record: {err}", file=sys.stderr)
+                return 2
+            count += 1
+            if divergence is not None:
+                print(f"divergence at {path}:{lineno} (record {count}): {divergence.describe()}")
+                return 1
+            if count % 1000 == 0:
+                print(f"  {count} records replayed", file=sys.stderr)
+    print(f"{count} records replayed from {path}: no divergence")
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ simulated API servers and starts and stops reflectors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -27,6 +28,7 @@ from kbcore.instance import plan_instance
 from kbcore.kubeconfig import Credentials
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
+from kbcore.trace import recorded
 from kbcore.worker import (
     BACKSTOP_SECONDS,
     CONTROL_KINDS,
@@ -104,8 +106,10 @@ class SimKonnector:
         *,
         planner: Planner = plan_instance,
         mapper: Mapper = IDENTITY,
+        recorder: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.world = world
+        self.recorder = recorder
         self.cluster = cluster
         self.namespace = namespace
         self.consumer = world.clusters[cluster]
@@ -206,7 +210,11 @@ class SimKonnector:
         if item is None:
             return False
         try:
-            outcome = drive(work(item, self, now), self._answer, self._send)
+            if self.recorder is not None:
+                outcome, record = recorded(item, self, now, self._answer, self._send)
+                self.recorder(record)
+            else:
+                outcome = drive(work(item, self, now), self._answer, self._send)
             if outcome.engage:
                 self._engage()
             if outcome.plan is not None:
