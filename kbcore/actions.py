@@ -170,6 +170,14 @@ def is_write(action: Action) -> bool:
     return isinstance(action, WRITES)
 
 
+def cluster_of(action: Action) -> str:
+    """The cluster role an action is carried out on ("" for RequeueAfter)."""
+    if isinstance(action, CreateNamespace):
+        return action.cluster
+    target = getattr(action, "target", None)
+    return target.cluster if isinstance(target, ObjectRef) else ""
+
+
 @attrs.frozen
 class ReadFresh:
     """The kernel cannot decide from cached data: GET `target` from the API server and plan again.

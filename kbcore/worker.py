@@ -120,6 +120,7 @@ class Outcome:
     requeue_after: float | None = None
     verified: tuple[str, str | None] | None = None
     engage: bool = False
+    binding: str = ""
 
     @property
     def complete(self) -> bool:
@@ -303,8 +304,7 @@ def _instance(item: Key, state: KonnectorState, now: float) -> Work:
             ref = need.target  # type: ignore[union-attr]
             result = yield Ask(Get(ref.cluster, ref.gvr, ref.key), provider)
             if isinstance(result, Failed):
-                verdict = judge_read(result.error)
-                return Outcome(plan, (), verdict)
+                return Outcome(plan, (), judge_read(result.error), binding=coverage.binding)
             obj = result if isinstance(result, dict) else None
             if ref.gvr == NAMESPACES:
                 pv = attrs.evolve(view.provider, namespace_exists=obj is not None)
@@ -313,7 +313,8 @@ def _instance(item: Key, state: KonnectorState, now: float) -> Work:
             view = attrs.evolve(view, provider=pv)
     else:
         raise RuntimeError(f"kernel kept asking for reads: {plan.needs}")
-    return (yield from execute(plan, provider, now))
+    outcome = yield from execute(plan, provider, now)
+    return attrs.evolve(outcome, binding=coverage.binding)
 
 
 def judge_read(error: ApiError) -> Verdict:

@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import yaml
 
 from kbcore import objects as o
-from kbcore.actions import CONSUMER
+from kbcore.actions import CONSUMER, PROVIDER, cluster_of
 from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS
 from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
@@ -73,7 +74,7 @@ class Syncer:
             konnector.consumer,
             gvr,
             name=f"consumer/{gvr.group_resource}",
-            on_event=lambda _t, old, new: konnector.enqueue(instance_key(gvr, old, new)),
+            on_event=lambda _t, old, new: konnector.consumer_changed(instance_key(gvr, old, new)),
         )
         self.provider = Reflector(
             provider,
@@ -147,6 +148,8 @@ class Konnector:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy: dict[str, float] = {}
+        self._changed: dict[Key, float] = {}
+        """When each instance's unsynced consumer change was first seen (sync lag)."""
         if metrics is not None:
             metrics.controller("konnector", workers)
 
@@ -260,6 +263,12 @@ class Konnector:
         if key is not None:
             self.queue.add(key)
 
+    def consumer_changed(self, key: Key | None) -> None:
+        """A consumer instance changed: the sync lag is measured from now."""
+        if key is not None:
+            self._changed.setdefault(key, time.monotonic())
+            self.queue.add(key)
+
     def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
         for key in control_keys(kind, old, new, self):
             self.queue.add(key)
@@ -275,8 +284,10 @@ class Konnector:
             if item is None:
                 continue
             self._busy[name] = time.monotonic()
+            active = self.metrics.active_worker("konnector") if self.metrics else nullcontext()
             try:
-                self.process(item)
+                with active:
+                    self.process(item)
             finally:
                 self._busy.pop(name, None)
 
@@ -313,6 +324,12 @@ class Konnector:
             self.metrics.reconcile("konnector", result, time.monotonic() - started)
 
     def _report(self, item: Key, outcome: Outcome) -> None:
+        if item[0] == "instance" and outcome.complete:
+            changed = self._changed.pop(item, None)
+            writes = outcome.plan.writes if outcome.plan else ()
+            provider_writes = [a for a in writes if cluster_of(a) == PROVIDER]
+            if changed is not None and provider_writes and self.metrics and outcome.binding:
+                self.metrics.sync_lag(outcome.binding, time.monotonic() - changed)
         for f in outcome.failures:
             log.info(
                 "%s failed: %s (%s)",

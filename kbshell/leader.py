@@ -117,9 +117,11 @@ class LeaderElector:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        if release and self._leading.is_set():
+        was_leading = self._leading.is_set()
+        self._leading.clear()  # a deliberate stop is not a lost leadership (no on_lost)
+        if release and was_leading:
             try:
                 self._step(release=True)
+                log.info("released the lease %s/%s", self.key.namespace, self.key.name)
             except Exception as err:
                 log.warning("releasing the lease failed: %s", err)
-            self._leading.clear()

@@ -1,0 +1,205 @@
+"""The real `konnector` process for e2e tests and benchmarks: start, probe, read metrics, stop.
+
+The konnector runs as a separate process (the console script from this checkout), on free
+127.0.0.1 ports for its probes and metrics, logging JSON lines to a file. Nothing here
+sleeps for a fixed time: waits poll with deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+T = TypeVar("T")
+KONNECTOR = Path(sys.executable).parent / "konnector"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something other than None/False; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except AssertionError as err:
+            last = err
+        else:
+            if last is not None and last is not False:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:g}s (last: {last})")
+        time.sleep(interval)
+
+
+class Konnector:
+    """One konnector process against a consumer kubeconfig."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        *,
+        namespace: str = "kube-bind",
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.namespace = namespace
+        self.extra = list(extra)
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Konnector:
+        argv = [
+            str(KONNECTOR),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--namespace",
+            self.namespace,
+            "--health-probe-bind-address",
+            f"127.0.0.1:{self.health_port}",
+            "--metrics-bind-address",
+            f"127.0.0.1:{self.metrics_port}",
+            "--log-format",
+            "json",
+            *self.extra,
+        ]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _get(self, port: int, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def ready(self) -> bool:
+        try:
+            return self._get(self.health_port, "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60.0) -> Konnector:
+        def check() -> bool:
+            if not self.alive:
+                raise RuntimeError(f"konnector exited early:\n{self.log_tail()}")
+            return self.ready()
+
+        eventually(check, timeout, "konnector /readyz")
+        return self
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample: (name, sorted labels) -> value."""
+        _, text = self._get(self.metrics_port, "/metrics")
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def metric(self, metric: str, /, **labels: str) -> float:
+        """The sum of `name` over samples whose labels include `labels`."""
+        return sum(
+            v
+            for (n, ls), v in self.metrics().items()
+            if n == metric and all(dict(ls).get(k) == want for k, want in labels.items())
+        )
+
+    def quiet(self, window: float = 1.0, timeout: float = 60.0) -> None:
+        """Wait until the work queue is empty, nothing is in process, and no reconcile ran for
+        `window` seconds (delayed retries may still be waiting)."""
+
+        def snapshot() -> tuple[float, float, float]:
+            return (
+                self.metric("workqueue_depth", name="konnector"),
+                self.metric("controller_runtime_active_workers", controller="konnector"),
+                self.metric("controller_runtime_reconcile_total", controller="konnector"),
+            )
+
+        def check() -> bool:
+            depth, active, before = snapshot()
+            if depth or active:
+                return False
+            time.sleep(window)
+            depth, active, after = snapshot()
+            return not depth and not active and after == before
+
+        eventually(check, timeout, "konnector queue quiet", interval=0.1)
+
+    def writes(self) -> dict[str, float]:
+        """Mutating requests sent, by action kind and cluster ('Apply/provider': 3, ...)."""
+        return {
+            f"{dict(ls)['kind']}/{dict(ls)['cluster']}": v
+            for (n, ls), v in self.metrics().items()
+            if n == "kubebind_actions_total"
+        }
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.proc is not None and self.proc.poll() is None:
+                self.terminate(15)
+        self.kill()
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def env_without_kubeconfig() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("KUBECONFIG", None)
+    return env
