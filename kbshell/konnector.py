@@ -120,7 +120,9 @@ class Konnector:
         planner: Planner = plan_instance,
         mapper: Mapper = IDENTITY,
         provider_client: Callable[[Credentials], KubeClient] = KubeClient.from_credentials,
+        resync_period: float = BACKSTOP_SECONDS,
     ) -> None:
+        self.resync_period = resync_period
         self.consumer = consumer
         self.namespace = namespace
         self.planner = planner
@@ -188,16 +190,16 @@ class Konnector:
 
     def _ticker(self) -> None:
         """The periodic resyncs: control plane every 30 s (re-discovery, heartbeat, conflict
-        counts), every cached instance every 10 min (the backstop)."""
+        counts), every cached instance every `resync_period` (the backstop, 10 min)."""
         next_control = time.monotonic() + RESYNC_INTERVAL_SECONDS
-        next_backstop = time.monotonic() + BACKSTOP_SECONDS
+        next_backstop = time.monotonic() + self.resync_period
         while not self._stopping.wait(1.0):
             now = time.monotonic()
             if now >= next_control:
                 next_control = now + RESYNC_INTERVAL_SECONDS
                 self.control_resync()
             if now >= next_backstop:
-                next_backstop = now + BACKSTOP_SECONDS
+                next_backstop = now + self.resync_period
                 self.resync()
             self._report_gauges()
 

@@ -20,6 +20,7 @@ import uuid
 from typing import IO, Any
 
 from kbcore.errors import ApiError
+from kbcore.worker import BACKSTOP_SECONDS
 from kbshell.client import KubeClient
 from kbshell.konnector import Konnector
 from kbshell.leader import LeaderElector
@@ -46,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     p.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
+    p.add_argument(
+        "--resync-period",
+        type=float,
+        default=BACKSTOP_SECONDS,
+        metavar="SECONDS",
+        help="look at every synced object again this often, even without events "
+        f"(default {BACKSTOP_SECONDS:g}, as upstream)",
+    )
     p.add_argument(
         "--record",
         metavar="TRACE.jsonl",
@@ -91,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("konnector: --workers must be at least 1", file=sys.stderr)
         return 2
+    if args.resync_period < 1:
+        print("konnector: --resync-period must be at least 1 second", file=sys.stderr)
+        return 2
     configure_logging(args.log_format, args.log_level)
     try:
         consumer = _consumer_client(args)
@@ -125,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         leading=elector.leading if elector else (lambda: True),
         recorder=recorder,
+        resync_period=args.resync_period,
     )
     probes = Probes(
         liveness={"workers": lambda: _workers_ok(konnector)},

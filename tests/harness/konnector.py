@@ -7,8 +7,8 @@ sleeps for a fixed time: waits poll with deadlines.
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -20,10 +20,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
+from kbshell.client import KubeClient
+from tests.harness.clusters import Clusters
 
 T = TypeVar("T")
 KONNECTOR = Path(sys.executable).parent / "konnector"
+REPO = Path(__file__).resolve().parents[2]
+CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+NAMESPACES = GVR("", "v1", "namespaces")
+SECRETS = GVR("", "v1", "secrets")
+WIDGETS = GVR("example.org", "v1", "widgets")
+CLUSTERBINDINGS = GVR("core.kube-bind.io", "v1alpha1", "clusterbindings")
+CONNECTIONS = GVR("core.kube-bind.io", "v1alpha1", "connections")
 
 
 def free_port() -> int:
@@ -33,7 +46,9 @@ def free_port() -> int:
         return port
 
 
-def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+def eventually(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
+) -> T:
     """Poll `check` until it returns something other than None/False; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -199,7 +214,89 @@ class Konnector:
         return 0
 
 
-def env_without_kubeconfig() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("KUBECONFIG", None)
-    return env
+class Pair:
+    """A provider and a consumer with the quickstart bundle applied."""
+
+    def __init__(self, clusters: Clusters, tmp: Path) -> None:
+        self.clusters = clusters
+        self.tmp = tmp
+        self.provider = KubeClient.from_kubeconfig_file(clusters.provider.kubeconfig)
+        self.consumer = KubeClient.from_kubeconfig_file(clusters.consumer.kubeconfig)
+        self.konnectors: list[Konnector] = []
+
+    def apply(self, client: KubeClient, gvr: GVR, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        key = ObjectKey(meta.get("namespace", ""), meta["name"])
+        return client.patch(gvr, key, obj, "apply", "e2e", True)
+
+    def install(self) -> None:
+        for path in sorted((REPO / "crds").glob("*.yaml")):
+            self.apply(self.consumer, CRDS, yaml.safe_load(path.read_text()))
+        self.apply(
+            self.consumer,
+            NAMESPACES,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-bind"}},
+        )
+        crd = yaml.safe_load((REPO / "examples/scenarios/_common/widgets-crd.yaml").read_text())
+        self.apply(self.provider, CRDS, crd)
+        kubeconfig = self.clusters.provider.kubeconfig.read_text()
+        self.apply(
+            self.consumer,
+            SECRETS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"namespace": "kube-bind", "name": "demo-provider-kubeconfig"},
+                "data": {"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()},
+            },
+        )
+        bundle = (REPO / "examples/scenarios/_common/bundle.yaml").read_text()
+        for doc in yaml.safe_load_all(bundle):
+            if doc["kind"] == "Connection":
+                self.apply(self.consumer, CONNECTIONS, doc)
+            elif doc["kind"] == "ClusterBinding":
+                self.apply(self.consumer, CLUSTERBINDINGS, doc)
+
+    def konnector(self, *extra: str) -> Konnector:
+        k = Konnector(
+            self.clusters.consumer.kubeconfig,
+            self.tmp / f"konnector-{len(self.konnectors)}.log",
+            extra=extra,
+        )
+        self.konnectors.append(k)
+        return k.start()
+
+    def wait_bound(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            try:
+                cb = self.consumer.get(CLUSTERBINDINGS, ObjectKey("", "widgets"))
+                self.consumer.get(WIDGETS, ObjectKey("default", "__probe__"))
+            except ApiError as err:
+                if err.code != 404 or "widgets" not in err.message:
+                    return False
+                cb = self.consumer.get(CLUSTERBINDINGS, ObjectKey("", "widgets"))
+            conds = (cb.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+        eventually(ready, timeout, "ClusterBinding widgets Ready and Widgets served")
+
+    def create_widgets(self, names: list[str], namespace: str = "default") -> None:
+        for name in names:
+            self.consumer.create(
+                WIDGETS,
+                {
+                    "apiVersion": "example.org/v1",
+                    "kind": "Widget",
+                    "metadata": {"namespace": namespace, "name": name},
+                    "spec": {"size": name},
+                },
+            )
+
+    def provider_widgets(self) -> list[dict[str, Any]]:
+        return self.provider.list(WIDGETS)[0]
+
+    def close(self) -> None:
+        for k in self.konnectors:
+            k.stop()
+        self.provider.close()
+        self.consumer.close()
