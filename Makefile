@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench clean
+.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench bench-konnector clean
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -57,6 +57,10 @@ e2e: $(STAMP) k8sbin
 
 bench: $(STAMP)
 	@$(BIN)/python bench/kernel_bench.py
+
+# The konnector process on two real clusters: 1,000-object sync, latency, RSS, writes at rest.
+bench-konnector: $(STAMP) k8sbin
+	@$(BIN)/python bench/konnector_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

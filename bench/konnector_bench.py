@@ -30,11 +30,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kbcore.errors import ApiError  # noqa: E402
-from kbcore.objects import ObjectKey  # noqa: E402
-from kbshell.client import KubeClient  # noqa: E402
-from tests.harness.clusters import build_binaries, start_clusters  # noqa: E402
-from tests.harness.konnector import WIDGETS, Pair, eventually  # noqa: E402
+from kbcore.errors import ApiError
+from kbcore.objects import ObjectKey
+from kbshell.client import KubeClient
+from tests.harness.clusters import build_binaries, start_clusters
+from tests.harness.konnector import WIDGETS, Pair, eventually
 
 
 def say(line: str) -> None:
