@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=20.0, help="updates per second (latency)")
     ap.add_argument("--seconds", type=float, default=30.0, help="duration of the update run")
     ap.add_argument("--resync", type=float, default=20.0, help="--resync-period for the run")
+    ap.add_argument("--workers", type=int, default=8, help="konnector --workers")
     args = ap.parse_args()
 
     say("building/starting real clusters ...")
@@ -149,7 +150,9 @@ def main() -> int:
     controller = ProviderController(clusters.provider.kubeconfig)
     try:
         pair.install()
-        k = pair.konnector("--resync-period", str(args.resync)).wait_ready()
+        k = pair.konnector(
+            "--resync-period", str(args.resync), "--workers", str(args.workers)
+        ).wait_ready()
         pair.wait_bound()
         controller.start()
         n = args.objects
@@ -171,6 +174,8 @@ def main() -> int:
         assert len(pair.provider_widgets()) == n
         k.quiet(timeout=120)
         rss = k.rss_kib()
+        sync_writes = k.writes()
+        sync_reconciles = k.metric("controller_runtime_reconcile_total")
 
         # 2. Spec-propagation latency under a steady update rate.
         say(f"updating at {args.rate:g}/s for {args.seconds:g}s ...")
@@ -223,7 +228,11 @@ def main() -> int:
     print(f"objects: {n}")
     print(f"create {n} on the consumer (client side): {created:.1f} s")
     print(f"sync {n} end to end (create -> copy on provider -> status back): {end_to_end:.1f} s")
-    print(f"  = {n / end_to_end:.0f} objects/s")
+    print(f"  = {n / end_to_end:.0f} objects/s with {args.workers} workers")
+    print(
+        f"  per object: {sync_reconciles / n:.1f} reconciles, writes "
+        + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sync_writes.items()) if v >= n / 10)
+    )
     print(
         f"spec propagation under {args.rate:g} updates/s for {args.seconds:g} s "
         f"({len(latencies)} updates): median {statistics.median(latencies) * 1000:.0f} ms, "

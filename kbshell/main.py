@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leader-election-id", default="konnector.kube-bind.io")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
-    p.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
+    p.add_argument("--workers", type=int, default=8, help="concurrent reconciles")
     p.add_argument(
         "--resync-period",
         type=float,

@@ -2,14 +2,12 @@
 
 `KbsimClient` wraps a `kbsim.apiserver.APIServer` on a virtual clock that only its waits
 advance. `RealClient` speaks HTTP to a cluster of `tests/harness/clusters.py` through the
-`kubernetes` client at dict level (`param_serialize` + `call_api`, as the harness's smoke test
-does: no model classes, nothing interpreted), and turns every error response into the same
-`ApiError` kbsim raises, from the server's `Status` body.
+konnector's own dict-level client, `kbshell.client.KubeClient`, which turns every error
+response into the same `ApiError` kbsim raises, from the server's `Status` body.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -21,6 +19,7 @@ from typing import Any, TypeVar
 
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbshell.client import KubeClient, WatchStream
 from kbsim.apiserver import ADMIN, APIServer, User, Watch
 from tests.conformance.client import (
     CRDS,
@@ -28,7 +27,7 @@ from tests.conformance.client import (
     Obj,
     PatchType,
 )
-from tests.harness.clusters import Cluster, api_client
+from tests.harness.clusters import Cluster
 
 T = TypeVar("T")
 
@@ -291,67 +290,11 @@ def _is_gone(api: Any, gvr: GVR, name: str, namespace: str) -> bool:
 # ============================================================================= real
 
 
-_GENERIC_RESPONSES = {
-    # client-go's errors.NewGenericServerResponse: what a client reports for an error response
-    # without a Status body (e.g. the text/plain "404 page not found" of an unknown API group).
-    400: ("BadRequest", "the server rejected our request for an unknown reason"),
-    401: ("Unauthorized", "the server has asked for the client to provide credentials"),
-    403: ("Forbidden", "the server does not allow access to the requested resource"),
-    404: ("NotFound", "the server could not find the requested resource"),
-    409: ("Conflict", "the server reported a conflict"),
-    429: (
-        "TooManyRequests",
-        "the server has received too many requests and has asked us to try again later",
-    ),
-    500: ("InternalError", "an error on the server has prevented the request from succeeding"),
-    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
-    504: (
-        "Timeout",
-        "the server was unable to return a response in the time allotted, but may still be processing the request",
-    ),
-}
-
-
-def api_error(status: int, data: Any, headers: Any = None) -> ApiError:
-    """The `ApiError` for an error response (a `metav1.Status` body, as kbsim builds it).
-
-    A body that is not a Status is interpreted as client-go does (`NewGenericServerResponse`):
-    reason and message from the HTTP code, the body kept as an `UnexpectedServerResponse` cause.
-    """
-    retry_after = None
-    if headers is not None and headers.get("Retry-After"):
-        with contextlib.suppress(ValueError):
-            retry_after = float(headers["Retry-After"])
-    if isinstance(data, dict) and data.get("kind") == "Status":
-        return ApiError(
-            int(data.get("code") or status),
-            str(data.get("reason") or ""),
-            str(data.get("message") or ""),
-            retry_after=retry_after,
-            details=data.get("details") or None,
-        )
-    reason, message = _GENERIC_RESPONSES.get(
-        status,
-        (
-            "",
-            f"the server responded with the status code {status} but did not return more information",
-        ),
-    )
-    body = data if isinstance(data, str) else json.dumps(data)
-    return ApiError(
-        status,
-        reason,
-        message,
-        retry_after=retry_after,
-        details={"causes": [{"reason": "UnexpectedServerResponse", "message": body.strip()}]},
-    )
-
-
 class RealWatch:
-    """A watch stream read by a background thread, one JSON event per line."""
+    """A `kbshell.client.WatchStream` drained by a background thread, so `events` can wait."""
 
-    def __init__(self, response: Any) -> None:
-        self._response = response  # a urllib3 HTTPResponse, not preloaded
+    def __init__(self, stream: WatchStream) -> None:
+        self._stream = stream
         self._events: list[Obj] = []
         self._cond = threading.Condition()
         self._done = False
@@ -359,30 +302,17 @@ class RealWatch:
         self._thread.start()
 
     def _read(self) -> None:
-        buffer = b""
         try:
-            for chunk in self._response.stream(65536):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    self._push(line)
-            self._push(buffer)
-        except Exception:  # closed by stop(), or the server went away
+            for event in self._stream:
+                with self._cond:
+                    self._events.append(event)
+                    self._cond.notify_all()
+        except ApiError:  # an undecodable event: the stream is over
             pass
         finally:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
-            with contextlib.suppress(Exception):
-                self._response.release_conn()
-
-    def _push(self, line: bytes) -> None:
-        if not line.strip():
-            return
-        event = json.loads(line)
-        with self._cond:
-            self._events.append(event)
-            self._cond.notify_all()
 
     def events(self, timeout: float, until: Callable[[list[Obj]], bool] | None = None) -> list[Obj]:
         deadline = time.monotonic() + timeout
@@ -397,10 +327,7 @@ class RealWatch:
             return list(self._events)
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._response.shutdown()
-        with contextlib.suppress(Exception):
-            self._response.close()
+        self._stream.close()
         self._thread.join(5.0)
 
 
@@ -409,91 +336,33 @@ _MINTED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
 class RealClient(_Waits):
-    """`Api` over a real cluster of the test harness (kube-apiserver + etcd + kcm)."""
+    """`Api` over a real cluster of the test harness (kube-apiserver + etcd + kcm), through
+    `kbshell.client.KubeClient`: the conformance suite measures the konnector's own client."""
 
     backend = "real"
 
     def __init__(self, cluster: Cluster, namespace: str, kubeconfig: Any = None) -> None:
         self.cluster = cluster
         self.namespace = namespace
-        self._client = api_client(kubeconfig or cluster.kubeconfig)
+        # The harness's user is named by the certificate, so the User-Agent changes nothing
+        # the tests compare (they pass explicit field managers).
+        self.kube = KubeClient.from_kubeconfig_file(kubeconfig or cluster.kubeconfig)
         self._children: list[RealClient] = []
         self._watches: list[RealWatch] = []
-
-    # --- transport
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Sequence[tuple[str, str]] = (),
-        body: Any = None,
-        content_type: str = "application/json",
-        timeout: Any = 30.0,
-    ) -> Any:
-        """One request; the urllib3 response (not yet read) for a 2xx, else raises ApiError."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        method, url, headers, body, _ = self._client.param_serialize(
-            method,
-            path,
-            query_params=list(query),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self._client.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=timeout
-        )
-        if response.status >= 400:
-            raw = response.read()
-            try:
-                data = json.loads(raw) if raw else None
-            except ValueError:
-                data = raw.decode(errors="replace")
-            raise api_error(response.status, data, response.headers)
-        return response
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        raw = self._call(method, path, **kwargs).read()
-        return json.loads(raw) if raw else None
-
-    @staticmethod
-    def _path(gvr: GVR, namespace: str = "", name: str = "", subresource: str = "") -> str:
-        parts = ["/api/v1" if not gvr.group else f"/apis/{gvr.group}/{gvr.version}"]
-        if namespace:
-            parts += ["namespaces", namespace]
-        parts.append(gvr.resource)
-        if name:
-            parts.append(name)
-        if subresource:
-            parts.append(subresource)
-        return "/".join(parts)
 
     # --- requests
 
     def get(self, gvr: GVR, name: str, namespace: str = "", *, subresource: str = "") -> Obj:
-        result: Obj = self._json("GET", self._path(gvr, namespace, name, subresource))
-        return result
+        return self.kube.get(gvr, ObjectKey(namespace, name), subresource=subresource)
 
     def list(
         self, gvr: GVR, namespace: str = "", *, label_selector: str = ""
     ) -> tuple[list[Obj], str]:
-        query = [("labelSelector", label_selector)] if label_selector else []
-        data = self._json("GET", self._path(gvr, namespace), query=query)
-        return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
+        # As on the wire (kbsim models the wire): built-in items without apiVersion/kind.
+        return self.kube.list(gvr, namespace, label_selector, fill_type_meta=False)
 
     def create(self, gvr: GVR, body: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER) -> Obj:
-        namespace = (body.get("metadata") or {}).get("namespace", "")
-        if namespace and gvr == GVR("", "v1", "namespaces"):
-            namespace = ""
-        result: Obj = self._json(
-            "POST",
-            self._path(gvr, namespace),
-            query=[("fieldManager", field_manager)],
-            body=body,
-        )
-        return result
+        return self.kube.create(gvr, body, field_manager)
 
     def update(
         self,
@@ -503,10 +372,7 @@ class RealClient(_Waits):
         subresource: str = "",
         field_manager: str = DEFAULT_FIELD_MANAGER,
     ) -> Obj:
-        meta = body.get("metadata") or {}
-        path = self._path(gvr, meta.get("namespace", ""), meta["name"], subresource)
-        result: Obj = self._json("PUT", path, query=[("fieldManager", field_manager)], body=body)
-        return result
+        return self.kube.update(gvr, body, subresource, field_manager)
 
     def patch(
         self,
@@ -520,22 +386,9 @@ class RealClient(_Waits):
         force: bool = False,
         subresource: str = "",
     ) -> Obj:
-        content_type = {
-            "merge": "application/merge-patch+json",
-            "json": "application/json-patch+json",
-            "apply": "application/apply-patch+yaml",
-        }[patch_type]
-        query = [("fieldManager", field_manager)]
-        if force:
-            query.append(("force", "true"))
-        result: Obj = self._json(
-            "PATCH",
-            self._path(gvr, namespace, name, subresource),
-            query=query,
-            body=body,
-            content_type=content_type,
+        return self.kube.patch(
+            gvr, ObjectKey(namespace, name), body, patch_type, field_manager, force, subresource
         )
-        return result
 
     def delete(
         self,
@@ -547,22 +400,9 @@ class RealClient(_Waits):
         resource_version: str | None = None,
         propagation_policy: str | None = None,
     ) -> Obj | None:
-        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        preconditions = {}
-        if uid is not None:
-            preconditions["uid"] = uid
-        if resource_version is not None:
-            preconditions["resourceVersion"] = resource_version
-        if preconditions:
-            options["preconditions"] = preconditions
-        if propagation_policy is not None:
-            options["propagationPolicy"] = propagation_policy
-        data = self._json("DELETE", self._path(gvr, namespace, name), body=options)
-        # 200 with the object: still there (marked) if it carries a deletionTimestamp, else it
-        # was the last state of an object now gone; or a Status for a finished deletion.
-        if not isinstance(data, dict) or data.get("kind") == "Status":
-            return None
-        return data if (data.get("metadata") or {}).get("deletionTimestamp") else None
+        return self.kube.delete(
+            gvr, ObjectKey(namespace, name), uid, resource_version, propagation_policy
+        )
 
     def watch(
         self,
@@ -574,34 +414,23 @@ class RealClient(_Waits):
         label_selector: str = "",
         timeout_seconds: int = 10,
     ) -> RealWatch:
-        query = [("watch", "1"), ("timeoutSeconds", str(timeout_seconds))]
-        if allow_bookmarks:
-            query.append(("allowWatchBookmarks", "true"))
-        if resource_version:
-            query.append(("resourceVersion", resource_version))
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        # (connect, read) timeouts: the server ends the stream after timeout_seconds.
-        response = self._call(
-            "GET", self._path(gvr, namespace), query=query, timeout=(10.0, timeout_seconds + 30.0)
+        stream = self.kube.watch(
+            gvr,
+            namespace,
+            resource_version=resource_version,
+            label_selector=label_selector,
+            timeout_seconds=timeout_seconds,
+            allow_bookmarks=allow_bookmarks,
         )
-        stream = RealWatch(response.response)
-        self._watches.append(stream)
-        return stream
+        watch = RealWatch(stream)
+        self._watches.append(watch)
+        return watch
 
     def discovery(self, path: str) -> Obj:
-        return self._get_url(path)
+        return self.kube.get_path(path)
 
     def openapi(self, path: str) -> Obj:
-        return self._get_url(path)
-
-    def _get_url(self, url: str) -> Obj:
-        """GET of a server-relative URL (its query string passed on, e.g. `?hash=`)."""
-        path, _, query = url.partition("?")
-        result: Obj = self._json(
-            "GET", path, query=urllib.parse.parse_qsl(query, keep_blank_values=True)
-        )
-        return result
+        return self.kube.get_path(path)
 
     # --- server operations
 
@@ -643,7 +472,7 @@ class RealClient(_Waits):
             w.stop()
         for child in self._children:
             child.close()
-        self._client.close()
+        self.kube.close()
 
 
 def _etcd(base: str, path: str, body: Obj) -> Obj:
