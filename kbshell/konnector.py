@@ -326,6 +326,8 @@ class Konnector:
             self.metrics.reconcile("konnector", result, time.monotonic() - started)
 
     def _report(self, item: Key, outcome: Outcome) -> None:
+        if item[0] == "binding" and self.metrics is not None:
+            self._report_conflicts(item)
         if item[0] == "instance" and outcome.complete:
             changed = self._changed.pop(item, None)
             writes = outcome.plan.writes if outcome.plan else ()
@@ -340,6 +342,25 @@ class Konnector:
                 f.verdict.why,
                 extra=_ref(item),
             )
+
+    def _report_conflicts(self, item: Key) -> None:
+        """The binding's conflict count, as its status says (the next event brings the
+        status this reconcile wrote)."""
+        assert self.metrics is not None
+        _, kind, namespace, name = item
+        label = f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+        gvr = CLUSTERBINDINGS if kind == "ClusterBinding" else BINDINGS
+        binding = self.cached_get(gvr, ObjectKey(namespace, name))
+        if binding is None:
+            self.metrics.forget_binding(label)
+            return
+        apis = (binding.get("status") or {}).get("boundAPIs") or []
+        count = sum(
+            int(a.get("conflictCount") or 0)
+            for a in apis
+            if isinstance(a, dict) and isinstance(a.get("conflictCount"), int)
+        )
+        self.metrics.conflicts(label, count)
 
     def provider_client(self, creds: Credentials) -> KubeClient:
         with self._providers_lock:
