@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,16 @@ def test_two_replicas_only_the_leader_writes_and_the_standby_takes_over(pair: Pa
         lambda: len(pair.provider_widgets()) == 25, 60, f"synced by the new leader\n{_logs(pair)}"
     )
     assert standby.metric("kubebind_writes_total") > 0
+
+    # A leader killed outright cannot release: a third replica waits out the lease, then leads.
+    c = pair.konnector("--leader-elect").wait_ready()
+    assert c.metric("kubebind_leader") == 0
+    killed_at = time.monotonic()
+    standby.kill()
+    eventually(lambda: c.metric("kubebind_leader") == 1, 60, "took over after a SIGKILL")
+    assert time.monotonic() - killed_at > 5, "took over before the dead leader's lease expired"
+    pair.create_widgets(["after-kill"])
+    eventually(lambda: len(pair.provider_widgets()) == 26, 60, "synced by the third replica")
 
 
 def test_api_server_restarts_on_both_sides_are_survived(pair: Pair) -> None:
