@@ -28,18 +28,18 @@ import contextlib
 import json
 import os
 import re
-import shutil
+import ssl
 import tempfile
 import threading
 import urllib.parse
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
+from urllib3.util.ssl_ import create_urllib3_context
 
 from kbcore import errors
 from kbcore.api import keys
@@ -52,8 +52,10 @@ from kbcore.requests import Request
 PatchType = Literal["merge", "json", "apply"]
 
 USER_AGENT = "kube-bind-konnector/0.1.0"
-POOL_MAXSIZE = 16
-"""Connections kept per server: a few dozen reflectors' watches and the workers' requests."""
+POOL_MAXSIZE = 64
+"""Idle connections kept per server. Every reflector's watch holds one for minutes and hands it
+back when the watch ends; a few dozen of them plus the workers' requests must fit, or urllib3
+discards connections (and warns each time) instead of reusing them."""
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 WATCH_TIMEOUT_MARGIN = 30.0
@@ -247,7 +249,6 @@ class KubeClient:
         user_agent: str = USER_AGENT,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
-        cleanup: Callable[[], None] | None = None,
     ) -> None:
         self._api = api_client
         self._api.user_agent = user_agent
@@ -255,9 +256,6 @@ class KubeClient:
         self.read_timeout = read_timeout
         self.server: str = api_client.configuration.host
         self.host = urllib.parse.urlsplit(self.server).netloc or self.server
-        # Files the client needs for its lifetime (client certificates): removed on close or
-        # when the client is collected, whichever comes first.
-        self._cleanup = weakref.finalize(self, cleanup) if cleanup else None
 
     def __repr__(self) -> str:
         return f"<KubeClient {self.server}>"
@@ -303,12 +301,15 @@ class KubeClient:
         """From sanitized provider credentials (`kbcore.kubeconfig`): inline data only.
 
         Raises ValueError for credentials no connection can be made with (data that is not
-        base64, a SOCKS proxy without PySocks installed)."""
+        base64 PEM, a key that does not match its certificate, a SOCKS proxy without PySocks)."""
         cfg = _configuration()
         cfg.host = creds.server.rstrip("/")
         cfg.verify_ssl = not creds.insecure_skip_tls_verify
-        if creds.certificate_authority_data and not creds.insecure_skip_tls_verify:
-            cfg.ca_cert_data = base64.b64decode(creds.certificate_authority_data).decode()
+        tls = None
+        if creds.client_certificate_data or creds.client_key_data:
+            tls = _client_certificate_context(creds)  # carries the CA too
+        elif creds.certificate_authority_data and not creds.insecure_skip_tls_verify:
+            cfg.ca_cert_data = _decode(creds.certificate_authority_data, "CA data")
         if creds.tls_server_name:
             cfg.tls_server_name = creds.tls_server_name
         if creds.proxy_url:
@@ -318,32 +319,18 @@ class KubeClient:
         elif creds.username or creds.password:
             basic = urllib3.util.make_headers(basic_auth=f"{creds.username}:{creds.password}")
             cfg.api_key = {"BearerToken": basic["authorization"]}
-        cleanup = None
-        if creds.client_certificate_data or creds.client_key_data:
-            # urllib3 loads client certificates from files only, on every new connection, so
-            # they live in a private directory for as long as the client does.
-            directory = tempfile.mkdtemp(prefix="kbind-client-")
-            cleanup = _remover(directory)
-            try:
-                cfg.cert_file = _write_secret(
-                    directory, "client.crt", creds.client_certificate_data
-                )
-                cfg.key_file = _write_secret(directory, "client.key", creds.client_key_data)
-            except BaseException:
-                cleanup()
-                raise
         try:
             api = ApiClient(cfg)
         except ImportError as err:  # urllib3 needs PySocks for a socks5 proxy-url
-            if cleanup:
-                cleanup()
             raise ValueError(f"proxy-url {creds.proxy_url}: {err}") from err
-        return cls(api, user_agent=user_agent, cleanup=cleanup)
+        if tls is not None:
+            # Configuration has no field for an SSL context; the pool manager passes this one
+            # to every connection pool it creates, and none exists yet.
+            api.rest_client.pool_manager.connection_pool_kw["ssl_context"] = tls
+        return cls(api, user_agent=user_agent)
 
     def close(self) -> None:
         self._api.close()
-        if self._cleanup is not None:
-            self._cleanup()
 
     def __enter__(self) -> KubeClient:
         return self
@@ -365,7 +352,8 @@ class KubeClient:
                 504, errors.TIMEOUT, f"{self.host}: no response within {read_timeout:.0f}s"
             ) from err
         except ApiException as err:
-            if err.status != 0:  # only TLS failures reach us this way; anything else is a bug
+            # kubernetes' REST layer reports urllib3's SSLError this way; anything else is a bug.
+            if err.status != 0 or not str(err.reason).startswith("SSLError"):
                 raise
             raise unreachable(self.host, err) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
@@ -614,16 +602,38 @@ class KubeClient:
             return Failed(err)
 
 
-def _write_secret(directory: str, name: str, data_b64: str) -> str:
-    path = os.path.join(directory, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(base64.b64decode(data_b64))
-    return path
+def _decode(data_b64: str, what: str) -> str:
+    try:
+        # Line breaks are allowed, as Go's decoder (kubectl's) skips them.
+        return base64.b64decode("".join(data_b64.split()), validate=True).decode()
+    except ValueError as err:  # binascii.Error and UnicodeDecodeError both are
+        raise ValueError(f"{what} is not base64-encoded PEM: {err}") from err
 
 
-def _remover(directory: str) -> Callable[[], None]:
-    def remove() -> None:
-        shutil.rmtree(directory, ignore_errors=True)
+def _client_certificate_context(creds: Credentials) -> ssl.SSLContext:
+    """An SSL context holding the client certificate (and the CA to verify the server with).
 
-    return remove
+    urllib3 reads client certificates only from files; loading them into a context once means
+    the private key is on disk only for the moment that takes, not for the client's lifetime.
+    """
+    verify = not creds.insecure_skip_tls_verify
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+    if verify and creds.certificate_authority_data:
+        context.load_verify_locations(cadata=_decode(creds.certificate_authority_data, "CA data"))
+    elif verify:
+        context.load_default_certs()
+    cert = _decode(creds.client_certificate_data, "client certificate data")
+    key = _decode(creds.client_key_data, "client key data")
+    with tempfile.TemporaryDirectory(prefix="kbind-client-") as directory:
+        paths = []
+        for name, pem in (("client.crt", cert), ("client.key", key)):
+            path = os.path.join(directory, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pem)
+            paths.append(path)
+        try:
+            context.load_cert_chain(paths[0], paths[1])
+        except ssl.SSLError as err:
+            raise ValueError(f"client certificate and key are not usable: {err}") from err
+    return context
