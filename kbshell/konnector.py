@@ -28,7 +28,7 @@ from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER, cluster_of
 from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, SECRETS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE, describe_key
@@ -136,6 +136,10 @@ class Konnector:
             gvr: Reflector(
                 consumer,
                 gvr,
+                # Only kubeconfig Secrets in our namespace are ever used (kbcore.kubeconfig
+                # rule 1): caching every Secret of the cluster would need the RBAC and the
+                # memory for nothing.
+                namespace=namespace if gvr == SECRETS else "",
                 name=f"consumer/{gvr.group_resource}",
                 on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
             )

@@ -55,13 +55,15 @@ class _RetryWatch(Exception):  # noqa: N818 - a signal carrying the error, not a
 
 
 class Reflector:
-    """A cache of one resource (all namespaces, optionally a label selector) kept by a thread."""
+    """A cache of one resource (one namespace or all, optionally a label selector) kept by a
+    thread."""
 
     def __init__(
         self,
         client: KubeClient,
         gvr: GVR,
         *,
+        namespace: str = "",
         label_selector: str = "",
         on_event: Handler,
         name: str,
@@ -71,6 +73,8 @@ class Reflector:
     ) -> None:
         self.client = client
         self.gvr = gvr
+        self.namespace = namespace
+        """Only this namespace ("" for all)."""
         self.label_selector = label_selector
         self._selector = parse_selector(label_selector)  # a bad selector fails here, not later
         self.on_event = on_event
@@ -172,7 +176,7 @@ class Reflector:
         return not self.label_selector or self._selector.matches(dict(o.labels_of(obj)))
 
     def _list(self) -> None:
-        items, rv = self.client.list(self.gvr, label_selector=self.label_selector)
+        items, rv = self.client.list(self.gvr, self.namespace, self.label_selector)
         if self.synced.is_set():
             self.relists += 1
             log.info("reflector %s: relisted at resourceVersion %s", self.name, rv)
@@ -185,6 +189,7 @@ class Reflector:
             stream = self.client.watch(
                 self.gvr,
                 resource_version=self._rv,
+                namespace=self.namespace,
                 label_selector=self.label_selector,
                 timeout_seconds=self.watch_timeout,
                 allow_bookmarks=True,

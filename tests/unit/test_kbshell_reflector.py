@@ -65,7 +65,9 @@ class ScriptedClient:
         self.watched_from: list[str] = []
         self.listed = 0
 
-    def list(self, gvr: GVR, label_selector: str = "") -> tuple[list[Obj], str]:
+    def list(
+        self, gvr: GVR, namespace: str = "", label_selector: str = ""
+    ) -> tuple[list[Obj], str]:
         self.listed += 1
         answer = self.lists.pop(0) if self.lists else ApiError(500, "InternalError", "no script")
         if isinstance(answer, Exception):
