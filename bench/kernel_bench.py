@@ -24,27 +24,56 @@ def pair(i: int, drift: bool) -> InstanceView:
     spec = {"size": "large", "replicas": i % 7, "tags": ["a", "b"], "nested": {"x": {"y": i}}}
     status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     consumer = {
-        "apiVersion": "example.org/v1", "kind": "Widget",
-        "metadata": {"namespace": "default", "name": f"w{i}", "uid": uid,
-                     "resourceVersion": str(1000 + i), "finalizers": [keys.FINALIZER_SYNCER]},
-        "spec": spec, "status": status,
-    }
-    fields = {"f:metadata": {"f:labels": {".": {}, f"f:{keys.LABEL_MANAGED}": {}},
-                             "f:annotations": {".": {},
-                                               f"f:{keys.ANNOTATION_CONSUMER_CLUSTER_UID}": {},
-                                               f"f:{keys.ANNOTATION_CONSUMER_OBJECT_UID}": {}}},
-              "f:spec": {".": {}, "f:size": {}, "f:replicas": {}, "f:tags": {},
-                         "f:nested": {".": {}, "f:x": {".": {}, "f:y": {}}}}}
-    provider = {
-        "apiVersion": "example.org/v1", "kind": "Widget",
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
         "metadata": {
-            "namespace": "default", "name": f"w{i}", "uid": f"p-{uid}",
+            "namespace": "default",
+            "name": f"w{i}",
+            "uid": uid,
+            "resourceVersion": str(1000 + i),
+            "finalizers": [keys.FINALIZER_SYNCER],
+        },
+        "spec": spec,
+        "status": status,
+    }
+    fields = {
+        "f:metadata": {
+            "f:labels": {".": {}, f"f:{keys.LABEL_MANAGED}": {}},
+            "f:annotations": {
+                ".": {},
+                f"f:{keys.ANNOTATION_CONSUMER_CLUSTER_UID}": {},
+                f"f:{keys.ANNOTATION_CONSUMER_OBJECT_UID}": {},
+            },
+        },
+        "f:spec": {
+            ".": {},
+            "f:size": {},
+            "f:replicas": {},
+            "f:tags": {},
+            "f:nested": {".": {}, "f:x": {".": {}, "f:y": {}}},
+        },
+    }
+    provider = {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {
+            "namespace": "default",
+            "name": f"w{i}",
+            "uid": f"p-{uid}",
             "labels": {keys.LABEL_MANAGED: "true"},
-            "annotations": {keys.ANNOTATION_CONSUMER_CLUSTER_UID: LOCAL_UID,
-                            keys.ANNOTATION_CONSUMER_OBJECT_UID: uid},
-            "managedFields": [{"manager": keys.FIELD_MANAGER, "operation": "Apply",
-                               "apiVersion": "example.org/v1", "fieldsType": "FieldsV1",
-                               "fieldsV1": fields}],
+            "annotations": {
+                keys.ANNOTATION_CONSUMER_CLUSTER_UID: LOCAL_UID,
+                keys.ANNOTATION_CONSUMER_OBJECT_UID: uid,
+            },
+            "managedFields": [
+                {
+                    "manager": keys.FIELD_MANAGER,
+                    "operation": "Apply",
+                    "apiVersion": "example.org/v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": fields,
+                }
+            ],
         },
         "spec": dict(spec, size="small") if drift else spec,
         "status": status,

@@ -160,6 +160,7 @@ def main() -> int:
 
         # 1. N creates, end to end.
         say(f"creating {n} widgets on the consumer ...")
+        cpu_before = k.cpu_seconds()
         started = time.monotonic()
         pair.create_widgets(names)
         created = time.monotonic() - started
@@ -171,6 +172,7 @@ def main() -> int:
 
         eventually(statuses_back, 600, "all statuses back", interval=0.5)
         end_to_end = time.monotonic() - started
+        cpu_sync = k.cpu_seconds() - cpu_before
         assert len(pair.provider_widgets()) == n
         k.quiet(timeout=120)
         rss = k.rss_kib()
@@ -229,6 +231,7 @@ def main() -> int:
     print(f"create {n} on the consumer (client side): {created:.1f} s")
     print(f"sync {n} end to end (create -> copy on provider -> status back): {end_to_end:.1f} s")
     print(f"  = {n / end_to_end:.0f} objects/s with {args.workers} workers")
+    print(f"  konnector CPU for it: {cpu_sync:.1f} s ({cpu_sync / n * 1000:.1f} ms per object)")
     print(
         f"  per object: {sync_reconciles / n:.1f} reconciles, writes "
         + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sync_writes.items()) if v >= n / 10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -205,6 +206,13 @@ class Konnector:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used."""
+        with open(f"/proc/{self.pid()}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid()}/status") as f:
