@@ -424,3 +424,15 @@ def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> Key |
     t = target
     key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, mapper)
     return ("instance", t.gvr, key) if key is not None else None
+
+
+def control_resync_keys(state: KonnectorState) -> list[Key]:
+    """The periodic control-plane resync (re-discovery, heartbeat, conflict counts): every
+    cached Connection and binding, then the engagement pass."""
+    out: list[Key] = [("connection", o.name(c)) for c in state.cached(CONNECTIONS)]
+    for gvr in (CLUSTERBINDINGS, BINDINGS):
+        out += [
+            ("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)) for b in state.cached(gvr)
+        ]
+    out.append(ENGAGE)
+    return out

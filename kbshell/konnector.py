@@ -28,7 +28,7 @@ from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER, cluster_of
 from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, SECRETS
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, SECRETS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE, describe_key
@@ -46,6 +46,7 @@ from kbcore.worker import (
     Planner,
     Send,
     control_keys,
+    control_resync_keys,
     drive,
     engagements,
     instance_key,
@@ -208,12 +209,8 @@ class Konnector:
             self._report_gauges()
 
     def control_resync(self) -> None:
-        for conn in self.cached(CONNECTIONS):
-            self.queue.add(("connection", o.name(conn)))
-        for gvr in (CLUSTERBINDINGS, BINDINGS):
-            for b in self.cached(gvr):
-                self.queue.add(("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)))
-        self.queue.add(ENGAGE)
+        for key in control_resync_keys(self):
+            self.queue.add(key)
 
     def resync(self) -> None:
         """The backstop: look at every cached instance again."""

@@ -20,7 +20,6 @@ from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE
@@ -37,6 +36,7 @@ from kbcore.worker import (
     Planner,
     Send,
     control_keys,
+    control_resync_keys,
     drive,
     engagements,
     instance_key,
@@ -149,12 +149,8 @@ class SimKonnector:
         """Re-discovery, heartbeat, conflict counts: every Connection and binding, periodically."""
         if self.stopped:
             return
-        for conn in self.cached(CONNECTIONS):
-            self.queue.add(("connection", o.name(conn)))
-        for gvr in (CLUSTERBINDINGS, BINDINGS):
-            for b in self.cached(gvr):
-                self.queue.add(("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)))
-        self.queue.add(ENGAGE)
+        for key in control_resync_keys(self):
+            self.queue.add(key)
         self.world.schedule(RESYNC_INTERVAL_SECONDS, "control-resync", self._control_resync)
 
     def stop(self) -> None:
