@@ -76,6 +76,15 @@ class ApiError(Exception):
         return self.code == 403
 
     @property
+    def is_namespace_terminating(self) -> bool:
+        """A 403 from the namespace lifecycle admission: the namespace is being deleted, so
+        nothing new may be created in it until it is gone (and may then be recreated)."""
+        causes = self.details.get("causes") or []
+        return self.code == 403 and any(
+            isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
+        )
+
+    @property
     def is_gone(self) -> bool:
         return self.code == 410
 

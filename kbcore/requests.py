@@ -209,6 +209,9 @@ def judge(action: Action, error: ApiError) -> Verdict:
     if error.code == 422 and isinstance(action, Apply):
         # A uid precondition mismatch is reported as an immutable-field error.
         return Verdict(Next.REPLAN, why="apply rejected; plan again from fresh state")
+    if error.is_namespace_terminating:
+        # Not RBAC: the namespace goes away within seconds and is recreated by the next plan.
+        return Verdict(Next.BACKOFF, why="namespace is being terminated")
     if error.code == 403:
         return Verdict(Next.WAIT, FORBIDDEN_RETRY_SECONDS, why="forbidden by RBAC")
     if error.code == 429 or (error.code == 503 and error.retry_after):

@@ -267,6 +267,14 @@ def err(code: int, reason: str, retry_after: float | None = None) -> ApiError:
     return ApiError(code, reason, "m", retry_after=retry_after)
 
 
+TERMINATING = ApiError(
+    403,
+    "Forbidden",
+    "unable to create new content in namespace team-a because it is being terminated",
+    details={"causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
+)
+
+
 @pytest.mark.parametrize(
     ("action", "error", "next_", "after"),
     [
@@ -293,6 +301,9 @@ def err(code: int, reason: str, retry_after: float | None = None) -> ApiError:
         (NS, err(403, "Forbidden"), Next.WAIT, 30.0),
         (DELETE, err(403, "Forbidden"), Next.WAIT, 30.0),
         (ADD, err(403, "Forbidden"), Next.WAIT, 30.0),
+        # A terminating namespace is not an RBAC denial: back off, don't park for 30 s.
+        (CREATE, TERMINATING, Next.BACKOFF, 0.0),
+        (APPLY, TERMINATING, Next.BACKOFF, 0.0),
         (APPLY, err(429, "TooManyRequests", retry_after=7.0), Next.WAIT, 7.0),
         (ADD, err(429, "TooManyRequests", retry_after=3.0), Next.WAIT, 3.0),
         (APPLY, err(429, "TooManyRequests"), Next.WAIT, 1.0),
