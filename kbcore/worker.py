@@ -400,6 +400,17 @@ def engagements(
     return out
 
 
+def current_fingerprints(state: KonnectorState) -> set[str]:
+    """The provider credentials some Connection's Secret holds now. A shell's client for any
+    other fingerprint belongs to rotated or deleted credentials and can be closed."""
+    out: set[str] = set()
+    for conn in state.cached(CONNECTIONS):
+        creds = _usable(credentials(state, conn))
+        if creds is not None:
+            out.add(creds.fingerprint)
+    return out
+
+
 def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> Key | None:
     """The key a consumer instance event wakes."""
     obj = new if new is not None else old

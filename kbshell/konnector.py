@@ -47,6 +47,7 @@ from kbcore.worker import (
     Send,
     control_keys,
     control_resync_keys,
+    current_fingerprints,
     drive,
     engagements,
     instance_key,
@@ -239,6 +240,10 @@ class Konnector:
             self.metrics.cache_synced(r.gvr, CONSUMER, r.synced.is_set())
         for gvr, s in list(self.syncers.items()):
             self.metrics.synced_objects(gvr, len(s.consumer.keys()))
+        # Stuck-worker gauges; the queue's start times are on the monotonic clock.
+        self.metrics.queue_in_flight(
+            self.queue.name, self.queue.in_flight().values(), time.monotonic()
+        )
 
     # -- KonnectorState ----------------------------------------------------------------------
     def cached(self, gvr: GVR) -> list[o.Obj]:
@@ -416,7 +421,20 @@ class Konnector:
                 syncer = Syncer(self, target, self.provider_client(target.engagement.credentials))
                 self.syncers[gvr] = syncer
                 syncer.start()
+        self._close_rotated_clients()
         self.resync()
+
+    def _close_rotated_clients(self) -> None:
+        """Close provider clients no Connection's Secret holds credentials for any more (their
+        connection pools would otherwise live as long as the process)."""
+        live = current_fingerprints(self)
+        live |= {s.target.engagement.credentials.fingerprint for s in self.syncers.values()}
+        with self._providers_lock:
+            stale = [fp for fp in self._providers if fp not in live]
+            for fp in stale:
+                self._providers.pop(fp).close()
+        if stale:
+            log.info("closed clients of rotated provider credentials", extra={"count": len(stale)})
 
 
 def _ref(item: Key) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class SharedQueue:
         if metrics is not None:
             metrics.queue(name)
 
+    @property
+    def name(self) -> str:
+        return self._name
+
     def _depth(self) -> int:
         return len(self._queue)
 

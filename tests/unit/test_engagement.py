@@ -25,6 +25,7 @@ from kbcore.errors import ApiError
 from kbcore.events import ENGAGE, binding_key, connection_key, keys_for_event
 from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.worker import current_fingerprints
 from kbsim import scenario
 from kbsim.apiserver import User
 from kbsim.konnector import SimKonnector
@@ -416,3 +417,15 @@ def test_rotated_secret_takes_effect_on_its_own_event_not_only_at_the_next_resyn
         f"syncer still runs as {user.name!r} after the rotated Secret's event settled "
         "(it only switches at the next periodic control resync)"
     )
+
+
+def test_after_a_rotation_only_the_new_credentials_are_current() -> None:
+    # Shells close provider clients whose fingerprint is no longer current: the old token's
+    # connection pool must not outlive the rotation, and the live one must never be closed.
+    world = bound_world()
+    before = current_fingerprints(world.konnector)
+    assert len(before) == 1
+    rotate_to_alice(world)
+    assert world.settle(60)
+    after = current_fingerprints(world.konnector)
+    assert len(after) == 1 and after.isdisjoint(before)
