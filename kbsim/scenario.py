@@ -408,7 +408,7 @@ def user_write(world: World, verb: str, cluster: str, obj: dict[str, Any]) -> No
     world.user_call(call)
 
 
-def _expect(world: World, e: dict[str, Any]) -> str:
+def unmet_expectation(world: World, e: dict[str, Any]) -> str:
     """'' when the expectation holds, else why not."""
     cluster = e["cluster"]
     ref = e.get("object", e.get("absent"))
@@ -511,7 +511,7 @@ def _run_step(world: World, s: Step) -> str:
         if world.settle(timeout):
             return ""
         return f"not settled within {timeout:g}s: {_pending(world)}"
-    return _expect(world, b["expect"])
+    return unmet_expectation(world, b["expect"])
 
 
 def _pending(world: World) -> str:

@@ -10,7 +10,7 @@ The same YAML that defines behaviour in the simulator (`kbsim/scenario.py`) is r
 - `konnector` started as a separate process (`--log-format json`, probes and metrics on free
   loopback ports) once setup is done, and awaited on `/readyz`;
 - the steps: user writes go through `kbsim.scenario.user_write` itself, and expectations
-  through `kbsim.scenario._expect` itself, both over `RealWorld`, the small slice of kbsim's
+  through `kbsim.scenario.unmet_expectation` itself, both over `RealWorld`, the small slice of kbsim's
   `World` they use (`clusters[name]` with `kind_to_gvr`/`get`/`create`/`patch`/`delete`, and
   `user_call`), backed by `kbshell.client.KubeClient` and discovery. So "what the scenario
   checks" has one definition.
@@ -63,7 +63,7 @@ from kbcore import objects as o
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbshell.client import KubeClient, PatchType
-from kbsim.scenario import USER_WRITES, Scenario, ScenarioError, Step, _expect, user_write
+from kbsim.scenario import USER_WRITES, Scenario, ScenarioError, Step, unmet_expectation, user_write
 from kbsim.world import parse_duration
 from tests.harness.clusters import REPO_ROOT, Cluster, Clusters, Process, start_clusters
 
@@ -173,7 +173,7 @@ class RealServer:
 
 
 class RealWorld:
-    """What `kbsim.scenario.user_write` and `_expect` use of a kbsim `World`."""
+    """What `kbsim.scenario.user_write` and `unmet_expectation` use of a kbsim `World`."""
 
     def __init__(self, clusters: Mapping[str, RealServer]) -> None:
         self.clusters = dict(clusters)
@@ -738,7 +738,7 @@ class RealScenario:
         start = time.monotonic()
         deadline = max(start, self.credit_until) + EXPECT_TIMEOUT
         while True:
-            why = _expect(self.world, e)
+            why = unmet_expectation(self.world, e)
             if not why:
                 return ""
             if time.monotonic() > deadline:
