@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager and etcd from this wrapper module
+# Build kube-apiserver, kube-controller-manager, etcd and kubectl from this wrapper module
 # into a per-version cache directory outside the work tree (binaries are never
 # committed), and print that directory as the last line of stdout.
 #
 #   K8SBIN_DIR=/some/dir hack/k8s/build.sh     # default: ~/.cache/kube-bind/k8sbin/<version>
 #
-# A no-op when all three binaries are already there, so callers (pytest fixture,
+# A no-op when all four binaries are already there, so callers (pytest fixture,
 # make k8sbin, CI) simply run it every time. Progress goes to stderr.
 # A cold build takes a while on 2 cores (see hack/k8s/README.md for measured figures).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
+BINARIES=(kube-apiserver kube-controller-manager etcd kubectl)
 log() { echo "k8sbin: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -49,7 +49,7 @@ TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 start=$SECONDS
 log "compiling ${BINARIES[*]} (cold: about 10 min on 2 cores; warm cache: about a minute)"
-go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/etcd
+go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/etcd ./cmd/kubectl
 mkdir -p "$OUT"
 for b in "${BINARIES[@]}"; do mv -f "$TMP/$b" "$OUT/$b"; done
 log "built in $((SECONDS - start))s: $(du -sh "$OUT" | cut -f1) in $OUT"
