@@ -390,6 +390,9 @@ class _Planner:
             self.conds.set(c.CONFLICTS, True, c.FOREIGN_OBJECT_EXISTS, "; ".join(parts))
         else:
             self.conds.set(c.CONFLICTS, False, c.AS_EXPECTED, "no conflicts")
+        # Rules that do not parse, and rules that parse but cannot be followed (a non-core
+        # group, a bad selector): either way that rule is frozen, and Synced must say so.
+        bad = "; ".join(m for m in (bad, *rp.errors) if m)
         if bad:
             self.conds.set(c.SYNCED, False, c.INVALID_SCHEMA, bad)
         else:

@@ -284,6 +284,20 @@ def test_installed_crd_makes_the_binding_ready() -> None:
     assert api_cond(plan, W)[:2] == ("True", "AsExpected")
 
 
+def test_a_related_rule_that_cannot_be_followed_makes_synced_false_with_the_reason() -> None:
+    # It parses, but names a non-core group: the rule is frozen, and the binding must say so
+    # rather than report Synced=True while nothing of it happens.
+    b = binding()
+    b["spec"]["relatedResources"] = [
+        {"group": "apps", "resource": "secrets", "direction": "FromProvider"}
+    ]
+    plan, _ = drive(b, {consumer_crd_get(): consumer_crd()})
+    status, reason, message = cond(plan, "Synced") or ("", "", "")
+    assert (status, reason) == ("False", "InvalidSchema")
+    assert "relatedResources[0]: group must be empty (core), got 'apps'" in message
+    assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+
+
 def test_pull_policy_none_never_creates_the_crd() -> None:
     conn = connection(schema={"pullPolicy": "None"})
     plan, _ = drive(binding(), conn=conn)
