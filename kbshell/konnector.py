@@ -77,6 +77,7 @@ class Syncer:
             gvr,
             name=f"consumer/{gvr.group_resource}",
             on_event=lambda _t, old, new: konnector.consumer_changed(instance_key(gvr, old, new)),
+            on_relist=konnector.relisted(gvr, CONSUMER),
         )
         self.provider = Reflector(
             provider,
@@ -86,6 +87,7 @@ class Syncer:
             on_event=lambda _t, old, new: konnector.enqueue(
                 provider_key(target, new or old, mapper)
             ),
+            on_relist=konnector.relisted(gvr, PROVIDER),
         )
 
     @property
@@ -144,6 +146,7 @@ class Konnector:
                 namespace=namespace if gvr == SECRETS else "",
                 name=f"consumer/{gvr.group_resource}",
                 on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
+                on_relist=self.relisted(gvr, CONSUMER),
             )
             for gvr, kind in CONTROL_KINDS.items()
         }
@@ -240,10 +243,19 @@ class Konnector:
             self.metrics.cache_synced(r.gvr, CONSUMER, r.synced.is_set())
         for gvr, s in list(self.syncers.items()):
             self.metrics.synced_objects(gvr, len(s.consumer.keys()))
+            self.metrics.cache_synced(gvr, CONSUMER, s.consumer.synced.is_set())
+            self.metrics.cache_synced(gvr, PROVIDER, s.provider.synced.is_set())
         # Stuck-worker gauges; the queue's start times are on the monotonic clock.
         self.metrics.queue_in_flight(
             self.queue.name, self.queue.in_flight().values(), time.monotonic()
         )
+
+    def relisted(self, gvr: GVR, cluster: str) -> Callable[[], None] | None:
+        """The relist counter of one reflector (a watch expired with 410 and it listed again)."""
+        metrics = self.metrics
+        if metrics is None:
+            return None
+        return lambda: metrics.relist(gvr, cluster)
 
     # -- KonnectorState ----------------------------------------------------------------------
     def cached(self, gvr: GVR) -> list[o.Obj]:
@@ -411,6 +423,8 @@ class Konnector:
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
                 log.info("stopping sync of %s", gvr.group_resource)
                 self.syncers.pop(gvr).stop()
+                if self.metrics is not None and gvr not in desired:
+                    self.metrics.forget_resource(gvr)
         for gvr, target in desired.items():
             if gvr not in self.syncers:
                 log.info(

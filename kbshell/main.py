@@ -8,6 +8,7 @@ Exit status: 0 after a graceful stop, 1 when leadership was lost or the process 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import os
@@ -95,6 +96,13 @@ class Recorder:
             self._file.close()
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kube-bind")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers < 1:
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot load the consumer kubeconfig: %s", err)
         return 1
 
-    metrics = Metrics(controllers=("konnector",))
+    metrics = Metrics(controllers=("konnector",), version=_version())
     stop = threading.Event()
     lost = threading.Event()
     elector: LeaderElector | None = None

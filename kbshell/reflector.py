@@ -70,8 +70,10 @@ class Reflector:
         watch_timeout: int = 300,
         backoff: tuple[float, float] = (0.5, 30.0),
         on_error: ErrorHandler | None = None,
+        on_relist: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_relist = on_relist
         self.gvr = gvr
         self.namespace = namespace
         """Only this namespace ("" for all)."""
@@ -179,6 +181,8 @@ class Reflector:
         items, rv = self.client.list(self.gvr, self.namespace, self.label_selector)
         if self.synced.is_set():
             self.relists += 1
+            if self.on_relist is not None:
+                self.on_relist()
             log.info("reflector %s: relisted at resourceVersion %s", self.name, rv)
         self._apply(bookkeeping.relist(self._cache, items), rv)
         self.synced.set()

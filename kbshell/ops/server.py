@@ -163,8 +163,9 @@ def ready_when_synced(
     unsynced: Callable[[], list[str]], leading: Callable[[], bool] | None = None
 ) -> Check:
     """The konnector's readiness: every cache synced. With leader election, a standby replica
-    (`leading()` false) runs no caches and is ready: it must stay in the Service's endpoints
-    only for metrics, and kubelet must not restart it. `unsynced` lists caches not yet synced."""
+    (`leading()` false) is ready whatever its caches (it keeps the control-plane caches warm
+    for a fast takeover but does no work): kubelet must not restart it, and it still serves
+    metrics. `unsynced` lists caches not yet synced."""
 
     def check() -> tuple[bool, str]:
         if leading is not None and not leading():

@@ -86,6 +86,7 @@ class Record:
     def __init__(self, fail_on: str = "") -> None:
         self.events: list[tuple[str, str]] = []
         self.errors: list[Exception] = []
+        self.relists: list[int] = []
         self._fail_on = fail_on
 
     def __call__(self, kind: str, old: Obj | None, new: Obj | None) -> None:
@@ -117,6 +118,7 @@ def run() -> Iterator[Callable[..., tuple[Reflector, Record]]]:
             name="scripted",
             backoff=(0.01, 0.05),
             on_error=record.errors.append,
+            on_relist=lambda: record.relists.append(1),
         )
         reflector.start()
         started.append(reflector)
@@ -136,6 +138,7 @@ def test_a_410_event_relists_and_reports_what_vanished(run: Any) -> None:
     eventually(lambda: client.watched_from == ["10", "20"])
     assert record.events == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "b"), ("DELETED", "a")]
     assert reflector.relists == 1 and reflector.resource_version == "20"
+    assert record.relists == [1]  # what feeds kubebind_watch_relists_total
     assert [o["metadata"]["name"] for o in reflector.items()] == ["b"]
     assert record.errors == []  # a 410 is routine, not a failure
 
