@@ -381,7 +381,10 @@ def settle(
         if outcome.requeue_after is not None:
             queue.add_after(item, outcome.requeue_after, now)
     elif verdict.next is Next.REPLAN:
-        queue.add(item)
+        # The world moved: plan again almost at once (5 ms). A replan that keeps failing is not
+        # the world moving (a status write to a CRD without the status subresource answers 404
+        # every time), so the per-key backoff grows; the shared token bucket is left alone.
+        queue.add_rate_limited(item, now, bucket=False)
     elif verdict.next is Next.WAIT:
         queue.add_after(item, verdict.after, now)
     else:

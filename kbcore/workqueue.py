@@ -69,12 +69,13 @@ class WorkQueue(Generic[K]):
         self._seq += 1
         heapq.heappush(self._waiting, (due, self._seq, key))
 
-    def add_rate_limited(self, key: K, now: float) -> float:
-        """Queue `key` after its backoff; returns the delay chosen."""
+    def add_rate_limited(self, key: K, now: float, *, bucket: bool = True) -> float:
+        """Queue `key` after its backoff; returns the delay chosen. `bucket=False` applies the
+        per-key backoff only, not the overall token bucket."""
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
         item_delay: float = min(self._base * 2.0 ** min(n, 60), self._max)
-        delay = max(item_delay, self._bucket_delay(now))
+        delay = max(item_delay, self._bucket_delay(now)) if bucket else item_delay
         self.add_after(key, delay, now)
         return delay
 

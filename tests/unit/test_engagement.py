@@ -81,8 +81,9 @@ def test_credentials_not_yet_verified_are_never_engaged() -> None:
 
 def test_a_ready_plan_vouches_for_its_credentials() -> None:
     ready, unready = connection(), connection(ready=False)
-    ref = ObjectRef("consumer", GVR("core.kube-bind.io", "v1alpha1", "connections"),
-                    ObjectKey("", "p"))
+    ref = ObjectRef(
+        "consumer", GVR("core.kube-bind.io", "v1alpha1", "connections"), ObjectKey("", "p")
+    )
     # No status write: the current status decides.
     assert verified_fingerprint(ready, CREDS, Plan()) == CREDS.fingerprint
     assert verified_fingerprint(unready, CREDS, Plan()) is None
@@ -313,14 +314,14 @@ def ready(world: World) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
-def bound_world() -> World:
+def bound_world(crd: dict[str, Any] = PROVIDER_WIDGETS_CRD) -> World:
     """Bundle applied, Connection Ready, one Widget synced as the provider admin."""
     world = World(["provider", "consumer"], seed=3)
     world.monitor.consumer_cluster = "consumer"
     consumer, provider = world.clusters["consumer"], world.clusters["provider"]
     for c in crdgen.all_crds():
         consumer.create(schema.CRDS, o.deepcopy(dict(c)))
-    provider.create(schema.CRDS, o.deepcopy(PROVIDER_WIDGETS_CRD))
+    provider.create(schema.CRDS, o.deepcopy(crd))
     consumer.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-bind"}}
     )
@@ -429,3 +430,28 @@ def test_after_a_rotation_only_the_new_credentials_are_current() -> None:
     assert world.settle(60)
     after = current_fingerprints(world.konnector)
     assert len(after) == 1 and after.isdisjoint(before)
+
+
+def test_a_status_write_that_keeps_failing_backs_off_instead_of_spinning() -> None:
+    # A bound CRD without the status subresource: the provider's status comes back as a
+    # /status write the consumer answers 404 every time. Replanning at once forever was a hot
+    # loop (30,000 writes in 30 s); a replan that keeps failing must back off.
+    crd = o.deepcopy(PROVIDER_WIDGETS_CRD)
+    version = crd["spec"]["versions"][0]
+    del version["subresources"]
+    version["schema"]["openAPIV3Schema"]["properties"]["status"] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    world = bound_world(crd)
+    provider = world.clusters["provider"]
+    copy = provider_widget(world, "before")
+    assert copy is not None
+    copy["status"] = {"phase": "Running"}
+    world.user_call(lambda: provider.update(WIDGETS, copy))
+    requests: list[str] = []
+    world.clusters["consumer"].add_request_hook(
+        lambda verb, gvr, key, user: requests.append(verb) if gvr == WIDGETS else None
+    )
+    world.advance(30)
+    assert 0 < len(requests) < 40, f"{len(requests)} consumer Widget requests in 30 s"

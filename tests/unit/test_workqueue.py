@@ -59,9 +59,17 @@ def test_token_bucket_limits_many_keys() -> None:
     assert delays[110] > 1.0  # beyond it: 10 per second
 
 
+def test_per_key_backoff_without_the_bucket_neither_waits_for_nor_drains_it() -> None:
+    # Replans back off per key only: a burst of them must not throttle other keys' retries.
+    q: WorkQueue[int] = WorkQueue()
+    delays = [q.add_rate_limited(i, now=0, bucket=False) for i in range(120)]
+    assert max(delays) == 0.005
+    assert [q.add_rate_limited(0, now=0, bucket=False) for _ in range(3)] == [0.01, 0.02, 0.04]
+    assert max(q.add_rate_limited(i, now=0) for i in range(200, 300)) == 0.005
+
+
 ops = st.lists(
-    st.tuples(st.sampled_from(["add", "get", "done", "after"]), st.integers(0, 3),
-              st.floats(0, 5)),
+    st.tuples(st.sampled_from(["add", "get", "done", "after"]), st.integers(0, 3), st.floats(0, 5)),
     max_size=60,
 )
 
