@@ -169,6 +169,31 @@ def exported_api(crd: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def discover_exported(
+    observed: Observed, source: str
+) -> tuple[str, list[dict[str, Any]], dict[str, o.Obj], dict[str, tuple[str, ...]]]:
+    """Rule 7: what the provider exports under schema `source` (Auto, CRD or OpenAPI).
+
+    Returns (active source, exportedAPIs sorted by name, provider-side CRD per API name,
+    fidelity lost in synthesis per API). Raises `Missing` for reads not done yet and the
+    `ApiError` of a failed one. `kubectl bind` lists what it offers to bind with this too."""
+    crds: dict[str, o.Obj] = {}
+    losses: dict[str, tuple[str, ...]] = {}
+    if source in ("CRD", "Auto"):
+        listed = list_items(
+            observed, List(PROVIDER, CRDS, label_selector=f"{keys.LABEL_EXPORTED}=true")
+        )
+        crds = {o.name(crd): crd for crd in listed if exported_api(crd) is not None}
+        source = "CRD" if source == "CRD" or crds else "OpenAPI"
+    if source == "OpenAPI":
+        synthesis = openapi.synthesize(observed, PROVIDER)
+        crds = {o.name(api.crd): api.crd for api in synthesis.apis}
+        losses = {o.name(api.crd): api.losses for api in synthesis.apis if api.losses}
+    apis = [a for a in (exported_api(crd) for crd in crds.values()) if a is not None]
+    apis.sort(key=lambda a: str(a["name"]))
+    return source, apis, crds, losses
+
+
 def plan_connection(view: ConnectionView) -> Plan:
     """The next step for one Connection (rules in the module docstring)."""
     try:
@@ -317,22 +342,7 @@ class _Planner:
     ) -> tuple[str, list[dict[str, Any]], dict[str, o.Obj], dict[str, tuple[str, ...]]]:
         """(active source, exportedAPIs, provider-side CRD per API name, losses per API)."""
         source, _, _ = schema_policy(self.conn)
-        crds: dict[str, o.Obj] = {}
-        losses: dict[str, tuple[str, ...]] = {}
-        if source in ("CRD", "Auto"):
-            listed = list_items(
-                self.view.observed,
-                List(PROVIDER, CRDS, label_selector=f"{keys.LABEL_EXPORTED}=true"),
-            )
-            crds = {o.name(crd): crd for crd in listed if exported_api(crd) is not None}
-            source = "CRD" if source == "CRD" or crds else "OpenAPI"
-        if source == "OpenAPI":
-            synthesis = openapi.synthesize(self.view.observed, PROVIDER)
-            crds = {o.name(api.crd): api.crd for api in synthesis.apis}
-            losses = {o.name(api.crd): api.losses for api in synthesis.apis if api.losses}
-        apis = [a for a in (exported_api(crd) for crd in crds.values()) if a is not None]
-        apis.sort(key=lambda a: str(a["name"]))
-        return source, apis, crds, losses
+        return discover_exported(self.view.observed, source)
 
     def _wanted(self, source: str, apis: list[dict[str, Any]]) -> list[str]:
         """Names of the APIs this Connection installs itself (rule 8)."""

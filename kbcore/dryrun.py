@@ -1,0 +1,385 @@
+"""`kubectl bind plan`: what the konnector would do right now, decided by the kernel, written
+nowhere.
+
+Theory of operation. The konnector's per-key work is `kbcore.worker.work`, a generator that asks
+for reads (`Ask`) and requests (`Send`). A dry run is the same worker over a *snapshot*: one
+LIST of every control-plane resource the konnector caches (Connections, ClusterBindings,
+Bindings, CRDs, the kubeconfig Secrets of its namespace), then, for every API the engagement
+pass would sync, one LIST of its consumer objects and one of the provider copies (label
+`managed=true`, as the syncer's cache). `Snapshot` serves those lists to the worker as its
+caches; the worker's reads are passed on to the shell to answer live (the same fresh reads the
+konnector would do); its requests are *recorded and never sent*: `dry_run` yields only `Ask`,
+so no shell driving it can be handed a write.
+
+Rules:
+ 1. Keys in the order a freshly started konnector handles them (`control_resync_keys`): every
+    Connection, every binding, the engagement pass, then every instance key: each consumer
+    object of a synced API and each provider copy carrying our cluster marker
+    (`instance_key`, `provider_key`), sorted.
+ 2. A request is answered as if it succeeded, so a plan is followed to its end as the
+    konnector would follow it; one that could not even be sent (no usable provider
+    credentials) is reported as failing, as the konnector would report it.
+ 3. A Connection whose plan vouches for its credentials (`Outcome.verified`) is engaged from
+    then on, as in the konnector after its first Connection reconcile; nothing else carries
+    over between keys: each is planned from the snapshot, not from the writes planned before
+    it. So the dry run is one step of the konnector, not its fixed point.
+ 4. A failed snapshot LIST is reported and leaves out what depends on it (no control LIST: no
+    plan at all; no cache of one API: none of its instance keys).
+ 5. Renewing the heartbeat Lease is routine: the konnector does it every resync even at rest,
+    so it does not count as work to do (`routine`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import (
+    CONSUMER,
+    PROVIDER,
+    Action,
+    AddFinalizer,
+    Apply,
+    Create,
+    CreateNamespace,
+    Delete,
+    EmitEvent,
+    MergePatch,
+    RemoveFinalizer,
+    RequeueAfter,
+    Update,
+    UpdateStatus,
+)
+from kbcore.api import conditions as c
+from kbcore.api import keys
+from kbcore.connection import LEASES, SECRETS
+from kbcore.engagement import SyncTarget, sync_targets
+from kbcore.events import ENGAGE, Key, describe_key
+from kbcore.instance import plan_instance
+from kbcore.mapper import IDENTITY, Mapper
+from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
+from kbcore.reads import Failed, List
+from kbcore.worker import (
+    CONTROL_KINDS,
+    CRDS,
+    Ask,
+    Failure,
+    Outcome,
+    Planner,
+    control_resync_keys,
+    engagements,
+    instance_key,
+    provider_key,
+    work,
+)
+
+MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
+
+
+@attrs.frozen(hash=False)
+class SnapshotSyncer:
+    """A bound API's two caches, from one LIST each (`kbcore.worker.Syncer`)."""
+
+    target: SyncTarget
+    consumer: Mapping[ObjectKey, Obj]
+    provider: Mapping[ObjectKey, Obj]
+    synced: bool = True
+
+    def consumer_get(self, key: ObjectKey) -> Obj | None:
+        return self.consumer.get(key)
+
+    def provider_get(self, key: ObjectKey) -> Obj | None:
+        return self.provider.get(key)
+
+
+@attrs.frozen(hash=False)
+class Snapshot:
+    """A `KonnectorState` from one-shot LISTs: caches that are complete and never change."""
+
+    namespace: str
+    mapper: Mapper
+    planner: Planner
+    parse: Callable[[str], Any]
+    control: Mapping[GVR, Mapping[ObjectKey, Obj]]
+    syncers: Mapping[GVR, SnapshotSyncer] = attrs.field(factory=dict)
+    fingerprints: Mapping[str, str | None] = attrs.field(factory=dict)
+
+    def cached(self, gvr: GVR) -> list[Obj]:
+        return list(self.control.get(gvr, {}).values())
+
+    def cached_get(self, gvr: GVR, key: ObjectKey) -> Obj | None:
+        return self.control.get(gvr, {}).get(key)
+
+    def control_synced(self) -> bool:
+        return True
+
+    def syncer(self, gvr: GVR) -> SnapshotSyncer | None:
+        return self.syncers.get(gvr)
+
+    def verified(self, connection: str) -> str | None:
+        return self.fingerprints.get(connection)
+
+    def parse_yaml(self, text: str) -> Any:
+        return self.parse(text)
+
+
+def routine(action: Action) -> bool:
+    """Rule 5: renewing the heartbeat Lease, which the konnector does at rest too."""
+    return isinstance(action, Update) and action.target.gvr == LEASES
+
+
+@attrs.frozen(hash=False)
+class KeyPlan:
+    """What handling one key would do."""
+
+    key: Key
+    actions: tuple[Action, ...]
+    """The requests it would send, in order (rule 2), RequeueAfter excluded."""
+    failing: tuple[Failure, ...] = ()
+    """Requests that would fail without being sent (no usable provider credentials)."""
+    why: str = ""
+    blocked: str = ""
+    """Why handling would end early (a read that failed), or ""."""
+    requeue_after: float | None = None
+
+    @property
+    def work(self) -> tuple[Action, ...]:
+        """The actions that are not routine (rule 5)."""
+        return tuple(a for a in self.actions if not routine(a))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.work or self.failing or self.blocked)
+
+
+@attrs.frozen(hash=False)
+class DryRun:
+    """Every key the konnector would handle now, and the snapshot LISTs that failed."""
+
+    keys: tuple[KeyPlan, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> tuple[KeyPlan, ...]:
+        return tuple(k for k in self.keys if k.pending)
+
+    @property
+    def routine(self) -> tuple[Action, ...]:
+        return tuple(a for k in self.keys for a in k.actions if routine(a))
+
+    @property
+    def converged(self) -> bool:
+        return not self.pending and not self.problems
+
+
+Dry = Generator[Ask, Any, DryRun]
+
+
+def dry_run(
+    namespace: str,
+    now: float,
+    parse_yaml: Callable[[str], Any],
+    *,
+    mapper: Mapper = IDENTITY,
+    planner: Planner = plan_instance,
+) -> Dry:
+    """The konnector's next step for every key (module rules); yields only reads."""
+    control: dict[GVR, dict[ObjectKey, Obj]] = {}
+    problems: list[str] = []
+    for gvr in CONTROL_KINDS:
+        read = List(CONSUMER, gvr, namespace if gvr == SECRETS else "")
+        result = yield Ask(read)
+        if isinstance(result, Failed):
+            problems.append(f"cannot list {_plural(gvr)} on the consumer: {result.error}")
+            continue
+        control[gvr] = _keyed(result)
+    if problems:
+        return DryRun((), tuple(problems))
+    state = Snapshot(namespace, mapper, planner, parse_yaml, control)
+    plans: list[KeyPlan] = []
+    for item in control_resync_keys(state):
+        if item == ENGAGE:
+            state = yield from _engage(state, problems)
+            continue
+        plan, outcome = yield from _handle(item, state, now)
+        plans.append(plan)
+        if outcome.verified is not None:
+            name, fingerprint = outcome.verified
+            state = attrs.evolve(state, fingerprints={**state.fingerprints, name: fingerprint})
+    for item in instance_keys(state):
+        plan, _ = yield from _handle(item, state, now)
+        plans.append(plan)
+    return DryRun(tuple(plans), tuple(problems))
+
+
+def _keyed(items: Any) -> dict[ObjectKey, Obj]:
+    return {o.key_of(i): i for i in items if isinstance(i, dict)} if isinstance(items, list) else {}
+
+
+def _plural(gvr: GVR) -> str:
+    return gvr.group_resource
+
+
+def _engage(state: Snapshot, problems: list[str]) -> Generator[Ask, Any, Snapshot]:
+    """The engagement pass: which APIs are synced, and their caches (rule 4)."""
+    engaged = engagements(state)
+    syncers: dict[GVR, SnapshotSyncer] = {}
+    for gvr, target in sync_targets(state.cached(CRDS), engaged).items():
+        consumer = yield Ask(List(CONSUMER, gvr))
+        creds = target.engagement.credentials
+        provider = yield Ask(List(PROVIDER, gvr, label_selector=MANAGED_SELECTOR), creds)
+        failed = [(side, r) for side, r in (("consumer", consumer), ("provider", provider))
+                  if isinstance(r, Failed)]  # fmt: skip
+        if failed:
+            for side, r in failed:
+                problems.append(f"cannot list {_plural(gvr)} on the {side}: {r.error}")
+            continue
+        syncers[gvr] = SnapshotSyncer(target, _keyed(consumer), _keyed(provider))
+    return attrs.evolve(state, syncers=syncers)
+
+
+def instance_keys(state: Snapshot) -> list[Key]:
+    """Rule 1's instance keys: consumer objects and our provider copies of every synced API."""
+    out: set[tuple[GVR, ObjectKey]] = set()
+    for gvr, s in state.syncers.items():
+        for obj in s.consumer.values():
+            k = instance_key(gvr, None, obj)
+            if k is not None:
+                out.add((k[1], k[2]))
+        for obj in s.provider.values():
+            k = provider_key(s.target, obj, state.mapper)
+            if k is not None:
+                out.add((k[1], k[2]))
+    return [("instance", gvr, key) for gvr, key in sorted(out)]
+
+
+def _handle(item: Key, state: Snapshot, now: float) -> Generator[Ask, Any, tuple[KeyPlan, Outcome]]:
+    """Run the worker on one key: reads passed on, requests recorded (rule 2)."""
+    gen = work(item, state, now)
+    sent: list[Action] = []
+    try:
+        effect = next(gen)
+        while True:
+            if isinstance(effect, Ask):
+                answer = yield effect
+            else:
+                sent.append(effect.action)
+                answer = None
+            effect = gen.send(answer)
+    except StopIteration as stop:
+        outcome: Outcome = stop.value
+    plan = outcome.plan
+    # Every request sent was answered as a success: what failed was never sent (rule 2).
+    failing = outcome.failures
+    blocked = outcome.verdict.why if outcome.verdict is not None and not failing else ""
+    return (
+        KeyPlan(
+            item,
+            tuple(sent),
+            failing,
+            why=plan.why if plan is not None else "",
+            blocked=blocked,
+            requeue_after=outcome.requeue_after,
+        ),
+        outcome,
+    )
+
+
+# -- presentation --------------------------------------------------------------------------------
+
+_KIND_NAMES = {**CONTROL_KINDS, LEASES: "Lease", GVR("", "v1", "namespaces"): "Namespace"}
+
+
+def what(ref: ObjectRef) -> str:
+    """An object as a person names it: `Connection demo`, `widgets.example.org default/w1`."""
+    kind = _KIND_NAMES.get(ref.gvr, ref.gvr.group_resource)
+    return f"{kind} {ref.key} on the {ref.cluster}"
+
+
+def _ready(body: Mapping[str, Any]) -> str:
+    status = body.get("status")
+    for cond in o.list_at(status, "conditions") if isinstance(status, Mapping) else []:
+        if isinstance(cond, Mapping) and cond.get("type") == c.READY:
+            return f" (Ready={cond.get('status')} {cond.get('reason')})"
+    return ""
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_action(action: Action) -> str:
+    """One line per action, naming the object and the cluster."""
+    match action:
+        case AddFinalizer(target=t, finalizer=f):
+            return f"add finalizer {f} to {what(t)}"
+        case RemoveFinalizer(target=t, finalizer=f):
+            return f"remove finalizer {f} from {what(t)}"
+        case Apply(target=t):
+            return f"apply {what(t)}"
+        case Create(target=t):
+            return f"create {what(t)}"
+        case CreateNamespace(cluster=cluster, name=name):
+            return f"create Namespace {name} on the {cluster}"
+        case Delete(target=t, best_effort=best_effort):
+            return f"delete {what(t)}" + (" (best effort)" if best_effort else "")
+        case MergePatch(target=t, patch=patch):
+            return f"patch {what(t)}: {_short(patch)}"
+        case Update(target=t):
+            if routine(action):
+                return f"renew the heartbeat {what(t)}"
+            return f"update {what(t)}"
+        case UpdateStatus(target=t, body=body):
+            return f"update the status of {what(t)}{_ready(body)}"
+        case EmitEvent(target=t, type=type_, reason=reason):
+            return f"record a {type_} event {reason} on {what(t)}"
+        case RequeueAfter(seconds=seconds):
+            return f"look again in {seconds:g}s"
+    raise TypeError(f"not an action: {action!r}")  # pragma: no cover - exhaustive above
+
+
+def report(dry: DryRun) -> list[str]:
+    """The plan as text: each key with work, its actions in order, then a summary line."""
+    lines: list[str] = [f"problem: {p}" for p in dry.problems]
+    for k in dry.pending:
+        lines.append(f"{describe_key(k.key)}  ({k.why})" if k.why else describe_key(k.key))
+        lines += [f"  - {describe_action(a)}" for a in k.work]
+        lines += [
+            f"  - would fail: {describe_action(f.action)}: {f.error.message}" for f in k.failing
+        ]
+        if k.blocked:
+            lines.append(f"  - stops: {k.blocked}")
+    routine_count = len(dry.routine)
+    tail = f" (besides renewing {routine_count} heartbeat Lease(s))" if routine_count else ""
+    if dry.converged:
+        lines.append(f"nothing to do: {len(dry.keys)} key(s) looked at, all converged{tail}")
+    else:
+        lines.append(f"{len(dry.pending)} of {len(dry.keys)} key(s) have work to do{tail}")
+    return lines
+
+
+def to_json(dry: DryRun) -> dict[str, Any]:
+    """The plan as data (`kubectl bind plan -o json`)."""
+    return {
+        "converged": dry.converged,
+        "problems": list(dry.problems),
+        "keys": [
+            {
+                "key": describe_key(k.key),
+                "why": k.why,
+                "pending": k.pending,
+                "actions": [describe_action(a) for a in k.actions],
+                "routine": [describe_action(a) for a in k.actions if routine(a)],
+                "failing": [
+                    {"action": describe_action(f.action), "error": str(f.error)} for f in k.failing
+                ],
+                "blocked": k.blocked,
+            }
+            for k in dry.keys
+        ],
+    }
