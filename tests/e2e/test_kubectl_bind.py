@@ -39,7 +39,7 @@ from kbcore.errors import ApiError
 from kbcore.kubeconfig import SecretProblem, sanitize
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
-from tests.harness.clusters import Clusters
+from tests.harness.clusters import Clusters, build_binaries
 from tests.harness.konnector import Konnector, eventually, free_port
 
 KUBECTL_BIND = Path(sys.executable).parent / "kubectl-bind"
@@ -485,3 +485,31 @@ def test_usage_errors_exit_2() -> None:
     assert run("--api", "a.b").returncode == 2  # no --provider-kubeconfig
     assert run("--api", "a.b", "status").returncode == 2  # a bind flag on another command
     assert run("rbac").returncode == 2  # --api is required
+
+
+def test_kubectl_finds_the_plugin_and_runs_it(env: Env) -> None:
+    """A real kubectl (built with the API servers) on PATH with the installed console script:
+    `kubectl bind ...` is the plugin, arguments passed through, output and status unchanged."""
+    e = env
+    kubectl = build_binaries() / "kubectl"
+    path = f"{KUBECTL_BIND.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    base = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    user = {**base, "PATH": path, "KUBECONFIG": e.consumer_kubeconfig}
+
+    def kubectl_run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(kubectl), *argv], env=user, capture_output=True, text=True, timeout=120
+        )
+
+    listed = kubectl_run("plugin", "list")
+    assert str(KUBECTL_BIND) in listed.stdout, listed.stdout + listed.stderr
+    provider_kubeconfig = str(e.provider_user_kubeconfig())
+    out = ok(kubectl_run("bind", "--konnector-namespace", e.ns, "--connection", e.connection,
+                         "--provider-kubeconfig", provider_kubeconfig, "--api", e.api))  # fmt: skip
+    assert f"ClusterBinding {e.connection} applied" in out, out
+    listed = rows(ok(kubectl_run("bind", "status")))
+    # No konnector runs in this test: the bundle is there, not reconciled yet.
+    assert listed[f"Connection {e.connection}"][2] == "Unknown", listed
+    assert listed[f"ClusterBinding {e.connection}"][2] == "Unknown", listed
+    refused = kubectl_run("bind", "--api", e.api)  # no provider kubeconfig: a usage error
+    assert refused.returncode == 2 and "--provider-kubeconfig" in refused.stderr, refused

@@ -56,12 +56,16 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "k8s" / "build.sh"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 DEFAULT_NAMES = ("provider", "consumer")
 # Start-up of several clusters at once on 2 cores takes 10-30 s; leave ample headroom.
 DEFAULT_TIMEOUT = 180.0
 STOP_GRACE = 10.0
 LOG_TAIL_LINES = 40
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
+"""`apiserver_request_total` verbs that change state (APPLY is a server-side apply patch)."""
 
 
 class ClusterError(RuntimeError):
@@ -559,6 +563,31 @@ class Cluster:
             return status, json.loads(raw) if raw else None
         except ValueError:
             return status, raw.decode(errors="replace")
+
+    def write_requests(self) -> dict[str, float]:
+        """Write requests this apiserver has served so far, per resource ("widgets.example.org",
+        "leases.coordination.k8s.io", "namespaces"), from its own `apiserver_request_total`.
+
+        The server's count, independent of what any client believes it sent."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, text = self.request("GET", "/metrics", accept="text/plain")
+        if status != 200 or not isinstance(text, str):
+            raise ClusterError(f"{self.name}: GET /metrics answered {status}")
+        counts: dict[str, float] = collections.defaultdict(float)
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name != "apiserver_request_total" or labels.get("verb") not in WRITES:
+                    continue
+                group = labels.get("group", "")
+                resource = labels.get("resource", "")
+                if labels.get("subresource"):
+                    resource += "/" + labels["subresource"]
+                counts[f"{resource}.{group}" if group else resource] += sample.value
+        return dict(counts)
 
     # ---- lifecycle
 
