@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench bench-konnector clean
+.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench bench-konnector clean helm
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -42,11 +42,16 @@ scenarios: $(STAMP)
 	  $(BIN)/kbsim run "$$s" --json > /dev/null || { echo "scenario failed: $$s"; $(BIN)/kbsim run "$$s"; exit 1; }; \
 	  echo "   ok  $$s"; done
 
-test: lint typecheck imports crds-check scenarios k8sbin
+test: lint typecheck imports crds-check scenarios k8sbin helm
 	@echo ">> pytest"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 -include hack/k8s/k8s.mk
+
+# helm for the chart tests (tests/chart), built from the Go module proxy into
+# ~/.cache/kube-bind/helm/<version>; a no-op once built (hack/helm/build.sh).
+helm:
+	@bash hack/helm/build.sh
 
 nightly: $(STAMP)
 	@echo ">> property suite, nightly profile (5,000 examples; tens of minutes)"

@@ -380,10 +380,19 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2
 class Cluster:
     """One control plane. Use :attr:`kubeconfig` (admin) or :meth:`mint_kubeconfig`."""
 
-    def __init__(self, name: str, directory: Path, bin_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        bin_dir: Path,
+        audit_policy: Mapping[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.dir = directory
         self.bin_dir = bin_dir
+        self.audit_policy = audit_policy
+        """An audit.k8s.io Policy: the apiserver logs what it selects to `audit_log`."""
+        self.audit_log = self.dir / "audit.log"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.etcd_port, self.etcd_peer_port, self.port, self.kcm_port = _free_ports(4)
         self.url = f"https://127.0.0.1:{self.port}"
@@ -407,9 +416,16 @@ class Cluster:
         self._admin_ssl.load_cert_chain(*self._user_cert_paths("kbind-admin"))
 
         self.etcd = Process("etcd", self._etcd_argv(), self.dir / "etcd.log", self.dir)
-        self.apiserver = Process(
-            "kube-apiserver", self._apiserver_argv(), self.dir / "kube-apiserver.log", self.dir
-        )
+        argv = self._apiserver_argv()
+        if audit_policy is not None:
+            policy = self.dir / "audit-policy.yaml"
+            policy.write_text(yaml.safe_dump(dict(audit_policy)))
+            argv += [
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-mode=blocking",  # every request is in the log when it is answered
+            ]
+        self.apiserver = Process("kube-apiserver", argv, self.dir / "kube-apiserver.log", self.dir)
         self.controller_manager = Process(
             "kube-controller-manager",
             self._kcm_argv(),
@@ -753,6 +769,7 @@ def start_clusters(
     bin_dir: Path | None = None,
     base_dir: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    audit_policy: Mapping[str, Any] | None = None,
 ) -> Clusters:
     """Start one control plane per name and wait until all are usable.
 
@@ -774,7 +791,7 @@ def start_clusters(
         base = base_dir
         base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    clusters = {name: Cluster(name, base / name, bin_dir) for name in names}
+    clusters = {name: Cluster(name, base / name, bin_dir, audit_policy) for name in names}
     result = Clusters(clusters, base, owns_dir)
     try:
         for phase, ready in (

@@ -222,6 +222,20 @@ class Konnector:
         return 0
 
 
+def wait_established(client: KubeClient, names: list[str], timeout: float = 60.0) -> None:
+    """Until every CRD in `names` is Established (its API is served)."""
+
+    def established() -> bool:
+        for name in names:
+            crd = client.get(CRDS, ObjectKey("", name))
+            conds = (crd.get("status") or {}).get("conditions") or []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                return False
+        return True
+
+    eventually(established, timeout, f"CRDs {', '.join(names)} established")
+
+
 class Pair:
     """A provider and a consumer with the quickstart bundle applied."""
 
@@ -238,15 +252,18 @@ class Pair:
         return client.patch(gvr, key, obj, "apply", "e2e", True)
 
     def install(self) -> None:
-        for path in sorted((REPO / "crds").glob("*.yaml")):
-            self.apply(self.consumer, CRDS, yaml.safe_load(path.read_text()))
+        crds = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.yaml"))]
+        for crd in crds:
+            self.apply(self.consumer, CRDS, crd)
+        # A CRD just created answers 404 until it is Established (a busy machine shows it).
+        wait_established(self.consumer, [crd["metadata"]["name"] for crd in crds])
         self.apply(
             self.consumer,
             NAMESPACES,
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-bind"}},
         )
-        crd = yaml.safe_load((REPO / "examples/scenarios/_common/widgets-crd.yaml").read_text())
-        self.apply(self.provider, CRDS, crd)
+        widgets = yaml.safe_load((REPO / "examples/scenarios/_common/widgets-crd.yaml").read_text())
+        self.apply(self.provider, CRDS, widgets)
         kubeconfig = self.clusters.provider.kubeconfig.read_text()
         self.apply(
             self.consumer,

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the `helm` binary the chart tests use (tests/chart) from this wrapper module into a
+# per-version cache directory outside the work tree, and print that directory as the last line
+# of stdout. Helm is not on the package registries this project can reach, but its source is on
+# the Go module proxy, so it is built the way hack/k8s/build.sh builds the API servers.
+#
+#   HELM_BIN_DIR=/some/dir hack/helm/build.sh     # default: ~/.cache/kube-bind/helm/<version>
+#
+# A no-op when the binary is already there, so callers (the pytest fixture, `make helm`, CI)
+# simply run it every time. Progress goes to stderr.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+log() { echo "helm: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Versions come from go.mod, so the cache key can never drift from what is built.
+modver() { sed -n "s#^[[:space:]]*$1 \(v[0-9][^[:space:]]*\).*#\1#p" "$HERE/go.mod" | head -1; }
+HELM_VERSION=$(modver 'helm\.sh/helm/v3')
+CLIENT_GO=$(modver 'k8s\.io/client-go')
+[[ -n "$HELM_VERSION" && -n "$CLIENT_GO" ]] || die "cannot read helm/client-go versions from $HERE/go.mod"
+OUT="${HELM_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-bind/helm/${HELM_VERSION}}"
+
+if [[ -x "$OUT/helm" ]]; then echo "$OUT"; exit 0; fi
+
+command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $(sed -n 's/^go //p' "$HERE/go.mod") to build helm"
+# Never let go fetch a different toolchain or touch go.mod/go.sum; helm releases are static.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+cd "$HERE"
+
+log "building helm ${HELM_VERSION} into $OUT ($(go version | cut -d' ' -f3))"
+DLLOG=$(mktemp)
+if ! go mod download 2>"$DLLOG"; then
+  tail -n 20 "$DLLOG" >&2; rm -f "$DLLOG"
+  die "could not download the Go modules; is the Go module proxy ($(go env GOPROXY)) reachable?"
+fi
+rm -f "$DLLOG"
+
+# The same -X flags as helm's own Makefile: without them `helm version` says v3.22+unreleased
+# and the default .Capabilities.KubeVersion is not the one its client-go was released with.
+k8s_minor="${CLIENT_GO#v0.}"; k8s_minor="${k8s_minor%%.*}"
+LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+LDFLAGS+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=${k8s_minor}"
+done
+
+# Build beside OUT and move the binary in at the end: an interrupted build never leaves a
+# half-written binary that looks complete.
+mkdir -p "$(dirname "$OUT")"
+TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+start=$SECONDS
+go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/helm" helm.sh/helm/v3/cmd/helm
+mkdir -p "$OUT"
+mv -f "$TMP/helm" "$OUT/helm"
+log "built in $((SECONDS - start))s: $("$OUT/helm" version --short) in $OUT"
+echo "$OUT"

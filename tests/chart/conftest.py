@@ -1,0 +1,157 @@
+"""Fixtures of the Helm chart tests: a real `helm` binary and a way to render the chart.
+
+`helm` is built from the Go module proxy by hack/helm/build.sh (cached in
+~/.cache/kube-bind/helm/<version>; `make test` builds it first through `make helm`, so the
+fixture is a no-op there). Helm's own cache, config and data directories point into a
+temporary directory, so the tests never read or write the user's Helm setup.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "konnector"
+BUILD = REPO / "hack" / "helm" / "build.sh"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+Obj = dict[str, Any]
+
+
+class HelmError(AssertionError):
+    """helm exited non-zero; the message has its stderr."""
+
+    def __init__(self, args: Sequence[str], code: int, stderr: str) -> None:
+        super().__init__(f"helm {' '.join(args)} exited {code}:\n{stderr}")
+        self.stderr = stderr
+
+
+class Helm:
+    """The helm binary with an isolated home, and the chart operations the tests need."""
+
+    def __init__(self, binary: Path, home: Path) -> None:
+        self.binary = binary
+        self.home = home
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+        self._n = 0
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        res = subprocess.run(
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and res.returncode != 0:
+            raise HelmError(args, res.returncode, res.stderr)
+        return res.stdout
+
+    def values_file(self, values: Mapping[str, Any]) -> Path:
+        """`values` written to a file for `-f` (no --set parsing surprises)."""
+        self._n += 1
+        path = self.home / f"values-{self._n}.yaml"
+        path.write_text(yaml.safe_dump(dict(values)))
+        return path
+
+    def value_args(
+        self, values: Mapping[str, Any] | None = None, files: Iterable[Path] = ()
+    ) -> list[str]:
+        args: list[str] = []
+        for f in files:
+            args += ["-f", str(f)]
+        if values:
+            args += ["-f", str(self.values_file(values))]
+        return args
+
+    def template(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        files: Iterable[Path] = (),
+        release: str = "kb",
+        namespace: str = "kube-bind",
+        chart: Path = CHART,
+        extra: Sequence[str] = (),
+    ) -> list[Obj]:
+        """Every object `helm template` renders (hooks and tests included), in order."""
+        out = self.run(
+            "template",
+            release,
+            str(chart),
+            "--namespace",
+            namespace,
+            *self.value_args(values, files),
+            *extra,
+        )
+        return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The helm binary, built once (a cold build takes a few minutes on 2 cores)."""
+    res = subprocess.run(["bash", str(BUILD)], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        pytest.fail(f"hack/helm/build.sh failed:\n{res.stderr[-4000:]}", pytrace=False)
+    binary = Path(res.stdout.strip().splitlines()[-1]) / "helm"
+    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
+
+
+def by_kind(objs: Iterable[Obj], kind: str) -> list[Obj]:
+    return [o for o in objs if o.get("kind") == kind]
+
+
+def one(objs: Iterable[Obj], kind: str) -> Obj:
+    found = by_kind(objs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def konnector_container(objs: Iterable[Obj]) -> Obj:
+    containers = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "konnector"]
+    return container
+
+
+def rule_allows(
+    rule: Mapping[str, Any],
+    group: str,
+    resource: str,
+    verb: str,
+    *,
+    subresource: str = "",
+    name: str = "",
+) -> bool:
+    """Whether one RBAC PolicyRule allows a request, as the RBAC authorizer decides it
+    (k8s.io/kubernetes/pkg/apis/rbac/v1/evaluation_helpers.go): group, resource (`*`,
+    `resource/subresource` or `*/subresource`), verb, and resourceNames, which never match a
+    create (the name is not part of a create's URL)."""
+    groups = rule.get("apiGroups") or []
+    resources = rule.get("resources") or []
+    verbs = rule.get("verbs") or []
+    names = rule.get("resourceNames") or []
+    if "*" not in groups and group not in groups:
+        return False
+    full = f"{resource}/{subresource}" if subresource else resource
+    if not (
+        "*" in resources or full in resources or (subresource and f"*/{subresource}" in resources)
+    ):
+        return False
+    if "*" not in verbs and verb not in verbs:
+        return False
+    if names:
+        return verb != "create" and name in names
+    return True

@@ -1,0 +1,575 @@
+"""The chart's RBAC, proven on a real consumer cluster: sufficient, and every grant needed.
+
+`helm install` puts the chart on a fresh consumer cluster (rbac.boundResourceGroups
+[example.org], leader election on). The real `konnector` process then runs with a token of the
+chart's ServiceAccount (TokenRequest API) and the flags the chart's Deployment passes, while a
+scenario walks through what the konnector does on a consumer: bind an API (CRD installed), sync
+a Widget up and its status down, a conflict (annotation and Event), related Secrets and
+ConfigMaps from the provider (namespace created, copies created, updated and garbage-collected),
+a provider schema change (CRD updated), a namespaced Binding, unbind (CRD deleted), autoBind
+with pullPolicy None (ClusterBinding created and deleted, user CRD stamped), and Connection
+deletion (kubeconfig Secret read afresh and released).
+
+The consumer API server audits the ServiceAccount's requests, which is the ground truth,
+independent of what the konnector logs:
+ - sufficient: the scenario completes and no request was refused (403), except the two LISTs
+   that unbinding makes for related copies when rbac.relatedResources is false (the konnector
+   treats them as "none"; see values.yaml);
+ - minimal: every (rule, resource, verb) the chart grants was the only grant authorizing at
+   least one request the konnector made, so none can be dropped without breaking a step.
+Both settings of rbac.relatedResources are run, since they render different rules.
+
+The clusters are this test's own (like tests/e2e/test_konnector.py): the scenario installs CRDs,
+Connections and bindings that would disturb the session's shared clusters.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kbcore.api import keys
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
+from kbshell.client import KubeClient
+from tests.chart.conftest import CHART, Helm, Obj, by_kind, konnector_container, rule_allows
+from tests.harness.clusters import Cluster, Clusters, build_binaries, start_clusters
+from tests.harness.konnector import (
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    CRDS,
+    NAMESPACES,
+    SECRETS,
+    WIDGETS,
+    Konnector,
+    Pair,
+    eventually,
+)
+
+pytestmark = pytest.mark.realcluster
+
+REPO = Path(__file__).resolve().parents[2]
+WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
+RELEASE = "kb"
+NAMESPACE = "kube-bind"
+SA_USER = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-konnector"
+BINDINGS = GVR("core.kube-bind.io", "v1alpha1", "bindings")
+CONFIGMAPS = GVR("", "v1", "configmaps")
+EVENTS = GVR("", "v1", "events")
+API_VERSION = "core.kube-bind.io/v1alpha1"
+TIMEOUT = 60.0
+SECRET_REF = {"namespace": NAMESPACE, "name": "provider-kubeconfig", "key": "kubeconfig"}
+MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
+
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata", "users": [SA_USER]}, {"level": "None"}],
+}
+
+Grant = tuple[str, int, str, str]
+"""(Role kind, rule index, resource, verb): one thing a rule allows."""
+
+
+@pytest.fixture
+def audited_clusters() -> Iterator[Clusters]:
+    """A fresh provider and consumer whose API servers audit the konnector's requests."""
+    clusters = start_clusters(
+        ["provider", "consumer"], bin_dir=build_binaries(), audit_policy=AUDIT_POLICY
+    )
+    try:
+        yield clusters
+    finally:
+        clusters.stop()
+
+
+@pytest.mark.parametrize("related", [True, False], ids=["relatedResources", "noRelatedResources"])
+def test_the_chart_rbac_is_sufficient_and_every_grant_is_needed(
+    helm: Helm, audited_clusters: Clusters, tmp_path: Path, related: bool
+) -> None:
+    values = {
+        "rbac": {"boundResourceGroups": ["example.org"], "relatedResources": related},
+        "leaderElect": True,
+    }
+    pair = Pair(audited_clusters, tmp_path)
+    try:
+        s = Scenario(helm, pair, values, tmp_path)
+        assert "--leader-elect" in konnector_container(s.objs)["args"]  # its Lease rules too
+        s.install(related)
+        s.sync_and_status()
+        s.conflict()
+        if related:
+            s.related_resources()
+        s.schema_change()
+        s.delete_instance()
+        s.unbind()
+        s.auto_bind_with_pull_policy_none()
+        s.delete_connections()
+        assert s.konnector.terminate() == 0, s.konnector.log_tail()  # releases the Lease
+        log = s.konnector.log_path.read_text()
+    finally:
+        pair.close()
+
+    events = _audit_events(audited_clusters.consumer)
+    denied = sorted(
+        _describe(e)
+        for e in events
+        if e.get("responseStatus", {}).get("code") == 403
+        and not (not related and _is_related_drain_list(e))
+    )
+    assert not denied, f"the chart's RBAC refused the konnector: {denied}"
+    assert "Forbidden" not in log, s.konnector.log_tail()
+
+    granted = _grants(s.objs)
+    needed = set()
+    for e in events:
+        authorizers = _authorizers(e, s.objs)
+        if len(authorizers) == 1:
+            needed.add(authorizers[0])
+    unused = sorted(set(granted) - needed)
+    used = sorted({_describe(e, detail=False) for e in events})
+    assert not unused, (
+        f"granted but never the only grant of a konnector request: {unused}\nrequests made: {used}"
+    )
+
+
+def test_without_bound_groups_the_konnector_is_unready_and_says_why(
+    helm: Helm, audited_clusters: Clusters, tmp_path: Path
+) -> None:
+    """The install notes' warning, as it happens: with rbac.boundResourceGroups empty, a bound
+    API's CRD is installed, but its cache cannot fill, /readyz names it, the log names the 403,
+    and nothing reaches the provider."""
+    pair = Pair(audited_clusters, tmp_path)
+    try:
+        s = Scenario(helm, pair, {"rbac": {"relatedResources": False}}, tmp_path)
+        s.install(related=False, wait=False)
+        k = s.konnector
+        crd = ObjectKey("", "widgets.example.org")
+        eventually(lambda: not _gone(pair.consumer, CRDS, crd), TIMEOUT, "bound API's CRD")
+        pair.create_widgets(["w1"])
+
+        def explained() -> str | None:
+            status, body = _readyz(k)
+            denied = 'cannot list resource "widgets" in API group "example.org"'
+            if status == 503 and any(denied in m for m in _log_messages(k)):
+                return body
+            return None
+
+        body = eventually(explained, TIMEOUT, "unready, with a 403 for widgets in the log")
+        assert "caches not synced: consumer/widgets.example.org" in body
+        assert k.alive and pair.provider_widgets() == []
+    finally:
+        pair.close()
+
+
+class Scenario:
+    """The steps, each waiting for its effect; `c`/`p` are admin clients of consumer/provider."""
+
+    def __init__(self, helm: Helm, pair: Pair, values: dict[str, Any], tmp: Path) -> None:
+        self.helm, self.pair, self.values, self.tmp = helm, pair, values, tmp
+        self.c, self.p = pair.consumer, pair.provider
+        self.consumer_cluster = pair.clusters.consumer
+        self.objs = helm.template(values, release=RELEASE, namespace=NAMESPACE)
+        self.pokes = 0
+
+    def install(self, related: bool, *, wait: bool = True) -> None:
+        """The chart by `helm install`, the provider's API, the bundle, and the konnector."""
+        c, p = self.c, self.p
+        self.helm.run(
+            "install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NAMESPACE,
+            "--create-namespace",
+            "-f",
+            str(self.helm.values_file(self.values)),
+            "--kubeconfig",
+            str(self.consumer_cluster.kubeconfig),
+        )
+        _apply(p, CRDS, yaml.safe_load(WIDGETS_CRD.read_text()))
+        kubeconfig = self.pair.clusters.provider.kubeconfig.read_bytes()
+        _apply(
+            c,
+            SECRETS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"namespace": NAMESPACE, "name": "provider-kubeconfig"},
+                "data": {"kubeconfig": base64.b64encode(kubeconfig).decode()},
+            },
+        )
+        _apply(
+            c,
+            CONNECTIONS,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Connection",
+                "metadata": {"name": "demo-provider"},
+                "spec": {"kubeconfigSecretRef": SECRET_REF},
+            },
+        )
+        spec: Obj = {
+            "connectionRef": {"name": "demo-provider"},
+            "apis": [{"name": "widgets.example.org"}],
+        }
+        if related:
+            spec["relatedResources"] = [
+                {
+                    "group": "",
+                    "resource": r,
+                    "direction": "FromProvider",
+                    "selector": {"labelSelector": {"matchLabels": {"app": "widget"}}},
+                }
+                for r in ("secrets", "configmaps")
+            ]
+        _apply(
+            c,
+            CLUSTERBINDINGS,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "ClusterBinding",
+                "metadata": {"name": "widgets"},
+                "spec": spec,
+            },
+        )
+        # A namespaced Binding of the same API: the ClusterBinding wins, the Binding says so.
+        _apply(
+            c,
+            BINDINGS,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Binding",
+                "metadata": {"name": "widgets", "namespace": "default"},
+                "spec": {
+                    "connectionRef": {"name": "demo-provider"},
+                    "apis": [{"name": "widgets.example.org"}],
+                },
+            },
+        )
+
+        # The konnector as the chart runs it: its ServiceAccount and its flags (the bind
+        # addresses are free loopback ports here).
+        args = [
+            a
+            for a in konnector_container(self.objs)["args"]
+            if not a.startswith(("--metrics-bind-address", "--health-probe-bind-address"))
+        ]
+        kubeconfig_path = _service_account_kubeconfig(self.consumer_cluster, self.tmp / "sa.kc")
+        with KubeClient.from_kubeconfig_file(kubeconfig_path) as sa:
+            review = sa.create(
+                GVR("authentication.k8s.io", "v1", "selfsubjectreviews"),
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            )
+        assert review["status"]["userInfo"]["username"] == SA_USER
+        self.konnector = Konnector(
+            kubeconfig_path, self.tmp / "konnector.log", namespace=NAMESPACE, extra=args
+        )
+        self.pair.konnectors.append(self.konnector)
+        self.konnector.start()
+        if wait:
+            self.konnector.wait_ready()
+            self.pair.wait_bound()
+
+    def sync_and_status(self) -> None:
+        c, p = self.c, self.p
+        self.pair.create_widgets(["w1"])
+        eventually(
+            lambda: [w["spec"] for w in self.pair.provider_widgets()] == [{"size": "w1"}],
+            TIMEOUT,
+            "w1 copied to the provider",
+        )
+        key = ObjectKey("default", "w1")
+        p.patch(WIDGETS, key, {"status": {"phase": "Ready"}}, "merge", "e2e", False, "status")
+        eventually(
+            lambda: (c.get(WIDGETS, key).get("status") or {}).get("phase") == "Ready",
+            TIMEOUT,
+            "w1 status back on the consumer",
+        )
+
+    def conflict(self) -> None:
+        """A foreign provider object of the same name: annotated and reported, not written."""
+        c, p = self.c, self.p
+        _apply(
+            p,
+            WIDGETS,
+            {
+                "apiVersion": "example.org/v1",
+                "kind": "Widget",
+                "metadata": {"namespace": "default", "name": "taken"},
+                "spec": {"size": "theirs"},
+            },
+        )
+        self.pair.create_widgets(["taken"])
+
+        def reported() -> bool:
+            w = c.get(WIDGETS, ObjectKey("default", "taken"))
+            annotated = keys.ANNOTATION_CONFLICT in (w["metadata"].get("annotations") or {})
+            events = c.list(EVENTS, "default")[0]
+            return annotated and any(e["involvedObject"].get("name") == "taken" for e in events)
+
+        eventually(reported, TIMEOUT, "conflict annotation and Event on the consumer")
+
+    def related_resources(self) -> None:
+        """Into a namespace the consumer does not have: created, copied, updated, collected."""
+        c, p = self.c, self.p
+        _apply(
+            p, NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-x"}}
+        )
+        meta = {"namespace": "team-x", "labels": {"app": "widget"}}
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {**meta, "name": "creds"}}
+        config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**meta, "name": "cfg"}}
+
+        def poke() -> None:
+            """Provider Secrets are not watched: the binding's next reconcile (30 s resync, or
+            any change of the binding) copies them. Change the binding, not the wait."""
+            self.pokes += 1
+            note = {"metadata": {"annotations": {"test/poke": str(self.pokes)}}}
+            c.patch(CLUSTERBINDINGS, ObjectKey("", "widgets"), note, "merge", "e2e", False)
+
+        def copied(gvr: GVR, name: str, data: dict[str, str]) -> bool:
+            try:
+                return c.get(gvr, ObjectKey("team-x", name)).get("data") == data
+            except ApiError:
+                return False
+
+        for token, colour in (("s3cr3t", "blue"), ("rotated", "red")):  # created, then applied
+            _apply(p, SECRETS, {**secret, "stringData": {"token": token}})
+            _apply(p, CONFIGMAPS, {**config, "data": {"colour": colour}})
+            poke()
+            b64 = base64.b64encode(token.encode()).decode()
+            eventually(
+                lambda b64=b64: copied(SECRETS, "creds", {"token": b64}), TIMEOUT, f"Secret {token}"
+            )
+            eventually(
+                lambda colour=colour: copied(CONFIGMAPS, "cfg", {"colour": colour}),
+                TIMEOUT,
+                f"ConfigMap {colour}",
+            )
+        for gvr, name in ((SECRETS, "creds"), (CONFIGMAPS, "cfg")):
+            unlabel = {"metadata": {"labels": {"app": None}}}
+            p.patch(gvr, ObjectKey("team-x", name), unlabel, "merge", "e2e", False)
+            poke()
+            eventually(
+                lambda gvr=gvr, name=name: _gone(c, gvr, ObjectKey("team-x", name)),
+                TIMEOUT,
+                f"{gvr.resource} copy garbage-collected",
+            )
+
+    def schema_change(self) -> None:
+        """A provider printer column follows to the consumer CRD (updatePolicy Always)."""
+        c, p = self.c, self.p
+        columns = [{"name": "Colour", "type": "string", "jsonPath": ".spec.colour"}]
+        crd = p.get(CRDS, ObjectKey("", "widgets.example.org"))
+        crd["spec"]["versions"][0]["additionalPrinterColumns"] = columns
+        p.update(CRDS, crd)
+
+        def followed() -> bool:
+            version = c.get(CRDS, ObjectKey("", "widgets.example.org"))["spec"]["versions"][0]
+            return version.get("additionalPrinterColumns") == columns
+
+        eventually(followed, TIMEOUT, "printer column on the consumer CRD")
+
+    def delete_instance(self) -> None:
+        c, p = self.c, self.p
+        c.delete(WIDGETS, ObjectKey("default", "w1"))
+        eventually(lambda: _gone(p, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 copy gone")
+        eventually(lambda: _gone(c, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 released")
+
+    def unbind(self) -> None:
+        c = self.c
+        c.delete(BINDINGS, ObjectKey("default", "widgets"))
+        c.delete(CLUSTERBINDINGS, ObjectKey("", "widgets"))
+        for gvr, key in (
+            (CLUSTERBINDINGS, ObjectKey("", "widgets")),
+            (BINDINGS, ObjectKey("default", "widgets")),
+            (CRDS, ObjectKey("", "widgets.example.org")),
+        ):
+            eventually(
+                lambda gvr=gvr, key=key: _gone(c, gvr, key), TIMEOUT, f"{gvr.resource} {key} gone"
+            )
+
+    def auto_bind_with_pull_policy_none(self) -> None:
+        """A CRD the user installed is stamped, not replaced; the ClusterBinding is made."""
+        c = self.c
+        user_crd = yaml.safe_load(WIDGETS_CRD.read_text())
+        del user_crd["metadata"]["labels"]
+        _apply(c, CRDS, user_crd)
+        _apply(
+            c,
+            CONNECTIONS,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Connection",
+                "metadata": {"name": "auto"},
+                "spec": {
+                    "kubeconfigSecretRef": SECRET_REF,
+                    "autoBind": True,
+                    "schema": {"pullPolicy": "None"},
+                },
+            },
+        )
+
+        def stamped() -> bool:
+            crd = c.get(CRDS, ObjectKey("", "widgets.example.org"))
+            return (crd["metadata"].get("labels") or {}).get(keys.LABEL_MANAGED) == "true"
+
+        auto = ObjectKey("", "auto")
+        eventually(lambda: not _gone(c, CLUSTERBINDINGS, auto), TIMEOUT, "autoBind ClusterBinding")
+        eventually(stamped, TIMEOUT, "user CRD stamped with the managed label")
+
+    def delete_connections(self) -> None:
+        """The autoBind ClusterBinding goes with its Connection; the last one releases the
+        kubeconfig Secret."""
+        c = self.c
+        c.delete(CONNECTIONS, ObjectKey("", "auto"))
+        eventually(
+            lambda: _gone(c, CLUSTERBINDINGS, ObjectKey("", "auto")), TIMEOUT, "auto CB gone"
+        )
+        eventually(lambda: _gone(c, CONNECTIONS, ObjectKey("", "auto")), TIMEOUT, "auto gone")
+        c.delete(CONNECTIONS, ObjectKey("", "demo-provider"))
+        eventually(
+            lambda: _gone(c, CONNECTIONS, ObjectKey("", "demo-provider")), TIMEOUT, "demo gone"
+        )
+
+        def released() -> bool:
+            secret = c.get(SECRETS, ObjectKey(NAMESPACE, "provider-kubeconfig"))
+            return keys.FINALIZER_CLEANUP not in (secret["metadata"].get("finalizers") or [])
+
+        eventually(released, TIMEOUT, "kubeconfig Secret released")
+
+
+def _readyz(k: Konnector) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{k.health_port}/readyz?verbose"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _log_messages(k: Konnector) -> list[str]:
+    out = []
+    for line in k.log_path.read_text().splitlines():
+        try:
+            out.append(str(json.loads(line).get("msg", "")))
+        except ValueError:
+            out.append(line)
+    return out
+
+
+def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig with a token of the chart's ServiceAccount, as the Pod would have it."""
+    status, data = cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{RELEASE}-konnector/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    assert status == 201, data
+    ca = base64.b64encode(cluster.ca.cert.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "consumer",
+                "cluster": {"server": cluster.url, "certificate-authority-data": ca},
+            }
+        ],
+        "users": [{"name": "konnector", "user": {"token": data["status"]["token"]}}],
+        "contexts": [
+            {"name": "konnector", "context": {"cluster": "consumer", "user": "konnector"}}
+        ],
+        "current-context": "konnector",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def _audit_events(cluster: Cluster) -> list[dict[str, Any]]:
+    """The konnector's resource requests, once each (a watch logs two stages)."""
+    events: dict[str, dict[str, Any]] = {}
+    for line in cluster.audit_log.read_text().splitlines():
+        ev = json.loads(line)
+        if ev.get("user", {}).get("username") == SA_USER and "objectRef" in ev:
+            events[ev["auditID"]] = ev
+    assert events, "the audit log has no request of the konnector"
+    return list(events.values())
+
+
+def _describe(ev: dict[str, Any], *, detail: bool = True) -> str:
+    ref = ev["objectRef"]
+    what = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+    group = ref.get("apiGroup", "")
+    out = f"{ev['verb']} {what}.{group}" if group else f"{ev['verb']} {what}"
+    if detail:
+        out += f" {ev.get('requestURI', '')}"
+    return out
+
+
+def _is_related_drain_list(ev: dict[str, Any]) -> bool:
+    """Unbinding lists related copies of both kinds; refused, they count as none."""
+    ref = ev["objectRef"]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(ev.get("requestURI", "")).query)
+    return (
+        ev["verb"] == "list"
+        and ref.get("resource") in ("secrets", "configmaps")
+        and query.get("labelSelector") == [MANAGED_SELECTOR]
+    )
+
+
+def _grants(objs: list[Obj]) -> dict[Grant, Obj]:
+    """Every (role, rule, resource, verb) the chart grants, with its rule."""
+    out: dict[Grant, Obj] = {}
+    for role in [*by_kind(objs, "ClusterRole"), *by_kind(objs, "Role")]:
+        for i, rule in enumerate(role["rules"]):
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out[(role["kind"], i, resource, verb)] = rule
+    return out
+
+
+def _authorizers(ev: dict[str, Any], objs: list[Obj]) -> list[Grant]:
+    """The grants that allow an audited request (a Role only in its own namespace)."""
+    ref = ev["objectRef"]
+    resource, sub = ref.get("resource", ""), ref.get("subresource", "")
+    found = []
+    for (kind, i, granted, verb), rule in _grants(objs).items():
+        if kind == "Role" and ref.get("namespace") != NAMESPACE:
+            continue
+        if verb != ev["verb"] or granted not in ("*", resource, f"{resource}/{sub}"):
+            continue
+        one_resource = {**rule, "resources": [granted], "verbs": [verb]}
+        group, name = ref.get("apiGroup", ""), ref.get("name", "")
+        if rule_allows(one_resource, group, resource, verb, subresource=sub, name=name):
+            found.append((kind, i, granted, verb))
+    return found
+
+
+def _apply(client: KubeClient, gvr: GVR, obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    key = ObjectKey(meta.get("namespace", ""), meta["name"])
+    return client.patch(gvr, key, obj, "apply", "e2e", True)
+
+
+def _gone(client: KubeClient, gvr: GVR, key: ObjectKey) -> bool:
+    try:
+        client.get(gvr, key)
+    except ApiError as err:
+        return err.code == 404
+    return False
