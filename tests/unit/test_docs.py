@@ -1,0 +1,180 @@
+"""The docs cannot drift from the code: every condition type and reason the kernel writes, every
+konnector flag (with its default) and every metric the konnector exports appears in the user
+guide. Adding one without documenting it fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import kbcore
+from kbcore import instance
+from kbcore.api import conditions
+from kbshell.main import build_parser
+from kbshell.ops.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+USER_GUIDE = ROOT / "docs" / "user-guide.md"
+
+
+@pytest.fixture(scope="module")
+def guide() -> str:
+    return USER_GUIDE.read_text()
+
+
+def mentioned(word: str, text: str) -> bool:
+    """`word` appears as code (`Word`), so prose that happens to contain it does not count."""
+    return f"`{word}`" in text
+
+
+# --- condition types and reasons ----------------------------------------------------------------
+
+
+def kernel_modules() -> Iterator[ModuleType]:
+    for info in pkgutil.walk_packages(kbcore.__path__, "kbcore."):
+        yield importlib.import_module(info.name)
+
+
+class _UnresolvedError(Exception):
+    pass
+
+
+def _resolve(node: ast.expr, module: ModuleType) -> Any:
+    """The value of a constant, a module-level name or a dotted name (`c.READY`) in `module`;
+    _UnresolvedError for anything computed at run time (a local variable, a subscript)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in vars(module):
+            return vars(module)[node.id]
+        raise _UnresolvedError(node.id)
+    if isinstance(node, ast.Attribute):
+        return getattr(_resolve(node.value, module), node.attr)
+    raise _UnresolvedError(ast.dump(node))
+
+
+def written_conditions() -> dict[str, set[str]]:
+    """Condition types and reasons at every place the kernel writes one, as module and line:
+
+    - `Conditions.set(type, status, reason, message)` (the only writer of status conditions);
+    - `Refusal(reason, message)` (schema refusals, which become conditions);
+    - `EmitEvent(..., reason, message)` (event reasons).
+    A reason computed at run time (a variable) is covered by the constants test below."""
+    found: dict[str, set[str]] = {}
+    for module in kernel_modules():
+        source = Path(module.__file__ or "").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "set" and len(node.args) == 4:
+                args = [node.args[0], node.args[2]]
+            elif name == "Refusal" and node.args:
+                args = [node.args[0]]
+            elif name == "EmitEvent" and len(node.args) >= 5:
+                args = [node.args[4]]
+            else:
+                continue
+            for arg in args:
+                try:
+                    value = _resolve(arg, module)
+                except _UnresolvedError:
+                    continue
+                if isinstance(value, str):
+                    found.setdefault(value, set()).add(f"{module.__name__}:{node.lineno}")
+    return found
+
+
+def condition_constants() -> dict[str, str]:
+    """Every condition type and reason declared in `kbcore.api.conditions` (UPPER_CASE str)."""
+    return {k: v for k, v in vars(conditions).items() if k.isupper() and isinstance(v, str)}
+
+
+def test_every_condition_constant_is_documented(guide: str) -> None:
+    missing = {k: v for k, v in condition_constants().items() if not mentioned(v, guide)}
+    assert not missing, f"document these in {USER_GUIDE.name}: {missing}"
+
+
+def test_every_condition_the_kernel_writes_is_documented(guide: str) -> None:
+    written = written_conditions()
+    # The scan must see the writers, or it would pass by finding nothing.
+    assert {conditions.READY, conditions.SECRET_NOT_FOUND, conditions.FOREIGN_CRD} <= set(written)
+    missing = {v: sorted(where) for v, where in written.items() if not mentioned(v, guide)}
+    assert not missing, f"document these in {USER_GUIDE.name}: {missing}"
+
+
+def test_every_conflict_reason_is_documented(guide: str) -> None:
+    """The conflict annotation's values (and event reasons) on consumer objects."""
+    for reason in instance.CONFLICT_REASON.values():
+        assert mentioned(reason, guide), reason
+
+
+# --- flags --------------------------------------------------------------------------------------
+
+
+def long_flags() -> list[argparse.Action]:
+    return [
+        a
+        for a in build_parser()._actions
+        if any(s.startswith("--") for s in a.option_strings) and a.dest != "help"
+    ]
+
+
+def _flag(action: argparse.Action) -> str:
+    return next(s for s in action.option_strings if s.startswith("--"))
+
+
+def _default(action: argparse.Action) -> str | None:
+    d = action.default
+    if d is None or d is False:
+        return None
+    return f"{d:g}" if isinstance(d, float) else str(d)
+
+
+def test_parser_has_flags() -> None:
+    assert {_flag(a) for a in long_flags()} >= {"--kubeconfig", "--namespace", "--record"}
+
+
+@pytest.mark.parametrize("action", long_flags(), ids=_flag)
+def test_every_flag_is_documented_with_its_default(action: argparse.Action, guide: str) -> None:
+    flag = _flag(action)
+    rows = [line for line in guide.splitlines() if re.search(rf"`{re.escape(flag)}[ `]", line)]
+    assert rows, f"{flag} is not in {USER_GUIDE.name}"
+    default = _default(action)
+    if default is not None:
+        assert any(f"`{default}`" in row for row in rows), (
+            f"{flag}: its default `{default}` is not on a line that documents it"
+        )
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def exported_metrics() -> list[str]:
+    """Metric names as scraped (`# TYPE` lines: counters end in `_total`, Info in `_info`),
+    without the `<name>_created` timestamps prometheus_client adds to counters and histograms
+    (the guide mentions those once)."""
+    text = Metrics(controllers=("konnector",), queues=("konnector",)).render().decode()
+    names = re.findall(r"^# TYPE (\S+) \S+$", text, re.M)
+    created = {
+        n for n in names if n.endswith("_created") and {n[:-8], n[:-8] + "_total"} & set(names)
+    }
+    return [n for n in names if n not in created]
+
+
+def test_every_metric_is_documented(guide: str) -> None:
+    names = exported_metrics()
+    assert "workqueue_depth" in names and "kubebind_build_info" in names
+    missing = [n for n in names if not mentioned(n, guide)]
+    assert not missing, f"document these metrics in {USER_GUIDE.name}: {missing}"
