@@ -11,7 +11,8 @@ provider's operator would). Prints:
     update to the provider copy carrying it (seen through a provider watch);
  3. konnector RSS with N synced objects;
  4. writes per resync at rest: every object looked at again (a forced resync, counted by
-    reconciles) and the writes it made, heartbeat Lease renewals listed apart.
+    reconciles) and the writes it made, heartbeat Lease renewals listed apart; counted twice,
+    from the konnector's metrics and from each apiserver's own `apiserver_request_total`.
 
 Run: .venv/bin/python bench/konnector_bench.py [--objects 1000] [--rate 20] [--seconds 30]
 (about three minutes at the defaults; progress goes to stderr, results to stdout.)
@@ -35,6 +36,10 @@ from kbcore.objects import ObjectKey
 from kbshell.client import KubeClient
 from tests.harness.clusters import build_binaries, start_clusters
 from tests.harness.konnector import WIDGETS, Pair, eventually
+
+
+def served_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {r: v - before.get(r, 0.0) for r, v in after.items() if v != before.get(r, 0.0)}
 
 
 def say(line: str) -> None:
@@ -206,6 +211,7 @@ def main() -> int:
         # 4. Writes per resync at rest (the resync period is short for this run).
         say("waiting for a resync at rest ...")
         before_writes = k.writes()
+        before_served = {c: clusters[c].write_requests() for c in ("provider", "consumer")}
         before_reconciles = k.metric("controller_runtime_reconcile_total")
         eventually(
             lambda: k.metric("controller_runtime_reconcile_total") - before_reconciles >= n,
@@ -215,6 +221,10 @@ def main() -> int:
         )
         k.quiet(timeout=120)
         after_writes = k.writes()
+        served = {
+            c: served_delta(before_served[c], clusters[c].write_requests())
+            for c in ("provider", "consumer")
+        }
         reconciles = k.metric("controller_runtime_reconcile_total") - before_reconciles
         delta = {
             kind: after_writes.get(kind, 0) - before_writes.get(kind, 0)
@@ -249,6 +259,15 @@ def main() -> int:
     )
     non_heartbeat = {k: v for k, v in delta.items() if not k.startswith("Update/provider")}
     print(f"writes per resync at rest, heartbeat Lease excluded: {sum(non_heartbeat.values()):.0f}")
+    for c, delta_served in served.items():
+        # Leases are renewed by the apiserver, the controller manager and our heartbeat alike.
+        others = {r: v for r, v in delta_served.items() if not r.startswith("leases.")}
+        leases = sum(v for r, v in delta_served.items() if r.startswith("leases."))
+        print(
+            f"  {c} apiserver, write requests served meanwhile: "
+            + (", ".join(f"{r} {v:.0f}" for r, v in sorted(others.items())) or "none")
+            + f" (+ {leases:.0f} Lease renewals by all its clients)"
+        )
     return 0
 
 
