@@ -1,7 +1,10 @@
 """Which API groups the konnector must never take schemas from or install schemas into.
 
 Two lists, because they answer two questions. `is_builtin_group` is spec §3.5's filter for
-OpenAPI synthesis: the groups a Kubernetes API server serves itself. `is_protected_group` adds
+OpenAPI synthesis: the groups a Kubernetes API server serves itself, and kcp's own (`*.kcp.io`:
+a kcp provider serves `logicalclusters.core.kcp.io` and its tenancy APIs itself; upstream leaves
+them unfiltered as an open question, which offers them as exported APIs and would install kcp's
+schemas into the consumer). `is_protected_group` adds
 our own group: a CRD in any of these is never installed on the consumer (DESIGN.md, Decisions),
 since it would shadow or replace an API the cluster, or the konnector itself, depends on.
 """
@@ -16,8 +19,9 @@ BUILTIN_GROUPS = frozenset(
 
 
 def is_builtin_group(group: str) -> bool:
-    """A group a Kubernetes API server serves itself (core, apps, ..., any `*.k8s.io`)."""
-    return group in BUILTIN_GROUPS or group == "k8s.io" or group.endswith(".k8s.io")
+    """A group the control plane serves itself (core, apps, ..., any `*.k8s.io`, `*.kcp.io`)."""
+    apex = ("k8s.io", "kcp.io")
+    return group in BUILTIN_GROUPS or group in apex or group.endswith(tuple("." + a for a in apex))
 
 
 def is_protected_group(group: str) -> bool:
