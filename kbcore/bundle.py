@@ -41,25 +41,17 @@ from kbcore.connection import discover_exported
 from kbcore.identity import resolve_identity
 from kbcore.kubeconfig import DEFAULT_KEY, SecretProblem, sanitize
 from kbcore.reads import Missing, Observed, Read
+from kbcore.selectors import dns1123_label_errors, dns1123_subdomain_errors
 
 DEFAULT_KONNECTOR_NAMESPACE = "kube-bind"
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_MAX = 253
 _LABEL_MAX = 63
 
 
 def name_problem(name: str, what: str, *, label: bool = False) -> str | None:
-    """Why `name` cannot name a `what` (DNS-1123 subdomain, or label for namespaces), or
-    None when it can."""
-    limit = _LABEL_MAX if label else _SUBDOMAIN_MAX
-    parts = [name] if label else name.split(".")
-    if not name or len(name) > limit or not all(_LABEL.match(p) for p in parts):
-        form = "label" if label else "subdomain"
-        return (
-            f"{what} {name!r} is not a valid name: a DNS-1123 {form} (lowercase letters, "
-            f"digits and '-', at most {limit} characters, starting and ending alphanumeric)"
-        )
-    return None
+    """Why `name` cannot name a `what` (a DNS-1123 subdomain, or a label for namespaces), in
+    the API server's own words, or None when it can."""
+    errors = dns1123_label_errors(name) if label else dns1123_subdomain_errors(name)
+    return f"{what} {name!r} is not a valid name: {'; '.join(errors)}" if errors else None
 
 
 def as_label(text: str) -> str:
