@@ -214,6 +214,12 @@ def judge(action: Action, error: ApiError) -> Verdict:
         return Verdict(Next.BACKOFF, why="namespace is being terminated")
     if error.code == 403:
         return Verdict(Next.WAIT, FORBIDDEN_RETRY_SECONDS, why="forbidden by RBAC")
+    return throttled(error) or Verdict(Next.BACKOFF, why=f"{error.code} {error.reason}")
+
+
+def throttled(error: ApiError) -> Verdict | None:
+    """The server asked to slow down (429, or 503 with Retry-After): wait its Retry-After, at
+    least 1 s. None for any other failure."""
     if error.code == 429 or (error.code == 503 and error.retry_after):
         return Verdict(Next.WAIT, max(error.retry_after or 1.0, 1.0), why="throttled")
-    return Verdict(Next.BACKOFF, why=f"{error.code} {error.reason}")
+    return None

@@ -53,7 +53,7 @@ from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, secre
 from kbcore.mapper import Mapper
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Failed, Get, Read
-from kbcore.requests import Next, Request, Verdict, judge, to_request
+from kbcore.requests import Next, Request, Verdict, judge, throttled, to_request
 from kbcore.status import condition_is_true
 from kbcore.workqueue import WorkQueue
 
@@ -319,9 +319,9 @@ def _instance(item: Key, state: KonnectorState, now: float) -> Work:
 
 def judge_read(error: ApiError) -> Verdict:
     """A failed fresh read: throttling is waited out, anything else backs off."""
-    if error.code == 429 or (error.code == 503 and error.retry_after):
-        return Verdict(Next.WAIT, max(error.retry_after or 1.0, 1.0), why="throttled")
-    return Verdict(Next.BACKOFF, why=f"read failed: {error.code} {error.reason}")
+    return throttled(error) or Verdict(
+        Next.BACKOFF, why=f"read failed: {error.code} {error.reason}"
+    )
 
 
 def execute(plan: Plan, provider: Credentials | None, now: float) -> Work:

@@ -39,6 +39,7 @@ from kbcore.identity import IdentityUnknown
 from kbcore.kubeconfig import Credentials, SecretProblem, sanitize
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.reads import Failed, Read
+from kbcore.requests import throttled
 from kbcore.worker import Ask, Send, drive
 from kbshell.client import KubeClient
 
@@ -334,10 +335,10 @@ def retrying(call: Callable[[], T], deadline: float = RETRY_SECONDS) -> T:
         try:
             return call()
         except ApiError as err:
-            throttled = err.code == 429 or (err.code == 503 and err.retry_after)
-            if not throttled or time.monotonic() >= end:
+            wait = throttled(err)  # the konnector's rule for "try again later"
+            if wait is None or time.monotonic() >= end:
                 raise
-            time.sleep(min(max(err.retry_after or 0.5, 0.2), 2.0))
+            time.sleep(min(wait.after, 2.0))
 
 
 def _refuse_writes(send: Send) -> ApiError | None:
