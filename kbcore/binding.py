@@ -42,8 +42,8 @@ DESIGN.md "Decisions" where they differ):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
@@ -101,6 +101,45 @@ def gvr_of(binding: Mapping[str, Any]) -> GVR:
 
 def binding_ref(binding: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(CONSUMER, gvr_of(binding), o.key_of(binding))
+
+
+M = TypeVar("M", bound=Mapping[str, Any])
+
+
+def drained_objects(
+    api: str,
+    items: Iterable[M],
+    live_cluster_bindings: Sequence[Mapping[str, Any]],
+    live_bindings: Sequence[Mapping[str, Any]],
+) -> list[M]:
+    """Rule 1: the consumer objects of `api` an unbind releases: synced by us (our finalizer)
+    and covered by no other live binding."""
+    return [
+        i
+        for i in items
+        if keys.FINALIZER_SYNCER in o.finalizers(i)
+        and not resolve_coverage(
+            api, o.namespace(i), live_cluster_bindings, live_bindings, lambda _b: True
+        ).bound
+    ]
+
+
+def is_orphaned(obj: Mapping[str, Any]) -> bool:
+    """Rule 1: the object asks to keep its provider copy when it is released."""
+    return o.annotations_of(obj).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN
+
+
+def unbind_uninstalls(
+    binding: Mapping[str, Any],
+    api: str,
+    live_cluster_bindings: Sequence[Mapping[str, Any]],
+    live_bindings: Sequence[Mapping[str, Any]],
+) -> bool:
+    """Rule 1: unbinding a ClusterBinding uninstalls `api`'s consumer CRD (one it created) once
+    drained, unless another live binding lists the API."""
+    return binding.get("kind") == "ClusterBinding" and not any(
+        lists_api(x, api) for x in [*live_cluster_bindings, *live_bindings]
+    )
 
 
 def related_rules(binding: Mapping[str, Any]) -> tuple[tuple[RelatedResource, ...], str]:
@@ -438,25 +477,14 @@ class _Planner:
             (items,) = need_all(observed, (List(CONSUMER, served.gvr, self.scope),))
             if isinstance(items, Failed):
                 raise items.error
-            mine = [
-                i
-                for i in items
-                if keys.FINALIZER_SYNCER in o.finalizers(i)
-                and not resolve_coverage(
-                    n, o.namespace(i), live_cbs, live_bs, lambda _b: True
-                ).bound
-            ]
+            mine = drained_objects(n, items, live_cbs, live_bs)
             holding[n] = len(mine)
             copies = self._provider_copies(served.gvr, mine) if reach else {}
             for i in mine:
                 ref = ObjectRef(CONSUMER, served.gvr, o.key_of(i))
                 copy = copies.get(o.key_of(i))
-                orphan = (
-                    o.annotations_of(i).get(keys.ANNOTATION_DELETION_POLICY)
-                    == keys.DELETION_POLICY_ORPHAN
-                )
                 if (
-                    not orphan
+                    not is_orphaned(i)
                     and copy is not None
                     and classify(copy, self.local_uid, o.uid(i)) is Ownership.OURS
                 ):
@@ -469,12 +497,9 @@ class _Planner:
                 self.actions.append(
                     RemoveFinalizer(ref, keys.FINALIZER_SYNCER, o.resource_version(i), rest)
                 )
-        if self.b.get("kind") == "ClusterBinding":
-            for n, crd in zip(names, crds, strict=True):
-                if not isinstance(crd, dict) or holding.get(n, 0):
-                    continue
-                if any(lists_api(x, n) for x in [*live_cbs, *live_bs]):
-                    continue
+        for n, crd in zip(names, crds, strict=True):
+            drained = isinstance(crd, dict) and not holding.get(n, 0)
+            if drained and unbind_uninstalls(self.b, n, live_cbs, live_bs):
                 self.actions.extend(schema.plan_uninstall(crd, connection=self.conn_name))
                 if not o.is_deleting(crd) and schema.created_by(crd, self.conn_name):
                     left += 1

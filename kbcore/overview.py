@@ -26,7 +26,8 @@ from kbcore import objects as o
 from kbcore import schema
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.coverage import api_names, connection_name, lists_api, resolve_coverage
+from kbcore.binding import drained_objects, is_orphaned, unbind_uninstalls
+from kbcore.coverage import api_names, connection_name
 from kbcore.status import read_conditions
 
 MESSAGE_WIDTH = 60
@@ -148,19 +149,8 @@ def unbind_forecast(
         crd = crds.get(name)
         items = objects.get(name, ())
         synced = [i for i in items if keys.FINALIZER_SYNCER in o.finalizers(i)]
-        mine = [
-            i
-            for i in synced
-            if not resolve_coverage(
-                name, o.namespace(i), others_cb, others_b, lambda _b: True
-            ).bound
-        ]
-        orphans = [
-            i
-            for i in mine
-            if o.annotations_of(i).get(keys.ANNOTATION_DELETION_POLICY)
-            == keys.DELETION_POLICY_ORPHAN
-        ]
+        mine = drained_objects(name, synced, others_cb, others_b)
+        orphans = [i for i in mine if is_orphaned(i)]
         parts: list[str] = []
         if crd is None:
             lines.append(f"{name}: not installed on the consumer; nothing to drain")
@@ -174,10 +164,8 @@ def unbind_forecast(
             )
         if len(synced) > len(mine):
             parts.append(f"{len(synced) - len(mine)} left to another binding that covers them")
-        drops_crd = (
-            kind == "ClusterBinding"
-            and schema.created_by(crd, conn)
-            and not any(lists_api(b, name) for b in [*others_cb, *others_b])
+        drops_crd = schema.created_by(crd, conn) and unbind_uninstalls(
+            {**binding, "kind": kind}, name, others_cb, others_b
         )
         if drops_crd:
             parts.append(
