@@ -12,14 +12,23 @@ the reads it still needs, then plans the writes and the new status. Rules, in or
     release our own.
  2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
     `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
- 3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, ...):
-    `SecretValid=False/SecretNotFound` with the reason, `Ready=False/SecretNotFound`.
+ 3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, secrets exposed on
+    the network path, ...: `kbcore.kubeconfig`): `SecretValid=False/SecretNotFound` with the
+    reason, `Ready=False/SecretNotFound`. Usable credentials whose traffic can be read on the
+    path (`kubeconfig.transport_warning`) give `SecretValid=True/InsecureTransport`.
  4. Provider identity (kcp LogicalCluster, else kube-system): Forbidden ->
     `PermissionDenied=True/Forbidden`; other failures -> `Connected=False/Pending`.
  5. Consumer identity, the same way on the consumer.
- 6. A pinned `remoteClusterUID` that differs from the provider's identity ->
-    `Connected=False/ClusterIdentityChanged`: objects are never silently re-homed. Both UIDs are
-    pinned on first success and never change afterwards.
+ 6. Identity checks, before anything is written on the provider:
+    a. a provider identity equal to the consumer's (now, or as pinned) ->
+       `Connected=False/SelfBinding`: a cluster is never bound to itself (each object would be
+       its own provider copy). Nothing is pinned, discovered, installed or heartbeated, so
+       pointing the Secret at the real provider later just works;
+    b. a pinned `remoteClusterUID` that differs from the provider's identity ->
+       `Connected=False/ClusterIdentityChanged`: objects are never silently re-homed.
+    Both UIDs are pinned on first success and never change afterwards.
+    Teardown (rule 1) cleans up on the provider only while the credentials still reach the
+    pinned provider and not the consumer itself; otherwise it leaves the provider alone.
  7. Discovery by `schema.source`: CRD lists provider CRDs labelled exported; OpenAPI
     synthesizes CRDs from discovery; Auto is CRD when any labelled CRD is readable, else
     OpenAPI. A Forbidden list never falls through to OpenAPI.
@@ -63,13 +72,13 @@ from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.coverage import api_names, connection_name
 from kbcore.errors import ApiError
-from kbcore.identity import IdentityUnknown, identity_reads, resolve_identity
-from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref
+from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
+from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref, transport_warning
 from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
 from kbcore.requests import parse_rfc3339, rfc3339
-from kbcore.status import Conditions, status_update
+from kbcore.status import Conditions, read_conditions, status_update
 
 CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
 CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
@@ -194,6 +203,18 @@ def discover_exported(
     return source, apis, crds, losses
 
 
+def misdirected(connection: Mapping[str, Any]) -> str:
+    """Why the Connection's credentials are known to reach a cluster other than its provider
+    (rule 6: the consumer itself, or not the pinned one), or "". Whatever is planned through
+    them must not touch that cluster (`kbcore.worker` gives bindings no provider access)."""
+    status = connection.get("status")
+    conds = read_conditions(status.get("conditions") if isinstance(status, Mapping) else None)
+    connected = c.find_condition(conds, c.CONNECTED)
+    if connected is None or connected.reason not in (c.SELF_BINDING, c.CLUSTER_IDENTITY_CHANGED):
+        return ""
+    return f"Connection {o.name(connection)} does not reach its provider: {connected.message}"
+
+
 def plan_connection(view: ConnectionView) -> Plan:
     """The next step for one Connection (rules in the module docstring)."""
     try:
@@ -246,7 +267,11 @@ class _Planner:
                 f"kubeconfig secret not usable yet: {creds.message}",
             )
             return self._finish("secret unusable")
-        self.conds.set(c.SECRET_VALID, True, c.AS_EXPECTED, "kubeconfig secret resolved")
+        warning = transport_warning(creds)
+        if warning:
+            self.conds.set(c.SECRET_VALID, True, c.INSECURE_TRANSPORT, warning)
+        else:
+            self.conds.set(c.SECRET_VALID, True, c.AS_EXPECTED, "kubeconfig secret resolved")
         identity = self._identities()
         if identity is not None:
             return identity
@@ -325,6 +350,19 @@ class _Planner:
                 c.READY, False, c.PENDING, f"cannot identify the consumer cluster: {err}"
             )
             return self._finish("consumer identity unknown", RequeueAfter(RETRY_SECONDS))
+        pinned_local = self.status.get("localClusterUID")
+        if reaches_itself(remote, local) or (
+            isinstance(pinned_local, str) and reaches_itself(remote, pinned_local)
+        ):
+            namespace, name, _ = secret_ref(self.conn)
+            msg = (
+                f"the kubeconfig in Secret {namespace}/{name} points at this cluster itself "
+                f"(cluster {remote}), not at a provider: a cluster is never bound to itself; "
+                "put the provider's kubeconfig in the Secret"
+            )
+            self.conds.set(c.CONNECTED, False, c.SELF_BINDING, msg)
+            self.conds.set(c.READY, False, c.SELF_BINDING, msg)
+            return self._finish("self-binding refused")
         pinned = self.status.get("remoteClusterUID")
         if isinstance(pinned, str) and pinned and pinned != remote:
             msg = f"kubeconfig now points at cluster {remote}, but {pinned} was pinned"
@@ -571,9 +609,23 @@ class _Planner:
         return Plan(tuple(self.actions), why="released")
 
     def _cleanup_identity(self) -> str:
-        """Our pinned identity when the provider can be reached for teardown, else ""."""
+        """Our pinned identity when the credentials still reach the pinned provider (rule 6:
+        not another cluster, not the consumer itself), else "": nothing is cleaned up then."""
         local = self.status.get("localClusterUID")
         if isinstance(self.view.credentials, SecretProblem) or not isinstance(local, str):
+            return ""
+        try:
+            remote = resolve_identity(self.view.observed, PROVIDER)
+        except ApiError as err:
+            if err.is_retryable:
+                raise  # a live server failed: retried, so nothing is left behind
+            return ""  # refused or unreachable: the heartbeat never blocks teardown
+        except IdentityUnknown:
+            return ""
+        pinned = self.status.get("remoteClusterUID")
+        if reaches_itself(remote, local) or (
+            isinstance(pinned, str) and pinned and pinned != remote
+        ):
             return ""
         return local
 

@@ -1,8 +1,10 @@
 """Engagement: which Connections the konnector syncs instances through, and which APIs.
 
 Stop-on-disengage (spec §3.7.1, §3.14) as pure functions. A Connection is engaged while it
-is Ready, not deleting, has pinned its local identity, and its Secret yields the credentials
-its last reconcile verified (identity included). The
+is Ready, not deleting, has pinned its local identity, does not name the consumer itself as
+its provider (`kbcore.connection` rule 6a refuses that; this holds even for a status written by
+someone else), and its Secret yields the credentials its last reconcile verified (identity
+included). The
 `Engagement` value includes the credentials, so a rotated kubeconfig yields a different value
 and the shell rebuilds what it built from the old one, without the Connection first going
 not-Ready (DESIGN.md, Decisions). An API is synced while its consumer CRD carries our markers
@@ -21,6 +23,7 @@ from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.crds import served_resource
+from kbcore.identity import reaches_itself
 from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR
 from kbcore.status import condition_is_true
@@ -33,6 +36,8 @@ class Engagement:
     connection: str
     credentials: Credentials
     local_cluster_uid: str
+    remote_cluster_uid: str = ""
+    """The provider's pinned identity (`status.remoteClusterUID`)."""
 
 
 @attrs.frozen
@@ -61,10 +66,14 @@ def engagement(
     if not isinstance(credentials, Credentials) or credentials.fingerprint != verified:
         return None
     status = connection.get("status")
-    local = status.get("localClusterUID") if isinstance(status, Mapping) else None
+    status = status if isinstance(status, Mapping) else {}
+    local, remote = status.get("localClusterUID"), status.get("remoteClusterUID")
     if not isinstance(local, str) or not local:
         return None
-    return Engagement(o.name(connection), credentials, local)
+    remote = remote if isinstance(remote, str) else ""
+    if reaches_itself(remote, local):
+        return None
+    return Engagement(o.name(connection), credentials, local, remote)
 
 
 def sync_targets(

@@ -48,5 +48,13 @@ def resolve_identity(observed: Observed, cluster: str) -> str:
     raise IdentityUnknown(f"cannot determine cluster identity ({'; '.join(problems)})")
 
 
+def reaches_itself(provider_uid: str, consumer_uid: str) -> bool:
+    """Do credentials that identify `provider_uid` reach the consumer `consumer_uid` itself?
+
+    Two clusters restored from one etcd backup share a kube-system UID and cannot be told
+    apart either; they are treated as one, which is the safe answer."""
+    return bool(provider_uid) and provider_uid == consumer_uid
+
+
 def is_forbidden(err: ApiError) -> bool:
     return err.code == 403

@@ -19,7 +19,10 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
     d. provider copy is ours and deleting (provider-side finalizers): wait, keep the finalizer;
     e. provider copy absent, or present but not ours (a conflict we never wrote): release the
        finalizer — but only on a *fresh* read, never on a cache that may not have seen it.
- 3. Not covered by a ready binding: nothing is written (no finalizer, no copy).
+ 3. Not covered by a ready binding: nothing is written (no finalizer, no copy). Nor when the
+    provider is the consumer itself (`provider_cluster_uid == local_cluster_uid`, which
+    `kbcore.connection` rule 6a already refuses): the "copy" would be the object itself; a
+    deleting object only has our finalizer released, since no separate copy can exist.
  4. Our `syncer` finalizer is added before anything is written on the provider, so no provider
     copy can exist that the consumer object is not holding on to.
  5. Provider copy absent (confirmed by a fresh read): create the provider namespace if it is
@@ -70,6 +73,7 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
+from kbcore.identity import reaches_itself
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
@@ -152,6 +156,8 @@ class InstanceView:
     provider: ProviderView
     local_cluster_uid: str
     mapper: Mapper = IDENTITY
+    provider_cluster_uid: str = ""
+    """The provider's identity, when the shell knows it (from the Connection's pin)."""
 
 
 def provider_ref(view_gvr: GVR, consumer_key: ObjectKey, mapper: Mapper) -> ObjectRef:
@@ -271,6 +277,13 @@ def plan_instance(view: InstanceView) -> Plan:
     rv = o.resource_version(c)
     holds_finalizer = keys.FINALIZER_SYNCER in o.finalizers(c)
     p = view.provider.obj
+
+    if reaches_itself(view.provider_cluster_uid, view.local_cluster_uid):
+        if o.is_deleting(c) and holds_finalizer:
+            rest = tuple(f for f in o.finalizers(c) if f != keys.FINALIZER_SYNCER)
+            release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, rv, rest)
+            return Plan((release,), why="rule 3: self-binding; no copy can exist, releasing")
+        return Plan(why="rule 3: the provider is this cluster itself; nothing is synced")
 
     if o.is_deleting(c):
         return _plan_delete(view, c, cref, pref, rv, holds_finalizer)

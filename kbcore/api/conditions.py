@@ -38,6 +38,12 @@ SECRET_NOT_FOUND: Final = "SecretNotFound"
 """The kubeconfig Secret is unusable, for any reason."""
 CLUSTER_IDENTITY_CHANGED: Final = "ClusterIdentityChanged"
 """The kubeconfig now points at a different provider cluster than the pinned one."""
+SELF_BINDING: Final = "SelfBinding"
+"""The kubeconfig reaches the consumer cluster itself: a Connection never binds a cluster to
+itself."""
+INSECURE_TRANSPORT: Final = "InsecureTransport"
+"""The kubeconfig is usable but its traffic can be read or forged on the network path (plain
+http without credentials, or an unverified certificate without a bearer secret)."""
 API_NOT_EXPORTED: Final = "APINotExported"
 """A binding lists an API the Connection does not export."""
 FOREIGN_OBJECT_EXISTS: Final = "ForeignObjectExists"

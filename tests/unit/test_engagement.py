@@ -71,6 +71,21 @@ def test_ready_connection_with_credentials_is_engaged() -> None:
     assert engagement(connection(), CREDS, CREDS.fingerprint) == Engagement("p", CREDS, "cons-uid")
 
 
+def test_the_engagement_carries_the_pinned_provider_identity() -> None:
+    conn = connection()
+    conn["status"]["remoteClusterUID"] = "prov-uid"
+    eng = engagement(conn, CREDS, CREDS.fingerprint)
+    assert eng == Engagement("p", CREDS, "cons-uid", "prov-uid")
+
+
+def test_a_connection_whose_provider_is_the_consumer_itself_is_never_engaged() -> None:
+    # The Connection kernel refuses it (SelfBinding); a Ready status someone else wrote must
+    # not make instances sync through it either.
+    conn = connection()
+    conn["status"]["remoteClusterUID"] = "cons-uid"
+    assert engagement(conn, CREDS, CREDS.fingerprint) is None
+
+
 def test_credentials_not_yet_verified_are_never_engaged() -> None:
     # The Secret changed and the Connection reconcile has not checked the new kubeconfig's
     # cluster identity yet: the old Ready condition must not vouch for it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 import pytest
 
 from kbcore.actions import (
@@ -288,7 +289,6 @@ def test_rule2_unknown_identity_keeps_the_finalizer_even_on_fresh_absence(p: str
     assert plan.needs == ()
 
 
-
 @pytest.mark.parametrize("coverage", [COVERED, NOT_COVERED], ids=["covered", "not-covered"])
 @pytest.mark.parametrize("fresh", [True, False])
 def test_rule2c_deletes_our_copy_with_uid_precondition_and_keeps_finalizer(
@@ -386,6 +386,26 @@ def test_rule3_not_covered_writes_nothing(coverage: Coverage, fins: tuple[str, .
 def test_rule3_unknown_identity_writes_nothing(c: dict[str, Any], local: str) -> None:
     plan = plan_instance(view(c, None, fresh=True, ns_exists=True, local=local))
     assert (plan.actions, plan.needs) == ((), ())
+
+
+@pytest.mark.parametrize("coverage", [COVERED, COVERED_ADOPT], ids=["fail", "adopt"])
+def test_rule3_a_provider_that_is_this_cluster_is_never_written(coverage: Coverage) -> None:
+    # Bound to itself, the "provider copy" is the consumer object: adopting it would make it
+    # its own copy (and its deletion wait for itself forever).
+    c = consumer(finalizers=())
+    itself = {**c, "metadata": {**c["metadata"], "annotations": {}}}
+    for p, fresh in ((itself, True), (None, True), (None, False)):
+        v = attrs.evolve(
+            view(c, p, fresh=fresh, ns_exists=True, coverage=coverage), provider_cluster_uid=LOCAL
+        )
+        plan = plan_instance(v)
+        assert (plan.actions, plan.needs) == ((), ()), plan
+
+
+def test_rule3_a_deleting_object_bound_to_its_own_cluster_only_has_our_finalizer_released() -> None:
+    c = consumer(finalizers=("example.org/keep", FIN), deleting=True)
+    v = attrs.evolve(view(c, c, fresh=True), provider_cluster_uid=LOCAL)
+    assert plan_instance(v).actions == (release(("example.org/keep",)),)
 
 
 # --- rule 4 -----------------------------------------------------------------------------------

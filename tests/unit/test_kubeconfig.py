@@ -15,7 +15,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, sanitize
+from kbcore.kubeconfig import (
+    MAX_KUBECONFIG_BYTES,
+    MAX_KUBECONFIG_DEPTH,
+    MAX_KUBECONFIG_NODES,
+    Credentials,
+    SecretProblem,
+    credentials_for,
+    sanitize,
+    transport_warning,
+)
 
 NS = "kube-bind"
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----ca").decode()
@@ -76,19 +85,15 @@ def test_good_kubeconfig_yields_exactly_its_credentials() -> None:
 
 def test_kept_fields_are_carried_over() -> None:
     doc = kubeconfig(
-        cluster={
-            "insecure-skip-tls-verify": True,
-            "tls-server-name": "api.internal",
-            "proxy-url": "socks5://proxy:1080",
-        },
+        cluster={"tls-server-name": "api.internal", "proxy-url": "socks5://proxy:1080"},
         user={"username": "bob", "password": "pw"},
     )
     creds = sanitize(doc)
     assert isinstance(creds, Credentials)
-    assert creds.insecure_skip_tls_verify is True
     assert creds.tls_server_name == "api.internal"
     assert creds.proxy_url == "socks5://proxy:1080"
     assert (creds.username, creds.password) == ("bob", "pw")
+    assert transport_warning(creds) == ""
 
 
 def test_custom_key_is_read_instead_of_kubeconfig() -> None:
@@ -293,8 +298,230 @@ def test_refusal_messages_never_contain_the_token() -> None:
         kubeconfig(user={"tokenFile": "/t"}),
         kubeconfig(cluster={"server": "ftp://x"}),
         kubeconfig(cluster={"proxy-url": "ftp://x"}),
+        kubeconfig(cluster={"server": "http://provider.example.com"}),
+        kubeconfig(cluster={"insecure-skip-tls-verify": True, "certificate-authority-data": ""}),
+        kubeconfig(cluster={"server": f"https://u:{TOKEN}@provider.example.com"}),
     ):
         assert TOKEN not in problem(sanitize(doc))
+
+
+# -- rule 4: what client-go refuses -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "body"), [("clusters", "cluster"), ("users", "user"), ("contexts", "context")]
+)
+def test_duplicate_names_are_refused_naming_the_duplicate(field: str, body: str) -> None:
+    doc = kubeconfig()
+    twin = {"name": doc[field][0]["name"], body: dict(doc[field][0][body])}
+    doc[field].append(twin)
+    msg = problem(sanitize(doc))
+    name = doc[field][0]["name"]
+    assert f"two {field} named {name!r}" in msg and f"{field}[0] and {field}[1]" in msg
+    assert "client-go refuses" in msg
+
+
+def test_a_duplicate_the_context_does_not_use_is_refused_too() -> None:
+    # kubectl rejects the whole file, so the konnector does not get to pick one either.
+    doc = kubeconfig()
+    doc["users"] += [{"name": "spare", "user": {"token": "a"}}, {"name": "spare", "user": {}}]
+    assert "two users named 'spare'" in problem(sanitize(doc))
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ({"name": "x"}, "is not a list"),
+        ([["prov-cluster"]], "clusters[0] is not an entry with a name"),
+        ([{"cluster": {"server": "https://a"}}], "clusters[0] is not an entry with a name"),
+        ([{"name": 7, "cluster": {"server": "https://a"}}], "clusters[0] is not an entry"),
+        ([{"name": "", "cluster": {"server": "https://a"}}], "clusters[0] is not an entry"),
+    ],
+)
+def test_malformed_entry_lists_are_refused(value: Any, says: str) -> None:
+    doc = kubeconfig()
+    doc["clusters"] = value
+    assert says in problem(sanitize(doc))
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("user", "token", 12345),
+        ("user", "password", ["pw"]),
+        ("user", "client-key-data", {"k": "v"}),
+        ("cluster", "certificate-authority-data", 1),
+        ("cluster", "tls-server-name", True),
+    ],
+)
+def test_a_kept_field_of_the_wrong_type_is_refused_not_dropped(
+    section: str, field: str, value: Any
+) -> None:
+    msg = problem(sanitize(kubeconfig(**{section: {field: value}})))
+    assert f"field {field!r} is not a string" in msg and section in msg
+
+
+@pytest.mark.parametrize("value", ["true", 1, "yes"])
+def test_insecure_skip_tls_verify_must_be_a_boolean(value: Any) -> None:
+    doc = kubeconfig(cluster={"insecure-skip-tls-verify": value})
+    assert "'insecure-skip-tls-verify' is not true or false" in problem(sanitize(doc))
+
+
+def test_a_ca_together_with_insecure_skip_tls_verify_is_refused_as_client_go_does() -> None:
+    doc = kubeconfig(cluster={"insecure-skip-tls-verify": True}, user={"token": ""})
+    msg = problem(sanitize(doc))
+    assert "certificate-authority-data and insecure-skip-tls-verify" in msg
+    assert "client-go refuses" in msg
+
+
+# -- rule 7: the server URL ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server", "says"),
+    [
+        ("https://admin:hunter2@provider.example.com", "user info"),
+        ("https://admin@provider.example.com", "user info"),
+        ("https://provider.example.com/?x=1", "query or fragment"),
+        ("https://provider.example.com#frag", "query or fragment"),
+        ("https://provider.example.com\r\nX-Injected: 1", "control characters"),
+        ("https://provider.example.com /api", "whitespace"),
+        ("https://provider.example.com:notaport", "invalid port"),
+        ("https://provider.example.com:0", "invalid port"),
+        ("https://provider.example.com:65536", "invalid port"),
+        ("https://:6443", "no host"),
+        ("https://[::1", "no host"),
+        ("https://[::1]x", "no host"),
+    ],
+)
+def test_bad_server_urls_are_refused_saying_why(server: str, says: str) -> None:
+    msg = problem(sanitize(kubeconfig(cluster={"server": server})))
+    assert "server" in msg and says in msg and "'prov-cluster'" in msg
+    assert "hunter2" not in msg
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://provider.example.com",
+        "HTTPS://provider.example.com:443",
+        "https://[fd00::1]:6443",
+        "https://kcp.example.com/clusters/root:org:ws",  # kcp serves a workspace under a path
+        "https://rancher.example.com/k8s/clusters/c-m-abc/",
+    ],
+)
+def test_good_server_urls_are_kept_with_their_path(server: str) -> None:
+    creds = sanitize(kubeconfig(cluster={"server": server}))
+    assert isinstance(creds, Credentials) and creds.server == server
+
+
+# -- rule 8: secrets never travel where anyone on the path can read them ------------------------
+
+HTTP = {"server": "http://provider.example.com:8080", "certificate-authority-data": ""}
+NO_CREDS = {"token": "", "client-certificate-data": "", "client-key-data": ""}
+
+
+@pytest.mark.parametrize(
+    ("user", "says"),
+    [
+        ({**NO_CREDS, "token": TOKEN}, "bearer token, which would travel in clear"),
+        ({**NO_CREDS, "username": "bob", "password": "pw"}, "username and password"),
+        (
+            {**NO_CREDS, "client-certificate-data": CERT, "client-key-data": KEY},
+            "client certificate, which is only ever presented over TLS",
+        ),
+        ({**NO_CREDS, "client-key-data": KEY}, "client certificate"),
+    ],
+)
+def test_plain_http_with_any_credential_is_refused(user: dict[str, Any], says: str) -> None:
+    msg = problem(sanitize(kubeconfig(cluster=HTTP, user=user)))
+    assert "plain http://" in msg and says in msg and "https://" in msg
+    assert "'prov-cluster'" in msg and "'prov-user'" in msg
+
+
+def test_plain_http_without_any_credential_is_kept_with_a_warning() -> None:
+    creds = sanitize(kubeconfig(cluster=HTTP, user=NO_CREDS))
+    assert isinstance(creds, Credentials) and creds.server == HTTP["server"]
+    warning = transport_warning(creds)
+    assert "plain http://" in warning and "answer as the provider" in warning
+
+
+INSECURE = {"insecure-skip-tls-verify": True, "certificate-authority-data": ""}
+
+
+@pytest.mark.parametrize(
+    ("user", "says"),
+    [
+        ({**NO_CREDS, "token": TOKEN}, "receives the bearer token"),
+        ({**NO_CREDS, "username": "bob", "password": "pw"}, "receives the password"),
+        (
+            {**NO_CREDS, "client-certificate-data": CERT, "client-key-data": KEY, "token": TOKEN},
+            "receives the bearer token",
+        ),
+    ],
+)
+def test_insecure_skip_tls_verify_with_a_bearer_secret_is_refused(
+    user: dict[str, Any], says: str
+) -> None:
+    msg = problem(sanitize(kubeconfig(cluster=INSECURE, user=user)))
+    assert "insecure-skip-tls-verify: true" in msg and says in msg
+    assert "certificate-authority-data" in msg  # what to use instead
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {**NO_CREDS, "client-certificate-data": CERT, "client-key-data": KEY},
+        NO_CREDS,
+    ],
+)
+def test_insecure_skip_tls_verify_without_a_bearer_secret_is_kept_with_a_warning(
+    user: dict[str, Any],
+) -> None:
+    creds = sanitize(kubeconfig(cluster=INSECURE, user=user))
+    assert isinstance(creds, Credentials) and creds.insecure_skip_tls_verify
+    assert "certificate is not verified" in transport_warning(creds)
+
+
+def test_verified_https_has_no_warning() -> None:
+    creds = sanitize(kubeconfig())
+    assert isinstance(creds, Credentials) and transport_warning(creds) == ""
+
+
+# -- rules 2 and 3: size -------------------------------------------------------------------------
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\n" + yaml.safe_dump(kubeconfig())
+    raw = base64.b64encode(text.encode()).decode()
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    assert f"more than {MAX_KUBECONFIG_NODES} values" in msg and "aliases" in msg
+
+
+def test_a_deeply_nested_kubeconfig_is_refused_without_recursion() -> None:
+    doc = kubeconfig()
+    deep: Any = "x"
+    for _ in range(50_000):
+        deep = [deep]
+    doc["preferences"] = deep
+    assert f"nested more than {MAX_KUBECONFIG_DEPTH} levels" in problem(sanitize(doc))
+
+
+def test_secret_data_larger_than_a_secret_can_be_is_refused() -> None:
+    raw = base64.b64encode(b"#" * (MAX_KUBECONFIG_BYTES + 10)).decode()
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    assert f"larger than {MAX_KUBECONFIG_BYTES} bytes" in msg
+
+
+def test_a_kubeconfig_at_the_size_limit_is_accepted() -> None:
+    text = yaml.safe_dump(kubeconfig())
+    text += "#" * (MAX_KUBECONFIG_BYTES - len(text))
+    raw = base64.b64encode(text.encode()).decode()
+    assert isinstance(
+        credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load), Credentials
+    )
 
 
 # -- Credentials --------------------------------------------------------------------------------
@@ -410,6 +637,50 @@ def test_sanitize_is_total(doc: Any) -> None:
     assert isinstance(result, Credentials | SecretProblem)
     if isinstance(result, Credentials):
         assert result.server.split("://", 1)[0].lower() in ("http", "https")
+        assert_never_exposed(result)
+
+
+def assert_never_exposed(creds: Credentials) -> None:
+    """The rule 8 law: no credential ever goes over plain http, no bearer secret without a
+    verified certificate."""
+    assert not (creds.plain_http and (creds.bearer_secret or creds.client_certificate)), creds
+    assert not (creds.insecure_skip_tls_verify and creds.bearer_secret), creds
+
+
+optional_text = st.none() | st.just("") | st.sampled_from(["v", TOKEN])
+transport = st.fixed_dictionaries(
+    {
+        "server": st.sampled_from(["http://p.example", "https://p.example", "HTTP://p:80/x"]),
+        "insecure-skip-tls-verify": st.none() | st.booleans(),
+        "certificate-authority-data": st.none() | st.just(CA),
+    }
+)
+credentials_st = st.fixed_dictionaries(
+    {},
+    optional={
+        f: optional_text
+        for f in ("token", "username", "password", "client-certificate-data", "client-key-data")
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cluster=transport, user=credentials_st)
+def test_law_accepted_credentials_never_expose_a_secret(
+    cluster: dict[str, Any], user: dict[str, Any]
+) -> None:
+    doc = kubeconfig()
+    doc["clusters"][0]["cluster"] = cluster
+    doc["users"][0]["user"] = user
+    result = sanitize(doc)
+    if isinstance(result, Credentials):
+        assert_never_exposed(result)
+        insecure = result.plain_http or result.insecure_skip_tls_verify
+        assert bool(transport_warning(result)) == insecure
+    else:
+        # Refused only for a rule-8 exposure or the client-go CA/insecure conflict.
+        m = result.message
+        assert "plain http://" in m or "insecure-skip-tls-verify" in m, m
 
 
 @settings(max_examples=300, deadline=None)
