@@ -14,6 +14,10 @@ violation fails.
   provider, namespaces those objects live in; on the consumer, Events).
 - `spec-up-status-down`: a konnector write never changes a consumer object's spec, and never
   writes a provider object's status.
+- `no-self-binding`: the konnector never sends a provider-side write (any action the kernel
+  addressed to the provider) to the consumer cluster itself, as it would through a Connection
+  whose kubeconfig points back at the consumer. Checked on the request, so a write the server
+  then refuses counts too.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kbcore import objects as o
+from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.coverage import resolve_coverage
 from kbcore.crds import served_resource
@@ -37,6 +42,7 @@ INVARIANTS = (
     "finalizer-held-while-provider-copy-exists",
     "writes-within-bound-scope",
     "spec-up-status-down",
+    "no-self-binding",
 )
 
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -150,6 +156,16 @@ class Monitor:
         return getattr(k, "mapper", IDENTITY)
 
     # -- the check ---------------------------------------------------------------------------
+    def on_request(self, cluster: str, request: Any) -> None:
+        """A write the konnector is about to send to `cluster` (before faults or the server
+        see it)."""
+        if request.cluster == PROVIDER and cluster == self.consumer_cluster:
+            self._violate(
+                "no-self-binding",
+                f"provider-side {request.verb} of {request.gvr} {request.key} sent to the "
+                f"consumer cluster {cluster} itself",
+            )
+
     def on_write(self, cluster: str, rec: Any) -> None:
         if self.world.actor != "konnector" or not self.consumer_cluster:
             return

@@ -271,6 +271,7 @@ class World:
             self.crash_after -= 1
         self.actions[type(action).__name__] += 1
         self.requests += 1
+        self.monitor.on_request(server.name, request)
         r = request
 
         def call() -> Any:

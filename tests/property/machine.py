@@ -201,6 +201,19 @@ class ConvergenceMachine(RuleBasedStateMachine):
             WIDGETS, key, {"metadata": {"finalizers": fins}}, "merge", user=ADMIN,
             field_manager="provider-controller"))
 
+    @rule()
+    def bind_to_itself(self) -> None:
+        """A user applies a kubeconfig that points back at the consumer cluster itself."""
+        consumer = self._server("consumer")
+        secret = scenario.kubeconfig_secret("kube-bind", "self-kubeconfig", "consumer")
+        self._user(lambda: consumer.create(GVR("", "v1", "secrets"), secret, user=ADMIN))
+        conn = {
+            "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "myself"},
+            "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind", "name": "self-kubeconfig"},
+                     "schema": {"pullPolicy": "All"}}}
+        self._user(lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn,
+                                           user=ADMIN))
+
     # -- faults and time ---------------------------------------------------------------------
     @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events",
                                 "duplicate-watch-events", "stale-reads"]),

@@ -2,11 +2,14 @@
 
 Each mutant wraps the real `plan_instance` and breaks exactly one rule, the way a plausible bug
 would; `test_seeded_bugs.py` runs the convergence machine with each and expects a failure.
+`KERNEL_PATCHES` break a control-plane rule instead, by replacing one kernel function for the
+run (the control-plane planners have no seam of their own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -114,4 +117,11 @@ SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
     "adopting a foreign-owned object": (adopt_foreign_owned, "no-foreign-provider-writes"),
     "status dropped": (status_dropped, "status not mirrored"),
     "deletionTimestamp ignored": (deletion_timestamp_ignored, "still deleting"),
+}
+
+
+KERNEL_PATCHES: dict[str, tuple[str, Any, str]] = {
+    # bug -> (kernel attribute replaced, its replacement, the property failure that must catch it)
+    "self-binding not refused": (
+        "kbcore.connection.reaches_itself", lambda _provider, _consumer: False, "no-self-binding"),
 }

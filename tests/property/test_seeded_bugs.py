@@ -10,7 +10,19 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.property.machine import ConvergenceMachine
-from tests.property.seeded_bugs import SEEDED_BUGS
+from tests.property.seeded_bugs import KERNEL_PATCHES, SEEDED_BUGS
+
+
+BUDGET = settings(
+    max_examples=300,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.generate],  # finding is enough; shrinking would only cost time
+    suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
+    database=None,
+)
 
 
 @pytest.mark.parametrize("bug", sorted(SEEDED_BUGS))
@@ -21,15 +33,16 @@ def test_property_suite_catches(bug: str) -> None:
     # not be replayed against another and make it look caught.
     mutant = type(f"Mutant_{planner.__name__}", (ConvergenceMachine,), {})
     mutant.planner = staticmethod(planner)
-    budget = settings(
-        max_examples=300,
-        stateful_step_count=30,
-        deadline=None,
-        derandomize=True,
-        phases=[Phase.generate],  # finding is enough; shrinking would only cost time
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-        database=None,
-    )
     with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=budget)
+        run_state_machine_as_test(mutant, settings=BUDGET)
+
+
+@pytest.mark.parametrize("bug", sorted(KERNEL_PATCHES))
+def test_property_suite_catches_a_broken_control_plane_rule(
+    bug: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, replacement, symptom = KERNEL_PATCHES[bug]
+    monkeypatch.setattr(target, replacement)
+    mutant = type(f"Mutant_{target.replace('.', '_')}", (ConvergenceMachine,), {})
+    with pytest.raises(AssertionError, match=symptom):
+        run_state_machine_as_test(mutant, settings=BUDGET)
