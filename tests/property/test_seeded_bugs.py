@@ -12,7 +12,6 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.property.machine import ConvergenceMachine
 from tests.property.seeded_bugs import KERNEL_PATCHES, SEEDED_BUGS
 
-
 BUDGET = settings(
     max_examples=300,
     stateful_step_count=30,
