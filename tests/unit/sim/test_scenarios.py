@@ -23,6 +23,9 @@ def test_there_are_examples_for_every_required_case() -> None:
             "identity-changed", "unbind-teardown", "hostile-conversion-webhook",
             "hostile-protected-group", "hostile-exec-kubeconfig", "hostile-tokenfile-kubeconfig",
             "hostile-foreign-related-secret"} <= names
+    # Issue 12: the trust boundary.
+    assert {"hostile-self-binding", "hostile-duplicate-kubeconfig-names",
+            "hostile-plain-http-kubeconfig"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
