@@ -23,6 +23,9 @@ Rules:
     name must be a valid object name.
  5. The objects are exactly what `crds/` accepts (the unit tests validate them against the
     CRD schemas) and nothing more: no status, no finalizers (the konnector adds its own).
+ 6. A provider kubeconfig that reaches the consumer cluster itself (the same identity,
+    `kbcore.identity.reaches_itself`) is refused before anything is applied, as the Connection
+    would refuse it (`kbcore.connection` rule 6a).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-from kbcore.actions import PROVIDER
+from kbcore.actions import CONSUMER, PROVIDER
 from kbcore.api import keys
 from kbcore.connection import discover_exported
 from kbcore.identity import resolve_identity
@@ -146,6 +149,12 @@ def provider_offer() -> Generator[Read, Any, Offer]:
     discovery with schema source Auto). Yields the reads to answer (results as
     `kbcore.reads` describes); raises the `ApiError` of a failed one, or `IdentityUnknown`."""
     return answered(_offer)
+
+
+def consumer_identity() -> Generator[Read, Any, str]:
+    """Ask the consumer who it is, as the Connection will (`kbcore.identity`), so a provider
+    kubeconfig that points back at it is refused before anything is applied (rule 6)."""
+    return answered(lambda observed: resolve_identity(observed, CONSUMER))
 
 
 def answered(decide: Callable[[Observed], Any]) -> Generator[Read, Any, Any]:

@@ -8,7 +8,10 @@ reads with `KubeClient`s, applies the bundle, and turns failures into messages t
 problem and the fix.
 
 Exit status: 0 when done, 1 when something failed (a refused kubeconfig, an unreachable
-cluster, an API the provider does not export, no access), 2 for a usage error.
+cluster, an API the provider does not export, no access, a provider kubeconfig that points at
+this cluster itself), 2 for a usage error (bad flags, or a --provider-kubeconfig file that is
+missing, a directory, binary, not UTF-8, not YAML, empty or not a mapping: the message names
+the file, and its line and column for a YAML error).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Generator, Sequence
-from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
 
 import yaml
@@ -35,13 +37,14 @@ from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, SECR
 from kbcore.coverage import api_names, connection_name
 from kbcore.crds import served_resource
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
-from kbcore.identity import IdentityUnknown
-from kbcore.kubeconfig import Credentials, SecretProblem, sanitize
+from kbcore.identity import IdentityUnknown, reaches_itself
+from kbcore.kubeconfig import Credentials, SecretProblem, sanitize, transport_warning
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.reads import Failed, Read
 from kbcore.requests import throttled
 from kbcore.worker import Ask, Send, drive
 from kbshell.client import KubeClient
+from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file
 
 PROG = "kubectl bind"
 FIELD_MANAGER = "kubectl-bind"
@@ -350,25 +353,23 @@ def _refuse_writes(send: Send) -> ApiError | None:
 
 def _provider_kubeconfig(path: str, context: str | None) -> dict[str, Any]:
     try:
-        text = Path(path).expanduser().read_text()
-    except OSError as err:
+        doc = load_kubeconfig_file(path)
+    except KubeconfigFileError as err:
         raise Failure(
-            f"cannot read the provider kubeconfig {path}: {err.strerror}",
-            "pass the file the provider handed out to --provider-kubeconfig",
+            f"cannot use the provider kubeconfig {err}",
+            "pass the kubeconfig file the provider handed out to --provider-kubeconfig",
+            code=2,
         ) from err
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise Failure(f"the provider kubeconfig {path} is not YAML: {first}", "") from err
     single = kb.single_context(doc, context)
     if isinstance(single, SecretProblem):
         raise Failure(
             f"the konnector would refuse the provider kubeconfig {path}: {single.message}",
             "the konnector accepts inline credentials only (no exec or auth-provider plugins, "
-            "no file paths): `kubectl config view --minify --flatten --context CONTEXT` writes "
-            "a usable file for a certificate or token user; for a plugin user, ask the "
-            "provider for a token or client certificate (e.g. kubectl create token ...)",
+            "no file paths), and a token or password only over verified https:// (no plain "
+            "http://, no insecure-skip-tls-verify): `kubectl config view --minify --flatten "
+            "--context CONTEXT` writes a usable file for a certificate or token user; for a "
+            "plugin user, ask the provider for a token or client certificate (e.g. kubectl "
+            "create token ...)",
         )
     return single
 
@@ -420,6 +421,10 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
     single = _provider_kubeconfig(args.provider_kubeconfig, args.provider_context)
     creds = sanitize(single)
     assert isinstance(creds, Credentials)  # single_context checked it
+    warning = transport_warning(creds)
+    if warning:
+        # The Connection will say the same in SecretValid=True/InsecureTransport.
+        sys.stderr.write(f"{PROG}: warning: {warning}\n")
     try:
         provider = KubeClient.from_credentials(creds, user_agent=USER_AGENT)
     except ValueError as err:
@@ -457,6 +462,7 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
             out.write(f"{_describe(obj)} (dry run: not applied)\n")
         return 0
     with consumer_client(args) as consumer:
+        _refuse_self_binding(consumer, offer, args.provider_kubeconfig)
         for obj in objects:
             try:
                 retrying(functools.partial(_apply, consumer, obj))
@@ -468,6 +474,28 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         f"`{PROG} status` shows when it is Ready\n"
     )
     return 0
+
+
+def _refuse_self_binding(consumer: KubeClient, offer: kb.Offer, path: str) -> None:
+    """The Connection would refuse it (`kbcore.connection` rule 6a): say so before applying."""
+
+    def answer(read: Read) -> Any:
+        try:
+            return read_retrying(consumer, read)
+        except ApiError as err:
+            return Failed(err)
+
+    try:
+        local = _run_reads(kb.consumer_identity(), answer)
+    except (ApiError, IdentityUnknown):
+        return  # the konnector checks again, and says why in the Connection's conditions
+    if reaches_itself(offer.cluster_uid, local):
+        raise Failure(
+            f"the provider kubeconfig {path} points at this cluster itself (cluster "
+            f"{local}): a cluster is never bound to itself",
+            "pass the provider's kubeconfig to --provider-kubeconfig, and your own cluster "
+            "with --kubeconfig / --context",
+        )
 
 
 def _apply(client: KubeClient, obj: Obj) -> Obj:

@@ -12,8 +12,9 @@ What a user relies on:
  - `plan` at rest (konnector stopped) has nothing to do; after a new Widget it shows the
    pending create; it writes nothing on either cluster (every resourceVersion unchanged);
  - `unbind` says what will happen, waits for the drain, and the binding is gone;
- - a kubeconfig the konnector would refuse, an unreachable provider, an API not exported and
-   a consumer user without access each fail with exit status 1, the problem and the fix.
+ - a kubeconfig the konnector would refuse, one that points at the consumer itself, an
+   unreachable provider, an API not exported and a consumer user without access each fail
+   with exit status 1, the problem and the fix.
 """
 
 from __future__ import annotations
@@ -437,6 +438,18 @@ def test_a_kubeconfig_the_konnector_refuses_is_refused_with_its_reason(
     assert reason.message in result.stderr
     assert "fix: " in result.stderr and "--minify --flatten" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_provider_kubeconfig_that_points_at_this_cluster_is_refused(env: Env) -> None:
+    # The consumer exports an API of its own, so everything up to applying succeeds.
+    apply(env.consumer, CRDS, widget_crd(env.group, "widgets", "Widget", exported=True))
+    own = env.consumer_kubeconfig
+    result = env.bind("--kubeconfig", own, "--provider-kubeconfig", own, "--api", env.api)
+    assert result.returncode == 1, result
+    assert f"the provider kubeconfig {own} points at this cluster itself" in result.stderr
+    assert "fix: pass the provider's kubeconfig" in result.stderr
+    assert not env._exists(env.consumer, CONNECTIONS, ObjectKey("", env.connection))
+    assert not env._exists(env.consumer, SECRETS, ObjectKey(env.ns, f"{env.connection}-kubeconfig"))
 
 
 def test_an_unreachable_provider_names_the_address(env: Env, tmp_path: Path) -> None:

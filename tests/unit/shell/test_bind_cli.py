@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from kbcore import bundle as kb
 from kbcore import rbac
+from kbcore.actions import CONSUMER
 from kbcore.kubeconfig import SecretProblem, sanitize
+from kbcore.reads import Get, Read
 from kbshell import bind
 
 KUBECONFIG: dict[str, Any] = {
@@ -87,13 +90,118 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert exit_.value.code == 2
 
 
-def test_a_missing_provider_kubeconfig_names_the_file(
+GOOD = yaml.safe_dump(KUBECONFIG)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("missing", None, "{path}: cannot read it: No such file or directory"),
+        ("directory", "DIR", "{path}: is a directory, not a kubeconfig file"),
+        ("binary", b"\x7fELF\x02\x01\x01\x00\x00\x00", "{path}: is a binary file"),
+        ("latin-1", b"apiVersion: v1\nkind: Config\nclusters: [caf\xe9]\n",
+         "{path}:3:15: is not UTF-8 text (byte 0xe9)"),
+        ("malformed", "apiVersion: v1\nclusters: [a, b\nusers: []\n",
+         "{path}:3:6: is not valid YAML: while parsing a flow sequence, expected ',' or ']', but got ':'"),
+        ("mapping-error", "apiVersion: v1\nkind: Config: x\n",
+         "{path}:2:13: is not valid YAML: mapping values are not allowed here"),
+        ("control-char", "apiVersion: v1\nkind: \x07Config\n",
+         "{path}:2:7: is not valid YAML: character U+0007 is not allowed"),
+        ("two-documents", GOOD + "---\n" + GOOD, "is not valid YAML: expected a single document"),
+        ("list", "- apiVersion: v1\n- kind: Config\n",
+         "{path}: is not a kubeconfig: its top level is a list, not a mapping"),
+        ("scalar", "just some text\n", "its top level is a string, not a mapping"),
+        ("empty", "", "{path}: is empty (no YAML document in it)"),
+        ("comments-only", "# nothing here\n\n", "{path}: is empty"),
+        ("deep", "a: " + "[" * 5000 + "]" * 5000 + "\n", "{path}: is nested too deeply"),
+    ],
+)
+def test_a_provider_kubeconfig_that_is_not_a_kubeconfig_file_is_a_usage_error(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str | bytes | None,
+    says: str,
+) -> None:
+    path = tmp_path / name
+    if content == "DIR":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    code, out = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    err = capsys.readouterr().err
+    assert (code, out) == (2, "")
+    assert err.startswith("kubectl bind: error: cannot use the provider kubeconfig "), err
+    assert says.format(path=path) in err, err
+    assert "fix: pass the kubeconfig file the provider handed out" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: d["users"].append({"name": "u", "user": {"token": "other"}}),
+         "kubeconfig has two users named 'u'"),
+        (lambda d: d["clusters"][0]["cluster"].update(server="http://127.0.0.1:1"),
+         "plain http:// and the user has a bearer token"),
+        (lambda d: d["clusters"][0]["cluster"].update({"insecure-skip-tls-verify": True}),
+         "insecure-skip-tls-verify: true with a bearer token"),
+    ],
+    ids=["duplicate-user", "plain-http-token", "unverified-token"],
+)
+def test_kubectl_bind_refuses_what_the_konnector_refuses_with_its_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, says: str
+) -> None:
+    doc = yaml.safe_load(GOOD)
+    change(doc)
+    reason = sanitize(doc)
+    assert isinstance(reason, SecretProblem) and says in reason.message
+    path = tmp_path / "k"
+    path.write_text(yaml.safe_dump(doc))
+    code, _ = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"the konnector would refuse the provider kubeconfig {path}: {reason.message}" in err
+
+
+def test_insecure_but_accepted_transport_is_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = cli("--provider-kubeconfig", str(tmp_path / "nope"), "--api", "a.b")
+    doc = yaml.safe_load(GOOD)
+    doc["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:1"
+    doc["users"][0]["user"] = {}
+    path = tmp_path / "k"
+    path.write_text(yaml.safe_dump(doc))
+    cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
     err = capsys.readouterr().err
-    assert code == 1 and out == ""
-    assert f"cannot read the provider kubeconfig {tmp_path / 'nope'}" in err and "fix:" in err
+    assert "kubectl bind: warning: the provider server http://127.0.0.1:1 is plain http://" in err
+
+
+class FakeConsumer:
+    """Answers the identity reads as a cluster whose kube-system has `uid`."""
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+
+    def read(self, r: Read) -> Any:
+        assert isinstance(r, Get) and r.cluster == CONSUMER, r
+        if r.key.name == "kube-system":
+            return {"metadata": {"name": "kube-system", "uid": self.uid}}
+        return None  # no kcp LogicalCluster
+
+
+def test_a_provider_kubeconfig_reaching_this_cluster_is_refused_before_applying() -> None:
+    offer = kb.Offer("uid-1", "CRD", ())
+    with pytest.raises(bind.Failure) as failure:
+        bind._refuse_self_binding(FakeConsumer("uid-1"), offer, "p.kubeconfig")  # type: ignore[arg-type]
+    assert failure.value.code == 1
+    assert failure.value.problem == (
+        "the provider kubeconfig p.kubeconfig points at this cluster itself (cluster uid-1): "
+        "a cluster is never bound to itself"
+    )
+    bind._refuse_self_binding(FakeConsumer("uid-2"), offer, "p.kubeconfig")  # type: ignore[arg-type]
 
 
 def test_a_refused_kubeconfig_shows_the_konnectors_reason_before_any_connection(
