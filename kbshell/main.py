@@ -2,7 +2,10 @@
 metrics and logs together, and stops gracefully on SIGTERM.
 
 Exit status: 0 after a graceful stop, 1 when leadership was lost or the process could not run
-(a bad kubeconfig, an address in use), 2 for bad flags.
+(an address in use, no in-cluster service account), 2 for bad flags: a malformed bind address,
+no consumer cluster given, or a consumer kubeconfig (`--kubeconfig`, else `$KUBECONFIG`) that
+is missing or cannot be used; the message names the flag or file (and line and column for a
+YAML error).
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ import time
 import uuid
 from typing import IO, Any
 
-from kbcore.errors import ApiError
 from kbcore.worker import BACKSTOP_SECONDS
 from kbshell.client import KubeClient
 from kbshell.konnector import Konnector
+from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file
 from kbshell.leader import LeaderElector
-from kbshell.ops import Metrics, OpsServer, Probes, configure_logging, ready_when_synced
+from kbshell.ops import (
+    ListenError,
+    Metrics,
+    OpsServer,
+    Probes,
+    configure_logging,
+    parse_bind_address,
+    ready_when_synced,
+)
 
 log = logging.getLogger("konnector")
 
@@ -41,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=None, help="consumer kubeconfig (default: in-cluster)")
     p.add_argument("--context", default=None, help="kubeconfig context (default: current)")
     p.add_argument("--namespace", default="kube-bind", help="the konnector's namespace")
-    p.add_argument("--metrics-bind-address", default=":8085", help='"0" disables')
-    p.add_argument("--health-probe-bind-address", default=":8081", help='"0" disables')
+    p.add_argument(
+        "--metrics-bind-address", default=":8085", type=_bind_address, help='"0" disables'
+    )
+    p.add_argument(
+        "--health-probe-bind-address", default=":8081", type=_bind_address, help='"0" disables'
+    )
     p.add_argument("--leader-elect", action="store_true")
     p.add_argument("--leader-election-id", default="konnector.kube-bind.io")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
@@ -66,15 +81,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _consumer_client(args: argparse.Namespace) -> KubeClient:
+def _bind_address(value: str) -> str:
+    """An argparse type: the address as given, once `parse_bind_address` accepts it."""
+    try:
+        parse_bind_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"{err} (e.g. :8081, 127.0.0.1:8081, [::1]:8081)"
+        ) from err
+    return value
+
+
+class UsageError(ValueError):
+    """How the konnector was invoked cannot work; exit status 2."""
+
+
+def _consumer_kubeconfig(args: argparse.Namespace) -> str | None:
+    """The consumer kubeconfig file, checked (`load_kubeconfig_file`), or None in a Pod."""
     if args.kubeconfig:
-        return KubeClient.from_kubeconfig_file(args.kubeconfig, context=args.context)
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return KubeClient.in_cluster()
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if kubeconfig:
-        return KubeClient.from_kubeconfig_file(kubeconfig.split(os.pathsep)[0])
-    raise ValueError("no consumer cluster: pass --kubeconfig, set KUBECONFIG, or run in a Pod")
+        path, source = args.kubeconfig, "--kubeconfig"
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    elif os.environ.get("KUBECONFIG"):
+        path, source = os.environ["KUBECONFIG"].split(os.pathsep)[0], "$KUBECONFIG"
+    else:
+        raise UsageError("no consumer cluster: pass --kubeconfig, set KUBECONFIG, or run in a Pod")
+    try:
+        load_kubeconfig_file(path)
+    except KubeconfigFileError as err:
+        raise UsageError(f"{source}: {err}") from err
+    return str(path)
+
+
+def _consumer_client(args: argparse.Namespace, kubeconfig: str) -> KubeClient:
+    """A client from the checked kubeconfig file (its context must exist, and so on)."""
+    try:
+        return KubeClient.from_kubeconfig_file(kubeconfig, context=args.context)
+    except Exception as err:  # the kubernetes loader raises its own types for bad content
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"cannot use the consumer kubeconfig {kubeconfig}: {first}") from err
 
 
 class Recorder:
@@ -111,15 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.resync_period < 1:
         print("konnector: --resync-period must be at least 1 second", file=sys.stderr)
         return 2
-    configure_logging(args.log_format, args.log_level)
     try:
-        consumer = _consumer_client(args)
-    except (ValueError, OSError, ApiError) as err:
-        log.error("cannot reach the consumer cluster: %s", err)
-        return 1
-    except Exception as err:  # the kubernetes loader raises its own types for bad files
-        log.error("cannot load the consumer kubeconfig: %s", err)
-        return 1
+        kubeconfig = _consumer_kubeconfig(args)
+        consumer = _consumer_client(args, kubeconfig) if kubeconfig is not None else None
+    except UsageError as err:
+        print(f"konnector: error: {err}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, args.log_level)
+    if consumer is None:
+        try:
+            consumer = KubeClient.in_cluster()
+        except Exception as err:  # the kubernetes loader raises its own types
+            log.error("cannot use the in-cluster service account: %s", err)
+            return 1
 
     metrics = Metrics(controllers=("konnector",), version=_version())
     stop = threading.Event()
@@ -160,8 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             health_address=args.health_probe_bind_address,
             metrics_address=args.metrics_bind_address,
         ).start()
-    except OSError as err:
-        log.error("cannot serve probes or metrics: %s", err)
+    except ListenError as err:
+        flag = "--metrics-bind-address" if err.serves == "metrics" else (
+            "--health-probe-bind-address"
+        )
+        log.error("%s (%s)", err, flag)
+        if recorder is not None:
+            recorder.close()
+        consumer.close()
         return 1
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -20,6 +20,7 @@ from kbshell.ops.logs import (
 )
 from kbshell.ops.metrics import Metrics
 from kbshell.ops.server import (
+    ListenError,
     OpsServer,
     ProbeResult,
     Probes,
@@ -30,6 +31,7 @@ from kbshell.ops.server import (
 
 __all__ = [
     "JsonFormatter",
+    "ListenError",
     "Metrics",
     "OpsServer",
     "ProbeResult",

@@ -202,6 +202,17 @@ def parse_bind_address(address: str) -> tuple[str, int] | None:
     return host, port
 
 
+class ListenError(OSError):
+    """A listener could not be opened: what it serves, where, and the system's reason."""
+
+    def __init__(self, serves: str, address: tuple[str, int], cause: OSError) -> None:
+        host, port = address
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot serve {serves} on {where}: {reason}")
+        self.serves = serves
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Restarting the process must not fail on a port still in TIME_WAIT.
@@ -315,7 +326,11 @@ class OpsServer:
     ) -> _Server:
         handler = type("OpsHandler", (_Handler,), {"probes": probes, "metrics": metrics})
         cls = _Server6 if ":" in addr[0] else _Server
-        srv = cls(addr, handler)
+        try:
+            srv = cls(addr, handler)
+        except OSError as err:
+            serves = " and ".join(x for x, on in (("probes", probes), ("metrics", metrics)) if on)
+            raise ListenError(serves, addr, err) from err
         self._servers.append(srv)
         return srv
 
