@@ -17,7 +17,7 @@ from kbcore import trace
 from kbcore.instance import plan_instance
 from kbcore.mapper import IDENTITY
 from kbsim import scenario
-from kbsim.world import FAULT_KINDS
+from kbsim.world import FAULT_KINDS, FAULT_PARAMS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "faults":
         for kind, text in FAULT_KINDS.items():
             print(f"{kind}\n    {text}")
+            params = {} if kind == "crash-konnector" else {"cluster": ("a cluster name", None)}
+            for name, (what, _) in {**params, **FAULT_PARAMS[kind]}.items():
+                print(f"    {name}: {what}")
         return 0
     try:
         sc = scenario.load(args.scenario)

@@ -46,7 +46,7 @@ from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import SimKonnector
-from kbsim.world import FAULT_KINDS, START_TIME, World, parse_duration
+from kbsim.world import START_TIME, World, check_fault, parse_duration
 
 USER_WRITES = ("apply", "create", "delete", "patch", "status")
 STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "expect")
@@ -225,13 +225,13 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
         _check_manifest(item[kind], fail, node)
     elif kind == "fault":
         f = item["fault"]
-        if not isinstance(f, dict) or f.get("kind") not in FAULT_KINDS:
-            raise fail(node, f"step {i}: fault kind must be one of {', '.join(FAULT_KINDS)}")
-        if f["kind"] != "crash-konnector" and f.get("cluster") not in clusters:
-            raise fail(node, f"step {i}: fault {f['kind']} needs cluster: one of {clusters}")
-        for key in ("duration", "by", "restart_after"):
-            if key in f:
-                _duration(f[key], fail, node, i)
+        problem = (
+            check_fault(f, clusters)
+            if isinstance(f, dict)
+            else "fault: {kind: ..., cluster: ..., <parameters>}"
+        )
+        if problem:
+            raise fail(_fault_node(node), f"step {i}: {problem} (`kbsim faults` lists them)")
     elif kind == "advance":
         _duration(item["advance"], fail, node, i)
     elif kind == "settle":
@@ -259,6 +259,14 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
         if not isinstance(bound, dict) or not all(isinstance(v, dict) for v in bound.values()):
             raise fail(node, f"step {i}: bound_apis: {{<api name>: {{field: value}}}}")
     return Step(i, _line(node), kind, item)
+
+
+def _fault_node(step: yaml.Node) -> yaml.Node:
+    """The step's `fault:` mapping node, so an error points at the fault's own line."""
+    for key, value in getattr(step, "value", []):
+        if isinstance(key, yaml.ScalarNode) and key.value == "fault":
+            return value  # type: ignore[no-any-return]
+    return step
 
 
 def _condition_map(value: Any) -> bool:

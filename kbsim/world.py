@@ -12,9 +12,10 @@ two actions of one plan, and restarts with no memory.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import attrs
@@ -63,7 +64,14 @@ FAULT_KINDS = {
 
 
 def parse_duration(value: Any) -> float:
-    """`5s`, `100ms`, `2m`, `1h` or a number of seconds."""
+    """`5s`, `100ms`, `2m`, `1h` or a number of seconds; never negative, NaN or infinite."""
+    seconds = _duration_seconds(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a duration: {value!r} (a duration is finite and not negative)")
+    return seconds
+
+
+def _duration_seconds(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, str) or not value.strip():
@@ -77,6 +85,98 @@ def parse_duration(value: Any) -> float:
             except ValueError:
                 break
     raise ValueError(f"not a duration: {value!r} (use e.g. 5s, 100ms, 2m)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_duration(value: Any) -> str:
+    try:
+        parse_duration(value)
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
+def _check_rate(value: Any) -> str:
+    if not _is_number(value) or not 0.0 <= float(value) <= 1.0:  # NaN fails both comparisons
+        return f"not a probability: {value!r} (a number from 0 to 1)"
+    return ""
+
+
+def _check_code(value: Any) -> str:
+    if not isinstance(value, int) or isinstance(value, bool) or not 400 <= value <= 599:
+        return f"not an HTTP error status: {value!r} (400 to 599)"
+    return ""
+
+
+def _check_seconds(value: Any) -> str:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        return f"not a number of seconds: {value!r} (finite, not negative)"
+    return ""
+
+
+def _check_count(value: Any) -> str:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return f"not a count: {value!r} (a whole number, not negative)"
+    return ""
+
+
+def _check_bool(value: Any) -> str:
+    return "" if isinstance(value, bool) else f"not true or false: {value!r}"
+
+
+FaultParam = tuple[str, Callable[[Any], str]]
+_DURATION: FaultParam = ("a duration (5s, 100ms, 2m, or seconds), default 5s", _check_duration)
+FAULT_PARAMS: dict[str, dict[str, FaultParam]] = {
+    "drop-watch-events": {"duration": _DURATION},
+    "delay-watch-events": {
+        "duration": _DURATION,
+        "by": ("a duration, default 2s", _check_duration),
+    },
+    "duplicate-watch-events": {"duration": _DURATION},
+    "stale-reads": {"duration": _DURATION},
+    "api-errors": {
+        "duration": _DURATION,
+        "code": ("an HTTP error status (400-599), default 500", _check_code),
+        "rate": ("a probability from 0 to 1, default 0.5", _check_rate),
+        "retry_after": ("seconds (a number >= 0), sent with a 429", _check_seconds),
+        "after_write": ("true or false, default false", _check_bool),
+    },
+    "compact": {},
+    "expire-watches": {},
+    "crash-konnector": {
+        "after_actions": ("a count of actions (>= 0); default: crash at once", _check_count),
+        "restart_after": ("a duration, default 1s", _check_duration),
+    },
+}
+"""Each fault kind's parameters besides `kind` and (for all but crash-konnector) `cluster`:
+what each is, and its check. `kbsim faults` prints them; `check_fault` enforces them."""
+
+
+def check_fault(fault: Mapping[str, Any], clusters: Collection[str]) -> str:
+    """Why the fault (`kind`, `cluster` and its parameters) cannot be injected into a world
+    of `clusters`, or "" when it can."""
+    kind = fault.get("kind")
+    if not isinstance(kind, str) or kind not in FAULT_PARAMS:
+        return f"fault kind must be one of {', '.join(FAULT_PARAMS)} (got {kind!r})"
+    params = FAULT_PARAMS[kind]
+    allowed = {"kind", *params} | ({"cluster"} if kind != "crash-konnector" else set())
+    unknown = sorted(str(k) for k in fault if k not in allowed)
+    if unknown:
+        return (
+            f"fault {kind}: unknown parameter(s) {', '.join(unknown)}; it takes "
+            f"{', '.join(sorted(allowed - {'kind'})) or 'none'}"
+        )
+    if kind != "crash-konnector" and fault.get("cluster") not in clusters:
+        return f"fault {kind} needs cluster: one of {sorted(clusters)}"
+    for name, (_, check) in params.items():
+        if name in fault:
+            problem = check(fault[name])
+            if problem:
+                return f"fault {kind} {name}: {problem}"
+    return ""
 
 
 @attrs.define
@@ -331,11 +431,10 @@ class World:
         return None
 
     def inject(self, kind: str, params: dict[str, Any]) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        problem = check_fault({**params, "kind": kind}, self.clusters)
+        if problem:
+            raise ValueError(problem)
         cluster = str(params.get("cluster", ""))
-        if kind != "crash-konnector" and cluster not in self.clusters:
-            raise ValueError(f"fault {kind}: unknown cluster {cluster!r}")
         self.actions[f"fault:{kind}"] += 1
         if kind == "crash-konnector":
             self._crash_restart = parse_duration(params.get("restart_after", RESTART_DELAY))

@@ -121,3 +121,98 @@ def test_malformed_scenario_names_the_line(
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+FAULT_SCENARIO = """\
+clusters: [a, b]
+konnector: {cluster: a}
+steps:
+  - settle: {timeout: 1s}
+  - fault:
+      FAULT
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("{kind: meteor}", "fault kind must be one of drop-watch-events, "),
+        ("{cluster: a}", "fault kind must be one of"),
+        ("{kind: api-errors, cluster: a, rate: 1.5}", "fault api-errors rate: not a probability: 1.5"),
+        ("{kind: api-errors, cluster: a, rate: -0.1}", "rate: not a probability: -0.1"),
+        ("{kind: api-errors, cluster: a, rate: .nan}", "rate: not a probability: nan"),
+        ("{kind: api-errors, cluster: a, rate: half}", "rate: not a probability: 'half'"),
+        ("{kind: api-errors, cluster: a, rate: true}", "rate: not a probability: True"),
+        ("{kind: api-errors, cluster: a, code: 200}", "code: not an HTTP error status: 200"),
+        ("{kind: api-errors, cluster: a, code: '500'}", "code: not an HTTP error status: '500'"),
+        ("{kind: api-errors, cluster: a, retry_after: -1}", "retry_after: not a number of seconds: -1"),
+        ("{kind: api-errors, cluster: a, after_write: yes please}", "after_write: not true or false"),
+        ("{kind: stale-reads, cluster: a, duration: -5s}", "fault stale-reads duration: not a duration: '-5s'"),
+        ("{kind: stale-reads, cluster: a, duration: .inf}", "duration: not a duration: inf"),
+        ("{kind: stale-reads, cluster: a, duration: soon}", "duration: not a duration: 'soon'"),
+        ("{kind: delay-watch-events, cluster: a, by: 2 parsecs}", "by: not a duration"),
+        ("{kind: crash-konnector, after_actions: -1}", "after_actions: not a count: -1"),
+        ("{kind: crash-konnector, after_actions: 1.5}", "after_actions: not a count: 1.5"),
+        ("{kind: crash-konnector, restart_after: never}", "restart_after: not a duration"),
+        ("{kind: crash-konnector, cluster: a}", "fault crash-konnector: unknown parameter(s) cluster; it takes after_actions, restart_after"),
+        ("{kind: compact, cluster: a, duration: 5s}", "fault compact: unknown parameter(s) duration; it takes cluster"),
+        ("{kind: drop-watch-events, cluster: a, durration: 5s}", "unknown parameter(s) durration; it takes cluster, duration"),
+        ("{kind: drop-watch-events, cluster: c}", "fault drop-watch-events needs cluster: one of ['a', 'b']"),
+        ("null", "fault: {kind: ..., cluster: ..., <parameters>}"),
+    ],
+)
+def test_fault_parameters_are_checked_when_the_scenario_loads(
+    tmp_path: Path, fault: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "faulty.yaml"
+    p.write_text(FAULT_SCENARIO.replace("FAULT", fault))
+    with pytest.raises(scenario.ScenarioError) as err:
+        scenario.load(p)
+    assert str(err.value).startswith(f"{p}:6: step 2: "), err.value
+    assert message in str(err.value) and "(`kbsim faults` lists them)" in str(err.value)
+    assert cli.main(["run", str(p)]) == 2
+    assert f"kbsim: {p}:6: step 2: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "{kind: api-errors, cluster: b, code: 429, rate: 1, retry_after: 2, after_write: true, duration: 1s}",
+        "{kind: api-errors, cluster: a, rate: 0}",
+        "{kind: delay-watch-events, cluster: a, by: 100ms, duration: 0.5}",
+        "{kind: crash-konnector, after_actions: 0, restart_after: 0s}",
+        "{kind: expire-watches, cluster: b}",
+    ],
+)
+def test_good_fault_parameters_load(tmp_path: Path, fault: str) -> None:
+    p = tmp_path / "fine.yaml"
+    p.write_text(FAULT_SCENARIO.replace("FAULT", fault))
+    assert scenario.load(p).steps[1].kind == "fault"
+
+
+def test_kbsim_faults_lists_every_kind_with_its_parameters(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kbsim.world import FAULT_KINDS, FAULT_PARAMS
+
+    assert set(FAULT_KINDS) == set(FAULT_PARAMS)
+    assert cli.main(["faults"]) == 0
+    blocks: dict[str, list[str]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith(" "):
+            blocks[line] = []
+        else:
+            blocks[list(blocks)[-1]].append(line.strip())
+    assert list(blocks) == list(FAULT_KINDS)
+    for kind, params in FAULT_PARAMS.items():
+        listed = [line.split(":", 1)[0] for line in blocks[kind][1:]]
+        cluster = [] if kind == "crash-konnector" else ["cluster"]
+        assert listed == [*cluster, *params], kind
+    assert "rate: a probability from 0 to 1, default 0.5" in blocks["api-errors"]
+
+
+def test_a_negative_advance_is_refused_when_the_scenario_loads(tmp_path: Path) -> None:
+    p = tmp_path / "back.yaml"
+    p.write_text("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {advance: -10s}\n")
+    with pytest.raises(scenario.ScenarioError, match=r":4: step 1: not a duration: '-10s'"):
+        scenario.load(p)
