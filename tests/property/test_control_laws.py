@@ -2,7 +2,8 @@
 
 A Connection, binding or Secret can hold anything a user, a buggy client or a hostile provider
 wrote. Whatever they hold, `plan_connection` and `plan_binding` return a Plan: they never
-raise, and never ask for a read forever. (A read that *failed* is a different matter: it is
+raise, and never ask for a read forever. And whatever they hold, a Connection whose
+credentials reach the consumer itself never plans a write on the "provider" (rule 6a). (A read that *failed* is a different matter: it is
 raised as its ApiError so the shell backs off, never taken for absence; that is tested in
 tests/unit/test_binding.py and test_connection.py.)
 """
@@ -17,9 +18,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbcore.actions import Plan
+from kbcore import objects as o
+from kbcore.actions import CONSUMER, PROVIDER, Plan
 from kbcore.binding import BindingView, plan_binding
 from kbcore.connection import ConnectionView, plan_connection
+from kbcore.identity import identity_reads
 from kbcore.kubeconfig import Credentials, credentials_for
 from kbcore.reads import Discovery, Get, List, OpenAPIDoc, Read
 from tests.property.strategies import json_objects, json_values
@@ -77,8 +80,16 @@ def plausible(kind: str, name: str) -> st.SearchStrategy[dict[str, Any]]:
                                         "finalizers": ["core.kube-bind.io/cleanup"]}})
 
 
-def answer(read: Read, junk: Any) -> Any:
-    """A plausible server answer for `read`, with junk where the server returns objects."""
+def answer(read: Read, junk: Any, consumer_uid: str | None = None, absent: bool = False) -> Any:
+    """A plausible server answer for `read`, with junk where the server returns objects; the
+    consumer's identity objects carry `consumer_uid` when given (else the same junk as the
+    provider's, which makes the two clusters one); with `absent`, every other object is not
+    found (so the kernel gets as far as creating what it creates)."""
+    identity = (*identity_reads(CONSUMER), *identity_reads(PROVIDER))
+    if consumer_uid is not None and isinstance(read, Get) and read in identity_reads(CONSUMER):
+        return {"metadata": {"name": read.key.name, "uid": consumer_uid}}
+    if absent and isinstance(read, Get) and read not in identity:
+        return None
     if isinstance(read, Get):
         return junk if isinstance(junk, dict) else None
     if isinstance(read, List):
@@ -88,7 +99,9 @@ def answer(read: Read, junk: Any) -> Any:
     raise TypeError(read)
 
 
-def drive(planner: Any, view: Any, junk: Any) -> Plan:
+def drive(
+    planner: Any, view: Any, junk: Any, consumer_uid: str | None = None, absent: bool = False
+) -> Plan:
     observed: dict[Read, Any] = {}
     for _ in range(40):
         plan: Plan = planner(attrs.evolve(view, observed=dict(observed)))
@@ -96,7 +109,7 @@ def drive(planner: Any, view: Any, junk: Any) -> Plan:
             return plan
         for need in plan.needs:
             assert isinstance(need, Get | List | Discovery | OpenAPIDoc), need
-            observed[need] = answer(need, junk)
+            observed[need] = answer(need, junk, consumer_uid, absent)
     raise AssertionError(f"kept asking for reads: {plan.needs}")
 
 
@@ -121,9 +134,16 @@ JUNK_ANSWERS = st.one_of(
     data=SECRET_DATA,
     junk=JUNK_ANSWERS,
     now=st.floats(0, 4e9, allow_nan=False),
+    consumer_uid=st.sampled_from([None, "l", "r"]),
+    absent=st.booleans(),
 )
 def test_plan_connection_is_total_on_hostile_objects(
-    conn: dict[str, Any], data: dict[str, str], junk: Any, now: float
+    conn: dict[str, Any],
+    data: dict[str, str],
+    junk: Any,
+    now: float,
+    consumer_uid: str | None,
+    absent: bool,
 ) -> None:
     secret = {"metadata": {"namespace": "kube-bind", "name": "kc"}, "data": data}
     creds = credentials_for(conn, secret, "kube-bind", yaml.safe_load)
@@ -135,7 +155,17 @@ def test_plan_connection_is_total_on_hostile_objects(
         observed={},
         now=now,
     )
-    assert isinstance(drive(plan_connection, view, junk), Plan)
+    plan = drive(plan_connection, view, junk, consumer_uid, absent)
+    assert isinstance(plan, Plan)
+    provider_uid = o.uid(junk) if isinstance(junk, dict) else ""
+    if consumer_uid is None or consumer_uid == provider_uid:
+        # Rule 6a: credentials that reach the consumer itself never write "on the provider".
+        assert not [a for a in plan.writes if _cluster_of(a) == PROVIDER], plan
+
+
+def _cluster_of(action: Any) -> str:
+    target = getattr(action, "target", None)
+    return str(target.cluster) if target is not None else str(getattr(action, "cluster", ""))
 
 
 @given(
