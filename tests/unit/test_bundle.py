@@ -137,7 +137,10 @@ def test_law_the_secret_sanitizes_to_what_the_file_sanitizes_to(
                                           "insecure-skip-tls-verify": insecure}}
             for i in range(n)
         ],
-        "users": [{"name": f"u{i}", "user": {"token": f"{token}{i}"}} for i in range(n)],
+        # Unverified TLS only with a client certificate: a token there is refused (rule 8b).
+        "users": [{"name": f"u{i}", "user": {"client-certificate-data": f"{token}{i}",
+                                             "client-key-data": f"k{token}{i}"}
+                   if insecure else {"token": f"{token}{i}"}} for i in range(n)],
         "contexts": [{"name": f"x{i}", "context": {"cluster": f"c{i}", "user": f"u{i}"}}
                      for i in range(n)],
     }  # fmt: skip
