@@ -3,8 +3,8 @@
 A kubeconfig handed over by a service provider is untrusted input. It is reduced to a small
 `Credentials` value holding inline data only; anything that would make the konnector run a
 program, read its own files, or hand a secret to whoever is on the network path is refused
-with a message naming the field (DESIGN.md, Decisions). `kubectl bind` checks a kubeconfig
-file with these same functions, so the two never disagree.
+with a message naming the field. `kubectl bind` checks a kubeconfig file with these same
+functions, so the two never disagree.
 
  1. The Secret must be in the konnector's namespace (a Connection must not borrow credentials
     from another namespace the consumer's users cannot see into).

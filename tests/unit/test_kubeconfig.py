@@ -558,6 +558,7 @@ def test_secrets_never_appear_in_repr() -> None:
     creds = attrs.evolve(BASE, password="hunter2-password")
     assert TOKEN not in repr(creds) and TOKEN not in str(creds)
     assert "hunter2-password" not in repr(creds)
+    assert KEY not in repr(creds)  # the client's private key is as secret as a token
 
 
 @pytest.mark.parametrize(
