@@ -7,7 +7,10 @@ DESIGN.md "Decisions" where they differ):
 
  1. Deleting (unbind) drains, for every listed API no other live binding covers (a read
     that fails holds the drain, with the reason in `Ready=False/DrainingObjects`; with no
-    usable credentials at all only finalizers are released, as upstream does):
+    usable credentials at all only finalizers are released, as upstream does; credentials the
+    Connection found reaching another cluster, the consumer itself included
+    (`kbcore.connection.misdirected`), are never used, and objects that may have a copy on the
+    real provider keep their finalizer, with the reason, until the kubeconfig is fixed):
     a. each consumer object holding our `syncer` finalizer and not covered by another binding:
        `Orphan` or no provider access -> release the finalizer; provider copy ours (both
        markers) -> delete it (UID precondition) and keep waiting; copy ours and deleting ->
@@ -63,7 +66,7 @@ from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.api.convert import InvalidObject, structure
 from kbcore.api.types import RelatedResource
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, schema_policy
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, misdirected, schema_policy
 from kbcore.coverage import api_names, connection_name, lists_api, resolve_coverage
 from kbcore.crds import served_resource
 from kbcore.errors import ApiError
@@ -462,7 +465,13 @@ class _Planner:
         cbs, bs = self._others()
         live_cbs = [x for x in cbs if not o.is_deleting(x)]
         live_bs = [x for x in bs if not o.is_deleting(x)]
-        reach = isinstance(self.view.credentials, Credentials) and bool(self.local_uid)
+        conn = self.view.connection
+        wrong_cluster = misdirected(conn) if conn is not None else ""
+        reach = (
+            isinstance(self.view.credentials, Credentials)
+            and bool(self.local_uid)
+            and not wrong_cluster
+        )
         observed = self.view.observed
         names = api_names(self.b)
         crds = need_all(observed, tuple(Get(CONSUMER, CRDS, ObjectKey("", n)) for n in names))
@@ -482,6 +491,9 @@ class _Planner:
             copies = self._provider_copies(served.gvr, mine) if reach else {}
             for i in mine:
                 ref = ObjectRef(CONSUMER, served.gvr, o.key_of(i))
+                if wrong_cluster and not is_orphaned(i):
+                    left += 1  # its copy on the real provider cannot be reached: keep holding
+                    continue
                 copy = copies.get(o.key_of(i))
                 if (
                     not is_orphaned(i)
@@ -520,12 +532,18 @@ class _Planner:
         if reach and not waiting and not related_left:
             self.actions.extend(self._namespace_cleanup(names, crds))
         if waiting or related_left:
+            blocked = (
+                f": {wrong_cluster}; point its kubeconfig back at the provider, or remove the "
+                f"{keys.FINALIZER_CLEANUP} finalizer to leave the provider copies behind"
+                if wrong_cluster
+                else ""
+            )
             self.conds.set(
                 c.READY,
                 False,
                 c.DRAINING_OBJECTS,
                 f"waiting for {waiting} object(s){' and related copies' if related_left else ''}"
-                " to be cleaned up",
+                f" to be cleaned up{blocked}",
             )
             return self._finish("draining", RequeueAfter(DRAIN_REQUEUE_SECONDS))
         rest = tuple(f for f in o.finalizers(self.b) if f != keys.FINALIZER_CLEANUP)

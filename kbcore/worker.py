@@ -23,9 +23,6 @@ Rules (the same as client-go controllers and upstream's konnector):
  4. A fully carried-out plan forgets the key's backoff and honours its RequeueAfter.
  5. A Connection whose reconcile changed the credentials it vouches for wakes the engagement
     pass, so syncers never use credentials the Connection reconcile has not verified.
- 6. A binding never reaches the provider through a Connection that found its credentials
-    reaching another cluster (`kbcore.connection.misdirected`: the consumer itself, or not the
-    pinned provider); the binding kernel sees no usable credentials, as for a missing Secret.
 """
 
 from __future__ import annotations
@@ -45,7 +42,6 @@ from kbcore.connection import (
     CONNECTIONS,
     SECRETS,
     ConnectionView,
-    misdirected,
     plan_connection,
 )
 from kbcore.coverage import connection_name, resolve_coverage
@@ -263,9 +259,6 @@ def _binding(item: Key, state: KonnectorState, now: float) -> Work:
     conn_name = connection_name(binding)
     conn = state.cached_get(CONNECTIONS, ObjectKey("", conn_name)) if conn_name else None
     creds = credentials(state, conn) if conn is not None else None
-    wrong_cluster = misdirected(conn) if conn is not None else ""
-    if wrong_cluster:
-        creds = SecretProblem(wrong_cluster)
     view = BindingView(
         binding={**binding, "kind": kind},
         connection=conn,
