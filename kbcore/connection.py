@@ -205,8 +205,8 @@ def discover_exported(
 
 def misdirected(connection: Mapping[str, Any]) -> str:
     """Why the Connection's credentials are known to reach a cluster other than its provider
-    (rule 6: the consumer itself, or not the pinned one), or "". Whatever is planned through
-    them must not touch that cluster (`kbcore.worker` gives bindings no provider access)."""
+    (rule 6: the consumer itself, or not the pinned one), or "". Nothing may be done through
+    them: an unbind holds what may have a copy on the real provider (`kbcore.binding` rule 1)."""
     status = connection.get("status")
     conds = read_conditions(status.get("conditions") if isinstance(status, Mapping) else None)
     connected = c.find_condition(conds, c.CONNECTED)
