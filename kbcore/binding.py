@@ -36,11 +36,17 @@ DESIGN.md "Decisions" where they differ):
        what `kbcore.schema` refuses (conversion webhook, protected group, foreign consumer
        CRD), else install it as `pullPolicy`/`updatePolicy` say (`kbcore.schema.plan_install`);
     f. installed: `conflictCount` counts consumer objects in scope carrying the conflict
-       annotation.
- 5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound; a foreign
+       annotation. The same list says which namespaces the binding syncs objects in (those
+       holding an object not being deleted), which related resources need (`kbcore.related`
+       T1); a failed list counts as no conflicts and no namespaces.
+ 5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound, only in the
+    namespaces the binding syncs (a Binding: its own; a ClusterBinding: those of 4f), never in
+    `kube-*` or the konnector's namespace (`BindingView.konnector_namespace`); a foreign
     same-named target is a conflict, never overwritten.
  6. Conditions: `Connected`, `Synced` (all APIs installed), `Conflicts` (instances and
-    related targets), `PermissionDenied`, `Ready`; status written only when it differs.
+    related targets), `PermissionDenied`, `RelatedResources` (only with relatedResources
+    rules: what was not copied and why, or which rules are invalid; it never makes the binding
+    unready), `Ready`; status written only when it differs.
 """
 
 from __future__ import annotations
@@ -95,6 +101,8 @@ class BindingView:
     observed: Observed
     now: float
     mapper: Mapper = IDENTITY
+    konnector_namespace: str = attrs.field(kw_only=True)
+    """Where the konnector runs (its kubeconfig Secrets): never used by related resources."""
 
 
 def gvr_of(binding: Mapping[str, Any]) -> GVR:
@@ -189,6 +197,8 @@ class _Planner:
         local = self.cstatus.get("localClusterUID")
         self.local_uid = local if isinstance(local, str) else ""
         self.conn_name = (conn is not None and o.name(conn)) or ""
+        self.synced_namespaces: set[str] = set()
+        """Rule 4f: consumer namespaces holding a live object of a bound namespaced API."""
 
     def _finish(self, why: str, *tail: Action) -> Plan:
         self.status["conditions"] = self.conds.to_json()
@@ -378,6 +388,12 @@ class _Planner:
         (items,) = need_all(self.view.observed, (List(CONSUMER, served.gvr, self.scope),))
         if not isinstance(items, list):
             return 0  # a failed list counts as no conflicts, as upstream
+        if served.namespaced:
+            self.synced_namespaces.update(
+                o.namespace(i)
+                for i in items
+                if isinstance(i, Mapping) and o.namespace(i) and not o.is_deleting(i)
+            )
         return sum(1 for i in items if o.annotations_of(i).get(keys.ANNOTATION_CONFLICT))
 
     def _summarize(
@@ -413,9 +429,12 @@ class _Planner:
                 scope_namespace=self.scope,
                 local_cluster_uid=self.local_uid,
                 observed=self.view.observed,
+                konnector_namespace=self.view.konnector_namespace,
+                synced_namespaces=({self.scope} if self.scope else self.synced_namespaces),
             )
         except ApiError as err:
             self.conds.set(c.SYNCED, False, c.PENDING, f"related resources: {err}")
+            self.conds.set(c.RELATED_RESOURCES, False, c.PENDING, f"reading failed: {err}")
             self.conds.set(c.READY, False, c.PENDING, f"related resources: {err.message}")
             return self._finish("related failed")
         self.actions.extend(rp.actions)
@@ -432,13 +451,16 @@ class _Planner:
             self.conds.set(c.CONFLICTS, True, c.FOREIGN_OBJECT_EXISTS, "; ".join(parts))
         else:
             self.conds.set(c.CONFLICTS, False, c.AS_EXPECTED, "no conflicts")
-        # Rules that do not parse, and rules that parse but cannot be followed (a non-core
-        # group, a bad selector): either way that rule is frozen, and Synced must say so.
-        bad = "; ".join(m for m in (bad, *rp.errors) if m)
-        if bad:
-            self.conds.set(c.SYNCED, False, c.INVALID_SCHEMA, bad)
+        self.conds.set(c.SYNCED, True, c.AS_EXPECTED, "all APIs installed")
+        # Rules that do not parse, rules that cannot be followed (a non-core group, a bad
+        # selector, FromConsumer without one), and objects the trust boundary refused: the
+        # related rules' own condition says so; instance sync (Ready) is not affected.
+        if rules or bad:
+            errors = tuple(m for m in (bad, *rp.errors) if m)
+            status, reason, message = related.summary(attrs.evolve(rp, errors=errors))
+            self.conds.set(c.RELATED_RESOURCES, status, reason, message)
         else:
-            self.conds.set(c.SYNCED, True, c.AS_EXPECTED, "all APIs installed")
+            self.conds.remove(c.RELATED_RESOURCES)
         self.conds.set(c.READY, True, c.AS_EXPECTED, "binding ready")
         return self._finish("bound")
 
@@ -524,6 +546,7 @@ class _Planner:
                 scope_namespace=self.scope,
                 local_cluster_uid=self.local_uid,
                 observed=observed,
+                konnector_namespace=self.view.konnector_namespace,
                 unbinding=True,
             )
             self.actions.extend(rp.actions)

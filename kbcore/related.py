@@ -4,15 +4,62 @@ Theory of operation. A binding's `relatedResources` rules name, per direction, w
 ConfigMaps on the *source* side (the consumer for `FromConsumer`, the provider for
 `FromProvider`) are mirrored at the same namespace/name on the *target* side. `plan_related`
 lists the sources and the managed targets in the binding's scope, selects, and returns the writes
-that move the target side one step toward "every selected source has an identical copy made by
-this binding, and this binding has no other copies", plus the conflicts it refuses to resolve.
-It is level-based and follows the sans-I/O read protocol of `kbcore.reads`: it raises `Missing`
-naming the reads it still needs, and the caller calls it again with their results.
+that move the target side one step toward "every selected source the trust boundary admits has an
+identical copy made by this binding, and this binding has no other copies", plus the conflicts
+and refusals it reports instead of writing. It is level-based and follows the sans-I/O read
+protocol of `kbcore.reads`: it raises `Missing` naming the reads it still needs, and the caller
+calls it again with their results.
 
-Reads, per (direction, resource) "channel" named by some rule, in at most three rounds:
-  1. `List(source, gvr, scope)` (every object: selection is done here) and
+The trust boundary. One principle: **a related copy is data placed next to the binding's own
+objects, asked for by the consumer; it never lands where the cluster's own components live, and
+never carries meaning to the target cluster's API server.** A provider chooses its own labels, so
+a label selector is no consent: without these rules a provider could place Secrets in the
+consumer's `kube-system`, hand it working bootstrap tokens, replace a namespace's
+`kube-root-ca.crt`, or have namespaces created; and a FromConsumer rule without a selector would
+upload every consumer Secret (other Connections' kubeconfigs included). The rules, the same in
+both directions unless stated (tests refer to them as T1-T7):
+
+ T1. Namespaces: a copy, and the source it comes from, only in namespaces the binding syncs
+     objects in (`synced_namespace`): a Binding's own namespace; for a ClusterBinding the
+     consumer namespaces that hold at least one consumer object, not being deleted, of one of
+     its bound namespaced APIs (the binding planner's conflict-count lists, `synced_namespaces`).
+     Why: that is where the consumer put the objects the related data serves; anywhere else no
+     one asked for it. When the last such object goes, the copies there are garbage-collected by
+     rule 5. A provider source elsewhere is reported as waiting for an object there.
+ T2. Never in a `kube-*` namespace or the konnector's own namespace, on either side, for either
+     direction, even when instances live there (`reserved_namespace`). Why: those namespaces
+     are the cluster's own components' (and hold every Connection's kubeconfig Secret); a copy
+     there is read by them, and an upload from there hands over the cluster's credentials.
+ T3. Never an object whose name starts with `kube-` (`reserved_name`). Why: those are
+     Kubernetes' own per-namespace objects (`kube-root-ca.crt` is the CA pods trust).
+ T4. Secrets: only data types are copied (`data_secret_type`, `DATA_SECRET_TYPES`: `Opaque`
+     or none, `kubernetes.io/basic-auth`, `ssh-auth`, `tls`, `dockercfg`, `dockerconfigjson`).
+     Why: an allow-list, because any other type may be acted on by a component of the target
+     cluster (service-account tokens, bootstrap tokens, and types we cannot know). Anything
+     else is refused, never re-typed.
+ T5. Never create a namespace on the consumer (`may_create_namespace`). By T1 the consumer
+     namespace exists; a missing or terminating one is "nothing to do yet". On the provider a
+     FromConsumer copy's namespace is still created when missing: it lies inside the consumer's
+     provider-side boundary and the provider's RBAC decides it.
+ T6. A FromConsumer rule needs an explicit selector (`explicit_selector`): a labelSelector with
+     at least one requirement, or non-empty names. A rule without one is invalid (rule 8: its
+     channel is frozen) with a message saying why. Why: uploading is the consumer giving data
+     away; "everything" is never what was meant.
+ T7. Every selected source not copied because of T1-T4 is reported, never silently skipped:
+     `RelatedPlan.refused` names the object, the `relatedResources` entry and the rule, and the
+     binding's `RelatedResources` condition says it (`summary`). A refused object does not make
+     the binding unready: instance sync is unaffected.
+FromConsumer sources are listed per allowed namespace (T1 minus T2), so the kernel never reads
+consumer Secrets in `kube-*`, in the konnector's namespace or in namespaces the binding does not
+sync; a synced namespace that T2 excludes is reported as a whole (its objects were never read).
+FromProvider sources are listed in the binding's scope, so refused and waiting provider objects
+can be named.
+
+Reads, per (direction, resource) "channel" named by some valid rule, in at most three rounds:
+  1. the sources: `List(PROVIDER, gvr, scope)` for FromProvider, `List(CONSUMER, gvr, ns)` for
+     each allowed namespace for FromConsumer (selection is done here), and
      `List(target, gvr, scope, "core.kube-bind.io/managed=true")`;
-  2. `Get(target, gvr, key)` for each selected source whose key is not in the managed list (is a
+  2. `Get(target, gvr, key)` for each admitted source whose key is not in the managed list (is a
      foreign same-named object there?);
   3. `Get(target, namespaces, ns)` for each namespace a copy must be created in.
 When unbinding, only round 1's managed target lists are read, for all four (cluster, kind) pairs.
@@ -28,13 +75,14 @@ Rules (numbers are referenced in tests):
     related-binding: <binding UID>}}, and the source's `data`, `binaryData`, `immutable` and (for
     Secrets) `type` (`Opaque` when the source has none, as the API server defaults it). Source
     labels and annotations are not copied. Selection: the rule's label selector (absent selects
-    everything) AND, when `names` is non-empty, exact-name membership; rules of the same channel
-    are OR-ed. A source that is itself one of this binding's copies is never selected (no loops
-    when a binding has rules in both directions).
- 2. Target absent (confirmed by the `Get`): create its namespace if the `Get` of it says absent
-    (label managed=true, annotation consumer-cluster-uid), then POST the copy with field manager
+    everything, FromProvider only: T6) AND, when `names` is non-empty, exact-name membership;
+    rules of the same channel are OR-ed. A source that is itself one of this binding's copies is
+    never selected (no loops when a binding has rules in both directions). A selected source is
+    then admitted or refused by T2, T3, T4, T1 (in that order; the first that refuses names it).
+ 2. Target absent (confirmed by the `Get`): POST the copy with field manager
     `kube-bind-konnector-related`, never an apply: an apply would merge into a same-named object
-    created after our read. Nothing is created into a terminating namespace.
+    created after our read. Its namespace must exist and not be terminating; only on the
+    provider is a missing one created first (label managed=true, label consumer-cluster-uid; T5).
  3. Target present and ours (`related-binding` == binding UID): if its payload (data,
     binaryData, type, immutable; empty maps and `immutable: false` count as absent) or markers
     differ from the copy: when the target is immutable, its type changed, or it holds data keys
@@ -43,26 +91,30 @@ Rules (numbers are referenced in tests):
     server-side apply of the copy carrying the target's UID. Equal -> no write.
  4. Target present and not ours (no `related-binding`, or another binding's UID): never written,
     reported as a `RelatedConflict`.
- 5. GC: each of this binding's copies in a channel's managed list whose key is not selected by
-    any rule of that channel is deleted with its UID. Copies of other bindings are never touched.
+ 5. GC: each of this binding's copies in a channel's managed list whose key is not an admitted
+    source of that channel is deleted with its UID: its source stopped matching, went away, or
+    the trust boundary no longer admits it (T1's last object gone; a copy an older konnector
+    made in `kube-system`). Copies of other bindings are never touched.
  6. Unbinding: every copy this binding owns in scope (both directions, both kinds) is deleted with
     its UID; `draining` stays True while any exists, including ones already deleting (not deleted
     twice). A kind no rule names may be unreadable (403/404 on a restricted provider): it is
     treated as holding no copies.
  7. `deletionTimestamp`: a deleting source is not selected; a deleting own target is waited for
     (no write; it counts for `draining`, not for `copies`).
- 8. Invalid rules (non-core group, unparsable label selector) freeze their channel: no reads, no
-    writes, no GC there; the message is in `RelatedPlan.errors`.
+ 8. Invalid rules (non-core group, unparsable label selector, FromConsumer without an explicit
+    selector: T6) freeze their channel: no reads, no writes, no GC there; the message is in
+    `RelatedPlan.errors`.
  9. Whenever the plan waits on a deletion (recreate after delete, deleting own target, draining),
     it ends with `RequeueAfter(2 s)` so the binding is looked at again before its resync.
 
 Output is deterministic: per cluster (consumer, then provider) namespace creations first, then
-object writes sorted by (gvr, key); conflicts sorted by (cluster, kind, key); errors in rule order.
+object writes sorted by (gvr, key); conflicts sorted by (cluster, kind, key); refusals with T2-T4
+before T1's waits, each sorted by (cluster, kind, key); errors in rule order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -78,21 +130,36 @@ from kbcore.actions import (
     Delete,
     RequeueAfter,
 )
+from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.api.types import LabelSelector, RelatedResource, SyncDirection
+from kbcore.api.types import (
+    LabelSelector,
+    RelatedResource,
+    RelatedResourceSelector,
+    SyncDirection,
+)
 from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_all
 
 __all__ = [
     "CONFIGMAPS",
+    "DATA_SECRET_TYPES",
     "MANAGED_SELECTOR",
     "NAMESPACES",
     "SECRETS",
     "RelatedConflict",
     "RelatedPlan",
+    "RelatedRefusal",
+    "data_secret_type",
     "desired_copy",
+    "explicit_selector",
+    "may_create_namespace",
     "plan_related",
+    "reserved_name",
+    "reserved_namespace",
+    "summary",
+    "synced_namespace",
 ]
 
 SECRETS = GVR("", "v1", "secrets")
@@ -100,10 +167,70 @@ CONFIGMAPS = GVR("", "v1", "configmaps")
 NAMESPACES = GVR("", "v1", "namespaces")
 MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 WAIT_SECONDS = 2.0
+RESERVED_PREFIX = "kube-"
+DATA_SECRET_TYPES = frozenset(
+    {
+        "Opaque",
+        "kubernetes.io/basic-auth",
+        "kubernetes.io/ssh-auth",
+        "kubernetes.io/tls",
+        "kubernetes.io/dockercfg",
+        "kubernetes.io/dockerconfigjson",
+    }
+)
+"""T4: the Secret types that are only data to the cluster that holds them."""
+LISTED_REFUSALS = 5
+"""T7: how many refused objects a condition message names before it only counts the rest."""
 
 _KINDS = {"secrets": "Secret", "configmaps": "ConfigMap"}
 _CLUSTERS = (CONSUMER, PROVIDER)
 _MAPS = ("data", "binaryData")
+WAITING = "T1"
+
+
+# -- the trust boundary, one function per rule ------------------------------------------------
+
+
+def synced_namespace(namespace: str, synced: Collection[str]) -> bool:
+    """T1: `namespace` is one the binding syncs objects in."""
+    return namespace in synced
+
+
+def reserved_namespace(namespace: str, konnector_namespace: str) -> bool:
+    """T2: a namespace of the cluster's own components (`kube-*`) or of the konnector."""
+    return namespace.startswith(RESERVED_PREFIX) or (
+        bool(konnector_namespace) and namespace == konnector_namespace
+    )
+
+
+def reserved_name(name: str) -> bool:
+    """T3: Kubernetes' own per-namespace objects (`kube-root-ca.crt`, ...)."""
+    return name.startswith(RESERVED_PREFIX)
+
+
+def data_secret_type(value: Any) -> bool:
+    """T4: a Secret type that is only data (absent or empty is `Opaque`, as the server says)."""
+    if value is None or value == "":
+        return True
+    return isinstance(value, str) and value in DATA_SECRET_TYPES
+
+
+def explicit_selector(selector: RelatedResourceSelector | None) -> bool:
+    """T6: a labelSelector with at least one requirement, or non-empty names."""
+    if selector is None:
+        return False
+    if selector.names:
+        return True
+    ls = selector.label_selector
+    return ls is not None and bool(ls.match_labels or ls.match_expressions)
+
+
+def may_create_namespace(cluster: str) -> bool:
+    """T5: only on the provider may a copy's missing namespace be created."""
+    return cluster == PROVIDER
+
+
+# -- values -------------------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -117,6 +244,28 @@ class RelatedConflict:
 
 
 @attrs.frozen
+class RelatedRefusal:
+    """A selected source not copied because of the trust boundary (T7).
+
+    `key` names the source; for a FromConsumer namespace excluded as a whole (T2) its name is
+    empty, since nothing there was read. `trust_rule` is "T1" for a source that waits for an
+    object of a bound API in its namespace, "T2"-"T4" for a refusal."""
+
+    cluster: str
+    """Where the source lives."""
+    kind: str
+    key: ObjectKey
+    rule: str
+    """The `relatedResources[i]` entry that selected it."""
+    trust_rule: str
+    message: str
+
+    @property
+    def waiting(self) -> bool:
+        return self.trust_rule == WAITING
+
+
+@attrs.frozen
 class RelatedPlan:
     """The writes for one pass, what was refused, and the status facts."""
 
@@ -127,7 +276,9 @@ class RelatedPlan:
     draining: bool
     """Unbinding and copies of this binding still exist: keep the binding's finalizer."""
     errors: tuple[str, ...] = ()
-    """Rules that could not be understood (rule 8)."""
+    """Rules that could not be understood or are not allowed (rule 8, T6)."""
+    refused: tuple[RelatedRefusal, ...] = ()
+    """Selected sources the trust boundary did not admit (T7)."""
 
 
 EMPTY = RelatedPlan((), (), 0, False)
@@ -157,6 +308,8 @@ class _Channel:
 class _Selection:
     selector: selectors.Selector
     names: frozenset[str]
+    rule: str
+    """Which `relatedResources[i]` this is, for messages."""
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         if self.names and o.name(obj) not in self.names:
@@ -181,7 +334,7 @@ def _selector_dict(ls: LabelSelector) -> dict[str, Any]:
 def _compile(
     rules: tuple[RelatedResource, ...],
 ) -> tuple[dict[_Channel, list[_Selection]], tuple[str, ...]]:
-    """Selections per valid channel, and the messages of invalid rules (rule 8)."""
+    """Selections per valid channel, and the messages of invalid rules (rule 8, T6)."""
     channels: dict[_Channel, list[_Selection]] = {}
     frozen: set[_Channel] = set()
     errors: list[str] = []
@@ -197,6 +350,14 @@ def _compile(
             frozen.add(ch)
             continue
         sel = rule.selector
+        if ch.direction == SyncDirection.FROM_CONSUMER and not explicit_selector(sel):
+            errors.append(
+                f"{where}: FromConsumer needs an explicit selector (a labelSelector with at "
+                "least one requirement, or names); without one it would upload every "
+                f"{ch.kind} of the namespaces the binding syncs to the provider (rule T6)"
+            )
+            frozen.add(ch)
+            continue
         try:
             if sel is None or sel.label_selector is None:
                 parsed = selectors.EVERYTHING
@@ -207,7 +368,7 @@ def _compile(
             frozen.add(ch)
             continue
         names = frozenset(sel.names) if sel is not None else frozenset()
-        channels.setdefault(ch, []).append(_Selection(parsed, names))
+        channels.setdefault(ch, []).append(_Selection(parsed, names, where))
     valid = {ch: sels for ch, sels in channels.items() if ch not in frozen}
     return dict(sorted(valid.items())), tuple(errors)
 
@@ -221,6 +382,32 @@ def _is_ours(obj: Mapping[str, Any], binding_uid: str) -> bool:
     return bool(binding_uid) and (
         o.annotations_of(obj).get(keys.ANNOTATION_RELATED_BINDING) == binding_uid
     )
+
+
+def _boundary(
+    ch: _Channel, source: Mapping[str, Any], synced: Collection[str], konnector_namespace: str
+) -> tuple[str, str] | None:
+    """The trust rule that does not admit `source`, with why (T2, T3, T4, then T1), or None."""
+    ns, name = o.namespace(source), o.name(source)
+    if reserved_namespace(ns, konnector_namespace):
+        return "T2", _reserved_namespace_reason(ns, konnector_namespace)
+    if reserved_name(name):
+        return "T3", "names starting with kube- are Kubernetes' own objects; never copied"
+    if ch.kind == "Secret" and not data_secret_type(source.get("type")):
+        return "T4", (
+            f"Secret type {source.get('type')!r} may be acted on by the "
+            f"{ch.target} cluster; only data types are copied "
+            f"({', '.join(sorted(DATA_SECRET_TYPES))})"
+        )
+    if not synced_namespace(ns, synced):
+        return WAITING, f"waits for an object of a bound API in namespace {ns}"
+    return None
+
+
+def _reserved_namespace_reason(ns: str, konnector_namespace: str) -> str:
+    if ns == konnector_namespace:
+        return f"namespace {ns} is the konnector's own; related resources never go there"
+    return f"namespace {ns} belongs to the cluster's own components (kube-*); never used"
 
 
 def desired_copy(
@@ -305,6 +492,12 @@ def _conflict(ch: _Channel, key: ObjectKey) -> RelatedConflict:
     return RelatedConflict(ch.target, ch.kind, key, message)
 
 
+def _refusal(ch: _Channel, key: ObjectKey, rule: str, trust_rule: str, why: str) -> RelatedRefusal:
+    what = f"{ch.kind} {key}" if key.name else f"{ch.kind}s of namespace {key.namespace}"
+    message = f"{what} on the {ch.source} ({rule}, rule {trust_rule}): {why}"
+    return RelatedRefusal(ch.source, ch.kind, key, rule, trust_rule, message)
+
+
 _Sortable = tuple[tuple[str, int, GVR, ObjectKey], Action]
 
 
@@ -315,6 +508,13 @@ def _ordered(actions: list[_Sortable], wait: bool) -> tuple[Action, ...]:
     return tuple(out)
 
 
+def _source_reads(ch: _Channel, scope_namespace: str, allowed: list[str]) -> tuple[List, ...]:
+    """Round 1's source lists: FromConsumer only in the allowed namespaces (T1, T2)."""
+    if ch.source == CONSUMER:
+        return tuple(List(CONSUMER, ch.gvr, ns) for ns in allowed)
+    return (List(PROVIDER, ch.gvr, scope_namespace),)
+
+
 def plan_related(
     rules: tuple[RelatedResource, ...],
     *,
@@ -322,12 +522,15 @@ def plan_related(
     scope_namespace: str,
     local_cluster_uid: str,
     observed: Observed,
+    konnector_namespace: str,
+    synced_namespaces: Collection[str] = frozenset(),
     unbinding: bool = False,
 ) -> RelatedPlan:
     """Plan one pass of related-resource sync (or drain, when `unbinding`) for one binding.
 
-    Raises `kbcore.reads.Missing` for reads not observed yet, and the `ApiError` of a needed
-    read that `Failed`.
+    `synced_namespaces` are the namespaces T1 admits (for a Binding, its own); the default
+    admits none. Raises `kbcore.reads.Missing` for reads not observed yet, and the `ApiError` of
+    a needed read that `Failed`.
     """
     if not binding_uid:
         return EMPTY
@@ -336,30 +539,49 @@ def plan_related(
     if not local_cluster_uid:
         return EMPTY
     channels, errors = _compile(rules)
+    synced = sorted(set(synced_namespaces))
+    allowed = [ns for ns in synced if not reserved_namespace(ns, konnector_namespace)]
 
     # Round 1: sources and managed targets.
-    lists = {
-        ch: (
-            List(ch.source, ch.gvr, scope_namespace),
-            List(ch.target, ch.gvr, scope_namespace, MANAGED_SELECTOR),
-        )
-        for ch in channels
+    source_reads = {ch: _source_reads(ch, scope_namespace, allowed) for ch in channels}
+    target_reads = {
+        ch: List(ch.target, ch.gvr, scope_namespace, MANAGED_SELECTOR) for ch in channels
     }
-    need_all(observed, tuple(r for pair in lists.values() for r in pair))
+    need_all(
+        observed,
+        tuple(r for ch in channels for r in (*source_reads[ch], target_reads[ch])),
+    )
     selected: dict[_Channel, dict[ObjectKey, o.Obj]] = {}
     managed: dict[_Channel, dict[ObjectKey, o.Obj]] = {}
-    for ch, (src_read, tgt_read) in lists.items():
-        sels = channels[ch]
-        selected[ch] = {
-            o.key_of(s): s
-            for s in list_items(observed, src_read)
-            if _in_scope(s, scope_namespace)
-            and not o.is_deleting(s)
-            and not _is_ours(s, binding_uid)
-            and any(sel.matches(s) for sel in sels)
-        }
+    refused: list[RelatedRefusal] = []
+    for ch, sels in channels.items():
+        selected[ch] = {}
+        if ch.source == CONSUMER:
+            # T2, T7: a synced namespace excluded as a whole is named; nothing in it was read.
+            for ns in synced:
+                if reserved_namespace(ns, konnector_namespace):
+                    why = _reserved_namespace_reason(ns, konnector_namespace)
+                    refused.append(_refusal(ch, ObjectKey(ns, ""), sels[0].rule, "T2", why))
+        for read in source_reads[ch]:
+            for s in list_items(observed, read):
+                if (
+                    not _in_scope(s, scope_namespace)
+                    or o.is_deleting(s)
+                    or _is_ours(s, binding_uid)
+                ):
+                    continue
+                by = next((sel for sel in sels if sel.matches(s)), None)
+                if by is None:
+                    continue
+                boundary = _boundary(ch, s, allowed, konnector_namespace)
+                if boundary is not None:
+                    refused.append(_refusal(ch, o.key_of(s), by.rule, *boundary))
+                    continue
+                selected[ch][o.key_of(s)] = s
         managed[ch] = {
-            o.key_of(t): t for t in list_items(observed, tgt_read) if _in_scope(t, scope_namespace)
+            o.key_of(t): t
+            for t in list_items(observed, target_reads[ch])
+            if _in_scope(t, scope_namespace)
         }
 
     # Round 2: is a same-named target there that the managed list does not show?
@@ -404,7 +626,7 @@ def plan_related(
                 apply = Apply(ref, want, keys.FIELD_MANAGER_RELATED, force=True)
                 actions.append(((ch.target, 1, ch.gvr, key), apply))
                 copies += 1
-        # Rule 5: GC of our copies no rule of this channel selects any more.
+        # Rule 5: GC of our copies no rule of this channel selects (or T1-T4 admits) any more.
         for key, target in sorted(managed[ch].items()):
             if key in selected[ch] or not _is_ours(target, binding_uid):
                 continue
@@ -422,10 +644,12 @@ def plan_related(
     created_ns: set[tuple[str, str]] = set()
     for ch, key, want in creates:
         where = (ch.target, key.namespace)
-        ns = namespaces[where]
-        if ns is not None and o.is_deleting(ns):
+        namespace = namespaces[where]
+        if namespace is not None and o.is_deleting(namespace):
             continue
-        if ns is None and where not in created_ns:
+        if namespace is None and not may_create_namespace(ch.target):
+            continue  # T5: the namespace T1 saw is gone; nothing to do there any more
+        if namespace is None and where not in created_ns:
             created_ns.add(where)
             create_ns = owned_namespace(ch.target, key.namespace, local_cluster_uid)
             actions.append(((ch.target, 0, NAMESPACES, ObjectKey("", key.namespace)), create_ns))
@@ -433,8 +657,11 @@ def plan_related(
         actions.append(((ch.target, 1, ch.gvr, key), Create(ref, want, keys.FIELD_MANAGER_RELATED)))
         copies += 1
 
-    conflicts.sort(key=lambda c: (c.cluster, c.kind, c.key))
-    return RelatedPlan(_ordered(actions, wait), tuple(conflicts), copies, False, errors)
+    conflicts.sort(key=lambda x: (x.cluster, x.kind, x.key))
+    refused.sort(key=lambda x: (x.waiting, x.cluster, x.kind, x.key))
+    return RelatedPlan(
+        _ordered(actions, wait), tuple(conflicts), copies, False, errors, tuple(refused)
+    )
 
 
 def _plan_unbind(
@@ -470,3 +697,28 @@ def _plan_unbind(
             delete = Delete(ObjectRef(cluster, gvr, key), o.uid(target))
             actions.append(((cluster, 1, gvr, key), delete))
     return RelatedPlan(_ordered(actions, draining), (), 0, draining)
+
+
+def summary(plan: RelatedPlan) -> tuple[bool, str, str]:
+    """T7: the binding's `RelatedResources` condition (status, reason, message) for `plan`.
+
+    Invalid rules first (`InvalidRule`), then refusals (`RelatedRefused`), then sources that
+    wait for an object in their namespace (`Pending`); the message names the first
+    `LISTED_REFUSALS` objects not copied, with their rule, and counts the rest."""
+    parts = list(plan.errors)
+    if plan.refused:
+        n = len(plan.refused)
+        listed = "; ".join(r.message for r in plan.refused[:LISTED_REFUSALS])
+        more = f"; and {n - LISTED_REFUSALS} more" if n > LISTED_REFUSALS else ""
+        parts.append(f"{n} selected object(s) not copied: {listed}{more}")
+    if plan.errors:
+        return False, c.INVALID_RULE, "; ".join(parts)
+    if any(not r.waiting for r in plan.refused):
+        return False, c.RELATED_REFUSED, "; ".join(parts)
+    if plan.refused:
+        return False, c.PENDING, "; ".join(parts)
+    return (
+        True,
+        c.AS_EXPECTED,
+        f"{plan.copies} related cop{'y' if plan.copies == 1 else 'ies'} in sync",
+    )

@@ -45,6 +45,10 @@ class Conditions:
         )
         self.items = set_condition(self.items, new, self.now)
 
+    def remove(self, type_: str) -> None:
+        """Drop the condition of type `type_`, if any (`meta.RemoveStatusCondition`)."""
+        self.items = tuple(c for c in self.items if c.type != type_)
+
     def is_true(self, type_: str) -> bool:
         c = find_condition(self.items, type_)
         return c is not None and c.status == ConditionStatus.TRUE

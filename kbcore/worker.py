@@ -266,6 +266,7 @@ def _binding(item: Key, state: KonnectorState, now: float) -> Work:
         observed={},
         now=now,
         mapper=state.mapper,
+        konnector_namespace=state.namespace,
     )
     plan = yield from _plan_with_reads(plan_binding, view, _usable(creds))
     return (yield from execute(plan, _usable(creds), now))

@@ -28,6 +28,9 @@ CONFLICTS: Final = "Conflicts"
 """Bindings: at least one object was skipped because of foreign ownership."""
 PERMISSION_DENIED: Final = "PermissionDenied"
 """Bindings and Connection: provider RBAC refused an operation."""
+RELATED_RESOURCES: Final = "RelatedResources"
+"""Bindings with `relatedResources`: every selected Secret/ConfigMap is copied, or which are not
+and why (`kbcore.related` T7)."""
 
 # Reasons.
 AS_EXPECTED: Final = "AsExpected"
@@ -70,6 +73,10 @@ CLUSTER_SCOPED_API: Final = "ClusterScopedAPI"
 """A namespaced Binding lists a cluster-scoped API, which only a ClusterBinding can bind."""
 BOUND_BY_CLUSTER_BINDING: Final = "BoundByClusterBinding"
 """A Binding lists an API a ClusterBinding already binds; the ClusterBinding wins."""
+RELATED_REFUSED: Final = "RelatedRefused"
+"""A selected related object is outside the trust boundary (`kbcore.related` T2-T4): not copied."""
+INVALID_RULE: Final = "InvalidRule"
+"""A `relatedResources` entry cannot be followed (malformed, or FromConsumer without a selector)."""
 
 
 def find_condition(conditions: tuple[Condition, ...], type_: str) -> Condition | None:

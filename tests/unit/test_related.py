@@ -13,6 +13,7 @@ them, so a plan that relied on an apply to remove a key would not converge.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -46,13 +47,20 @@ from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Read
 from kbcore.related import (
     CONFIGMAPS,
+    DATA_SECRET_TYPES,
     MANAGED_SELECTOR,
     NAMESPACES,
     SECRETS,
     RelatedConflict,
     RelatedPlan,
+    data_secret_type,
     desired_copy,
+    may_create_namespace,
     plan_related,
+    reserved_name,
+    reserved_namespace,
+    summary,
+    synced_namespace,
 )
 
 UID = "b-uid-1"
@@ -64,6 +72,16 @@ CCU = keys.ANNOTATION_CONSUMER_CLUSTER_UID
 KIND = {SECRETS: "Secret", CONFIGMAPS: "ConfigMap"}
 FROM_PROVIDER = SyncDirection.FROM_PROVIDER
 FROM_CONSUMER = SyncDirection.FROM_CONSUMER
+KONNECTOR_NS = "konnector"
+ALL_DATA_TYPES = (
+    "Opaque",
+    "kubernetes.io/basic-auth",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/tls",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/dockerconfigjson",
+)
+"""T4's allow-list, restated here so the tests do not take the kernel's word for it."""
 
 Slot = tuple[str, GVR, ObjectKey]
 
@@ -189,6 +207,13 @@ class World:
             raise ApiError(422, "Invalid", f"{action.target}: type is immutable")
         self.objs[slot] = merged
 
+    def live_namespaces(self, cluster: str) -> set[str]:
+        return {
+            key.name
+            for (c, gvr, key), obj in self.objs.items()
+            if c == cluster and gvr == NAMESPACES and not o.is_deleting(obj)
+        }
+
     def settle(self) -> None:
         """Other actors finish: objects marked deleting go away."""
         for slot in [s for s, obj in self.objs.items() if o.is_deleting(obj)]:
@@ -205,9 +230,16 @@ def plan(
     local: str = LOCAL,
     rounds: list[tuple[Read, ...]] | None = None,
     overrides: dict[Read, Any] | None = None,
+    synced: Collection[str] | None = None,
+    konnector: str = KONNECTOR_NS,
 ) -> RelatedPlan:
-    """Run the read protocol against `world`; `rounds` collects each round's reads."""
+    """Run the read protocol against `world`; `rounds` collects each round's reads.
+
+    `synced` are the namespaces the binding syncs objects in (T1); by default every namespace
+    the consumer has and is not deleting, as if each held a bound object."""
     observed: dict[Read, Any] = dict(overrides or {})
+    if synced is None:
+        synced = world.live_namespaces(CONSUMER)
     for _ in range(5):
         try:
             return plan_related(
@@ -217,6 +249,8 @@ def plan(
                 local_cluster_uid=local,
                 observed=observed,
                 unbinding=unbinding,
+                synced_namespaces=frozenset(synced),
+                konnector_namespace=konnector,
             )
         except Missing as missing:
             assert missing.reads, "Missing with nothing to read"
@@ -285,13 +319,19 @@ def test_rule0_without_binding_uid_nothing_is_read_or_written() -> None:
             local_cluster_uid=LOCAL,
             observed={},
             unbinding=unbinding,
+            konnector_namespace=KONNECTOR_NS,
         )
         assert p == RelatedPlan((), (), 0, False)
 
 
 def test_rule0_without_local_cluster_uid_nothing_is_read_or_written() -> None:
     p = plan_related(
-        (SECRETS_DOWN,), binding_uid=UID, scope_namespace="", local_cluster_uid="", observed={}
+        (SECRETS_DOWN,),
+        binding_uid=UID,
+        scope_namespace="",
+        local_cluster_uid="",
+        observed={},
+        konnector_namespace=KONNECTOR_NS,
     )
     assert p == RelatedPlan((), (), 0, False)
 
@@ -376,7 +416,8 @@ def test_rule1_own_copies_are_never_sources() -> None:
     w = World()
     src = w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
     w.copy_of(CONSUMER, SECRETS, "default/creds", data={"t": "eA=="})
-    p = plan(w, (SECRETS_UP, SECRETS_DOWN, rule(RelatedResourceKind.SECRETS, FROM_CONSUMER)))
+    by_name = rule(RelatedResourceKind.SECRETS, FROM_CONSUMER, names=("creds",))
+    p = plan(w, (SECRETS_UP, SECRETS_DOWN, by_name))
     assert p.actions == () and p.conflicts == () and p.copies == 1
     assert src == w.get(PROVIDER, SECRETS, "default/creds")
 
@@ -386,6 +427,7 @@ def test_rule1_own_copies_are_never_sources() -> None:
 
 def test_rule2_create_reads_in_three_rounds_and_posts() -> None:
     w = World()
+    w.ns(CONSUMER, "team")
     src = w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"token": "czNjcjN0"})
     rounds: list[tuple[Read, ...]] = []
     p = plan(w, (SECRETS_DOWN,), rounds=rounds)
@@ -399,7 +441,6 @@ def test_rule2_create_reads_in_three_rounds_and_posts() -> None:
     ]
     assert p == RelatedPlan(
         (
-            CreateNamespace(CONSUMER, "team", labels={MANAGED: "true", CCU: LOCAL}),
             Create(
                 ref(CONSUMER, SECRETS, "team/creds"), want(src, SECRETS), keys.FIELD_MANAGER_RELATED
             ),
@@ -409,7 +450,6 @@ def test_rule2_create_reads_in_three_rounds_and_posts() -> None:
         False,
     )
     run(w, p)
-    assert w.get(CONSUMER, NAMESPACES, "team") is not None
     copy_ = w.get(CONSUMER, SECRETS, "team/creds")
     assert copy_ is not None and copy_["data"] == {"token": "czNjcjN0"}
 
@@ -432,22 +472,36 @@ def test_rule2_nothing_is_created_into_a_terminating_namespace() -> None:
     w = World()
     w.ns(CONSUMER, "gone", deletionTimestamp="2024-01-01T00:00:00Z")
     w.put(PROVIDER, SECRETS, "gone/creds", labels=APP, data={})
-    p = plan(w, (SECRETS_DOWN,))
+    p = plan(w, (SECRETS_DOWN,), synced={"gone"})
     assert p.actions == () and p.copies == 0
 
 
-def test_rule2_one_namespace_creation_for_several_copies() -> None:
+def test_rule2_an_uploads_missing_provider_namespace_is_created_once() -> None:
+    # T5 allows it on the provider: one namespace creation for several copies, before them.
     w = World()
+    w.ns(CONSUMER, "team")
     for name in ("a", "b"):
-        w.put(PROVIDER, SECRETS, f"team/{name}", labels=APP)
-        w.put(PROVIDER, CONFIGMAPS, f"team/{name}", labels=APP)
-    p = plan(w, (SECRETS_DOWN, CMS_DOWN))
+        w.put(CONSUMER, SECRETS, f"team/{name}", labels=APP)
+        w.put(CONSUMER, CONFIGMAPS, f"team/{name}", labels=APP)
+    cms_up = rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER, APP)
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP, cms_up), rounds=rounds)
+    # FromConsumer sources are listed per synced namespace (T1), never cluster-wide.
+    assert set(rounds[0]) == {
+        List(CONSUMER, CONFIGMAPS, "default"),
+        List(CONSUMER, CONFIGMAPS, "team"),
+        List(PROVIDER, CONFIGMAPS, "", MANAGED_SELECTOR),
+        List(CONSUMER, SECRETS, "default"),
+        List(CONSUMER, SECRETS, "team"),
+        List(PROVIDER, SECRETS, "", MANAGED_SELECTOR),
+    }
+    assert p.actions[0] == CreateNamespace(PROVIDER, "team", labels={MANAGED: "true", CCU: LOCAL})
     assert [type(a).__name__ for a in p.actions] == ["CreateNamespace"] + ["Create"] * 4
     assert [a.target for a in p.actions if isinstance(a, Create)] == [
-        ref(CONSUMER, CONFIGMAPS, "team/a"),
-        ref(CONSUMER, CONFIGMAPS, "team/b"),
-        ref(CONSUMER, SECRETS, "team/a"),
-        ref(CONSUMER, SECRETS, "team/b"),
+        ref(PROVIDER, CONFIGMAPS, "team/a"),
+        ref(PROVIDER, CONFIGMAPS, "team/b"),
+        ref(PROVIDER, SECRETS, "team/a"),
+        ref(PROVIDER, SECRETS, "team/b"),
     ]
 
 
@@ -722,6 +776,290 @@ def test_rule8_invalid_rule_freezes_its_channel() -> None:
     )
 
 
+# --- the trust boundary: T1-T7 -------------------------------------------------------------------
+
+
+def refusals(p: RelatedPlan) -> list[tuple[str, str, str, str]]:
+    """(kind, key, relatedResources entry, trust rule) of every refused or waiting source."""
+    return [(r.kind, str(r.key), r.rule, r.trust_rule) for r in p.refused]
+
+
+def test_t1_a_provider_source_waits_for_an_object_in_its_namespace() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")  # the consumer has it, but no bound object lives there
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"t": "eA=="})
+    p = plan(w, (SECRETS_DOWN,), synced={"default"})
+    assert [a.target for a in writes(p)] == [ref(CONSUMER, SECRETS, "default/creds")]
+    assert refusals(p) == [("Secret", "team/creds", "relatedResources[0]", "T1")]
+    (waiting,) = p.refused
+    assert waiting.waiting and waiting.cluster == PROVIDER
+    assert waiting.message == (
+        "Secret team/creds on the provider (relatedResources[0], rule T1): waits for an object "
+        "of a bound API in namespace team"
+    )
+
+
+def test_t1_copies_are_collected_when_the_last_object_of_their_namespace_goes() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")
+    w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"t": "eA=="})
+    converge(w, (SECRETS_DOWN,), synced={"team"})
+    live = w.get(CONSUMER, SECRETS, "team/creds")
+    assert live is not None
+    p = plan(w, (SECRETS_DOWN,), synced=set())  # the last Widget in team was deleted
+    assert p.actions == (Delete(ref(CONSUMER, SECRETS, "team/creds"), o.uid(live)),)
+    assert refusals(p) == [("Secret", "team/creds", "relatedResources[0]", "T1")]
+
+
+def test_t1_consumer_sources_are_read_only_in_synced_namespaces() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")
+    w.put(CONSUMER, SECRETS, "default/up", labels=APP, data={"t": "eA=="})
+    w.put(CONSUMER, SECRETS, "team/up", labels=APP, data={"t": "eA=="})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP,), synced={"team"}, rounds=rounds)
+    assert rounds[0] == (
+        List(CONSUMER, SECRETS, "team"),
+        List(PROVIDER, SECRETS, "", MANAGED_SELECTOR),
+    )
+    assert [a.target for a in writes(p) if isinstance(a, Create)] == [
+        ref(PROVIDER, SECRETS, "team/up")
+    ]
+    # Nothing outside was read, so nothing there is named.
+    assert p.refused == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("kube-system/bootstrap-token-abcdef", SECRETS),
+        ("kube-public/cluster-info", CONFIGMAPS),
+        ("kube-node-lease/lease-creds", SECRETS),
+        (f"{KONNECTOR_NS}/other-provider-kubeconfig", SECRETS),
+    ],
+)
+def test_t2_never_into_kube_namespaces_or_the_konnectors_even_with_objects_there(
+    key: str, kind: GVR
+) -> None:
+    w = World()
+    ns = key.split("/")[0]
+    w.ns(CONSUMER, ns)
+    w.put(PROVIDER, kind, key, labels=APP, data={"t": "eA=="})
+    rules = (SECRETS_DOWN, CMS_DOWN)
+    p = plan(w, rules, synced={ns, "default"})  # instances live there too
+    assert writes(p) == [] and p.copies == 0
+    entry = "relatedResources[0]" if kind == SECRETS else "relatedResources[1]"
+    assert refusals(p) == [(KIND[kind], key, entry, "T2")]
+    assert p.refused[0].message.startswith(f"{KIND[kind]} {key} on the provider ({entry}, rule T2)")
+    assert w.get(CONSUMER, kind, key) is None
+
+
+def test_t2_an_upload_never_reads_kube_namespaces_or_the_konnectors() -> None:
+    w = World()
+    w.ns(CONSUMER, KONNECTOR_NS)
+    w.put(CONSUMER, SECRETS, "kube-system/admin", labels=APP, data={"t": "eA=="})
+    w.put(CONSUMER, SECRETS, f"{KONNECTOR_NS}/other-kubeconfig", labels=APP, data={"k": "eA=="})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP,), synced={"kube-system", KONNECTOR_NS, "default"}, rounds=rounds)
+    assert rounds == [
+        (List(CONSUMER, SECRETS, "default"), List(PROVIDER, SECRETS, "", MANAGED_SELECTOR))
+    ]
+    assert writes(p) == []
+    # The namespaces are named as a whole: their objects were never read.
+    assert refusals(p) == [
+        ("Secret", f"{KONNECTOR_NS}/", "relatedResources[0]", "T2"),
+        ("Secret", "kube-system/", "relatedResources[0]", "T2"),
+    ]
+    assert p.refused[0].message == (
+        f"Secrets of namespace {KONNECTOR_NS} on the consumer (relatedResources[0], rule T2): "
+        f"namespace {KONNECTOR_NS} is the konnector's own; related resources never go there"
+    )
+
+
+def test_t2_copies_an_older_konnector_made_in_kube_system_are_collected() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "kube-system/creds", labels=APP, data={"t": "eA=="})
+    old = w.copy_of(CONSUMER, SECRETS, "kube-system/creds", data={"t": "eA=="})
+    p = plan(w, (SECRETS_DOWN,), synced={"kube-system"})
+    assert p.actions == (Delete(ref(CONSUMER, SECRETS, "kube-system/creds"), o.uid(old)),)
+
+
+def test_t3_kube_root_ca_is_never_replaced_nor_any_kube_name_copied() -> None:
+    w = World()
+    ours = w.put(CONSUMER, CONFIGMAPS, "default/kube-root-ca.crt", data={"ca.crt": "mine"})
+    before = copy.deepcopy(ours)
+    w.put(PROVIDER, CONFIGMAPS, "default/kube-root-ca.crt", labels=APP, data={"ca.crt": "evil"})
+    w.put(PROVIDER, SECRETS, "default/kube-proxy", labels=APP, data={"t": "eA=="})
+    p = plan(w, (SECRETS_DOWN, CMS_DOWN))
+    assert writes(p) == [] and p.conflicts == ()  # refused by name, before any conflict
+    assert refusals(p) == [
+        ("ConfigMap", "default/kube-root-ca.crt", "relatedResources[1]", "T3"),
+        ("Secret", "default/kube-proxy", "relatedResources[0]", "T3"),
+    ]
+    assert w.get(CONSUMER, CONFIGMAPS, "default/kube-root-ca.crt") == before
+    # Uploads too: the consumer's own CA is not the provider's business either.
+    cms_up = rule(RelatedResourceKind.CONFIGMAPS, FROM_CONSUMER, names=("kube-root-ca.crt",))
+    p = plan(w, (cms_up,))
+    assert writes(p) == []
+    assert refusals(p) == [("ConfigMap", "default/kube-root-ca.crt", "relatedResources[0]", "T3")]
+
+
+@pytest.mark.parametrize("secret_type", [None, *ALL_DATA_TYPES])
+def test_t4_data_types_are_copied_with_their_type(secret_type: str | None) -> None:
+    w = World()
+    fields = {"type": secret_type} if secret_type else {}
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="}, **fields)
+    p = converge(w, (SECRETS_DOWN,))
+    copy_ = w.get(CONSUMER, SECRETS, "default/creds")
+    assert copy_ is not None and copy_["type"] == (secret_type or "Opaque")
+    assert p.refused == ()
+
+
+@pytest.mark.parametrize(
+    "secret_type",
+    [
+        "kubernetes.io/service-account-token",
+        "bootstrap.kubernetes.io/token",
+        "example.com/whatever-a-controller-acts-on",
+        "opaque",  # not "Opaque": types are exact
+    ],
+)
+def test_t4_other_types_are_refused_not_retyped_in_both_directions(secret_type: str) -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/down", labels=APP, data={"t": "eA=="}, type=secret_type)
+    w.put(CONSUMER, SECRETS, "default/up", labels=APP, data={"t": "eA=="}, type=secret_type)
+    p = plan(w, (SECRETS_DOWN, SECRETS_UP))
+    assert writes(p) == []
+    assert refusals(p) == [
+        ("Secret", "default/up", "relatedResources[1]", "T4"),
+        ("Secret", "default/down", "relatedResources[0]", "T4"),
+    ]
+    assert f"Secret type {secret_type!r} may be acted on by the consumer cluster" in (
+        p.refused[1].message
+    )
+
+
+def test_t4_a_source_whose_type_changes_to_a_credential_loses_its_copy() -> None:
+    w = World()
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, data={"t": "eA=="})
+    converge(w, (SECRETS_DOWN,))
+    live = w.get(CONSUMER, SECRETS, "default/creds")
+    assert live is not None
+    # A Secret's type is immutable, so the provider deletes and re-creates it.
+    w.put(PROVIDER, SECRETS, "default/creds", labels=APP, type="bootstrap.kubernetes.io/token")
+    p = plan(w, (SECRETS_DOWN,))
+    assert p.actions == (Delete(ref(CONSUMER, SECRETS, "default/creds"), o.uid(live)),)
+
+
+def test_t5_never_creates_a_consumer_namespace() -> None:
+    # The namespace T1 saw objects in is gone by the time of the write: nothing to do there.
+    w = World()
+    w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"t": "eA=="})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_DOWN,), synced={"team"}, rounds=rounds)
+    assert rounds[-1] == (Get(CONSUMER, NAMESPACES, ObjectKey("", "team")),)
+    assert p.actions == () and p.copies == 0
+    assert (CONSUMER, NAMESPACES, ObjectKey("", "team")) not in w.objs
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        None,
+        RelatedResourceSelector(),
+        RelatedResourceSelector(label_selector=LabelSelector()),
+    ],
+    ids=["no-selector", "empty-selector", "empty-labelSelector"],
+)
+def test_t6_an_upload_without_an_explicit_selector_is_invalid_and_frozen(
+    selector: RelatedResourceSelector | None,
+) -> None:
+    w = World()
+    w.put(CONSUMER, SECRETS, "default/mine", data={"t": "eA=="})
+    old = w.copy_of(PROVIDER, SECRETS, "default/earlier")  # made under an earlier rule
+    everything = RelatedResource(
+        resource=RelatedResourceKind.SECRETS, direction=FROM_CONSUMER, selector=selector
+    )
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP, everything), rounds=rounds)
+    assert rounds == [] and p.actions == ()  # the channel is frozen: no reads, no writes, no GC
+    assert p.errors == (
+        "relatedResources[1]: FromConsumer needs an explicit selector (a labelSelector with at "
+        "least one requirement, or names); without one it would upload every Secret of the "
+        "namespaces the binding syncs to the provider (rule T6)",
+    )
+    assert w.get(PROVIDER, SECRETS, "default/earlier") == old
+
+
+def test_t6_names_or_expressions_are_explicit_and_from_provider_needs_none() -> None:
+    w = World()
+    w.put(CONSUMER, SECRETS, "default/mine", data={"t": "eA=="})
+    w.put(PROVIDER, CONFIGMAPS, "default/cfg", data={"a": "1"})
+    expr = LabelSelectorRequirement(key="tier", operator="DoesNotExist")
+    by_expr = RelatedResource(
+        resource=RelatedResourceKind.CONFIGMAPS,
+        direction=FROM_CONSUMER,
+        selector=RelatedResourceSelector(label_selector=LabelSelector(match_expressions=(expr,))),
+    )
+    by_name = rule(RelatedResourceKind.SECRETS, FROM_CONSUMER, names=("mine",))
+    everything_down = rule(RelatedResourceKind.CONFIGMAPS, FROM_PROVIDER, no_selector=True)
+    p = plan(w, (by_name, by_expr, everything_down))
+    assert p.errors == ()
+    assert [a.target for a in writes(p)] == [
+        ref(CONSUMER, CONFIGMAPS, "default/cfg"),
+        ref(PROVIDER, SECRETS, "default/mine"),
+    ]
+
+
+def test_t7_summary_lists_the_first_refusals_with_their_rule_and_counts_the_rest() -> None:
+    w = World()
+    for i in range(7):
+        w.put(PROVIDER, SECRETS, f"kube-system/s{i}", labels=APP)
+    w.put(PROVIDER, SECRETS, "team/waits", labels=APP)
+    p = plan(w, (SECRETS_DOWN,), synced={"default"})
+    assert [r.trust_rule for r in p.refused] == ["T2"] * 7 + ["T1"]  # refusals, then waits
+    status, reason, message = summary(p)
+    assert (status, reason) == (False, "RelatedRefused")
+    assert message.startswith(
+        "8 selected object(s) not copied: Secret kube-system/s0 on the provider "
+        "(relatedResources[0], rule T2): namespace kube-system belongs to the cluster's own "
+        "components (kube-*); never used; Secret kube-system/s1"
+    )
+    assert message.endswith("; and 3 more")
+    assert "kube-system/s5" not in message
+
+
+def test_t7_summary_reasons() -> None:
+    ok = RelatedPlan((), (), 2, False)
+    assert summary(ok) == (True, "AsExpected", "2 related copies in sync")
+    assert summary(RelatedPlan((), (), 1, False))[2] == "1 related copy in sync"
+    w = World()
+    w.put(PROVIDER, SECRETS, "team/waits", labels=APP)
+    waiting = plan(w, (SECRETS_DOWN,), synced={"default"})
+    assert summary(waiting) == (
+        False,
+        "Pending",
+        "1 selected object(s) not copied: Secret team/waits on the provider "
+        "(relatedResources[0], rule T1): waits for an object of a bound API in namespace team",
+    )
+    invalid = RelatedPlan((), (), 0, False, errors=("relatedResources[3]: bad",))
+    assert summary(invalid) == (False, "InvalidRule", "relatedResources[3]: bad")
+
+
+def test_rule_predicates() -> None:
+    assert reserved_namespace("kube-system", "kb") and reserved_namespace("kb", "kb")
+    assert reserved_namespace("kube-bind", "elsewhere")
+    assert not reserved_namespace("kubernetes-dashboard", "kb")
+    assert not reserved_namespace("default", "")
+    assert reserved_name("kube-root-ca.crt") and not reserved_name("kubeconfig")
+    assert data_secret_type(None) and data_secret_type("") and data_secret_type("Opaque")
+    assert not data_secret_type(["Opaque"]) and not data_secret_type("kubernetes.io/token")
+    assert frozenset(ALL_DATA_TYPES) == DATA_SECRET_TYPES
+    assert may_create_namespace(PROVIDER) and not may_create_namespace(CONSUMER)
+    assert synced_namespace("a", {"a"}) and not synced_namespace("b", {"a"})
+
+
 # --- the read protocol --------------------------------------------------------------------------
 
 
@@ -740,7 +1078,14 @@ def test_failed_reads_raise_their_api_error() -> None:
 
 
 def test_no_rules_means_no_reads() -> None:
-    p = plan_related((), binding_uid=UID, scope_namespace="", local_cluster_uid=LOCAL, observed={})
+    p = plan_related(
+        (),
+        binding_uid=UID,
+        scope_namespace="",
+        local_cluster_uid=LOCAL,
+        observed={},
+        konnector_namespace=KONNECTOR_NS,
+    )
     assert p == RelatedPlan((), (), 0, False)
 
 
@@ -763,6 +1108,8 @@ def test_binding_scope_restricts_reads_and_selection() -> None:
 def test_output_order_consumer_then_provider_namespaces_first() -> None:
     w = World()
     spots = (("zz", "b"), ("aa", "a"), ("default", "c"))
+    for ns in ("zz", "aa"):
+        w.ns(CONSUMER, ns)  # the consumer has them (T1); the provider does not
     for cluster in (CONSUMER, PROVIDER):
         for ns, name in spots:
             # Names differ per side, so the two directions do not conflict.
@@ -781,7 +1128,8 @@ def test_output_order_consumer_then_provider_namespaces_first() -> None:
     expected = []
     for cluster in (CONSUMER, PROVIDER):
         source = PROVIDER if cluster == CONSUMER else CONSUMER
-        expected += [(cluster, "ns", "aa"), (cluster, "ns", "zz")]
+        if cluster == PROVIDER:  # T5: namespaces are created on the provider only
+            expected += [(cluster, "ns", "aa"), (cluster, "ns", "zz")]
         for res in ("configmaps", "secrets"):
             expected += [(cluster, res, f"{ns}/{source}-{n}") for ns, n in sorted(spots)]
     assert names == expected
@@ -792,6 +1140,7 @@ def test_output_order_consumer_then_provider_namespaces_first() -> None:
 
 
 def converge(world: World, rules: tuple[RelatedResource, ...], **kw: Any) -> RelatedPlan:
+    """Plan and carry out until a pass writes nothing."""
     for _ in range(4):
         p = plan(world, rules, **kw)
         if not writes(p):
@@ -879,17 +1228,23 @@ def test_item32_unbind_removes_the_consumer_copy() -> None:
 
 # --- properties -----------------------------------------------------------------------------------
 
-NAMES = ("a", "b")
-NSS = ("default", "other")
+NAMES = ("a", "kube-b")
+NSS = ("default", "other", "kube-system", KONNECTOR_NS)
 GVRS = (CONFIGMAPS, SECRETS)
 CLUSTERS = (CONSUMER, PROVIDER)
 SLOTS = [(c, g, ObjectKey(ns, n)) for c in CLUSTERS for g in GVRS for ns in NSS for n in NAMES]
+DATA_TYPES = ("Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson")
+CREDENTIAL_TYPES = (
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+    "example.com/unknown",
+)
 
 labels_st: st.SearchStrategy[dict[str, str]] = st.sampled_from([{}, APP, {"app": "other"}])
 data_st: st.SearchStrategy[dict[str, str] | None] = st.sampled_from(
     [None, {}, {"k": "MQ=="}, {"k": "Mg=="}, {"k": "MQ==", "j": "Mw=="}]
 )
-type_st = st.sampled_from([None, "Opaque", "kubernetes.io/tls"])
+type_st = st.sampled_from([None, *DATA_TYPES, *CREDENTIAL_TYPES])
 
 
 @st.composite
@@ -936,9 +1291,10 @@ def worlds(draw: st.DrawFn) -> World:
         if finalizers:
             obj["metadata"]["finalizers"] = ["example.org/hold"]
     for cluster in CLUSTERS:
-        used = any(s[0] == cluster and s[2].namespace == "other" for s in w.objs)
-        if used or draw(st.booleans()):
-            w.ns(cluster, "other")
+        for ns in NSS[1:]:
+            used = any(s[0] == cluster and s[2].namespace == ns for s in w.objs)
+            if used or draw(st.booleans()):
+                w.ns(cluster, ns)
     return w
 
 
@@ -959,23 +1315,69 @@ def rules_st(draw: st.DrawFn) -> tuple[RelatedResource, ...]:
     return tuple(out)
 
 
-def _target_sides(rules: tuple[RelatedResource, ...]) -> set[tuple[str, GVR]]:
+def gvr_of(r: RelatedResource) -> GVR:
+    return GVR("", "v1", str(r.resource))
+
+
+def target_of(r: RelatedResource) -> str:
+    return PROVIDER if r.direction == FROM_CONSUMER else CONSUMER
+
+
+def explicit(r: RelatedResource) -> bool:
+    """T6, restated: a labelSelector with a requirement, or names."""
+    sel = r.selector
+    if sel is None:
+        return False
+    ls = sel.label_selector
+    return bool(sel.names) or (ls is not None and bool(ls.match_labels or ls.match_expressions))
+
+
+def frozen_sides(rules: tuple[RelatedResource, ...]) -> set[tuple[str, GVR]]:
+    """Channels with an invalid rule (T6): nothing there is read or written."""
     return {
-        (PROVIDER if r.direction == FROM_CONSUMER else CONSUMER, GVR("", "v1", str(r.resource)))
-        for r in rules
+        (target_of(r), gvr_of(r)) for r in rules if r.direction == FROM_CONSUMER and not explicit(r)
     }
 
 
+def _target_sides(rules: tuple[RelatedResource, ...]) -> set[tuple[str, GVR]]:
+    return {(target_of(r), gvr_of(r)) for r in rules} - frozen_sides(rules)
+
+
+def allowed_namespaces(synced: Collection[str]) -> set[str]:
+    """T1 minus T2, restated."""
+    return {ns for ns in synced if not ns.startswith("kube-") and ns != KONNECTOR_NS}
+
+
+def admitted(obj: o.Obj, gvr: GVR, synced: Collection[str]) -> bool:
+    """T1-T4, restated independently of the kernel."""
+    return (
+        o.namespace(obj) in allowed_namespaces(synced)
+        and not o.name(obj).startswith("kube-")
+        and (gvr != SECRETS or obj.get("type") in (None, "", *ALL_DATA_TYPES))
+    )
+
+
 def check_safety(
-    world: World, p: RelatedPlan, rules: tuple[RelatedResource, ...], unbinding: bool
+    world: World,
+    p: RelatedPlan,
+    rules: tuple[RelatedResource, ...],
+    unbinding: bool,
+    synced: Collection[str] = (),
+    rounds: list[tuple[Read, ...]] | None = None,
 ) -> None:
-    """No write touches an object this binding did not make, nor a kind no rule targets."""
+    """No write touches an object this binding did not make, nor a kind no rule targets; no
+    copy is written outside the trust boundary (T1-T5), and no consumer Secret or ConfigMap is
+    read outside the namespaces the binding syncs."""
     sides = _target_sides(rules)
+    for r in (x for rs in rounds or [] for x in rs):
+        if isinstance(r, List) and r.cluster == CONSUMER and not r.label_selector:
+            assert r.namespace in allowed_namespaces(synced), f"listed the consumer's {r}"
     for a in p.actions:
         if isinstance(a, RequeueAfter):
             continue
         if isinstance(a, CreateNamespace):
             assert not unbinding
+            assert a.cluster == PROVIDER, f"T5: created a consumer namespace {a}"
             assert (a.cluster, NAMESPACES, ObjectKey("", a.name)) not in world.objs
             continue
         assert isinstance(a, Create | Apply | Delete), a
@@ -984,6 +1386,8 @@ def check_safety(
         assert t.gvr in GVRS
         if not unbinding:
             assert (t.cluster, t.gvr) in sides, f"write to a side no rule targets: {a}"
+        if isinstance(a, Create | Apply):
+            assert admitted(a.body, t.gvr, synced), f"a copy outside the trust boundary: {a}"
         if isinstance(a, Create):
             assert not unbinding and live is None
             assert o.annotations_of(a.body)[RB] == UID
@@ -1008,23 +1412,26 @@ def own_copies(world: World, scope: str) -> dict[Slot, o.Obj]:
     }
 
 
-def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: str) -> None:
+def converge_and_check(
+    world: World, rules: tuple[RelatedResource, ...], scope: str, synced: Collection[str]
+) -> None:
     """Plans are safe and deterministic, the world settles within two writing passes, stays
-    settled, and is then the desired one."""
+    settled, and is then the desired one; every source not admitted is reported (T7)."""
     untouched = {
         s: copy.deepcopy(obj)
         for s, obj in world.objs.items()
         if s[1] in GVRS and o.annotations_of(obj).get(RB) != UID and not o.is_deleting(obj)
     }
+    frozen = frozen_sides(rules)
     passes_with_writes = 0
     for _ in range(6):
         settled = not any(o.is_deleting(obj) for obj in world.objs.values())
         rounds: list[tuple[Read, ...]] = []
-        p = plan(world, rules, scope=scope, rounds=rounds)
+        p = plan(world, rules, scope=scope, rounds=rounds, synced=synced)
         assert len(rounds) <= 3
-        assert p == plan(world, rules, scope=scope)  # determinism
-        assert not p.draining and p.errors == ()
-        check_safety(world, p, rules, unbinding=False)
+        assert p == plan(world, rules, scope=scope, synced=synced)  # determinism
+        assert not p.draining and bool(p.errors) == bool(frozen)
+        check_safety(world, p, rules, False, synced, rounds)
         if not writes(p) and settled:
             break
         passes_with_writes += bool(writes(p))
@@ -1036,24 +1443,32 @@ def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: 
     assert passes_with_writes <= 2
     # Stability: nothing to do, and nothing to do again.
     run(world, p)
-    assert writes(plan(world, rules, scope=scope)) == []
+    assert writes(plan(world, rules, scope=scope, synced=synced)) == []
     # Objects this binding did not make are never written.
     for s, before in untouched.items():
         assert world.objs.get(s) == before
     # The settled world is the desired one.
-    final = plan(world, rules, scope=scope)
+    final = plan(world, rules, scope=scope, synced=synced)
     copies = own_copies(world, scope)
     sides = _target_sides(rules)
     assert final.copies == sum(1 for s in copies if (s[0], s[1]) in sides)
     conflicts = {(c.cluster, c.key) for c in final.conflicts}
+    refused = {(r.cluster, r.kind, r.key) for r in final.refused}
     for r in rules:
-        target = PROVIDER if r.direction == FROM_CONSUMER else CONSUMER
+        target, gvr = target_of(r), gvr_of(r)
+        if (target, gvr) in frozen:
+            continue
         source = CONSUMER if target == PROVIDER else PROVIDER
-        gvr = GVR("", "v1", str(r.resource))
         for (c, g, key), src in list(world.objs.items()):
             if (c, g) != (source, gvr) or (scope and key.namespace != scope):
                 continue
             if o.annotations_of(src).get(RB) == UID or not selected_by(r, src):
+                continue
+            if o.is_deleting(src):
+                continue
+            if not admitted(src, gvr, synced):
+                if source == PROVIDER or key.namespace in allowed_namespaces(synced):
+                    assert (source, KIND[gvr], key) in refused, f"T7: {key} not reported"
                 continue
             live = world.objs.get((target, gvr, key))
             assert live is not None
@@ -1063,7 +1478,13 @@ def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: 
                     assert (live.get(f) or {}) == (body.get(f) or {})
             else:
                 assert (target, key) in conflicts
-    # Every copy of ours on a side a rule targets has a source some rule of its channel selects.
+    # A synced namespace T2 excludes is reported as a whole for each FromConsumer channel.
+    for r in rules:
+        if r.direction == FROM_CONSUMER and (target_of(r), gvr_of(r)) not in frozen:
+            for ns in set(synced) - allowed_namespaces(synced):
+                assert (CONSUMER, KIND[gvr_of(r)], ObjectKey(ns, "")) in refused
+    # Every copy of ours on a side a rule targets has a source some rule of its channel
+    # selects and the trust boundary admits.
     for c, g, key in copies:
         if (c, g) not in sides:
             continue
@@ -1071,10 +1492,20 @@ def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: 
         direction = FROM_CONSUMER if c == PROVIDER else FROM_PROVIDER
         origin = world.objs.get((source, g, key))
         assert origin is not None and o.annotations_of(origin).get(RB) != UID
+        assert admitted(origin, g, synced), f"a copy outside the trust boundary stayed: {key}"
         assert any(
             r.direction == direction and str(r.resource) == g.resource and selected_by(r, origin)
             for r in rules
         )
+
+
+def synced_of(world: World, data: st.DataObject, scope: str) -> set[str]:
+    """Namespaces the binding syncs objects in: some of those the consumer has (a Binding:
+    its own)."""
+    if scope:
+        return {scope}
+    have = sorted(world.live_namespaces(CONSUMER))
+    return set(data.draw(st.sets(st.sampled_from(have)), label="synced"))
 
 
 @settings(max_examples=200, deadline=None)
@@ -1082,7 +1513,8 @@ def converge_and_check(world: World, rules: tuple[RelatedResource, ...], scope: 
 def test_property_safety_determinism_and_stability(
     world: World, rules: tuple[RelatedResource, ...], scope: str, data: st.DataObject
 ) -> None:
-    converge_and_check(world, rules, scope)
+    synced = synced_of(world, data, scope)
+    converge_and_check(world, rules, scope, synced)
     # Users edit, relabel or delete sources; the copies follow.
     for slot, obj in sorted(world.objs.items(), key=lambda kv: kv[0]):
         if slot[1] not in GVRS or o.annotations_of(obj).get(RB) == UID:
@@ -1095,7 +1527,29 @@ def test_property_safety_determinism_and_stability(
             obj["metadata"]["labels"] = dict(data.draw(labels_st))
         elif edit == "delete":
             del world.objs[slot]
-    converge_and_check(world, rules, scope)
+    # ... and objects of bound APIs come and go: T1's namespaces change, copies follow.
+    synced = synced_of(world, data, scope)
+    converge_and_check(world, rules, scope, synced)
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds(), rules_st(), st.data())
+def test_law_no_provider_choice_reaches_outside_the_trust_boundary(
+    world: World, rules: tuple[RelatedResource, ...], data: st.DataObject
+) -> None:
+    """For any provider-chosen set of sources (any namespace, name, type, labels), no planned
+    consumer write lands outside the synced namespaces, in kube-* or the konnector's namespace,
+    on a kube-* name or with a non-data Secret type, and no consumer namespace is created."""
+    synced = synced_of(world, data, "")
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(world, rules, rounds=rounds, synced=synced)
+    check_safety(world, p, rules, False, synced, rounds)
+    for a in p.actions:
+        if isinstance(a, Create | Apply) and a.target.cluster == CONSUMER:
+            ns, name = a.target.key.namespace, a.target.key.name
+            assert ns in synced and not ns.startswith("kube-") and ns != KONNECTOR_NS
+            assert not name.startswith("kube-")
+            assert a.body.get("type") in (None, *DATA_TYPES), a.body.get("type")
 
 
 def selected_by(r: RelatedResource, obj: o.Obj) -> bool:
