@@ -717,8 +717,7 @@ def summary(plan: RelatedPlan) -> tuple[bool, str, str]:
         return False, c.RELATED_REFUSED, "; ".join(parts)
     if plan.refused:
         return False, c.PENDING, "; ".join(parts)
-    return (
-        True,
-        c.AS_EXPECTED,
-        f"{plan.copies} related cop{'y' if plan.copies == 1 else 'ies'} in sync",
-    )
+    copies = f"{plan.copies} related cop{'y' if plan.copies == 1 else 'ies'} in sync"
+    if plan.conflicts:
+        copies += f"; {len(plan.conflicts)} target(s) in conflict (see Conflicts)"
+    return True, c.AS_EXPECTED, copies

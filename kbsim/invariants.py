@@ -11,13 +11,26 @@ violation fails.
 - `finalizer-held-while-provider-copy-exists`: the konnector never removes its syncer finalizer
   from a consumer object while a provider copy owned by that object exists, unless Orphan.
 - `writes-within-bound-scope`: the konnector writes only objects of bound APIs (and, on the
-  provider, namespaces those objects live in; on the consumer, Events).
+  provider, namespaces those objects live in; on the consumer, Events), and Secrets and
+  ConfigMaps only as related copies (marked) or as finalizers on kubeconfig Secrets.
 - `spec-up-status-down`: a konnector write never changes a consumer object's spec, and never
   writes a provider object's status.
 - `no-self-binding`: the konnector never sends a provider-side write (any action the kernel
   addressed to the provider) to the consumer cluster itself, as it would through a Connection
   whose kubeconfig points back at the consumer. Checked on the request, so a write the server
   then refuses counts too.
+- `related-within-trust-boundary` (`kbcore.related` T1-T6, restated here from the world's side
+  rather than imported, so a broken kernel cannot also break its judge): the konnector never
+  creates a consumer namespace (T5); a related copy it creates or updates, on either side, is
+  never in a `kube-*` namespace or the konnector's namespace (T2), never named `kube-*` (T3),
+  never a Secret of a type other than the data types (T4), and belongs to a binding that exists;
+  its namespace is one the binding syncs objects in (T1): a Binding's own, or for a
+  ClusterBinding one where a consumer object of a bound namespaced API, not being deleted,
+  lives — in the world now or as the konnector may have read it (the snapshot of an active
+  stale-reads fault on the consumer: a copy made from a read just before the last object went
+  is what the truth allows). On the provider, the consumer source of a copy (now, or in that
+  snapshot) is selected by an explicit selector of one of the binding's FromConsumer rules of
+  that kind (T6). Deletes of copies are always allowed (they only take data away).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kbcore import objects as o
+from kbcore import selectors
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.coverage import resolve_coverage
@@ -43,12 +57,26 @@ INVARIANTS = (
     "writes-within-bound-scope",
     "spec-up-status-down",
     "no-self-binding",
+    "related-within-trust-boundary",
 )
+TRUST = "related-within-trust-boundary"
 
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 SECRETS = GVR("", "v1", "secrets")
 CONFIGMAPS = GVR("", "v1", "configmaps")
 LEASES = GVR("coordination.k8s.io", "v1", "leases")
+CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
+BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
+DATA_SECRET_TYPES = (
+    "",
+    "Opaque",
+    "kubernetes.io/basic-auth",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/tls",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/dockerconfigjson",
+)
+"""The Secret types a related copy may have (T4)."""
 
 
 def _marked(obj: Mapping[str, Any]) -> bool:
@@ -108,6 +136,17 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
 EVENTS = ("events",)
 
 
+def _is_related_write(rec: Any) -> bool:
+    """A create or update that leaves a related copy (a delete only takes data away)."""
+    after = rec.after
+    return (
+        rec.verb != "delete"
+        and after is not None
+        and not o.is_deleting(after)
+        and bool(o.annotations_of(after).get(keys.ANNOTATION_RELATED_BINDING))
+    )
+
+
 class Monitor:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -147,8 +186,8 @@ class Monitor:
 
     def _bindings(self) -> tuple[list[o.Obj], list[o.Obj]]:
         consumer = self._consumer()
-        cbs = consumer.list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
-        bs = consumer.list(GVR(keys.GROUP, keys.VERSION, "bindings"))[0]
+        cbs = consumer.list(CLUSTERBINDINGS)[0]
+        bs = consumer.list(BINDINGS)[0]
         return cbs, bs
 
     def _mapper(self) -> Any:
@@ -179,10 +218,115 @@ class Monitor:
         finally:
             self.world.actor = "konnector"
 
+    # -- the trust boundary of related copies -----------------------------------------------
+    def _konnector_namespace(self) -> str:
+        return str(getattr(self.world.konnector, "namespace", "") or "")
+
+    def _consumer_states(self) -> list[Any]:
+        """How the consumer's objects may look to the konnector now: the world, and the snapshot
+        an active stale-reads fault serves (`list(gvr, namespace) -> items`)."""
+        consumer = self._consumer()
+        states: list[Any] = [lambda gvr, ns: consumer.list(gvr, ns)[0]]
+        rv = self.world.stale_snapshot(self.consumer_cluster)
+        if rv is not None:
+            states.append(lambda gvr, ns: consumer.list_at(gvr, ns, rv)[0])
+        return states
+
+    def _binding_with_uid(self, uid: str) -> o.Obj | None:
+        cbs, bs = self._bindings()
+        return next((b for b in [*cbs, *bs] if uid and o.uid(b) == uid), None)
+
+    def _bound_namespaced(self, binding: Mapping[str, Any]) -> list[GVR]:
+        crds = {o.name(c): c for c in self._consumer().list(CRDS)[0]}
+        out = []
+        for api in (binding.get("spec") or {}).get("apis") or []:
+            crd = crds.get(api.get("name", "")) if isinstance(api, Mapping) else None
+            served = served_resource(crd) if crd is not None else None
+            if served is not None and served.namespaced:
+                out.append(served.gvr)
+        return out
+
+    def _synced(self, binding: Mapping[str, Any], namespace: str) -> bool:
+        """T1: `namespace` is one `binding` syncs objects in, as the truth allows."""
+        if binding.get("kind") == "Binding" or o.namespace(binding):
+            return namespace == o.namespace(binding)
+        for state in self._consumer_states():
+            for gvr in self._bound_namespaced(binding):
+                try:
+                    items = state(gvr, namespace)
+                except Exception:
+                    continue
+                if any(not o.is_deleting(i) for i in items):
+                    return True
+        return False
+
+    def _selected_upload(self, binding: Mapping[str, Any], gvr: GVR, key: ObjectKey) -> bool:
+        """T6: the consumer source at `key` (now or as the konnector may have read it) is
+        selected by an explicit selector of a FromConsumer rule of `binding` for `gvr`."""
+        sources = []
+        for state in self._consumer_states():
+            try:
+                sources += [x for x in state(gvr, key.namespace) if o.name(x) == key.name]
+            except Exception:
+                continue
+        for r in (binding.get("spec") or {}).get("relatedResources") or []:
+            if not isinstance(r, Mapping) or r.get("direction") != "FromConsumer":
+                continue
+            if r.get("resource") != gvr.resource or (r.get("group") or ""):
+                continue
+            sel = r.get("selector") if isinstance(r.get("selector"), Mapping) else {}
+            names = sel.get("names") or []
+            ls = sel.get("labelSelector") if isinstance(sel.get("labelSelector"), Mapping) else {}
+            requirements = bool(ls.get("matchLabels")) or bool(ls.get("matchExpressions"))
+            if not names and not requirements:
+                continue  # no explicit selector: selects nothing that may be uploaded
+            try:
+                parsed = selectors.from_label_selector(dict(ls))
+            except ValueError:
+                continue
+            for src in sources:
+                if (not names or o.name(src) in names) and parsed.matches(o.labels_of(src)):
+                    return True
+        return False
+
+    def _check_related_copy(self, side: str, rec: Any) -> None:
+        """T1-T4 and T6 for a related copy the konnector creates or updates on `side`."""
+        after, key = rec.after, rec.key
+        what = f"{rec.verb} of {side} {rec.gvr.resource} {key}"
+        ns, name = key.namespace, key.name
+        if ns.startswith("kube-") or ns == self._konnector_namespace():
+            self._violate(TRUST, f"{what}: a related copy in namespace {ns} (T2)")
+        if name.startswith("kube-"):
+            self._violate(TRUST, f"{what}: a related copy named {name} (T3)")
+        if rec.gvr == SECRETS and (after.get("type") or "") not in DATA_SECRET_TYPES:
+            self._violate(TRUST, f"{what}: a related copy of type {after.get('type')} (T4)")
+        uid = o.annotations_of(after).get(keys.ANNOTATION_RELATED_BINDING, "")
+        binding = self._binding_with_uid(uid)
+        if binding is None:
+            self._violate(TRUST, f"{what}: a related copy for binding uid {uid}, which is gone")
+            return
+        if not self._synced(binding, ns):
+            self._violate(
+                TRUST,
+                f"{what}: a related copy in namespace {ns}, where binding {o.name(binding)} "
+                "syncs no object (T1)",
+            )
+        if side != "consumer" and not self._selected_upload(binding, rec.gvr, key):
+            self._violate(
+                TRUST,
+                f"{what}: uploaded a consumer object no explicit FromConsumer selector of "
+                f"binding {o.name(binding)} selects (T6)",
+            )
+
     def _check_consumer_write(self, rec: Any) -> None:
         gvr: GVR = rec.gvr
         if gvr.resource in EVENTS or gvr.group == keys.GROUP:
             return
+        if gvr == NAMESPACES and rec.verb == "create":
+            self._violate(TRUST, f"created consumer namespace {rec.key.name} (T5)")
+            return
+        if gvr in (SECRETS, CONFIGMAPS) and _is_related_write(rec):
+            self._check_related_copy("consumer", rec)
         if gvr in (SECRETS, CONFIGMAPS, CRDS, NAMESPACES, LEASES):
             if not _control_write_ok(gvr, rec):
                 self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")
@@ -218,6 +362,8 @@ class Monitor:
     def _check_provider_write(self, cluster: str, rec: Any) -> None:
         gvr: GVR = rec.gvr
         bound = self._bound()
+        if gvr in (SECRETS, CONFIGMAPS) and _is_related_write(rec):
+            self._check_related_copy(cluster, rec)
         if gvr in (SECRETS, CONFIGMAPS, LEASES):
             if not _control_write_ok(gvr, rec):
                 self._violate("no-foreign-provider-writes", f"{rec.verb} {cluster} {gvr} {rec.key}")
@@ -287,9 +433,10 @@ class Monitor:
         of a bound API (or a related copy) lives in it."""
         before = rec.before or {}
         labels = o.labels_of(before)
-        mine = labels.get(keys.LABEL_MANAGED) == "true" and labels.get(
-            keys.ANNOTATION_CONSUMER_CLUSTER_UID
-        ) == self._local_uid()
+        mine = (
+            labels.get(keys.LABEL_MANAGED) == "true"
+            and labels.get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) == self._local_uid()
+        )
         server = self.world.clusters[cluster]
         occupied = []
         for gvr in [*self._bound(), SECRETS, CONFIGMAPS]:

@@ -24,6 +24,13 @@ and `bound_apis` matches fields of a binding's `status.boundAPIs[]` entry by nam
       - {expect: {..., api_conditions: {widgets.example.org: {Ready: "False/ForeignCRD"}}}}
       - {expect: {..., bound_apis: {widgets.example.org: {conflictCount: 1}}}}
 
+`condition_messages` maps a condition type to text its message must contain (a string, or a
+list of strings that must all appear), and `no_copy` expects that kube-bind made no object at a
+reference: it is absent, or exists without the label `core.kube-bind.io/managed: "true"` (a
+real cluster's own `kube-root-ca.crt`, say, which kbsim does not create):
+      - {expect: {..., condition_messages: {RelatedResources: "Secret kube-system/x"}}}
+      - {expect: {cluster: consumer, no_copy: {...ref...}}}
+
 `apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
 --server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
 merge patch of the /status subresource; `delete` deletes by the manifest's namespace and name.
@@ -42,6 +49,7 @@ import yaml
 
 from kbcore import crdgen
 from kbcore import objects as o
+from kbcore.api import keys
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import ADMIN
@@ -49,6 +57,7 @@ from kbsim.konnector import SimKonnector
 from kbsim.world import START_TIME, World, check_fault, parse_duration
 
 USER_WRITES = ("apply", "create", "delete", "patch", "status")
+EXPECT_FORMS = ("object", "absent", "no_copy")
 STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "expect")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES = GVR("", "v1", "namespaces")
@@ -80,9 +89,10 @@ class Step:
         if self.kind == "settle":
             return f"settle (timeout {(b.get('settle') or {}).get('timeout', '60s')})"
         e = b["expect"]
-        if "absent" in e:
-            ref = e["absent"]
-            return f"expect {e['cluster']} {ref.get('kind', '?')} {_ref_text(ref)} absent"
+        for form, tail in (("absent", " absent"), ("no_copy", " not a copy")):
+            if form in e:
+                ref = e[form]
+                return f"expect {e['cluster']} {ref.get('kind', '?')} {_ref_text(ref)}{tail}"
         return f"expect {e['cluster']} {e['object'].get('kind', '?')} {_ref_text(e['object'])}"
 
 
@@ -243,15 +253,28 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
         e = item["expect"]
         if not isinstance(e, dict) or e.get("cluster") not in clusters:
             raise fail(node, f"step {i}: expect needs cluster: one of {clusters}")
-        if ("object" in e) == ("absent" in e):
-            raise fail(node, f"step {i}: expect needs exactly one of object: or absent:")
-        ref = e.get("object", e.get("absent"))
+        forms = [f for f in EXPECT_FORMS if f in e]
+        if len(forms) != 1:
+            raise fail(node, f"step {i}: expect needs exactly one of object:, absent: or no_copy:")
+        ref = e[forms[0]]
         _check_manifest(ref, fail, node)
-        for field in ("matches", "conditions", "api_conditions", "bound_apis"):
+        for field in (
+            "matches",
+            "conditions",
+            "api_conditions",
+            "bound_apis",
+            "condition_messages",
+        ):
             if field in e and "object" not in e:
                 raise fail(node, f"step {i}: {field}: goes with object:")
         if not _condition_map(e.get("conditions", {})):
             raise fail(node, f'step {i}: conditions: {{Type: "True"}} or {{Type: "False/Reason"}}')
+        messages = e.get("condition_messages", {})
+        if not isinstance(messages, dict) or not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            for v in messages.values()
+        ):
+            raise fail(node, f'step {i}: condition_messages: {{Type: "text"}} or {{Type: [...]}}')
         per_api = e.get("api_conditions", {})
         if not isinstance(per_api, dict) or not all(map(_condition_map, per_api.values())):
             raise fail(node, f'step {i}: api_conditions: {{<api name>: {{Type: "True"}}}}')
@@ -419,7 +442,7 @@ def user_write(world: World, verb: str, cluster: str, obj: dict[str, Any]) -> No
 def unmet_expectation(world: World, e: dict[str, Any]) -> str:
     """'' when the expectation holds, else why not."""
     cluster = e["cluster"]
-    ref = e.get("object", e.get("absent"))
+    ref = next(e[f] for f in EXPECT_FORMS if f in e)
     try:
         gvr = gvr_of(world, cluster, ref)
         obj = world.clusters[cluster].get(gvr, ObjectKey(o.namespace(ref), o.name(ref)))
@@ -429,12 +452,19 @@ def unmet_expectation(world: World, e: dict[str, Any]) -> str:
         obj = None
     if "absent" in e:
         return "" if obj is None else f"present (uid {o.uid(obj)})"
+    if "no_copy" in e:
+        if obj is None or o.labels_of(obj).get(keys.LABEL_MANAGED) != "true":
+            return ""
+        return f"a kube-bind copy is there (uid {o.uid(obj)}, annotations {o.annotations_of(obj)})"
     if obj is None:
         return "not found"
     want = e.get("matches")
     if want is not None and not o.contains(obj, want):
         return f"does not match {want}: have {_relevant(obj, want)}"
     why = _conditions_hold(obj.get("status") or {}, e.get("conditions") or {})
+    if why:
+        return why
+    why = _messages_hold(obj.get("status") or {}, e.get("condition_messages") or {})
     if why:
         return why
     apis = {
@@ -467,6 +497,19 @@ def _conditions_hold(holder: dict[str, Any], wanted: dict[str, str]) -> str:
             return f"condition {type_} is {got}, want {expected}" + (
                 f" ({message})" if message else ""
             )
+    return ""
+
+
+def _messages_hold(holder: dict[str, Any], wanted: dict[str, str | list[str]]) -> str:
+    """'' when every wanted condition's message contains the wanted text."""
+    conds = [c for c in holder.get("conditions") or [] if isinstance(c, dict)]
+    for type_, texts in wanted.items():
+        message = next((c.get("message") for c in conds if c.get("type") == type_), None)
+        if message is None:
+            return f"no condition {type_}"
+        for text in [texts] if isinstance(texts, str) else texts:
+            if text not in str(message):
+                return f"condition {type_} message lacks {text!r}: {message!r}"
     return ""
 
 

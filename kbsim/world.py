@@ -424,6 +424,11 @@ class World:
         return err
 
     # -- faults -------------------------------------------------------------------------------
+    def stale_snapshot(self, cluster: str) -> str | None:
+        """The resourceVersion fresh reads of `cluster` are served at now (stale-reads), if any."""
+        fault = self._active("stale-reads", cluster)
+        return fault.rv if fault is not None else None
+
     def _active(self, kind: str, cluster: str) -> Fault | None:
         for f in self.faults:
             if f.kind == kind and f.cluster == cluster and f.start <= self.now < f.end:

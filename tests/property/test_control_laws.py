@@ -193,5 +193,6 @@ def test_plan_binding_is_total_on_hostile_objects(
         credentials=Credentials(server="https://p.example") if conn else None,
         observed={},
         now=0.0,
+        konnector_namespace="kube-bind",
     )
     assert isinstance(drive(plan_binding, view, junk), Plan)

@@ -46,6 +46,7 @@ THINGS = "things.example.org"
 FORBIDDEN = ApiError(403, "Forbidden", "denied")
 UNAVAILABLE = ApiError(503, "ServiceUnavailable", "down")
 CB_LIST, B_LIST = List(CONSUMER, CLUSTERBINDINGS), List(CONSUMER, BINDINGS)
+KONNECTOR_NS = "kube-bind"
 
 
 def provider_crd(
@@ -172,6 +173,7 @@ def drive(
         credentials=credentials,
         observed={},
         now=NOW,
+        konnector_namespace=KONNECTOR_NS,
     )
     for _ in range(10):
         plan = plan_binding(attrs.evolve(view, observed=dict(observed)))
@@ -284,18 +286,169 @@ def test_installed_crd_makes_the_binding_ready() -> None:
     assert api_cond(plan, W)[:2] == ("True", "AsExpected")
 
 
-def test_a_related_rule_that_cannot_be_followed_makes_synced_false_with_the_reason() -> None:
+def test_a_related_rule_that_cannot_be_followed_is_said_by_related_resources() -> None:
     # It parses, but names a non-core group: the rule is frozen, and the binding must say so
-    # rather than report Synced=True while nothing of it happens.
+    # rather than report that related resources are fine; instance sync is unaffected.
     b = binding()
     b["spec"]["relatedResources"] = [
         {"group": "apps", "resource": "secrets", "direction": "FromProvider"}
     ]
     plan, _ = drive(b, {consumer_crd_get(): consumer_crd()})
-    status, reason, message = cond(plan, "Synced") or ("", "", "")
-    assert (status, reason) == ("False", "InvalidSchema")
+    status, reason, message = cond(plan, "RelatedResources") or ("", "", "")
+    assert (status, reason) == ("False", "InvalidRule")
     assert "relatedResources[0]: group must be empty (core), got 'apps'" in message
+    assert cond(plan, "Synced") == ("True", "AsExpected", "all APIs installed")
     assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+
+
+SECRETS = GVR("", "v1", "secrets")
+NAMESPACES = GVR("", "v1", "namespaces")
+APP = {"app": "widget"}
+
+
+def with_related(b: dict[str, Any], *rules: dict[str, Any]) -> dict[str, Any]:
+    b["spec"]["relatedResources"] = list(rules)
+    return b
+
+
+def secret(key: str, **fields: Any) -> dict[str, Any]:
+    ns, name = key.split("/")
+    meta = {"namespace": ns, "name": name, "uid": f"s-{ns}-{name}", "labels": APP}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": {"t": "eA=="}, **fields}
+
+
+def namespace_get(name: str) -> Get:
+    return Get(CONSUMER, NAMESPACES, ObjectKey("", name))
+
+
+def live_namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "uid": name}}
+
+
+SECRETS_DOWN = {
+    "resource": "secrets",
+    "direction": "FromProvider",
+    "selector": {"labelSelector": {"matchLabels": APP}},
+}
+SECRETS_UP = {
+    "resource": "secrets",
+    "direction": "FromConsumer",
+    "selector": {"labelSelector": {"matchLabels": APP}},
+}
+
+
+def secret_creates(plan: Plan) -> list[ObjectRef]:
+    return [a.target for a in plan.actions if isinstance(a, Create) and a.target.gvr == SECRETS]
+
+
+def test_related_copies_go_only_where_the_conflict_lists_show_live_objects() -> None:
+    # T1 from the reads rule 4f already makes: team-a holds a Widget, team-b only a deleting
+    # one, default none. No second list of Widgets is asked for (drive fails on a repeat).
+    gone = instance("old", "team-b")
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(CONSUMER, WIDGETS, ""): [instance("w", "team-a"), gone],
+        List(PROVIDER, SECRETS, ""): [
+            secret("team-a/creds"),
+            secret("team-b/creds"),
+            secret("default/creds"),
+        ],
+        namespace_get("team-a"): live_namespace("team-a"),
+    }
+    plan, observed = drive(with_related(binding(), SECRETS_DOWN), answers)
+    assert secret_creates(plan) == [ObjectRef(CONSUMER, SECRETS, ObjectKey("team-a", "creds"))]
+    assert [r for r in observed if isinstance(r, List) and r.gvr == WIDGETS] == [
+        List(CONSUMER, WIDGETS, "")
+    ]
+    status, reason, message = cond(plan, "RelatedResources") or ("", "", "")
+    assert (status, reason) == ("False", "Pending")
+    assert message.startswith("2 selected object(s) not copied: Secret default/creds on the")
+    assert "rule T1): waits for an object of a bound API in namespace team-b" in message
+    assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+    assert not [a for a in plan.actions if type(a).__name__ == "CreateNamespace"]
+
+
+def test_a_bindings_related_copies_stay_in_its_namespace_even_without_objects() -> None:
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(PROVIDER, SECRETS, "team-a"): [secret("team-a/creds")],
+        namespace_get("team-a"): live_namespace("team-a"),
+    }
+    plan, _ = drive(with_related(binding("Binding"), SECRETS_DOWN), answers)
+    assert secret_creates(plan) == [ObjectRef(CONSUMER, SECRETS, ObjectKey("team-a", "creds"))]
+    assert cond(plan, "RelatedResources") == ("True", "AsExpected", "1 related copy in sync")
+
+
+def test_credentials_and_kube_namespaces_are_refused_without_making_the_binding_unready() -> None:
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(CONSUMER, WIDGETS, ""): [instance("w", "team-a"), instance("w", "kube-system")],
+        List(PROVIDER, SECRETS, ""): [
+            secret("team-a/sa", type="kubernetes.io/service-account-token"),
+            secret("kube-system/bootstrap-token-abcdef", type="bootstrap.kubernetes.io/token"),
+        ],
+    }
+    plan, _ = drive(with_related(binding(), SECRETS_DOWN), answers)
+    assert secret_creates(plan) == []
+    status, reason, message = cond(plan, "RelatedResources") or ("", "", "")
+    assert (status, reason) == ("False", "RelatedRefused")
+    assert "Secret kube-system/bootstrap-token-abcdef on the provider (relatedResources[0], " in (
+        message
+    )
+    assert "Secret team-a/sa on the provider (relatedResources[0], rule T4)" in message
+    assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+    assert cond(plan, "Synced") == ("True", "AsExpected", "all APIs installed")
+
+
+def test_uploads_never_read_the_konnectors_namespace_even_with_objects_there() -> None:
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(CONSUMER, WIDGETS, ""): [instance("w", KONNECTOR_NS), instance("w", "team-a")],
+    }
+    plan, observed = drive(with_related(binding(), SECRETS_UP), answers)
+    consumer_secret_lists = [
+        r for r in observed if isinstance(r, List) and r.gvr == SECRETS and r.cluster == CONSUMER
+    ]
+    assert consumer_secret_lists == [List(CONSUMER, SECRETS, "team-a")]
+    status, reason, message = cond(plan, "RelatedResources") or ("", "", "")
+    assert (status, reason) == ("False", "RelatedRefused")
+    assert message == (
+        f"1 selected object(s) not copied: Secrets of namespace {KONNECTOR_NS} on the consumer "
+        f"(relatedResources[0], rule T2): namespace {KONNECTOR_NS} is the konnector's own; "
+        "related resources never go there"
+    )
+
+
+def test_an_upload_without_selector_is_an_invalid_rule() -> None:
+    everything = {"resource": "secrets", "direction": "FromConsumer"}
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(CONSUMER, WIDGETS, ""): [instance("w", "team-a")],
+    }
+    plan, observed = drive(with_related(binding(), everything), answers)
+    assert not [r for r in observed if isinstance(r, List) and r.gvr == SECRETS]
+    status, reason, message = cond(plan, "RelatedResources") or ("", "", "")
+    assert (status, reason) == ("False", "InvalidRule")
+    assert message.startswith("relatedResources[0]: FromConsumer needs an explicit selector")
+    assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+
+
+def test_related_resources_condition_only_with_rules() -> None:
+    plan, _ = drive(binding(), {consumer_crd_get(): consumer_crd()})
+    assert cond(plan, "RelatedResources") is None
+    # Rules removed: the condition about them goes too.
+    had = binding()
+    stale = {
+        "type": "RelatedResources",
+        "status": "False",
+        "reason": "RelatedRefused",
+        "message": "old",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    had["status"] = {"conditions": [stale]}
+    plan, _ = drive(had, {consumer_crd_get(): consumer_crd()})
+    assert cond(plan, "RelatedResources") is None
 
 
 def test_pull_policy_none_never_creates_the_crd() -> None:
@@ -416,7 +569,9 @@ def test_openapi_source_waits_for_the_connection_to_install_the_crd() -> None:
 
 
 def test_all_crd_reads_come_in_one_round() -> None:
-    view = BindingView(binding(apis=(W, THINGS)), connection(), CREDS, {}, NOW)
+    view = BindingView(
+        binding(apis=(W, THINGS)), connection(), CREDS, {}, NOW, konnector_namespace=KONNECTOR_NS
+    )
     first = plan_binding(view).needs
     assert set(first) == {CB_LIST, B_LIST}
     second = plan_binding(attrs.evolve(view, observed={CB_LIST: [], B_LIST: []})).needs

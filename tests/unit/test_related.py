@@ -1034,6 +1034,12 @@ def test_t7_summary_reasons() -> None:
     ok = RelatedPlan((), (), 2, False)
     assert summary(ok) == (True, "AsExpected", "2 related copies in sync")
     assert summary(RelatedPlan((), (), 1, False))[2] == "1 related copy in sync"
+    conflict = RelatedConflict(CONSUMER, "Secret", ObjectKey("default", "x"), "taken")
+    assert summary(RelatedPlan((), (conflict,), 0, False)) == (
+        True,
+        "AsExpected",
+        "0 related copies in sync; 1 target(s) in conflict (see Conflicts)",
+    )
     w = World()
     w.put(PROVIDER, SECRETS, "team/waits", labels=APP)
     waiting = plan(w, (SECRETS_DOWN,), synced={"default"})
