@@ -372,7 +372,9 @@ def test_related_resources_allow_copies_in_every_namespace(helm: Helm) -> None:
     for resource in ("secrets", "configmaps"):
         for verb in ("get", "list", "create", "patch", "delete"):
             assert _cluster_allows(objs, "", resource, verb), (resource, verb)
-    assert _cluster_allows(objs, "", "namespaces", "create")
+    # A copy's namespace is read, never created (kbcore.related T5).
+    assert _cluster_allows(objs, "", "namespaces", "get", name="team-x")
+    assert not _cluster_allows(objs, "", "namespaces", "create")
 
 
 def test_bindings_grant_the_roles_to_the_konnectors_service_account(helm: Helm) -> None:

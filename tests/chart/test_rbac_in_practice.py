@@ -5,7 +5,7 @@
 chart's ServiceAccount (TokenRequest API) and the flags the chart's Deployment passes, while a
 scenario walks through what the konnector does on a consumer: bind an API (CRD installed), sync
 a Widget up and its status down, a conflict (annotation and Event), related Secrets and
-ConfigMaps from the provider (namespace created, copies created, updated and garbage-collected),
+ConfigMaps from the provider next to a Widget (copies created, updated and garbage-collected),
 a provider schema change (CRD updated), a namespaced Binding, unbind (CRD deleted), autoBind
 with pullPolicy None (ClusterBinding created and deleted, user CRD stamped), and Connection
 deletion (kubeconfig Secret read afresh and released).
@@ -321,11 +321,13 @@ class Scenario:
         eventually(reported, TIMEOUT, "conflict annotation and Event on the consumer")
 
     def related_resources(self) -> None:
-        """Into a namespace the consumer does not have: created, copied, updated, collected."""
+        """Next to a Widget in team-x (kbcore.related T1; the konnector never creates a consumer
+        namespace, T5): copied, updated, collected."""
         c, p = self.c, self.p
-        _apply(
-            p, NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-x"}}
-        )
+        for cluster in (c, p):
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-x"}}
+            _apply(cluster, NAMESPACES, namespace)
+        self.pair.create_widgets(["related"], "team-x")
         meta = {"namespace": "team-x", "labels": {"app": "widget"}}
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {**meta, "name": "creds"}}
         config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**meta, "name": "cfg"}}

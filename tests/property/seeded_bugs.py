@@ -4,11 +4,16 @@ Each mutant wraps the real `plan_instance` and breaks exactly one rule, the way 
 would; `test_seeded_bugs.py` runs the convergence machine with each and expects a failure.
 `KERNEL_PATCHES` break a control-plane rule instead, by replacing one kernel function for the
 run (the control-plane planners have no seam of their own).
+
+`RELATED_SEEDED_BUGS` break the trust boundary of related resources instead (`kbcore.related`
+T1-T6): each replaces one or two of its rule functions (the way a plausible regression would
+loosen a check) while `test_seeded_bugs.py` runs the related-resources machine; the
+`related-within-trust-boundary` invariant must name the rule that was broken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import attrs
@@ -110,9 +115,13 @@ def deletion_timestamp_ignored(view: InstanceView) -> Plan:
 SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
     # bug -> (mutant kernel, the property failure that must catch it)
     "delete by name without a UID check": (
-        delete_by_name_without_uid_check, "no-foreign-provider-writes"),
+        delete_by_name_without_uid_check,
+        "no-foreign-provider-writes",
+    ),
     "finalizer removed before the provider copy is gone": (
-        finalizer_removed_before_copy_is_gone, "finalizer-held-while-provider-copy-exists"),
+        finalizer_removed_before_copy_is_gone,
+        "finalizer-held-while-provider-copy-exists",
+    ),
     "no-op writes": (noop_writes, "converged world still plans"),
     "adopting a foreign-owned object": (adopt_foreign_owned, "no-foreign-provider-writes"),
     "status dropped": (status_dropped, "status not mirrored"),
@@ -123,5 +132,74 @@ SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
 KERNEL_PATCHES: dict[str, tuple[str, Any, str]] = {
     # bug -> (kernel attribute replaced, its replacement, the property failure that must catch it)
     "self-binding not refused": (
-        "kbcore.connection.reaches_itself", lambda _provider, _consumer: False, "no-self-binding"),
+        "kbcore.connection.reaches_itself",
+        lambda _provider, _consumer: False,
+        "no-self-binding",
+    ),
 }
+
+
+# -- the trust boundary of related resources (kbcore.related) ---------------------------------
+
+
+def every_namespace_synced(namespace: str, synced: Collection[str]) -> bool:
+    """T1 lost: a source is admitted whether or not the binding syncs anything there."""
+    return True
+
+
+def no_reserved_namespace(namespace: str, konnector_namespace: str) -> bool:
+    """T2 lost: kube-* and the konnector's namespace are like any other."""
+    return False
+
+
+def no_reserved_name(name: str) -> bool:
+    """T3 lost: kube-root-ca.crt and other kube-* names are copied."""
+    return False
+
+
+def every_secret_type(value: Any) -> bool:
+    """T4 lost: the type allow-list is gone; tokens are copied as they are."""
+    return True
+
+
+def namespaces_created_everywhere(cluster: str) -> bool:
+    """T5 lost: a copy's missing namespace is created on the consumer too."""
+    return True
+
+
+def a_missing_namespace_synced(namespace: str, synced: Collection[str]) -> bool:
+    """T1 bypassed for `team-new`, a namespace the consumer lacks (as if objects were there):
+    with T1 intact a consumer namespace is never missing, so T5 is only reachable this way."""
+    return namespace in synced or namespace == "team-new"
+
+
+def every_selector_explicit(selector: Any) -> bool:
+    """T6 lost: a FromConsumer rule without a selector uploads everything it can read."""
+    return True
+
+
+Patch = tuple[str, Callable[..., Any]]
+"""(a function of kbcore.related, its broken replacement)."""
+
+RELATED_SEEDED_BUGS: dict[str, tuple[tuple[Patch, ...], str]] = {
+    # bug -> (patches of kbcore.related, the invariant message that must catch it)
+    "the namespace rule removed (T1)": (
+        (("synced_namespace", every_namespace_synced),),
+        r"related-within-trust-boundary', '[^']*syncs no object \(T1\)"),
+    "kube-* and konnector namespaces admitted (T2)": (
+        (("reserved_namespace", no_reserved_namespace),),
+        r"related-within-trust-boundary', '[^']*\(T2\)"),
+    "kube-* names admitted (T3)": (
+        (("reserved_name", no_reserved_name),),
+        r"related-within-trust-boundary', '[^']*\(T3\)"),
+    "the Secret type allow-list removed (T4)": (
+        (("data_secret_type", every_secret_type),),
+        r"related-within-trust-boundary', '[^']*\(T4\)"),
+    "consumer namespace creation restored (T5)": (
+        (("may_create_namespace", namespaces_created_everywhere),
+         ("synced_namespace", a_missing_namespace_synced)),
+        r"related-within-trust-boundary', '[^']*created consumer namespace"),
+    "the FromConsumer selector requirement removed (T6)": (
+        (("explicit_selector", every_selector_explicit),),
+        r"related-within-trust-boundary', '[^']*\(T6\)"),
+}  # fmt: skip

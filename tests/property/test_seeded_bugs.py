@@ -9,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from kbcore import related
 from tests.property.machine import ConvergenceMachine
-from tests.property.seeded_bugs import KERNEL_PATCHES, SEEDED_BUGS
+from tests.property.related_machine import RelatedMachine
+from tests.property.seeded_bugs import KERNEL_PATCHES, RELATED_SEEDED_BUGS, SEEDED_BUGS
 
 BUDGET = settings(
     max_examples=300,
@@ -43,5 +45,19 @@ def test_property_suite_catches_a_broken_control_plane_rule(
     target, replacement, symptom = KERNEL_PATCHES[bug]
     monkeypatch.setattr(target, replacement)
     mutant = type(f"Mutant_{target.replace('.', '_')}", (ConvergenceMachine,), {})
+    with pytest.raises(AssertionError, match=symptom):
+        run_state_machine_as_test(mutant, settings=BUDGET)
+
+
+@pytest.mark.parametrize("bug", sorted(RELATED_SEEDED_BUGS))
+def test_property_suite_catches_a_broken_trust_boundary(
+    bug: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patches, symptom = RELATED_SEEDED_BUGS[bug]
+    for name, broken in patches:
+        assert callable(getattr(related, name)), name  # the rule function exists
+        monkeypatch.setattr(related, name, broken)
+    # A class per mutant (no example database either), as above.
+    mutant = type(f"Mutant_{patches[0][0]}", (RelatedMachine,), {})
     with pytest.raises(AssertionError, match=symptom):
         run_state_machine_as_test(mutant, settings=BUDGET)

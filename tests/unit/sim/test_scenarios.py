@@ -6,6 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 
 from kbsim import cli, scenario
@@ -26,6 +27,8 @@ def test_there_are_examples_for_every_required_case() -> None:
     # Issue 12: the trust boundary.
     assert {"hostile-self-binding", "hostile-duplicate-kubeconfig-names",
             "hostile-plain-http-kubeconfig"} <= names
+    assert {"hostile-related-kube-system", "hostile-related-credential-types",
+            "hostile-related-new-namespace", "hostile-related-consumer-upload"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -88,6 +91,49 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
     assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed", "not run"]
 
 
+NOT_A_COPY = """\
+    name: expectations
+    clusters: [provider, consumer]
+    konnector: {cluster: consumer, namespace: kube-bind}
+    setup:
+      - {cluster: provider, file: COMMON/widgets-crd.yaml}
+      - {cluster: consumer, file: COMMON/bundle.yaml}
+    steps:
+      - settle: {timeout: 30s}
+      - cluster: consumer
+        create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
+      - settle: {timeout: 30s}
+      - expect: {cluster: consumer, no_copy: {apiVersion: v1, kind: Secret, metadata: {namespace: default, name: nothing}}}
+      - expect: {cluster: consumer, no_copy: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}}}
+      - expect:
+          cluster: consumer
+          object: {apiVersion: core.kube-bind.io/v1alpha1, kind: ClusterBinding, metadata: {name: widgets}}
+          condition_messages: {Ready: [binding, ready]}
+      - expect:
+          cluster: consumer
+          object: {apiVersion: core.kube-bind.io/v1alpha1, kind: ClusterBinding, metadata: {name: widgets}}
+          condition_messages: {Ready: "not what it says"}
+      - expect: {cluster: provider, no_copy: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}}}
+    """  # fmt: skip
+
+
+def test_no_copy_and_condition_message_expectations(tmp_path: Path) -> None:
+    sc = scenario.load(_write(tmp_path, NOT_A_COPY))
+    result = scenario.run(sc)
+    outcomes = [(s.outcome, s.detail) for s in result.steps]
+    # Absent, and present but not made by kube-bind (the user's own Widget): both no copy.
+    assert [o for o, _ in outcomes[:6]] == ["ok"] * 6
+    assert outcomes[6][0] == "failed"
+    assert "condition Ready message lacks 'not what it says': 'binding ready'" in outcomes[6][1]
+    assert result.steps[6].step.describe().startswith("expect consumer ClusterBinding")
+    # The provider copy carries the managed label: a copy.
+    sc = attrs.evolve(sc, steps=sc.steps[:6] + sc.steps[7:])
+    result = scenario.run(sc)
+    assert result.steps[-1].outcome == "failed"
+    assert "a kube-bind copy is there" in result.steps[-1].detail
+    assert result.steps[-1].step.describe() == "expect provider Widget default/w1 not a copy"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -105,6 +151,18 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
         (
             "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, object: {apiVersion: v1, kind: X, metadata: {name: x}}, bound_apis: [x]}\n",
             ":4: step 1: bound_apis: {<api name>: {field: value}}",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, object: {apiVersion: v1, kind: X, metadata: {name: x}}, condition_messages: {Ready: 3}}\n",
+            ':4: step 1: condition_messages: {Type: "text"} or {Type: [...]}',
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, no_copy: {apiVersion: v1, kind: X, metadata: {name: x}}, matches: {}}\n",
+            ":4: step 1: matches: goes with object:",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, absent: {apiVersion: v1, kind: X, metadata: {name: x}}, no_copy: {apiVersion: v1, kind: X, metadata: {name: x}}}\n",
+            ":4: step 1: expect needs exactly one of object:, absent: or no_copy:",
         ),
     ],
 )
