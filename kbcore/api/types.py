@@ -481,7 +481,11 @@ class RelatedResource:
         metadata=_meta("direction the related resources flow: FromProvider or FromConsumer.")
     )
     selector: RelatedResourceSelector | None = attrs.field(
-        default=None, metadata=_meta("selector restricts which objects are synced.")
+        default=None,
+        metadata=_meta(
+            "selector restricts which objects are synced. FromConsumer requires one: a "
+            "labelSelector with at least one requirement, or names."
+        ),
     )
 
 
@@ -510,7 +514,9 @@ class BindingSpec:
     related_resources: tuple[RelatedResource, ...] = attrs.field(
         default=(),
         metadata=_meta(
-            "relatedResources are Secrets and ConfigMaps synced alongside the bound instances."
+            "relatedResources are Secrets and ConfigMaps synced alongside the bound instances: "
+            "only in namespaces the binding syncs objects in, never in kube-* namespaces or the "
+            "konnector's, never named kube-*, and only Secrets of data types."
         ),
     )
 
