@@ -38,7 +38,7 @@ def _replay(record: dict[str, Any]) -> trace.Divergence | None:
     ("name", "instances"),
     [
         ("happy-path", True),
-        ("related-resources", False),
+        ("related-resources", True),  # its copies follow Widgets (kbcore.related T1)
         ("unbind-teardown", True),
         ("orphan", True),
         ("conflict-fail", True),
