@@ -38,7 +38,9 @@ DESIGN.md "Decisions" where they differ):
     f. installed: `conflictCount` counts consumer objects in scope carrying the conflict
        annotation. The same list says which namespaces the binding syncs objects in (those
        holding an object not being deleted), which related resources need (`kbcore.related`
-       T1); a failed list counts as no conflicts and no namespaces.
+       T1); a failed list counts as no conflicts, and for a ClusterBinding leaves related
+       resources waiting (`RelatedResources=False/Pending`): an unknown answer is never taken
+       for "no namespaces", which would collect every copy.
  5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound, only in the
     namespaces the binding syncs (a Binding: its own; a ClusterBinding: those of 4f), never in
     `kube-*` or the konnector's namespace (`BindingView.konnector_namespace`); a foreign
@@ -199,6 +201,8 @@ class _Planner:
         self.conn_name = (conn is not None and o.name(conn)) or ""
         self.synced_namespaces: set[str] = set()
         """Rule 4f: consumer namespaces holding a live object of a bound namespaced API."""
+        self.unlisted: list[str] = []
+        """Rule 4f: bound APIs whose list failed (then `synced_namespaces` is not known)."""
 
     def _finish(self, why: str, *tail: Action) -> Plan:
         self.status["conditions"] = self.conds.to_json()
@@ -387,6 +391,8 @@ class _Planner:
             return 0
         (items,) = need_all(self.view.observed, (List(CONSUMER, served.gvr, self.scope),))
         if not isinstance(items, list):
+            if isinstance(items, Failed):
+                self.unlisted.append(f"{served.gvr.group_resource} failed: {items.error.message}")
             return 0  # a failed list counts as no conflicts, as upstream
         if served.namespaced:
             self.synced_namespaces.update(
@@ -423,15 +429,20 @@ class _Planner:
             return self._finish("pending")
         rules, bad = related_rules(self.b)
         try:
-            rp = related.plan_related(
-                rules,
-                binding_uid=o.uid(self.b),
-                scope_namespace=self.scope,
-                local_cluster_uid=self.local_uid,
-                observed=self.view.observed,
-                konnector_namespace=self.view.konnector_namespace,
-                synced_namespaces=({self.scope} if self.scope else self.synced_namespaces),
-            )
+            if self.unlisted and not self.scope:
+                # Which namespaces hold objects is unknown: nothing is copied or collected on a
+                # guess (an empty answer would delete every copy); related resources wait.
+                rp = related.EMPTY
+            else:
+                rp = related.plan_related(
+                    rules,
+                    binding_uid=o.uid(self.b),
+                    scope_namespace=self.scope,
+                    local_cluster_uid=self.local_uid,
+                    observed=self.view.observed,
+                    konnector_namespace=self.view.konnector_namespace,
+                    synced_namespaces=({self.scope} if self.scope else self.synced_namespaces),
+                )
         except ApiError as err:
             self.conds.set(c.SYNCED, False, c.PENDING, f"related resources: {err}")
             self.conds.set(c.RELATED_RESOURCES, False, c.PENDING, f"reading failed: {err}")
@@ -455,7 +466,15 @@ class _Planner:
         # Rules that do not parse, rules that cannot be followed (a non-core group, a bad
         # selector, FromConsumer without one), and objects the trust boundary refused: the
         # related rules' own condition says so; instance sync (Ready) is not affected.
-        if rules or bad:
+        if (rules or bad) and self.unlisted and not self.scope:
+            why = "; ".join(self.unlisted)
+            self.conds.set(
+                c.RELATED_RESOURCES,
+                False,
+                c.PENDING,
+                f"waiting to learn which namespaces hold objects (rule T1): listing {why}",
+            )
+        elif rules or bad:
             errors = tuple(m for m in (bad, *rp.errors) if m)
             status, reason, message = related.summary(attrs.evolve(rp, errors=errors))
             self.conds.set(c.RELATED_RESOURCES, status, reason, message)

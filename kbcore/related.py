@@ -145,6 +145,7 @@ from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_
 __all__ = [
     "CONFIGMAPS",
     "DATA_SECRET_TYPES",
+    "EMPTY",
     "MANAGED_SELECTOR",
     "NAMESPACES",
     "SECRETS",

@@ -434,6 +434,24 @@ def test_an_upload_without_selector_is_an_invalid_rule() -> None:
     assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
 
 
+def test_a_failed_object_list_never_reads_as_no_namespaces() -> None:
+    # "No namespace holds objects" would collect every copy: an unknown answer waits instead.
+    answers: dict[Read, Any] = {
+        consumer_crd_get(): consumer_crd(),
+        List(CONSUMER, WIDGETS, ""): Failed(UNAVAILABLE),
+    }
+    plan, observed = drive(with_related(binding(), SECRETS_DOWN), answers)
+    assert not [r for r in observed if getattr(r, "gvr", None) == SECRETS]
+    assert not [a for a in plan.writes if getattr(a, "target", None) and a.target.gvr == SECRETS]
+    assert cond(plan, "RelatedResources") == (
+        "False",
+        "Pending",
+        "waiting to learn which namespaces hold objects (rule T1): listing "
+        "widgets.example.org failed: down",
+    )
+    assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
+
+
 def test_related_resources_condition_only_with_rules() -> None:
     plan, _ = drive(binding(), {consumer_crd_get(): consumer_crd()})
     assert cond(plan, "RelatedResources") is None
