@@ -52,8 +52,10 @@ both directions unless stated (tests refer to them as T1-T7):
 FromConsumer sources are listed per allowed namespace (T1 minus T2), so the kernel never reads
 consumer Secrets in `kube-*`, in the konnector's namespace or in namespaces the binding does not
 sync; a synced namespace that T2 excludes is reported as a whole (its objects were never read).
-FromProvider sources are listed in the binding's scope, so refused and waiting provider objects
-can be named.
+That costs one LIST per allowed namespace and channel per pass (a pass every 30 s), against one
+cluster-wide LIST that would bring every `kube-system` Secret into the konnector's memory and
+into a `--record` trace. FromProvider sources are listed in the binding's scope (one LIST), so
+refused and waiting provider objects can be named.
 
 Reads, per (direction, resource) "channel" named by some valid rule, in at most three rounds:
   1. the sources: `List(PROVIDER, gvr, scope)` for FromProvider, `List(CONSUMER, gvr, ns)` for
