@@ -98,3 +98,4 @@ class Reflector:
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
+

@@ -47,32 +47,18 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": "example.org",
         "scope": "Namespaced",
-        "names": {
-            "plural": "widgets",
-            "singular": "widget",
-            "kind": "Widget",
-            "listKind": "WidgetList",
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                    }
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                  "listKind": "WidgetList"},
+        "versions": [{
+            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 },
-            }
-        ],
+            }},
+        }],
     },
 }
 
@@ -82,11 +68,8 @@ keys_st = st.tuples(st.sampled_from(NAMESPACES_USED), st.sampled_from(NAMES)).ma
 
 
 def widget(key: ObjectKey, **fields: Any) -> dict[str, Any]:
-    obj = {
-        "apiVersion": "example.org/v1",
-        "kind": "Widget",
-        "metadata": {"namespace": key.namespace, "name": key.name},
-    }
+    obj = {"apiVersion": "example.org/v1", "kind": "Widget",
+           "metadata": {"namespace": key.namespace, "name": key.name}}
     obj.update(fields)
     return obj
 
@@ -102,9 +85,8 @@ def base_world(seed: int) -> World:
         consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
     provider.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
     for ns in ("kube-bind", "team-x"):
-        consumer.create(
-            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-        )
+        consumer.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": ns}})
     world.settle(5)
     return world
 
@@ -114,35 +96,17 @@ def build_world(
 ) -> World:
     world = base_world(seed)
     consumer = world.clusters["consumer"]
-    consumer.create(
-        GVR("", "v1", "secrets"),
-        scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"),
-    )
-    consumer.create(
-        GVR(keys.GROUP, keys.VERSION, "connections"),
-        {
-            "apiVersion": keys.API_VERSION,
-            "kind": "Connection",
-            "metadata": {"name": "p"},
-            "spec": {
-                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "provider-kubeconfig"}
-            },
-        },
-    )
-    consumer.create(
-        GVR(keys.GROUP, keys.VERSION, "clusterbindings"),
-        {
-            "apiVersion": keys.API_VERSION,
-            "kind": "ClusterBinding",
-            "metadata": {"name": "w"},
-            "spec": {
-                "connectionRef": {"name": "p"},
-                "apis": [{"name": "widgets.example.org"}],
-                "conflictPolicy": policy,
-                **({"relatedResources": list(related)} if related else {}),
-            },
-        },
-    )
+    consumer.create(GVR("", "v1", "secrets"),
+                    scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {
+        "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "p"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind",
+                                         "name": "provider-kubeconfig"}}})
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), {
+        "apiVersion": keys.API_VERSION, "kind": "ClusterBinding", "metadata": {"name": "w"},
+        "spec": {"connectionRef": {"name": "p"}, "apis": [{"name": "widgets.example.org"}],
+                 "conflictPolicy": policy,
+                 **({"relatedResources": list(related)} if related else {})}})
     world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind", planner=planner))
     world.settle(10)
     return world
@@ -189,11 +153,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(key=keys_st, size=st.sampled_from(SIZES))
     def consumer_update(self, key: ObjectKey, size: str) -> None:
-        self._user(
-            lambda: self._server("consumer").patch(
-                WIDGETS, key, {"spec": {"size": size}}, "merge", user=ADMIN
-            )
-        )
+        self._user(lambda: self._server("consumer").patch(
+            WIDGETS, key, {"spec": {"size": size}}, "merge", user=ADMIN))
 
     @rule(key=keys_st)
     def consumer_delete(self, key: ObjectKey) -> None:
@@ -202,17 +163,9 @@ class ConvergenceMachine(RuleBasedStateMachine):
     # -- the provider's own actors -------------------------------------------------------------
     @rule(key=keys_st, phase=st.sampled_from(["Pending", "Running", "Failed"]))
     def provider_status(self, key: ObjectKey, phase: str) -> None:
-        self._user(
-            lambda: self._server("provider").patch(
-                WIDGETS,
-                key,
-                {"status": {"phase": phase}},
-                "merge",
-                subresource="status",
-                user=ADMIN,
-                field_manager="provider-controller",
-            )
-        )
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"status": {"phase": phase}}, "merge", subresource="status",
+            user=ADMIN, field_manager="provider-controller"))
 
     @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
     def foreign_create(self, key: ObjectKey, size: str, marked: bool) -> None:
@@ -223,11 +176,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
                 keys.ANNOTATION_CONSUMER_CLUSTER_UID: OTHER_CLUSTER_UID,
                 keys.ANNOTATION_CONSUMER_OBJECT_UID: "someone-elses-object",
             }
-        self._user(
-            lambda: self._server("provider").create(
-                WIDGETS, obj, user=ADMIN, field_manager="foreign"
-            )
-        )
+        self._user(lambda: self._server("provider").create(WIDGETS, obj, user=ADMIN,
+                                                           field_manager="foreign"))
 
     @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
     def conflict(self, key: ObjectKey, size: str, marked: bool) -> None:
@@ -238,16 +188,9 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(key=keys_st, size=st.sampled_from(SIZES))
     def foreign_edit(self, key: ObjectKey, size: str) -> None:
-        self._user(
-            lambda: self._server("provider").patch(
-                WIDGETS,
-                key,
-                {"spec": {"size": "edited-" + size}},
-                "merge",
-                user=ADMIN,
-                field_manager="foreign",
-            )
-        )
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"spec": {"size": "edited-" + size}}, "merge", user=ADMIN,
+            field_manager="foreign"))
 
     @rule(key=keys_st)
     def foreign_delete(self, key: ObjectKey) -> None:
@@ -257,16 +200,9 @@ class ConvergenceMachine(RuleBasedStateMachine):
     def provider_finalizer(self, key: ObjectKey, hold: bool) -> None:
         """A provider-side controller holds (or releases) its own finalizer on an object."""
         fins = [PROVIDER_FINALIZER] if hold else []
-        self._user(
-            lambda: self._server("provider").patch(
-                WIDGETS,
-                key,
-                {"metadata": {"finalizers": fins}},
-                "merge",
-                user=ADMIN,
-                field_manager="provider-controller",
-            )
-        )
+        self._user(lambda: self._server("provider").patch(
+            WIDGETS, key, {"metadata": {"finalizers": fins}}, "merge", user=ADMIN,
+            field_manager="provider-controller"))
 
     @rule()
     def bind_to_itself(self) -> None:
@@ -275,47 +211,27 @@ class ConvergenceMachine(RuleBasedStateMachine):
         secret = scenario.kubeconfig_secret("kube-bind", "self-kubeconfig", "consumer")
         self._user(lambda: consumer.create(GVR("", "v1", "secrets"), secret, user=ADMIN))
         conn = {
-            "apiVersion": keys.API_VERSION,
-            "kind": "Connection",
-            "metadata": {"name": "myself"},
-            "spec": {
-                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "self-kubeconfig"},
-                "schema": {"pullPolicy": "All"},
-            },
-        }
-        self._user(
-            lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn, user=ADMIN)
-        )
+            "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "myself"},
+            "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind", "name": "self-kubeconfig"},
+                     "schema": {"pullPolicy": "All"}}}
+        self._user(lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn,
+                                           user=ADMIN))
 
     # -- faults and time ---------------------------------------------------------------------
-    @rule(
-        kind=st.sampled_from(
-            ["drop-watch-events", "delay-watch-events", "duplicate-watch-events", "stale-reads"]
-        ),
-        cluster=st.sampled_from(["provider", "consumer"]),
-        seconds=st.floats(0.1, 10),
-    )
+    @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events",
+                                "duplicate-watch-events", "stale-reads"]),
+          cluster=st.sampled_from(["provider", "consumer"]),
+          seconds=st.floats(0.1, 10))
     def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
         self.w.inject(kind, {"cluster": cluster, "duration": seconds})
 
-    @rule(
-        cluster=st.sampled_from(["provider", "consumer"]),
-        code=st.sampled_from([500, 429, 504]),
-        after_write=st.booleans(),
-        seconds=st.floats(0.1, 10),
-    )
+    @rule(cluster=st.sampled_from(["provider", "consumer"]),
+          code=st.sampled_from([500, 429, 504]), after_write=st.booleans(),
+          seconds=st.floats(0.1, 10))
     def api_errors(self, cluster: str, code: int, after_write: bool, seconds: float) -> None:
-        self.w.inject(
-            "api-errors",
-            {
-                "cluster": cluster,
-                "code": code,
-                "rate": 0.5,
-                "after_write": after_write,
-                "duration": seconds,
-                "retry_after": 1,
-            },
-        )
+        self.w.inject("api-errors", {"cluster": cluster, "code": code, "rate": 0.5,
+                                     "after_write": after_write, "duration": seconds,
+                                     "retry_after": 1})
 
     @rule(cluster=st.sampled_from(["provider", "consumer"]))
     def compact(self, cluster: str) -> None:
@@ -385,16 +301,9 @@ def release_provider_finalizers(world: World) -> None:
     for p in provider.list(WIDGETS)[0]:
         if PROVIDER_FINALIZER in o.finalizers(p):
             rest = [f for f in o.finalizers(p) if f != PROVIDER_FINALIZER]
-            world.user_call(
-                lambda p=p, rest=rest: provider.patch(
-                    WIDGETS,
-                    o.key_of(p),
-                    {"metadata": {"finalizers": rest}},
-                    "merge",
-                    user=ADMIN,
-                    field_manager="provider-controller",
-                )
-            )
+            world.user_call(lambda p=p, rest=rest: provider.patch(
+                WIDGETS, o.key_of(p), {"metadata": {"finalizers": rest}}, "merge", user=ADMIN,
+                field_manager="provider-controller"))
 
 
 def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: Any) -> Any:
@@ -414,14 +323,8 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
 
     bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
     policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")
-    view = InstanceView(
-        WIDGETS,
-        True,
-        c,
-        Coverage(True, policy),
-        ProviderView(p, fresh=True, namespace_exists=ns_exists),
-        local_uid,
-    )
+    view = InstanceView(WIDGETS, True, c, Coverage(True, policy),
+                        ProviderView(p, fresh=True, namespace_exists=ns_exists), local_uid)
     plan = planner(view)
     assert not plan.needs
     return plan
