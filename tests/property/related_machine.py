@@ -288,7 +288,7 @@ def check_related_liveness(world: World) -> None:
     """After convergence: each admitted, selected source has an equal copy (unless a foreign
     object holds its name) and each copy of the binding's has an admitted, selected source."""
     consumer = world.clusters["consumer"]
-    (binding,) = consumer.list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
+    binding = consumer.get(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), ObjectKey("", "w"))
     rules = (binding.get("spec") or {}).get("relatedResources") or []
     uid = o.uid(binding)
     synced = {o.namespace(w) for w in _items(world, "consumer", WIDGETS) if not o.is_deleting(w)}
