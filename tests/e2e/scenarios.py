@@ -221,7 +221,8 @@ def translate_kubeconfig(text: str, endpoints: Mapping[str, Endpoint]) -> str | 
         return None
     if not isinstance(config, dict) or not isinstance(config.get("clusters"), list):
         return None
-    real: dict[str, Endpoint] = {}  # kubeconfig cluster entry name -> endpoint
+    real: dict[str, Endpoint] = {}  # kubeconfig cluster entry name -> endpoint (verified TLS)
+    touched = False
     for entry in config["clusters"]:
         cluster = entry.get("cluster") if isinstance(entry, dict) else None
         if not isinstance(cluster, dict) or not isinstance(cluster.get("server"), str):
@@ -231,11 +232,19 @@ def translate_kubeconfig(text: str, endpoints: Mapping[str, Endpoint]) -> str | 
         if not host.endswith(".kbsim") or name not in endpoints:
             continue
         ep = endpoints[name]
+        touched = True
+        if urllib.parse.urlsplit(cluster["server"]).scheme == "http":
+            # A plain-http kubeconfig stays plain http (and its users as written): the
+            # konnector's answer to it is what the scenario checks, not a real connection.
+            cluster["server"] = urllib.parse.urlsplit(ep.server)._replace(scheme="http").geturl()
+            continue
         cluster["server"] = ep.server
-        if not cluster.get("insecure-skip-tls-verify"):
-            cluster["certificate-authority-data"] = ep.ca_data
+        if cluster.get("insecure-skip-tls-verify"):
+            # Unverified TLS keeps its users as written too: a token sent there is refused.
+            continue
+        cluster["certificate-authority-data"] = ep.ca_data
         real[str(entry.get("name"))] = ep
-    if not real:
+    if not touched:
         return None
     # Each user is made real for the (first) translated cluster a context pairs it with.
     user_cluster: dict[str, Endpoint] = {}

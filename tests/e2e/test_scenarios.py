@@ -216,3 +216,23 @@ def test_translate_kubeconfig_keeps_hostile_fields() -> None:
     assert users["e"] == {"exec": {"command": "/bin/sh"}}
     assert translate_kubeconfig("not: [a kubeconfig", {"provider": ep}) is None
     assert SCENARIO_DIR.is_dir()
+
+
+def test_translate_kubeconfig_keeps_insecure_transports_as_written() -> None:
+    """A plain-http or unverified kubeconfig stays so on real clusters, tokens included: the
+    konnector must refuse what the scenario wrote, not a certificate user the harness made."""
+    ep = Endpoint("https://127.0.0.1:6443", "Q0E=", lambda t: (f"cert-{t or 'admin'}", "key"))
+    for cluster in (
+        {"server": "http://provider.kbsim"},
+        {"server": "https://provider.kbsim", "insecure-skip-tls-verify": True},
+    ):
+        text = yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "p",
+            "clusters": [{"name": "p", "cluster": dict(cluster)}],
+            "users": [{"name": "a", "user": {"token": "admin"}}],
+            "contexts": [{"name": "p", "context": {"cluster": "p", "user": "a"}}],
+        })  # fmt: skip
+        out = yaml.safe_load(translate_kubeconfig(text, {"provider": ep}) or "")
+        scheme = "http" if cluster["server"].startswith("http:") else "https"
+        assert out["clusters"][0]["cluster"] == {**cluster, "server": f"{scheme}://127.0.0.1:6443"}
+        assert out["users"][0]["user"] == {"token": "admin"}
