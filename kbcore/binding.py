@@ -24,31 +24,47 @@ DESIGN.md "Decisions" where they differ):
        (`kbcore.namespaces`), and the binding's cleanup finalizer is released.
  2. The cleanup finalizer is added before anything else is written.
  3. The Connection must exist and be Ready, else `Connected=False/Pending` and
-    `Ready=False/Pending` (upstream documents `Connected` on bindings but never sets it).
+    `Ready=False/Pending` (upstream documents `Connected` on bindings but never sets it); every
+    `boundAPIs` entry says so too (`Pending`), as its objects are not synced meanwhile.
  4. Per listed API, in order (duplicates ignored), one entry in `boundAPIs` with a per-API
-    `Ready` condition:
+    `Ready` condition. It is the truth about that API alone: `Ready=True` exactly when its
+    objects are synced, which is what instance sync asks (`kbcore.engagement.syncs_api`), so
+    one refused API never stops the others:
     a. a Binding listing an API a live ClusterBinding lists: the ClusterBinding wins, the
        Binding does nothing for it and says so (`BoundByClusterBinding`; not an error);
     b. not in the Connection's `exportedAPIs`: `APINotExported`;
     c. a Binding listing a cluster-scoped API: refused (`ClusterScopedAPI`);
-    d. schema source OpenAPI: the Connection installs the CRD; wait for it (`Pending`);
+    d. schema source OpenAPI: the Connection installs the CRD; wait for it (`Pending`), then
+       refuse it if what the provider serves (the `exportedAPIs` entry) changed in a way the
+       consumer CRD cannot follow (`kbcore.schema.refuse_exported_change`,
+       `IncompatibleSchemaChange`);
     e. schema source CRD: read the provider CRD (Forbidden -> `PermissionDenied=True`), refuse
        what `kbcore.schema` refuses (conversion webhook, protected group, foreign consumer
-       CRD), else install it as `pullPolicy`/`updatePolicy` say (`kbcore.schema.plan_install`);
+       CRD, a schema change the consumer CRD cannot follow), else install it as
+       `pullPolicy`/`updatePolicy` say (`kbcore.schema.plan_install`);
     f. installed: `conflictCount` counts consumer objects in scope carrying the conflict
        annotation. The same list says which namespaces the binding syncs objects in (those
        holding an object not being deleted), which related resources need (`kbcore.related`
        T1); a failed list counts as no conflicts, and for a ClusterBinding leaves related
        resources waiting (`RelatedResources=False/Pending`): an unknown answer is never taken
        for "no namespaces", which would collect every copy.
- 5. Related Secrets and ConfigMaps (`kbcore.related`) once every API is bound, only in the
-    namespaces the binding syncs (a Binding: its own; a ClusterBinding: those of 4f), never in
-    `kube-*` or the konnector's namespace (`BindingView.konnector_namespace`); a foreign
-    same-named target is a conflict, never overwritten.
- 6. Conditions: `Connected`, `Synced` (all APIs installed), `Conflicts` (instances and
+    g. `crdHash` is the hash the live consumer CRD carries, never that of a write not yet
+       landed: after an update it moves on the next pass, which the CRD's event wakes.
+ 5. Related Secrets and ConfigMaps (`kbcore.related`) once at least one API is bound (its
+    objects sync, so what they need follows; an API refused or still pending does not hold
+    the others back), only in the namespaces the binding syncs (a Binding: its own; a
+    ClusterBinding: those of 4f), never in `kube-*` or the konnector's namespace
+    (`BindingView.konnector_namespace`); a foreign same-named target is a conflict, never
+    overwritten.
+ 6. Conditions: `Connected`, `Synced` (every API installed), `Conflicts` (instances and
     related targets), `PermissionDenied`, `RelatedResources` (only with relatedResources
     rules: what was not copied and why, or which rules are invalid; it never makes the binding
-    unready), `Ready`; status written only when it differs.
+    unready), `Ready`; status written only when it differs, and before the consumer CRD writes
+    of the same plan (it claims only what is live, so a CRD write the API server refuses
+    cannot hide it). `Ready=True` only when every API is bound; otherwise `Ready=False` with
+    the reason of the first problem (Forbidden, then refusals, then APIs not exported, then
+    pending ones) and a message naming each API that is not bound and why, and the APIs that
+    are bound and syncing.
 """
 
 from __future__ import annotations
@@ -155,6 +171,15 @@ def unbind_uninstalls(
     )
 
 
+def api_is_ready(entry: Mapping[str, Any]) -> bool:
+    """Whether a `boundAPIs` entry's `Ready` condition is True (rule 4)."""
+    raw = entry.get("conditions")
+    return any(
+        isinstance(x, Mapping) and x.get("type") == c.READY and x.get("status") == "True"
+        for x in (raw if isinstance(raw, list) else [])
+    )
+
+
 def related_rules(binding: Mapping[str, Any]) -> tuple[tuple[RelatedResource, ...], str]:
     """The well-formed relatedResources rules, and a message naming the malformed ones."""
     spec = binding.get("spec")
@@ -193,6 +218,8 @@ class _Planner:
             self.status.get("conditions"), o.generation(self.b), rfc3339(view.now)
         )
         self.actions: list[Action] = []
+        self.crd_writes: list[Action] = []
+        """Consumer CRD writes: after the status write (rule 6)."""
         conn = view.connection
         cstatus = conn.get("status") if conn is not None else None
         self.cstatus: Mapping[str, Any] = cstatus if isinstance(cstatus, Mapping) else {}
@@ -207,7 +234,17 @@ class _Planner:
     def _finish(self, why: str, *tail: Action) -> Plan:
         self.status["conditions"] = self.conds.to_json()
         update = status_update(self.b, self.ref, self.status)
-        return Plan((*self.actions, *([update] if update else []), *tail), why=why)
+        return Plan(
+            (*self.actions, *([update] if update else []), *self.crd_writes, *tail), why=why
+        )
+
+    def _not_syncing(self, reason: str, message: str) -> None:
+        """Rules 1 and 3: no API of this binding syncs now; every entry says why."""
+        for e in o.list_at(self.status, "boundAPIs"):
+            if isinstance(e, dict) and isinstance(e.get("name"), str):
+                api = Conditions(e.get("conditions"), o.generation(self.b), self.conds.now)
+                api.set(c.READY, False, reason, f"{e['name']}: {message}")
+                e["conditions"] = api.to_json()
 
     def _others(self) -> tuple[list[o.Obj], list[o.Obj]]:
         """Every other ClusterBinding and Binding (live or not)."""
@@ -242,6 +279,7 @@ class _Planner:
             msg = f'Connection "{connection_name(self.b)}" not found yet'
             self.conds.set(c.CONNECTED, False, c.PENDING, msg)
             self.conds.set(c.READY, False, c.PENDING, msg)
+            self._not_syncing(c.PENDING, f"{msg}; objects are not synced")
             return self._finish("no connection")
         if (
             o.is_deleting(conn)
@@ -252,6 +290,7 @@ class _Planner:
             msg = f'Connection "{o.name(conn)}" not ready yet'
             self.conds.set(c.CONNECTED, False, c.PENDING, msg)
             self.conds.set(c.READY, False, c.PENDING, msg)
+            self._not_syncing(c.PENDING, f"{msg}; objects are not synced")
             return self._finish("connection not ready")
         self.conds.set(c.CONNECTED, True, c.AS_EXPECTED, f'Connection "{o.name(conn)}" is ready')
         return self._bind()
@@ -311,7 +350,7 @@ class _Planner:
                 entry["conditions"] = api_conds.to_json()
                 continue
             refusal: tuple[str, str] | None = None
-            waiting = ""
+            waiting = updating = ""
             if api is None:
                 not_exported.append(n)
                 api_conds.set(c.READY, False, c.API_NOT_EXPORTED, f"{n} is not exported")
@@ -322,12 +361,16 @@ class _Planner:
                 )
             elif source == "OpenAPI":
                 crd = consumer_crd if isinstance(consumer_crd, dict) else None
+                changed = schema.refuse_exported_change(crd, api) if crd is not None else None
                 if crd is None:
                     waiting = f"waiting for the Connection to install the synthesized CRD {n}"
                 elif not schema.owned_by(crd, self.conn_name):
                     refusal = (c.FOREIGN_CRD, f"consumer CRD {n} is not managed by this Connection")
+                elif changed is not None:  # rule 4d
+                    entry["crdHash"] = schema.live_hash(crd)
+                    refusal = (changed.reason, changed.message)
                 else:
-                    entry["crdHash"] = o.annotations_of(crd).get(keys.ANNOTATION_SCHEMA_HASH, "")
+                    entry["crdHash"] = schema.live_hash(crd)
                     waiting = "" if schema.established(crd) else f"waiting for CRD {n}"
                     installed[n] = crd
             else:
@@ -354,16 +397,22 @@ class _Planner:
                             create=pull != "None",
                             update=update != "Once",
                         )
-                        self.actions.extend(install.actions)
+                        self.crd_writes.extend(install.actions)
+                        if install.crd_hash:  # rule 4g: only what is live
+                            entry["crdHash"] = install.crd_hash
                         if install.refusal is not None:
                             refusal = (install.refusal.reason, install.refusal.message)
                         elif not install.installed:
                             waiting = f"CRD {n} is not installed (pullPolicy {pull})"
                         else:
-                            entry["crdHash"] = install.crd_hash
                             waiting = install.pending
                             if current is not None and not install.pending:
                                 installed[n] = current
+                            if current is not None and install.writes_hash:
+                                updating = (
+                                    f"; its consumer CRD is being updated to the provider's "
+                                    f"schema {install.writes_hash}"
+                                )
             if refusal is not None:
                 refusals.append(refusal)
                 api_conds.set(c.READY, False, refusal[0], refusal[1])
@@ -371,7 +420,7 @@ class _Planner:
                 pending.append(waiting)
                 api_conds.set(c.READY, False, c.PENDING, waiting)
             elif n in installed:
-                api_conds.set(c.READY, True, c.AS_EXPECTED, f"{n} is bound")
+                api_conds.set(c.READY, True, c.AS_EXPECTED, f"{n} is bound{updating}")
             if n in installed:
                 entry["conflictCount"] = self._conflicts(installed[n])
             entry["conditions"] = api_conds.to_json()
@@ -410,23 +459,27 @@ class _Planner:
         forbidden: str,
         bound: list[dict[str, Any]],
     ) -> Plan:
+        """Rules 5 and 6."""
+        syncing = [str(e["name"]) for e in bound if api_is_ready(e)]
+        problems: list[tuple[str, str]] = []
         if forbidden:
             self.conds.set(c.PERMISSION_DENIED, True, c.FORBIDDEN, forbidden)
-            self.conds.set(c.READY, False, c.FORBIDDEN, "provider RBAC denies reading the CRD")
-            return self._finish("forbidden")
-        self.conds.set(c.PERMISSION_DENIED, False, c.AS_EXPECTED, "no RBAC denials")
-        if refusals:
-            message = "; ".join(m for _, m in refusals)
-            self.conds.set(c.SYNCED, False, refusals[0][0], message)
-            self.conds.set(c.READY, False, refusals[0][0], message)
-            return self._finish("refused")
+            problems.append((c.FORBIDDEN, forbidden))
+        else:
+            self.conds.set(c.PERMISSION_DENIED, False, c.AS_EXPECTED, "no RBAC denials")
+        problems.extend(refusals)
         if not_exported:
-            msg = f"APIs not exported by the provider yet: {', '.join(not_exported)}"
-            self.conds.set(c.READY, False, c.API_NOT_EXPORTED, msg)
-            return self._finish("not exported")
+            problems.append(
+                (
+                    c.API_NOT_EXPORTED,
+                    f"APIs not exported by the provider yet: {', '.join(not_exported)}",
+                )
+            )
         if pending:
-            self.conds.set(c.READY, False, c.PENDING, "; ".join(pending))
-            return self._finish("pending")
+            problems.append((c.PENDING, "; ".join(pending)))
+        if problems and not syncing:
+            self._not_ready(problems, syncing)
+            return self._finish("not bound")
         rules, bad = related_rules(self.b)
         try:
             if self.unlisted and not self.scope:
@@ -444,9 +497,9 @@ class _Planner:
                     synced_namespaces=({self.scope} if self.scope else self.synced_namespaces),
                 )
         except ApiError as err:
-            self.conds.set(c.SYNCED, False, c.PENDING, f"related resources: {err}")
             self.conds.set(c.RELATED_RESOURCES, False, c.PENDING, f"reading failed: {err}")
-            self.conds.set(c.READY, False, c.PENDING, f"related resources: {err.message}")
+            problems.append((c.PENDING, f"related resources: {err.message}"))
+            self._not_ready(problems, syncing)
             return self._finish("related failed")
         self.actions.extend(rp.actions)
         instance_conflicts = sum(int(e.get("conflictCount") or 0) for e in bound)
@@ -462,10 +515,21 @@ class _Planner:
             self.conds.set(c.CONFLICTS, True, c.FOREIGN_OBJECT_EXISTS, "; ".join(parts))
         else:
             self.conds.set(c.CONFLICTS, False, c.AS_EXPECTED, "no conflicts")
+        self._related_condition(rules, bad, rp)
+        if problems:
+            self._not_ready(problems, syncing)
+            return self._finish("partly bound")
         self.conds.set(c.SYNCED, True, c.AS_EXPECTED, "all APIs installed")
-        # Rules that do not parse, rules that cannot be followed (a non-core group, a bad
-        # selector, FromConsumer without one), and objects the trust boundary refused: the
-        # related rules' own condition says so; instance sync (Ready) is not affected.
+        self.conds.set(c.READY, True, c.AS_EXPECTED, "binding ready")
+        return self._finish("bound")
+
+    def _related_condition(
+        self, rules: tuple[RelatedResource, ...], bad: str, rp: related.RelatedPlan
+    ) -> None:
+        """Rule 6: the `RelatedResources` condition. Rules that do not parse, rules that
+        cannot be followed (a non-core group, a bad selector, FromConsumer without one), and
+        objects the trust boundary refused: the related rules' own condition says so; instance
+        sync (Ready) is not affected."""
         if (rules or bad) and self.unlisted and not self.scope:
             why = "; ".join(self.unlisted)
             self.conds.set(
@@ -480,13 +544,21 @@ class _Planner:
             self.conds.set(c.RELATED_RESOURCES, status, reason, message)
         else:
             self.conds.remove(c.RELATED_RESOURCES)
-        self.conds.set(c.READY, True, c.AS_EXPECTED, "binding ready")
-        return self._finish("bound")
+
+    def _not_ready(self, problems: list[tuple[str, str]], syncing: list[str]) -> None:
+        """Rule 6: Ready and Synced False with the first problem's reason, every problem and
+        the APIs that are bound and syncing nonetheless."""
+        message = "; ".join(m for _, m in problems)
+        if syncing:
+            message += f"; bound and syncing: {', '.join(syncing)}"
+        self.conds.set(c.SYNCED, False, problems[0][0], message)
+        self.conds.set(c.READY, False, problems[0][0], message)
 
     # -- rule 1 ------------------------------------------------------------------------------
     def _unbind(self) -> Plan:
         if keys.FINALIZER_CLEANUP not in o.finalizers(self.b):
             return Plan(why="deleting; finalizer already released")
+        self._not_syncing(c.DRAINING_OBJECTS, "the binding is being deleted; nothing is synced")
         try:
             return self._drain()
         except ApiError as err:

@@ -9,6 +9,14 @@ included). The
 and the shell rebuilds what it built from the old one, without the Connection first going
 not-Ready (DESIGN.md, Decisions). An API is synced while its consumer CRD carries our markers
 and names an engaged Connection; the first Connection to install a CRD stays its provider.
+
+Which objects of a synced API are written on the provider is decided per API, not per binding
+(`syncs_api`): the binding covering an object must say that this API is Ready in its
+`boundAPIs` entry (`kbcore.binding` rule 4). So one refused API (a schema change the consumer
+CRD cannot follow, a protected group, a conversion webhook) pauses only itself, and what the
+binding's conditions claim is what syncs. The syncer of a paused API keeps running: deletions
+of its consumer objects still finish (`kbcore.instance` rule 2), creates and updates do not
+happen (rule 3).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from kbcore import objects as o
 from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import conditions as c
 from kbcore.api import keys
+from kbcore.binding import api_is_ready
 from kbcore.crds import served_resource
 from kbcore.identity import reaches_itself
 from kbcore.kubeconfig import Credentials, SecretProblem
@@ -90,6 +99,16 @@ def sync_targets(
             continue
         out[served.gvr] = SyncTarget(served.gvr, served.namespaced, eng)
     return out
+
+
+def syncs_api(binding: Mapping[str, Any], api: str) -> bool:
+    """Whether `binding` syncs objects of `api` (`<plural>.<group>`) now: its `boundAPIs` entry
+    for the API has `Ready=True`, whatever the other APIs' state."""
+    status = binding.get("status")
+    entries = o.list_at(status, "boundAPIs") if isinstance(status, Mapping) else []
+    return any(
+        isinstance(e, Mapping) and e.get("name") == api and api_is_ready(e) for e in entries
+    )
 
 
 def verified_fingerprint(

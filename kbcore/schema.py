@@ -28,7 +28,8 @@ annotations, `connection` and `schema-hash` (the hash of the resulting spec). Se
 `for_consumer` is idempotent: `for_consumer(for_consumer(p, c), c) == for_consumer(p, c)`.
 
 Rules of `plan_install(desired, current, connection=, create=, update=)`, in the order applied
-(numbers are referenced in tests and docs). `create` is pullPolicy != None, `update` is
+(numbers are referenced in tests and docs; rule 8, the change gate, is applied inside rules 3
+and 6, before anything is stamped or replaced). `create` is pullPolicy != None, `update` is
 updatePolicy != Once:
 
  0. `desired` is refused (R1-R4) or `current` is not the CRD of that name: refusal, no writes.
@@ -40,25 +41,43 @@ updatePolicy != Once:
     someone creates meanwhile must not be merged into), installed, pending until Established.
  2. The consumer CRD is being deleted: nothing; not installed; pending until it is gone.
  3. `create` False and the CRD present: if it is annotated for another Connection, refuse
-    (`ForeignCRD`, never stamped over); else stamp the markers (label `managed=true`, annotation
-    `connection`) with a merge patch guarded by its resourceVersion, only the ones missing or
-    different. The schema-hash annotation is not stamped: its absence is what tells a CRD the
-    konnector adopted from one it created. Installed; the hash is the stored one, else the hash
-    of the CRD's spec as it is.
+    (`ForeignCRD`, never stamped over); then rule 8; else stamp the markers (label
+    `managed=true`, annotation `connection`) with a merge patch guarded by its resourceVersion,
+    only the ones missing or different. The schema-hash annotation is not stamped: its absence
+    is what tells a CRD the konnector adopted from one it created. Installed; the hash is the
+    stored one, else the hash of the CRD's spec as it is.
  4. `create` True and the CRD is not ours (no `managed=true` label or no connection annotation):
     refuse (`ForeignCRD`), never overwrite.
  5. Ours but annotated for another Connection: refuse (`ForeignCRD`) naming it — the first
     installer wins, a CRD is never re-homed silently.
- 6. Ours and this Connection's, installed:
+ 6. Ours and this Connection's: rule 8 first, then installed:
     a. without a schema-hash annotation it was adopted (rule 3), not created: never replaced,
        whatever the updatePolicy; the hash is that of its spec as it is;
     b. with `update` and a stored hash different from the desired one: `Update` (a PUT of the
        current object carrying its resourceVersion) with the spec replaced and our labels and
        annotations set, keeping everything else (uid, finalizers, other people's labels and
-       annotations); the hash becomes the desired one;
-    c. otherwise (updatePolicy Once, or the hashes are equal) nothing; the hash is the stored one.
+       annotations);
+    c. otherwise (updatePolicy Once, or the hashes are equal) nothing.
     Pending while the CRD is not Established.
  7. Zero no-op writes: a write is planned only when what it would write differs.
+ 8. The change gate (`refuse_schema_change`): a consumer CRD that exists is never changed, and
+    its API never synced, when the provider's schema differs from it in what the consumer API
+    server forbids changing or what would strand the objects stored on the consumer:
+    `spec.group`, `spec.scope`, `spec.names` plural, kind, singular or listKind (shortNames and
+    categories may change), or a version in the consumer CRD's `status.storedVersions` that the
+    provider no longer serves (objects are stored at it; the consumer API server refuses an
+    update that drops it). Refused (`IncompatibleSchemaChange`, naming the API, the field, both
+    values and what to do); no write; not installed; the hash stays the live one. This holds
+    whatever the updatePolicy and for CRDs the user manages (rule 3, 6a): instances of an API
+    whose scope or names differ between the two clusters cannot sync without colliding or
+    failing on every write. The apiextensions update validation enforces a subset of it
+    (group, plural; scope and kind once Established; stored versions listed in spec.versions);
+    the gate is stricter so it refuses before the server would, and before data is stranded.
+
+`Install.crd_hash` is always the hash the *live* consumer CRD carries (its schema-hash
+annotation, else the hash of its spec; "" when there is none yet), never the hash of a write
+that has not landed: a binding records it, and it moves when the next pass reads the written
+CRD. `Install.writes_hash` is the hash a planned Create or Update carries.
 
 `plan_uninstall` deletes (with a UID precondition) only a CRD the konnector created for this
 Connection — the markers of rule 3 *and* a schema-hash annotation — and not already deleting;
@@ -277,10 +296,12 @@ def for_consumer(provider_crd: Obj, connection: str) -> Obj:
 class Install:
     """What `plan_install` decided.
 
-    `actions`: at most one write, to the consumer CRD. `crd_hash`: the schema hash of the consumer
-    CRD as it will be after the actions ("" when not installed). `installed`: a consumer CRD
-    exists (or is being created) that bound instances can use. `refusal`: why nothing is
-    installed. `pending`: non-empty while waiting (CRD being created or deleted), saying for what.
+    `actions`: at most one write, to the consumer CRD. `crd_hash`: the schema hash the live
+    consumer CRD carries ("" when there is none yet), never that of a write not yet landed.
+    `installed`: a consumer CRD exists (or is being created) that bound instances can use.
+    `refusal`: why nothing is installed, or why the installed CRD must not be used. `pending`:
+    non-empty while waiting (CRD being created or deleted), saying for what. `writes_hash`: the
+    schema hash the planned Create or Update carries ("" when nothing is written).
     """
 
     actions: tuple[Action, ...]
@@ -288,6 +309,130 @@ class Install:
     installed: bool
     refusal: Refusal | None = None
     pending: str = ""
+    writes_hash: str = ""
+
+
+# --- rule 8: the change gate ------------------------------------------------------------------
+
+_NAME_FIELDS = ("plural", "kind", "singular", "listKind")
+
+
+def _names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The names that address a resource, with the API server's defaults for singular and
+    listKind (so a CRD the server defaulted compares equal to one that left them out)."""
+    names = _mapping(spec.get("names"))
+    kind = _str(names.get("kind"))
+    return {
+        "plural": _str(names.get("plural")),
+        "kind": kind,
+        "singular": _str(names.get("singular")) or kind.lower(),
+        "listKind": _str(names.get("listKind")) or (kind + "List" if kind else ""),
+    }
+
+
+def _served_names(spec: Mapping[str, Any]) -> list[str]:
+    versions = spec.get("versions")
+    return [
+        _str(v.get("name"))
+        for v in (versions if isinstance(versions, list) else [])
+        if _is_served(v) and _str(v.get("name"))
+    ]
+
+
+def _stored_versions(crd: Mapping[str, Any]) -> list[str]:
+    raw = _mapping(crd.get("status")).get("storedVersions")
+    return [v for v in raw if isinstance(v, str) and v] if isinstance(raw, list) else []
+
+
+def _incompatible(name: str, field: str, old: str, new: str, why: str, fix: str) -> Refusal:
+    return Refusal(
+        conditions.INCOMPATIBLE_SCHEMA_CHANGE,
+        f'the provider changed {field} of CRD "{name}" from {old!r} to {new!r}, {why}; the '
+        f"consumer CRD is left as it is and objects of {name} are not synced: {fix}",
+    )
+
+
+_IMMUTABLE_WHY = (
+    "which the consumer API server does not allow on an existing CRD and which would strand "
+    "the objects stored on the consumer"
+)
+_IMMUTABLE_FIX = (
+    "restore it on the provider, or unbind the API and delete its consumer CRD (which deletes "
+    "its objects on the consumer) before binding it again"
+)
+
+
+def _first_change(
+    name: str,
+    current: Mapping[str, Any],
+    *,
+    group: str,
+    scope: str,
+    names: Mapping[str, str],
+    served: list[str],
+) -> Refusal | None:
+    """Rule 8 on the facts of the provider's schema; a name left "" is not compared."""
+    spec = _mapping(current.get("spec"))
+    live_names = _names(spec)
+    checks = [
+        ("spec.group", _str(spec.get("group")), group),
+        ("spec.scope", _str(spec.get("scope")), scope),
+        *((f"spec.names.{f}", live_names[f], names.get(f, "")) for f in _NAME_FIELDS),
+    ]
+    for field, old, new in checks:
+        if new and old != new:
+            return _incompatible(name, field, old, new, _IMMUTABLE_WHY, _IMMUTABLE_FIX)
+    for stored in _stored_versions(current):
+        if stored not in served:
+            return Refusal(
+                conditions.INCOMPATIBLE_SCHEMA_CHANGE,
+                f'the provider no longer serves version "{stored}" of CRD "{name}", at which '
+                "objects are stored on the consumer (status.storedVersions), and the consumer "
+                "API server does not allow removing it; the consumer CRD is left as it is and "
+                f"objects of {name} are not synced: serve {stored} again on the provider, or "
+                f'migrate the consumer objects to a served version and remove "{stored}" from '
+                "status.storedVersions of the consumer CRD",
+            )
+    return None
+
+
+def refuse_schema_change(current: Obj, desired: Obj) -> Refusal | None:
+    """Rule 8: why the live consumer CRD `current` must not become (or be synced as) `desired`,
+    the consumer CRD built from the provider's schema; None when the change is safe. Total."""
+    if not isinstance(current, dict) or not isinstance(desired, dict):
+        return None
+    spec = _mapping(desired.get("spec"))
+    return _first_change(
+        _display_name(current),
+        current,
+        group=_str(spec.get("group")),
+        scope=_str(spec.get("scope")),
+        names=_names(spec),
+        served=_served_names(spec),
+    )
+
+
+def refuse_exported_change(current: Obj, exported: Mapping[str, Any]) -> Refusal | None:
+    """Rule 8 from what a Connection's `status.exportedAPIs` entry says the provider serves
+    (group, resource, scope, served versions; it carries no kind): for bindings of APIs whose
+    CRD the Connection synthesizes, which see only that entry. Total."""
+    if not isinstance(current, dict) or not isinstance(exported, Mapping):
+        return None
+    versions = exported.get("versions")
+    return _first_change(
+        _display_name(current),
+        current,
+        group=_str(exported.get("group")),
+        scope=_str(exported.get("scope")),
+        names={"plural": _str(exported.get("resource"))},
+        served=[v for v in versions if isinstance(v, str)] if isinstance(versions, list) else [],
+    )
+
+
+def live_hash(crd: Mapping[str, Any]) -> str:
+    """The schema hash a consumer CRD carries: its schema-hash annotation, else (adopted, or
+    written by someone else) the hash of its spec as it is."""
+    return _stored_hash(crd) or _canonical_hash(crd.get("spec"))
 
 
 def _foreign(name: str) -> Refusal:
@@ -315,8 +460,8 @@ def _stored_hash(crd: Mapping[str, Any]) -> str:
     return o.annotations_of(crd).get(keys.ANNOTATION_SCHEMA_HASH, "")
 
 
-def _refused(refusal: Refusal) -> Install:
-    return Install(actions=(), crd_hash="", installed=False, refusal=refusal)
+def _refused(refusal: Refusal, crd_hash: str = "") -> Install:
+    return Install(actions=(), crd_hash=crd_hash, installed=False, refusal=refusal)
 
 
 def _merged(current: Any, ours: Mapping[str, str]) -> dict[str, Any]:
@@ -337,11 +482,14 @@ def _replaced(current: Obj, body: Obj) -> Obj:
     return out
 
 
-def _stamp(current: Obj, name: str, connection: str) -> Install:
+def _stamp(current: Obj, body: Obj, name: str, connection: str) -> Install:
     """Rule 3: pullPolicy None and a consumer CRD present."""
     other = o.annotations_of(current).get(keys.ANNOTATION_CONNECTION, "")
     if other and other != connection:
         return _refused(_other_connection(name, other, connection))
+    changed = refuse_schema_change(current, body)  # rule 8
+    if changed is not None:
+        return _refused(changed, live_hash(current))
     labels: dict[str, Any] = {}
     annotations: dict[str, Any] = {}
     if o.labels_of(current).get(keys.LABEL_MANAGED) != "true":
@@ -359,7 +507,7 @@ def _stamp(current: Obj, name: str, connection: str) -> Install:
         actions = (MergePatch(crd_ref(name), patch, o.resource_version(current)),)
     return Install(
         actions=actions,
-        crd_hash=_stored_hash(current) or _canonical_hash(current.get("spec")),
+        crd_hash=live_hash(current),
         installed=True,
         pending="" if established(current) else _waiting(name),
     )
@@ -379,7 +527,7 @@ def plan_install(
     desired: Obj, current: Obj | None, *, connection: str, create: bool, update: bool
 ) -> Install:
     """What to do so the consumer CRD for `desired` is installed per the schema policy (rules
-    0-7). `desired` is `for_consumer`'s output, possibly with annotations added (they are
+    0-8). `desired` is `for_consumer`'s output, possibly with annotations added (they are
     written too); `current` is the consumer CRD of that name, None if absent. Total; never
     deletes."""
     refusal = refuse_provider_crd(desired)
@@ -393,9 +541,10 @@ def plan_install(
             return Install(actions=(), crd_hash="", installed=False)
         return Install(
             actions=(Create(crd_ref(name), body, keys.FIELD_MANAGER),),
-            crd_hash=want,
+            crd_hash="",
             installed=True,
             pending=_waiting(name),
+            writes_hash=want,
         )
     if not isinstance(current, dict) or o.name(current) != name:  # rule 0
         return _refused(
@@ -413,19 +562,22 @@ def plan_install(
             pending=f'consumer CRD "{name}" is being deleted',
         )
     if not create:  # rule 3
-        return _stamp(current, name, connection)
+        return _stamp(current, body, name, connection)
     other = o.annotations_of(current).get(keys.ANNOTATION_CONNECTION, "")
     if o.labels_of(current).get(keys.LABEL_MANAGED) != "true" or not other:  # rule 4
         return _refused(_foreign(name))
     if other != connection:  # rule 5
         return _refused(_other_connection(name, other, connection))
+    changed = refuse_schema_change(current, body)  # rule 8
+    if changed is not None:
+        return _refused(changed, live_hash(current))
     pending = "" if established(current) else _waiting(name)
     stored = _stored_hash(current)
     if not stored:  # rule 6a
-        return Install((), _canonical_hash(current.get("spec")), True, pending=pending)
-    if update and stored != want:  # rule 6b
+        return Install((), live_hash(current), True, pending=pending)
+    if update and stored != want:  # rule 6b: the hash moves once the write has landed
         action = Update(crd_ref(name), _replaced(current, body), keys.FIELD_MANAGER)
-        return Install((action,), want, True, pending=pending)
+        return Install((action,), stored, True, pending=pending, writes_hash=want)
     return Install((), stored, True, pending=pending)  # rule 6c
 
 

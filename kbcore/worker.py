@@ -34,7 +34,6 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, Action, Plan, ReadFresh
-from kbcore.api import conditions as c
 from kbcore.binding import BindingView, plan_binding
 from kbcore.connection import (
     BINDINGS,
@@ -45,7 +44,13 @@ from kbcore.connection import (
     plan_connection,
 )
 from kbcore.coverage import connection_name, resolve_coverage
-from kbcore.engagement import Engagement, SyncTarget, engagement, verified_fingerprint
+from kbcore.engagement import (
+    Engagement,
+    SyncTarget,
+    engagement,
+    syncs_api,
+    verified_fingerprint,
+)
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 from kbcore.events import ENGAGE, Key, keys_for_event
 from kbcore.instance import NAMESPACES, InstanceView, ProviderView, consumer_key_for_provider
@@ -54,7 +59,6 @@ from kbcore.mapper import Mapper
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Failed, Get, Read
 from kbcore.requests import Next, Request, Verdict, judge, throttled, to_request
-from kbcore.status import condition_is_true
 from kbcore.workqueue import WorkQueue
 
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -285,7 +289,7 @@ def _instance(item: Key, state: KonnectorState, now: float) -> Work:
         key.namespace,
         state.cached(CLUSTERBINDINGS),
         state.cached(BINDINGS),
-        lambda b: condition_is_true(b, c.READY),
+        lambda b: syncs_api(b, gvr.group_resource),  # per API: one refused API pauses alone
     )
     view = InstanceView(
         gvr=gvr,

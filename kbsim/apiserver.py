@@ -55,7 +55,9 @@ kube-apiserver; what it finds is fixed here or listed in `docs/kbsim-known-diffe
   write keeps only `.status` (real built-in strategies differ slightly for metadata).
 - Built-in validation covers what controllers commonly trip over (names, labels, annotations,
   finalizers, owner references, Secret/ConfigMap keys/size/immutability, Lease and
-  events.k8s.io Event fields, RBAC roleRef/subjects, CRD names/scope/versions/schema).
+  events.k8s.io Event fields, RBAC roleRef/subjects, CRD names/scope/versions/schema, and on
+  a CRD update the immutable group, names.plural, and (once Established) scope and names.kind,
+  and that every version in status.storedVersions stays in spec.versions).
 - Watches: the "too large resource version" wait is not modelled (a 504 ERROR event at once);
   there is no watch cache: `compact()` makes every older resourceVersion 410 at once, exactly;
   bookmarks (besides the initial-events-end one) are only sent by `emit_bookmarks()`; field
@@ -504,17 +506,27 @@ class APIServer:
     # --- public: writes -----------------------------------------------------------------------
 
     def create(
-        self, gvr: GVR, obj: Obj, field_manager: str = "kbsim", *, user: User = ADMIN
+        self,
+        gvr: GVR,
+        obj: Obj,
+        field_manager: str = "kbsim",
+        *,
+        user: User = ADMIN,
+        url_namespace: str | None = None,
     ) -> Obj:
+        """POST. `url_namespace` is the namespace in the URL as the client sent it; None means a
+        client that knows the resource's scope (kubectl: a cluster-scoped resource is addressed
+        without one, whatever the body says)."""
         body = self._body(obj)
-        key = self._url_key(gvr, body)
+        key = self._url_key(gvr, body, url_namespace)
         return self._request(
             "create",
             gvr,
             key,
             user,
             "",
-            lambda: self._create_request(gvr, body, field_manager, user),
+            lambda: self._in_scope(gvr, key, url_namespace is not None)
+            or self._create_request(gvr, body, field_manager, user),
         )
 
     def update(
@@ -525,17 +537,20 @@ class APIServer:
         field_manager: str = "kbsim",
         *,
         user: User = ADMIN,
+        url_namespace: str | None = None,
     ) -> Obj:
-        """PUT. A set metadata.resourceVersion must match (else 409); empty is unconditional."""
+        """PUT. A set metadata.resourceVersion must match (else 409); empty is unconditional.
+        `url_namespace` as for `create`."""
         body = self._body(obj)
-        key = self._url_key(gvr, body)
+        key = self._url_key(gvr, body, url_namespace)
         return self._request(
             "update",
             gvr,
             key,
             user,
             subresource,
-            lambda: self._update_request(gvr, key, body, subresource, field_manager, user),
+            lambda: self._in_scope(gvr, key, url_namespace is not None)
+            or self._update_request(gvr, key, body, subresource, field_manager, user),
         )
 
     def patch(
@@ -733,16 +748,33 @@ class APIServer:
     def _uid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
-    def _url_key(self, gvr: GVR, body: Obj) -> ObjectKey:
-        """The namespace/name a client would put in the URL for this body."""
+    def _url_key(self, gvr: GVR, body: Obj, url_namespace: str | None = None) -> ObjectKey:
+        """The namespace/name in the URL for this body: `url_namespace` when the client said,
+        else what a scope-aware client would send."""
         meta = _meta(body)
         info = self._builtin.get((gvr.group, gvr.resource)) or self._custom.get(
             (gvr.group, gvr.resource)
         )
         namespace = str(meta.get("namespace") or "")
-        if info is not None and not info.namespaced:
+        if url_namespace is not None:
+            namespace = url_namespace
+        elif info is not None and not info.namespaced:
             namespace = ""
         return ObjectKey(namespace, str(meta.get("name") or ""))
+
+    def _in_scope(self, gvr: GVR, key: ObjectKey, explicit: bool) -> None:
+        """A URL whose scope is not the resource's is routed nowhere: 404, as the apiextensions
+        handler answers for a namespaced URL of a cluster-scoped resource (and, for a custom
+        resource, a cluster URL of a namespaced one when the client named the URL itself)."""
+        info = self._builtin.get((gvr.group, gvr.resource)) or self._custom.get(
+            (gvr.group, gvr.resource)
+        )
+        if info is None:
+            return
+        if key.namespace and not info.namespaced:
+            raise errs.resource_not_found()
+        if explicit and not key.namespace and info.namespaced and not info.builtin:
+            raise errs.resource_not_found()
 
     @staticmethod
     def _body(obj: Any) -> Obj:
@@ -1227,13 +1259,20 @@ class APIServer:
             if old is None:
                 obj["spec"] = {"finalizers": [NAMESPACE_FINALIZER]}
                 obj["status"] = {"phase": "Active"}
-        elif info.kind == "CustomResourceDefinition" and old is None:
+        elif info.kind == "CustomResourceDefinition":
             versions = (obj.get("spec") or {}).get("versions") or []
             storage = [x.get("name") for x in versions if isinstance(x, dict) and x.get("storage")]
-            obj["status"] = {
-                "acceptedNames": {"plural": "", "kind": ""},
-                "storedVersions": storage[:1],
-            }
+            if old is None:
+                obj["status"] = {
+                    "acceptedNames": {"plural": "", "kind": ""},
+                    "storedVersions": storage[:1],
+                }
+            elif storage:
+                # PrepareForUpdate: a new storage version joins status.storedVersions.
+                status = obj.setdefault("status", {})
+                stored = list(status.get("storedVersions") or [])
+                if storage[0] not in stored:
+                    status["storedVersions"] = [*stored, storage[0]]
 
     def _prepare_update(self, info: ResourceInfo, new: Obj, old: Obj, subresource: str) -> Obj:
         if subresource == "status":
@@ -1284,7 +1323,7 @@ class APIServer:
         return out
 
     def _validate(
-        self, info: ResourceInfo, version: str, obj: Obj, old: Obj | None
+        self, info: ResourceInfo, version: str, obj: Obj, old: Obj | None, subresource: str = ""
     ) -> builtins.list[errs.FieldError]:
         problems: builtins.list[errs.FieldError] = []
         meta = obj.get("metadata") or {}
@@ -1292,7 +1331,8 @@ class APIServer:
             # ValidateTypeMeta: reported alone
             return [errs.invalid_value("kind", obj.get("kind"), f"must be {info.kind}")]
         if info.kind == "CustomResourceDefinition":
-            problems += crschema.validate_crd(obj, old)
+            # The status strategy validates only the status (ValidateUpdate...Status).
+            problems += crschema.validate_crd(obj, None if subresource else old)
         elif not info.builtin:
             problems += crschema.validate(obj, info.schema(version))
         elif info.kind == "Secret":
@@ -1539,7 +1579,7 @@ class APIServer:
         if info.group == "events.k8s.io":
             self._raise_invalid(info, new, v.validate_events_v1(new))
         final = self._prepare_update(info, new, live, subresource)
-        self._raise_invalid(info, final, self._validate(info, version, final, live))
+        self._raise_invalid(info, final, self._validate(info, version, final, live, subresource))
         self._encode_managed(final, entries)
         stored_form = self._canonical(info, self._to_storage(info, final))
         meta = _meta(stored_form)

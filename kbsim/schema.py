@@ -417,10 +417,63 @@ def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[
             errs.append(required(f"spec.names.{field}"))
     errs += _validate_versions(spec.get("versions"))
     if old is not None:
-        old_spec = old.get("spec") or {}
-        if old_spec.get("scope") != spec.get("scope"):
-            errs.append(immutable("spec.scope", scope))
+        errs += _validate_crd_update(crd, old)
     return errs
+
+
+def _established(crd: Mapping[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Established" and c.get("status") == "True"
+        for c in conditions
+    )
+
+
+def _validate_crd_update(crd: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
+    """`validateCustomResourceDefinitionSpecUpdate` and the stored-versions rule: scope and
+    names.kind are immutable once the old CRD is Established, group and names.plural always; a
+    version in status.storedVersions must stay in spec.versions."""
+    errs: list[FieldError] = []
+    spec, old_spec = crd.get("spec") or {}, old.get("spec") or {}
+    names, old_names = spec.get("names") or {}, old_spec.get("names") or {}
+    if _established(old):
+        if old_spec.get("scope") != spec.get("scope"):
+            errs.append(immutable("spec.scope", spec.get("scope") or ""))
+        if old_names.get("kind") != names.get("kind"):
+            errs.append(immutable("spec.names.kind", names.get("kind") or ""))
+    if old_spec.get("group") != spec.get("group"):
+        errs.append(immutable("spec.group", spec.get("group") or ""))
+    if old_names.get("plural") != names.get("plural"):
+        errs.append(immutable("spec.names.plural", names.get("plural") or ""))
+    stored = (crd.get("status") or {}).get("storedVersions") or []
+    versions = [v for v in spec.get("versions") or [] if isinstance(v, Mapping)]
+    if not stored:
+        return [*errs, invalid_value("status.storedVersions", [], STORED_VERSION_REQUIRED)]
+    listed = {v.get("name") for v in versions}
+    for v in versions:
+        if v.get("storage") is True and v.get("name") not in stored:
+            errs.append(
+                invalid_value(
+                    "status.storedVersions", stored, f"must have the storage version {v['name']}"
+                )
+            )
+    for i, name in enumerate(stored):
+        if name not in listed:
+            errs.append(
+                invalid_value(f"status.storedVersions[{i}]", name, _stored_version_kept(name))
+            )
+    return errs
+
+
+STORED_VERSION_REQUIRED = "must have at least one stored version"
+
+
+def _stored_version_kept(v: str) -> str:
+    return (
+        f"missing from spec.versions; {v} was previously a storage version, and must remain in "
+        f"spec.versions until a storage migration ensures no data remains persisted in {v} and "
+        f"removes {v} from status.storedVersions"
+    )
 
 
 def _validate_versions(versions: Any) -> list[FieldError]:

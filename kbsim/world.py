@@ -24,13 +24,15 @@ from kbcore import objects as o
 from kbcore.actions import Action
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import Credentials
-from kbcore.objects import ObjectRef
+from kbcore.objects import GVR, ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
 from kbcore.requests import Request
 from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
 from kbsim.reflector import Reflector
+
+NAMESPACES = GVR("", "v1", "namespaces")
 
 START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
 WATCH_LATENCY = 0.005
@@ -374,9 +376,18 @@ class World:
         self.monitor.on_request(server.name, request)
         r = request
 
+        # The URL's namespace as kbshell's client sends it: the request's key, or the body's.
+        url_namespace = str(o.metadata(r.body or {}).get("namespace") or r.key.namespace)
+
         def call() -> Any:
             if r.verb == "create":
-                return server.create(r.gvr, r.body, user=user, field_manager=r.field_manager)
+                return server.create(
+                    r.gvr,
+                    r.body,
+                    user=user,
+                    field_manager=r.field_manager,
+                    url_namespace="" if r.gvr == NAMESPACES else url_namespace,
+                )
             if r.verb == "update":
                 return server.update(
                     r.gvr,
@@ -384,6 +395,7 @@ class World:
                     user=user,
                     subresource=r.subresource,
                     field_manager=r.field_manager,
+                    url_namespace=url_namespace,
                 )
             if r.verb == "patch":
                 return server.patch(

@@ -531,8 +531,8 @@ class BoundAPI:
     crd_hash: str = attrs.field(
         default="",
         metadata=_meta(
-            'crdHash is "sha256:<16 hex>" of the consumer CRD spec as applied; empty until the '
-            "schema is installed."
+            'crdHash is "sha256:<16 hex>" of the consumer CRD spec as it is in the cluster; '
+            "empty until the CRD exists. It moves only once an update has landed."
         ),
     )
     conflict_count: int = attrs.field(
@@ -546,9 +546,10 @@ class BoundAPI:
     conditions: tuple[Condition, ...] = attrs.field(
         default=(),
         metadata=_meta(
-            "conditions of this API: Ready, with the reason it is not bound (APINotExported, "
-            "ConversionWebhook, ProtectedGroup, ForeignCRD, ClusterScopedAPI, "
-            "BoundByClusterBinding, Pending, Forbidden).",
+            "conditions of this API: Ready, True exactly when its objects are synced, else "
+            "with the reason (APINotExported, ConversionWebhook, ProtectedGroup, ForeignCRD, "
+            "InvalidSchema, IncompatibleSchemaChange, ClusterScopedAPI, BoundByClusterBinding, "
+            "Pending, Forbidden, DrainingObjects).",
             schema=_CONDITIONS_SCHEMA,
         ),
     )

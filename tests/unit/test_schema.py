@@ -393,7 +393,7 @@ def test_for_consumer_is_accepted_by_kbsim_and_then_stable(
     ]
     # The server defaulted fields, but the stored hash annotation is what is compared: no write.
     again = plan_install(crd, stored, connection=CONN, create=True, update=True)
-    assert again == Install((), install.crd_hash, True)
+    assert again == Install((), install.writes_hash, True)
 
 
 # --- §4.6 item 25: the upstream crdpull unit tests, against kbsim ------------------------------
@@ -401,13 +401,18 @@ def test_for_consumer_is_accepted_by_kbsim_and_then_stable(
 
 def test_bound_creates_crd_with_markers_and_hash(server: APIServer) -> None:
     install = plan_install(provider(), None, connection=CONN, create=True, update=False)
-    assert install.installed and install.crd_hash.startswith("sha256:")
+    # Nothing is live yet: the hash is claimed only once the CRD is there.
+    assert install.installed and install.crd_hash == ""
+    assert install.writes_hash.startswith("sha256:")
     execute(server, install.actions)
     stored = current_of(server)
     assert stored is not None
     assert o.labels_of(stored)[keys.LABEL_MANAGED] == "true"
     assert o.annotations_of(stored)[keys.ANNOTATION_CONNECTION] == CONN
-    assert o.annotations_of(stored)[keys.ANNOTATION_SCHEMA_HASH] == install.crd_hash != ""
+    assert o.annotations_of(stored)[keys.ANNOTATION_SCHEMA_HASH] == install.writes_hash
+    assert plan_install(provider(), stored, connection=CONN, create=True, update=False).crd_hash == (
+        install.writes_hash
+    )
 
 
 COLUMN = {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}
@@ -435,14 +440,16 @@ def test_always_follows_a_printer_column_change_and_the_hash_changes(server: API
     changed = provider(columns=[COLUMN])
     install = plan_install(changed, before, connection=CONN, create=True, update=True)
     assert [type(a) for a in install.actions] == [Update]
-    assert install.crd_hash != first.crd_hash
+    # The recorded hash is the live one until the write has landed and is read back.
+    assert install.crd_hash == first.writes_hash != install.writes_hash
     execute(server, install.actions)
     after = current_of(server)
     assert after is not None
     assert after["spec"]["versions"][0]["additionalPrinterColumns"] == [COLUMN]
-    assert o.annotations_of(after)[keys.ANNOTATION_SCHEMA_HASH] == install.crd_hash
+    assert o.annotations_of(after)[keys.ANNOTATION_SCHEMA_HASH] == install.writes_hash
     assert o.uid(after) == o.uid(before)
-    assert plan_install(changed, after, connection=CONN, create=True, update=True).actions == ()
+    again = plan_install(changed, after, connection=CONN, create=True, update=True)
+    assert again.actions == () and again.crd_hash == install.writes_hash
 
 
 def test_none_and_absent_installs_nothing(server: APIServer) -> None:
@@ -514,9 +521,10 @@ def test_rule1_absent_is_created_with_a_post() -> None:
     assert body == src
     assert install == Install(
         (Create(REF, body, keys.FIELD_MANAGER),),
-        schema_hash(body["spec"]),
+        "",
         True,
         pending='waiting for CRD "widgets.example.org" to be established',
+        writes_hash=schema_hash(body["spec"]),
     )
 
 
@@ -637,7 +645,8 @@ def test_rule6b_update_replaces_spec_and_keeps_other_metadata() -> None:
     changed = for_consumer(provider(columns=[COLUMN]), CONN)
     install = plan_install(changed, current, connection=CONN, create=True, update=True)
     want = changed
-    assert install.crd_hash == schema_hash(want["spec"]) != schema_hash(current["spec"])
+    assert install.writes_hash == schema_hash(want["spec"]) != schema_hash(current["spec"])
+    assert install.crd_hash == o.annotations_of(current)[keys.ANNOTATION_SCHEMA_HASH]
     assert install.installed and install.refusal is None and install.pending == ""
     (action,) = install.actions
     assert isinstance(action, Update) and action.target == REF
@@ -895,7 +904,8 @@ def test_law_plan_install_is_idempotent(data: st.DataObject, create: bool, updat
     second = plan_install(desired, after, connection=CONN, create=create, update=update)
     assert second.actions == ()
     assert second.installed and second.refusal is None
-    assert second.crd_hash == first.crd_hash
+    # The hash a write carries is the one recorded once it is live; a stamp keeps the hash.
+    assert second.crd_hash == (first.writes_hash or first.crd_hash)
 
 
 @settings(max_examples=300, deadline=None)
