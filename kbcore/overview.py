@@ -1,7 +1,9 @@
 """What `kubectl bind status` shows and what `kubectl bind unbind` says will happen.
 
 `status_rows` turns the Connections, ClusterBindings and Bindings into one row each: whether it
-is Ready, why not, and which APIs it exports or binds. `unbind_forecast` tells the user, before
+is Ready, why not, and which APIs it exports or binds (per API, as the binding's `boundAPIs`
+entry says: an API shown bare is one whose objects sync, so a binding that is not Ready can
+still show the APIs it syncs next to the one it refused). `unbind_forecast` tells the user, before
 a binding is deleted, what the konnector's drain (`kbcore.binding`, rule 1) will do with the
 objects it covers, using the same coverage rule the drain uses:
 
@@ -26,7 +28,7 @@ from kbcore import objects as o
 from kbcore import schema
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.binding import drained_objects, is_orphaned, unbind_uninstalls
+from kbcore.binding import api_is_ready, drained_objects, is_orphaned, unbind_uninstalls
 from kbcore.coverage import api_names, connection_name
 from kbcore.status import read_conditions
 
@@ -72,11 +74,12 @@ def _bound(binding: Mapping[str, Any]) -> str:
     for e in entries:
         if not isinstance(e, Mapping) or not isinstance(e.get("name"), str):
             continue
+        # A name alone means its objects sync: the same per-API Ready instance sync asks.
         ready = next((x for x in read_conditions(e.get("conditions")) if x.type == c.READY), None)
-        if ready is not None and str(ready.status) != "True":
-            seen[e["name"]] = f"{e['name']}({ready.reason})"
-        else:
+        if api_is_ready(e):
             seen[e["name"]] = e["name"]
+        else:
+            seen[e["name"]] = f"{e['name']}({ready.reason if ready else 'not bound yet'})"
     listed = [seen.get(n, f"{n}(not bound yet)") for n in api_names(binding)]
     return ",".join(listed) or "-"
 
@@ -89,7 +92,8 @@ def status_rows(
     width: int = MESSAGE_WIDTH,
 ) -> list[Row]:
     """One row per object: Connections (APIS = exported), then ClusterBindings and Bindings
-    (APIS = listed, with the reason of each one not bound), each sorted by name."""
+    (APIS = listed: a name alone is bound and its objects sync, any other carries the reason it
+    is not), each sorted by name."""
     rows: list[Row] = []
     for kind, objs in (
         ("Connection", connections),

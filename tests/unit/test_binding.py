@@ -24,11 +24,13 @@ from kbcore.actions import (
     Plan,
     RemoveFinalizer,
     RequeueAfter,
+    Update,
     UpdateStatus,
 )
 from kbcore.api import keys
 from kbcore.binding import BindingView, plan_binding
 from kbcore.connection import BINDINGS, CLUSTERBINDINGS
+from kbcore.engagement import syncs_api
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
@@ -605,6 +607,164 @@ def test_all_crd_reads_come_in_one_round() -> None:
         consumer_crd_get(THINGS),
         provider_crd_get(THINGS),
     }
+
+
+# -- rule 4: schema changes by the provider (kbcore.schema rule 8), and per-API decisions ------
+
+
+def live_crd(provider: dict[str, Any]) -> dict[str, Any]:
+    """The consumer CRD the konnector installed from `provider`, Established, as read back."""
+    crd = schema.for_consumer(provider, CONN)
+    crd["metadata"].update({"uid": "cons-uid", "resourceVersion": "5"})
+    crd["status"] = {
+        "conditions": [{"type": "Established", "status": "True"}],
+        "storedVersions": ["v1"],
+    }
+    return crd
+
+
+def test_a_scope_change_is_refused_per_api_and_the_consumer_crd_is_left_alone() -> None:
+    live = consumer_crd()
+    plan, _ = drive(
+        binding(),
+        {consumer_crd_get(): live, provider_crd_get(): provider_crd("widgets", scope="Cluster")},
+    )
+    assert crd_writes(plan) == []
+    status, reason, message = api_cond(plan, W)
+    assert (status, reason) == ("False", "IncompatibleSchemaChange")
+    assert f'spec.scope of CRD "{W}"' in message and "not synced" in message
+    (entry,) = status_of(plan)["boundAPIs"]
+    assert entry["crdHash"] == live["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH]
+    for type_ in ("Ready", "Synced"):
+        status, reason, message = cond(plan, type_) or ("", "", "")
+        assert (status, reason) == ("False", "IncompatibleSchemaChange") and W in message
+    # And it is not synced: the per-API Ready is what instance sync asks.
+    written = dict(binding(), status=status_of(plan))
+    assert not syncs_api(written, W)
+
+
+def test_an_additive_change_is_applied_and_the_hash_moves_only_once_it_is_live() -> None:
+    live = consumer_crd()
+    old_hash = live["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH]
+    changed = provider_crd("widgets")
+    changed["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Size", "type": "string", "jsonPath": ".spec.size"}
+    ]
+    plan, _ = drive(binding(), {consumer_crd_get(): live, provider_crd_get(): changed})
+    (update,) = crd_writes(plan)
+    assert isinstance(update, Update)
+    new_hash = update.body["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH]
+    assert new_hash != old_hash
+    # The status is written first and claims only what is live: the old CRD, still synced.
+    kinds = [type(a) for a in plan.writes]
+    assert kinds.index(UpdateStatus) < kinds.index(Update)
+    (entry,) = status_of(plan)["boundAPIs"]
+    assert entry["crdHash"] == old_hash
+    status, reason, message = api_cond(plan, W)
+    assert (status, reason) == ("True", "AsExpected") and new_hash in message
+    # The next pass reads the written CRD: now the hash moves, and nothing more is written.
+    after = dict(update.body, metadata={**update.body["metadata"], "resourceVersion": "6"})
+    again, _ = drive(
+        dict(binding(), status=status_of(plan)),
+        {consumer_crd_get(): after, provider_crd_get(): changed},
+    )
+    assert crd_writes(again) == []
+    (entry,) = status_of(again)["boundAPIs"]
+    assert entry["crdHash"] == new_hash
+    assert api_cond(again, W) == ("True", "AsExpected", f"{W} is bound")
+
+
+def test_a_stored_version_the_provider_dropped_is_refused() -> None:
+    moved = provider_crd("widgets")
+    moved["spec"]["versions"][0]["name"] = "v2"
+    plan, _ = drive(binding(), {consumer_crd_get(): live_crd(provider_crd("widgets")),
+                                provider_crd_get(): moved})  # fmt: skip
+    assert crd_writes(plan) == []
+    status, reason, message = api_cond(plan, W)
+    assert (status, reason) == ("False", "IncompatibleSchemaChange")
+    assert 'no longer serves version "v1"' in message
+
+
+def things_crd() -> dict[str, Any]:
+    return live_crd(provider_crd("things", scope="Cluster"))
+
+
+def test_one_refused_api_does_not_stop_the_others() -> None:
+    b = binding(apis=(W, THINGS))
+    b["spec"]["relatedResources"] = [
+        {"resource": "secrets", "direction": "FromProvider", "selector": {"names": ["creds"]}}
+    ]
+    plan, observed = drive(
+        b,
+        {
+            consumer_crd_get(): consumer_crd(),
+            provider_crd_get(): provider_crd("widgets", webhook=True),
+            consumer_crd_get(THINGS): things_crd(),
+        },
+    )
+    assert crd_writes(plan) == []
+    assert api_cond(plan, THINGS) == ("True", "AsExpected", f"{THINGS} is bound")
+    assert api_cond(plan, W)[:2] == ("False", "ConversionWebhook")
+    status, reason, message = cond(plan, "Ready") or ("", "", "")
+    assert (status, reason) == ("False", "ConversionWebhook")
+    assert W in message and message.endswith(f"bound and syncing: {THINGS}")
+    assert (cond(plan, "Synced") or ())[:2] == ("False", "ConversionWebhook")
+    # What syncs is what the conditions say.
+    written = dict(b, status=status_of(plan))
+    assert syncs_api(written, THINGS) and not syncs_api(written, W)
+    # Related resources follow for the API that syncs (rule 5).
+    assert any(isinstance(r, (Get, List)) and r.gvr.resource == "secrets" for r in observed)
+
+
+def test_no_api_bound_is_not_ready_and_follows_no_related_rule() -> None:
+    b = binding()
+    b["spec"]["relatedResources"] = [
+        {"resource": "secrets", "direction": "FromProvider", "selector": {"names": ["creds"]}}
+    ]
+    plan, observed = drive(b, {provider_crd_get(): provider_crd("widgets", webhook=True)})
+    assert (cond(plan, "Ready") or ())[:2] == ("False", "ConversionWebhook")
+    assert "bound and syncing" not in (cond(plan, "Ready") or ("", "", ""))[2]
+    assert not any(isinstance(r, (Get, List)) and r.gvr.resource == "secrets" for r in observed)
+
+
+@pytest.mark.parametrize(
+    ("conn", "creds", "reason"),
+    [
+        (connection(ready=False), CREDS, "Pending"),
+        (None, None, "Pending"),
+    ],
+    ids=["connection-not-ready", "no-connection"],
+)
+def test_every_api_says_it_is_not_synced_while_the_connection_is_not_ready(
+    conn: Any, creds: Any, reason: str
+) -> None:
+    bound, _ = drive(binding(), {consumer_crd_get(): consumer_crd()})
+    b = dict(binding(), status=status_of(bound))
+    assert syncs_api(b, W)
+    plan, _ = drive(b, conn=conn, credentials=creds)
+    status, why, message = api_cond(plan, W)
+    assert (status, why) == ("False", reason) and "not synced" in message
+    assert not syncs_api(dict(b, status=status_of(plan)), W)
+
+
+def test_every_api_says_it_is_not_synced_while_unbinding() -> None:
+    bound, _ = drive(binding(), {consumer_crd_get(): consumer_crd()})
+    b = dict(binding(deleting=True), status=status_of(bound))
+    items = [{"metadata": {"name": "w", "namespace": "ns", "uid": "u", "finalizers": [SYNCER]}}]
+    plan, _ = drive(b, {consumer_crd_get(): consumer_crd(), List(CONSUMER, WIDGETS, ""): items})
+    assert api_cond(plan, W)[:2] == ("False", "DrainingObjects")
+
+
+def test_openapi_source_refuses_an_exported_scope_change() -> None:
+    conn = connection(source="OpenAPI")
+    conn["status"]["exportedAPIs"] = [exported("widgets", "Cluster")]
+    live = consumer_crd()
+    plan, _ = drive(binding(), {consumer_crd_get(): live}, conn=conn)
+    assert crd_writes(plan) == []
+    status, reason, message = api_cond(plan, W)
+    assert (status, reason) == ("False", "IncompatibleSchemaChange") and "spec.scope" in message
+    (entry,) = status_of(plan)["boundAPIs"]
+    assert entry["crdHash"] == live["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH]
 
 
 @settings(max_examples=100, deadline=None)

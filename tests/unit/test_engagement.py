@@ -19,6 +19,7 @@ from kbcore.engagement import (
     SyncTarget,
     engagement,
     sync_targets,
+    syncs_api,
     verified_fingerprint,
 )
 from kbcore.errors import ApiError
@@ -470,3 +471,31 @@ def test_a_status_write_that_keeps_failing_backs_off_instead_of_spinning() -> No
     )
     world.advance(30)
     assert 0 < len(requests) < 40, f"{len(requests)} consumer Widget requests in 30 s"
+
+
+# -- syncs_api: which APIs of a binding are synced ----------------------------------------------
+
+
+def _binding_with(*entries: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "b"}, "status": {"boundAPIs": list(entries)}}
+
+
+def _entry(name: str, status: str) -> dict[str, Any]:
+    return {"name": name, "conditions": [{"type": "Ready", "status": status, "reason": "x"}]}
+
+
+def test_syncs_api_follows_the_api_own_ready_not_the_binding() -> None:
+    b = _binding_with(_entry("a.example.org", "True"), _entry("b.example.org", "False"))
+    b["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "x"}]
+    assert syncs_api(b, "a.example.org")
+    assert not syncs_api(b, "b.example.org")
+    assert not syncs_api(b, "c.example.org")  # no entry: never synced on a guess
+
+
+@pytest.mark.parametrize(
+    "status",
+    [None, "junk", {"boundAPIs": "junk"}, {"boundAPIs": [{"name": "a.example.org"}]},
+     {"boundAPIs": [{"name": "a.example.org", "conditions": "junk"}]}],
+)  # fmt: skip
+def test_syncs_api_is_false_on_anything_but_a_true_ready(status: Any) -> None:
+    assert not syncs_api({"metadata": {"name": "b"}, "status": status}, "a.example.org")

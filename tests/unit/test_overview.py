@@ -85,6 +85,31 @@ def test_status_shows_why_an_api_is_not_bound() -> None:
     assert cb.apis == "widgets.example.org,nope.example.org(APINotExported)"
 
 
+def test_status_shows_which_apis_sync_when_one_is_refused() -> None:
+    def entry(name: str, *conditions: dict[str, str]) -> dict[str, Any]:
+        return {"name": name, "conditions": list(conditions)}
+
+    ready = {"type": "Ready", "status": "True", "reason": "AsExpected", "message": ""}
+    refused = {"type": "Ready", "status": "False", "reason": "IncompatibleSchemaChange",
+               "message": "the provider changed spec.scope of CRD b.example.org"}  # fmt: skip
+    binding = {
+        "metadata": {"name": "mixed"},
+        "spec": {"connectionRef": {"name": "p"},
+                 "apis": [{"name": n} for n in ("a.example.org", "b.example.org", "c.example.org")]},
+        "status": {
+            "conditions": [{**refused, "message": "b refused; bound and syncing: a.example.org"}],
+            "boundAPIs": [entry("a.example.org", ready), entry("b.example.org", refused),
+                          entry("c.example.org")],
+        },
+    }  # fmt: skip
+    (row,) = overview.status_rows([], [binding], [])
+    assert (row.ready, row.reason) == ("False", "IncompatibleSchemaChange")
+    # a syncs; b is refused; c has no Ready yet, so it is not shown as bound.
+    assert row.apis == (
+        "a.example.org,b.example.org(IncompatibleSchemaChange),c.example.org(not bound yet)"
+    )
+
+
 def test_a_long_message_is_shortened_and_an_unreconciled_object_says_so() -> None:
     obj: dict[str, Any] = {"metadata": {"name": "x"}, "spec": {"connectionRef": {"name": "c"}}}
     (row,) = overview.status_rows([], [obj], [], width=30)

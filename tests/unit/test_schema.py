@@ -34,11 +34,14 @@ from kbcore.schema import (
     owned_by,
     plan_install,
     plan_uninstall,
+    refuse_exported_change,
     refuse_provider_crd,
+    refuse_schema_change,
     schema_hash,
 )
 from kbsim.apiserver import APIServer
 from kbsim.patch import merge_patch
+from kbsim.schema import validate_crd
 
 CONN = "demo-provider"
 OTHER = "other-provider"
@@ -117,6 +120,8 @@ def installed_copy(desired: dict[str, Any], connection: str = CONN) -> dict[str,
     """The consumer CRD as the server holds it after our Create, Established."""
     out = condition_established(for_consumer(desired, connection))
     out["metadata"].update(uid="consumer-uid", resourceVersion="7", generation=1)
+    storage = [v["name"] for v in out["spec"]["versions"] if v["storage"]]
+    out["status"]["storedVersions"] = storage
     return out
 
 
@@ -932,3 +937,295 @@ def test_law_plan_install_is_safe(data: st.DataObject, create: bool, update: boo
             assert other in ("", CONN)
     if install.actions or install.installed:
         assert refuse_provider_crd(desired) is None
+
+
+# --- rule 8: the change gate --------------------------------------------------------------------
+
+
+def served_version(name: str, *, storage: bool, fields: tuple[str, ...] = ("size",)) -> dict[str, Any]:
+    props = {f: {"type": "string"} for f in fields}
+    return {
+        "name": name,
+        "served": True,
+        "storage": storage,
+        "subresources": {"status": {}},
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": props}},
+            }
+        },
+    }
+
+
+def with_spec(crd: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(crd)
+    for path, value in changes.items():
+        node = out["spec"]
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return out
+
+
+IMMUTABLE_CHANGES = [
+    ("scope", "Cluster", "spec.scope", "'Namespaced'", "'Cluster'"),
+    ("names__kind", "Gizmo", "spec.names.kind", "'Widget'", "'Gizmo'"),
+    ("names__singular", "wdgt", "spec.names.singular", "'widget'", "'wdgt'"),
+    ("names__listKind", "WidgetCollection", "spec.names.listKind", "'WidgetList'", "'WidgetCollection'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "old", "new"), IMMUTABLE_CHANGES, ids=[c[2] for c in IMMUTABLE_CHANGES]
+)
+def test_rule8_an_immutable_change_is_refused_and_nothing_is_written(
+    path: str, value: str, field: str, old: str, new: str
+) -> None:
+    current = installed_copy(provider())
+    changed = with_spec(provider(), **{path: value})
+    install = plan_install(changed, current, connection=CONN, create=True, update=True)
+    assert install.actions == () and not install.installed
+    assert install.refusal is not None
+    assert install.refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+    message = install.refusal.message
+    assert f'{field} of CRD "{NAME}" from {old} to {new}' in message
+    assert "not synced" in message and "restore it on the provider" in message
+    # The hash reported is still the live one: nothing was written.
+    assert install.crd_hash == o.annotations_of(current)[keys.ANNOTATION_SCHEMA_HASH]
+    assert install.writes_hash == ""
+
+
+@pytest.mark.parametrize(("create", "update"), [(True, False), (False, True), (False, False)])
+def test_rule8_holds_whatever_the_policies(create: bool, update: bool) -> None:
+    # updatePolicy Once keeps the old schema, pullPolicy None a CRD the user manages: a scope
+    # that differs from the provider's still means its objects cannot sync.
+    current = installed_copy(provider())
+    if not create:
+        del current["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH]
+    changed = with_spec(provider(), scope="Cluster")
+    install = plan_install(changed, current, connection=CONN, create=create, update=update)
+    assert install.actions == () and not install.installed
+    assert install.refusal is not None
+    assert install.refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+
+
+def test_rule8_an_adopted_crd_of_another_scope_is_refused() -> None:
+    current = condition_established(provider())  # rule 6a: ours, without a hash
+    current["metadata"]["labels"][keys.LABEL_MANAGED] = "true"
+    current["metadata"]["annotations"][keys.ANNOTATION_CONNECTION] = CONN
+    install = plan_install(
+        with_spec(provider(), scope="Cluster"), current, connection=CONN, create=True, update=True
+    )
+    assert install.refusal is not None and install.actions == ()
+    assert install.crd_hash == schema_hash(current["spec"])
+
+
+@pytest.mark.parametrize("how", ["removed", "unserved"])
+def test_rule8_a_stored_version_the_provider_no_longer_serves_is_refused(how: str) -> None:
+    current = installed_copy(provider(versions=[served_version("v1", storage=True)]))
+    assert current["status"]["storedVersions"] == ["v1"]
+    v1 = {**served_version("v1", storage=False), "served": False}
+    versions = [served_version("v2", storage=True)] + ([v1] if how == "unserved" else [])
+    install = plan_install(
+        provider(versions=versions), current, connection=CONN, create=True, update=True
+    )
+    assert install.actions == () and install.refusal is not None
+    assert install.refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+    assert f'no longer serves version "v1" of CRD "{NAME}"' in install.refusal.message
+    assert 'remove "v1" from status.storedVersions' in install.refusal.message
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["new field", "new version", "new storage version", "short names", "categories"],
+)
+def test_rule8_an_additive_change_is_applied_and_the_hash_moves_after_the_write(
+    server: APIServer, change: str
+) -> None:
+    first = plan_install(provider(), None, connection=CONN, create=True, update=True)
+    execute(server, first.actions)
+    live = current_of(server)
+    assert live is not None
+    if change == "new field":
+        changed = provider(versions=[served_version("v1", storage=True, fields=("size", "colour"))])
+    elif change == "new version":
+        changed = provider(
+            versions=[served_version("v1", storage=True), served_version("v2", storage=False)]
+        )
+    elif change == "new storage version":
+        changed = provider(
+            versions=[served_version("v1", storage=False), served_version("v2", storage=True)]
+        )
+    else:
+        key = "shortNames" if change == "short names" else "categories"
+        changed = with_spec(provider(), **{f"names__{key}": ["wd"]})
+    install = plan_install(changed, live, connection=CONN, create=True, update=True)
+    assert install.refusal is None
+    (update,) = install.actions
+    assert isinstance(update, Update)
+    assert install.crd_hash == first.writes_hash != install.writes_hash
+    execute(server, install.actions)  # the API server accepts it
+    after = current_of(server)
+    assert after is not None
+    assert o.annotations_of(after)[keys.ANNOTATION_SCHEMA_HASH] == install.writes_hash
+    if change == "new storage version":
+        assert after["status"]["storedVersions"] == ["v1", "v2"]
+    again = plan_install(changed, after, connection=CONN, create=True, update=True)
+    assert again == Install((), install.writes_hash, True)
+
+
+def test_rule8_predicts_the_api_server_on_a_dropped_stored_version(server: APIServer) -> None:
+    execute(server, plan_install(provider(), None, connection=CONN, create=True, update=True).actions)
+    live = current_of(server)
+    assert live is not None
+    moved = provider(versions=[served_version("v2", storage=True)])
+    assert plan_install(moved, live, connection=CONN, create=True, update=True).refusal is not None
+    # What an ungated konnector would PUT: the API server refuses it, so it would loop.
+    naive = copy.deepcopy(live)
+    naive["spec"] = for_consumer(moved, CONN)["spec"]
+    with pytest.raises(ApiError) as refused:
+        server.update(CRDS, naive)
+    assert refused.value.code == 422
+    assert "status.storedVersions[0]" in refused.value.message
+    assert "must remain in spec.versions" in refused.value.message
+
+
+def test_refuse_schema_change_names_a_group_change() -> None:
+    current = installed_copy(provider())
+    moved = for_consumer(provider(group="example.com"), CONN)
+    refusal = refuse_schema_change(current, moved)
+    assert refusal is not None and refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+    assert "spec.group" in refusal.message and "'example.org' to 'example.com'" in refusal.message
+
+
+def test_refuse_schema_change_takes_the_server_defaults_for_singular_and_list_kind() -> None:
+    # A synthesized CRD may leave singular and listKind out; the server defaults them.
+    current = installed_copy(provider())
+    current["spec"]["names"].update(singular="widget", listKind="WidgetList")
+    desired = for_consumer(provider(), CONN)
+    desired["spec"]["names"].pop("singular", None)
+    assert refuse_schema_change(current, desired) is None
+
+
+def test_refuse_exported_change_compares_what_the_provider_serves() -> None:
+    current = installed_copy(provider())
+    entry = {"name": NAME, "group": "example.org", "resource": "widgets",
+             "scope": "Namespaced", "versions": ["v1"]}  # fmt: skip
+    assert refuse_exported_change(current, entry) is None
+    scoped = refuse_exported_change(current, {**entry, "scope": "Cluster"})
+    assert scoped is not None and "spec.scope" in scoped.message
+    moved = refuse_exported_change(current, {**entry, "versions": ["v2"]})
+    assert moved is not None and 'version "v1"' in moved.message
+
+
+# The law of rule 8: whatever the provider does to an installed API's schema, plan_install
+# either refuses, or plans an update the apiextensions update rules accept — and it refuses
+# exactly the changes those rules (or stranded data) forbid.
+
+MUTATIONS = (
+    "scope", "kind", "singular", "listKind", "shortNames", "categories", "add-version",
+    "drop-version", "unserve-version", "move-storage", "add-field", "column",
+)  # fmt: skip
+
+
+@st.composite
+def schema_changes(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(installed consumer CRD, the provider's CRD after some changes)."""
+    n = draw(st.integers(1, 3))
+    storage = draw(st.integers(0, n - 1))
+    base = provider(versions=[served_version(f"v{i + 1}", storage=i == storage) for i in range(n)])
+    base["spec"]["names"].update(singular="widget", listKind="WidgetList")
+    current = installed_copy(base)
+    names = [v["name"] for v in current["spec"]["versions"]]
+    # Earlier storage versions may have left objects behind at other versions.
+    stored = draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
+    current["status"]["storedVersions"] = sorted({*stored, names[storage]})
+    new = copy.deepcopy(base)
+    spec = new["spec"]
+    for m in draw(st.lists(st.sampled_from(MUTATIONS), max_size=3)):
+        versions = spec["versions"]
+        if m == "scope":
+            spec["scope"] = "Cluster" if spec["scope"] == "Namespaced" else "Namespaced"
+        elif m in ("kind", "singular", "listKind"):
+            spec["names"][m] = {"kind": "Gizmo", "singular": "gizmo", "listKind": "GizmoList"}[m]
+        elif m in ("shortNames", "categories"):
+            spec["names"][m] = draw(st.lists(st.sampled_from(["wd", "all", "w"]), max_size=2))
+        elif m == "add-version":
+            taken = {v["name"] for v in versions}
+            name = next(f"v{i}" for i in range(1, 9) if f"v{i}" not in taken)
+            versions.append(served_version(name, storage=False))
+        elif m in ("drop-version", "unserve-version") and sum(v["served"] for v in versions) > 1:
+            i = draw(st.sampled_from([j for j, v in enumerate(versions) if v["served"]]))
+            was_storage = versions[i]["storage"]
+            if m == "drop-version":
+                del versions[i]
+            else:
+                versions[i]["served"] = False
+            if was_storage:
+                for v in versions:
+                    v["storage"] = False
+                next(v for v in versions if v.get("served"))["storage"] = True
+        elif m == "move-storage":
+            i = draw(st.integers(0, len(versions) - 1))
+            for j, v in enumerate(versions):
+                v["storage"] = j == i
+                v["served"] = v["served"] or j == i
+        elif m == "add-field":
+            versions[0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["x"] = {
+                "type": "integer"
+            }
+        elif m == "column":
+            versions[-1]["additionalPrinterColumns"] = [COLUMN]
+    return current, new
+
+
+def _addressing(crd: dict[str, Any]) -> tuple[Any, ...]:
+    spec = crd["spec"]
+    names = spec["names"]
+    kind = names.get("kind", "")
+    return (
+        spec.get("group"),
+        spec.get("scope"),
+        names.get("plural"),
+        kind,
+        names.get("singular") or kind.lower(),
+        names.get("listKind") or f"{kind}List",
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(change=schema_changes(), update=st.booleans())
+def test_law_plan_install_refuses_or_plans_an_update_the_server_accepts(
+    change: tuple[dict[str, Any], dict[str, Any]], update: bool
+) -> None:
+    current, new = change
+    install = plan_install(new, current, connection=CONN, create=True, update=update)
+    desired = for_consumer(new, CONN)
+    served = {v["name"] for v in desired["spec"]["versions"]}
+    forbidden = _addressing(desired) != _addressing(current) or not set(
+        current["status"]["storedVersions"]
+    ) <= served
+    if forbidden:
+        assert install.refusal is not None and install.actions == ()
+        assert install.refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+        assert install.crd_hash == o.annotations_of(current)[keys.ANNOTATION_SCHEMA_HASH]
+        return
+    assert install.refusal is None and install.installed
+    if not install.actions:
+        return
+    (action,) = install.actions
+    assert isinstance(action, Update) and update
+    body = action.body
+    assert _addressing(body) == _addressing(current)
+    assert set(body["status"]["storedVersions"]) <= {
+        v["name"] for v in body["spec"]["versions"] if v["served"]
+    }
+    # kbsim's copy of the apiextensions update validation (PrepareForUpdate adds the new
+    # storage version to storedVersions first) finds nothing wrong with it.
+    prepared = copy.deepcopy(body)
+    new_storage = next(v["name"] for v in body["spec"]["versions"] if v["storage"])
+    if new_storage not in prepared["status"]["storedVersions"]:
+        prepared["status"]["storedVersions"].append(new_storage)
+    assert validate_crd(prepared, current) == []
