@@ -31,6 +31,12 @@ real cluster's own `kube-root-ca.crt`, say, which kbsim does not create):
       - {expect: {..., condition_messages: {RelatedResources: "Secret kube-system/x"}}}
       - {expect: {cluster: consumer, no_copy: {...ref...}}}
 
+`quiet` moves the virtual clock like `advance` and fails if meanwhile the konnector sent more
+than `writes_at_most` write requests (default 0), counting only those to `cluster` and to
+`resource` (`<plural>.<group>`, or `<plural>` for the core group) when given; it shows that the
+konnector is not looping (retries of a refused write count too):
+      - {quiet: {for: 120s, cluster: provider, resource: widgets.example.org, writes_at_most: 0}}
+
 `apply` is a server-side apply by field manager `kubectl` with force (like `kubectl apply
 --server-side --force-conflicts`); `create` is a POST; `patch` a JSON merge patch; `status` a
 merge patch of the /status subresource; `delete` deletes by the manifest's namespace and name.
@@ -41,6 +47,7 @@ as the Helm chart would install them.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +65,7 @@ from kbsim.world import START_TIME, World, check_fault, parse_duration
 
 USER_WRITES = ("apply", "create", "delete", "patch", "status")
 EXPECT_FORMS = ("object", "absent", "no_copy")
-STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "expect")
+STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "quiet", "expect")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES = GVR("", "v1", "namespaces")
 USER_MANAGER = "kubectl"
@@ -88,6 +95,10 @@ class Step:
             return f"advance {b['advance']}"
         if self.kind == "settle":
             return f"settle (timeout {(b.get('settle') or {}).get('timeout', '60s')})"
+        if self.kind == "quiet":
+            q = b["quiet"]
+            where = " ".join(str(q[k]) for k in ("cluster", "resource") if q.get(k))
+            return f"quiet {q['for']}: at most {q.get('writes_at_most', 0)} writes {where}".strip()
         e = b["expect"]
         for form, tail in (("absent", " absent"), ("no_copy", " not a copy")):
             if form in e:
@@ -244,6 +255,24 @@ def _check_step(i: int, item: Any, node: yaml.Node, clusters: list[str], fail: A
             raise fail(_fault_node(node), f"step {i}: {problem} (`kbsim faults` lists them)")
     elif kind == "advance":
         _duration(item["advance"], fail, node, i)
+    elif kind == "quiet":
+        q = item["quiet"]
+        limit = q.get("writes_at_most", 0) if isinstance(q, dict) else None
+        if (
+            not isinstance(q, dict)
+            or "for" not in q
+            or not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or limit < 0
+            or (q.get("cluster") is not None and q["cluster"] not in clusters)
+            or not all(isinstance(q.get(k, ""), str) for k in ("cluster", "resource"))
+        ):
+            raise fail(
+                node,
+                f"step {i}: quiet: {{for: 60s, writes_at_most: 0, cluster: one of {clusters}, "
+                "resource: <plural>.<group>}} (cluster and resource optional)",
+            )
+        _duration(q["for"], fail, node, i)
     elif kind == "settle":
         s = item["settle"] or {}
         if not isinstance(s, dict):
@@ -557,12 +586,37 @@ def _run_step(world: World, s: Step) -> str:
     if s.kind == "advance":
         world.advance(parse_duration(b["advance"]))
         return ""
+    if s.kind == "quiet":
+        return _quiet(world, b["quiet"])
     if s.kind == "settle":
         timeout = parse_duration((b.get("settle") or {}).get("timeout", "60s"))
         if world.settle(timeout):
             return ""
         return f"not settled within {timeout:g}s: {_pending(world)}"
     return unmet_expectation(world, b["expect"])
+
+
+def _quiet(world: World, q: dict[str, Any]) -> str:
+    """'' when the konnector sent at most `writes_at_most` matching writes during `for`."""
+
+    def matching() -> Counter[tuple[str, str]]:
+        return Counter(
+            {
+                k: n
+                for k, n in world.writes.items()
+                if (not q.get("cluster") or k[0] == q["cluster"])
+                and (not q.get("resource") or k[1] == q["resource"])
+            }
+        )
+
+    before = matching()
+    world.advance(parse_duration(q["for"]))
+    sent = matching() - before
+    limit = int(q.get("writes_at_most", 0))
+    if sum(sent.values()) <= limit:
+        return ""
+    detail = ", ".join(f"{n} to {c} {r}" for (c, r), n in sorted(sent.items()))
+    return f"the konnector sent {sum(sent.values())} write(s), at most {limit} allowed: {detail}"
 
 
 def _pending(world: World) -> str:

@@ -223,6 +223,8 @@ class World:
         self.crash_after: int | None = None
         self.actor = "user"
         self.actions: Counter[str] = Counter()
+        self.writes: Counter[tuple[str, str]] = Counter()
+        """Write requests the konnector sent, by (cluster, `<resource>.<group>`)."""
         self.requests = 0
         self.logs: list[str] = []
         self.plans: list[tuple[float, Any, Any]] = []
@@ -375,6 +377,7 @@ class World:
         self.requests += 1
         self.monitor.on_request(server.name, request)
         r = request
+        self.writes[(server.name, r.gvr.group_resource)] += 1
 
         # The URL's namespace as kbshell's client sends it: the request's key, or the body's.
         url_namespace = str(o.metadata(r.body or {}).get("namespace") or r.key.namespace)

@@ -29,6 +29,9 @@ def test_there_are_examples_for_every_required_case() -> None:
             "hostile-plain-http-kubeconfig"} <= names
     assert {"hostile-related-kube-system", "hostile-related-credential-types",
             "hostile-related-new-namespace", "hostile-related-consumer-upload"} <= names
+    # Issue 12: provider schema changes and per-API refusals.
+    assert {"hostile-scope-change", "hostile-scope-change-openapi", "hostile-version-removed",
+            "hostile-mixed-binding"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -164,6 +167,10 @@ def test_no_copy_and_condition_message_expectations(tmp_path: Path) -> None:
             "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, absent: {apiVersion: v1, kind: X, metadata: {name: x}}, no_copy: {apiVersion: v1, kind: X, metadata: {name: x}}}\n",
             ":4: step 1: expect needs exactly one of object:, absent: or no_copy:",
         ),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {writes_at_most: 0}\n", ":4: step 1: quiet: {for: 60s"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, writes_at_most: -1}\n", ":4: step 1: quiet:"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, cluster: b}\n", ":4: step 1: quiet:"),
+        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: later}\n", ":4: step 1: not a duration"),
     ],
 )
 def test_malformed_scenario_names_the_line(
@@ -274,3 +281,31 @@ def test_a_negative_advance_is_refused_when_the_scenario_loads(tmp_path: Path) -
     p.write_text("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {advance: -10s}\n")
     with pytest.raises(scenario.ScenarioError, match=r":4: step 1: not a duration: '-10s'"):
         scenario.load(p)
+
+
+QUIET = """\
+    name: quiet
+    clusters: [provider, consumer]
+    konnector: {cluster: consumer, namespace: kube-bind}
+    setup:
+      - {cluster: provider, file: COMMON/widgets-crd.yaml}
+      - {cluster: consumer, file: COMMON/bundle.yaml}
+    steps:
+      - settle: {timeout: 30s}
+      - quiet: {for: 60s, cluster: provider, resource: widgets.example.org}
+      - cluster: consumer
+        create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
+      - quiet: {for: 5s, cluster: provider, resource: widgets.example.org}
+    """
+
+
+def test_quiet_counts_the_konnector_writes_it_is_told_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Settled: a minute without writes to widgets passes; a new object is synced (written) at
+    # once, which the second quiet step catches and names.
+    assert cli.main(["run", str(_write(tmp_path, QUIET)), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed"]
+    detail = data["steps"][3]["detail"]
+    assert "at most 0 allowed" in detail and "to provider widgets.example.org" in detail
