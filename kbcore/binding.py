@@ -385,11 +385,13 @@ class _Planner:
                     not_exported.append(n)
                     api_conds.set(c.READY, False, c.API_NOT_EXPORTED, f"{n} is not exported")
                 else:
-                    r = schema.refuse_provider_crd(provider_crd)
+                    current = consumer_crd if isinstance(consumer_crd, dict) else None
+                    r = schema.refuse_install(provider_crd, current, self.conn_name)
                     if r is not None:
+                        if current is not None and schema.owned_by(current, self.conn_name):
+                            entry["crdHash"] = schema.live_hash(current)  # rule 4f
                         refusal = (r.reason, r.message)
                     else:
-                        current = consumer_crd if isinstance(consumer_crd, dict) else None
                         install = schema.plan_install(
                             schema.for_consumer(provider_crd, self.conn_name),
                             current,

@@ -417,7 +417,8 @@ class _Planner:
                 )
                 continue
             provider_crd = crds[name]
-            refusal = schema.refuse_provider_crd(provider_crd)
+            live = current if isinstance(current, dict) else None
+            refusal = schema.refuse_install(provider_crd, live, self.name)
             if refusal is not None:
                 problems.append((refusal.reason, refusal.message))
                 continue

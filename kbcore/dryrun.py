@@ -56,7 +56,7 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.connection import LEASES, SECRETS
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS, LEASES, SECRETS
 from kbcore.engagement import SyncTarget, sync_targets
 from kbcore.events import ENGAGE, Key, describe_key
 from kbcore.instance import plan_instance
@@ -228,7 +228,8 @@ def _engage(state: Snapshot, problems: list[str]) -> Generator[Ask, Any, Snapsho
     """The engagement pass: which APIs are synced, and their caches (rule 4)."""
     engaged = engagements(state)
     syncers: dict[GVR, SnapshotSyncer] = {}
-    for gvr, target in sync_targets(state.cached(CRDS), engaged).items():
+    bindings = state.cached(CLUSTERBINDINGS) + state.cached(BINDINGS)
+    for gvr, target in sync_targets(state.cached(CRDS), engaged, bindings).items():
         consumer = yield Ask(List(CONSUMER, gvr))
         creds = target.engagement.credentials
         provider = yield Ask(List(PROVIDER, gvr, label_selector=MANAGED_SELECTOR), creds)

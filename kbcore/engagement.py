@@ -14,9 +14,17 @@ Which objects of a synced API are written on the provider is decided per API, no
 (`syncs_api`): the binding covering an object must say that this API is Ready in its
 `boundAPIs` entry (`kbcore.binding` rule 4). So one refused API (a schema change the consumer
 CRD cannot follow, a protected group, a conversion webhook) pauses only itself, and what the
-binding's conditions claim is what syncs. The syncer of a paused API keeps running: deletions
-of its consumer objects still finish (`kbcore.instance` rule 2), creates and updates do not
-happen (rule 3).
+binding's conditions claim is what syncs. An API refused for another reason keeps its syncer:
+deletions of its consumer objects still finish (`kbcore.instance` rule 2), creates and updates
+do not happen (rule 3).
+
+An API whose provider schema a binding refused as one the consumer CRD cannot follow
+(`IncompatibleSchemaChange`: another scope, names, or the consumer's stored version no longer
+served) is paused altogether, as a disengaged Connection's APIs are: no syncer runs for it
+(`sync_targets`), because the provider no longer serves it where the consumer CRD addresses it,
+so every read and write there would fail or reach other objects, again and again. Deletions of
+its consumer objects wait, holding their finalizer, until it resumes or is unbound (the unbind
+drain reads the provider itself).
 """
 
 from __future__ import annotations
@@ -85,13 +93,39 @@ def engagement(
     return Engagement(o.name(connection), credentials, local, remote)
 
 
+def paused(api: str, bindings: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a live binding listing `api` refused its provider schema as incompatible."""
+    for b in bindings:
+        status = b.get("status")
+        entries = o.list_at(status, "boundAPIs") if isinstance(status, Mapping) else []
+        for e in entries:
+            if not isinstance(e, Mapping) or e.get("name") != api or o.is_deleting(b):
+                continue
+            raw = e.get("conditions")
+            if any(
+                isinstance(x, Mapping)
+                and x.get("type") == c.READY
+                and x.get("status") == "False"
+                and x.get("reason") == c.INCOMPATIBLE_SCHEMA_CHANGE
+                for x in (raw if isinstance(raw, list) else [])
+            ):
+                return True
+    return False
+
+
 def sync_targets(
-    crds: Iterable[Mapping[str, Any]], engaged: Mapping[str, Engagement]
+    crds: Iterable[Mapping[str, Any]],
+    engaged: Mapping[str, Engagement],
+    bindings: Iterable[Mapping[str, Any]] = (),
 ) -> dict[GVR, SyncTarget]:
-    """The APIs to sync: consumer CRDs labelled managed whose Connection is engaged."""
+    """The APIs to sync: consumer CRDs labelled managed whose Connection is engaged, and that
+    no binding in `bindings` has paused (`paused`)."""
     out: dict[GVR, SyncTarget] = {}
+    bindings = list(bindings)
     for crd in sorted(crds, key=o.name):
         if o.labels_of(crd).get(keys.LABEL_MANAGED) != "true":
+            continue
+        if paused(o.name(crd), bindings):
             continue
         eng = engaged.get(o.annotations_of(crd).get(keys.ANNOTATION_CONNECTION, ""))
         served = served_resource(crd)

@@ -60,9 +60,9 @@ updatePolicy != Once:
     c. otherwise (updatePolicy Once, or the hashes are equal) nothing.
     Pending while the CRD is not Established.
  7. Zero no-op writes: a write is planned only when what it would write differs.
- 8. The change gate (`refuse_schema_change`): a consumer CRD that exists is never changed, and
-    its API never synced, when the provider's schema differs from it in what the consumer API
-    server forbids changing or what would strand the objects stored on the consumer:
+ 8. The change gate (`refuse_schema_change`): a consumer CRD that exists is never changed,
+    and its API never synced, when the provider's schema differs from it in what the consumer
+    API server forbids changing or what would strand the objects stored on the consumer:
     `spec.group`, `spec.scope`, `spec.names` plural, kind, singular or listKind (shortNames and
     categories may change), or a version in the consumer CRD's `status.storedVersions` that the
     provider no longer serves (objects are stored at it; the consumer API server refuses an
@@ -70,9 +70,11 @@ updatePolicy != Once:
     values and what to do); no write; not installed; the hash stays the live one. This holds
     whatever the updatePolicy and for CRDs the user manages (rule 3, 6a): instances of an API
     whose scope or names differ between the two clusters cannot sync without colliding or
-    failing on every write. The apiextensions update validation enforces a subset of it
-    (group, plural; scope and kind once Established; stored versions listed in spec.versions);
-    the gate is stricter so it refuses before the server would, and before data is stranded.
+    failing on every write. Callers check it before R1-R4 (`refuse_install`), so it is the
+    reason reported even when the new schema is refused as well (its API must pause either
+    way). The apiextensions update validation enforces a subset of it (group, plural; scope
+    and kind once Established; stored versions listed in spec.versions); the gate is stricter
+    so it refuses before the server would, and before data is stranded.
 
 `Install.crd_hash` is always the hash the *live* consumer CRD carries (its schema-hash
 annotation, else the hash of its spec; "" when there is none yet), never the hash of a write
@@ -410,6 +412,18 @@ def refuse_schema_change(current: Obj, desired: Obj) -> Refusal | None:
         names=_names(spec),
         served=_served_names(spec),
     )
+
+
+def refuse_install(provider_crd: Obj, current: Obj | None, connection: str) -> Refusal | None:
+    """What a caller of `plan_install` reports before building the desired CRD: rule 8 first
+    when the live consumer CRD carries our markers for `connection` (a change it cannot
+    follow pauses the API, whatever else is wrong with the new schema, such as a conversion
+    webhook added at the same time), then R1-R4. Total."""
+    if isinstance(current, dict) and not o.is_deleting(current) and owned_by(current, connection):
+        changed = refuse_schema_change(current, provider_crd)
+        if changed is not None:
+            return changed
+    return refuse_provider_crd(provider_crd)
 
 
 def refuse_exported_change(current: Obj, exported: Mapping[str, Any]) -> Refusal | None:

@@ -418,7 +418,8 @@ class Konnector:
     def _engage(self) -> None:
         """Stop-on-disengage: (re)build the syncers the kernel says should run."""
         self.engaged = engagements(self)
-        desired = sync_targets(self.cached(CRDS), self.engaged)
+        bindings = self.cached(CLUSTERBINDINGS) + self.cached(BINDINGS)
+        desired = sync_targets(self.cached(CRDS), self.engaged, bindings)
         for gvr in list(self.syncers):
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
                 log.info("stopping sync of %s", gvr.group_resource)

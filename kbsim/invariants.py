@@ -31,10 +31,22 @@ violation fails.
   is what the truth allows). On the provider, the consumer source of a copy (now, or in that
   snapshot) is selected by an explicit selector of one of the binding's FromConsumer rules of
   that kind (T6). Deletes of copies are always allowed (they only take data away).
+- `consumer-crd-immutable-fields`: a consumer CRD write the konnector *sends* (judged before the
+  API server answers, against the live CRD it would change: most such writes are refused, and
+  the point is that the konnector never tries) never changes `spec.group`, `spec.scope` or
+  `spec.names` plural, kind, singular or listKind, and never leaves a version of the CRD's
+  `status.storedVersions` unserved.
+- `bound-hash-was-written`: a binding status the konnector writes records as an API's `crdHash`
+  only a hash its consumer CRD has carried (schema-hash annotation, else the hash of its spec),
+  never the hash of a write that has not landed.
+- `instance-scope-matches-provider`: no konnector write of an instance lands on the provider
+  while the provider's CRD for that API has another scope than the consumer's (objects of
+  different consumer namespaces would collide in one cluster-scoped object, or the reverse).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +59,11 @@ from kbcore.crds import served_resource
 from kbcore.instance import ADOPT, NAMESPACES, Ownership, classify
 from kbcore.mapper import IDENTITY
 from kbcore.objects import GVR, ObjectKey
+from kbcore.schema import schema_hash
+from kbsim.patch import merge_patch
 
 if TYPE_CHECKING:
+    from kbcore.requests import Request
     from kbsim.world import World
 
 INVARIANTS = (
@@ -58,6 +73,9 @@ INVARIANTS = (
     "spec-up-status-down",
     "no-self-binding",
     "related-within-trust-boundary",
+    "consumer-crd-immutable-fields",
+    "bound-hash-was-written",
+    "instance-scope-matches-provider",
 )
 TRUST = "related-within-trust-boundary"
 
@@ -134,6 +152,46 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
 
 
 EVENTS = ("events",)
+BINDING_RESOURCES = ("clusterbindings", "bindings")
+
+
+def _carried_hash(crd: Mapping[str, Any]) -> str:
+    """The hash a consumer CRD carries: its schema-hash annotation, else that of its spec."""
+    return o.annotations_of(crd).get(keys.ANNOTATION_SCHEMA_HASH) or schema_hash(
+        crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
+    )
+
+
+def _addressing(crd: Mapping[str, Any]) -> dict[str, str]:
+    """What addresses a CRD's objects, with the server's defaults for singular and listKind."""
+    spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
+    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    kind = str(names.get("kind") or "")
+    return {
+        "spec.group": str(spec.get("group") or ""),
+        "spec.scope": str(spec.get("scope") or ""),
+        "spec.names.plural": str(names.get("plural") or ""),
+        "spec.names.kind": kind,
+        "spec.names.singular": str(names.get("singular") or kind.lower()),
+        "spec.names.listKind": str(names.get("listKind") or (kind + "List" if kind else "")),
+    }
+
+
+def crd_change_problem(live: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """Why turning `live` into `after` breaks `consumer-crd-immutable-fields`, or ''."""
+    old, new = _addressing(live), _addressing(after)
+    for field, value in old.items():
+        if new[field] != value:
+            return f"changes {field} from {value!r} to {new[field]!r}"
+    spec = after.get("spec") if isinstance(after.get("spec"), dict) else {}
+    served = {
+        v.get("name")
+        for v in spec.get("versions") or []
+        if isinstance(v, dict) and v.get("served") is True
+    }
+    stored = (live.get("status") or {}).get("storedVersions") or []
+    lost = [v for v in stored if v not in served]
+    return f"leaves stored version(s) {', '.join(map(str, lost))} unserved" if lost else ""
 
 
 def _is_related_write(rec: Any) -> bool:
@@ -152,6 +210,8 @@ class Monitor:
         self.world = world
         self.consumer_cluster = ""
         self.violations: list[tuple[str, str]] = []
+        self.crd_hashes: dict[str, set[str]] = {}
+        """Every hash each consumer CRD has carried, by CRD name (`bound-hash-was-written`)."""
 
     def held(self) -> dict[str, str]:
         out = {name: "held" for name in INVARIANTS}
@@ -195,17 +255,45 @@ class Monitor:
         return getattr(k, "mapper", IDENTITY)
 
     # -- the check ---------------------------------------------------------------------------
-    def on_request(self, cluster: str, request: Any) -> None:
+    def on_request(self, cluster: str, request: Request) -> None:
         """A write the konnector is about to send to `cluster` (before faults or the server
-        see it)."""
+        see it): `no-self-binding`, and `consumer-crd-immutable-fields` (the API server refuses
+        most such writes, so judging only the writes that land would miss them)."""
         if request.cluster == PROVIDER and cluster == self.consumer_cluster:
             self._violate(
                 "no-self-binding",
                 f"provider-side {request.verb} of {request.gvr} {request.key} sent to the "
                 f"consumer cluster {cluster} itself",
             )
+        r = request
+        if cluster != self.consumer_cluster or r.gvr != CRDS or r.subresource:
+            return
+        if r.verb not in ("update", "patch") or not isinstance(r.body, dict):
+            return
+        actor, self.world.actor = self.world.actor, "monitor"
+        try:
+            live = self._consumer().get(CRDS, r.key)
+        except Exception:
+            return  # absent: the write fails, nothing changes
+        finally:
+            self.world.actor = actor
+        sent_rv = o.resource_version(r.body)
+        if sent_rv and sent_rv != o.resource_version(live):
+            return  # a stale precondition: the server answers 409 and changes nothing
+        after = r.body if r.verb == "update" else merge_patch(o.deepcopy(live), r.body)
+        problem = crd_change_problem(live, after) if isinstance(after, dict) else ""
+        if problem:
+            self._violate(
+                "consumer-crd-immutable-fields",
+                f"{r.verb} of consumer CRD {r.key.name} {problem}",
+            )
+
+    def _record_crd(self, cluster: str, rec: Any) -> None:
+        if cluster == self.consumer_cluster and rec.gvr == CRDS and rec.after is not None:
+            self.crd_hashes.setdefault(rec.key.name, set()).add(_carried_hash(rec.after))
 
     def on_write(self, cluster: str, rec: Any) -> None:
+        self._record_crd(cluster, rec)
         if self.world.actor != "konnector" or not self.consumer_cluster:
             return
         # The monitor reads the truth: its own reads must not meet the konnector's faults.
@@ -320,6 +408,8 @@ class Monitor:
 
     def _check_consumer_write(self, rec: Any) -> None:
         gvr: GVR = rec.gvr
+        if gvr.group == keys.GROUP and gvr.resource in BINDING_RESOURCES:
+            return self._check_bound_hashes(rec)
         if gvr.resource in EVENTS or gvr.group == keys.GROUP:
             return
         if gvr == NAMESPACES and rec.verb == "create":
@@ -359,6 +449,42 @@ class Monitor:
                     f"its copy (uid {o.uid(copy)})",
                 )
 
+    def _check_bound_hashes(self, rec: Any) -> None:
+        """`bound-hash-was-written`, on a binding write that changes its status."""
+        before, after = rec.before or {}, rec.after
+        if after is None or before.get("status") == after.get("status"):
+            return
+        status = after.get("status")
+        entries = status.get("boundAPIs") if isinstance(status, dict) else None
+        for e in entries if isinstance(entries, list) else []:
+            name, recorded = (e.get("name"), e.get("crdHash")) if isinstance(e, dict) else ("", "")
+            if not recorded or not isinstance(name, str):
+                continue
+            carried = set(self.crd_hashes.get(name, ()))
+            with contextlib.suppress(Exception):  # written before the monitor watched
+                carried.add(_carried_hash(self._consumer().get(CRDS, ObjectKey("", name))))
+            if recorded not in carried:
+                self._violate(
+                    "bound-hash-was-written",
+                    f"{o.name(after)} records crdHash {recorded} for {name}, which its consumer "
+                    f"CRD never carried (it carried {sorted(carried) or 'nothing'})",
+                )
+
+    def _check_scope(self, cluster: str, rec: Any, group_resource: str) -> None:
+        """`instance-scope-matches-provider`, on a provider instance write that landed."""
+        try:
+            mine = self._consumer().get(CRDS, ObjectKey("", group_resource))
+            theirs = self.world.clusters[cluster].get(CRDS, ObjectKey("", group_resource))
+        except Exception:
+            return
+        ours, provider = (x.get("spec", {}).get("scope") for x in (mine, theirs))
+        if ours != provider:
+            self._violate(
+                "instance-scope-matches-provider",
+                f"{rec.verb} of {cluster} {rec.gvr} {rec.key}: {group_resource} is {ours} on "
+                f"the consumer and {provider} on {cluster}",
+            )
+
     def _check_provider_write(self, cluster: str, rec: Any) -> None:
         gvr: GVR = rec.gvr
         bound = self._bound()
@@ -375,6 +501,7 @@ class Monitor:
         if gvr not in bound:
             self._violate("writes-within-bound-scope", f"{rec.verb} {cluster} {gvr} {rec.key}")
             return
+        self._check_scope(cluster, rec, bound[gvr])
         if rec.subresource == "status" or (
             rec.before is not None
             and rec.after is not None

@@ -20,6 +20,7 @@ from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
 from kbcore.binding import RESYNC_INTERVAL_SECONDS
+from kbcore.connection import BINDINGS, CLUSTERBINDINGS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
 from kbcore.events import ENGAGE
@@ -244,7 +245,8 @@ class SimKonnector:
     def _engage(self) -> None:
         """Stop-on-disengage: (re)build the syncers the kernel says should run."""
         self.engaged = engagements(self, lambda creds: self._provider(creds) is not None)
-        desired = sync_targets(self.cached(CRDS), self.engaged)
+        bindings = self.cached(CLUSTERBINDINGS) + self.cached(BINDINGS)
+        desired = sync_targets(self.cached(CRDS), self.engaged, bindings)
         for gvr in list(self.syncers):
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
                 self.syncers.pop(gvr).stop(self.world)

@@ -379,8 +379,7 @@ class World:
         r = request
         self.writes[(server.name, r.gvr.group_resource)] += 1
 
-        # The URL's namespace as kbshell's client sends it: the request's key, or the body's.
-        url_namespace = str(o.metadata(r.body or {}).get("namespace") or r.key.namespace)
+        url_namespace = self.url_namespace(r)
 
         def call() -> Any:
             if r.verb == "create":
@@ -389,7 +388,7 @@ class World:
                     r.body,
                     user=user,
                     field_manager=r.field_manager,
-                    url_namespace="" if r.gvr == NAMESPACES else url_namespace,
+                    url_namespace=url_namespace,
                 )
             if r.verb == "update":
                 return server.update(
@@ -416,6 +415,15 @@ class World:
             raise ValueError(f"unknown verb {r.verb}")
 
         self.as_konnector(call)
+
+    @staticmethod
+    def url_namespace(request: Request) -> str | None:
+        """The namespace in the URL of a konnector write, as kbshell's client sends it: the
+        body's, else the request key's (never the resource's own scope, which the konnector
+        does not look up: a namespaced URL of a cluster-scoped resource is answered 404)."""
+        if request.gvr == NAMESPACES:
+            return ""
+        return str(o.metadata(request.body or {}).get("namespace") or request.key.namespace)
 
     def _request_fault(self, cluster: str, verb: str, gvr: Any, key: Any, user: Any) -> Any:
         if self.actor != "konnector":

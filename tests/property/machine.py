@@ -331,3 +331,311 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
 
 
 __all__ = ["ConvergenceMachine", "ObjectRef", "check_liveness", "precondition"]
+
+
+# -- provider schema changes (issue 12) --------------------------------------------------------
+
+GADGETS = GVR("example.org", "v1", "gadgets")
+GADGET_CRD: dict[str, Any] = o.deepcopy(WIDGET_CRD)
+GADGET_CRD["metadata"]["name"] = "gadgets.example.org"
+GADGET_CRD["spec"]["names"] = {"plural": "gadgets", "singular": "gadget", "kind": "Gadget",
+                               "listKind": "GadgetList"}  # fmt: skip
+CRDS = scenario.CRDS
+WIDGETS_API, GADGETS_API = "widgets.example.org", "gadgets.example.org"
+SCHEMA_CHANGES = (
+    "add-field", "add-version", "move-storage", "drop-version", "unserve-version",
+    "restore-singular", "restore",
+)  # fmt: skip
+HOSTILE_SCHEMA_CHANGES = ("flip-scope", "migrate-version", "singular", "webhook")
+WEBHOOK = {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+           "clientConfig": {"url": "https://converter.provider.example/convert"}}}  # fmt: skip
+
+
+def build_schema_world(seed: int) -> World:
+    """Widgets (whose schema the provider changes) and gadgets (never changed), both listed by
+    one ClusterBinding."""
+    world = base_world(seed)
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    provider.create(CRDS, o.deepcopy(GADGET_CRD))
+    consumer.create(GVR("", "v1", "secrets"),
+                    scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {
+        "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "p"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind",
+                                         "name": "provider-kubeconfig"}}})
+    consumer.create(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), {
+        "apiVersion": keys.API_VERSION, "kind": "ClusterBinding", "metadata": {"name": "w"},
+        "spec": {"connectionRef": {"name": "p"},
+                 "apis": [{"name": WIDGETS_API}, {"name": GADGETS_API}]}})
+    world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind"))
+    world.settle(10)
+    return world
+
+
+def _version(name: str, storage: bool) -> dict[str, Any]:
+    v = o.deepcopy(WIDGET_CRD["spec"]["versions"][0])
+    v.update(name=name, storage=storage)
+    return v
+
+
+def addressing(crd: dict[str, Any]) -> tuple[Any, ...]:
+    """The fields a consumer CRD can never change once installed, server defaults applied."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    kind = names.get("kind", "")
+    return (spec.get("group"), spec.get("scope"), names.get("plural"), kind,
+            names.get("singular") or kind.lower(), names.get("listKind") or kind + "List")  # fmt: skip
+
+
+class SchemaChangeMachine(RuleBasedStateMachine):
+    """The provider changes a bound API's schema at any time, compatibly or not, while users
+    edit objects of it and of a second API of the same binding, under faults. Safety: every
+    invariant of `kbsim.invariants` after every step (no consumer CRD write changes what cannot
+    change, no hash recorded that was not written, no write at a scope the consumer does not
+    have). Liveness, once faults stop: the world settles (a refused API pauses, never loops);
+    the API is bound exactly when the provider's schema is one the consumer CRD can follow,
+    and then its CRD follows it and its objects sync; the other API syncs throughout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world: World | None = None
+
+    @initialize(seed=st.integers(0, 2**16))
+    def setup(self, seed: int) -> None:
+        self.world = build_schema_world(seed)
+        # Objects of both APIs are synced before the provider changes anything.
+        for api, key in ((WIDGETS_API, ObjectKey("default", "a")),
+                         (WIDGETS_API, ObjectKey("team-x", "b")),
+                         (GADGETS_API, ObjectKey("default", "a"))):  # fmt: skip
+            self.consumer_create(api, key, "s")
+        self.w.settle(30)
+
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    def _user(self, fn: Any) -> None:
+        with contextlib.suppress(ApiError):
+            self.w.user_call(fn)
+
+    def _gvr(self, api: str, cluster: str = "consumer") -> GVR:
+        """The GVR objects of `api` are served at now (widgets may have moved version)."""
+        with contextlib.suppress(ApiError):
+            crd = self.w.clusters[cluster].get(CRDS, ObjectKey("", api))
+            storage = next(v["name"] for v in crd["spec"]["versions"] if v["storage"])
+            return GVR("example.org", storage, api.split(".")[0])
+        return GVR("example.org", "v1", api.split(".")[0])
+
+    # -- users, on both APIs -------------------------------------------------------------------
+    @rule(api=st.sampled_from([WIDGETS_API, GADGETS_API]), key=keys_st,
+          size=st.sampled_from(SIZES))  # fmt: skip
+    def consumer_create(self, api: str, key: ObjectKey, size: str) -> None:
+        gvr = self._gvr(api)
+        obj = {"apiVersion": gvr.api_version, "kind": api.split(".")[0][:-1].title(),
+               "metadata": {"namespace": key.namespace, "name": key.name},
+               "spec": {"size": size}}  # fmt: skip
+        self._user(lambda: self.w.clusters["consumer"].create(gvr, obj, user=ADMIN))
+
+    @rule(api=st.sampled_from([WIDGETS_API, GADGETS_API]), key=keys_st,
+          size=st.sampled_from(SIZES))  # fmt: skip
+    def consumer_update(self, api: str, key: ObjectKey, size: str) -> None:
+        gvr = self._gvr(api)
+        self._user(lambda: self.w.clusters["consumer"].patch(
+            gvr, key, {"spec": {"size": size}}, "merge", user=ADMIN))
+
+    @rule(api=st.sampled_from([WIDGETS_API, GADGETS_API]), key=keys_st)
+    def consumer_delete(self, api: str, key: ObjectKey) -> None:
+        gvr = self._gvr(api)
+        self._user(lambda: self.w.clusters["consumer"].delete(gvr, key, user=ADMIN))
+
+    # -- the provider changes the widgets schema ---------------------------------------------
+    @rule(change=st.sampled_from(HOSTILE_SCHEMA_CHANGES))
+    def hostile_schema_change(self, change: str) -> None:
+        """A change the consumer CRD cannot follow (or a conversion webhook)."""
+        self.schema_change(change)
+
+    @rule(change=st.sampled_from(SCHEMA_CHANGES))
+    def schema_change(self, change: str) -> None:
+        provider = self.w.clusters["provider"]
+        key = ObjectKey("", WIDGETS_API)
+        try:
+            crd = provider.get(CRDS, key)
+        except ApiError:
+            crd = None
+        if change in ("flip-scope", "migrate-version", "restore") or crd is None:
+            new = o.deepcopy(WIDGET_CRD)
+            if change == "flip-scope" and crd is not None:
+                new = {**new, "spec": {**o.deepcopy(crd["spec"]),
+                                       "scope": "Cluster" if crd["spec"]["scope"] == "Namespaced"
+                                       else "Namespaced"}}  # fmt: skip
+            elif change == "migrate-version" and crd is not None:
+                # Straight to the next version, the old one gone (a provider that re-creates).
+                last = max(int(v["name"][1:]) for v in crd["spec"]["versions"])
+                new["spec"] = {**o.deepcopy(crd["spec"]), "versions": [_version(f"v{last + 1}", True)]}
+            # A CRD's scope cannot be updated: the provider deletes it (its objects go with
+            # it) and creates it anew.
+            self._user(lambda: provider.delete(CRDS, key, user=ADMIN))
+            for _ in range(30):  # the CRD's objects are deleted first
+                self.w.advance(1.0)
+                try:
+                    provider.get(CRDS, key)
+                except ApiError:
+                    break
+            self._user(lambda: provider.create(CRDS, new, user=ADMIN))
+            return
+        spec = crd["spec"]
+        versions = spec["versions"]
+        names = [v["name"] for v in versions]
+        storage = next(v["name"] for v in versions if v["storage"])
+        if change == "add-field":
+            for v in versions:
+                props = v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+                props["colour"] = {"type": "string"}
+        elif change == "add-version" and "v2" not in names:
+            versions.append(_version("v2", storage=False))
+        elif change == "move-storage":
+            served = [v for v in versions if v["served"] and v["name"] != storage]
+            if served:
+                for v in versions:
+                    v["storage"] = v is served[0]
+        elif change in ("drop-version", "unserve-version"):
+            others = [v for v in versions if not v["storage"] and v["served"]]
+            if not others:
+                return
+            if change == "unserve-version":
+                others[0]["served"] = False
+            else:
+                # The provider migrated its own objects first: only then may it drop one.
+                self._user(lambda: provider.patch(
+                    CRDS, key, {"status": {"storedVersions": [storage]}}, "merge",
+                    subresource="status", user=ADMIN))
+                versions.remove(others[0])
+        elif change in ("singular", "restore-singular"):
+            spec["names"]["singular"] = "wdgt" if change == "singular" else "widget"
+        elif change == "webhook":  # refused (R3), but the provider still serves the API
+            spec["conversion"] = o.deepcopy(WEBHOOK)
+        self._user(lambda: provider.update(CRDS, crd, user=ADMIN))
+
+    # -- faults and time ---------------------------------------------------------------------
+    @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events", "stale-reads"]),
+          cluster=st.sampled_from(["provider", "consumer"]), seconds=st.floats(0.1, 10))
+    def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
+        self.w.inject(kind, {"cluster": cluster, "duration": seconds})
+
+    @rule(cluster=st.sampled_from(["provider", "consumer"]), seconds=st.floats(0.1, 10))
+    def api_errors(self, cluster: str, seconds: float) -> None:
+        self.w.inject("api-errors", {"cluster": cluster, "code": 500, "rate": 0.5,
+                                     "after_write": False, "duration": seconds})
+
+    @rule(after=st.none() | st.integers(0, 3))
+    def crash(self, after: int | None) -> None:
+        params: dict[str, Any] = {"restart_after": 0.5}
+        if after is not None:
+            params["after_actions"] = after
+        self.w.inject("crash-konnector", params)
+
+    @rule(seconds=st.floats(0.001, 40))
+    def run(self, seconds: float) -> None:
+        self.w.advance(seconds)
+
+    # -- properties --------------------------------------------------------------------------
+    @invariant()
+    def safety(self) -> None:
+        if self.world is not None:
+            assert not self.w.monitor.violations, self.w.monitor.violations
+
+    def teardown(self) -> None:
+        if self.world is not None:
+            check_schema_liveness(self.w)
+
+
+def _entry(binding: dict[str, Any], api: str) -> dict[str, Any]:
+    return next(e for e in binding["status"]["boundAPIs"] if e["name"] == api)
+
+
+def _api_ready(entry: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in entry.get("conditions", []))
+
+
+def _synced(world: World, gvr: GVR, local_uid: str) -> None:
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    for c in consumer.list(gvr)[0]:
+        key = o.key_of(c)
+        assert not o.is_deleting(c), f"{gvr.resource} {key} still deleting"
+        try:
+            p = provider.get(gvr, key)
+        except ApiError:
+            p = None
+        assert p is not None, f"{gvr.resource} {key}: no provider copy"
+        assert classify(p, local_uid, o.uid(c)) is Ownership.OURS, f"{key}: copy not ours"
+        assert p.get("spec") == c.get("spec"), f"{key}: spec {p.get('spec')} != {c.get('spec')}"
+
+
+def check_schema_liveness(world: World) -> None:
+    from kbcore import schema as kschema
+
+    for f in world.faults:
+        f.end = min(f.end, world.now)
+    world.crash_after = None
+    # Safety first: a write the monitor flagged meanwhile is the failure to report, not the
+    # loop it may have started.
+    settled = world.settle(300)
+    assert not world.monitor.violations, world.monitor.violations
+    assert settled, f"did not settle: {world.logs[-5:]}"
+    world.advance(31.0)  # one resync: the binding has seen the provider's last schema
+    settled = world.settle(300)
+    assert not world.monitor.violations, world.monitor.violations
+    assert settled, f"did not settle after a resync: {world.logs[-5:]}"
+    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    local_uid = o.uid(consumer.get(NAMESPACES, ObjectKey("", "kube-system")))
+    binding = consumer.get(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), ObjectKey("", "w"))
+    # The other API of the binding syncs whatever happens to widgets.
+    assert _api_ready(_entry(binding, GADGETS_API)), _entry(binding, GADGETS_API)
+    _synced(world, GADGETS, local_uid)
+
+    live = consumer.get(CRDS, ObjectKey("", WIDGETS_API))
+    try:
+        theirs = provider.get(CRDS, ObjectKey("", WIDGETS_API))
+    except ApiError:
+        theirs = None
+    entry = _entry(binding, WIDGETS_API)
+    # What the consumer CRD can follow, stated independently of the kernel's gate.
+    webhook = theirs is not None and (theirs["spec"].get("conversion") or {}).get(
+        "strategy") == "Webhook"
+    followable = theirs is not None and not webhook
+    if followable:
+        assert theirs is not None
+        desired = kschema.for_consumer(theirs, "p")
+        served = {v["name"] for v in desired["spec"]["versions"]}
+        followable = addressing(desired) == addressing(live) and set(
+            live["status"]["storedVersions"]) <= served
+    assert _api_ready(entry) == followable, (followable, entry, theirs and theirs["spec"])
+    ready = any(c["type"] == "Ready" and c["status"] == "True"
+                for c in binding["status"]["conditions"])  # fmt: skip
+    assert ready == followable, binding["status"]["conditions"]
+    # The recorded hash is the one the live CRD carries, refused or not.
+    assert entry.get("crdHash") == o.annotations_of(live)[keys.ANNOTATION_SCHEMA_HASH], entry
+    if followable:
+        assert theirs is not None
+        assert live["spec"] == kschema.for_consumer(theirs, "p")["spec"], "CRD not followed"
+        storage = next(v["name"] for v in live["spec"]["versions"] if v["storage"])
+        _synced(world, GVR("example.org", storage, "widgets"), local_uid)
+    else:
+        reasons = {c["reason"] for c in entry["conditions"] if c["type"] == "Ready"}
+        assert reasons <= {"IncompatibleSchemaChange", "APINotExported", "ConversionWebhook"}, entry
+        # Paused: a new object and an edit of the refused API are not synced (nor tried).
+        storage = next(v["name"] for v in live["spec"]["versions"] if v["storage"])
+        gvr = GVR("example.org", storage, "widgets")
+        fresh = {"apiVersion": gvr.api_version, "kind": "Widget",
+                 "metadata": {"namespace": "default", "name": "paused"}, "spec": {"size": "s"}}  # fmt: skip
+        with contextlib.suppress(ApiError):
+            world.user_call(lambda: consumer.create(gvr, fresh, user=ADMIN))
+        for c in consumer.list(gvr)[0]:
+            with contextlib.suppress(ApiError):
+                world.user_call(lambda c=c: consumer.patch(
+                    gvr, o.key_of(c), {"spec": {"size": "edited"}}, "merge", user=ADMIN))
+        before = world.writes[("provider", WIDGETS_API)]
+        world.advance(60.0)
+        tried = world.writes[("provider", WIDGETS_API)] - before
+        assert tried == 0, f"refused API still synced: {tried} write(s) to provider widgets"

@@ -9,11 +9,16 @@ run (the control-plane planners have no seam of their own).
 T1-T6): each replaces one or two of its rule functions (the way a plausible regression would
 loosen a check) while `test_seeded_bugs.py` runs the related-resources machine; the
 `related-within-trust-boundary` invariant must name the rule that was broken.
+
+`SCHEMA_SEEDED_BUGS` break the schema gate, the hash bookkeeping, per-API sync or the shell's
+addressing instead (patched in for the run); the schema-change machine must catch each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import contextlib
+import inspect
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import attrs
@@ -195,4 +200,98 @@ RELATED_SEEDED_BUGS: dict[str, tuple[tuple[Patch, ...], str]] = {
     "the FromConsumer selector requirement removed (T6)": (
         (("explicit_selector", every_selector_explicit),),
         r"related-within-trust-boundary', '[^']*\(T6\)"),
+}  # fmt: skip
+
+
+# -- the schema gate and per-API sync (issue 12): patched into kbcore / kbsim for a run ----------
+
+SchemaPatch = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    old = inspect.getattr_static(module, name)  # a staticmethod stays one when restored
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def gate_ignores_scope() -> contextlib.AbstractContextManager[None]:
+    """The change gate compares names and versions but forgets the scope."""
+    from kbcore import schema
+
+    real = schema.refuse_schema_change
+
+    def mutant(current: Any, desired: Any) -> Any:
+        scope = (current.get("spec") or {}).get("scope")
+        return real(current, {**desired, "spec": {**desired["spec"], "scope": scope}})
+
+    return _patched(schema, "refuse_schema_change", mutant)
+
+
+def gate_ignores_stored_versions() -> contextlib.AbstractContextManager[None]:
+    """The change gate forgets that objects are stored at versions the CRD once stored."""
+    from kbcore import schema
+
+    real = schema.refuse_schema_change
+
+    def mutant(current: Any, desired: Any) -> Any:
+        return real({**current, "status": {**(current.get("status") or {}),
+                                           "storedVersions": []}}, desired)  # fmt: skip
+
+    return _patched(schema, "refuse_schema_change", mutant)
+
+
+def hash_claimed_before_the_write() -> contextlib.AbstractContextManager[None]:
+    """plan_install reports the hash of the CRD it is about to write as the installed one."""
+    from kbcore import schema
+
+    real = schema.plan_install
+
+    def mutant(*args: Any, **kwargs: Any) -> Any:
+        install = real(*args, **kwargs)
+        return attrs.evolve(install, crd_hash=install.writes_hash or install.crd_hash)
+
+    return _patched(schema, "plan_install", mutant)
+
+
+def sync_follows_the_binding_not_the_api() -> contextlib.AbstractContextManager[None]:
+    """Instance sync asks whether any API of the binding is bound, not this one."""
+    from kbcore import binding, worker
+
+    def mutant(b: Any, api: str) -> bool:
+        entries = (b.get("status") or {}).get("boundAPIs") or []
+        return any(binding.api_is_ready(e) for e in entries if isinstance(e, dict))
+
+    return _patched(worker, "syncs_api", mutant)
+
+
+def syncer_kept_for_an_incompatible_api() -> contextlib.AbstractContextManager[None]:
+    """The engagement pass keeps the syncer of an API whose provider schema was refused."""
+    from kbcore import engagement
+
+    return _patched(engagement, "paused", lambda _api, _bindings: False)
+
+
+def shell_addresses_the_provider_by_its_own_scope() -> contextlib.AbstractContextManager[None]:
+    """The shell builds a write's URL from the provider's discovery (a RESTMapper), so a
+    namespaced consumer object is written cluster-wide on a cluster-scoped provider API."""
+    from kbsim import world
+
+    return _patched(world.World, "url_namespace", staticmethod(lambda _request: None))
+
+
+SCHEMA_SEEDED_BUGS: dict[str, tuple[SchemaPatch, str]] = {
+    # bug -> (what it patches in, the property failure that must catch it)
+    "change gate ignores scope": (gate_ignores_scope, "consumer-crd-immutable-fields"),
+    "change gate ignores stored versions": (
+        gate_ignores_stored_versions, "consumer-crd-immutable-fields"),
+    "hash claimed before the write": (hash_claimed_before_the_write, "bound-hash-was-written"),
+    "sync follows the binding, not the API": (
+        sync_follows_the_binding_not_the_api, "refused API still synced|did not settle"),
+    "syncer kept for an incompatible API": (syncer_kept_for_an_incompatible_api, "did not settle"),
+    "shell addresses the provider by its own scope": (
+        shell_addresses_the_provider_by_its_own_scope, "instance-scope-matches-provider"),
 }  # fmt: skip

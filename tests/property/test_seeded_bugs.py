@@ -10,9 +10,14 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from kbcore import related
-from tests.property.machine import ConvergenceMachine
+from tests.property.machine import ConvergenceMachine, SchemaChangeMachine
 from tests.property.related_machine import RelatedMachine
-from tests.property.seeded_bugs import KERNEL_PATCHES, RELATED_SEEDED_BUGS, SEEDED_BUGS
+from tests.property.seeded_bugs import (
+    KERNEL_PATCHES,
+    RELATED_SEEDED_BUGS,
+    SCHEMA_SEEDED_BUGS,
+    SEEDED_BUGS,
+)
 
 BUDGET = settings(
     max_examples=300,
@@ -61,3 +66,21 @@ def test_property_suite_catches_a_broken_trust_boundary(
     mutant = type(f"Mutant_{patches[0][0]}", (RelatedMachine,), {})
     with pytest.raises(AssertionError, match=symptom):
         run_state_machine_as_test(mutant, settings=BUDGET)
+
+
+@pytest.mark.parametrize("bug", sorted(SCHEMA_SEEDED_BUGS))
+def test_schema_change_property_catches(bug: str) -> None:
+    patch, symptom = SCHEMA_SEEDED_BUGS[bug]
+    mutant = type(f"Mutant_{patch.__name__}", (SchemaChangeMachine,), {})
+    budget = settings(
+        max_examples=150,
+        stateful_step_count=15,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        database=None,
+    )
+    with patch(), pytest.raises(AssertionError, match=symptom):
+        run_state_machine_as_test(mutant, settings=budget)

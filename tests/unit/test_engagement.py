@@ -194,6 +194,26 @@ def test_first_crd_by_name_wins_a_gvr_whatever_the_order() -> None:
         assert sync_targets(crds, engaged)[WIDGETS].engagement == ENG_Q
 
 
+def _refusing(reason: str, *, deleting: bool = False) -> dict[str, Any]:
+    b = _binding_with(
+        {"name": "widgets.example.org",
+         "conditions": [{"type": "Ready", "status": "False", "reason": reason}]},
+    )  # fmt: skip
+    if deleting:
+        b["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return b
+
+
+def test_an_api_whose_schema_change_was_refused_has_no_syncer() -> None:
+    # The provider no longer serves it where the consumer CRD addresses it: paused altogether.
+    refused = _refusing("IncompatibleSchemaChange")
+    assert sync_targets([crd()], {"p": ENG_P}, [refused]) == {}
+    # Any other refusal keeps the syncer (deletions still finish); so does an unbinding one.
+    for other in (_refusing("ConversionWebhook"), _refusing("APINotExported"),
+                  _refusing("IncompatibleSchemaChange", deleting=True)):  # fmt: skip
+        assert WIDGETS in sync_targets([crd()], {"p": ENG_P}, [other])
+
+
 def test_crd_being_deleted_is_not_synced() -> None:
     deleting = crd()
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"

@@ -35,6 +35,7 @@ from kbcore.schema import (
     plan_install,
     plan_uninstall,
     refuse_exported_change,
+    refuse_install,
     refuse_provider_crd,
     refuse_schema_change,
     schema_hash,
@@ -1229,3 +1230,17 @@ def test_law_plan_install_refuses_or_plans_an_update_the_server_accepts(
     if new_storage not in prepared["status"]["storedVersions"]:
         prepared["status"]["storedVersions"].append(new_storage)
     assert validate_crd(prepared, current) == []
+
+
+def test_refuse_install_reports_the_change_gate_before_anything_else() -> None:
+    # A webhook added together with a scope change: the API must pause either way, and the
+    # reason says why it cannot follow.
+    current = installed_copy(provider())
+    both = with_spec(provider(), scope="Cluster")
+    both["spec"]["conversion"] = {"strategy": "Webhook"}
+    refusal = refuse_install(both, current, CONN)
+    assert refusal is not None and refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE
+    # A CRD that is not ours for this Connection: the gate is not ours to apply first.
+    assert refuse_install(both, current, OTHER) == refuse_provider_crd(both)
+    assert refuse_install(both, None, CONN) == refuse_provider_crd(both)
+    assert refuse_install(provider(), current, CONN) is None

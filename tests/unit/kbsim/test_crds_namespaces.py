@@ -131,6 +131,76 @@ def test_crd_scope_is_immutable(widgets: APIServer) -> None:
     assert 'spec.scope: Invalid value: "Cluster": field is immutable' in err.value.message
 
 
+def test_crd_scope_and_kind_may_change_until_established(server: APIServer) -> None:
+    # requireImmutableNames is "the old CRD is Established"; group and plural never change.
+    created = server.create(CRDS, crd())
+    created["spec"]["scope"] = "Cluster"
+    created["spec"]["names"]["kind"] = "Gizmo"
+    updated = server.update(CRDS, created)
+    assert (updated["spec"]["scope"], updated["spec"]["names"]["kind"]) == ("Cluster", "Gizmo")
+
+
+def test_crd_kind_group_and_plural_are_immutable(widgets: APIServer) -> None:
+    current = widgets.get(CRDS, CRD_KEY)
+    current["spec"]["names"]["kind"] = "Gizmo"
+    with pytest.raises(ApiError) as err:
+        widgets.update(CRDS, current)
+    assert 'spec.names.kind: Invalid value: "Gizmo": field is immutable' in err.value.message
+    current = widgets.get(CRDS, CRD_KEY)
+    current["spec"]["group"] = "example.com"
+    current["spec"]["names"]["plural"] = "gizmos"
+    with pytest.raises(ApiError) as err:
+        widgets.update(CRDS, current)
+    assert 'spec.group: Invalid value: "example.com": field is immutable' in err.value.message
+    assert 'spec.names.plural: Invalid value: "gizmos": field is immutable' in err.value.message
+    # singular and listKind may change (the konnector's gate refuses them nonetheless).
+    current = widgets.get(CRDS, CRD_KEY)
+    current["spec"]["names"]["singular"] = "wdgt"
+    assert widgets.update(CRDS, current)["spec"]["names"]["singular"] == "wdgt"
+
+
+def test_a_new_storage_version_joins_stored_versions_which_must_stay_listed(
+    widgets: APIServer,
+) -> None:
+    current = widgets.get(CRDS, CRD_KEY)
+    v2 = {**current["spec"]["versions"][0], "name": "v2"}
+    current["spec"]["versions"][0]["storage"] = False
+    current["spec"]["versions"].append(v2)
+    updated = widgets.update(CRDS, current)
+    assert updated["status"]["storedVersions"] == ["v1", "v2"]
+    # Dropping v1 while objects may be stored at it: refused, as PrepareForUpdate and
+    # ValidateCustomResourceDefinitionStoredVersions do.
+    updated["spec"]["versions"] = [updated["spec"]["versions"][1]]
+    with pytest.raises(ApiError) as err:
+        widgets.update(CRDS, updated)
+    assert err.value.code == 422
+    assert (
+        'status.storedVersions[0]: Invalid value: "v1": missing from spec.versions; v1 was '
+        "previously a storage version, and must remain in spec.versions until a storage "
+        "migration ensures no data remains persisted in v1" in err.value.message
+    )
+    # A storage migration trims storedVersions through /status; then v1 may go.
+    trimmed = widgets.get(CRDS, CRD_KEY)
+    trimmed["status"]["storedVersions"] = ["v2"]
+    trimmed = widgets.update(CRDS, trimmed, subresource="status")
+    trimmed["spec"]["versions"] = [trimmed["spec"]["versions"][1]]
+    assert [v["name"] for v in widgets.update(CRDS, trimmed)["spec"]["versions"]] == ["v2"]
+
+
+def test_a_url_of_the_wrong_scope_is_not_found(server: APIServer) -> None:
+    establish(server, crd(scope="Cluster"))
+    gvr = GVR("example.org", "v1", "widgets")
+    body = {"apiVersion": "example.org/v1", "kind": "Widget",
+            "metadata": {"name": "w1", "namespace": "default"}, "spec": {}}  # fmt: skip
+    # A client that puts the body's namespace in the URL, as the konnector does: 404.
+    with pytest.raises(ApiError) as err:
+        server.create(gvr, body, url_namespace="default")
+    assert err.value.code == 404
+    assert err.value.message == "the server could not find the requested resource"
+    # kubectl knows the scope and drops the namespace: created cluster-wide.
+    assert "namespace" not in server.create(gvr, body)["metadata"]
+
+
 def test_crd_deletion_cascades_and_waits_for_instance_finalizers(widgets: APIServer) -> None:
     held = widget("held")
     held["metadata"]["finalizers"] = ["example.org/hold"]
