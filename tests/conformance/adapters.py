@@ -63,6 +63,15 @@ def _retry(
         step()
 
 
+def _url_namespace(gvr: GVR, body: Obj) -> str:
+    """The namespace KubeClient puts in a create or update URL: the body's (none for
+    Namespaces themselves)."""
+    if gvr == GVR("", "v1", "namespaces"):
+        return ""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return str((meta or {}).get("namespace") or "") if isinstance(meta, dict) else ""
+
+
 def _crd_resource(crd: Obj) -> GVR:
     spec = crd["spec"]
     version = next(v["name"] for v in spec["versions"] if v.get("storage"))
@@ -171,7 +180,10 @@ class KbsimClient(_Waits):
         return self.server.list(gvr, namespace, label_selector, user=self.user)
 
     def create(self, gvr: GVR, body: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER) -> Obj:
-        return self.server.create(gvr, body, field_manager, user=self.user)
+        # The URL's namespace is the body's, as KubeClient sends it.
+        return self.server.create(
+            gvr, body, field_manager, user=self.user, url_namespace=_url_namespace(gvr, body)
+        )
 
     def update(
         self,
@@ -181,7 +193,14 @@ class KbsimClient(_Waits):
         subresource: str = "",
         field_manager: str = DEFAULT_FIELD_MANAGER,
     ) -> Obj:
-        return self.server.update(gvr, body, subresource, field_manager, user=self.user)
+        return self.server.update(
+            gvr,
+            body,
+            subresource,
+            field_manager,
+            user=self.user,
+            url_namespace=_url_namespace(gvr, body),
+        )
 
     def patch(
         self,

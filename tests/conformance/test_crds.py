@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from kbcore.objects import GVR
 from tests.conformance.client import CRDS, Api, raises_api_error, unique, widget
 from tests.conformance.conftest import widget_crd
@@ -66,3 +68,60 @@ def test_deleting_a_crd_deletes_its_instances(api: Api, widgets: GVR) -> None:
     api.create(CRDS, widget_crd(widgets.group))
     api.wait_established(name)
     assert api.list(widgets, ns)[0] == []
+
+
+IMMUTABLE = "field is immutable"
+
+
+def test_an_established_crd_keeps_scope_names_and_stored_versions(api: Api) -> None:
+    """What the konnector's change gate (kbcore.schema rule 8) predicts the server refuses."""
+    group = f"{unique('t')}.conformance.example.com"
+    name = f"widgets.{group}"
+    api.create(CRDS, widget_crd(group))
+    crd = api.wait_established(name)
+    for field, value in (("scope", "Cluster"), ("kind", "Gizmo")):
+        changed = copy.deepcopy(crd)
+        if field == "scope":
+            changed["spec"]["scope"] = value
+            path = "spec.scope"
+        else:
+            changed["spec"]["names"]["kind"] = value
+            path = "spec.names.kind"
+        with raises_api_error(422, "Invalid") as refused:
+            api.update(CRDS, changed)
+        assert f'{path}: Invalid value: "{value}": {IMMUTABLE}' in refused.value.message
+    # singular may change (the gate refuses it all the same: it renames the consumer's API).
+    renamed = copy.deepcopy(crd)
+    renamed["spec"]["names"]["singular"] = "wdgt"
+    crd = api.update(CRDS, renamed)
+    assert crd["spec"]["names"]["singular"] == "wdgt"
+    # A new storage version joins status.storedVersions ...
+    v2 = {**copy.deepcopy(crd["spec"]["versions"][0]), "name": "v2"}
+    crd["spec"]["versions"][0]["storage"] = False
+    crd["spec"]["versions"].append(v2)
+    crd = api.update(CRDS, crd)
+    assert crd["status"]["storedVersions"] == ["v1", "v2"]
+    # ... and a stored version cannot leave spec.versions.
+    crd["spec"]["versions"] = [crd["spec"]["versions"][1]]
+    with raises_api_error(422, "Invalid") as refused:
+        api.update(CRDS, crd)
+    assert 'status.storedVersions[0]: Invalid value: "v1": missing from spec.versions' in (
+        refused.value.message
+    )
+    api.delete(CRDS, name)
+
+
+def test_a_namespaced_url_of_a_cluster_scoped_resource_is_not_found(api: Api) -> None:
+    """A konnector that writes a namespaced object to a provider whose CRD became cluster-
+    scoped gets 404 (it never lands cluster-wide)."""
+    group = f"{unique('t')}.conformance.example.com"
+    name = f"widgets.{group}"
+    body = widget_crd(group)
+    body["spec"]["scope"] = "Cluster"
+    api.create(CRDS, body)
+    api.wait_established(name)
+    gvr = GVR(group, "v1", "widgets")
+    with raises_api_error(404, "NotFound", NOT_SERVED):
+        api.create(gvr, widget(gvr, "one", api.namespace, size=1))
+    assert api.list(gvr)[0] == []
+    api.delete(CRDS, name)

@@ -6,6 +6,7 @@ checks the conditions and writes a user would see. One test (or a few) per numbe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -572,6 +573,25 @@ def test_pull_policy_all_never_overwrites_a_foreign_consumer_crd() -> None:
     )
     assert not [a for a in plan.writes if getattr(a, "target", None) and a.target.gvr == CRDS]
     assert (cond(plan, "SchemaInSync") or ())[:2] == ("False", "ForeignCRD")
+
+
+def test_pull_policy_all_refuses_a_scope_change_and_leaves_the_consumer_crd_alone() -> None:
+    # The Connection's installs go through the same gate as a binding's (kbcore.schema rule 8).
+    live = schema.for_consumer(WIDGETS, NAME)
+    live["metadata"].update(uid="cons", resourceVersion="3")
+    live["status"] = {"conditions": [{"type": "Established", "status": "True"}],
+                      "storedVersions": ["v1"]}  # fmt: skip
+    flipped = copy.deepcopy(WIDGETS)
+    flipped["spec"]["scope"] = "Cluster"
+    plan, _ = drive(
+        connection(spec={"schema": {"pullPolicy": "All"}}),
+        {EXPORTED_LIST: [flipped], Get(CONSUMER, CRDS, ObjectKey("", "widgets.example.org")): live},
+    )
+    assert not [a for a in plan.writes if getattr(a, "target", None) and a.target.gvr == CRDS]
+    status, reason, message = cond(plan, "SchemaInSync") or ("", "", "")
+    assert (status, reason) == ("False", "IncompatibleSchemaChange")
+    assert "spec.scope" in message and "widgets.example.org" in message
+    assert (cond(plan, "Ready") or ())[:2] == ("True", "AsExpected")  # the Connection stays up
 
 
 # -- rule 9: autoBind ----------------------------------------------------------------------------
