@@ -344,7 +344,7 @@ CRDS = scenario.CRDS
 WIDGETS_API, GADGETS_API = "widgets.example.org", "gadgets.example.org"
 SCHEMA_CHANGES = (
     "add-field", "add-version", "move-storage", "drop-version", "unserve-version",
-    "restore-singular", "restore",
+    "restore-singular", "no-webhook", "restore",
 )  # fmt: skip
 HOSTILE_SCHEMA_CHANGES = ("flip-scope", "migrate-version", "singular", "webhook")
 WEBHOOK = {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
@@ -515,6 +515,8 @@ class SchemaChangeMachine(RuleBasedStateMachine):
             spec["names"]["singular"] = "wdgt" if change == "singular" else "widget"
         elif change == "webhook":  # refused (R3), but the provider still serves the API
             spec["conversion"] = o.deepcopy(WEBHOOK)
+        elif change == "no-webhook":
+            spec["conversion"] = {"strategy": "None"}
         self._user(lambda: provider.update(CRDS, crd, user=ADMIN))
 
     # -- faults and time ---------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_schema_change_property_catches(bug: str) -> None:
     patch, symptom = SCHEMA_SEEDED_BUGS[bug]
     mutant = type(f"Mutant_{patch.__name__}", (SchemaChangeMachine,), {})
     budget = settings(
-        max_examples=150,
+        max_examples=400,
         stateful_step_count=15,
         deadline=None,
         derandomize=True,
