@@ -240,8 +240,14 @@ class Monitor:
             for api in (b.get("spec") or {}).get("apis") or []:
                 crd = crds.get(api.get("name", "")) if isinstance(api, Mapping) else None
                 served = served_resource(crd) if crd is not None else None
-                if served is not None:
-                    out[served.gvr] = served.gvr.group_resource
+                if served is None or crd is None:
+                    continue
+                # Every served version: a syncer started at the old storage version may
+                # still write through it while a schema update moves the storage version.
+                for v in crd["spec"].get("versions") or []:
+                    if isinstance(v, Mapping) and v.get("served") is True:
+                        gvr = GVR(served.gvr.group, str(v.get("name")), served.gvr.resource)
+                        out[gvr] = served.gvr.group_resource
         return out
 
     def _bindings(self) -> tuple[list[o.Obj], list[o.Obj]]:
