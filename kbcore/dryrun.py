@@ -31,7 +31,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -310,7 +309,7 @@ def _ready(body: Mapping[str, Any]) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    text = o.canonical_json(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

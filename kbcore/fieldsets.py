@@ -49,14 +49,13 @@ assumed to share one schema), union fields, defaults of list-map keys, and the c
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
 
-from kbcore.objects import json_equal
+from kbcore.objects import canonical_json, deepcopy, json_equal
 
 __all__ = [
     "APPLY",
@@ -202,7 +201,7 @@ def _field(m: MapType, key: str) -> tuple[Type, bool]:
 
 def _json(value: Any) -> str:
     """Compact JSON with sorted keys, escaped like Go's encoding/json (HTML-safe)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = canonical_json(value, ensure_ascii=False)
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -670,7 +669,7 @@ def merge(lhs: Any, rhs: Any, typ: Type) -> Any:
 
 
 def _keep_rhs(l: Any, r: Any) -> Any:  # noqa: E741
-    return copy.deepcopy(r if r is not _MISSING else l)
+    return deepcopy(r if r is not _MISSING else l)
 
 
 def _merge(l: Any, r: Any, t: Type) -> Any:  # noqa: E741
@@ -678,7 +677,7 @@ def _merge(l: Any, r: Any, t: Type) -> Any:  # noqa: E741
     rt = _resolve(t, present)
     shape = _shape(rt, present)
     if l is not _MISSING and r is not _MISSING and _shape(_resolve(t, l), l) != shape:
-        return copy.deepcopy(r)
+        return deepcopy(r)
     if shape == "scalar":
         return _keep_rhs(l, r)
     lv = None if l is _MISSING else l
@@ -770,7 +769,7 @@ def remove_items(value: Any, to_remove: FieldSet, typ: Type) -> Any:
     As in SMD, a map or list left empty by the removal becomes `None`.
     """
     if not to_remove:
-        return copy.deepcopy(value)
+        return deepcopy(value)
     return _remove(value, set(to_remove.paths), typ)
 
 
@@ -791,7 +790,7 @@ def _remove(v: Any, paths: set[Path], t: Type) -> Any:
     rt = _resolve(t, v)
     shape = _shape(rt, v)
     if shape == "scalar" or v is None:
-        return copy.deepcopy(v) if shape == "scalar" else None
+        return deepcopy(v) if shape == "scalar" else None
     members, below = _split(paths)
     if shape == "list":
         assert isinstance(rt, ListType)
@@ -803,7 +802,7 @@ def _remove(v: Any, paths: set[Path], t: Type) -> Any:
             if pe in members:
                 continue
             sub = below.get(pe)
-            items.append(_remove(item, sub, rt.elem) if sub else copy.deepcopy(item))
+            items.append(_remove(item, sub, rt.elem) if sub else deepcopy(item))
         return items if items else None
     assert isinstance(rt, MapType)
     if not v or rt.atomic:
@@ -814,7 +813,7 @@ def _remove(v: Any, paths: set[Path], t: Type) -> Any:
         if pe in members:
             continue
         sub = below.get(pe)
-        out[key] = _remove(val, sub, _field(rt, key)[0]) if sub else copy.deepcopy(val)
+        out[key] = _remove(val, sub, _field(rt, key)[0]) if sub else deepcopy(val)
     return out if out else None
 
 
@@ -1124,7 +1123,7 @@ def apply(
             result.append(attrs.evolve(entry, fields=remaining))
     if conflicts and not force:
         conflicts.sort(key=lambda c: (c.manager.identifier(), _path_sort_key(c.path)))
-        return ApplyResult(copy.deepcopy(live_obj), original, False, False, tuple(conflicts))
+        return ApplyResult(deepcopy(live_obj), original, False, False, tuple(conflicts))
     changed = not json_equal(live_obj, new_obj)
     mine = attrs.evolve(
         mine,

@@ -40,6 +40,13 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
     c. anything else (foreign with Fail, or owned by another consumer or object): a conflict —
        annotate the consumer object with the reason and emit one Warning event, never touch the
        provider object. A conflict annotation is removed once the object syncs cleanly.
+ 7. Limits (`kbcore.limits` rule 3): a create or apply of the provider copy, or a status
+    mirror, whose body an API server would refuse (nested deeper than `MAX_JSON_DEPTH`, or
+    larger than `MAX_REQUEST_BODY_BYTES` as JSON) is never sent. The consumer object is
+    annotated `sync-limit: SpecExceedsLimits` (or `StatusExceedsLimits`) and one Warning event
+    names the provider object and the limit; the rest of the plan goes ahead (a status too
+    large to mirror does not stop spec sync). Like a conflict it costs no writes while it
+    stands, and the annotation is removed once the object syncs within the limits.
 
 Only `spec` and our markers travel up; consumer labels, annotations, finalizers and status never
 do. The apply uses field manager `kube-bind-konnector` with force, so a direct spec edit on the
@@ -72,8 +79,9 @@ from kbcore.actions import (
     RequeueAfter,
     UpdateStatus,
 )
-from kbcore.api import keys
+from kbcore.api import conditions, keys
 from kbcore.identity import reaches_itself
+from kbcore.limits import body_problem
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
@@ -231,7 +239,7 @@ def _applied_fields_v1(live: Mapping[str, Any], manager: str) -> dict[str, Any] 
     return None
 
 
-def _owned_within(fields: dict[str, Any], body: Any) -> bool:
+def _owned_within(fields: Any, body: Any) -> bool:
     """Is every field of the fieldsV1 tree `fields` set in `body`?
 
     Walks the owned tree alongside the body rather than building both sets. List-element keys
@@ -240,16 +248,22 @@ def _owned_within(fields: dict[str, Any], body: Any) -> bool:
     caller has already checked that the live list equals the body's (`contains` compares lists
     whole), so the elements we own are exactly the body's: nothing below a list is left over.
     (Answering False there would re-apply on every pass, never reaching zero writes.)
+    Iterative: the tree is as deep as the spec, which may be deeper than Python recurses.
     """
-    if isinstance(body, list):
-        return True
-    for k, sub in fields.items():
-        if k == ".":
+    stack = [(fields, body)]
+    while stack:
+        tree, value = stack.pop()
+        if isinstance(value, list):
             continue
-        if not k.startswith("f:") or not isinstance(body, dict) or k[2:] not in body:
-            return False
-        if sub and not _owned_within(sub, body[k[2:]]):
-            return False
+        if not isinstance(tree, dict):
+            return False  # not a fieldsV1 tree: we cannot show we own nothing more
+        for k, sub in tree.items():
+            if k == ".":
+                continue
+            if not k.startswith("f:") or not isinstance(value, dict) or k[2:] not in value:
+                return False
+            if sub:
+                stack.append((sub, value[k[2:]]))
     return True
 
 
@@ -302,15 +316,20 @@ def plan_instance(view: InstanceView) -> Plan:
     if p is None:
         if not view.provider.fresh:
             return Plan(needs=(ReadFresh(pref),), why="rule 5: confirm absence before creating")
+        body = desired_provider_body(c, pref.key, view.local_cluster_uid)
+        too_large = body_problem(body)
+        if too_large:
+            actions.extend(_limit_annotation(c, cref, _spec_limit(pref, too_large)))
+            return Plan(tuple(actions), why="rule 7: provider copy would exceed API limits")
         if view.namespaced and pref.key.namespace:
             if view.provider.namespace_exists is None:
                 ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", pref.key.namespace))
                 return Plan(needs=(ReadFresh(ns_ref),), why="rule 5: does the namespace exist")
             if not view.provider.namespace_exists:
                 actions.append(_create_namespace(pref.key.namespace, view.local_cluster_uid))
-        body = desired_provider_body(c, pref.key, view.local_cluster_uid)
         actions.append(Create(pref, body, keys.FIELD_MANAGER))
         actions.extend(_clear_conflict(c, cref))
+        actions.extend(_limit_annotation(c, cref, None))
         return Plan(tuple(actions), why="rule 5: create provider copy")
 
     ownership = classify(p, view.local_cluster_uid, o.uid(c))
@@ -322,16 +341,33 @@ def plan_instance(view: InstanceView) -> Plan:
         actions.append(RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS))
         return Plan(tuple(actions), why="rule 6a: provider copy deleting; recreate once gone")
 
+    limit: _Limit | None = None
     wanted = desired_provider_body(c, pref.key, view.local_cluster_uid, copy=False)
     if adopting or not apply_is_noop(wanted, p, keys.FIELD_MANAGER):
-        actions.append(_apply(c, pref, view.local_cluster_uid, p))
+        apply = _apply(c, pref, view.local_cluster_uid, p)
+        too_large = body_problem(apply.body)
+        if too_large:
+            limit = _spec_limit(pref, too_large)
+        else:
+            actions.append(apply)
     actions.extend(_clear_conflict(c, cref))
     if ownership is Ownership.OURS and holds_finalizer and not o.json_equal(_status(c), _status(p)):
         # Status is only mirrored once our finalizer is in place, from the rv it was planned on;
         # when the finalizer is added in this same plan the next pass mirrors it.
-        actions.append(UpdateStatus(cref, _with_status(c, _status(p))))
+        update = UpdateStatus(cref, _with_status(c, _status(p)))
+        too_large = body_problem(update.body)
+        if not too_large:
+            actions.append(update)
+        elif limit is None:
+            limit = _Limit(
+                conditions.STATUS_EXCEEDS_LIMITS,
+                f"status of provider object {pref.key} not mirrored: {too_large}",
+            )
+    actions.extend(_limit_annotation(c, cref, limit))
     why = "rule 6b: adopt foreign-unmanaged copy" if adopting else "rule 6a: in sync"
-    if any(not isinstance(a, RequeueAfter) for a in actions):
+    if limit is not None:
+        why = f"rule 7: {limit.reason}"
+    elif any(not isinstance(a, RequeueAfter) for a in actions):
         why = why.replace("in sync", "sync ours")
     return Plan(tuple(actions), why=why)
 
@@ -398,6 +434,35 @@ def _apply(c: o.Obj, pref: ObjectRef, local_uid: str, live: o.Obj | None) -> App
 
 def _create_namespace(name: str, local_uid: str) -> CreateNamespace:
     return owned_namespace(PROVIDER, name, local_uid)
+
+
+@attrs.frozen
+class _Limit:
+    """Rule 7: which write exceeded the API server's limits, and the message saying how."""
+
+    reason: str
+    message: str
+
+
+def _spec_limit(pref: ObjectRef, problem: str) -> _Limit:
+    return _Limit(
+        conditions.SPEC_EXCEEDS_LIMITS, f"spec not synced to provider object {pref.key}: {problem}"
+    )
+
+
+def _limit_annotation(c: o.Obj, cref: ObjectRef, limit: _Limit | None) -> list[Action]:
+    """Rule 7: annotate (and tell, once) or clear; nothing while the annotation is right."""
+    have = o.annotations_of(c).get(keys.ANNOTATION_SYNC_LIMIT)
+    if limit is None:
+        if have is None:
+            return []
+        return [MergePatch(cref, {"metadata": {"annotations": {keys.ANNOTATION_SYNC_LIMIT: None}}})]
+    if have == limit.reason:
+        return []
+    patch = {"metadata": {"annotations": {keys.ANNOTATION_SYNC_LIMIT: limit.reason}}}
+    kind, uid = str(c.get("kind", "")), o.uid(c)
+    event = EmitEvent(cref, kind, uid, "Warning", limit.reason, limit.message)
+    return [MergePatch(cref, patch), event]
 
 
 def _clear_conflict(c: o.Obj, cref: ObjectRef) -> list[Action]:

@@ -12,7 +12,8 @@ Rules (spec §3.5 with #600's multi-version grouping):
   iff discovery lists `<resource>/status`. `<resource>/scale` and other subresources are not
   synthesized and are reported as losses.
 * Its schema is the component whose `x-kubernetes-group-version-kind` lists exactly its
-  group, version and kind; without one that version is skipped.
+  group, version and kind; without one that version is skipped, as it is when that schema
+  nests deeper than `kbcore.limits.MAX_SCHEMA_DEPTH` (`kbcore.limits` rule 2).
 * All served versions of one group-resource form ONE CRD, versions sorted by
   `version_priority_key`; the storage version is the group's preferred version from `/apis`
   when it is among them, else the first. Names and scope come from the storage version.
@@ -34,6 +35,7 @@ from typing import Any
 import attrs
 
 from kbcore.groups import is_builtin_group
+from kbcore.limits import schema_depth_problem
 from kbcore.objects import Obj
 from kbcore.reads import Discovery, Failed, Observed, OpenAPIDoc, Read, need, need_all
 
@@ -752,6 +754,10 @@ def _versions(
                     f"Kind={kind}",
                 )
             )
+            continue
+        too_deep = schema_depth_problem(schema)
+        if too_deep:
+            skipped.append((what, too_deep))
             continue
         cleaned, losses = clean_schema(schema, schemas)
         subs = tuple(sorted(subresources.get(name, ())))

@@ -16,7 +16,8 @@ Refusals (`refuse_provider_crd`), checked in this order; each yields a `Refusal`
  R4. Anything else that cannot become a valid consumer CRD: `InvalidSchema` — names.plural or
      names.kind missing, metadata.name not `<plural>.<group>`, a scope other than Namespaced or
      Cluster, versions not a list of uniquely named mappings, no served version, an unknown
-     conversion strategy.
+     conversion strategy, a version's schema nested deeper than `kbcore.limits.MAX_SCHEMA_DEPTH`
+     (named with the version; `kbcore.limits` rule 2).
  `refuse_provider_crd` is total: hostile input yields a refusal, never an exception.
 
 Transform (`for_consumer`): the consumer CRD keeps every *served* version of the provider CRD
@@ -88,9 +89,7 @@ a CRD the konnector merely adopted under pullPolicy None, or anyone else's, is n
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,6 +99,7 @@ from kbcore import objects as o
 from kbcore.actions import CONSUMER, Action, Create, Delete, MergePatch, Update
 from kbcore.api import conditions, keys
 from kbcore.groups import is_protected_group
+from kbcore.limits import schema_depth_problem
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -110,7 +110,7 @@ SCOPES = ("Namespaced", "Cluster")
 
 def _canonical_hash(value: Any) -> str:
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        text = o.canonical_json(value)
     except (TypeError, ValueError):  # not JSON (mixed key types, ...): still deterministic
         text = repr(value)
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -208,6 +208,10 @@ def _refuse_versions(name: str, versions: Any) -> Refusal | None:
         seen.add(v["name"])
     if not any(_is_served(v) for v in versions):
         return _invalid(name, "it serves no version")
+    for v in versions:
+        too_deep = schema_depth_problem(_mapping(v.get("schema")).get("openAPIV3Schema"))
+        if too_deep:
+            return _invalid(name, f'version "{v["name"]}": {too_deep}')
     return None
 
 
@@ -270,7 +274,7 @@ def for_consumer(provider_crd: Obj, connection: str) -> Obj:
     refusal = refuse_provider_crd(provider_crd)
     if refusal is not None:
         raise ValueError(refusal.message)
-    spec: dict[str, Any] = copy.deepcopy(provider_crd["spec"])
+    spec: dict[str, Any] = o.deepcopy(provider_crd["spec"])
     served = [v for v in spec["versions"] if _is_served(v)]
     storage = next((v for v in served if v.get("storage") is True), served[0])
     for v in served:
@@ -486,13 +490,13 @@ def _merged(current: Any, ours: Mapping[str, str]) -> dict[str, Any]:
 
 def _replaced(current: Obj, body: Obj) -> Obj:
     """`current` with `body`'s spec and our labels and annotations, everything else kept."""
-    out = copy.deepcopy(current)
+    out = o.deepcopy(current)
     meta = out.get("metadata")
     if not isinstance(meta, dict):
         meta = out["metadata"] = {}
     meta["labels"] = _merged(meta.get("labels"), body["metadata"]["labels"])
     meta["annotations"] = _merged(meta.get("annotations"), body["metadata"]["annotations"])
-    out["spec"] = copy.deepcopy(body["spec"])
+    out["spec"] = o.deepcopy(body["spec"])
     return out
 
 

@@ -40,38 +40,62 @@ for _module in (actions, reads, requests, objects, engagement, kubeconfig, worke
 
 
 def encode(value: Any) -> Any:
-    """A JSON-able form of kernel values (attrs classes, tuples, enums, ApiError)."""
+    """A JSON-able form of kernel values (attrs classes, tuples, enums, ApiError).
+
+    Iterative (`objects.fold`): a record holds objects as deep as a provider wrote them."""
+    return objects.fold(value, _encode_children, _encode_build)
+
+
+def _encode_children(value: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(value, ApiError):
-        return {
-            "$t": "ApiError",
-            "code": value.code,
-            "reason": value.reason,
-            "message": value.message,
-            "retry_after": value.retry_after,
-            "details": encode(value.details),
-        }
+        return [
+            ("$t", "ApiError"),
+            ("code", value.code),
+            ("reason", value.reason),
+            ("message", value.message),
+            ("retry_after", value.retry_after),
+            ("details", value.details),
+        ]
     if attrs.has(type(value)):
-        out = {"$t": type(value).__name__}
-        for f in attrs.fields(type(value)):
-            out[f.name] = encode(getattr(value, f.name))
-        return out
+        pairs: list[tuple[Any, Any]] = [("$t", type(value).__name__)]
+        return pairs + [(f.name, getattr(value, f.name)) for f in attrs.fields(type(value))]
     if isinstance(value, enum.Enum):
-        return value.value
+        return None
     if isinstance(value, Mapping):
-        return {str(k): encode(v) for k, v in value.items()}
+        return [(str(k), v) for k, v in value.items()]
     if isinstance(value, list | tuple):
-        return [encode(v) for v in value]
-    return value
+        return list(enumerate(value))
+    return None
+
+
+def _encode_build(value: Any, pairs: list[tuple[Any, Any]] | None) -> Any:
+    if pairs is None:
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, list | tuple):
+        return [v for _, v in pairs]
+    return dict(pairs)
 
 
 def decode(value: Any) -> Any:
     """The inverse of `encode` for the values answers carry (objects stay plain dicts)."""
+    return objects.fold(value, _decode_children, _decode_build)
+
+
+def _decode_children(value: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(value, list):
-        return [decode(v) for v in value]
-    if not isinstance(value, dict):
+        return list(enumerate(value))
+    if isinstance(value, dict):
+        return [(k, v) for k, v in value.items() if k != "$t"]
+    return None
+
+
+def _decode_build(value: Any, pairs: list[tuple[Any, Any]] | None) -> Any:
+    if pairs is None:
         return value
+    if isinstance(value, list):
+        return [v for _, v in pairs]
+    fields = dict(pairs)
     tag = value.get("$t")
-    fields = {k: decode(v) for k, v in value.items() if k != "$t"}
     if tag is None:
         return fields
     if tag == "ApiError":
@@ -277,11 +301,21 @@ class _ReplayState:
 
 def _normal(value: Any) -> Any:
     """Encoded values compared as JSON would store them (tuples and lists alike)."""
+    return objects.fold(value, _normal_children, _normal_build)
+
+
+def _normal_children(value: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
+        return list(value.items())
     if isinstance(value, list | tuple):
-        return [_normal(v) for v in value]
-    return value
+        return list(enumerate(value))
+    return None
+
+
+def _normal_build(value: Any, pairs: list[tuple[Any, Any]] | None) -> Any:
+    if pairs is None:
+        return value
+    return dict(pairs) if isinstance(value, dict) else [v for _, v in pairs]
 
 
 def replay(
@@ -307,7 +341,7 @@ def replay(
             if step >= len(effects):
                 raise _Diverged(f"effect {step + 1}: the kernel did more", None, mine)
             theirs, answer = effects[step]
-            if _normal(theirs) != mine:
+            if not objects.json_equal(_normal(theirs), mine):
                 raise _Diverged(f"effect {step + 1} differs", theirs, mine)
             step += 1
             effect = gen.send(decode(answer))
@@ -317,6 +351,6 @@ def replay(
         return Divergence(name, d.what, d.recorded, d.replayed)
     if step != len(effects):
         return Divergence(name, "the kernel did less", effects[step][0], None)
-    if outcome != _normal(record["outcome"]):
+    if not objects.json_equal(outcome, _normal(record["outcome"])):
         return Divergence(name, "the outcome differs", record["outcome"], outcome)
     return None

@@ -23,7 +23,6 @@ Pure: no I/O. cattrs generates its hook functions in memory on first use.
 
 from __future__ import annotations
 
-import copy
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, get_args, get_origin
@@ -40,6 +39,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from kbcore.api.types import KINDS, ApiObject, KindInfo
+from kbcore.objects import deepcopy
 
 T = TypeVar("T")
 
@@ -304,7 +304,7 @@ def _attrs_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
         present = {k: v for k, v in value.items() if k in known and v is not None}
         obj = generated(present, cl)
         if extra is not None:
-            rest = {k: copy.deepcopy(v) for k, v in value.items() if k not in known}
+            rest = {k: deepcopy(v) for k, v in value.items() if k not in known}
             obj = attrs.evolve(obj, **{extra.name: rest})
         return obj
 
@@ -330,7 +330,7 @@ def _attrs_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
         out: dict[str, Any] = generated(obj)
         if extra is not None:
             rest = getattr(obj, extra.name)
-            out.update({k: copy.deepcopy(v) for k, v in rest.items() if k not in out})
+            out.update({k: deepcopy(v) for k, v in rest.items() if k not in out})
         if info is not None:
             # cattrs emits omittable fields last; restore the conventional order.
             out = {"apiVersion": info.api_version, "kind": info.kind} | {
