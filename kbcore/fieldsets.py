@@ -55,6 +55,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from kbcore.limits import MAX_FIELD_PATH
 from kbcore.objects import canonical_json, deepcopy, json_equal
 
 __all__ = [
@@ -420,8 +421,11 @@ class FieldSet:
         if not isinstance(data, Mapping):
             raise FieldSetError("fieldsV1 must be an object")
         out: set[Path] = set()
-
-        def walk(node: Mapping[str, Any], prefix: Path) -> None:
+        # A stack, not recursion: a client may send fieldsV1 of any depth. Paths stop at
+        # MAX_FIELD_PATH elements, as the walks that record them do (kbcore.limits rule 2b).
+        stack: list[tuple[Mapping[str, Any], Path]] = [(data, ())]
+        while stack:
+            node, prefix = stack.pop()
             for key, child in node.items():
                 if key == ".":
                     out.add(prefix)
@@ -429,12 +433,10 @@ class FieldSet:
                 if not isinstance(child, Mapping):
                     raise FieldSetError(f"fieldsV1 entry {key!r} must be an object")
                 path = (*prefix, _canonical_pe(key))
-                if child:
-                    walk(child, path)
+                if child and len(path) < MAX_FIELD_PATH:
+                    stack.append((child, path))
                 else:
                     out.add(path)
-
-        walk(data, ())
         return cls(frozenset(out))
 
 
@@ -476,6 +478,9 @@ def field_set(value: Any, typ: Type) -> FieldSet:
 
 
 def _to_set(v: Any, t: Type, path: Path, out: set[Path]) -> None:
+    if len(path) >= MAX_FIELD_PATH:
+        out.add(path)  # deeper values are one field (kbcore.limits rule 2b)
+        return
     rt = _resolve(t, v)
     shape = _shape(rt, v)
     if shape == "scalar":
@@ -567,6 +572,9 @@ def _compare(
         elif not json_equal(l, r):
             modified.add(path)
 
+    if len(path) >= MAX_FIELD_PATH:
+        leaf()  # deeper values are one field (kbcore.limits rule 2b)
+        return
     present = r if r is not _MISSING else l
     rt = _resolve(t, present)
     shape = _shape(rt, present)
@@ -664,7 +672,7 @@ def _compare_list(
 
 def merge(lhs: Any, rhs: Any, typ: Type) -> Any:
     """Merge `rhs` (an applied configuration) into `lhs` (SMD Merge, leaves from `rhs`)."""
-    out = _merge(lhs, rhs, typ)
+    out = _merge(lhs, rhs, typ, 0)
     return None if out is _MISSING else out
 
 
@@ -672,7 +680,9 @@ def _keep_rhs(l: Any, r: Any) -> Any:  # noqa: E741
     return deepcopy(r if r is not _MISSING else l)
 
 
-def _merge(l: Any, r: Any, t: Type) -> Any:  # noqa: E741
+def _merge(l: Any, r: Any, t: Type, depth: int) -> Any:  # noqa: E741
+    if depth >= MAX_FIELD_PATH:
+        return _keep_rhs(l, r)  # deeper values are one field (kbcore.limits rule 2b)
     present = r if r is not _MISSING else l
     rt = _resolve(t, present)
     shape = _shape(rt, present)
@@ -686,7 +696,7 @@ def _merge(l: Any, r: Any, t: Type) -> Any:  # noqa: E741
         assert isinstance(rt, ListType)
         if rt.list_type == "atomic" or (not lv and not rv):
             return _keep_rhs(l, r)
-        return _merge_list(rt, lv or [], rv or [])
+        return _merge_list(rt, lv or [], rv or [], depth + 1)
     assert isinstance(rt, MapType)
     if rt.atomic or (not lv and not rv):
         return _keep_rhs(l, r)
@@ -695,7 +705,7 @@ def _merge(l: Any, r: Any, t: Type) -> Any:  # noqa: E741
     out: dict[str, Any] = {}
     for key in [*lm, *(k for k in rm if k not in lm)]:
         ft, _ = _field(rt, key)
-        child = _merge(lm.get(key, _MISSING), rm.get(key, _MISSING), ft)
+        child = _merge(lm.get(key, _MISSING), rm.get(key, _MISSING), ft, depth + 1)
         if child is not _MISSING:
             out[key] = child
     return out if out else _MISSING
@@ -718,7 +728,7 @@ def _index_list(
     return pes, observed
 
 
-def _merge_list(lt: ListType, lhs: list[Any], rhs: list[Any]) -> Any:
+def _merge_list(lt: ListType, lhs: list[Any], rhs: list[Any], depth: int) -> Any:
     rhs_pes, observed_rhs = _index_list(lt, rhs, allow_duplicates=False)
     lhs_pes, observed_lhs = _index_list(lt, lhs, allow_duplicates=True)
     shared_order = [pe for pe in rhs_pes if pe in observed_lhs]
@@ -731,7 +741,7 @@ def _merge_list(lt: ListType, lhs: list[Any], rhs: list[Any]) -> Any:
             pe = lhs_pes[li]
             if pe == rhs_pes[ri]:
                 merged_rhs.add(pe)
-                child = _merge(observed_lhs[pe], observed_rhs[pe], lt.elem)
+                child = _merge(observed_lhs[pe], observed_rhs[pe], lt.elem, depth)
                 if child is not _MISSING:
                     out.append(child)
                 li += 1
@@ -744,7 +754,7 @@ def _merge_list(lt: ListType, lhs: list[Any], rhs: list[Any]) -> Any:
         if li < len(lhs_pes):
             pe = lhs_pes[li]
             if pe not in observed_rhs:
-                child = _merge(lhs[li], _MISSING, lt.elem)
+                child = _merge(lhs[li], _MISSING, lt.elem, depth)
                 if child is not _MISSING:
                     out.append(child)
                 li += 1
@@ -754,7 +764,7 @@ def _merge_list(lt: ListType, lhs: list[Any], rhs: list[Any]) -> Any:
         if ri < len(rhs_pes):
             pe = rhs_pes[ri]
             merged_rhs.add(pe)
-            child = _merge(observed_lhs.get(pe, _MISSING), observed_rhs[pe], lt.elem)
+            child = _merge(observed_lhs.get(pe, _MISSING), observed_rhs[pe], lt.elem, depth)
             if child is not _MISSING:
                 out.append(child)
             ri += 1

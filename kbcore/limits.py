@@ -15,6 +15,8 @@ Rules (numbers are referenced in tests and docs):
     nests deeper than `MAX_SCHEMA_DEPTH`. A provider CRD beyond it is refused (`InvalidSchema`,
     `kbcore.schema` R4, naming the API, version and depth); an OpenAPI schema beyond it is not
     synthesized (`kbcore.openapi`, listed as skipped with the same words).
+ 2b. The field-set walks of `kbcore.fieldsets` stop at `MAX_FIELD_PATH` elements, recording
+    what is below as one field, so kbsim's managedFields stay linear in size at any depth.
  3. A body the kernel would send is never larger or deeper than an API server accepts
     (`body_problem`): the server would refuse it with certainty and no retry can change that, so
     the planner reports the problem instead of sending (`kbcore.instance` rule 6d) and nothing
@@ -51,6 +53,14 @@ every object against it) walks recursively, and because the deepest real schemas
 shallower: a CronJob with every Kubernetes type inlined nests 31 levels, so a CRD embedding one
 needs about 40. 128 leaves three times that, and keeps the recursive walks (two frames per
 level at most) well inside Python's default budget of 1,000 frames."""
+
+
+MAX_FIELD_PATH = 128
+"""How many path elements `kbcore.fieldsets` (kbsim's server-side apply) records a field path
+to; a value deeper than that is recorded as one field at that depth. Not a server limit (a real
+server records every level): SMD's ownership is a set of paths, each as long as its depth, so
+its cost grows with the square of the depth; at this bound a 10,000-level status costs what a
+128-level one does. Real field paths are a few dozen elements at most (rule 2's reason)."""
 
 
 def json_depth(value: Any, limit: int) -> int:

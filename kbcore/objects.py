@@ -13,7 +13,7 @@ import copy
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -268,8 +268,9 @@ def canonical_json(value: Any, *, ensure_ascii: bool = True) -> str:
 
 
 def json_text(value: Any) -> str:
-    """`json.dumps(value)` (keys in order, the default separators) at any depth: a request body."""
-    return _dumps(value, ensure_ascii=True, sort_keys=False, separators=(", ", ": "))
+    """`json.dumps(value, separators=(",", ":"))` at any depth: compact, keys in their order, as
+    client-go writes a request body."""
+    return _dumps(value, ensure_ascii=True, sort_keys=False, separators=(",", ":"))
 
 
 def _dumps(value: Any, *, ensure_ascii: bool, sort_keys: bool, separators: tuple[str, str]) -> str:
@@ -491,3 +492,26 @@ def fold(
         if not stack:
             return result
         stack[-1][3].append((frame[4], result))
+
+
+Walk = Generator["Walk[Any]", Any, T]
+"""A recursive walk written as a generator: where it would call itself it yields the sub-walk
+(`x = yield walk(child)`) and receives the sub-walk's return value."""
+
+
+def run_walk(walk: Walk[T]) -> T:
+    """Run a `Walk` with an explicit stack of its generators instead of Python's: the walk keeps
+    its recursive shape (and so its order of effects) while nothing recurses, at any depth."""
+    stack: list[Walk[Any]] = [walk]
+    answer: Any = None
+    while True:
+        try:
+            sub = stack[-1].send(answer)
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                return done.value  # type: ignore[no-any-return]
+            answer = done.value
+            continue
+        stack.append(sub)
+        answer = None

@@ -15,6 +15,7 @@ import attrs
 
 from kbcore import errors as reasons
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
+from kbcore.objects import canonical_json, json_text
 
 OPTIMISTIC_LOCK_MESSAGE = (
     "the object has been modified; please apply your changes to the latest version and try again"
@@ -102,6 +103,32 @@ def method_not_supported() -> ApiError:
     )
 
 
+def request_entity_too_large(message: str) -> ApiError:
+    """`NewRequestEntityTooLargeError`: a body larger than the server reads (413)."""
+    return ApiError(413, reasons.REQUEST_ENTITY_TOO_LARGE, f"Request entity too large: {message}")
+
+
+def too_deep(patch_type: str, kind: str, opening: str, body: Any) -> ApiError:
+    """400 for a body Go's JSON decoder refuses as nested too deep (`invalid character '{'
+    exceeded max depth`), worded as the handler of each verb wraps decode errors: a create or
+    update names the kind it expected and the body's first 30 characters (`transformDecodeError`);
+    a merge patch is json-patch's `Invalid JSON Patch`; a JSON patch and an apply pass the
+    decoder's words on."""
+    cause = f"invalid character '{opening}' exceeded max depth"
+    if patch_type == "merge":
+        return bad_request("Invalid JSON Patch")
+    if patch_type == "json":
+        return bad_request(cause)
+    if patch_type == "apply":
+        return bad_request(f"error decoding YAML: {cause}")
+    text = json_text(body)
+    summary = text[:30] + " ..." if len(text) > 30 else text
+    return bad_request(
+        f"the object provided is unrecognized (must be of type {kind}): couldn't get "
+        f"version/kind; json parse error: {cause} ({summary})"
+    )
+
+
 def unsupported_media_type(message: str) -> ApiError:
     return ApiError(415, reasons.UNSUPPORTED_MEDIA_TYPE, message)
 
@@ -135,7 +162,7 @@ def go_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (int, float)):
         return str(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return canonical_json(value)
 
 
 @attrs.frozen

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import base64
 import builtins
-import copy
 import datetime
 import json
 import random
@@ -87,7 +86,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
-from kbcore import fieldsets
+from kbcore import fieldsets, limits
 from kbcore import objects as o
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
@@ -183,11 +182,11 @@ class WriteRecord:
 
     @property
     def before(self) -> Obj | None:
-        return copy.deepcopy(self._before)
+        return o.deepcopy(self._before)
 
     @property
     def after(self) -> Obj | None:
-        return copy.deepcopy(self._after)
+        return o.deepcopy(self._after)
 
 
 class DiscoveredResource(NamedTuple):
@@ -279,7 +278,7 @@ class Watch:
                 kind, obj = ("MODIFIED" if before else "ADDED"), ev.obj
             elif before:
                 assert ev.prev is not None
-                obj = copy.deepcopy(ev.prev)
+                obj = o.deepcopy(ev.prev)
                 obj["metadata"]["resourceVersion"] = str(ev.rv)
                 kind = "DELETED"
             else:
@@ -320,6 +319,26 @@ def _fields_match(fields: tuple[tuple[str, str, str], ...], obj: Obj) -> bool:
         if (have == value) != (op == "="):
             return False
     return True
+
+
+_NO_BODY = object()
+
+
+def _too_deep_at(value: Any) -> str:
+    """The character Go's JSON scanner stops at (`{` or `[`) when `value`, written out, nests
+    deeper than `MAX_JSON_DEPTH`: the first container past it in document order; else ''."""
+    if limits.json_depth(value, limits.MAX_JSON_DEPTH) <= limits.MAX_JSON_DEPTH:
+        return ""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limits.MAX_JSON_DEPTH:
+            return "{" if isinstance(node, dict) else "["
+        children = list(node.values()) if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in reversed(children))
+    return "{"  # deeper only through tuples, which JSON writes as lists
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -527,6 +546,7 @@ class APIServer:
             "",
             lambda: self._in_scope(gvr, key, url_namespace is not None)
             or self._create_request(gvr, body, field_manager, user),
+            body=body,
         )
 
     def update(
@@ -551,6 +571,7 @@ class APIServer:
             subresource,
             lambda: self._in_scope(gvr, key, url_namespace is not None)
             or self._update_request(gvr, key, body, subresource, field_manager, user),
+            body=body,
         )
 
     def patch(
@@ -573,8 +594,10 @@ class APIServer:
             user,
             subresource,
             lambda: self._patch_request(
-                gvr, key, copy.deepcopy(body), patch_type, field_manager, force, subresource, user
+                gvr, key, o.deepcopy(body), patch_type, field_manager, force, subresource, user
             ),
+            body=body,
+            patch_type=patch_type,
         )
 
     def delete(
@@ -699,7 +722,7 @@ class APIServer:
         result = fn()
         if isinstance(verdict, AfterWrite):
             raise verdict.error
-        return copy.deepcopy(result)
+        return o.deepcopy(result)
 
     def kind_to_gvr(self, api_version: str, kind: str) -> GVR:
         group, _, version = api_version.rpartition("/")
@@ -780,7 +803,7 @@ class APIServer:
     def _body(obj: Any) -> Obj:
         if not isinstance(obj, dict):
             raise errs.bad_request("the body of the request must be a JSON object")
-        body = copy.deepcopy(obj)
+        body = o.deepcopy(obj)
         if not isinstance(body.get("metadata", {}), dict):
             raise errs.bad_request("metadata must be an object")
         _meta(body)
@@ -794,6 +817,9 @@ class APIServer:
         user: User,
         subresource: str,
         fn: Callable[[], T],
+        *,
+        body: Any = _NO_BODY,
+        patch_type: str = "",
     ) -> T:
         verdict: ApiError | AfterWrite | None = None
         for hook in self._hooks:
@@ -807,6 +833,8 @@ class APIServer:
             user, verb, gvr, subresource, ObjectKey(key.namespace, "") if verb == "create" else key
         )
         try:
+            if body is not _NO_BODY:
+                self._check_readable(gvr, body, patch_type)
             result = fn()
         except ApiError:
             if isinstance(verdict, AfterWrite):
@@ -817,6 +845,21 @@ class APIServer:
                 result.stop()
             raise verdict.error
         return result
+
+    def _check_readable(self, gvr: GVR, body: Any, patch_type: str) -> None:
+        """What the handler does before it decodes a body: read at most
+        `MAX_REQUEST_BODY_BYTES` (413), then decode with Go's JSON decoder, which refuses a
+        document nested deeper than `MAX_JSON_DEPTH` (400). kbsim has no bytes: the size is the
+        compact UTF-8 JSON encoding, the smallest a client sends."""
+        try:
+            size = len(o.canonical_json(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError):
+            size = 0  # not JSON at all: the verb's own checks answer
+        if size > limits.MAX_REQUEST_BODY_BYTES:
+            raise errs.request_entity_too_large(f"limit is {limits.MAX_REQUEST_BODY_BYTES}")
+        opening = _too_deep_at(body)
+        if opening:
+            raise errs.too_deep(patch_type, self._resolve(gvr)[0].kind, opening, body)
 
     def _authorize(
         self,
@@ -877,7 +920,7 @@ class APIServer:
     ) -> Obj:
         """A stored object in the requested version's form: a deep copy, or with `view=True` a
         cheap read-only view that shares nested values with the store (never mutate it)."""
-        out = dict(obj) if view else copy.deepcopy(obj)
+        out = dict(obj) if view else o.deepcopy(obj)
         if info.group == "events.k8s.io":
             out = event_from_core(out)
         else:
@@ -928,7 +971,7 @@ class APIServer:
         store = self._store(info)
         if after is None:
             assert before is not None
-            result = copy.deepcopy(before)
+            result = o.deepcopy(before)
             _meta(result)["resourceVersion"] = rv
             del store[key]
             event = _Event(self._rv, info.storage, "DELETED", key, result, before)
@@ -1276,19 +1319,19 @@ class APIServer:
 
     def _prepare_update(self, info: ResourceInfo, new: Obj, old: Obj, subresource: str) -> Obj:
         if subresource == "status":
-            out = copy.deepcopy(old)
+            out = o.deepcopy(old)
             if "status" in new:
-                out["status"] = copy.deepcopy(new["status"])
+                out["status"] = o.deepcopy(new["status"])
             else:
                 out.pop("status", None)
             return out
         if subresource == "finalize":
-            out = copy.deepcopy(old)
-            out.setdefault("spec", {})["finalizers"] = copy.deepcopy(
+            out = o.deepcopy(old)
+            out.setdefault("spec", {})["finalizers"] = o.deepcopy(
                 (new.get("spec") or {}).get("finalizers") or []
             )
             return out
-        out = copy.deepcopy(new)
+        out = o.deepcopy(new)
         meta, old_meta = _meta(out), old.get("metadata") or {}
         if not meta.get("uid"):
             meta["uid"] = old_meta.get("uid")
@@ -1304,11 +1347,11 @@ class APIServer:
         meta.pop("selfLink", None)
         if info.status:
             if "status" in old:
-                out["status"] = copy.deepcopy(old["status"])
+                out["status"] = o.deepcopy(old["status"])
             else:
                 out.pop("status", None)
         if info.kind == "Namespace" and info.group == "":
-            out["spec"] = copy.deepcopy(old.get("spec") or {})
+            out["spec"] = o.deepcopy(old.get("spec") or {})
         self._prepare_kind(info, out, old)
         if info.tracks_generation:
             if info.builtin:  # CRDs: spec changes only
@@ -1729,7 +1772,7 @@ class APIServer:
                     "existing object was found",
                 )
             self._authorize(user, "create", info.gvr(version), "", key, reason_only=True)
-            config = copy.deepcopy(body)
+            config = o.deepcopy(body)
             _meta(config)["name"] = key.name
             _meta(config).pop("resourceVersion", None)  # nothing to compare it with
             if info.namespaced:
@@ -1872,7 +1915,7 @@ class APIServer:
                 )
         now = self._now()
         if special and not meta.get("deletionTimestamp"):
-            marked = copy.deepcopy(existing)
+            marked = o.deepcopy(existing)
             mmeta = _meta(marked)
             mmeta["deletionTimestamp"] = now
             if info.kind == "Namespace":
@@ -1911,7 +1954,7 @@ class APIServer:
         if not finalizers:
             self._commit(info, key, existing, None, verb="delete", user=user, version=version)
             return None
-        marked = copy.deepcopy(existing)
+        marked = o.deepcopy(existing)
         mmeta = _meta(marked)
         mmeta["finalizers"] = finalizers
         if not mmeta.get("deletionTimestamp"):
@@ -1966,7 +2009,7 @@ class APIServer:
         user: User = KUBE_APISERVER,
         manager: str = "kube-apiserver",
     ) -> Obj:
-        body = copy.deepcopy(body)
+        body = o.deepcopy(body)
         body["apiVersion"], body["kind"] = info.api_version(), info.kind
         return self._create(info, info.storage_version, body, manager, user, managed=None)
 
@@ -2042,7 +2085,7 @@ class APIServer:
         self, info: ResourceInfo, crd: Obj, names: dict[str, Any], conflict: str
     ) -> None:
         now = self._now()
-        status = copy.deepcopy(crd.get("status") or {})
+        status = o.deepcopy(crd.get("status") or {})
         conditions = status.get("conditions") or []
         if conflict:
             plural = f'"{names.get("plural")}"'
@@ -2062,7 +2105,7 @@ class APIServer:
             return
         self._system_status(info, crd, status, user=KUBE_APISERVER, manager="kube-apiserver")
         crd = self._store(info)[ObjectKey("", crd["metadata"]["name"])]
-        status = copy.deepcopy(crd.get("status") or {})
+        status = o.deepcopy(crd.get("status") or {})
         status["conditions"] = _set_condition(
             status.get("conditions") or [],
             _condition(
@@ -2090,7 +2133,7 @@ class APIServer:
     def _crd_cleanup(self, info: ResourceInfo, key: ObjectKey) -> None:
         crd = self._store(info)[key]
         now = self._now()
-        status = copy.deepcopy(crd.get("status") or {})
+        status = o.deepcopy(crd.get("status") or {})
         in_progress = _condition(
             "Terminating",
             "True",
@@ -2124,12 +2167,12 @@ class APIServer:
         if remaining:
             return
         crd = self._store(info)[key]
-        status = copy.deepcopy(crd.get("status") or {})
+        status = o.deepcopy(crd.get("status") or {})
         status["conditions"] = _set_condition(status.get("conditions") or [], final)
         finalizers = [
             f for f in crd["metadata"].get("finalizers") or [] if f != crschema.CLEANUP_FINALIZER
         ]
-        marked = copy.deepcopy(crd)
+        marked = o.deepcopy(crd)
         marked["status"] = status
         _meta(marked)["finalizers"] = finalizers
         if not finalizers:
@@ -2296,7 +2339,7 @@ class APIServer:
         ns = self._store(ns_info)[key]
         conditions = self._namespace_conditions(ns, contents)
         if conditions != (ns.get("status") or {}).get("conditions"):
-            status = copy.deepcopy(ns.get("status") or {})
+            status = o.deepcopy(ns.get("status") or {})
             status["conditions"] = conditions
             self._system_status(
                 ns_info, ns, status, user=NAMESPACE_CONTROLLER, manager="kube-controller-manager"

@@ -39,7 +39,6 @@ the component schemas are named and tagged as the real ones but only describe
 from __future__ import annotations
 
 import base64
-import copy
 import functools
 import hashlib
 import json
@@ -48,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kbcore import objects as o
 from kbsim import apierrors as errs
 from kbsim.resources import ResourceInfo
 
@@ -354,7 +354,7 @@ class State:
         used = _references(paths) | _references(schemas)
         for name in sorted(used):
             if name in template_schemas and name not in schemas:
-                schemas[name] = copy.deepcopy(template_schemas[name])
+                schemas[name] = o.deepcopy(template_schemas[name])
         # Component schemas referenced by the template schemas themselves (ObjectMeta ->
         # ManagedFieldsEntry, ...), until closed.
         while True:
@@ -364,7 +364,7 @@ class State:
             if not missing:
                 break
             for name in missing:
-                schemas[name] = copy.deepcopy(template_schemas[name])
+                schemas[name] = o.deepcopy(template_schemas[name])
         return {
             "components": {"schemas": dict(sorted(schemas.items()))},
             "info": dict(BUILTIN_INFO if builtins else CRD_INFO),
@@ -474,7 +474,7 @@ def _references(doc: Any) -> set[str]:
 
 
 def _param(name: str, kind: str = "") -> Doc:
-    param: Doc = copy.deepcopy(_template()["parameters"][name])
+    param: Doc = o.deepcopy(_template()["parameters"][name])
     if name == "name":
         param["description"] = str(param["description"]).replace("{kind}", kind)
     return param
@@ -747,7 +747,7 @@ def _crd_openapi(crd: _Crd, version: str, paths: Doc, schemas: Doc) -> None:
     ref, list_ref = f"#/components/schemas/{name}", f"#/components/schemas/{list_name}"
 
     source = (crd.version(version).get("schema") or {}).get("openAPIV3Schema")
-    schema: Doc = copy.deepcopy(dict(source)) if isinstance(source, Mapping) else {}
+    schema: Doc = o.deepcopy(dict(source)) if isinstance(source, Mapping) else {}
     if not schema:
         schema = {"type": "object"}
     props = schema.setdefault("properties", {})

@@ -42,6 +42,10 @@ violation fails.
 - `instance-scope-matches-provider`: no konnector write of an instance lands on the provider
   while the provider's CRD for that API has another scope than the consumer's (objects of
   different consumer namespaces would collide in one cluster-scoped object, or the reverse).
+- `kernel-never-raises`: handling a work-queue key never raises: the kernel (planners, worker)
+  is total on whatever the clusters hold, and the simulated shell around it is too. kbsim logs
+  the exception and retries the key with backoff, as kbshell does, so the run goes on and the
+  violation names the key and the exception.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ INVARIANTS = (
     "consumer-crd-immutable-fields",
     "bound-hash-was-written",
     "instance-scope-matches-provider",
+    "kernel-never-raises",
 )
 TRUST = "related-within-trust-boundary"
 
@@ -219,6 +224,11 @@ class Monitor:
             if out[name] == "held":
                 out[name] = message
         return out
+
+    def on_worker_exception(self, key: str, error: BaseException) -> None:
+        """`kernel-never-raises`: handling `key` raised `error`."""
+        text = str(error).splitlines()[0][:200] if str(error) else ""
+        self._violate("kernel-never-raises", f"{key}: {type(error).__name__}: {text}")
 
     def _violate(self, name: str, message: str) -> None:
         self.violations.append((name, f"{self.world.now - 1_767_225_600.0:.3f}s: {message}"))

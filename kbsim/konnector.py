@@ -23,7 +23,7 @@ from kbcore.binding import RESYNC_INTERVAL_SECONDS
 from kbcore.connection import BINDINGS, CLUSTERBINDINGS
 from kbcore.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.errors import ApiError
-from kbcore.events import ENGAGE
+from kbcore.events import ENGAGE, describe_key
 from kbcore.instance import plan_instance
 from kbcore.kubeconfig import Credentials
 from kbcore.mapper import IDENTITY, Mapper
@@ -207,13 +207,21 @@ class SimKonnector:
         if item is None:
             return False
         try:
-            if self.recorder is not None:
-                outcome, record = recorded(item, self, now, self._answer, self._send)
-                self.recorder(record)
-            else:
-                outcome = drive(work(item, self, now), self._answer, self._send)
-            if outcome.engage:
-                self._engage()
+            try:
+                if self.recorder is not None:
+                    outcome, record = recorded(item, self, now, self._answer, self._send)
+                    self.recorder(record)
+                else:
+                    outcome = drive(work(item, self, now), self._answer, self._send)
+                if outcome.engage:
+                    self._engage()
+            except Exception as err:
+                # As kbshell does: log, retry with backoff, keep running; the invariant
+                # `kernel-never-raises` fails the run.
+                self.world.monitor.on_worker_exception(describe_key(item), err)
+                self.world.log(f"konnector: handling {describe_key(item)} raised {err!r}")
+                self.queue.add_rate_limited(item, now)
+                return True
             if outcome.plan is not None:
                 self.world.record_plan(item, outcome.plan)
             for f in outcome.failures:

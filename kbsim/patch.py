@@ -8,25 +8,35 @@ is not passed to the client. As in that library, `replace` of a missing object m
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kbcore import errors as reasons
 from kbcore.errors import ApiError
-from kbcore.fieldsets import json_equal
+from kbcore.objects import deepcopy, json_equal
 from kbsim.apierrors import bad_request
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386: objects merge recursively, `null` deletes, anything else replaces."""
+    """RFC 7386: objects merge recursively, `null` deletes, anything else replaces.
+
+    Walked with a stack, not recursion: a patch is as deep as its client made it."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
+        return deepcopy(patch)
+    out = deepcopy(target) if isinstance(target, dict) else {}
+    stack = [(out, patch)]
+    while stack:
+        into, layer = stack.pop()
+        for key, value in layer.items():
+            if value is None:
+                into.pop(key, None)
+            elif isinstance(value, dict):
+                # `out` is a copy, so the maps in it may be merged into in place.
+                child = into.get(key)
+                if not isinstance(child, dict):
+                    child = into[key] = {}
+                stack.append((child, value))
+            else:
+                into[key] = deepcopy(value)
     return out
 
 
@@ -80,16 +90,16 @@ def _get(doc: Any, path: Any) -> Any:
 def _add(doc: Any, path: Any, value: Any) -> Any:
     parts = _pointer(path)
     if not parts:
-        return copy.deepcopy(value)
+        return deepcopy(value)
     parent = _parent(doc, parts, "add", path)
     last = parts[-1]
     if isinstance(parent, dict):
-        parent[last] = copy.deepcopy(value)
+        parent[last] = deepcopy(value)
     elif isinstance(parent, list):
         if last == "-":
-            parent.append(copy.deepcopy(value))
+            parent.append(deepcopy(value))
         elif last.isdigit() and int(last) <= len(parent):
-            parent.insert(int(last), copy.deepcopy(value))
+            parent.insert(int(last), deepcopy(value))
         else:
             raise _unprocessable(
                 f"Unable to access invalid index: {last}: invalid index referenced"
@@ -119,14 +129,14 @@ def _remove(doc: Any, path: Any) -> tuple[Any, Any]:
 def _replace(doc: Any, path: Any, value: Any) -> Any:
     parts = _pointer(path)
     if not parts:
-        return copy.deepcopy(value)
+        return deepcopy(value)
     parent = _parent(doc, parts, "replace", path)
     last = parts[-1]
     if isinstance(parent, dict):  # json-patch v4: a missing member is simply set
-        parent[last] = copy.deepcopy(value)
+        parent[last] = deepcopy(value)
         return doc
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        parent[int(last)] = copy.deepcopy(value)
+        parent[int(last)] = deepcopy(value)
         return doc
     raise _unprocessable(
         f"replace operation does not apply: doc is missing key: {path}: missing value"
@@ -137,7 +147,7 @@ def json_patch(doc: Any, operations: Any) -> Any:
     """Apply an RFC 6902 patch to a copy of `doc`."""
     if not isinstance(operations, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    out = copy.deepcopy(doc)
+    out = deepcopy(doc)
     for op in operations:
         if not isinstance(op, dict):
             raise bad_request("json: cannot unmarshal into Go value of type jsonpatch.Operation")

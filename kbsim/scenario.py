@@ -42,6 +42,17 @@ konnector is not looping (retries of a refused write count too):
 merge patch of the /status subresource; `delete` deletes by the manifest's namespace and name.
 The konnector's cluster gets the core.kube-bind.io CRDs and the konnector namespace before setup,
 as the Helm chart would install them.
+
+Values too deep or too long to write out are built by two tags, anywhere a value goes:
+
+      status: !nest {depth: 9999, leaf: done}        # {a: {a: ... {a: done}}}, 9999 maps deep
+      status: !nest {depth: 420, key: level, leaf: 1} # the same with key `level`
+      data: !nest {depth: 3, list: true, leaf: x}    # [[[x]]]
+      message: !repeat {text: "x", times: 3000000}   # a 3 MB string
+
+A scenario file itself may nest at most `MAX_YAML_DEPTH` levels and expand (following its
+anchors and aliases) to at most `MAX_YAML_VALUES` values; beyond either it is a scenario error
+naming the line, never a crash or a "billion laughs" expansion.
 """
 
 from __future__ import annotations
@@ -69,6 +80,17 @@ STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "quiet", "expect")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES = GVR("", "v1", "namespaces")
 USER_MANAGER = "kubectl"
+
+MAX_YAML_DEPTH = 100
+"""How deep a scenario file's YAML may nest. PyYAML builds a document by recursion, several
+frames a level, so a file nested a few hundred levels deep would end in a RecursionError; deep
+values are what `!nest` is for."""
+MAX_YAML_VALUES = 1_000_000
+"""How many values a scenario file may expand to once aliases are followed: a few aliases of
+aliases ("billion laughs") expand exponentially, and every copy and walk of the result would."""
+MAX_NEST_DEPTH = 100_000
+"""The deepest `!nest` (ten times what an API server decodes: enough to test refusals)."""
+MAX_REPEAT_CHARS = 64 * 1024 * 1024
 
 
 class ScenarioError(ValueError):
@@ -127,6 +149,119 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with the value generators `!nest` and `!repeat`."""
+
+
+def _generator_args(loader: _Loader, node: yaml.Node, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.tag} takes a mapping", node.start_mark
+        )
+    args = loader.construct_mapping(node, deep=True)
+    unknown = set(args) - allowed
+    if unknown:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{node.tag}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"it takes {', '.join(sorted(allowed))}",
+            node.start_mark,
+        )
+    return args
+
+
+def _count(args: dict[str, Any], key: str, most: int, node: yaml.Node) -> int:
+    n = args.get(key)
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= most:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.tag}: {key} must be an integer from 0 to {most}", node.start_mark
+        )
+    return n
+
+
+def _nest(loader: _Loader, node: yaml.Node) -> Any:
+    args = _generator_args(loader, node, {"depth", "key", "leaf", "list"})
+    depth = _count(args, "depth", MAX_NEST_DEPTH, node)
+    key = args.get("key", "a")
+    if not isinstance(key, str):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!nest: key must be a string", node.start_mark
+        )
+    value = args.get("leaf")
+    as_list = args.get("list") is True
+    for _ in range(depth):
+        value = [value] if as_list else {key: value}
+    return value
+
+
+def _repeat(loader: _Loader, node: yaml.Node) -> str:
+    args = _generator_args(loader, node, {"text", "times"})
+    text = args.get("text")
+    if not isinstance(text, str) or not text:
+        raise yaml.constructor.ConstructorError(
+            None, None, "!repeat: text must be a non-empty string", node.start_mark
+        )
+    return text * _count(args, "times", MAX_REPEAT_CHARS // len(text), node)
+
+
+_Loader.add_constructor("!nest", _nest)
+_Loader.add_constructor("!repeat", _repeat)
+
+
+class _ShapeError(yaml.MarkedYAMLError):
+    """Valid YAML, but too deep or too large once expanded (see `_check_shape`)."""
+
+
+def _check_shape(text: str) -> None:
+    """Refuse YAML nested deeper than MAX_YAML_DEPTH or expanding (through aliases) to more
+    than MAX_YAML_VALUES values, before PyYAML builds it. Reads the event stream, which PyYAML
+    parses without recursion; an alias counts the values and depth of what it names."""
+    open_nodes: list[list[Any]] = []  # per open mapping or sequence: [anchor, values, depth]
+    named: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of what it names
+    total = 0
+
+    def add(event: yaml.Event, values: int, depth: int) -> None:
+        nonlocal total
+        total += values
+        if total > MAX_YAML_VALUES:
+            raise _ShapeError(
+                problem=f"expands to more than {MAX_YAML_VALUES} values through its aliases; "
+                "write the values out or build them with !nest or !repeat",
+                problem_mark=event.start_mark,
+            )
+        if len(open_nodes) + depth > MAX_YAML_DEPTH:
+            raise _ShapeError(
+                problem=f"nests more than {MAX_YAML_DEPTH} levels deep; build deep values "
+                "with !nest",
+                problem_mark=event.start_mark,
+            )
+
+    def into_parent(values: int, depth: int) -> None:
+        if open_nodes:
+            open_nodes[-1][1] += values
+            open_nodes[-1][2] = max(open_nodes[-1][2], depth + 1)
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            add(event, 1, 1)
+            open_nodes.append([event.anchor, 1, 1])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            anchor, values, depth = open_nodes.pop()
+            if anchor is not None:
+                named[anchor] = (values, depth)
+            into_parent(values, depth)
+        elif isinstance(event, yaml.ScalarEvent):
+            add(event, 1, 0)
+            if event.anchor is not None:
+                named[event.anchor] = (1, 0)
+            into_parent(1, 0)
+        elif isinstance(event, yaml.AliasEvent) and event.anchor in named:
+            values, depth = named[event.anchor]
+            add(event, values, depth)
+            into_parent(values, depth)
+
+
 def load(path: str | Path) -> Scenario:
     """Parse and validate a scenario file; raise ScenarioError naming the line on bad input."""
     path = Path(path)
@@ -134,8 +269,9 @@ def load(path: str | Path) -> Scenario:
         text = path.read_text()
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read: {err.strerror}") from err
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
+        _check_shape(text)
         root = loader.get_single_node()
         if root is None:
             raise ScenarioError(f"{path}: empty scenario")
@@ -143,7 +279,10 @@ def load(path: str | Path) -> Scenario:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ScenarioError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from err
+        what = "" if isinstance(err, _ShapeError) else "invalid YAML: "
+        raise ScenarioError(f"{where}: {what}{getattr(err, 'problem', err)}") from err
+    except RecursionError as err:  # a backstop: _check_shape bounds the nesting first
+        raise ScenarioError(f"{path}: nested too deep to read") from err
     finally:
         loader.dispose()
 
@@ -211,7 +350,9 @@ def load(path: str | Path) -> Scenario:
 
 def _read_manifests(file: Path, fail: Any, node: yaml.Node) -> list[dict[str, Any]]:
     try:
-        docs = list(yaml.safe_load_all(file.read_text()))
+        text = file.read_text()
+        _check_shape(text)
+        docs = list(yaml.load_all(text, Loader=_Loader))
     except OSError as err:
         raise fail(node, f"cannot read {file}: {err.strerror}") from err
     except yaml.YAMLError as err:

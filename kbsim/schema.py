@@ -17,7 +17,6 @@ Not modelled: CEL rules (`x-kubernetes-validations`), `format` checks, `oneOf`/`
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -51,18 +50,28 @@ def _preserves(schema: Mapping[str, Any]) -> bool:
 def prune(obj: dict[str, Any], schema: Mapping[str, Any], *, share: bool = False) -> dict[str, Any]:
     """A custom resource with unknown fields removed. Containers on schema paths are always
     new; values the schema does not describe are deep-copied, or shared with `share=True`."""
-    out = _prune(obj, schema, share, root=True)
+    out = o.run_walk(_prune(obj, schema, share, root=True))
     return out if isinstance(out, dict) else {}
 
 
-def _prune(value: Any, schema: Mapping[str, Any], share: bool, *, root: bool = False) -> Any:
+# The walks below follow the schema as deep as the object goes, and a schema (like an object)
+# may nest as deep as an API server stores (kbcore.limits.MAX_JSON_DEPTH): each is a
+# `kbcore.objects.Walk`, which yields where it would recurse, run by `o.run_walk`.
+
+
+def _prune(
+    value: Any, schema: Mapping[str, Any], share: bool, *, root: bool = False
+) -> o.Walk[Any]:
     def keep(v: Any) -> Any:
-        return v if share else copy.deepcopy(v)
+        return v if share else o.deepcopy(v)
 
     if isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, Mapping):
-            return [_prune(v, items, share) for v in value]
+            pruned = []
+            for v in value:
+                pruned.append((yield _prune(v, items, share)))
+            return pruned
         return keep(value)
     if not isinstance(value, dict):
         return keep(value)
@@ -78,9 +87,9 @@ def _prune(value: Any, schema: Mapping[str, Any], share: bool, *, root: bool = F
         elif embedded and key == "metadata":
             out[key] = prune_metadata(child) if root else keep(child)
         elif key in props:
-            out[key] = _prune(child, props[key], share)
+            out[key] = yield _prune(child, props[key], share)
         elif isinstance(additional, Mapping):
-            out[key] = _prune(child, additional, share)
+            out[key] = yield _prune(child, additional, share)
         elif keep_all:
             out[key] = keep(child)
     return out
@@ -88,22 +97,22 @@ def _prune(value: Any, schema: Mapping[str, Any], share: bool, *, root: bool = F
 
 def default(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with schema defaults applied and non-nullable nulls defaulted or dropped."""
-    return default_in_place(copy.deepcopy(obj), schema)
+    return default_in_place(o.deepcopy(obj), schema)
 
 
 def default_in_place(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """`default` without the copy: only for the fresh containers `prune` returns (defaulting
     only writes into containers on schema paths)."""
-    _default(obj, schema, root=True)
+    o.run_walk(_default(obj, schema, root=True))
     return obj
 
 
-def _default(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> None:
+def _default(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> o.Walk[None]:
     if isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, Mapping):
             for item in value:
-                _default(item, items)
+                yield _default(item, items)
         return
     if not isinstance(value, dict):
         return
@@ -113,21 +122,21 @@ def _default(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> No
             if not isinstance(sub, Mapping) or (root and key in ("metadata", "apiVersion", "kind")):
                 continue
             if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
+                value[key] = o.deepcopy(sub["default"])
             elif key in value and value[key] is None and not sub.get("nullable"):
                 if "default" in sub:
-                    value[key] = copy.deepcopy(sub["default"])
+                    value[key] = o.deepcopy(sub["default"])
                 else:
                     del value[key]
                     continue
             if key in value:
-                _default(value[key], sub)
+                yield _default(value[key], sub)
     additional = schema.get("additionalProperties")
     if isinstance(additional, Mapping):
         for key in list(value):
             if isinstance(props, Mapping) and key in props:
                 continue
-            _default(value[key], additional)
+            yield _default(value[key], additional)
 
 
 _JSON_TYPE_NAMES = {
@@ -171,14 +180,16 @@ def validate(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list[FieldErr
     for key in sorted(obj):
         if key in ("apiVersion", "kind", "metadata") or key not in props:
             continue
-        _validate(obj[key], props[key], key, errs)
+        o.run_walk(_validate(obj[key], props[key], key, errs))
     for name in schema.get("required") or []:
         if name not in obj and name not in ("apiVersion", "kind", "metadata"):
             errs.append(required(name))
     return errs
 
 
-def _validate(value: Any, schema: Mapping[str, Any], path: str, errs: list[FieldError]) -> None:
+def _validate(
+    value: Any, schema: Mapping[str, Any], path: str, errs: list[FieldError]
+) -> o.Walk[None]:
     if not isinstance(schema, Mapping):
         return
     if value is None:
@@ -203,16 +214,16 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errs: list[Field
         )
         return
     enum = schema.get("enum")
-    if isinstance(enum, list) and value not in enum:
+    if isinstance(enum, list) and not any(o.json_equal(value, e) for e in enum):
         errs.append(not_supported(path, value, [str(e) for e in enum]))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         _validate_number(value, schema, path, errs)
     if isinstance(value, str):
         _validate_string(value, schema, path, errs)
     if isinstance(value, list):
-        _validate_list(value, schema, path, errs)
+        yield from _validate_list(value, schema, path, errs)
     if isinstance(value, dict):
-        _validate_object(value, schema, path, errs)
+        yield from _validate_object(value, schema, path, errs)
 
 
 def _validate_number(
@@ -268,7 +279,7 @@ def _validate_string(
 
 def _validate_list(
     value: list[Any], schema: Mapping[str, Any], path: str, errs: list[FieldError]
-) -> None:
+) -> o.Walk[None]:
     max_items, min_items = schema.get("maxItems"), schema.get("minItems")
     if isinstance(max_items, int) and len(value) > max_items:
         errs.append(
@@ -284,31 +295,31 @@ def _validate_list(
     seen: list[Any] = []
     for i, item in enumerate(value):
         if list_type == "set":
-            if item in seen:
+            if any(o.json_equal(item, s) for s in seen):
                 errs.append(duplicate(f"{path}[{i}]", item))
             seen.append(item)
         elif list_type == "map" and isinstance(item, dict):
             keys = schema.get("x-kubernetes-list-map-keys") or []
             key = {k: item.get(k) for k in keys}
-            if key in seen:
+            if any(o.json_equal(key, s) for s in seen):
                 errs.append(duplicate(f"{path}[{i}]", key))
             seen.append(key)
     items = schema.get("items")
     if isinstance(items, Mapping):
         for i, item in enumerate(value):
-            _validate(item, items, f"{path}[{i}]", errs)
+            yield _validate(item, items, f"{path}[{i}]", errs)
 
 
 def _validate_object(
     value: dict[str, Any], schema: Mapping[str, Any], path: str, errs: list[FieldError]
-) -> None:
+) -> o.Walk[None]:
     props = schema.get("properties")
     props = props if isinstance(props, Mapping) else {}
     for key in sorted(value):
         if key in props:
-            _validate(value[key], props[key], f"{path}.{key}", errs)
+            yield _validate(value[key], props[key], f"{path}.{key}", errs)
         elif isinstance(schema.get("additionalProperties"), Mapping):
-            _validate(value[key], schema["additionalProperties"], f"{path}[{key}]", errs)
+            yield _validate(value[key], schema["additionalProperties"], f"{path}[{key}]", errs)
     for name in schema.get("required") or []:
         if name not in value:
             errs.append(required(f"{path}.{name}"))
@@ -514,7 +525,7 @@ def _validate_versions(versions: Any) -> list[FieldError]:
             errs.append(required(f"{field}.type", "must not be empty at the root"))
         elif root_type != "object":
             errs.append(not_supported(f"{field}.type", root_type, ["object"]))
-        errs += _structural(schema, field, root=True)
+        o.run_walk(_structural(schema, field, errs, root=True))
     if storage != 1:
         errs.append(
             invalid_value(
@@ -530,9 +541,10 @@ def _validate_versions(versions: Any) -> list[FieldError]:
     return errs
 
 
-def _structural(schema: Mapping[str, Any], path: str, *, root: bool = False) -> list[FieldError]:
+def _structural(
+    schema: Mapping[str, Any], path: str, errs: list[FieldError], *, root: bool = False
+) -> o.Walk[None]:
     """The structural-schema rule that trips people most: every specified field has a type."""
-    errs: list[FieldError] = []
     props = schema.get("properties")
     if isinstance(props, Mapping):
         for key in sorted(props):
@@ -550,7 +562,7 @@ def _structural(schema: Mapping[str, Any], path: str, *, root: bool = False) -> 
                 errs.append(
                     required(f"{sub_path}.type", "must not be empty for specified object fields")
                 )
-            errs += _structural(sub, sub_path)
+            yield _structural(sub, sub_path, errs)
     items = schema.get("items")
     if isinstance(items, Mapping):
         if (
@@ -561,8 +573,7 @@ def _structural(schema: Mapping[str, Any], path: str, *, root: bool = False) -> 
             errs.append(
                 required(f"{path}.items.type", "must not be empty for specified array items")
             )
-        errs += _structural(items, f"{path}.items")
+        yield _structural(items, f"{path}.items", errs)
     additional = schema.get("additionalProperties")
     if isinstance(additional, Mapping):
-        errs += _structural(additional, f"{path}.additionalProperties")
-    return errs
+        yield _structural(additional, f"{path}.additionalProperties", errs)
