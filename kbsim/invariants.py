@@ -116,7 +116,7 @@ def _only_metadata_changed(rec: Any, fields: tuple[str, ...]) -> bool:
         meta = {k: v for k, v in o.metadata(x).items() if k not in strip}
         return {**x, "metadata": meta}
 
-    return rest(before) == rest(after)
+    return o.json_equal(rest(before), rest(after))
 
 
 def _control_write_ok(gvr: GVR, rec: Any) -> bool:
@@ -441,7 +441,11 @@ class Monitor:
             self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")
             return
         before, after = rec.before, rec.after
-        if before is not None and after is not None and before.get("spec") != after.get("spec"):
+        if (
+            before is not None
+            and after is not None
+            and not o.json_equal(before.get("spec"), after.get("spec"))
+        ):
             self._violate("spec-up-status-down", f"consumer spec of {gvr} {rec.key} changed")
         if before is None or keys.FINALIZER_SYNCER not in o.finalizers(before):
             return
@@ -521,7 +525,7 @@ class Monitor:
         if rec.subresource == "status" or (
             rec.before is not None
             and rec.after is not None
-            and rec.before.get("status") != rec.after.get("status")
+            and not o.json_equal(rec.before.get("status"), rec.after.get("status"))
         ):
             self._violate("spec-up-status-down", f"{cluster} status of {gvr} {rec.key} written")
         before = rec.before

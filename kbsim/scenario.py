@@ -48,6 +48,8 @@ Values too deep or too long to write out are built by two tags, anywhere a value
       status: !nest {depth: 9999, leaf: done}        # {a: {a: ... {a: done}}}, 9999 maps deep
       status: !nest {depth: 420, key: level, leaf: 1} # the same with key `level`
       data: !nest {depth: 3, list: true, leaf: x}    # [[[x]]]
+      spec: !nest {depth: 300, path: [properties, x], each: {type: object}, leaf: {type: string}}
+                           # a schema 300 properties deep: {type: object, properties: {x: ...}}
       message: !repeat {text: "x", times: 3000000}   # a 3 MB string
 
 A scenario file itself may nest at most `MAX_YAML_DEPTH` levels and expand (following its
@@ -65,7 +67,7 @@ from typing import Any
 import attrs
 import yaml
 
-from kbcore import crdgen
+from kbcore import crdgen, limits
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.errors import ApiError
@@ -181,17 +183,31 @@ def _count(args: dict[str, Any], key: str, most: int, node: yaml.Node) -> int:
 
 
 def _nest(loader: _Loader, node: yaml.Node) -> Any:
-    args = _generator_args(loader, node, {"depth", "key", "leaf", "list"})
+    args = _generator_args(loader, node, {"depth", "key", "path", "each", "leaf", "list"})
     depth = _count(args, "depth", MAX_NEST_DEPTH, node)
-    key = args.get("key", "a")
-    if not isinstance(key, str):
+    path = args.get("path", [args.get("key", "a")])
+    each = args.get("each", {})
+    if (
+        not isinstance(path, list)
+        or not path
+        or not all(isinstance(k, str) for k in path)
+        or not isinstance(each, dict)
+    ):
         raise yaml.constructor.ConstructorError(
-            None, None, "!nest: key must be a string", node.start_mark
+            None,
+            None,
+            "!nest: key is a string, path a non-empty list of strings, each a mapping",
+            node.start_mark,
         )
     value = args.get("leaf")
     as_list = args.get("list") is True
     for _ in range(depth):
-        value = [value] if as_list else {key: value}
+        if as_list:
+            value = [value]
+            continue
+        for k in reversed(path[1:]):
+            value = {k: value}
+        value = {**o.deepcopy(each), path[0]: value}
     return value
 
 
@@ -630,7 +646,7 @@ def unmet_expectation(world: World, e: dict[str, Any]) -> str:
         return "not found"
     want = e.get("matches")
     if want is not None and not o.contains(obj, want):
-        return f"does not match {want}: have {_relevant(obj, want)}"
+        return f"does not match {_shown(want)}: have {_shown(_relevant(obj, want))}"
     why = _conditions_hold(obj.get("status") or {}, e.get("conditions") or {})
     if why:
         return why
@@ -652,7 +668,8 @@ def unmet_expectation(world: World, e: dict[str, Any]) -> str:
         if name not in apis:
             return f"no boundAPIs entry {name}"
         if not o.contains(apis[name], fields):
-            return f"boundAPIs {name} does not match {fields}: have {_relevant(apis[name], fields)}"
+            have = _shown(_relevant(apis[name], fields))
+            return f"boundAPIs {name} does not match {_shown(fields)}: have {have}"
     return ""
 
 
@@ -684,9 +701,28 @@ def _messages_hold(holder: dict[str, Any], wanted: dict[str, str | list[str]]) -
 
 
 def _relevant(obj: dict[str, Any], want: Any) -> Any:
+    """The parts of `obj` that `want` names (a Walk: expectations may be `!nest` deep)."""
+    return o.run_walk(_relevant_walk(obj, want))
+
+
+def _relevant_walk(obj: Any, want: Any) -> o.Walk[Any]:
     if isinstance(want, dict) and isinstance(obj, dict):
-        return {k: _relevant(obj[k], v) if k in obj else "<missing>" for k, v in want.items()}
+        out = {}
+        for k, v in want.items():
+            out[k] = (yield _relevant_walk(obj[k], v)) if k in obj else "<missing>"
+        return out
     return obj
+
+
+SHOWN_DEPTH = 20
+
+
+def _shown(value: Any) -> str:
+    """`value` for a message: as Python prints it, or, nested deeper than a reader follows, its
+    first 200 characters of JSON."""
+    if limits.json_depth(value, SHOWN_DEPTH) <= SHOWN_DEPTH:
+        return str(value)
+    return o.canonical_json(value)[:200] + "..."
 
 
 def run(sc: Scenario, seed: int | None = None, **konnector_args: Any) -> Result:
