@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbcore.objects import canonical_json
+from kbcore import objects
 
 MAX_JSON_DEPTH = 10_000
 """The deepest JSON document an API server decodes: Go's encoding/json (and sigs.k8s.io/json,
@@ -113,7 +113,8 @@ def body_problem(body: Any) -> str:
             "decodes"
         )
     try:
-        size = len(canonical_json(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        text = objects.canonical_json(body, ensure_ascii=False)
+        size = len(text.encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError):
         return "it is not JSON"
     if size > MAX_REQUEST_BODY_BYTES:

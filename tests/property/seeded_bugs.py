@@ -17,6 +17,7 @@ addressing instead (patched in for the run); the schema-change machine must catc
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
@@ -117,6 +118,18 @@ def deletion_timestamp_ignored(view: InstanceView) -> Plan:
     return plan_instance(view)
 
 
+def recursive_copy(view: InstanceView) -> Plan:
+    """Copy the objects with Python's recursive `copy.deepcopy` before planning (what
+    `kbcore.objects.deepcopy` was): a status nested past the recursion limit raises."""
+    c, p = view.consumer, view.provider.obj
+    view = attrs.evolve(
+        view,
+        consumer=copy.deepcopy(c),
+        provider=attrs.evolve(view.provider, obj=copy.deepcopy(p)),
+    )
+    return plan_instance(view)
+
+
 SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
     # bug -> (mutant kernel, the property failure that must catch it)
     "delete by name without a UID check": (
@@ -127,6 +140,7 @@ SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
     "adopting a foreign-owned object": (adopt_foreign_owned, "no-foreign-provider-writes"),
     "status dropped": (status_dropped, "status not mirrored"),
     "deletionTimestamp ignored": (deletion_timestamp_ignored, "still deleting"),
+    "recursive copy of the objects": (recursive_copy, "kernel-never-raises"),
 }
 
 
