@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
+from kbcore import objects as o
 from kbcore.actions import (
     PROVIDER,
     AddFinalizer,
@@ -42,6 +43,7 @@ from kbcore.instance import (
     desired_provider_body,
     plan_instance,
 )
+from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
 from kbcore.mapper import IDENTITY, Mapper, NamespacePrefix
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 
@@ -910,3 +912,108 @@ def test_plan_why_names_the_rule() -> None:
     assert plan_instance(view(consumer(), coverage=NOT_COVERED)).why.startswith("rule 3")
     assert plan_instance(view(consumer(), provider())).why.startswith("rule 6a")
     assert isinstance(plan_instance(view(consumer(), provider())), Plan)
+
+
+# --- rule 7: bodies an API server would refuse are never sent ----------------------------------
+
+LIMIT_PATCH = {
+    reason: MergePatch(
+        CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": reason}}}
+    )
+    for reason in ("StatusExceedsLimits", "SpecExceedsLimits")
+}
+CLEAR_LIMIT = MergePatch(CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": None}}})
+
+
+def deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def with_status(obj: dict[str, Any], status: Any) -> dict[str, Any]:
+    obj["status"] = status  # set after building: the helpers copy recursively
+    return obj
+
+
+def test_rule7_a_status_as_deep_as_a_server_holds_is_mirrored_exactly() -> None:
+    # The consumer object is then 10,000 levels deep: the most an API server decodes.
+    status = deep(MAX_JSON_DEPTH - 1)
+    plan = plan_instance(view(consumer(), with_status(provider(), status)))
+    (update,) = plan.actions
+    assert isinstance(update, UpdateStatus) and update.target == CREF
+    assert o.json_equal(update.body["status"], status)
+    assert o.json_equal({**update.body, "status": None}, {**consumer(), "status": None})
+
+
+def test_rule7_a_status_too_deep_to_write_is_annotated_and_told_once() -> None:
+    p = with_status(provider(), deep(MAX_JSON_DEPTH))
+    plan = plan_instance(view(consumer(), p))
+    assert plan.actions == (
+        LIMIT_PATCH["StatusExceedsLimits"],
+        EmitEvent(
+            CREF, "Widget", CUID, "Warning", "StatusExceedsLimits",
+            "status of provider object team-a/w1 not mirrored: it nests more than 10000 levels "
+            "deep, the most an API server decodes",
+        ),
+    )
+    assert plan.why == "rule 7: StatusExceedsLimits"
+    # While it stands it costs nothing: no write, no event, no retry.
+    annotated = consumer(annotations={"core.kube-bind.io/sync-limit": "StatusExceedsLimits"})
+    assert plan_instance(view(annotated, p)).actions == ()
+
+
+def test_rule7_a_status_too_large_to_write_names_its_size_and_the_limit() -> None:
+    p = with_status(provider(), {"log": "x" * MAX_REQUEST_BODY_BYTES})
+    (patch, event) = plan_instance(view(consumer(), p)).actions
+    assert patch == LIMIT_PATCH["StatusExceedsLimits"]
+    assert isinstance(event, EmitEvent) and event.type == "Warning"
+    assert event.message.startswith("status of provider object team-a/w1 not mirrored: it is ")
+    assert event.message.endswith(
+        f"bytes as JSON, more than the {MAX_REQUEST_BODY_BYTES} bytes (3 MiB) an API server "
+        "reads in one request"
+    )
+
+
+def test_rule7_a_spec_change_still_syncs_while_the_status_cannot() -> None:
+    p = with_status(provider(spec={"size": 1}), deep(MAX_JSON_DEPTH))
+    annotated = consumer(annotations={"core.kube-bind.io/sync-limit": "StatusExceedsLimits"})
+    assert plan_instance(view(annotated, p)).actions == (apply(uid=PUID),)
+
+
+def test_rule7_once_the_status_fits_it_is_mirrored_and_the_annotation_removed() -> None:
+    annotated = consumer(annotations={"core.kube-bind.io/sync-limit": "StatusExceedsLimits"})
+    plan = plan_instance(view(annotated, provider(status={"phase": "Ready"})))
+    update, clear = plan.actions
+    assert isinstance(update, UpdateStatus) and update.body["status"] == {"phase": "Ready"}
+    assert clear == CLEAR_LIMIT
+
+
+def test_rule7_a_spec_too_deep_is_never_created_on_the_provider() -> None:
+    c = consumer()
+    c["spec"] = deep(MAX_JSON_DEPTH)
+    plan = plan_instance(view(c, None, fresh=True, ns_exists=True))
+    assert [type(a) for a in plan.actions] == [MergePatch, EmitEvent]
+    assert plan.actions[0] == LIMIT_PATCH["SpecExceedsLimits"]
+    assert isinstance(plan.actions[1], EmitEvent)
+    assert plan.actions[1].message.startswith("spec not synced to provider object team-a/w1")
+
+
+def test_rule7_a_deep_spec_within_the_limit_is_created_and_later_a_noop() -> None:
+    spec = {"tree": deep(MAX_JSON_DEPTH - 3)}  # the object: metadata, spec, tree: 10,000 levels
+    c = consumer(spec=None)
+    c["spec"] = spec
+    (created,) = plan_instance(view(c, None, fresh=True, ns_exists=True)).actions
+    assert isinstance(created, Create) and o.json_equal(created.body["spec"], spec)
+    # The server holds it with our managedFields (as deep as the spec): nothing more to do.
+    p = provider(spec=None)
+    p["spec"] = spec
+    fields = p["metadata"]["managedFields"][0]["fieldsV1"]
+    tree: dict[str, Any] = {}
+    fields["f:spec"] = {"f:tree": tree}
+    node = spec["tree"]
+    while isinstance(node, dict):
+        tree["f:a"] = tree = {}
+        node = node["a"]
+    assert plan_instance(view(c, p)).actions == ()

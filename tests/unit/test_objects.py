@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -220,3 +221,114 @@ def test_deepcopy_is_equal_and_independent(obj: dict[str, Any]) -> None:
     assert c == obj
     c["__new__"] = 1
     assert "__new__" not in obj
+
+
+# --- walking at any depth -------------------------------------------------------------------
+
+DEEP = 20_000
+"""Twice what an API server decodes, twenty times Python's recursion budget."""
+
+
+def deep(levels: int, leaf: Any = "bottom", key: str = "a") -> Any:
+    value = leaf
+    for i in range(levels):
+        value = [value] if i % 3 == 2 else {key: value, "z": i}
+    return value
+
+
+def deep_text(levels: int) -> str:
+    """`deep(levels)` written out by hand, as json.dumps would write it."""
+    opening, closing = [], []
+    for i in range(levels):
+        opening.append("[" if i % 3 == 2 else '{"a":')
+        closing.append("]" if i % 3 == 2 else f',"z":{i}}}')
+    return "".join(reversed(opening)) + '"bottom"' + "".join(closing)
+
+
+def test_the_walks_work_at_any_depth() -> None:
+    a, b = deep(DEEP), deep(DEEP)
+    copied = o.deepcopy(a)
+    assert copied is not a and o.json_equal(copied, a) and o.json_equal(a, b)
+    assert o.contains(a, b) and o.contains(a, deep(DEEP, leaf="bottom", key="a"))
+    assert not o.json_equal(a, deep(DEEP, leaf="other"))
+    assert not o.contains(a, deep(DEEP, leaf=True))
+    text = o.canonical_json(a)
+    assert text == deep_text(DEEP)
+    assert o.json_equal(o.parse_json(text), a)
+    assert o.json_equal(o.parse_json(o.json_text(a).encode()), a)
+
+
+def test_deep_json_equality_keeps_json_rules() -> None:
+    assert o.json_equal(deep(5_000, leaf=1), deep(5_000, leaf=1.0))
+    assert not o.json_equal(deep(5_000, leaf=1), deep(5_000, leaf=True))
+
+
+@FAST
+@given(json_values(20))
+def test_canonical_json_is_json_dumps_so_stored_hashes_never_change(value: Any) -> None:
+    # The iterative writer (used when json.dumps runs out of recursion) writes the same text.
+    for ascii_only in (True, False):
+        expected = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only
+        )
+        assert o._iterative_json(value, ascii_only, True, (",", ":")) == expected
+    assert o._iterative_json(value, True, False, (",", ":")) == o.json_text(value)
+
+
+@FAST
+@given(json_values(20), st.sampled_from([None, 0, 2]))
+def test_parse_json_reads_what_json_loads_reads(value: Any, indent: int | None) -> None:
+    text = json.dumps(value, indent=indent)
+    assert o.json_equal(o._iterative_parse(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", '{"a" 1}', '{"a":1,}', "[1 2]", '"open', "nul", "1 2", '{"a":1}}', "{'a':1}"]
+)
+def test_parse_json_refuses_what_json_loads_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        o._iterative_parse(text)
+    with pytest.raises(ValueError):
+        o.parse_json("[" * 5_000 + text)
+
+
+def test_deepcopy_keeps_sharing_and_cycles() -> None:
+    shared: list[Any] = [1]
+    copied = o.deepcopy({"x": shared, "y": shared})
+    assert copied["x"] is copied["y"] and copied["x"] is not shared
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    copied_cycle = o.deepcopy(cycle)
+    assert copied_cycle[1] is copied_cycle and copied_cycle is not cycle
+
+
+def test_canonical_json_refuses_a_cycle_and_non_json_as_json_dumps_does() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        o._iterative_json(cycle, True, True, (",", ":"))
+    with pytest.raises(TypeError):
+        o.canonical_json(deep(5_000, leaf=object()))
+
+
+def test_fold_and_run_walk_rebuild_at_any_depth() -> None:
+    value = deep(DEEP)
+
+    def count(v: Any) -> o.Walk[int]:
+        total = 1
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        for child in children:
+            total += yield count(child)
+        return total
+
+    assert o.run_walk(count(value)) == 1 + DEEP + DEEP - DEEP // 3  # nodes: containers, leaves
+    rebuilt = o.fold(
+        value,
+        lambda v: list(v.items()) if isinstance(v, dict) else
+        list(enumerate(v)) if isinstance(v, list) else None,
+        lambda v, pairs: v if pairs is None else dict(pairs) if isinstance(v, dict)
+        else [x for _, x in pairs],
+    )
+    assert o.json_equal(rebuilt, value)
