@@ -272,10 +272,8 @@ def _status(obj: Mapping[str, Any]) -> Any:
 
 
 def _with_status(consumer: Mapping[str, Any], status: Any) -> o.Obj:
-    body = o.deepcopy(dict(consumer))
-    if status is None:
-        body.pop("status", None)
-    else:
+    body = o.deepcopy({k: v for k, v in consumer.items() if k != "status"})
+    if status is not None:
         body["status"] = o.deepcopy(status)
     return body
 

@@ -28,6 +28,7 @@ Law: `json_depth` and every helper of rule 1 return (never raise) on values nest
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kbcore import objects
@@ -85,8 +86,10 @@ def json_depth(value: Any, limit: int) -> int:
             deepest = depth
             if deepest > limit:
                 return limit + 1
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list | tuple))
+        below = depth + 1
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, below))
     return deepest
 
 
@@ -106,17 +109,20 @@ def body_problem(body: Any) -> str:
 
     The size counted is the compact UTF-8 JSON encoding, the smallest any client sends, so a
     body is only called too large when every encoding of it is."""
-    depth = json_depth(body, MAX_JSON_DEPTH)
-    if depth > MAX_JSON_DEPTH:
-        return (
-            f"it nests more than {MAX_JSON_DEPTH} levels deep, the most an API server "
-            "decodes"
-        )
     try:
+        # The C encoder is fast, and it recurses: if it gets through, the body is shallower
+        # than Python's recursion budget, far below the depth limit.
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            return (
+                f"it nests more than {MAX_JSON_DEPTH} levels deep, the most an API server "
+                "decodes"
+            )
         text = objects.canonical_json(body, ensure_ascii=False)
-        size = len(text.encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError):
         return "it is not JSON"
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_REQUEST_BODY_BYTES:
         return (
             f"it is {size} bytes as JSON, more than the {MAX_REQUEST_BODY_BYTES} bytes "
