@@ -11,10 +11,10 @@ Rules (numbers are referenced in tests and docs):
  1. Walks are iterative. The general helpers of `kbcore.objects` (`deepcopy`, `json_equal`,
     `contains`, `canonical_json`, `fold`) and `json_depth` here keep their own stack, so they
     handle any depth an API server can hold (and deeper) in time linear in the size of the value.
- 2. A schema walk may recurse, but only on a schema `schema_depth_problem` passed: no schema
-    nests deeper than `MAX_SCHEMA_DEPTH`. A provider CRD beyond it is refused (`InvalidSchema`,
-    `kbcore.schema` R4, naming the API, version and depth); an OpenAPI schema beyond it is not
-    synthesized (`kbcore.openapi`, listed as skipped with the same words).
+ 2. A schema walk may recurse, but only as deep as `MAX_SCHEMA_DEPTH`: no schema deeper is
+    installed on a consumer. A provider CRD beyond it is refused (`InvalidSchema`,
+    `kbcore.schema` R4, naming the API, version and limit); OpenAPI synthesis stops there,
+    keeping what is below unvalidated and reporting it as a loss (`kbcore.openapi`).
  2b. The field-set walks of `kbcore.fieldsets` stop at `MAX_FIELD_PATH` elements, recording
     what is below as one field, so kbsim's managedFields stay linear in size at any depth.
  3. A body the kernel would send is never larger or deeper than an API server accepts

@@ -12,8 +12,7 @@ Rules (spec §3.5 with #600's multi-version grouping):
   iff discovery lists `<resource>/status`. `<resource>/scale` and other subresources are not
   synthesized and are reported as losses.
 * Its schema is the component whose `x-kubernetes-group-version-kind` lists exactly its
-  group, version and kind; without one that version is skipped, as it is when that schema
-  nests deeper than `kbcore.limits.MAX_SCHEMA_DEPTH` (`kbcore.limits` rule 2).
+  group, version and kind; without one that version is skipped.
 * All served versions of one group-resource form ONE CRD, versions sorted by
   `version_priority_key`; the storage version is the group's preferred version from `/apis`
   when it is among them, else the first. Names and scope come from the storage version.
@@ -35,7 +34,7 @@ from typing import Any
 import attrs
 
 from kbcore.groups import is_builtin_group
-from kbcore.limits import schema_depth_problem
+from kbcore.limits import MAX_SCHEMA_DEPTH
 from kbcore.objects import Obj
 from kbcore.reads import Discovery, Failed, Observed, OpenAPIDoc, Read, need, need_all
 
@@ -161,7 +160,10 @@ def clean_schema(
     * list and map types the CRD rules would reject (map keys that are not required scalar
       item properties, set items that are not atomic) fall back to atomic lists;
     * a `default` that is not valid for the cleaned schema is dropped;
-    * unknown keywords and annotations are dropped; properties are emitted sorted.
+    * unknown keywords and annotations are dropped; properties are emitted sorted;
+    * a schema nested `kbcore.limits.MAX_SCHEMA_DEPTH` levels deep in the result becomes an
+      unvalidated value (`kbcore.limits` rule 2), so cleaning walks no deeper and the CRD is
+      one kube-bind installs.
 
     Cleaning is idempotent: `clean_schema(clean_schema(s)[0])[0] == clean_schema(s)[0]`.
     """
@@ -203,8 +205,18 @@ class _Cleaner:
             out[_PRESERVE] = True
         return dict(sorted(out.items()))
 
-    def node(self, s: Any, path: str, *, is_root: bool = False) -> Obj:
+    def node(self, s: Any, path: str, *, is_root: bool = False, depth: int = 1) -> Obj:
+        """The cleaned schema `s`, which sits `depth` levels deep in the output (the root is 1)."""
         if not isinstance(s, Mapping):
+            return {_PRESERVE: True}
+        if depth > MAX_SCHEMA_DEPTH - 3:
+            # kbcore.limits rule 2: nothing deeper is walked or installed. A schema here has
+            # its lists one level down and its properties two, which would not fit: the value
+            # is kept unvalidated instead.
+            self.losses.append(
+                f"schema at {path} nests deeper than {MAX_SCHEMA_DEPTH} levels: replaced by "
+                "an unvalidated value"
+            )
             return {_PRESERVE: True}
         ref = _single_ref(s)
         if ref is not None:
@@ -252,7 +264,7 @@ class _Cleaner:
         )
         if embedded:
             out["type"] = "object"
-        self.children(s, out, path, strip_meta=embedded or is_root)
+        self.children(s, out, path, strip_meta=embedded or is_root, depth=depth)
         if embedded:
             out[_EMBEDDED] = True
             if "additionalProperties" in out:
@@ -302,11 +314,13 @@ class _Cleaner:
             if names:
                 out["required"] = names
 
-    def children(self, s: Mapping[str, Any], out: Obj, path: str, *, strip_meta: bool) -> None:
+    def children(
+        self, s: Mapping[str, Any], out: Obj, path: str, *, strip_meta: bool, depth: int
+    ) -> None:
         props = s.get("properties")
         if isinstance(props, Mapping):
             cleaned = {
-                name: self.node(props[name], f"{path}.{name}")
+                name: self.node(props[name], f"{path}.{name}", depth=depth + 2)
                 for name in sorted(k for k in props if isinstance(k, str))
                 if not (strip_meta and name in _ROOT_DROPPED_META)
             }
@@ -321,12 +335,12 @@ class _Cleaner:
             if "properties" in out:
                 self.lose("additionalProperties", path)
             else:
-                out["additionalProperties"] = self.node(additional, f"{path}.*")
+                out["additionalProperties"] = self.node(additional, f"{path}.*", depth=depth + 1)
         elif additional is True and out.get("type") in (None, "object"):
             out[_PRESERVE] = True
         items = s.get("items")
         if isinstance(items, Mapping):
-            out["items"] = self.node(items, f"{path}[*]")
+            out["items"] = self.node(items, f"{path}[*]", depth=depth + 1)
         elif isinstance(items, list):
             self.lose("items as a list of schemas", path)
             out["items"] = {_PRESERVE: True}
@@ -754,10 +768,6 @@ def _versions(
                     f"Kind={kind}",
                 )
             )
-            continue
-        too_deep = schema_depth_problem(schema)
-        if too_deep:
-            skipped.append((what, too_deep))
             continue
         cleaned, losses = clean_schema(schema, schemas)
         subs = tuple(sorted(subresources.get(name, ())))

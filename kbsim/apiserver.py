@@ -78,7 +78,6 @@ from __future__ import annotations
 import base64
 import builtins
 import datetime
-import json
 import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -1164,7 +1163,7 @@ class APIServer:
             if not kind:
                 raise errs.bad_request(
                     f"the object provided is unrecognized (must be of type {info.kind}): Object "
-                    f"'Kind' is missing in '{json.dumps(body, separators=(',', ':'))}'"
+                    f"'Kind' is missing in '{o.json_text(body)}'"
                 )
             return
         if kind and kind != info.kind:

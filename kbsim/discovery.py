@@ -459,17 +459,21 @@ def _crd_entries(crd: _Crd, version: str) -> list[Doc]:
 
 
 def _references(doc: Any) -> set[str]:
+    """The component names `doc` refers to (a stack, not recursion: a CRD's schema may nest as
+    deep as the server stores)."""
     found: set[str] = set()
     prefix = "#/components/schemas/"
-    if isinstance(doc, Mapping):
-        for k, v in doc.items():
-            if k == "$ref" and isinstance(v, str) and v.startswith(prefix):
-                found.add(v.removeprefix(prefix))
-            else:
-                found |= _references(v)
-    elif isinstance(doc, list):
-        for item in doc:
-            found |= _references(item)
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                if k == "$ref" and isinstance(v, str) and v.startswith(prefix):
+                    found.add(v.removeprefix(prefix))
+                else:
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
     return found
 
 
@@ -721,12 +725,16 @@ def _list_schema(group: str, version: str, kind: str, list_kind: str, plural: st
 def _embedded(schema: Any) -> None:
     """`addEmbeddedProperties`: `x-kubernetes-embedded-resource` objects get TypeMeta and
     ObjectMeta properties (and apiVersion/kind required)."""
+    o.run_walk(_embedded_walk(schema))
+
+
+def _embedded_walk(schema: Any) -> o.Walk[None]:
     if not isinstance(schema, dict):
         return
     for sub in (schema.get("properties") or {}).values():
-        _embedded(sub)
-    _embedded(schema.get("items"))
-    _embedded(schema.get("additionalProperties"))
+        yield _embedded_walk(sub)
+    yield _embedded_walk(schema.get("items"))
+    yield _embedded_walk(schema.get("additionalProperties"))
     if schema.get("x-kubernetes-embedded-resource") is True:
         props = schema.setdefault("properties", {})
         props["apiVersion"] = {"description": _EMBEDDED_API_VERSION, "type": "string"}
@@ -788,7 +796,7 @@ def _builtin_openapi(info: ResourceInfo, version: str, paths: Doc, schemas: Doc)
 
 
 def _hash(doc: Doc) -> str:
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    text = o.canonical_json(doc)
     return hashlib.sha512(text.encode()).hexdigest().upper()
 
 
