@@ -9,8 +9,9 @@ the only numbers involved; docs/user-guide.md ("Limits") states them for users.
 Rules (numbers are referenced in tests and docs):
 
  1. Walks are iterative. The general helpers of `kbcore.objects` (`deepcopy`, `json_equal`,
-    `contains`, `canonical_json`, `fold`) and `json_depth` here keep their own stack, so they
-    handle any depth an API server can hold (and deeper) in time linear in the size of the value.
+    `contains`, `canonical_json`, `json_text`, `parse_json`, `fold`, `run_walk`) and
+    `json_depth` here keep their own stack, so they handle any depth an API server can hold
+    (and deeper) in time linear in the size of the value.
  2. A schema walk may recurse, but only as deep as `MAX_SCHEMA_DEPTH`: no schema deeper is
     installed on a consumer. A provider CRD beyond it is refused (`InvalidSchema`,
     `kbcore.schema` R4, naming the API, version and limit); OpenAPI synthesis stops there,
@@ -19,11 +20,13 @@ Rules (numbers are referenced in tests and docs):
     what is below as one field, so kbsim's managedFields stay linear in size at any depth.
  3. A body the kernel would send is never larger or deeper than an API server accepts
     (`body_problem`): the server would refuse it with certainty and no retry can change that, so
-    the planner reports the problem instead of sending (`kbcore.instance` rule 6d) and nothing
+    the planner reports the problem instead of sending (`kbcore.instance` rule 7) and nothing
     is retried in a loop.
 
-Law: `json_depth` and every helper of rule 1 return (never raise) on values nested
-`10 * MAX_JSON_DEPTH` deep; `tests/property/test_totality.py` holds every planner to it.
+Laws: the helpers of rule 1 return (never raise) on values nested twice `MAX_JSON_DEPTH` deep
+(tests/unit/test_objects.py); every planner returns a Plan or a refusal, never an exception, on
+inputs nested `MAX_JSON_DEPTH` deep wherever a JSON value can nest, and with inputs an API
+server can hold plans only writes it can read (tests/property/test_totality.py).
 """
 
 from __future__ import annotations

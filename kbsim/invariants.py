@@ -46,6 +46,11 @@ violation fails.
   is total on whatever the clusters hold, and the simulated shell around it is too. kbsim logs
   the exception and retries the key with backoff, as kbshell does, so the run goes on and the
   violation names the key and the exception.
+- `schemas-within-depth`: the konnector never writes a consumer CRD whose schema nests deeper
+  than `kbcore.limits.MAX_SCHEMA_DEPTH` (what it cannot install it refuses, with a condition).
+- `writes-within-server-limits`: no konnector request is refused for its size (413) or its
+  depth (400 from the JSON decoder): a body an API server cannot read is reported on the object
+  (`kbcore.instance` rule 7), never sent and retried.
 """
 
 from __future__ import annotations
@@ -54,12 +59,13 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kbcore import limits, selectors
 from kbcore import objects as o
-from kbcore import selectors
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.coverage import resolve_coverage
 from kbcore.crds import served_resource
+from kbcore.errors import ApiError
 from kbcore.instance import ADOPT, NAMESPACES, Ownership, classify
 from kbcore.mapper import IDENTITY
 from kbcore.objects import GVR, ObjectKey
@@ -81,6 +87,8 @@ INVARIANTS = (
     "bound-hash-was-written",
     "instance-scope-matches-provider",
     "kernel-never-raises",
+    "schemas-within-depth",
+    "writes-within-server-limits",
 )
 TRUST = "related-within-trust-boundary"
 
@@ -153,6 +161,16 @@ def _control_write_ok(gvr: GVR, rec: Any) -> bool:
             for x in (before, after)
             if x is not None
         )
+    return False
+
+
+def _schema_too_deep(crd: Mapping[str, Any]) -> bool:
+    spec = crd.get("spec")
+    for v in o.list_at(spec, "versions") if isinstance(spec, dict) else []:
+        schema = v.get("schema") if isinstance(v, dict) else None
+        root = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
+        if limits.json_depth(root, limits.MAX_SCHEMA_DEPTH) > limits.MAX_SCHEMA_DEPTH:
+            return True
     return False
 
 
@@ -229,6 +247,15 @@ class Monitor:
         """`kernel-never-raises`: handling `key` raised `error`."""
         text = str(error).splitlines()[0][:200] if str(error) else ""
         self._violate("kernel-never-raises", f"{key}: {type(error).__name__}: {text}")
+
+    def on_refused_request(self, cluster: str, what: str, error: ApiError) -> None:
+        """`writes-within-server-limits`: a konnector request was answered `error`."""
+        too_deep = error.code == 400 and (
+            "exceeded max depth" in error.message or error.message == "Invalid JSON Patch"
+        )
+        if error.code == 413 or too_deep:
+            message = f"{what} on {cluster}: {error.code} {error.message[:160]}"
+            self._violate("writes-within-server-limits", message)
 
     def _violate(self, name: str, message: str) -> None:
         self.violations.append((name, f"{self.world.now - 1_767_225_600.0:.3f}s: {message}"))
@@ -433,6 +460,8 @@ class Monitor:
             return
         if gvr in (SECRETS, CONFIGMAPS) and _is_related_write(rec):
             self._check_related_copy("consumer", rec)
+        if gvr == CRDS and rec.after is not None and _schema_too_deep(rec.after):
+            self._violate("schemas-within-depth", f"{rec.verb} consumer CRD {rec.key}")
         if gvr in (SECRETS, CONFIGMAPS, CRDS, NAMESPACES, LEASES):
             if not _control_write_ok(gvr, rec):
                 self._violate("writes-within-bound-scope", f"{rec.verb} consumer {gvr} {rec.key}")

@@ -247,6 +247,10 @@ class SimKonnector:
                 raise unreachable()
             self.world.perform(send.request, self.world.clusters[target[0]], target[1], send.action)
         except ApiError as err:
+            if target is not None:
+                r = send.request
+                what = f"{r.verb} {r.gvr.group_resource} {r.key}"
+                self.world.monitor.on_refused_request(target[0], what, err)
             return err
         return None
 
