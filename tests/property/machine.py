@@ -185,6 +185,24 @@ class ConvergenceMachine(RuleBasedStateMachine):
             WIDGETS, key, {"status": status}, "merge", subresource="status",
             user=ADMIN, field_manager="provider-controller"))
 
+    def _synced_keys(self) -> list[ObjectKey]:
+        """Keys of provider copies the konnector made (they carry our cluster marker)."""
+        if self.world is None:
+            return []
+        copies = self._server("provider").list(WIDGETS)[0]
+        return sorted(
+            o.key_of(p) for p in copies
+            if keys.ANNOTATION_CONSUMER_CLUSTER_UID in o.annotations_of(p)
+        )
+
+    @precondition(lambda self: bool(self._synced_keys()))
+    @rule(data=st.data())
+    def provider_deep_status(self, data: st.DataObject) -> None:
+        """The provider's controller writes a deep status on a copy the konnector syncs, which
+        the konnector must mirror (a recursive walk in the kernel raises here)."""
+        key = data.draw(st.sampled_from(self._synced_keys()))
+        self.provider_status(key, "Deep", DEEP_STATUS)
+
     @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
     def foreign_create(self, key: ObjectKey, size: str, marked: bool) -> None:
         """Someone else creates a provider object: unmarked, or another consumer's copy."""
