@@ -326,6 +326,7 @@ def test_plan_binding_is_total_at_any_depth(
         credentials=Credentials(server="https://p.example"),
         observed={},
         now=0.0,
+        konnector_namespace="kube-bind",
     )
     plan = drive(plan_binding, view, junk)
     assert_total(plan, sendable=within_limits(binding, conn, junk))
