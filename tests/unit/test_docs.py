@@ -178,3 +178,26 @@ def test_every_metric_is_documented(guide: str) -> None:
     assert "workqueue_depth" in names and "kubebind_build_info" in names
     missing = [n for n in names if not mentioned(n, guide)]
     assert not missing, f"document these metrics in {USER_GUIDE.name}: {missing}"
+
+
+# --- the threat model ---------------------------------------------------------------------------
+
+THREAT_MODEL = ROOT / "docs" / "threat-model.md"
+
+
+def test_the_threat_model_names_every_invariant_and_only_what_exists() -> None:
+    """Each kbsim invariant hunts for a "never" of the threat model, and every scenario, test
+    and kbcore module the threat model cites exists: a renamed test or scenario fails here."""
+    from kbsim.invariants import INVARIANTS
+
+    text = THREAT_MODEL.read_text()
+    assert [i for i in INVARIANTS if not mentioned(i, text)] == []
+    scenarios = set(re.findall(r"`(hostile-[a-z0-9-]+)`", text))
+    missing = [s for s in sorted(scenarios) if not (ROOT / "examples/scenarios" / s).is_dir()]
+    assert missing == []
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    tests = set(re.findall(r"\b(test_[a-z0-9_]*[a-z0-9])\b", text))
+    modules = {t for t in tests if any((ROOT / "tests").rglob(f"{t}.py"))}  # test files
+    assert [t for t in sorted(tests - modules) if f"def {t}(" not in sources] == []
+    for cited in set(re.findall(r"`(kbcore\.[a-z_]+)", text)):
+        importlib.import_module(cited)
