@@ -92,6 +92,10 @@ def scenario_files() -> list[Path]:
     return sorted(SCENARIO_DIR.glob("*/scenario.yaml"))
 
 
+QUIET_SECONDS = 35.0
+"""The longest real window a `quiet` step watches (kbsim's is virtual time)."""
+
+
 def has_faults(sc: Scenario) -> bool:
     return any(s.kind == "fault" for s in sc.steps)
 
@@ -741,7 +745,38 @@ class RealScenario:
             assert self.konnector is not None
             timeout = parse_duration((b.get("settle") or {}).get("timeout", "60s"))
             return wait_quiet(self.konnector, timeout, lambda: controllers_busy(self.servers))
+        if s.kind == "quiet":
+            return self.quiet(b["quiet"])
         return self.expect(b["expect"])
+
+    def quiet(self, q: dict[str, Any]) -> str:
+        """kbsim's `quiet` on real servers: their own write counts of the resource over a
+        window of `for`, at most QUIET_SECONDS (longer than the konnector's 30 s resync, so a
+        write loop or a write per resync shows up; nothing else writes these resources)."""
+        real = self.clusters
+        assert real is not None
+        names = [q["cluster"]] if q.get("cluster") else list(real)
+
+        def without_subresource(key: str) -> str:  # "widgets/status.example.org"
+            resource, slash, rest = key.partition("/")
+            group = rest.partition(".")[2] if slash else ""
+            return f"{resource}.{group}" if group else (resource if slash else key)
+
+        def count() -> float:
+            return sum(
+                n
+                for name in names
+                for key, n in real[name].write_requests().items()
+                if not q.get("resource") or without_subresource(key) == q["resource"]
+            )
+
+        before = count()
+        time.sleep(min(parse_duration(q["for"]), QUIET_SECONDS))
+        written = count() - before
+        limit = q.get("writes_at_most", 0)
+        if written <= limit:
+            return ""
+        return f"{written:g} writes of {q.get('resource') or 'anything'}, at most {limit} allowed"
 
     def expect(self, e: dict[str, Any]) -> str:
         start = time.monotonic()
