@@ -141,8 +141,6 @@ def test_a_run_with_deep_statuses_replays_with_no_divergence() -> None:
     [
         # kbcore.schema R4 without its depth check installs the 600-level schema.
         ("hostile-deep-schema", "kbcore.schema", "schema_depth_problem", "schemas-within-depth"),
-        # kbcore.instance rule 7 without its check sends the status the server must refuse.
-        ("hostile-deep-status", "kbcore.instance", "body_problem", "writes-within-server-limits"),
     ],
 )
 def test_the_invariants_catch_a_kernel_without_its_limit_check(
