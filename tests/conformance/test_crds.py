@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
-from kbcore.objects import GVR
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, Obj
 from tests.conformance.client import CRDS, Api, raises_api_error, unique, widget
 from tests.conformance.conftest import widget_crd
 
@@ -73,38 +75,59 @@ def test_deleting_a_crd_deletes_its_instances(api: Api, widgets: GVR) -> None:
 IMMUTABLE = "field is immutable"
 
 
+def update_latest(api: Api, name: str, change: Callable[[Obj], None]) -> Obj:
+    """Update the CRD from the server's latest copy: its own controllers write its status
+    meanwhile, so an update from an older copy may get 409 before it is validated."""
+    for attempt in range(5):
+        crd = api.get(CRDS, name)
+        change(crd)
+        try:
+            return api.update(CRDS, crd)
+        except ApiError as err:
+            if err.code != 409 or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_an_established_crd_keeps_scope_names_and_stored_versions(api: Api) -> None:
     """What the konnector's change gate (kbcore.schema rule 8) predicts the server refuses."""
     group = f"{unique('t')}.conformance.example.com"
     name = f"widgets.{group}"
     api.create(CRDS, widget_crd(group))
-    crd = api.wait_established(name)
-    for field, value in (("scope", "Cluster"), ("kind", "Gizmo")):
-        changed = copy.deepcopy(crd)
-        if field == "scope":
-            changed["spec"]["scope"] = value
-            path = "spec.scope"
-        else:
-            changed["spec"]["names"]["kind"] = value
-            path = "spec.names.kind"
+    api.wait_established(name)
+
+    def set_scope(crd: Obj) -> None:
+        crd["spec"]["scope"] = "Cluster"
+
+    def set_kind(crd: Obj) -> None:
+        crd["spec"]["names"]["kind"] = "Gizmo"
+
+    for change, path, value in ((set_scope, "spec.scope", "Cluster"),
+                                (set_kind, "spec.names.kind", "Gizmo")):  # fmt: skip
         with raises_api_error(422, "Invalid") as refused:
-            api.update(CRDS, changed)
+            update_latest(api, name, change)
         assert f'{path}: Invalid value: "{value}": {IMMUTABLE}' in refused.value.message
+
     # singular may change (the gate refuses it all the same: it renames the consumer's API).
-    renamed = copy.deepcopy(crd)
-    renamed["spec"]["names"]["singular"] = "wdgt"
-    crd = api.update(CRDS, renamed)
-    assert crd["spec"]["names"]["singular"] == "wdgt"
+    def rename(crd: Obj) -> None:
+        crd["spec"]["names"]["singular"] = "wdgt"
+
+    assert update_latest(api, name, rename)["spec"]["names"]["singular"] == "wdgt"
+
     # A new storage version joins status.storedVersions ...
-    v2 = {**copy.deepcopy(crd["spec"]["versions"][0]), "name": "v2"}
-    crd["spec"]["versions"][0]["storage"] = False
-    crd["spec"]["versions"].append(v2)
-    crd = api.update(CRDS, crd)
-    assert crd["status"]["storedVersions"] == ["v1", "v2"]
+    def add_v2(crd: Obj) -> None:
+        v2 = {**copy.deepcopy(crd["spec"]["versions"][0]), "name": "v2"}
+        crd["spec"]["versions"][0]["storage"] = False
+        crd["spec"]["versions"].append(v2)
+
+    assert update_latest(api, name, add_v2)["status"]["storedVersions"] == ["v1", "v2"]
+
     # ... and a stored version cannot leave spec.versions.
-    crd["spec"]["versions"] = [crd["spec"]["versions"][1]]
+    def drop_v1(crd: Obj) -> None:
+        crd["spec"]["versions"] = [v for v in crd["spec"]["versions"] if v["name"] != "v1"]
+
     with raises_api_error(422, "Invalid") as refused:
-        api.update(CRDS, crd)
+        update_latest(api, name, drop_v1)
     assert 'status.storedVersions[0]: Invalid value: "v1": missing from spec.versions' in (
         refused.value.message
     )

@@ -92,7 +92,7 @@ def scenario_files() -> list[Path]:
     return sorted(SCENARIO_DIR.glob("*/scenario.yaml"))
 
 
-QUIET_SECONDS = 35.0
+QUIET_STEP_SECONDS = 35.0
 """The longest real window a `quiet` step watches (kbsim's is virtual time)."""
 
 
@@ -751,7 +751,7 @@ class RealScenario:
 
     def quiet(self, q: dict[str, Any]) -> str:
         """kbsim's `quiet` on real servers: their own write counts of the resource over a
-        window of `for`, at most QUIET_SECONDS (longer than the konnector's 30 s resync, so a
+        window of `for`, at most QUIET_STEP_SECONDS (longer than the konnector's 30 s resync, so a
         write loop or a write per resync shows up; nothing else writes these resources)."""
         real = self.clusters
         assert real is not None
@@ -771,7 +771,7 @@ class RealScenario:
             )
 
         before = count()
-        time.sleep(min(parse_duration(q["for"]), QUIET_SECONDS))
+        time.sleep(min(parse_duration(q["for"]), QUIET_STEP_SECONDS))
         written = count() - before
         limit = q.get("writes_at_most", 0)
         if written <= limit:
