@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import re
 import ssl
@@ -39,12 +38,15 @@ import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTResponse
 from urllib3.util.ssl_ import create_urllib3_context
 
 from kbcore import errors
+from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import Credentials
+from kbcore.limits import json_depth
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
 from kbcore.requests import Request
@@ -56,6 +58,9 @@ POOL_MAXSIZE = 64
 """Idle connections kept per server. Every reflector's watch holds one for minutes and hands it
 back when the watch ends; a few dozen of them plus the workers' requests must fit, or urllib3
 discards connections (and warns each time) instead of reusing them."""
+ENCODER_DEPTH = 500
+"""Bodies nested deeper than this are encoded by kbcore (`json_text`) rather than by the
+kubernetes package, whose encoders recurse (Python stops at about a thousand frames)."""
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 WATCH_TIMEOUT_MARGIN = 30.0
@@ -115,7 +120,7 @@ def api_error(status: int, data: Any, headers: Mapping[str, str] | None = None) 
             "information",
         ),
     )
-    body = data if isinstance(data, str) else json.dumps(data)
+    body = data if isinstance(data, str) else o.json_text(data)
     return ApiError(
         status,
         reason,
@@ -181,7 +186,7 @@ class WatchStream:
     def __next__(self) -> Obj:
         line = next(self._lines)
         try:
-            event = json.loads(line)
+            event = o.parse_json(line)
         except ValueError:
             event = None
         if not isinstance(event, dict):
@@ -372,26 +377,42 @@ class KubeClient:
         """One request; the urllib3 response (body not yet read) for a 2xx, else ApiError."""
         timeout = read_timeout or self.read_timeout
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        method, url, headers, body, _ = self._api.param_serialize(
+        # The kubernetes package encodes a body by recursion (sanitize_for_serialization, then
+        # json.dumps), which fails past about a thousand levels; an API server takes ten
+        # thousand (kbcore.limits). A body that deep is encoded here and sent as bytes.
+        deep = body is not None and json_depth(body, ENCODER_DEPTH) > ENCODER_DEPTH
+        method, url, headers, serialized, _ = self._api.param_serialize(
             method,
             path,
             query_params=list(query),
             header_params=headers,
-            body=body,
+            body=None if deep else body,
             auth_settings=["BearerToken"],
         )
         with self._translated(timeout):
-            response = self._api.call_api(
-                method,
-                url,
-                header_params=headers,
-                body=body,
-                _request_timeout=(self.connect_timeout, timeout),
-            )
+            if deep:
+                response = RESTResponse(
+                    self._api.rest_client.pool_manager.request(
+                        method,
+                        url,
+                        body=o.json_text(body).encode(),
+                        headers=headers,
+                        timeout=urllib3.Timeout(connect=self.connect_timeout, read=timeout),
+                        preload_content=False,
+                    )
+                )
+            else:
+                response = self._api.call_api(
+                    method,
+                    url,
+                    header_params=headers,
+                    body=serialized,
+                    _request_timeout=(self.connect_timeout, timeout),
+                )
             if response.status >= 400:
                 raw = response.read()
                 try:
-                    data = json.loads(raw) if raw else None
+                    data = o.parse_json(raw) if raw else None
                 except ValueError:
                     data = raw.decode(errors="replace")
                 raise api_error(response.status, data, response.headers)
@@ -402,7 +423,7 @@ class KubeClient:
         with self._translated(kwargs.get("read_timeout") or self.read_timeout):
             raw = response.data
         try:
-            return json.loads(raw) if raw else None
+            return o.parse_json(raw) if raw else None  # as deep as the server sends
         except ValueError as err:
             raise ApiError(
                 500, errors.INTERNAL_ERROR, f"{self.host}: {method} {path}: response is not JSON"

@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import IO, Any
 
+from kbcore import objects as o
 from kbcore.worker import BACKSTOP_SECONDS
 from kbshell.client import KubeClient
 from kbshell.konnector import Konnector
@@ -131,7 +132,10 @@ class Recorder:
         self._lock = threading.Lock()
 
     def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, default=str)
+        try:
+            line = o.canonical_json(record)  # at any depth (a status may nest 10,000 levels)
+        except (TypeError, ValueError):
+            line = json.dumps(record, sort_keys=True, default=str)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

@@ -13,6 +13,7 @@ import sys
 
 import yaml
 
+from kbcore import objects as o
 from kbcore import trace
 from kbcore.instance import plan_instance
 from kbcore.mapper import IDENTITY
@@ -76,7 +77,7 @@ def replay_trace(path: str) -> int:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = o.parse_json(line)  # as deep as the objects it holds
                 if record.get("format") != trace.FORMAT:
                     raise ValueError(f"unknown trace format {record.get('format')!r}")
                 divergence = trace.replay(
