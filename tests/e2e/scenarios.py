@@ -744,6 +744,9 @@ class RealScenario:
         if s.kind == "settle":
             assert self.konnector is not None
             timeout = parse_duration((b.get("settle") or {}).get("timeout", "60s"))
+            # An `advance` before it is real time a real konnector needs (its 30 s resync picks
+            # up what no watch tells it), so the settle may take that long on top.
+            timeout += max(0.0, self.credit_until - time.monotonic())
             return wait_quiet(self.konnector, timeout, lambda: controllers_busy(self.servers))
         if s.kind == "quiet":
             return self.quiet(b["quiet"])
