@@ -2,8 +2,8 @@
 
 `plan_binding` decides from the binding, its Connection (with the credentials the Connection's
 Secret yields) and the reads it asks for (`kbcore.reads`). A ClusterBinding binds its APIs in
-every namespace, a Binding only in its own. Rules, in order (spec §3.6, §3.9.2, §3.10;
-DESIGN.md "Decisions" where they differ):
+every namespace, a Binding only in its own. Rules, in order (upstream's,
+except where docs/design.md, "Differences from upstream" says otherwise):
 
  1. Deleting (unbind) drains, for every listed API no other live binding covers (a read
     that fails holds the drain, with the reason in `Ready=False/DrainingObjects`; with no

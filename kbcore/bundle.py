@@ -1,4 +1,5 @@
-"""The one-apply bundle (spec §1.3) as `kubectl bind` writes it, and what it checks first.
+"""The one-apply bundle (docs/design.md, "What it is") as `kubectl bind` writes it, and what it
+checks first.
 
 A user binds a provider with one apply of three objects: a Secret holding the provider
 kubeconfig (in the konnector's namespace), a cluster-scoped Connection naming it, and a

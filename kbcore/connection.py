@@ -2,8 +2,8 @@
 
 `plan_connection` is called with the Connection, the provider credentials its Secret yields
 (`kbcore.kubeconfig.credentials_for`) and everything read so far (`kbcore.reads`). It asks for
-the reads it still needs, then plans the writes and the new status. Rules, in order (spec §3.1,
-§3.2, §3.3, §3.9.3, §3.11, §3.12; DESIGN.md "Decisions" where they differ):
+the reads it still needs, then plans the writes and the new status. Rules, in order (upstream's,
+except where docs/design.md, "Differences from upstream" says otherwise):
 
  1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
     with `Ready=False/DrainingBindings` and look again shortly; then delete the heartbeat Lease

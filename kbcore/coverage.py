@@ -1,4 +1,4 @@
-"""Which binding covers a consumer object (spec §3.7.2, "ResolveConnection").
+"""Which binding covers a consumer object (upstream's "ResolveConnection").
 
 ClusterBindings are consulted first (in name order, so the answer never depends on list order),
 then Bindings in the object's own namespace. A binding being deleted covers nothing, so unbind

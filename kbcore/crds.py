@@ -1,7 +1,7 @@
 """Reading CustomResourceDefinitions: which resource a CRD serves instances through.
 
-Spec §3.7.1: a synced API is addressed by its storage version (else the first served one), its
-plural and its scope. One function, so the konnector and every check of it agree.
+As upstream's syncer does, a synced API is addressed by its storage version (else the first
+served one), its plural and its scope. One function, so the konnector and every check of it agree.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Engagement: which Connections the konnector syncs instances through, and which APIs.
 
-Stop-on-disengage (spec §3.7.1, §3.14) as pure functions. A Connection is engaged while it
-is Ready, not deleting, has pinned its local identity, does not name the consumer itself as
-its provider (`kbcore.connection` rule 6a refuses that; this holds even for a status written by
-someone else), and its Secret yields the credentials its last reconcile verified (identity
-included). The
-`Engagement` value includes the credentials, so a rotated kubeconfig yields a different value
-and the shell rebuilds what it built from the old one, without the Connection first going
-not-Ready (DESIGN.md, Decisions). An API is synced while its consumer CRD carries our markers
-and names an engaged Connection; the first Connection to install a CRD stays its provider.
+Stop-on-disengage (upstream's engage/disengage of provider clusters) as pure functions. A
+Connection is engaged while it is Ready, not deleting, has pinned its local identity, does not
+name the consumer itself as its provider (`kbcore.connection` rule 6a refuses that; this holds
+even for a status written by someone else), and its Secret yields the credentials its last
+reconcile verified (identity included). The `Engagement` value includes the credentials, so a
+rotated kubeconfig yields a different value and the shell rebuilds what it built from the old
+one, without the Connection first going not-Ready (docs/design.md, "Differences from upstream").
+An API is synced while its consumer CRD carries our markers and names an engaged Connection; the
+first Connection to install a CRD stays its provider.
 
 Which objects of a synced API are written on the provider is decided per API, not per binding
 (`syncs_api`): the binding covering an object must say that this API is Ready in its

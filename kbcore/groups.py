@@ -1,11 +1,12 @@
 """Which API groups the konnector must never take schemas from or install schemas into.
 
-Two lists, because they answer two questions. `is_builtin_group` is spec §3.5's filter for
+Two lists, because they answer two questions. `is_builtin_group` is upstream's filter for
 OpenAPI synthesis: the groups a Kubernetes API server serves itself, and kcp's own (`*.kcp.io`:
 a kcp provider serves `logicalclusters.core.kcp.io` and its tenancy APIs itself; upstream leaves
 them unfiltered as an open question, which offers them as exported APIs and would install kcp's
 schemas into the consumer). `is_protected_group` adds
-our own group: a CRD in any of these is never installed on the consumer (DESIGN.md, Decisions),
+our own group: a CRD in any of these is never installed on the consumer (docs/design.md,
+"Differences from upstream"),
 since it would shadow or replace an API the cluster, or the konnector itself, depends on.
 """
 

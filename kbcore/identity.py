@@ -1,4 +1,4 @@
-"""Cluster identity (spec §3.2): which cluster a set of credentials reaches.
+"""Cluster identity (docs/design.md, "Decisions"): which cluster a set of credentials reaches.
 
 A kcp workspace has no `kube-system`, so the kcp `LogicalCluster` named `cluster` is asked
 first; only a kcp-shaped server serves it, so when both exist it wins. A plain cluster answers

@@ -105,7 +105,7 @@ class Ownership(enum.Enum):
 def classify(
     provider_obj: Mapping[str, Any], local_cluster_uid: str, consumer_uid: str
 ) -> Ownership:
-    """Three-way classification by the ownership markers (spec §3.8).
+    """Three-way classification by the ownership markers (docs/design.md, "Decisions").
 
     No markers at all is foreign-unmanaged; both markers ours is ours; anything else — another
     consumer cluster, or our cluster with a different object UID (a recreated consumer object

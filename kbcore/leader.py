@@ -1,7 +1,7 @@
 """Leader election on a coordination.k8s.io Lease: the decision, as a pure function.
 
-Several konnector replicas may run; only the one holding the Lease reconciles (spec §3.15,
-client-go `leaderelection` semantics). `plan_leadership` looks at the Lease as last read and
+Several konnector replicas may run; only the one holding the Lease reconciles (as upstream,
+with client-go `leaderelection` semantics). `plan_leadership` looks at the Lease as last read and
 the time, and says whether this replica leads and which write, if any, keeps or takes the
 Lease. Every write carries the resourceVersion it was decided from (or is a create), so when
 two replicas race, the API server lets exactly one win; the loser reads again and stands by.

@@ -1,7 +1,8 @@
 """The Mapper seam: where a consumer object lives on the provider.
 
 A Mapper maps keys only; it cannot change scope, so a namespaced object stays namespaced and a
-cluster-scoped one stays cluster-scoped (scope conversion is out of scope by design, spec §3.16).
+cluster-scoped one stays cluster-scoped (scope conversion is out of scope by
+design: docs/design.md, "Decisions").
 
 Law (property-tested): for every gvr and key, `to_consumer(gvr, to_provider(gvr, key)) == key`.
 Core ships `IDENTITY`; `NamespacePrefix` exists to prove the seam round-trips with a non-trivial

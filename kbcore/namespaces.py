@@ -1,8 +1,8 @@
 """Provider namespaces the konnector created, and when it removes them.
 
 Instance sync creates a provider namespace when a copy needs one, labelled `managed=true` and
-`consumer-cluster-uid=<localClusterUID>` (spec §3.13). Upstream never removes them; we do, on
-unbind (DESIGN.md, Decisions), but only when that is certainly safe:
+`consumer-cluster-uid=<localClusterUID>`, as upstream does. Upstream never removes them; we do,
+on unbind (docs/design.md, "Differences from upstream"), but only when that is certainly safe:
 
  1. Only namespaces carrying both of our labels (never one that existed before us) and, for a
     namespaced Binding, only the provider namespace its own namespace maps to.

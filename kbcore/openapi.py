@@ -1,11 +1,12 @@
-"""OpenAPI -> CRD synthesis: consumer CRDs from a provider's discovery and OpenAPI v3 (spec §3.5).
+"""OpenAPI -> CRD synthesis: consumer CRDs from a provider's discovery and OpenAPI v3.
 
 `synthesize` follows the sans-I/O read protocol of `kbcore.reads`: it asks for `/apis`; then,
 in one round, for the discovery document of every group-version of a non-built-in group and
 for the `/openapi/v3` index; then, in one round, for the OpenAPI document of every such
 group-version the index lists. With all of them observed it returns the CRDs.
 
-Rules (spec §3.5 with #600's multi-version grouping):
+Rules (upstream's, with all versions of a resource in one CRD: docs/design.md, "Differences
+from upstream"):
 
 * Built-in groups (`kbcore.groups.is_builtin_group`) are never synthesized.
 * A resource is every discovery entry without "/" in its name; it has the status subresource

@@ -1,8 +1,8 @@
 """Putting a provider schema on the consumer: refuse, transform, install, uninstall.
 
-One module owns every rule about the consumer CustomResourceDefinition of a bound API (spec §3.4,
-with the safer choices of DESIGN.md "Decisions"), so the Connection and binding reconcilers, the
-shells and the simulator all agree on them.
+One module owns every rule about the consumer CustomResourceDefinition of a bound API
+(upstream's CRD pull, with the safer choices of docs/design.md, "Differences from upstream"), so
+the Connection and binding reconcilers, the shells and the simulator all agree on them.
 
 Refusals (`refuse_provider_crd`), checked in this order; each yields a `Refusal` whose reason is a
 `kbcore.api.conditions` constant and whose message names the API and says what to do:

@@ -7,7 +7,7 @@ gave, and the outcome. `replay` runs the kernel again on a record's inputs alone
 calls are answered from the record, in order, as are the reads and requests, and every effect
 and the outcome must come out equal. A difference is a `Divergence`: either the kernel changed
 (a replay of an old trace on new code shows what a change would do on real traffic) or it is
-not deterministic, which is a bug (DESIGN.md, laws).
+not deterministic, which is a bug (docs/design.md, "The laws").
 
 Records are JSON-able (`encode`/`decode`): attrs values carry their class name under "$t".
 A trace holds what the konnector read, kubeconfig Secrets included; the shells write it with

@@ -1,5 +1,5 @@
 # Real Kubernetes control planes for e2e tests and manual experiments.
-# Included by the main Makefile; uses its $(BIN) and $(STAMP). See spec/real-apiserver.md.
+# Included by the main Makefile; uses its $(BIN) and $(STAMP). See hack/k8s/README.md.
 #
 #   make k8sbin          build etcd, kube-apiserver, kube-controller-manager (cached outside
 #                        the work tree; a no-op once built; the first build takes a while)

@@ -1,4 +1,5 @@
-"""Condition types and reasons of `core.kube-bind.io` (spec §2.3), and the pure condition helpers.
+"""Condition types and reasons of `core.kube-bind.io` (upstream's strings, verbatim: docs/design.md,
+"Upstream and compatibility"), and the pure condition helpers.
 
 The helpers follow apimachinery's `meta.SetStatusCondition` exactly, with one change forced by
 the kernel contract: the current time is an argument (`now`, an RFC 3339 string such as
@@ -64,7 +65,8 @@ DRAINING_BINDINGS: Final = "DrainingBindings"
 DRAINING_OBJECTS: Final = "DrainingObjects"
 """Binding being deleted: waiting for the provider copies it owns to be gone."""
 
-# Reasons of our own (DESIGN.md "Decisions"): schema safety and binding scope, per API.
+# Reasons of our own (docs/design.md, "Differences from upstream"): schema safety and binding
+# scope, per API.
 CONVERSION_WEBHOOK: Final = "ConversionWebhook"
 """The provider CRD converts through a webhook, which cannot run on the consumer: refused."""
 PROTECTED_GROUP: Final = "ProtectedGroup"

@@ -1,7 +1,8 @@
 """Every label, annotation, finalizer and field-manager key of `core.kube-bind.io`.
 
 One module owns the wire names so a rename (upstream later moved to `core.kbind.io`) is one edit.
-Values are quoted verbatim from the upstream v2 code (spec §2.5).
+Values are quoted verbatim from the upstream v2 code (docs/design.md, "Upstream and
+compatibility").
 """
 
 from __future__ import annotations

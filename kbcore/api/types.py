@@ -1,4 +1,5 @@
-"""The `core.kube-bind.io/v1alpha1` API as frozen attrs values (spec §2).
+"""The `core.kube-bind.io/v1alpha1` API as frozen attrs values (upstream's fields, defaults and
+validation: docs/design.md, "Upstream and compatibility").
 
 These classes are the single source of truth for three things that must never disagree:
 
@@ -51,8 +52,9 @@ def _meta(description: str, **extra: Any) -> dict[str, Any]:
 
 
 def _immutable_once_set(json_name: str) -> dict[str, Any]:
-    # An identity pin (spec §3.2): empty until the first successful connect, then frozen. The CEL
-    # rule is a transition rule, so it only runs on updates that keep the field.
+    # An identity pin (docs/design.md, "Decisions"): empty until the first successful connect,
+    # then frozen. The CEL rule is a transition rule, so it only runs on updates that keep the
+    # field.
     return {
         "x-kubernetes-validations": [
             {
@@ -224,7 +226,7 @@ _CONDITIONS_SCHEMA: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared types (spec §2.4).
+# Shared types: references and policies.
 
 
 @attrs.frozen(kw_only=True)
@@ -268,7 +270,7 @@ class APIRef:
 
 
 # ---------------------------------------------------------------------------------------------
-# Connection (spec §2.1).
+# Connection.
 
 
 @attrs.frozen(kw_only=True)
@@ -405,7 +407,7 @@ class ConnectionStatus:
 
 
 # ---------------------------------------------------------------------------------------------
-# ClusterBinding and Binding (spec §2.2).
+# ClusterBinding and Binding: the same spec and status; only the scope differs.
 
 
 @attrs.frozen(kw_only=True)

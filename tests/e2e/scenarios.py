@@ -15,7 +15,7 @@ The same YAML that defines behaviour in the simulator (`kbsim/scenario.py`) is r
   `user_call`), backed by `kbshell.client.KubeClient` and discovery. So "what the scenario
   checks" has one definition.
 
-Simulated addresses (DESIGN.md "Addressing simulated clusters"): in every Secret written (setup
+Simulated addresses (docs/design.md, "Addressing simulated clusters"): in every Secret written (setup
 and steps), a kubeconfig whose cluster server has the host `<name>.kbsim` gets cluster
 `<name>`'s real URL and CA, and each user with a `token` T becomes a client-certificate user:
 T `admin` or empty -> that cluster's admin (system:masters); any other T -> a certificate

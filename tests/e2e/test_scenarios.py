@@ -2,7 +2,8 @@
 
 Every `examples/scenarios/*/scenario.yaml` without a `fault` step (faults are kbsim's) runs on
 fresh clusters through `tests/e2e/scenarios.py`: the files that define behaviour in the
-simulator prove it on real clusters (spec §4.1-4.6, §4.7 28-32). After each scenario the
+simulator prove it on real clusters (upstream's end-to-end steps: docs/design.md,
+"Upstream's end-to-end steps"). After each scenario the
 konnector must stop cleanly on SIGTERM. A last test watches the settled quickstart world over
 a control resync: the only writes allowed are the heartbeat Lease's.
 """

@@ -1,7 +1,7 @@
 """Real Kubernetes control planes for tests: etcd + kube-apiserver + kube-controller-manager.
 
 The machines have no Docker, so the tests run the upstream binaries directly, built from
-source by ``hack/k8s/build.sh`` (see ``spec/real-apiserver.md``). Each cluster is three
+source by ``hack/k8s/build.sh`` (see ``hack/k8s/README.md``). Each cluster is three
 processes on 127.0.0.1 with free ports and its own directory::
 
     <base>/<name>/pki/          CA, serving cert, client certs, service-account key

@@ -217,7 +217,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
     def conflict(self, key: ObjectKey, size: str, marked: bool) -> None:
-        """A provider object exists before the consumer creates its namesake (spec §4.1 step 7)."""
+        """A provider object exists before the consumer creates its namesake (upstream's e2e step 7)."""
         self.foreign_create(key, size, marked)
         self.consumer_create(key, size, orphan=False)
         self.w.advance(1.0)  # long enough for the konnector to notice the conflict

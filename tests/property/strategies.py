@@ -13,7 +13,7 @@ a kernel, a shell or kbsim can draw from it:
 
 Helpers that tests use as oracles or as "the server side" live here too: `fields_v1` encodes the
 field set a server-side apply records, `server_copy` is what an API server holds after applying a
-body, `ownership_of` re-derives the three-way classification of spec §3.8 independently of
+body, `ownership_of` re-derives the three-way classification (docs/design.md, "Decisions") independently of
 `kbcore.instance.classify`, and `json_equal` is equality of JSON values (a boolean is not a
 number, unlike Python's `True == 1`).
 """
@@ -297,7 +297,7 @@ def consumer_objects(
 
 
 class Kind(enum.Enum):
-    """How a provider copy relates to the consumer object (spec §3.8), or that there is none."""
+    """How a provider copy relates to the consumer object (its ownership markers), or that there is none."""
 
     OURS = "ours"
     FOREIGN_UNMANAGED = "foreign-unmanaged"
@@ -306,7 +306,7 @@ class Kind(enum.Enum):
 
 
 def ownership_of(provider: Mapping[str, Any], local_cluster_uid: str, consumer_uid: str) -> Kind:
-    """The classification of spec §3.8, written from the spec rather than from the kernel.
+    """The three-way classification, written from its definition rather than from the kernel.
 
     Only string annotation values count (an API server stores no others).
     """

@@ -1,4 +1,4 @@
-"""Order independence of the one-apply bundle (issue 4, DESIGN.md "One apply").
+"""Order independence of the one-apply bundle (issue 4; docs/design.md, "Decisions").
 
 The bundle — kubeconfig Secret, Connection, ClusterBinding, namespaced Binding — is applied in
 a random order with random pauses, under random faults; everything must become Ready and an

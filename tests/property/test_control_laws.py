@@ -1,4 +1,4 @@
-"""Totality of the control-plane kernels on hostile objects (DESIGN.md, kernel laws).
+"""Totality of the control-plane kernels on hostile objects (docs/design.md, "The laws").
 
 A Connection, binding or Secret can hold anything a user, a buggy client or a hostile provider
 wrote. Whatever they hold, `plan_connection` and `plan_binding` return a Plan: they never

@@ -1,6 +1,7 @@
-"""The laws of the instance kernel (DESIGN.md, "The kernel contract"), as hypothesis properties.
+"""The laws of the instance kernel (docs/design.md, "The laws"), as hypothesis properties.
 
-Each law is stated from the spec (§3.7-3.9), not read off the implementation: ownership is
+Each law is stated from the documented behaviour (instance sync, conflicts, deletion), not read
+off the implementation: ownership is
 re-derived by `strategies.ownership_of`, and JSON values are compared by `json_equal` (in which
 `true` is not `1`). Views come from `strategies.instance_views` (well-formed, every aspect drawn:
 ours / foreign / owned-by-another / absent copies, deleting or not, fresh or cached, mappers) and

@@ -1,4 +1,4 @@
-"""The Mapper law (spec §3.16, `kbcore.mapper`): `to_consumer(gvr, to_provider(gvr, k)) == k`.
+"""The Mapper law (`kbcore.mapper`): `to_consumer(gvr, to_provider(gvr, k)) == k`.
 
 A mapper maps keys only: it never changes scope, and `to_consumer` refuses (None) provider keys
 it could not have produced, so a provider event for a foreign object never wakes a consumer key.

@@ -1,4 +1,4 @@
-"""The core.kube-bind.io API types: wire format, errors, conditions, compatibility with spec §2."""
+"""The core.kube-bind.io API types: wire format, errors, conditions, compatibility with upstream."""
 
 from __future__ import annotations
 
@@ -478,7 +478,7 @@ def test_not_an_object(data: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Conditions (spec §2.3).
+# Conditions.
 
 
 def test_condition_vocabulary_is_verbatim() -> None:
@@ -573,7 +573,7 @@ def test_find_and_is_true() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Compatibility with spec §2: every JSON path of every kind, hand-written from the spec.
+# Compatibility with upstream: every JSON path of every kind, hand-written from upstream's API.
 
 _CONDITION_PATHS = {
     "status.conditions",
@@ -636,7 +636,7 @@ BINDING_PATHS = (
         "status.boundAPIs[].name",
         "status.boundAPIs[].crdHash",
         "status.boundAPIs[].conflictCount",
-        # Our addition: a per-API Ready condition (DESIGN.md, schema safety per API).
+        # Our addition: a per-API Ready condition (docs/design.md, "Differences from upstream").
         *(p.replace("status.", "status.boundAPIs[].", 1) for p in _CONDITION_PATHS),
     }
 )
@@ -708,7 +708,7 @@ _MAP_PATHS = ("spec.relatedResources[].selector.labelSelector.matchLabels",)
 
 @pytest.mark.parametrize("obj", SERVER_OBJECTS, ids=lambda o: o["kind"])
 def test_fixtures_use_only_spec_paths(obj: dict[str, Any]) -> None:
-    """The server-shaped fixtures (and so the converter's output) stay within spec §2's paths."""
+    """The server-shaped fixtures (and so the converter's output) stay within upstream's paths."""
     expected = CONNECTION_PATHS if obj["kind"] == "Connection" else BINDING_PATHS
 
     def walk(value: Any, prefix: str) -> set[str]:

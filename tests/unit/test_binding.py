@@ -1,4 +1,4 @@
-"""The binding kernel (kbcore/binding.py; spec §2.3, §3.6, §3.9.2; DESIGN.md "Decisions").
+"""The binding kernel (kbcore/binding.py; docs/design.md, "Differences from upstream").
 
 Each test drives `plan_binding` through the read protocol with a small answer function and checks
 the conditions and writes a user would see, for ClusterBindings and namespaced Bindings.

@@ -1,4 +1,4 @@
-"""The Connection kernel (kbcore/connection.py; spec §2.3, §3.1-3.3, §3.9.3, §3.11, §3.12).
+"""The Connection kernel (kbcore/connection.py; docs/design.md, "Differences from upstream").
 
 Each test drives `plan_connection` through the read protocol with a small answer function and
 checks the conditions and writes a user would see. One test (or a few) per numbered rule.

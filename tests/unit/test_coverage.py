@@ -1,4 +1,4 @@
-"""Unit tests of `kbcore.coverage.resolve_coverage` (spec §3.7.2, "ResolveConnection")."""
+"""Unit tests of `kbcore.coverage.resolve_coverage` (upstream's "ResolveConnection")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The generated CRDs: golden files, Kubernetes validity, structural rules, spec §2 details."""
+"""The generated CRDs: golden files, Kubernetes validity, structural rules, upstream's API details."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_schema_is_structural(kind: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Spec §2 details.
+# Upstream's API details.
 
 
 def test_names_scope_and_versions() -> None:

@@ -1,6 +1,7 @@
 """The docs cannot drift from the code: every condition type and reason the kernel writes, every
 konnector flag (with its default) and every metric the konnector exports appears in the user
-guide. Adding one without documenting it fails here.
+guide. Adding one without documenting it fails here. And the repository is self-contained:
+nothing in it points at a document outside it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import ast
 import importlib
 import pkgutil
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -201,3 +203,67 @@ def test_the_threat_model_names_every_invariant_and_only_what_exists() -> None:
     assert [t for t in sorted(tests - modules) if f"def {t}(" not in sources] == []
     for cited in set(re.findall(r"`(kbcore\.[a-z_]+)", text)):
         importlib.import_module(cited)
+
+
+# --- nothing points outside the repository --------------------------------------------------------
+
+# Built from pieces so that this file does not match itself.
+OUTSIDE_POINTERS = [
+    re.compile(re.escape(".." + "/shared")),  # the workspace next to the checkout
+    re.compile(re.escape("shared" + "/spec")),
+    re.compile(r"\bspec/[\w.-]+\.md\b"),  # a specification file the repository does not hold
+    re.compile(re.escape("DESIGN" + ".md")),  # the design lives in docs/design.md
+    re.compile(re.escape("seeds" + "/")),
+    re.compile(chr(0xA7)),  # section sign: "spec <section>" citations of an outside document
+    re.compile(re.escape("/work" + "/")),  # absolute paths of the machine the code was written on
+]
+SKIPPED_DIRS = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+
+
+def tracked_files() -> list[Path]:
+    """The files of the repository: `git ls-files`, or every file outside tool caches when this
+    is not a git checkout (an unpacked source archive)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        return [ROOT / p for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        return [
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file() and not SKIPPED_DIRS & set(p.relative_to(ROOT).parts)
+        ]
+
+
+def outside_pointers(text: str) -> list[str]:
+    return [m.group(0) for pattern in OUTSIDE_POINTERS for m in pattern.finditer(text)]
+
+
+def test_the_detector_finds_each_kind_of_outside_pointer() -> None:
+    samples = [
+        "see " + ".." + "/shared/DESIGN" + ".md",
+        "background: spec" + "/real-apiserver.md",
+        "(spec " + chr(0xA7) + "3.2)",
+        "the " + "seeds" + "/ directory",
+    ]
+    assert all(outside_pointers(s) for s in samples)
+    assert outside_pointers('docs/design.md, "Decisions"; kube-bind v2; spec: {size: large}') == []
+
+
+def test_nothing_in_the_repository_points_outside_it() -> None:
+    """Readers and code comments cite the project's own docs (docs/design.md and the others), never
+    a document only the authors' workspace holds."""
+    files = tracked_files()
+    names = {p.relative_to(ROOT).as_posix() for p in files}
+    assert {"README.md", "docs/design.md", "kbcore/instance.py"} <= names
+    found = {}
+    for path in files:
+        if not path.is_file():  # deleted in the work tree but still in the index
+            continue
+        hits = outside_pointers(path.read_bytes().decode("utf-8", "replace"))
+        if hits:
+            found[path.relative_to(ROOT).as_posix()] = sorted(set(hits))
+    assert found == {}, (
+        "cite docs/design.md (or another page of docs/) instead of these outside pointers"
+    )

@@ -1,6 +1,6 @@
-"""Engagement, sync targets and event mapping (kbcore/engagement.py, kbcore/events.py; spec
-§3.7.1, §3.14; DESIGN.md "Decisions": a rotated Secret takes effect while the Connection stays
-Ready), plus the same end to end in kbsim.
+"""Engagement, sync targets and event mapping (kbcore/engagement.py, kbcore/events.py;
+docs/design.md, "Differences from upstream": a rotated Secret takes effect while the Connection
+stays Ready), plus the same end to end in kbsim.
 """
 
 from __future__ import annotations

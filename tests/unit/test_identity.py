@@ -1,4 +1,4 @@
-"""Cluster identity (spec §3.2, §4.6 item 26; kbcore/identity.py)."""
+"""Cluster identity (upstream's unit test, e2e step 26; kbcore/identity.py)."""
 
 from __future__ import annotations
 

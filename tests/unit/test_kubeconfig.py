@@ -1,4 +1,4 @@
-"""The provider kubeconfig (kbcore/kubeconfig.py; DESIGN.md "Decisions"): inline data only.
+"""The provider kubeconfig (kbcore/kubeconfig.py; docs/design.md, "Differences from upstream"): inline data only.
 
 A kubeconfig a provider hands over is untrusted: plugins and file paths are refused with a
 message that names the field, so the user knows what to fix.

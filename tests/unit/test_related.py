@@ -1,5 +1,6 @@
 """Unit tests of `kbcore.related.plan_related`, one group per numbered rule of its docstring,
-the related-resource scenarios of the spec (§4.4 item 23, §4.7 items 29-32) at the kernel level,
+upstream's related-resource e2e steps (23 and 29-32: docs/design.md, "Upstream's end-to-end
+steps") at the kernel level,
 and hypothesis properties (safety, determinism, stability, unbind convergence).
 
 The planner is driven against `World`: two clusters of plain objects in one dict, which answers
@@ -1142,7 +1143,7 @@ def test_output_order_consumer_then_provider_namespaces_first() -> None:
     assert p.copies == 12
 
 
-# --- spec scenarios (§4.4 item 23, §4.7 items 29-32) at the kernel level ----------------------
+# --- upstream's e2e steps 23 and 29-32 at the kernel level ---------------------------------------
 
 
 def converge(world: World, rules: tuple[RelatedResource, ...], **kw: Any) -> RelatedPlan:

@@ -1,7 +1,7 @@
 """kbcore.schema: refusals, the consumer-CRD transform, and plan_install's numbered rules.
 
-Rule numbers refer to the module docstring of kbcore/schema.py. The §4.6 item 25 tests (upstream
-crdpull_test.go) run against a kbsim API server, which defaults CRD fields on create the way a
+Rule numbers refer to the module docstring of kbcore/schema.py. Upstream's CRD-pull unit tests (e2e
+step 25) run against a kbsim API server, which defaults CRD fields on create the way a
 real one does, so "no second write" is checked against a stored object, not our own body.
 """
 
@@ -402,7 +402,7 @@ def test_for_consumer_is_accepted_by_kbsim_and_then_stable(
     assert again == Install((), install.writes_hash, True)
 
 
-# --- §4.6 item 25: the upstream crdpull unit tests, against kbsim ------------------------------
+# --- step 25: the upstream crdpull unit tests, against kbsim -------------------------------------
 
 
 def test_bound_creates_crd_with_markers_and_hash(server: APIServer) -> None:

@@ -18,7 +18,8 @@ def test_there_are_examples_for_every_required_case() -> None:
     names = {p.parent.name for p in EXAMPLES}
     assert {"quickstart", "conflict-fail", "conflict-adopt", "orphan", "drift-repair",
             "crash-mid-sync"} <= names
-    # Issue 4: spec §4 steps kbsim can express, and the hostile-provider set.
+    # Issue 4: upstream's e2e steps kbsim can express (docs/design.md, "Upstream's end-to-end
+    # steps"), and the hostile-provider set.
     assert {"happy-path", "late-secret", "policies", "restricted-provider", "openapi-source",
             "kcp-like-provider", "related-resources", "disengage", "namespaced-binding",
             "identity-changed", "unbind-teardown", "hostile-conversion-webhook",
