@@ -7,11 +7,13 @@
 #   HELM_BIN_DIR=/some/dir hack/helm/build.sh     # default: ~/.cache/kube-bind/helm/<version>
 #
 # A no-op when the binary is already there, so callers (the pytest fixture, `make helm`, CI)
-# simply run it every time. Progress goes to stderr.
+# simply run it every time. Progress goes to stderr: what is built, where, a line per stage, and
+# a heartbeat while the compiler is silent.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-log() { echo "helm: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+PROGRESS_PREFIX=helm
+# shellcheck source=hack/progress.sh
+. "$HERE/../progress.sh"
 
 # Versions come from go.mod, so the cache key can never drift from what is built.
 modver() { sed -n "s#^[[:space:]]*$1 \(v[0-9][^[:space:]]*\).*#\1#p" "$HERE/go.mod" | head -1; }
@@ -20,16 +22,24 @@ CLIENT_GO=$(modver 'k8s\.io/client-go')
 [[ -n "$HELM_VERSION" && -n "$CLIENT_GO" ]] || die "cannot read helm/client-go versions from $HERE/go.mod"
 OUT="${HELM_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-bind/helm/${HELM_VERSION}}"
 
-if [[ -x "$OUT/helm" ]]; then echo "$OUT"; exit 0; fi
+if [[ -x "$OUT/helm" ]]; then
+  log "helm for the chart tests: cached in $OUT"
+  echo "$OUT"
+  exit 0
+fi
 
 command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $(sed -n 's/^go //p' "$HERE/go.mod") to build helm"
 # Never let go fetch a different toolchain or touch go.mod/go.sum; helm releases are static.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 cd "$HERE"
 
-log "building helm ${HELM_VERSION} into $OUT ($(go version | cut -d' ' -f3))"
+log "building helm ${HELM_VERSION} ($(go version | cut -d' ' -f3)) from source into $OUT,"
+log "  for the chart tests (hack/helm/README.md). A one-time cost: a few minutes on 2 cores the"
+log "  first time; later runs find the binary there and take no time."
+log "[1/2] downloading Go modules (GOPROXY=$(go env GOPROXY))"
 DLLOG=$(mktemp)
-if ! go mod download 2>"$DLLOG"; then
+download() { go mod download 2>"$DLLOG"; }
+if ! with_heartbeat "downloading Go modules" download; then
   tail -n 20 "$DLLOG" >&2; rm -f "$DLLOG"
   die "could not download the Go modules; is the Go module proxy ($(go env GOPROXY)) reachable?"
 fi
@@ -48,10 +58,11 @@ done
 # half-written binary that looks complete.
 mkdir -p "$(dirname "$OUT")"
 TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap 'stop_heartbeat; rm -rf "$TMP"' EXIT
 start=$SECONDS
-go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/helm" helm.sh/helm/v3/cmd/helm
+log "[2/2] compiling helm"
+with_heartbeat "compiling helm" go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/helm" helm.sh/helm/v3/cmd/helm
 mkdir -p "$OUT"
 mv -f "$TMP/helm" "$OUT/helm"
-log "built in $((SECONDS - start))s: $("$OUT/helm" version --short) in $OUT"
+log "built in $((SECONDS - start)) s: $("$OUT/helm" version --short) in $OUT"
 echo "$OUT"

@@ -6,13 +6,16 @@
 #   K8SBIN_DIR=/some/dir hack/k8s/build.sh     # default: ~/.cache/kube-bind/k8sbin/<version>
 #
 # A no-op when all four binaries are already there, so callers (pytest fixture,
-# make k8sbin, CI) simply run it every time. Progress goes to stderr.
+# make k8sbin, CI) simply run it every time. Progress goes to stderr: what is built, where,
+# one line per stage and per binary, and a heartbeat while the compiler is silent.
 # A cold build takes a while on 2 cores (see hack/k8s/README.md for measured figures).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-BINARIES=(kube-apiserver kube-controller-manager etcd kubectl)
-log() { echo "k8sbin: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# kube-apiserver first: it compiles most of the shared module graph, the others reuse it.
+BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
+PROGRESS_PREFIX=k8sbin
+# shellcheck source=hack/progress.sh
+. "$HERE/../progress.sh"
 
 # The version comes from go.mod, so the cache key can never drift from what is built.
 K8S_VERSION=$(sed -n 's#^[[:space:]]*\(require[[:space:]]\+\)\?k8s\.io/kubernetes \(v[0-9][^[:space:]]*\).*#\2#p' "$HERE/go.mod" | head -1)
@@ -20,18 +23,26 @@ K8S_VERSION=$(sed -n 's#^[[:space:]]*\(require[[:space:]]\+\)\?k8s\.io/kubernete
 OUT="${K8SBIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-bind/k8sbin/${K8S_VERSION}}"
 
 have_all() { local b; for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || return 1; done; }
-if have_all; then echo "$OUT"; exit 0; fi
+if have_all; then
+  log "real API servers and kubectl for the tests: cached in $OUT"
+  echo "$OUT"
+  exit 0
+fi
 
 command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $(sed -n 's/^go //p' "$HERE/go.mod") to build the test clusters' binaries"
 # Never let go fetch a different toolchain; upstream builds these binaries static.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 cd "$HERE"
 
-log "building k8s.io/kubernetes ${K8S_VERSION} binaries into $OUT ($(go version | cut -d' ' -f3))"
-log "downloading modules (GOPROXY=$(go env GOPROXY), GOMODCACHE=$(go env GOMODCACHE))"
+log "building ${BINARIES[*]} (Kubernetes ${K8S_VERSION}, $(go version | cut -d' ' -f3)) from"
+log "  source into $OUT, for the tests that run real API servers (hack/k8s/README.md)."
+log "  A one-time cost: about 10 minutes on 2 cores the first time (under a minute with a warm Go"
+log "  build cache); later runs find the binaries there and take no time."
+log "[1/3] downloading Go modules (GOPROXY=$(go env GOPROXY), GOMODCACHE=$(go env GOMODCACHE))"
 # go.sum is committed, so with a warm module cache this needs no network at all.
 DLLOG=$(mktemp)
-if ! go mod download 2>"$DLLOG"; then
+download() { go mod download 2>"$DLLOG"; }
+if ! with_heartbeat "downloading Go modules" download; then
   tail -n 20 "$DLLOG" >&2; rm -f "$DLLOG"
   die "could not download the Go modules; is the Go module proxy ($(go env GOPROXY)) reachable?"
 fi
@@ -46,12 +57,19 @@ LDFLAGS="-s -w -X $V.gitVersion=${K8S_VERSION} -X $V.gitMajor=1 -X $V.gitMinor=$
 # so an interrupted build never leaves a half-written binary that looks complete.
 mkdir -p "$(dirname "$OUT")"
 TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap 'stop_heartbeat; rm -rf "$TMP"' EXIT
 start=$SECONDS
-log "compiling ${BINARIES[*]} (cold: about 10 min on 2 cores; warm cache: about a minute)"
-go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/etcd ./cmd/kubectl
+log "[2/3] compiling, one binary after the other (the first is the longest: it compiles most of"
+log "  what the others share)"
+n=0
+for b in "${BINARIES[@]}"; do
+  n=$((n + 1))
+  log "  compiling $b ($n of ${#BINARIES[@]})"
+  with_heartbeat "compiling $b" go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/$b" "./cmd/$b"
+done
+log "[3/3] installing into $OUT"
 mkdir -p "$OUT"
 for b in "${BINARIES[@]}"; do mv -f "$TMP/$b" "$OUT/$b"; done
-log "built in $((SECONDS - start))s: $(du -sh "$OUT" | cut -f1) in $OUT"
+log "built in $((SECONDS - start)) s: $(du -sh "$OUT" | cut -f1) in $OUT"
 { "$OUT/kube-apiserver" --version; "$OUT/etcd" --version | head -1; } >&2
 echo "$OUT"
