@@ -3,6 +3,10 @@
 kbsim run SCENARIO.yaml [--seed N] [--json]   run a scenario in simulated clusters
 kbsim replay TRACE.jsonl                      replay a konnector trace through the kernel
 kbsim faults                                  list the fault kinds a scenario can inject
+
+`kbsim run` without --json explains itself around the step table: which file ran, that its
+clusters are simulated, what the scenario shows (the comment at the top of its file, which every
+scenario starts with) and what to try next. --json prints only the result object.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from pathlib import Path
 
 import yaml
 
@@ -19,6 +25,8 @@ from kbcore.instance import plan_instance
 from kbcore.mapper import IDENTITY
 from kbsim import scenario
 from kbsim.world import FAULT_KINDS, FAULT_PARAMS
+
+CRASH_SCENARIO = "crash-mid-sync"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +67,56 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
+        print(introduction(sc))
         print(result.summary())
+        print(conclusion(sc))
     return 0 if result.passed else 1
+
+
+def introduction(sc: scenario.Scenario) -> str:
+    """What runs, and that nothing real is touched."""
+    text = (
+        f"clusters {', '.join(sc.clusters)}: simulated in memory, on a virtual clock (no real "
+        f"cluster is started or touched); the konnector runs in {sc.konnector_cluster} with the "
+        "same kernel as on real clusters."
+    )
+    return f"kbsim: running {sc.path}\n{textwrap.indent(_fill(text), '  ')}\n"
+
+
+def about(path: Path) -> list[str]:
+    """The comment that opens a scenario file: what the scenario shows."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return lines
+
+
+def conclusion(sc: scenario.Scenario) -> str:
+    """What the run showed, how to read the table, and what to try next."""
+    shows = about(sc.path) or ["(the file has no opening comment)"]
+    reading = (
+        f'"line N" is the line of a step in {sc.path}. The invariants are safety rules, checked '
+        "against the whole simulated world on every write the konnector makes."
+    )
+    nexts = [(f"kbsim run {sc.path} --json", "the same result as one JSON object")]
+    crash = sc.path.parent.parent / CRASH_SCENARIO / "scenario.yaml"
+    if sc.path.parent.name != CRASH_SCENARIO and crash.is_file():
+        nexts.append((f"kbsim run {crash}", "with faults: the konnector crashes mid-plan"))
+    nexts += [
+        ("kbsim faults", "the faults a scenario can inject"),
+        ('README.md, "The konnector on real clusters"', "the same on real API servers"),
+    ]
+    out = ["", "what it shows (the comment at the top of the file):"]
+    out += [f"  {line}" for line in shows]
+    out += [_fill(reading), "try next:"]
+    out += [f"  {what}\n      {why}" for what, why in nexts]
+    return "\n".join(out)
+
+
+def _fill(text: str) -> str:
+    return textwrap.fill(text, 96, break_long_words=False, break_on_hyphens=False)
 
 
 def replay_trace(path: str) -> int:

@@ -48,6 +48,27 @@ def test_example_passes_with_json_output(path: Path, capsys: pytest.CaptureFixtu
     assert out["virtual_seconds"] > 0
 
 
+def test_the_readable_run_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo` names the file its step lines refer to, says the clusters are simulated,
+    says what was shown and what to try next; `--json` stays one JSON object and nothing else."""
+    path = Path("examples/scenarios/quickstart/scenario.yaml")
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"kbsim: running {path}\n")
+    assert "clusters provider, consumer: simulated in memory, on a virtual clock" in out
+    assert "no real cluster is started" in out.replace("\n  ", " ")
+    assert "line 13   create consumer Widget default/w1" in out  # the step table is unchanged
+    shows = out.split("what it shows (the comment at the top of the file):\n", 1)[1]
+    assert shows.startswith("  Bind widgets.example.org and follow one Widget through its life")
+    assert f'"line N" is the line of a step in {path}.' in out
+    assert "try next:\n" in out and "crash-mid-sync/scenario.yaml\n" in out
+    assert "kbsim faults" in out
+
+    assert cli.main(["run", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # the whole output parses: nothing around it
+    assert data["scenario"] == "quickstart" and data["passed"] is True
+
+
 def test_same_seed_same_run() -> None:
     sc = scenario.load(Path("examples/scenarios/crash-mid-sync/scenario.yaml"))
     a, b = scenario.run(sc, seed=5), scenario.run(sc, seed=5)
