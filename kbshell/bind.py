@@ -7,6 +7,9 @@ unbind will do (`kbcore.overview`). This module reads files and flags, answers t
 reads with `KubeClient`s, applies the bundle, and turns failures into messages that name the
 problem and the fix.
 
+`kubectl bind --provider-kubeconfig FILE --list` lists what the provider exports and exits 0;
+binding without choosing (neither --api nor --all) lists the same in its error and exits 2.
+
 Exit status: 0 when done, 1 when something failed (a refused kubeconfig, an unreachable
 cluster, an API the provider does not export, no access, a provider kubeconfig that points at
 this cluster itself), 2 for a usage error (bad flags, or a --provider-kubeconfig file that is
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage=(
             f"{PROG} --provider-kubeconfig FILE (--api NAME ... | --all) [-n NS] "
             "[--connection NAME] [--dry-run] [-o yaml]\n"
+            f"       {PROG} --provider-kubeconfig FILE --list\n"
             f"       {PROG} {{status,plan,rbac,unbind}} ..."
         ),
         description=(
@@ -130,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an exported API to bind, <plural>.<group> (repeatable)",
     )
     p.add_argument("--all", action="store_true", dest="bind_all", help="bind every exported API")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        dest="list_exports",
+        help="list the APIs the provider exports and exit (reads the provider only)",
+    )
     p.add_argument(
         "-n",
         "--namespace",
@@ -434,12 +444,20 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
     provider.connect_timeout = CONNECT_TIMEOUT
     with provider:
         offer = _offer(provider, args.provider_kubeconfig)
+    if args.list_exports:
+        out.write(exports_table(offer, creds.server))
+        return 0
     chosen = kb.choose_apis(
         offer, args.bind_apis, every=args.bind_all, namespaced=bool(args.bind_namespace)
     )
     if isinstance(chosen, kb.NotBindable):
-        # Neither --api nor --all: the user learns what there is to bind (a usage error).
-        raise Failure(chosen.message, code=1 if args.bind_apis or args.bind_all else 2)
+        # Neither --api nor --all: the user learns what there is to bind (a usage error; --list
+        # is the listing that succeeds).
+        if args.bind_apis or args.bind_all:
+            raise Failure(chosen.message)
+        raise Failure(
+            chosen.message, f"`{PROG} --provider-kubeconfig FILE --list` lists them", code=2
+        )
     connection = args.connection or kb.as_label(kb.cluster_name(single))
     ref = kb.BindingRef(args.binding or connection, args.bind_namespace)
     problems = kb.bundle_problems(
@@ -474,6 +492,26 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         f"`{PROG} status` shows when it is Ready\n"
     )
     return 0
+
+
+def exports_table(offer: kb.Offer, server: str) -> str:
+    """`--list`: what the provider exports, one API a line, and how to bind one."""
+    if not offer.apis:
+        return (
+            f"the provider at {server} exports no APIs (schema source {offer.source}); on the "
+            f"provider, run: kubectl label crd <name> {keys.LABEL_EXPORTED}=true\n"
+        )
+    rows = [("NAME", "SCOPE", "VERSIONS")] + [
+        (str(a["name"]), str(a.get("scope", "")), ",".join(map(str, a.get("versions", ()))))
+        for a in offer.apis
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}".rstrip() for r in rows]
+    return (
+        f"the provider at {server} exports (schema source {offer.source}):\n"
+        + "".join(f"  {line}\n" for line in lines)
+        + f"bind with: {PROG} --provider-kubeconfig FILE --api NAME (or --all)\n"
+    )
 
 
 def _refuse_self_binding(consumer: KubeClient, offer: kb.Offer, path: str) -> None:
@@ -731,6 +769,7 @@ BIND_ONLY = {
     "provider_context": "--provider-context",
     "bind_apis": "--api",
     "bind_all": "--all",
+    "list_exports": "--list",
     "bind_namespace": "-n/--namespace",
     "connection": "--connection",
     "binding": "--binding",
@@ -760,6 +799,10 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
             _usage(parser, "--provider-kubeconfig FILE is required (or give a command)")
         if args.bind_apis and args.bind_all:
             _usage(parser, "pass --api NAME (repeatable) or --all, not both")
+        if args.list_exports and (
+            args.bind_apis or args.bind_all or args.dry_run or args.output or args.bind_namespace
+        ):
+            _usage(parser, "--list only lists what the provider exports: pass it alone")
     try:
         if args.command is None:
             return cmd_bind(args, out)

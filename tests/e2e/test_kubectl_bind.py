@@ -493,6 +493,16 @@ def test_without_an_api_the_exported_ones_are_listed(env: Env) -> None:
     assert env.api in result.stderr
 
 
+def test_list_shows_the_exports_and_exits_0(env: Env) -> None:
+    """The README's walk-through lists what the provider exports; a script goes on after it."""
+    admin = str(env.clusters.provider.kubeconfig)
+    result = env.bind("--provider-kubeconfig", admin, "--list")
+    assert result.returncode == 0, result
+    row = next(line.split() for line in result.stdout.splitlines() if env.api in line)
+    assert row[:2] == [env.api, "Namespaced"]
+    assert "bind with: kubectl bind --provider-kubeconfig FILE --api NAME" in result.stdout
+
+
 def test_usage_errors_exit_2() -> None:
     assert run("--provider-kubeconfig", "x", "--api", "a.b", "--all").returncode == 2
     assert run("--api", "a.b").returncode == 2  # no --provider-kubeconfig

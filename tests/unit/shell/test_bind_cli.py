@@ -259,3 +259,74 @@ def test_a_bad_consumer_context_is_reported(
     err = capsys.readouterr().err
     assert code == 1
     assert "cannot load the consumer kubeconfig" in err and "kubectl config get-contexts" in err
+
+
+# --- listing what the provider exports ----------------------------------------------------------
+
+WIDGETS = {
+    "name": "widgets.example.org",
+    "group": "example.org",
+    "resource": "widgets",
+    "scope": "Namespaced",
+    "versions": ["v1", "v2"],
+}
+GADGETS = {**WIDGETS, "name": "gadgets.example.org", "resource": "gadgets", "scope": "Cluster"}
+
+
+@pytest.fixture
+def provider_offering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A provider kubeconfig file, and a provider that exports the APIs given (its answer to the
+    identity and discovery reads, as `kbcore.bundle.provider_offer` would return it)."""
+    path = tmp_path / "provider.kubeconfig"
+    path.write_text(GOOD)
+
+    def offering(*apis: dict[str, Any]) -> str:
+        offer = kb.Offer("provider-uid", "CRD", tuple(apis))
+        monkeypatch.setattr(bind, "_offer", lambda client, p: offer)
+        return str(path)
+
+    return offering
+
+
+def test_list_shows_what_the_provider_exports_and_exits_0(
+    provider_offering: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = provider_offering(GADGETS, WIDGETS)
+    code, out = cli("--provider-kubeconfig", path, "--list")
+    assert code == 0, capsys.readouterr().err
+    assert out.splitlines() == [
+        "the provider at https://127.0.0.1:1 exports (schema source CRD):",
+        "  NAME                 SCOPE       VERSIONS",
+        "  gadgets.example.org  Cluster     v1,v2",
+        "  widgets.example.org  Namespaced  v1,v2",
+        "bind with: kubectl bind --provider-kubeconfig FILE --api NAME (or --all)",
+    ]
+
+
+def test_list_of_a_provider_exporting_nothing_says_how_to_export(
+    provider_offering: Any,
+) -> None:
+    code, out = cli("--provider-kubeconfig", provider_offering(), "--list")
+    assert code == 0
+    assert "exports no APIs" in out
+    assert "kubectl label crd <name> core.kube-bind.io/exported=true" in out
+
+
+def test_binding_without_a_choice_still_exits_2_and_points_at_list(
+    provider_offering: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = cli("--provider-kubeconfig", provider_offering(WIDGETS), "-o", "yaml")
+    err = capsys.readouterr().err
+    assert (code, out) == (2, "")
+    assert "no API chosen: pass --api NAME (one of: widgets.example.org) or --all" in err
+    assert "fix: `kubectl bind --provider-kubeconfig FILE --list` lists them" in err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--api", "widgets.example.org"], ["--all"], ["-o", "yaml"], ["--dry-run"], ["-n", "x"]],
+)
+def test_list_with_a_bind_option_is_a_usage_error(extra: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli("--provider-kubeconfig", "f", "--list", *extra)
+    assert exit_.value.code == 2
