@@ -8,8 +8,11 @@ client; neither decides anything about Kubernetes semantics on its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
+import math
+import re
 from typing import Any
 
 import attrs
@@ -54,48 +57,32 @@ class Request:
     uid: str = ""
 
 
-def _rfc3339(epoch_seconds: float) -> str:
-    # Civil-from-days (H. Hinnant), so the kernel formats time without a clock module.
-    secs = int(epoch_seconds // 1)  # floor, as datetime does for times before 1970
-    days, rem = divmod(secs, 86400)
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y += m <= 2
-    return f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z"
+def rfc3339(epoch_seconds: float) -> str:
+    """`epoch_seconds` as Kubernetes writes a Time: UTC, whole seconds (floored), `Z`."""
+    at = _EPOCH + dt.timedelta(seconds=math.floor(epoch_seconds))
+    return at.isoformat() + "Z"
 
 
-rfc3339 = _rfc3339
+# RFC 3339 as Kubernetes writes Time and MicroTime (Go's time.RFC3339[Nano] in UTC). Go cannot
+# write a leap second nor another offset there, and fromisoformat alone would also accept ISO
+# 8601 forms that are not RFC 3339 (no seconds, a space for the `T`, week dates).
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z", re.ASCII)
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def parse_rfc3339(stamp: str) -> float | None:
     """Seconds since the epoch of an RFC 3339 UTC timestamp (`Z`, optional fraction, as Time
     and MicroTime are written); None when it is not one."""
-    try:
-        date, sep, clock = stamp.partition("T")
-        if not sep or not clock.endswith("Z"):
-            return None
-        y, m, d = (int(x) for x in date.split("-"))
-        hh, mm, ss = clock[:-1].split(":")
-        seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
-    except ValueError:
+    if not _STAMP.fullmatch(stamp):
         return None
-    # Days from civil (H. Hinnant), the inverse of the conversion in _rfc3339.
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
-    return days * 86400 + seconds
+    try:
+        at = dt.datetime.fromisoformat(stamp[:19])
+    except ValueError:  # a month, day or time of day out of range
+        return None
+    # The fraction is added as a float of the seconds' text, all digits kept (fromisoformat
+    # stops at microseconds; Go writes nanoseconds).
+    days = (at - _EPOCH).days
+    return days * 86400 + (at.hour * 3600 + at.minute * 60 + float(stamp[17:-1]))
 
 
 def to_request(action: Action, now: float) -> Request | None:
@@ -139,7 +126,7 @@ def to_request(action: Action, now: float) -> Request | None:
 
 def _event_request(ev: EmitEvent, now: float) -> Request:
     t = ev.target
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     # Names must be unique per event; derive them from content and time, as client-go does
     # from the time alone, so a replayed plan yields the same name and an AlreadyExists.
     digest = hashlib.sha256(f"{t}|{ev.reason}|{ev.message}|{now}".encode()).hexdigest()[:16]
