@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from datetime import UTC, datetime
@@ -361,69 +362,44 @@ def test_rfc3339_agrees_with_datetime_truncating_sub_seconds(x: float) -> None:
     assert rfc3339(x) == via_datetime(math.floor(x))
 
 
-# --- the hand-written conversions these replace, kept for one commit to prove they agree ------
-
-
-def _old_rfc3339(epoch_seconds: float) -> str:
-    secs = int(epoch_seconds // 1)
-    days, rem = divmod(secs, 86400)
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y += m <= 2
-    return f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z"
-
-
-def _old_parse_rfc3339(stamp: str) -> float | None:
-    try:
-        date, sep, clock = stamp.partition("T")
-        if not sep or not clock.endswith("Z"):
-            return None
-        y, m, d = (int(x) for x in date.split("-"))
-        hh, mm, ss = clock[:-1].split(":")
-        seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
-    except ValueError:
-        return None
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
-    return days * 86400 + seconds
-
-
 @st.composite
 def rfc3339_stamps(draw: st.DrawFn) -> str:
-    """RFC 3339 timestamps: any instant of years 1-9999, a fraction of 0-9 digits, and `Z`
-    (as Kubernetes writes them), a numeric offset or a lowercase `t`/`z` (valid, never written
-    by Kubernetes, refused by both)."""
+    """RFC 3339 UTC timestamps as Kubernetes writes them: any instant of years 1-9999, `Z`, a
+    fraction of 0-9 digits (Time has none, MicroTime 6, Go's RFC3339Nano up to 9)."""
     at = draw(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
     digits = draw(st.integers(0, 9))
     fraction = "" if digits == 0 else "." + "".join(draw(st.lists(
         st.sampled_from("0123456789"), min_size=digits, max_size=digits)))  # fmt: skip
-    offset = draw(st.sampled_from(["Z", "Z", "Z", "z", "+00:00", "-07:30", "+14:00"]))
-    sep = draw(st.sampled_from(["T", "T", "T", "t"]))
-    return at.isoformat(sep=sep, timespec="seconds") + fraction + offset
+    return at.isoformat(timespec="seconds") + fraction + "Z"
 
 
-@settings(max_examples=5000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(rfc3339_stamps())
-def test_datetime_parser_agrees_with_the_hand_written_one(stamp: str) -> None:
-    assert parse_rfc3339(stamp) == _old_parse_rfc3339(stamp)
-    if stamp[10] == "T" and stamp.endswith("Z"):
-        assert parse_rfc3339(stamp) is not None
+def test_parse_rfc3339_is_the_instant_written(stamp: str) -> None:
+    at = parse_rfc3339(stamp)
+    assert at is not None
+    whole, _, fraction = stamp[:-1].partition(".")
+    seconds = calendar.timegm(datetime.fromisoformat(whole).timetuple())
+    # A float of the epoch seconds: near the year 9999 its spacing is about 3e-5 s.
+    assert at == pytest.approx(seconds + float("0." + (fraction or "0")), rel=0, abs=1e-4)
+    if not fraction:
+        assert rfc3339(at) == stamp
 
 
-@settings(max_examples=5000, deadline=None)
-@given(st.floats(FIRST_SECOND, LAST_SECOND + 0.999, allow_nan=False))
-def test_datetime_formatter_agrees_with_the_hand_written_one(x: float) -> None:
-    assert rfc3339(x) == _old_rfc3339(x)
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "",
+        "2024-01-02T03:04:05",  # no zone
+        "2024-01-02T03:04:05+00:00",  # Kubernetes writes UTC as Z only
+        "2024-01-02 03:04:05Z",
+        "2024-01-02T03:04Z",
+        "2024-13-02T03:04:05Z",
+        "2024-02-30T03:04:05Z",
+        "2024-01-02T24:00:00Z",
+        "2024-01-02T03:04:05.Z",
+        "+2024-01-02T03:04:05Z",
+    ],
+)
+def test_parse_rfc3339_refuses_what_is_not_a_kubernetes_timestamp(stamp: str) -> None:
+    assert parse_rfc3339(stamp) is None
