@@ -31,7 +31,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import attrs
@@ -102,7 +102,6 @@ class Snapshot:
     namespace: str
     mapper: Mapper
     planner: Planner
-    parse: Callable[[str], Any]
     control: Mapping[GVR, Mapping[ObjectKey, Obj]]
     syncers: Mapping[GVR, SnapshotSyncer] = attrs.field(factory=dict)
     fingerprints: Mapping[str, str | None] = attrs.field(factory=dict)
@@ -121,9 +120,6 @@ class Snapshot:
 
     def verified(self, connection: str) -> str | None:
         return self.fingerprints.get(connection)
-
-    def parse_yaml(self, text: str) -> Any:
-        return self.parse(text)
 
 
 def routine(action: Action) -> bool:
@@ -181,7 +177,6 @@ Dry = Generator[Ask, Any, DryRun]
 def dry_run(
     namespace: str,
     now: float,
-    parse_yaml: Callable[[str], Any],
     *,
     mapper: Mapper = IDENTITY,
     planner: Planner = plan_instance,
@@ -198,7 +193,7 @@ def dry_run(
         control[gvr] = _keyed(result)
     if problems:
         return DryRun((), tuple(problems))
-    state = Snapshot(namespace, mapper, planner, parse_yaml, control)
+    state = Snapshot(namespace, mapper, planner, control)
     plans: list[KeyPlan] = []
     for item in control_resync_keys(state):
         if item == ENGAGE:

@@ -10,7 +10,7 @@ functions, so the two never disagree.
     from another namespace the consumer's users cannot see into).
  2. The key (default `kubeconfig`) must exist and hold non-empty base64 text that decodes as
     UTF-8, at most `MAX_KUBECONFIG_BYTES` (the API server's own limit on a Secret).
- 3. The text must parse (the shell injects the YAML parser, which kbcore may not import) into a
+ 3. The text must parse as YAML (`yaml.safe_load`: plain data, no Python objects) into a
     mapping that expands, YAML aliases included, to at most `MAX_KUBECONFIG_NODES` values
     nested at most `MAX_KUBECONFIG_DEPTH` deep (an alias bomb is a few lines of text).
  4. What client-go refuses is refused: `clusters`, `users` and `contexts` must be lists of
@@ -56,10 +56,11 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import yaml
 
 DEFAULT_KEY = "kubeconfig"
 MAX_KUBECONFIG_BYTES = 1024 * 1024
@@ -138,11 +139,8 @@ def credentials_for(
     connection: Mapping[str, Any],
     secret: Mapping[str, Any] | None,
     konnector_namespace: str,
-    parse_yaml: Callable[[str], Any],
 ) -> Credentials | SecretProblem:
-    """The provider credentials the Connection's Secret yields, or why it yields none.
-
-    `parse_yaml` is the shell's YAML loader (it may raise any exception on bad input)."""
+    """The provider credentials the Connection's Secret yields, or why it yields none."""
     namespace, name, key = secret_ref(connection)
     if not name:
         return SecretProblem("spec.kubeconfigSecretRef.name is empty")
@@ -170,8 +168,8 @@ def credentials_for(
     if not text.strip():
         return SecretProblem(f"Secret {namespace}/{name} key {key!r} is empty")
     try:
-        doc = parse_yaml(text)
-    except Exception as err:
+        doc = yaml.safe_load(text)
+    except Exception as err:  # YAMLError, and RecursionError on deep nesting: a refusal too
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return SecretProblem(f"Secret {namespace}/{name} key {key!r} is not YAML: {first}")
     return sanitize(doc)

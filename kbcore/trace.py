@@ -178,9 +178,6 @@ class Recording:
         self._note("syncer", [gvr], {"target": inner.target, "synced": synced})
         return _RecordedSyncer(inner, self.calls, gvr, synced)
 
-    def parse_yaml(self, text: str) -> Any:
-        return self._inner.parse_yaml(text)  # deterministic: replayed, not recorded
-
 
 def recorded(
     item: Key,
@@ -258,14 +255,12 @@ class _ReplayState:
         namespace: str,
         mapper: Mapper,
         planner: Planner,
-        parse_yaml: Callable[[str], Any],
     ) -> None:
         self._calls = list(calls)
         self._next = 0
         self.namespace = namespace
         self.mapper = mapper
         self.planner = planner
-        self._parse_yaml = parse_yaml
 
     def answer(self, method: str, args: list[Any]) -> Any:
         asked = [method, _normal(encode(args))]
@@ -295,9 +290,6 @@ class _ReplayState:
             return None
         return _ReplayedSyncer(self, gvr, result["target"], bool(result["synced"]))
 
-    def parse_yaml(self, text: str) -> Any:
-        return self._parse_yaml(text)
-
 
 def _normal(value: Any) -> Any:
     """Encoded values compared as JSON would store them (tuples and lists alike)."""
@@ -323,14 +315,11 @@ def replay(
     *,
     mapper: Mapper,
     planner: Planner,
-    parse_yaml: Callable[[str], Any],
 ) -> Divergence | None:
     """Run the kernel on one record's inputs; the first difference, or None."""
     item = decode_key(record["key"])
     name = describe_key(item)
-    state = _ReplayState(
-        record["state"], str(record.get("namespace", "")), mapper, planner, parse_yaml
-    )
+    state = _ReplayState(record["state"], str(record.get("namespace", "")), mapper, planner)
     effects = list(record["effects"])
     gen: Generator[Effect, Any, Outcome] = worker.work(item, state, float(record["now"]))
     step = 0

@@ -167,8 +167,6 @@ class KonnectorState(Protocol):
 
     def verified(self, connection: str) -> str | None: ...
 
-    def parse_yaml(self, text: str) -> Any: ...
-
 
 Work = Generator[Effect, Any, Outcome]
 
@@ -203,7 +201,7 @@ def credentials(state: KonnectorState, conn: o.Obj, secret: o.Obj | None = None)
     if secret is None:
         namespace, name, _ = secret_ref(conn)
         secret = state.cached_get(SECRETS, ObjectKey(namespace, name))
-    return credentials_for(conn, secret, state.namespace, state.parse_yaml)
+    return credentials_for(conn, secret, state.namespace)
 
 
 def _usable(creds: Credentials | SecretProblem | None) -> Credentials | None:

@@ -591,7 +591,7 @@ def cmd_status(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_plan(args: argparse.Namespace, out: IO[str]) -> int:
     clients = Clients(consumer_client(args))
     try:
-        gen = dryrun.dry_run(args.konnector_namespace, time.time(), yaml.safe_load)
+        gen = dryrun.dry_run(args.konnector_namespace, time.time())
         result = drive(gen, clients.answer, _refuse_writes)
     finally:
         clients.close()

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
-import yaml
-
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER, cluster_of
 from kbcore.api import keys
@@ -274,9 +272,6 @@ class Konnector:
 
     def verified(self, connection: str) -> str | None:
         return self.verified_credentials.get(connection)
-
-    def parse_yaml(self, text: str) -> Any:
-        return yaml.safe_load(text)
 
     # -- events ------------------------------------------------------------------------------
     def enqueue(self, key: Key | None) -> None:

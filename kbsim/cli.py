@@ -17,8 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import yaml
-
 from kbcore import objects as o
 from kbcore import trace
 from kbcore.instance import plan_instance
@@ -136,9 +134,7 @@ def replay_trace(path: str) -> int:
                 record = o.parse_json(line)  # as deep as the objects it holds
                 if record.get("format") != trace.FORMAT:
                     raise ValueError(f"unknown trace format {record.get('format')!r}")
-                divergence = trace.replay(
-                    record, mapper=IDENTITY, planner=plan_instance, parse_yaml=yaml.safe_load
-                )
+                divergence = trace.replay(record, mapper=IDENTITY, planner=plan_instance)
             except (ValueError, KeyError, TypeError) as err:
                 print(f"kbsim: {path}:{lineno}: not a trace record: {err}", file=sys.stderr)
                 return 2

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
@@ -186,9 +184,6 @@ class SimKonnector:
 
     def verified(self, connection: str) -> str | None:
         return self.verified_credentials.get(connection)
-
-    def parse_yaml(self, text: str) -> Any:
-        return yaml.safe_load(text)
 
     # -- events ----------------------------------------------------------------------------------
     def enqueue(self, key: tuple[Any, ...] | None) -> None:

@@ -14,7 +14,6 @@ import base64
 from typing import Any
 
 import attrs
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -146,7 +145,7 @@ def test_plan_connection_is_total_on_hostile_objects(
     absent: bool,
 ) -> None:
     secret = {"metadata": {"namespace": "kube-bind", "name": "kc"}, "data": data}
-    creds = credentials_for(conn, secret, "kube-bind", yaml.safe_load)
+    creds = credentials_for(conn, secret, "kube-bind")
     view = ConnectionView(
         connection=conn,
         konnector_namespace="kube-bind",

@@ -19,7 +19,6 @@ from typing import Any
 
 import attrs
 import pytest
-import yaml
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
@@ -287,7 +286,7 @@ def test_plan_connection_is_total_at_any_depth(
         connection=conn,
         konnector_namespace="kube-bind",
         secret=secret,
-        credentials=credentials_for(conn, secret, "kube-bind", yaml.safe_load),
+        credentials=credentials_for(conn, secret, "kube-bind"),
         observed={},
         now=0.0,
     )
@@ -440,6 +439,6 @@ def test_the_kubeconfig_of_a_deep_secret_is_a_secret_problem() -> None:
         "namespace": "kube-bind", "name": "kc"}}}
     secret = {"metadata": {"namespace": "kube-bind", "name": "kc"},
               "data": {"kubeconfig": base64.b64encode(text.encode()).decode()}}
-    problem = credentials_for(conn, secret, "kube-bind", yaml.safe_load)
+    problem = credentials_for(conn, secret, "kube-bind")
     assert not isinstance(problem, Credentials)
     assert "is not YAML" in problem.message

@@ -102,7 +102,7 @@ def test_schema_validation_would_catch_a_broken_bundle() -> None:
 def test_the_secret_yields_the_credentials_of_the_files_context_and_nothing_else() -> None:
     doc = bw.provider_kubeconfig("s3cret")
     secret, conn, _ = made(["widgets.example.org"], token="s3cret")
-    creds = credentials_for(conn, secret, "kube-bind", yaml.safe_load)
+    creds = credentials_for(conn, secret, "kube-bind")
     assert creds == sanitize(doc) == Credentials(server="https://provider.kbsim", token="s3cret")
     text = base64.b64decode(secret["data"]["kubeconfig"]).decode()
     assert "other-secret-token" not in text and "elsewhere" not in text
@@ -151,7 +151,7 @@ def test_law_the_secret_sanitizes_to_what_the_file_sanitizes_to(
         connection="p", kubeconfig_text=yaml.safe_dump(single), apis=["widgets.example.org"]
     )
     secret, conn, _ = objects
-    assert credentials_for(conn, secret, "kube-bind", yaml.safe_load) == want
+    assert credentials_for(conn, secret, "kube-bind") == want
     assert len(single["contexts"]) == len(single["clusters"]) == len(single["users"]) == 1
 
 
@@ -160,7 +160,7 @@ def test_the_connection_planner_accepts_the_bundle() -> None:
     # As the API server returns them: with metadata the server fills in.
     secret["metadata"] |= {"uid": "s1", "resourceVersion": "1"}
     conn["metadata"] |= {"uid": "c1", "resourceVersion": "2", "generation": 1}
-    creds = credentials_for(conn, secret, "kube-bind", yaml.safe_load)
+    creds = credentials_for(conn, secret, "kube-bind")
     view = ConnectionView(conn, "kube-bind", secret, creds, {}, 1e9)
     first = plan_connection(view)
     assert {a.target.gvr.resource for a in first.actions if isinstance(a, AddFinalizer)} == {

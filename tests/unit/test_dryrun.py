@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from kbcore import dryrun
 from kbcore.actions import AddFinalizer, Create, UpdateStatus
 from kbcore.errors import ApiError
@@ -48,7 +46,7 @@ class Writes:
 
 def plan(w: World, answer: Any = None) -> dryrun.DryRun:
     result: dryrun.DryRun = drive(
-        dryrun.dry_run("kube-bind", w.now, yaml.safe_load),
+        dryrun.dry_run("kube-bind", w.now),
         answer or bw.answer(w),
         lambda send: (_ for _ in ()).throw(AssertionError(f"a dry run sent {send!r}")),
     )

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kbcore import kubeconfig as kubeconfig_module
 from kbcore.kubeconfig import (
     MAX_KUBECONFIG_BYTES,
     MAX_KUBECONFIG_DEPTH,
@@ -73,7 +74,7 @@ def problem(result: Credentials | SecretProblem) -> str:
 
 
 def test_good_kubeconfig_yields_exactly_its_credentials() -> None:
-    creds = credentials_for(connection(), secret(), NS, yaml.safe_load)
+    creds = credentials_for(connection(), secret(), NS)
     assert creds == Credentials(
         server="https://provider.example.com:6443",
         certificate_authority_data=CA,
@@ -98,80 +99,78 @@ def test_kept_fields_are_carried_over() -> None:
 
 def test_custom_key_is_read_instead_of_kubeconfig() -> None:
     conn = connection(key="provider.yaml")
-    assert isinstance(
-        credentials_for(conn, secret(key="provider.yaml"), NS, yaml.safe_load), Credentials
-    )
-    msg = problem(credentials_for(conn, secret(), NS, yaml.safe_load))
+    assert isinstance(credentials_for(conn, secret(key="provider.yaml"), NS), Credentials)
+    msg = problem(credentials_for(conn, secret(), NS))
     assert "provider.yaml" in msg
 
 
 def test_empty_key_in_ref_defaults_to_kubeconfig() -> None:
-    assert isinstance(
-        credentials_for(connection(key=""), secret(), NS, yaml.safe_load), Credentials
-    )
+    assert isinstance(credentials_for(connection(key=""), secret(), NS), Credentials)
 
 
 # -- the Secret ---------------------------------------------------------------------------------
 
 
 def test_secret_outside_konnector_namespace_is_refused() -> None:
-    msg = problem(credentials_for(connection(namespace="team-a"), secret(), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(namespace="team-a"), secret(), NS))
     assert "team-a/kc" in msg and "konnector's namespace" in msg and NS in msg
 
 
 def test_missing_secret_is_refused() -> None:
-    msg = problem(credentials_for(connection(), None, NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), None, NS))
     assert "kube-bind/kc" in msg and "not found" in msg
 
 
 def test_empty_secret_name_is_refused() -> None:
-    msg = problem(credentials_for(connection(name=""), secret(), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(name=""), secret(), NS))
     assert "kubeconfigSecretRef.name" in msg
 
 
 def test_missing_key_is_refused_naming_the_key() -> None:
-    msg = problem(credentials_for(connection(), secret(key="other"), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(key="other"), NS))
     assert "'kubeconfig'" in msg and "no key" in msg
 
 
 def test_empty_value_is_refused_saying_it_is_empty() -> None:
     # The key is there but holds nothing: the user needs "empty", not "no key".
-    msg = problem(credentials_for(connection(), secret(raw=""), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(raw=""), NS))
     assert "'kubeconfig'" in msg
     assert "empty" in msg, f"message claims the key is missing although it is empty: {msg!r}"
 
 
 def test_blank_decoded_value_is_refused_as_empty() -> None:
     raw = base64.b64encode(b"  \n").decode()
-    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS))
     assert "'kubeconfig'" in msg and "empty" in msg
 
 
 @pytest.mark.parametrize("raw", ["not base64!!", "YWJ", base64.b64encode(b"\xff\xfe").decode()])
 def test_bad_base64_or_utf8_is_refused(raw: str) -> None:
-    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS))
     assert "base64" in msg and "'kubeconfig'" in msg
 
 
 def test_yaml_parse_error_is_refused_with_the_first_line_of_the_error() -> None:
-    def broken(_text: str) -> Any:
-        raise ValueError("mapping values are not allowed here\n  in line 3, column 7")
-
-    msg = problem(credentials_for(connection(), secret(), NS, broken))
+    # PyYAML's message goes on with the position and a caret under the offending text.
+    raw = base64.b64encode(b"a: b: c\n  - [").decode()
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS))
     assert "not YAML" in msg and "mapping values are not allowed here" in msg
-    assert "line 3" not in msg
+    assert "line 1" not in msg and "^" not in msg
 
 
-def test_yaml_parse_error_without_text_names_the_exception() -> None:
+def test_yaml_nested_deeper_than_the_parser_recurses_is_refused() -> None:
+    # A few kilobytes of brackets make PyYAML's recursive composer give up (RecursionError):
+    # a refusal like any other, not a crashed worker.
+    raw = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()
+    assert "not YAML" in problem(credentials_for(connection(), secret(raw=raw), NS))
+
+
+def test_yaml_error_without_text_names_the_exception(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(_text: str) -> Any:
         raise RuntimeError()
 
-    assert "RuntimeError" in problem(credentials_for(connection(), secret(), NS, broken))
-
-
-def test_real_yaml_error_is_refused() -> None:
-    raw = base64.b64encode(b"a: b: c\n  - [").decode()
-    assert "not YAML" in problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    monkeypatch.setattr(kubeconfig_module.yaml, "safe_load", broken)
+    assert "RuntimeError" in problem(credentials_for(connection(), secret(), NS))
 
 
 @pytest.mark.parametrize("doc", [["a", "b"], "just text", 42, None])
@@ -496,7 +495,7 @@ def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     text = "\n".join(lines) + "\n" + yaml.safe_dump(kubeconfig())
     raw = base64.b64encode(text.encode()).decode()
-    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS))
     assert f"more than {MAX_KUBECONFIG_NODES} values" in msg and "aliases" in msg
 
 
@@ -511,7 +510,7 @@ def test_a_deeply_nested_kubeconfig_is_refused_without_recursion() -> None:
 
 def test_secret_data_larger_than_a_secret_can_be_is_refused() -> None:
     raw = base64.b64encode(b"#" * (MAX_KUBECONFIG_BYTES + 10)).decode()
-    msg = problem(credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load))
+    msg = problem(credentials_for(connection(), secret(raw=raw), NS))
     assert f"larger than {MAX_KUBECONFIG_BYTES} bytes" in msg
 
 
@@ -519,9 +518,7 @@ def test_a_kubeconfig_at_the_size_limit_is_accepted() -> None:
     text = yaml.safe_dump(kubeconfig())
     text += "#" * (MAX_KUBECONFIG_BYTES - len(text))
     raw = base64.b64encode(text.encode()).decode()
-    assert isinstance(
-        credentials_for(connection(), secret(raw=raw), NS, yaml.safe_load), Credentials
-    )
+    assert isinstance(credentials_for(connection(), secret(raw=raw), NS), Credentials)
 
 
 # -- Credentials --------------------------------------------------------------------------------
@@ -694,5 +691,5 @@ def test_credentials_for_is_total_on_any_secret_data(data: Any, text: str, encod
     if encode:
         data = {"kubeconfig": base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()}
     sec = {"metadata": {"namespace": NS, "name": "kc"}, "data": data}
-    result = credentials_for(connection(), sec, NS, yaml.safe_load)
+    result = credentials_for(connection(), sec, NS)
     assert isinstance(result, Credentials | SecretProblem)

@@ -130,9 +130,7 @@ def test_a_run_with_deep_statuses_replays_with_no_divergence() -> None:
     assert result.passed, result.summary()
     assert any("deepest" in str(r["key"]) for r in records)
     for r in records:
-        divergence = trace.replay(
-            r, mapper=IDENTITY, planner=plan_instance, parse_yaml=yaml.safe_load
-        )
+        divergence = trace.replay(r, mapper=IDENTITY, planner=plan_instance)
         assert divergence is None, divergence.describe()
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kbcore import trace
 from kbcore.errors import ApiError
@@ -31,7 +30,7 @@ def _record(name: str) -> list[dict[str, Any]]:
 
 
 def _replay(record: dict[str, Any]) -> trace.Divergence | None:
-    return trace.replay(record, mapper=IDENTITY, planner=plan_instance, parse_yaml=yaml.safe_load)
+    return trace.replay(record, mapper=IDENTITY, planner=plan_instance)
 
 
 @pytest.mark.parametrize(
