@@ -27,6 +27,11 @@ Rules:
     plan at all; no cache of one API: none of its instance keys).
  5. Renewing the heartbeat Lease is routine: the konnector does it every resync even at rest,
     so it does not count as work to do (`routine`).
+ 6. Each update, status update, apply and merge patch of an object the worker saw (in the
+    snapshot or by a fresh read) shows the fields it would change, `path: old -> new`
+    (`kbcore.diff`, which never shows a Secret's data). An apply sets the fields of its body and
+    removes the fields its field manager owns that the body no longer sets, as the API server
+    does; fields the server writes itself (resourceVersion, managedFields, ...) are left out.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 import attrs
 
+from kbcore import diff
 from kbcore import objects as o
 from kbcore.actions import (
     CONSUMER,
@@ -61,7 +67,7 @@ from kbcore.events import ENGAGE, Key, describe_key
 from kbcore.instance import plan_instance
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
-from kbcore.reads import Failed, List
+from kbcore.reads import Failed, Get, List
 from kbcore.worker import (
     CONTROL_KINDS,
     CRDS,
@@ -140,6 +146,8 @@ class KeyPlan:
     blocked: str = ""
     """Why handling would end early (a read that failed), or ""."""
     requeue_after: float | None = None
+    before: tuple[Obj | None, ...] = ()
+    """Per action, the object it writes as the worker saw it (None: not seen, or not there)."""
 
     @property
     def work(self) -> tuple[Action, ...]:
@@ -256,13 +264,17 @@ def _handle(item: Key, state: Snapshot, now: float) -> Generator[Ask, Any, tuple
     """Run the worker on one key: reads passed on, requests recorded (rule 2)."""
     gen = work(item, state, now)
     sent: list[Action] = []
+    before: list[Obj | None] = []
+    read: dict[ObjectRef, Obj] = {}
     try:
         effect = next(gen)
         while True:
             if isinstance(effect, Ask):
                 answer = yield effect
+                _note_read(read, effect, answer)
             else:
                 sent.append(effect.action)
+                before.append(_seen(state, read, effect.action))
                 answer = None
             effect = gen.send(answer)
     except StopIteration as stop:
@@ -279,9 +291,36 @@ def _handle(item: Key, state: Snapshot, now: float) -> Generator[Ask, Any, tuple
             why=plan.why if plan is not None else "",
             blocked=blocked,
             requeue_after=outcome.requeue_after,
+            before=tuple(before),
         ),
         outcome,
     )
+
+
+def _note_read(read: dict[ObjectRef, Obj], ask: Ask, answer: Any) -> None:
+    """Remember the objects a fresh read returned (rule 6)."""
+    match ask.read:
+        case Get(cluster=cluster, gvr=gvr, key=key) if isinstance(answer, dict):
+            read[ObjectRef(cluster, gvr, key)] = answer
+        case List(cluster=cluster, gvr=gvr) if isinstance(answer, list):
+            for obj in answer:
+                if isinstance(obj, dict):
+                    read[ObjectRef(cluster, gvr, o.key_of(obj))] = obj
+
+
+def _seen(state: Snapshot, read: Mapping[ObjectRef, Obj], action: Action) -> Obj | None:
+    """The object `action` writes, as the worker last saw it: read fresh, else from a cache."""
+    if not isinstance(action, Update | UpdateStatus | Apply | MergePatch):
+        return None
+    ref = action.target
+    if ref in read:
+        return read[ref]
+    if ref.cluster == CONSUMER and ref.gvr in state.control:
+        return state.cached_get(ref.gvr, ref.key)
+    syncer = state.syncer(ref.gvr)
+    if syncer is None:
+        return None
+    return syncer.consumer_get(ref.key) if ref.cluster == CONSUMER else syncer.provider_get(ref.key)
 
 
 # -- presentation --------------------------------------------------------------------------------
@@ -338,12 +377,99 @@ def describe_action(action: Action) -> str:
     raise TypeError(f"not an action: {action!r}")  # pragma: no cover - exhaustive above
 
 
+# Written by the API server, never by a request: shown, they would only be noise.
+_SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
+
+
+def _without_server_fields(obj: Mapping[str, Any], *, status: bool) -> dict[str, Any]:
+    out = {k: v for k, v in obj.items() if status or k != "status"}
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping):
+        out["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_FIELDS}
+    return out
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 (JSON merge patch); the kernel's patches are a few levels deep."""
+    if not isinstance(patch, Mapping):
+        return patch
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = _merge_patch(out.get(k), v)
+    return out
+
+
+def _applied(live: Mapping[str, Any], body: Mapping[str, Any], manager: str) -> dict[str, Any]:
+    """`live` after a server-side apply of `body` by `manager` (rule 6): the body's fields set,
+    and those `manager` applied before, that the body drops and that no other managedFields
+    entry owns, removed. Lists are set whole."""
+    after = o.deepcopy(dict(live))
+    owned: Any = {}
+    others: list[Any] = []
+    for entry in o.list_at(o.metadata(live), "managedFields"):
+        if not isinstance(entry, Mapping):
+            continue
+        ours = entry.get("manager") == manager and entry.get("operation") == "Apply"
+        if ours and not entry.get("subresource"):
+            owned = entry.get("fieldsV1") or {}
+        elif not entry.get("subresource"):
+            others.append(entry.get("fieldsV1"))
+    stack: list[tuple[Any, list[Any], Mapping[str, Any], dict[str, Any]]] = [
+        (owned, others, body, after)
+    ]
+    while stack:
+        tree, rest, want, have = stack.pop()
+        for k, v in want.items():
+            if isinstance(v, Mapping) and isinstance(have.get(k), dict):
+                stack.append((_sub(tree, k), [_sub(t, k) for t in rest], v, have[k]))
+            else:
+                have[k] = o.deepcopy(v)
+        for k in tree if isinstance(tree, Mapping) else ():
+            name = k[2:]
+            if k.startswith("f:") and name not in want and all(_sub(t, name) is None for t in rest):
+                have.pop(name, None)
+    return after
+
+
+def _sub(tree: Any, field: str) -> Any:
+    return tree.get(f"f:{field}") if isinstance(tree, Mapping) else None
+
+
+def changed(action: Action, before: Obj | None) -> list[str]:
+    """Rule 6: the fields `action` would change on `before`, `path: old -> new`."""
+    if before is None:
+        return []
+    match action:
+        case Update(body=body):
+            old = _without_server_fields(before, status=False)
+            new = _without_server_fields(body, status=False)
+        case UpdateStatus(body=body):
+            old, new = {"status": before.get("status")}, {"status": body.get("status")}
+        case Apply(body=body, field_manager=fm):
+            old = _without_server_fields(before, status=False)
+            new = _without_server_fields(_applied(before, body, fm), status=False)
+        case MergePatch(patch=patch):
+            old = _without_server_fields(before, status=True)
+            new = _without_server_fields(_merge_patch(before, patch), status=True)
+        case _:
+            return []
+    secret = action.target.gvr == SECRETS
+    return diff.render(diff.changes(old, new), old, new, secret=secret)
+
+
 def report(dry: DryRun) -> list[str]:
-    """The plan as text: each key with work, its actions in order, then a summary line."""
+    """The plan as text: each key with work, its actions in order, each with the fields it would
+    change, then a summary line."""
     lines: list[str] = [f"problem: {p}" for p in dry.problems]
     for k in dry.pending:
         lines.append(f"{describe_key(k.key)}  ({k.why})" if k.why else describe_key(k.key))
-        lines += [f"  - {describe_action(a)}" for a in k.work]
+        for a, before in zip(k.actions, k.before or [None] * len(k.actions), strict=True):
+            if not routine(a):
+                lines.append(f"  - {describe_action(a)}")
+                lines += [f"      {line}" for line in changed(a, before)]
         lines += [
             f"  - would fail: {describe_action(f.action)}: {f.error.message}" for f in k.failing
         ]
@@ -369,6 +495,10 @@ def to_json(dry: DryRun) -> dict[str, Any]:
                 "why": k.why,
                 "pending": k.pending,
                 "actions": [describe_action(a) for a in k.actions],
+                "changes": [
+                    changed(a, b)
+                    for a, b in zip(k.actions, k.before or [None] * len(k.actions), strict=True)
+                ],
                 "routine": [describe_action(a) for a in k.actions if routine(a)],
                 "failing": [
                     {"action": describe_action(f.action), "error": str(f.error)} for f in k.failing

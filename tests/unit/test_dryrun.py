@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbcore import dryrun
-from kbcore.actions import AddFinalizer, Create, UpdateStatus
+from kbcore import diff, dryrun
+from kbcore import objects as o
+from kbcore.actions import AddFinalizer, Apply, Create, Update, UpdateStatus
 from kbcore.errors import ApiError
 from kbcore.events import describe_key
-from kbcore.objects import ObjectKey
+from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed
 from kbcore.worker import Ask, drive
 from kbsim.world import World
@@ -147,3 +148,157 @@ def test_heartbeat_renewal_is_routine() -> None:
     assert result.converged
     assert len(result.routine) == 1
     assert "renewing 1 heartbeat Lease(s)" in dryrun.report(result)[-1]
+
+
+# -- the fields each write would change (rule 6) ------------------------------------------------
+
+
+def open_widgets() -> World:
+    """As `bound`, but Widgets keep any spec (nested objects, lists) and w1 has one."""
+    w = bw.world()
+    provider = w.clusters["provider"]
+    crd = provider.get(bw.CRDS, ObjectKey("", "widgets.example.org"))
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    provider.update(bw.CRDS, crd)
+    bw.start(w)
+    bw.apply_bundle(w, bw.the_bundle(["widgets.example.org"]))
+    assert w.settle(60)
+    spec = {
+        "size": "small",
+        "color": "red",
+        "tuning": {"cpu": {"limit": 2, "request": 1}, "zones": ["a", "b", "c"]},
+        "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+    }
+    w.user_call(lambda: w.clusters["consumer"].create(bw.WIDGETS, bw.widget("w1", spec=spec)))
+    assert w.settle(60)
+    # A field the provider copy gets from an apply alone (`spec` came with its Create).
+    w1 = bw.get(w, "consumer", bw.WIDGETS, ObjectKey("team-x", "w1"))
+    assert w1 is not None
+    w1["spec"]["extra"] = True
+    w.user_call(lambda: w.clusters["consumer"].update(bw.WIDGETS, w1))
+    assert w.settle(60)
+    bw.stop(w)
+    return w
+
+
+def without_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in obj["metadata"].items() if k not in dryrun._SERVER_FIELDS}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def test_a_planned_apply_lists_the_fields_it_changes_and_the_server_agrees() -> None:
+    w = open_widgets()
+    consumer_key, provider_key = ObjectKey("team-x", "w1"), ObjectKey("team-x", "w1")
+    w1 = bw.get(w, "consumer", bw.WIDGETS, consumer_key)
+    assert w1 is not None
+    w1["spec"] = {
+        "size": "large",  # changed
+        # extra: dropped; only our apply owns it, so the apply removes it
+        # color: dropped, but our Create owns it too: the server keeps it, and so does the plan
+        "tuning": {"cpu": {"limit": 4, "request": 1}, "zones": ["a", "c"]},  # nested; a list
+        "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 8443}, {"name": "x"}],
+        "owner": {"team": "x"},  # added
+    }
+    w.user_call(lambda: w.clusters["consumer"].update(bw.WIDGETS, w1))
+    before = bw.get(w, "provider", bw.WIDGETS, provider_key)
+    assert before is not None
+
+    result = plan(w)
+    lines = dryrun.report(result)
+    apply_line = "  - apply widgets.example.org team-x/w1 on the provider"
+    at = lines.index(apply_line)
+    shown = lines[at + 1 : at + 9]
+    assert shown == [
+        "      spec.extra: true -> (none)",
+        '      spec.owner: (none) -> {"team":"x"}',
+        "      spec.ports[1].port: 443 -> 8443",
+        '      spec.ports[2]: (none) -> {"name":"x"}',
+        '      spec.size: "small" -> "large"',
+        "      spec.tuning.cpu.limit: 2 -> 4",
+        '      spec.tuning.zones[1]: "b" -> (none)',
+        lines[at + 8],
+    ]
+    assert not lines[at + 8].startswith("      ")  # nothing else on the provider copy
+    # `-o json` carries the same lines, per action.
+    (k,) = [k for k in result.pending if describe_key(k.key).endswith("team-x/w1")]
+    changes = dryrun.to_json(result)["keys"][result.keys.index(k)]["changes"]
+    i = next(i for i, a in enumerate(k.actions) if a.target.cluster == "provider")
+    assert changes[i] == [line.strip() for line in shown[:7]]
+
+    # The konnector, started again, changes exactly those fields of the provider copy.
+    bw.start(w)
+    assert w.settle(60)
+    after = bw.get(w, "provider", bw.WIDGETS, provider_key)
+    assert after is not None
+    old, new = without_server_fields(before), without_server_fields(after)
+    assert ["      " + line for line in diff.render(diff.changes(old, new), old, new)] == shown[:7]
+
+
+def test_the_plan_shows_changed_fields_and_never_a_secrets_data() -> None:
+    widget = ObjectRef("provider", bw.WIDGETS, ObjectKey("team-x", "w1"))
+    secret = ObjectRef("provider", bw.SECRETS, ObjectKey("team-x", "creds"))
+    live_widget = {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "team-x", "resourceVersion": "7", "uid": "u1"},
+        "spec": {"a": {"b": {"c": 1}}, "list": [1, 2, 3], "keep": "x"},
+        "status": {"phase": "Old"},
+    }
+    updated = o.deepcopy(live_widget)
+    updated["metadata"]["resourceVersion"] = "8"  # the server's field: not shown
+    updated["spec"] = {"a": {"b": {"c": 2}}, "list": [1, 3, 4], "keep": "x"}
+    updated["status"] = {"phase": "New"}  # ignored by an update of the main resource
+    password, new_password = "czNjcjN0", "bjN3LXMzY3IzdA=="
+    live_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "creds",
+            "namespace": "team-x",
+            "labels": {"tier": "1"},
+            "annotations": {diff.LAST_APPLIED: f'{{"data":{{"password":"{password}"}}}}'},
+        },
+        "data": {"password": password},
+    }
+    want_secret = o.deepcopy(live_secret)
+    want_secret["metadata"]["labels"] = {"tier": "2"}
+    want_secret["metadata"]["annotations"] = {
+        diff.LAST_APPLIED: f'{{"data":{{"password":"{new_password}"}}}}'
+    }
+    want_secret["data"] = {"password": new_password, "user": "YWRtaW4="}
+    want_secret["stringData"] = {"token": "plain-text-token"}
+    key = ("instance", bw.WIDGETS, ObjectKey("team-x", "w1"))
+    dry = dryrun.DryRun(
+        (
+            dryrun.KeyPlan(
+                key,
+                (
+                    Update(widget, updated, "kube-bind-konnector"),
+                    UpdateStatus(widget, updated),
+                    Apply(secret, want_secret, "kube-bind-related", force=True),
+                ),
+                why="rule 4",
+                before=(live_widget, live_widget, live_secret),
+            ),
+        )
+    )
+    assert dryrun.report(dry) == [
+        "instance widgets.example.org team-x/w1  (rule 4)",
+        "  - update widgets.example.org team-x/w1 on the provider",
+        "      spec.a.b.c: 1 -> 2",
+        "      spec.list[1]: 2 -> 3",
+        "      spec.list[2]: 3 -> 4",
+        "  - update the status of widgets.example.org team-x/w1 on the provider",
+        '      status.phase: "Old" -> "New"',
+        "  - apply Secret team-x/creds on the provider",
+        "      data.password: (changed)",
+        "      data.user: (changed)",
+        f'      metadata.annotations["{diff.LAST_APPLIED}"]: (changed)',
+        '      metadata.labels.tier: "1" -> "2"',
+        "      stringData: (changed)",
+        "1 of 1 key(s) have work to do",
+    ]
+    text = "\n".join(dryrun.report(dry)) + o.canonical_json(dryrun.to_json(dry))
+    for value in (password, new_password, "YWRtaW4=", "plain-text-token"):
+        assert value not in text
