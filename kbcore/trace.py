@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from kbcore import actions, engagement, kubeconfig, objects, reads, requests, worker
+from kbcore import actions, diff, engagement, kubeconfig, objects, reads, requests, worker
 from kbcore.errors import ApiError
 from kbcore.events import Key, describe_key
 from kbcore.mapper import Mapper
@@ -226,7 +226,13 @@ class Divergence:
     replayed: Any
 
     def describe(self) -> str:
-        return f"{self.key}: {self.what}\n  recorded: {self.recorded}\n  replayed: {self.replayed}"
+        """Where the two differ, field by field (`kbcore.diff`); both whole if one is absent."""
+        head = f"{self.key}: {self.what}"
+        if self.recorded is None or self.replayed is None:
+            return f"{head}\n  recorded: {self.recorded}\n  replayed: {self.replayed}"
+        found = diff.changes(self.recorded, self.replayed)
+        lines = diff.render(found, self.recorded, self.replayed, limit=100)
+        return f"{head} (recorded -> replayed)" + "".join(f"\n  {line}" for line in lines)
 
 
 class _Diverged(Exception):  # noqa: N818 - a signal carrying the divergence

@@ -67,7 +67,7 @@ from typing import Any
 import attrs
 import yaml
 
-from kbcore import crdgen, limits
+from kbcore import crdgen, diff, limits
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.errors import ApiError
@@ -646,7 +646,7 @@ def unmet_expectation(world: World, e: dict[str, Any]) -> str:
         return "not found"
     want = e.get("matches")
     if want is not None and not o.contains(obj, want):
-        return f"does not match {_shown(want)}: have {_shown(_relevant(obj, want))}"
+        return _mismatch("does not match", _relevant(obj, want), want, obj)
     why = _conditions_hold(obj.get("status") or {}, e.get("conditions") or {})
     if why:
         return why
@@ -668,9 +668,17 @@ def unmet_expectation(world: World, e: dict[str, Any]) -> str:
         if name not in apis:
             return f"no boundAPIs entry {name}"
         if not o.contains(apis[name], fields):
-            have = _shown(_relevant(apis[name], fields))
-            return f"boundAPIs {name} does not match {_shown(fields)}: have {have}"
+            have = _relevant(apis[name], fields)
+            return _mismatch(f"boundAPIs {name} does not match", have, fields, obj)
     return ""
+
+
+def _mismatch(what: str, have: Any, want: Any, obj: dict[str, Any]) -> str:
+    """`what`, then the fields that differ, `path: have -> want` (a Secret's data hidden)."""
+    lines = diff.render(diff.changes(have, want), have, want, secret=obj.get("kind") == "Secret")
+    if not lines:  # equal as values, yet not contained: show both whole
+        return f"{what} {_shown(want)}: have {_shown(have)}"
+    return f"{what} (have -> want): " + "; ".join(lines)
 
 
 def _conditions_hold(holder: dict[str, Any], wanted: dict[str, str]) -> str:

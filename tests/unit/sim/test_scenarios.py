@@ -110,7 +110,7 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
     out = capsys.readouterr().out
     assert "FAILED" in out
     assert "step 4 (line 12) failed" in out
-    assert "size" in out and "small" in out and "large" in out
+    assert 'does not match (have -> want): spec.size: "large" -> "small"' in out
     assert cli.main(["run", str(path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed", "not run"]

@@ -70,6 +70,7 @@ def test_a_changed_answer_is_reported_as_a_divergence() -> None:
     d = _replay(target)
     assert d is not None
     assert d.key.startswith("instance widgets.example.org")
+    assert "\n  verdict: null -> " in d.describe()
 
 
 def test_changed_state_is_reported_where_the_kernel_reads_it() -> None:
@@ -100,6 +101,7 @@ def test_kbsim_replay_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cli.main(["replay", str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"bad.jsonl:{i + 1}" in out and "outcome differs" in out
+    assert "\n  requeue_after: 12345.0 -> " in out  # the field, not two whole outcomes
 
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_text('{"format": 1, "key": ["connection", "x"]}\nnot json\n')
