@@ -10,7 +10,8 @@ What a user relies on:
  - `-o yaml` writes a bundle the CRDs accept and applies nothing; `--dry-run` applies nothing;
  - applying it and starting the konnector syncs a Widget; `status` shows Ready;
  - `plan` at rest (konnector stopped) has nothing to do; after a new Widget it shows the
-   pending create; it writes nothing on either cluster (every resourceVersion unchanged);
+   pending create, after an edit the field its apply would change; it writes nothing on either
+   cluster (every resourceVersion unchanged);
  - `unbind` says what will happen, waits for the drain, and the binding is gone;
  - a kubeconfig the konnector would refuse, one that points at the consumer itself, an
    unreachable provider, an API not exported and a consumer user without access each fail
@@ -383,8 +384,26 @@ def test_bind_sync_status_plan_and_unbind(env: Env) -> None:
     assert e.provider_copy("w2") is None
 
     # Started again, the konnector does it.
-    e.konnector()
+    k = e.konnector()
     eventually(lambda: e.provider_copy("w2"), 60, f"w2 synced\n{e.logs()}")
+
+    # An edit while the konnector is stopped: plan lists the field its apply would change, as
+    # the real API server's managed fields make it.
+    k.quiet()
+    assert k.terminate() == 0
+    w1 = ObjectKey(e.team, "w1")
+    e.consumer.patch(e.widgets, w1, {"spec": {"size": "huge"}}, field_manager="e2e-user")
+    result = plan(e)
+    (pending,) = [x for x in result["keys"] if x["pending"]]
+    assert pending["key"] == f"instance {e.api} {e.team}/w1", pending
+    applied = pending["actions"].index(f"apply {e.api} {e.team}/w1 on the provider")
+    assert pending["changes"][applied] == ['spec.size: "w1" -> "huge"'], pending
+    e.konnector()
+    eventually(
+        lambda: (e.provider_copy("w1") or {}).get("spec") == {"size": "huge"},
+        60,
+        f"w1 updated\n{e.logs()}",
+    )
 
     # Unbind: what will happen, then the drain, then gone.
     out = ok(run("--kubeconfig", e.consumer_kubeconfig, "unbind", e.connection, "--timeout", "90"))
