@@ -4,8 +4,8 @@ Used where a difference is shown to someone: `kubectl bind plan` (what an update
 change), a replay's first divergence, a scenario expectation that failed. The comparison is
 deepdiff's. deepdiff is a pure library as called here: its progress timer thread, its
 multiprocessing and its logging are only reached through parameters this module never passes
-(or, for logging, a `max_diffs`/`max_passes` limit or dictionary keys that are numbers, which
-JSON values do not have).
+(tests/unit/test_purity.py bans them in kbcore) or dictionary keys that are numbers, which JSON
+values do not have.
 
 Rules:
  1. Values are JSON values; numbers compare as JSON does (1 and 1.0 are the same), lists in
@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 from deepdiff import DeepDiff
+from deepdiff.helper import notpresent
 
 from kbcore import objects as o
 
@@ -80,7 +81,7 @@ def _same_number(a: Any, b: Any) -> bool:
 
 
 def _value(v: Any) -> Any:
-    return MISSING if type(v).__name__ == "NotPresent" else v
+    return MISSING if v is notpresent else v
 
 
 def _sort_key(path: Path) -> tuple[tuple[int, Any], ...]:

@@ -4,7 +4,8 @@ The import contract (pyproject.toml) bans the modules that are nothing but effec
 kbcore may import can still hold one effectful function (`datetime.datetime.now` beside the pure
 `fromisoformat`), and import-linter cannot ban a function; this scan of kbcore's source can.
 It resolves each name through the module's imports (`import datetime as dt`, `from datetime
-import date`) and fails on any use, called or passed on, of a banned function.
+import date`) and fails on any use, called or passed on, of a banned function, and on a call
+of deepdiff with a parameter that starts a thread, processes or logging.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ BANNED = {
 }
 # Methods that read the local time zone whatever object they are called on, when called bare.
 BARE_METHODS = {"astimezone", "timetuple", "ctime"}
+# deepdiff is pure as kbcore.diff calls it; these parameters start a timer thread, processes, or
+# logging.
+DEEPDIFF_EFFECTS = {
+    "log_frequency_in_sec",
+    "progress_logger",
+    "multiprocessing",
+    "multiprocessing_workers",
+    "multiprocessing_threshold",
+    "max_diffs",
+    "max_passes",
+}
 
 
 def banned_uses(source: str, filename: str = "<source>") -> list[str]:
@@ -86,6 +98,10 @@ def banned_uses(source: str, filename: str = "<source>") -> list[str]:
             and node.func.attr in BARE_METHODS
         ):
             report(node, f"{node.func.attr}() (the local time zone)")
+        if isinstance(node, ast.Call) and _resolve(node.func, imported).startswith("deepdiff."):
+            for kw in node.keywords:
+                if kw.arg in DEEPDIFF_EFFECTS:
+                    report(node, f"deepdiff's {kw.arg}= (a thread, processes or logging)")
         if not isinstance(node, ast.Attribute | ast.Name) or not isinstance(node.ctx, ast.Load):
             continue
         dotted = _dotted(node)
@@ -101,6 +117,12 @@ def banned_uses(source: str, filename: str = "<source>") -> list[str]:
         if any(full == b or full.startswith(b + ".") for b in BANNED):
             report(node, full)
     return sorted(set(found))
+
+
+def _resolve(node: ast.expr, imported: dict[str, str]) -> str:
+    dotted = _dotted(node) or ""
+    head, _, rest = dotted.partition(".")
+    return imported.get(head, head) + (f".{rest}" if rest else "")
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -139,6 +161,7 @@ def test_kbcore_uses_no_clock_randomness_files_or_console() -> None:
         "print('hello')",
         "import yaml\ndoc = yaml.load(text, Loader=yaml.Loader)",
         "local = instant.astimezone()",
+        "from deepdiff import DeepDiff\nd = DeepDiff(a, b, log_frequency_in_sec=1)",
     ],
 )
 def test_the_scan_finds_each_kind_of_effect(source: str) -> None:
@@ -154,6 +177,7 @@ def test_the_scan_finds_each_kind_of_effect(source: str) -> None:
         "import yaml\ndoc = yaml.safe_load(text)\nout = yaml.safe_dump(doc)",
         "def f(now: float) -> float:\n    return now + 1",
         "import hashlib\nh = hashlib.sha256(b'x').hexdigest()",
+        "from deepdiff import DeepDiff\nd = DeepDiff(a, b, view='tree', verbose_level=2)",
     ],
 )
 def test_the_scan_allows_pure_functions_of_the_same_modules(source: str) -> None:
