@@ -70,6 +70,9 @@ def changes(old: Any, new: Any) -> tuple[Change, ...]:
         for level in levels
         if not _same_number(level.t1, level.t2)
     ]
+    if not out and not o.json_equal(old, new):
+        # deepdiff skips values Python calls equal (`[False] == [0]`), which JSON does not.
+        out = [Change((), old, new)]
     return tuple(sorted(out, key=lambda c: _sort_key(c.path)))
 
 
