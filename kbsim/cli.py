@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -28,6 +29,18 @@ CRASH_SCENARIO = "crash-mid-sync"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`kbsim`; a reader that stops early (`kbsim run ... | head`) ends it quietly, with the
+    status a shell gives a command killed by SIGPIPE, instead of a traceback."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Python would report the failed flush of stdout at exit once more: point it at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kbsim",
         description="Run kube-bind scenarios in simulated clusters (no cluster needed).",

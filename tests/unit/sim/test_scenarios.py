@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -331,3 +334,20 @@ def test_quiet_counts_the_konnector_writes_it_is_told_to(
     assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed"]
     detail = data["steps"][3]["detail"]
     assert "at most 0 allowed" in detail and "to provider widgets.example.org" in detail
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly() -> None:
+    """`kbsim run ... | head`: no traceback, the status of a command killed by SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as after `head -0`
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kbsim.cli", "run", "examples/scenarios/happy-path/scenario.yaml"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr.decode()
+    assert proc.stderr == b""
