@@ -25,7 +25,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	@echo ">> mypy --strict kbcore"
+	@echo ">> mypy --strict kbcore kbshell kbsim"
 	@$(BIN)/mypy
 
 imports: $(STAMP)

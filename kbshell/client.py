@@ -273,7 +273,8 @@ class KubeClient:
     ) -> KubeClient:
         """From a parsed kubeconfig (any auth the `kubernetes` package supports)."""
         cfg = _configuration()
-        api = kube_config.new_client_from_config_dict(
+        # The kubernetes package ships py.typed but leaves its config loaders unannotated.
+        api = kube_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
             dict(config), context=context, persist_config=False, client_configuration=cfg
         )
         return cls(api, user_agent=user_agent)
@@ -289,7 +290,8 @@ class KubeClient:
         """From a kubeconfig file (relative paths in it are relative to the file, as kubectl
         reads them)."""
         cfg = _configuration()
-        api = kube_config.new_client_from_config(
+        # Unannotated in the kubernetes package (see from_kubeconfig).
+        api = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
             os.fspath(path), context=context, persist_config=False, client_configuration=cfg
         )
         return cls(api, user_agent=user_agent)
@@ -298,7 +300,8 @@ class KubeClient:
     def in_cluster(cls, *, user_agent: str = USER_AGENT) -> KubeClient:
         """From the pod's service account (token re-read as the kubelet rotates it)."""
         cfg = _configuration()
-        kube_config.load_incluster_config(client_configuration=cfg)
+        # Unannotated in the kubernetes package (see from_kubeconfig).
+        kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return cls(ApiClient(cfg), user_agent=user_agent)
 
     @classmethod
@@ -335,7 +338,7 @@ class KubeClient:
         return cls(api, user_agent=user_agent)
 
     def close(self) -> None:
-        self._api.close()
+        self._api.close()  # type: ignore[no-untyped-call]  # unannotated in kubernetes
 
     def __enter__(self) -> KubeClient:
         return self
@@ -410,7 +413,8 @@ class KubeClient:
                     _request_timeout=(self.connect_timeout, timeout),
                 )
             if response.status >= 400:
-                raw = response.read()
+                # RESTResponse.read is unannotated in the kubernetes package.
+                raw = response.read()  # type: ignore[no-untyped-call]
                 try:
                     data = o.parse_json(raw) if raw else None
                 except ValueError:

@@ -55,7 +55,7 @@ from kbcore.worker import (
 from kbshell.client import KubeClient
 from kbshell.ops import Metrics, log_context, obj_ref
 from kbshell.queue import SharedQueue
-from kbshell.reflector import Reflector
+from kbshell.reflector import Handler, Reflector
 
 log = logging.getLogger("konnector")
 
@@ -143,7 +143,7 @@ class Konnector:
                 # memory for nothing.
                 namespace=namespace if gvr == SECRETS else "",
                 name=f"consumer/{gvr.group_resource}",
-                on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
+                on_event=self._control_handler(kind),
                 on_relist=self.relisted(gvr, CONSUMER),
             )
             for gvr, kind in CONTROL_KINDS.items()
@@ -283,6 +283,10 @@ class Konnector:
         if key is not None:
             self._changed.setdefault(key, time.monotonic())
             self.queue.add(key)
+
+    def _control_handler(self, kind: str) -> Handler:
+        """The consumer reflector's callback for one control kind (the event type is not used)."""
+        return lambda _type, old, new: self._control_event(kind, old, new)
 
     def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
         for key in control_keys(kind, old, new, self):

@@ -178,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     lost = threading.Event()
     elector: LeaderElector | None = None
+
+    def leadership_lost() -> None:
+        lost.set()
+        stop.set()
+
     if args.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         elector = LeaderElector(
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             args.namespace,
             args.leader_election_id,
             identity,
-            on_lost=lambda: (lost.set(), stop.set()),
+            on_lost=leadership_lost,
             on_change=metrics.leader,
         )
     else:

@@ -95,6 +95,7 @@ from kbsim import apierrors as errs
 from kbsim import discovery
 from kbsim import schema as crschema
 from kbsim import validation as v
+from kbsim.discovery import State as DiscoveryState
 from kbsim.patch import json_patch, merge_patch
 from kbsim.rbac import ADMIN, Attributes, Authorizer, User, forbidden_reason
 from kbsim.resources import (
@@ -537,16 +538,12 @@ class APIServer:
         without one, whatever the body says)."""
         body = self._body(obj)
         key = self._url_key(gvr, body, url_namespace)
-        return self._request(
-            "create",
-            gvr,
-            key,
-            user,
-            "",
-            lambda: self._in_scope(gvr, key, url_namespace is not None)
-            or self._create_request(gvr, body, field_manager, user),
-            body=body,
-        )
+
+        def create() -> Obj:
+            self._in_scope(gvr, key, url_namespace is not None)
+            return self._create_request(gvr, body, field_manager, user)
+
+        return self._request("create", gvr, key, user, "", create, body=body)
 
     def update(
         self,
@@ -562,16 +559,12 @@ class APIServer:
         `url_namespace` as for `create`."""
         body = self._body(obj)
         key = self._url_key(gvr, body, url_namespace)
-        return self._request(
-            "update",
-            gvr,
-            key,
-            user,
-            subresource,
-            lambda: self._in_scope(gvr, key, url_namespace is not None)
-            or self._update_request(gvr, key, body, subresource, field_manager, user),
-            body=body,
-        )
+
+        def update() -> Obj:
+            self._in_scope(gvr, key, url_namespace is not None)
+            return self._update_request(gvr, key, body, subresource, field_manager, user)
+
+        return self._request("update", gvr, key, user, subresource, update, body=body)
 
     def patch(
         self,
@@ -696,7 +689,8 @@ class APIServer:
             path, user, lambda: discovery.openapi(self._discovery_state(), path)
         )
 
-    def _discovery_state(self) -> discovery.State:
+    # Annotated with the imported name: inside the class, `discovery` is the method above.
+    def _discovery_state(self) -> DiscoveryState:
         crds = self._store(self._crd_info())
         return discovery.State(self._builtin.values(), [crds[k] for k in sorted(crds)])
 

@@ -178,17 +178,23 @@ EVENTS = ("events",)
 BINDING_RESOURCES = ("clusterbindings", "bindings")
 
 
+def _mapping_at(obj: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    """`obj[field]` when it is an object, else {} (fields written by others may hold anything)."""
+    value = obj.get(field)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _carried_hash(crd: Mapping[str, Any]) -> str:
     """The hash a consumer CRD carries: its schema-hash annotation, else that of its spec."""
     return o.annotations_of(crd).get(keys.ANNOTATION_SCHEMA_HASH) or schema_hash(
-        crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
+        _mapping_at(crd, "spec")
     )
 
 
 def _addressing(crd: Mapping[str, Any]) -> dict[str, str]:
     """What addresses a CRD's objects, with the server's defaults for singular and listKind."""
-    spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    spec = _mapping_at(crd, "spec")
+    names = _mapping_at(spec, "names")
     kind = str(names.get("kind") or "")
     return {
         "spec.group": str(spec.get("group") or ""),
@@ -206,7 +212,7 @@ def crd_change_problem(live: Mapping[str, Any], after: Mapping[str, Any]) -> str
     for field, value in old.items():
         if new[field] != value:
             return f"changes {field} from {value!r} to {new[field]!r}"
-    spec = after.get("spec") if isinstance(after.get("spec"), dict) else {}
+    spec = _mapping_at(after, "spec")
     served = {
         v.get("name")
         for v in spec.get("versions") or []
@@ -405,9 +411,9 @@ class Monitor:
                 continue
             if r.get("resource") != gvr.resource or (r.get("group") or ""):
                 continue
-            sel = r.get("selector") if isinstance(r.get("selector"), Mapping) else {}
+            sel = _mapping_at(r, "selector")
             names = sel.get("names") or []
-            ls = sel.get("labelSelector") if isinstance(sel.get("labelSelector"), Mapping) else {}
+            ls = _mapping_at(sel, "labelSelector")
             requirements = bool(ls.get("matchLabels")) or bool(ls.get("matchExpressions"))
             if not names and not requirements:
                 continue  # no explicit selector: selects nothing that may be uploaded

@@ -45,7 +45,7 @@ from kbcore.worker import (
 )
 from kbcore.workqueue import WorkQueue
 from kbsim.apierrors import unreachable
-from kbsim.reflector import Reflector
+from kbsim.reflector import Handler, Reflector
 
 if TYPE_CHECKING:
     from kbsim.world import World
@@ -130,7 +130,7 @@ class SimKonnector:
                 self.consumer,
                 gvr,
                 user=self.user,
-                on_event=lambda _t, old, new, kind=kind: self._control_event(kind, old, new),
+                on_event=self._control_handler(kind),
             )
             self.control[gvr] = r
             self.world.attach(self.cluster, r)
@@ -189,6 +189,10 @@ class SimKonnector:
     def enqueue(self, key: tuple[Any, ...] | None) -> None:
         if key is not None:
             self.queue.add(key)
+
+    def _control_handler(self, kind: str) -> Handler:
+        """The consumer reflector's callback for one control kind (the event type is not used)."""
+        return lambda _type, old, new: self._control_event(kind, old, new)
 
     def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
         for key in control_keys(kind, old, new, self):

@@ -170,7 +170,7 @@ def _generator_args(loader: _Loader, node: yaml.Node, allowed: set[str]) -> dict
             f"it takes {', '.join(sorted(allowed))}",
             node.start_mark,
         )
-    return args
+    return {str(k): v for k, v in args.items()}  # all keys are names from `allowed` by now
 
 
 def _count(args: dict[str, Any], key: str, most: int, node: yaml.Node) -> int:
@@ -240,17 +240,19 @@ def _check_shape(text: str) -> None:
     def add(event: yaml.Event, values: int, depth: int) -> None:
         nonlocal total
         total += values
+        # SafeLoader's pure-Python parser makes yaml.error.Mark; the stubs also allow libyaml's.
+        mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
         if total > MAX_YAML_VALUES:
             raise _ShapeError(
                 problem=f"expands to more than {MAX_YAML_VALUES} values through its aliases; "
                 "write the values out or build them with !nest or !repeat",
-                problem_mark=event.start_mark,
+                problem_mark=mark,
             )
         if len(open_nodes) + depth > MAX_YAML_DEPTH:
             raise _ShapeError(
                 problem=f"nests more than {MAX_YAML_DEPTH} levels deep; build deep values "
                 "with !nest",
-                problem_mark=event.start_mark,
+                problem_mark=mark,
             )
 
     def into_parent(values: int, depth: int) -> None:

@@ -11,6 +11,7 @@ two actions of one plan, and restarts with no memory.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import random
@@ -231,8 +232,8 @@ class World:
         self.record_plans = False
         self.monitor = Monitor(self)
         for name, server in self.clusters.items():
-            server.add_write_observer(lambda rec, name=name: self.monitor.on_write(name, rec))
-            server.add_request_hook(lambda *a, name=name: self._request_fault(name, *a))
+            server.add_write_observer(functools.partial(self.monitor.on_write, name))
+            server.add_request_hook(functools.partial(self._request_fault, name))
         self._schedule(BOOKMARK_INTERVAL, "bookmarks", self._bookmarks)
         self._schedule(WATCH_TIMEOUT, "watch-timeout", self._watch_timeout)
 
@@ -383,6 +384,7 @@ class World:
 
         def call() -> Any:
             if r.verb == "create":
+                assert r.body is not None, r  # the kernel's creates carry a body, as in kbshell
                 return server.create(
                     r.gvr,
                     r.body,
@@ -391,6 +393,7 @@ class World:
                     url_namespace=url_namespace,
                 )
             if r.verb == "update":
+                assert r.body is not None, r
                 return server.update(
                     r.gvr,
                     r.body,
@@ -537,7 +540,7 @@ class World:
                 _, ev = s.inflight.popleft()
                 progressed = True
                 try:
-                    self.as_konnector(lambda ev=ev, s=s: s.reflector.deliver(ev))
+                    self.as_konnector(functools.partial(s.reflector.deliver, ev))
                 except ApiError as err:
                     self.log(f"watch {s.reflector.gvr}: {err}; relisting")
                     self.start_reflector(s.reflector)
