@@ -323,7 +323,7 @@ class Konnector:
                 if outcome.engage:
                     self._engage()
             except Exception:
-                log.exception("handling %s failed", describe_key(item))
+                log.exception("handling a key failed")  # the key is in the log context
                 self.queue.retry(item)
                 self._reconciled("error", started)
                 return
@@ -353,11 +353,14 @@ class Konnector:
                 self.metrics.sync_lag(outcome.binding, time.monotonic() - changed)
         for f in outcome.failures:
             log.info(
-                "%s failed: %s (%s)",
-                type(f.action).__name__,
-                f.error,
-                f.verdict.why,
-                extra=_ref(item),
+                "action failed",
+                extra={
+                    **_ref(item),
+                    "action": type(f.action).__name__,
+                    "error": f.error,
+                    "next": f.verdict.next.value,
+                    "why": f.verdict.why,
+                },
             )
 
     def _report_conflicts(self, item: Key) -> None:
@@ -421,16 +424,18 @@ class Konnector:
         desired = sync_targets(self.cached(CRDS), self.engaged, bindings)
         for gvr in list(self.syncers):
             if gvr not in desired or self.syncers[gvr].target != desired[gvr]:
-                log.info("stopping sync of %s", gvr.group_resource)
+                log.info("stopping sync", extra={"resource": gvr.group_resource})
                 self.syncers.pop(gvr).stop()
                 if self.metrics is not None and gvr not in desired:
                     self.metrics.forget_resource(gvr)
         for gvr, target in desired.items():
             if gvr not in self.syncers:
                 log.info(
-                    "syncing %s through Connection %s",
-                    gvr.group_resource,
-                    target.engagement.connection,
+                    "starting sync",
+                    extra={
+                        "resource": gvr.group_resource,
+                        "connection": target.engagement.connection,
+                    },
                 )
                 syncer = Syncer(self, target, self.provider_client(target.engagement.credentials))
                 self.syncers[gvr] = syncer

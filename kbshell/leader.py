@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kbcore.errors import ApiError
 from kbcore.leader import (
@@ -25,6 +26,7 @@ from kbcore.leader import (
 from kbcore.objects import ObjectKey
 from kbcore.requests import to_request
 from kbshell.client import KubeClient
+from kbshell.ops import obj_ref
 
 log = logging.getLogger("konnector.leader")
 
@@ -79,21 +81,24 @@ class LeaderElector:
             except ApiError as err:
                 if err.code != 409:  # 409: another replica won this round; read again
                     raise
-                log.info("lease %s changed under us; reading it again", self.key.name)
+                log.info("lease changed under us; reading it again", extra=self._lease_ref())
         # The kernel says we lead only once a read shows our own live renewal.
         leading = decision.leader and not release
         self._set(leading)
         return decision.next_check
 
+    def _lease_ref(self) -> dict[str, Any]:
+        return obj_ref("Lease", self.key.namespace, self.key.name, key="lease")
+
     def _set(self, leading: bool) -> None:
         was = self._leading.is_set()
         if leading and not was:
             self._leading.set()
-            log.info("became the leader (lease %s/%s)", self.key.namespace, self.key.name)
+            log.info("became the leader", extra=self._lease_ref())
             self.on_change(True)
         elif not leading and was:
             self._leading.clear()
-            log.warning("lost the leadership (lease %s/%s)", self.key.namespace, self.key.name)
+            log.warning("lost the leadership", extra=self._lease_ref())
             self.on_change(False)
             self.on_lost()
 
@@ -103,7 +108,9 @@ class LeaderElector:
                 next_check = self._step()
                 delay = max(0.2, min(RETRY_PERIOD_SECONDS, next_check - time.time()))
             except Exception as err:
-                log.warning("leader election: %s", err)
+                log.warning(
+                    "leader election step failed", extra={**self._lease_ref(), "error": err}
+                )
                 delay = RETRY_PERIOD_SECONDS
                 if (
                     self._leading.is_set()
@@ -122,6 +129,6 @@ class LeaderElector:
         if release and was_leading:
             try:
                 self._step(release=True)
-                log.info("released the lease %s/%s", self.key.namespace, self.key.name)
+                log.info("released the lease", extra=self._lease_ref())
             except Exception as err:
-                log.warning("releasing the lease failed: %s", err)
+                log.warning("releasing the lease failed", extra={**self._lease_ref(), "error": err})

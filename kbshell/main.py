@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             consumer = KubeClient.in_cluster()
         except Exception as err:  # the kubernetes loader raises its own types
-            log.error("cannot use the in-cluster service account: %s", err)
+            log.error("cannot use the in-cluster service account", extra={"error": err})
             return 1
 
     metrics = Metrics(controllers=("konnector",), version=_version())
@@ -222,14 +222,17 @@ def main(argv: list[str] | None = None) -> int:
         flag = "--metrics-bind-address" if err.serves == "metrics" else (
             "--health-probe-bind-address"
         )
-        log.error("%s (%s)", err, flag)
+        log.error("cannot open a listener", extra={"error": err, "flag": flag})
         if recorder is not None:
             recorder.close()
         consumer.close()
         return 1
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        log.info(
+            "signal received: finishing in-flight work",
+            extra={"signal": signal.Signals(signum).name},
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

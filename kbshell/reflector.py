@@ -165,7 +165,16 @@ class Reflector:
                 break
             self._failures += 1
             delay = self._delay()
-            self._report(error, f"retrying in {delay:.1f}s" + (" with a relist" if relist else ""))
+            log.warning(
+                "list or watch failed; retrying",
+                extra={
+                    "reflector": self.name,
+                    "error": error,
+                    "retryIn": round(delay, 1),
+                    "relist": relist,
+                },
+            )
+            self._report(error)
             if self._stopping.wait(delay):
                 break
 
@@ -183,7 +192,7 @@ class Reflector:
             self.relists += 1
             if self.on_relist is not None:
                 self.on_relist()
-            log.info("reflector %s: relisted at resourceVersion %s", self.name, rv)
+            log.info("relisted", extra={"reflector": self.name, "resourceVersion": rv})
         self._apply(bookkeeping.relist(self._cache, items), rv)
         self.synced.set()
 
@@ -247,13 +256,22 @@ class Reflector:
             try:
                 self.on_event(delta.change.value, delta.old, delta.new)
             except Exception as err:  # a handler's bug must not stop the cache
-                self._report(err, f"handler failed on {delta.change.value} {delta.key}")
+                log.warning(
+                    "event handler failed",
+                    extra={
+                        "reflector": self.name,
+                        "error": err,
+                        "event": delta.change.value,
+                        "object": {"name": delta.key.name, "namespace": delta.key.namespace},
+                    },
+                )
+                self._report(err)
 
-    def _report(self, error: Exception, what: str) -> None:
+    def _report(self, error: Exception) -> None:
+        """Remember `error` and tell `on_error` (the caller has logged it)."""
         self.last_error = error
-        log.warning("reflector %s: %s: %s", self.name, what, error)
         if self.on_error is not None:
             try:
                 self.on_error(error)
             except Exception:
-                log.exception("reflector %s: on_error failed", self.name)
+                log.exception("reflector on_error handler failed", extra={"reflector": self.name})

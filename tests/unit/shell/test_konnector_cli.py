@@ -79,7 +79,9 @@ def test_an_address_in_use_is_a_clear_error_naming_the_flag(
     err = capsys.readouterr().err
     serves = "metrics" if flag == "--metrics-bind-address" else "probes"
     assert code == 1
-    assert f"cannot serve {serves} on 127.0.0.1:{port}: Address already in use ({flag})" in err
+    (line,) = [line for line in err.splitlines() if '"cannot open a listener"' in line]
+    assert f'error="cannot serve {serves} on 127.0.0.1:{port}: Address already in use"' in line
+    assert f"flag={flag}" in line
     assert "Traceback" not in err
 
 
