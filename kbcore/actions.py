@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import Obj, ObjectRef
 from kbcore.reads import Read
 
@@ -51,7 +52,7 @@ class Apply:
     """Server-side apply of `body` (apply-patch content type) with `field_manager`."""
 
     target: ObjectRef
-    body: Obj
+    body: Obj = attrs.field(repr=redacted_repr)  # a related Secret's copy carries its data
     field_manager: str
     force: bool = True
 
@@ -65,7 +66,7 @@ class Create:
     """
 
     target: ObjectRef
-    body: Obj
+    body: Obj = attrs.field(repr=redacted_repr)  # a related Secret's copy carries its data
     field_manager: str
 
 
@@ -96,7 +97,7 @@ class MergePatch:
     informational patches, such as the conflict annotation, that are safe on any version)."""
 
     target: ObjectRef
-    patch: Obj
+    patch: Obj = attrs.field(repr=redacted_repr)
     resource_version: str = ""
 
 
@@ -106,7 +107,7 @@ class Update:
     replace, not a merge: fields absent from `body` are removed)."""
 
     target: ObjectRef
-    body: Obj
+    body: Obj = attrs.field(repr=redacted_repr)  # a related Secret's copy carries its data
     field_manager: str = "kube-bind-konnector"
 
 
@@ -116,7 +117,7 @@ class UpdateStatus:
     carrying the resourceVersion it was planned from."""
 
     target: ObjectRef
-    body: Obj
+    body: Obj = attrs.field(repr=redacted_repr)  # a related Secret's copy carries its data
 
 
 @attrs.frozen

@@ -73,7 +73,13 @@ from kbcore.api import keys
 from kbcore.coverage import api_names, connection_name
 from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
-from kbcore.kubeconfig import Credentials, SecretProblem, secret_ref, transport_warning
+from kbcore.kubeconfig import (
+    Credentials,
+    SecretProblem,
+    redacted_repr,
+    secret_ref,
+    transport_warning,
+)
 from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
@@ -106,7 +112,7 @@ class ConnectionView:
 
     connection: o.Obj
     konnector_namespace: str
-    secret: o.Obj | None
+    secret: o.Obj | None = attrs.field(repr=redacted_repr)
     """The Secret the Connection references, if it exists (from the consumer cache)."""
     credentials: Credentials | SecretProblem
     observed: Observed

@@ -65,6 +65,7 @@ from kbcore.connection import BINDINGS, CLUSTERBINDINGS, LEASES, SECRETS
 from kbcore.engagement import SyncTarget, sync_targets
 from kbcore.events import ENGAGE, Key, describe_key
 from kbcore.instance import plan_instance
+from kbcore.kubeconfig import redacted_repr
 from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List
@@ -108,7 +109,8 @@ class Snapshot:
     namespace: str
     mapper: Mapper
     planner: Planner
-    control: Mapping[GVR, Mapping[ObjectKey, Obj]]
+    # The kubeconfig Secrets too: masked in the repr.
+    control: Mapping[GVR, Mapping[ObjectKey, Obj]] = attrs.field(repr=redacted_repr)
     syncers: Mapping[GVR, SnapshotSyncer] = attrs.field(factory=dict)
     fingerprints: Mapping[str, str | None] = attrs.field(factory=dict)
 

@@ -27,6 +27,7 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import Obj, ObjectKey
 
 
@@ -42,8 +43,9 @@ class Delta:
 
     change: Change
     key: ObjectKey
-    old: Obj | None
-    new: Obj | None
+    # A Secret's data when the cache holds Secrets: masked in the repr.
+    old: Obj | None = attrs.field(repr=redacted_repr)
+    new: Obj | None = attrs.field(repr=redacted_repr)
 
 
 @attrs.frozen

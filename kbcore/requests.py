@@ -34,6 +34,7 @@ from kbcore.actions import (
 )
 from kbcore.api import keys
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
 
 EVENTS = GVR("", "v1", "events")
@@ -49,7 +50,7 @@ class Request:
     cluster: str
     gvr: GVR
     key: ObjectKey
-    body: o.Obj | None = None
+    body: o.Obj | None = attrs.field(default=None, repr=redacted_repr)
     patch_type: str = ""
     subresource: str = ""
     field_manager: str = keys.FIELD_MANAGER

@@ -25,6 +25,7 @@ import attrs
 from kbcore import actions, diff, engagement, kubeconfig, objects, reads, requests, worker
 from kbcore.errors import ApiError
 from kbcore.events import Key, describe_key
+from kbcore.kubeconfig import redacted_repr
 from kbcore.mapper import Mapper
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.worker import Ask, Effect, KonnectorState, Outcome, Planner, Send
@@ -222,8 +223,8 @@ class Divergence:
 
     key: str
     what: str
-    recorded: Any
-    replayed: Any
+    recorded: Any = attrs.field(repr=redacted_repr)  # a trace holds the Secrets the konnector read
+    replayed: Any = attrs.field(repr=redacted_repr)
 
     def describe(self) -> str:
         """Where the two differ, field by field (`kbcore.diff`); both whole if one is absent."""

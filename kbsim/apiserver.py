@@ -88,6 +88,7 @@ import attrs
 from kbcore import fieldsets, limits
 from kbcore import objects as o
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.selectors import Selector
 from kbcore.selectors import parse as parse_selector
@@ -207,8 +208,8 @@ class _Event:
     storage: tuple[str, str]
     type: str
     key: ObjectKey
-    obj: Obj
-    prev: Obj | None
+    obj: Obj = attrs.field(repr=redacted_repr)  # Secrets' events too
+    prev: Obj | None = attrs.field(repr=redacted_repr)
 
 
 class Watch:

@@ -71,6 +71,7 @@ from kbcore import crdgen, diff, limits
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import SimKonnector
@@ -104,7 +105,7 @@ class Step:
     index: int
     line: int
     kind: str
-    body: dict[str, Any]
+    body: dict[str, Any] = attrs.field(repr=redacted_repr)  # may create a kubeconfig Secret
 
     def describe(self) -> str:
         b = self.body
@@ -143,7 +144,7 @@ class Scenario:
     clusters: tuple[str, ...]
     konnector_cluster: str
     konnector_namespace: str
-    setup: tuple[tuple[int, str, dict[str, Any]], ...]
+    setup: tuple[tuple[int, str, dict[str, Any]], ...] = attrs.field(repr=redacted_repr)
     steps: tuple[Step, ...]
 
 

@@ -198,7 +198,8 @@ class Stream:
 
     cluster: str
     reflector: Reflector
-    inflight: deque[tuple[float, dict[str, Any]]] = attrs.field(factory=deque)
+    # Watch events, Secrets' included: kept out of the repr.
+    inflight: deque[tuple[float, dict[str, Any]]] = attrs.field(factory=deque, repr=False)
     broken: bool = False
     retry_at: float = 0.0
 

@@ -28,14 +28,10 @@ from typing import IO, Any, Literal
 import attrs
 
 from kbcore.errors import ApiError
+from kbcore.kubeconfig import REDACTED as REDACTED  # re-exported: redaction is a pure rule
+from kbcore.kubeconfig import redact as redact  # re-exported, as REDACTED
 
 LogFormat = Literal["json", "text"]
-
-REDACTED = "<redacted>"
-# Compared after lower-casing and dropping "-"/"_", so client-key-data, client_key_data and
-# clientKeyData all match.
-_SECRET_KEYS = frozenset({"token", "password", "clientkeydata", "kubeconfig", "secretdata"})
-_SECRET_SUFFIXES = ("token", "password")  # bearerToken, id-token, refresh-token, ...
 
 # Exceptions that are part of normal operation (the API said no): logged with `error` only;
 # anything else also gets `stacktrace`, since it is a bug or an environment surprise.
@@ -84,30 +80,6 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
-
-
-def _is_secret_key(key: str) -> bool:
-    k = key.lower().replace("-", "").replace("_", "")
-    return k in _SECRET_KEYS or k.endswith(_SECRET_SUFFIXES)
-
-
-def redact(value: Any) -> Any:
-    """A copy of `value` with secret material masked: values under secret-looking keys, and the
-    `data`/`stringData` of anything shaped like a Secret. Never mutates its argument."""
-    if isinstance(value, Mapping):
-        secret_obj = value.get("kind") == "Secret"
-        out: dict[Any, Any] = {}
-        for k, v in value.items():
-            if isinstance(k, str) and (
-                _is_secret_key(k) or (secret_obj and k in ("data", "stringData"))
-            ):
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    return value
 
 
 def _jsonable(value: Any) -> Any:
