@@ -88,8 +88,7 @@ def test_kube_system_uid_stable_across_apiserver_restart(
 ) -> None:
     before = kube_system_uid(admin)
     for crash in (False, True):
-        seconds = provider.restart_apiserver(crash=crash)
-        assert seconds < 120
+        provider.restart_apiserver(crash=crash)  # fails unless ready again within its timeout
         # The same client object reconnects: its connection pool retries on a fresh socket.
         assert kube_system_uid(admin) == before, f"crash={crash}"
 

@@ -12,16 +12,18 @@ separate process. What a user relies on:
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kbcore.api import keys
-from kbcore.objects import ObjectKey
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey
 from tests.harness.clusters import build_binaries, start_clusters
 from tests.harness.konnector import WIDGETS, Konnector, Pair, eventually
 
@@ -47,16 +49,92 @@ def _logs(p: Pair) -> str:
     return "\n".join(f"--- {k.log_path.name}\n{k.log_tail()}" for k in p.konnectors)
 
 
+VAPS = GVR("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies")
+VAP_BINDINGS = GVR("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings")
+HOLD = "e2e-hold-widget-creates"
+
+
+def _provider_refuses(pair: Pair, name: str) -> bool:
+    """Whether the provider refuses to create a Widget `name` now (a probe, deleted at once)."""
+    probe = {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"size": "probe"},
+    }
+    try:
+        pair.provider.create(WIDGETS, probe)
+    except ApiError as err:
+        if err.code in (403, 422):
+            return True
+        raise
+    pair.provider.delete(WIDGETS, ObjectKey("default", name))
+    return False
+
+
+def _hold_creates(pair: Pair, prefix: str) -> None:
+    """Until `_release_creates`, the provider refuses to create Widgets named `prefix*` (a
+    ValidatingAdmissionPolicy): a sync cannot complete, however fast the machine."""
+    pair.apply(
+        pair.provider,
+        VAPS,
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": HOLD},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["example.org"],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE"],
+                            "resources": ["widgets"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"!object.metadata.name.startsWith('{prefix}')",
+                        "message": "held by the e2e test until the konnector is killed",
+                    }
+                ],
+            },
+        },
+    )
+    pair.apply(
+        pair.provider,
+        VAP_BINDINGS,
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": HOLD},
+            "spec": {"policyName": HOLD, "validationActions": ["Deny"]},
+        },
+    )
+    # A new policy takes effect once the server has loaded it.
+    eventually(lambda: _provider_refuses(pair, f"{prefix}-probe"), 60, "the hold in effect")
+
+
+def _release_creates(pair: Pair, prefix: str) -> None:
+    pair.provider.delete(VAP_BINDINGS, ObjectKey("", HOLD))
+    pair.provider.delete(VAPS, ObjectKey("", HOLD))
+    eventually(lambda: not _provider_refuses(pair, f"{prefix}-probe"), 60, "the hold lifted")
+
+
 def test_sigkill_mid_sync_and_restart_lose_and_duplicate_nothing(pair: Pair) -> None:
     k = pair.konnector().wait_ready()
     pair.wait_bound()
     names = [f"w{i:03d}" for i in range(150)]
+    # Kill it mid-sync: the provider refuses w100..w149 until the kill, so 100 copies are
+    # written and 50 are still to do when it dies.
+    _hold_creates(pair, "w1")
     pair.create_widgets(names)
-    # Kill it while the copies are being written, not before and not after.
-    eventually(lambda: len(pair.provider_widgets()) >= 10, 60, "first copies on the provider")
+    eventually(lambda: len(pair.provider_widgets()) == 100, 120, "the copies not held back")
     k.kill()
-    synced_at_kill = len(pair.provider_widgets())
-    assert synced_at_kill < len(names), "the kill came too late to be mid-sync"
+    assert len(pair.provider_widgets()) == 100  # the held ones were refused, not written
+    _release_creates(pair, "w1")
 
     k2 = pair.konnector().wait_ready()
 
@@ -95,6 +173,17 @@ def test_sigkill_mid_sync_and_restart_lose_and_duplicate_nothing(pair: Pair) -> 
     )
 
 
+LEASES = GVR("coordination.k8s.io", "v1", "leases")
+
+
+def _lease(pair: Pair) -> dict[str, Any]:
+    return pair.consumer.get(LEASES, ObjectKey("kube-bind", "konnector.kube-bind.io"))
+
+
+def _stamp(micro_time: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(micro_time.replace("Z", "+00:00"))
+
+
 def test_two_replicas_only_the_leader_writes_and_the_standby_takes_over(pair: Pair) -> None:
     a = pair.konnector("--leader-elect").wait_ready()
     b = pair.konnector("--leader-elect").wait_ready()  # a standby is ready too
@@ -126,10 +215,15 @@ def test_two_replicas_only_the_leader_writes_and_the_standby_takes_over(pair: Pa
     # A leader killed outright cannot release: a third replica waits out the lease, then leads.
     c = pair.konnector("--leader-elect").wait_ready()
     assert c.metric("kubebind_leader") == 0
-    killed_at = time.monotonic()
     standby.kill()
+    dead = _lease(pair)["spec"]  # nothing renews it any more
     eventually(lambda: c.metric("kubebind_leader") == 1, 60, "took over after a SIGKILL")
-    assert time.monotonic() - killed_at > 5, "took over before the dead leader's lease expired"
+    taken = _lease(pair)["spec"]
+    assert taken["holderIdentity"] != dead["holderIdentity"]
+    expired = _stamp(dead["renewTime"]) + dt.timedelta(seconds=dead["leaseDurationSeconds"])
+    assert _stamp(taken["acquireTime"]) >= expired, (
+        "took over before the dead leader's lease expired"
+    )
     pair.create_widgets(["after-kill"])
     eventually(lambda: len(pair.provider_widgets()) == 26, 60, "synced by the third replica")
 
