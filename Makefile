@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports crds-check scenarios e2e nightly bench bench-konnector clean helm
+.PHONY: demo check test lint format-check typecheck imports crds-check scenarios lowest e2e nightly \
+	bench bench-konnector clean helm
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -23,6 +24,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	@echo ">> ruff"
 	@$(BIN)/ruff check .
+
+format-check: $(STAMP)
+	@echo ">> ruff format --check"
+	@$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	@echo ">> mypy --strict kbcore kbshell kbsim"
@@ -42,9 +47,32 @@ scenarios: $(STAMP)
 	  $(BIN)/kbsim run "$$s" --json > /dev/null || { echo "scenario failed: $$s"; $(BIN)/kbsim run "$$s"; exit 1; }; \
 	  echo "   ok  $$s"; done
 
-test: lint typecheck imports crds-check scenarios k8sbin helm
+# The inner loop (a few minutes): everything that needs no real API server and no Go build.
+check: lint format-check typecheck imports crds-check scenarios
+	@echo ">> pytest tests/unit tests/property (hypothesis dev profile)"
+	@HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not realcluster" tests/unit tests/property
+
+test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm
 	@echo ">> pytest"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
+
+# The lowest kubernetes client pyproject.toml allows, in its own venv (created once, then
+# reused): the client's tests that need no API server run against it.
+LOWEST_VENV := .venv-lowest
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+KUBERNETES_LOWEST := $(shell sed -n 's/^ *"kubernetes>=\([0-9.]*\).*/\1/p' pyproject.toml)
+LOWEST_TESTS := tests/unit/shell tests/unit/test_kbshell_reflector.py
+
+$(LOWEST_STAMP): pyproject.toml
+	@echo ">> creating $(LOWEST_VENV) with kubernetes==$(KUBERNETES_LOWEST), the lowest supported"
+	@test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	@$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(LOWEST_VENV)/bin/python -m pip install -q -e '.[test]' 'kubernetes==$(KUBERNETES_LOWEST)'
+	@touch $(LOWEST_STAMP)
+
+lowest: $(LOWEST_STAMP)
+	@echo ">> client tests on kubernetes==$(KUBERNETES_LOWEST)"
+	@$(LOWEST_VENV)/bin/pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
 -include hack/k8s/k8s.mk
 
@@ -68,4 +96,4 @@ bench-konnector: $(STAMP) k8sbin
 	@$(BIN)/python bench/konnector_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
