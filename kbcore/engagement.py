@@ -140,9 +140,7 @@ def syncs_api(binding: Mapping[str, Any], api: str) -> bool:
     for the API has `Ready=True`, whatever the other APIs' state."""
     status = binding.get("status")
     entries = o.list_at(status, "boundAPIs") if isinstance(status, Mapping) else []
-    return any(
-        isinstance(e, Mapping) and e.get("name") == api and api_is_ready(e) for e in entries
-    )
+    return any(isinstance(e, Mapping) and e.get("name") == api and api_is_ready(e) for e in entries)
 
 
 def verified_fingerprint(

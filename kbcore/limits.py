@@ -119,8 +119,7 @@ def body_problem(body: Any) -> str:
     except RecursionError:
         if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             return (
-                f"it nests more than {MAX_JSON_DEPTH} levels deep, the most an API server "
-                "decodes"
+                f"it nests more than {MAX_JSON_DEPTH} levels deep, the most an API server decodes"
             )
         text = objects.canonical_json(body, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -433,9 +433,7 @@ def _read_string(s: str, i: int) -> tuple[str, int]:
 def _read_key(s: str, i: int, frame: list[Any]) -> int:
     """Read `"key":` at s[i] into `frame`; the index of the value after it."""
     if s[i : i + 1] != '"':
-        raise json.JSONDecodeError(
-            "Expecting property name enclosed in double quotes", s, i
-        )
+        raise json.JSONDecodeError("Expecting property name enclosed in double quotes", s, i)
     frame[1], i = _read_string(s, i)
     i = _WHITESPACE.match(s, i).end()  # type: ignore[union-attr]
     if s[i : i + 1] != ":":

@@ -87,9 +87,7 @@ def _bind_address(value: str) -> str:
     try:
         parse_bind_address(value)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"{err} (e.g. :8081, 127.0.0.1:8081, [::1]:8081)"
-        ) from err
+        raise argparse.ArgumentTypeError(f"{err} (e.g. :8081, 127.0.0.1:8081, [::1]:8081)") from err
     return value
 
 
@@ -219,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics_address=args.metrics_bind_address,
         ).start()
     except ListenError as err:
-        flag = "--metrics-bind-address" if err.serves == "metrics" else (
-            "--health-probe-bind-address"
+        flag = (
+            "--metrics-bind-address" if err.serves == "metrics" else ("--health-probe-bind-address")
         )
         log.error("cannot open a listener", extra={"error": err, "flag": flag})
         if recorder is not None:

@@ -615,9 +615,10 @@ class Monitor:
         of a bound API (or a related copy) lives in it."""
         before = rec.before or {}
         labels = o.labels_of(before)
-        mine = labels.get(keys.LABEL_MANAGED) == "true" and labels.get(
-            keys.ANNOTATION_CONSUMER_CLUSTER_UID
-        ) == self._local_uid()
+        mine = (
+            labels.get(keys.LABEL_MANAGED) == "true"
+            and labels.get(keys.ANNOTATION_CONSUMER_CLUSTER_UID) == self._local_uid()
+        )
         server = self.world.clusters[cluster]
         occupied = []
         for gvr in [*self._bound(), SECRETS, CONFIGMAPS]:

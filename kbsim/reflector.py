@@ -98,4 +98,3 @@ class Reflector:
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
-

@@ -35,7 +35,10 @@ def test_consumer_crd_is_created_updated_and_then_left_alone(api: Api) -> None:
     try:
         api.create(CRDS, create.body)
         live = api.wait_established(name)
-        assert schema.plan_install(desired, live, connection="conn", create=True, update=True).actions == ()
+        assert (
+            schema.plan_install(desired, live, connection="conn", create=True, update=True).actions
+            == ()
+        )
 
         # The provider adds a printer column: the kernel's PUT is accepted as it stands.
         changed = provider_crd(group)

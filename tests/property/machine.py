@@ -47,18 +47,32 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": "example.org",
         "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                  "listKind": "WidgetList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
-                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "listKind": "WidgetList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
                 },
-            }},
-        }],
+            }
+        ],
     },
 }
 
@@ -80,8 +94,11 @@ keys_st = st.tuples(st.sampled_from(NAMESPACES_USED), st.sampled_from(NAMES)).ma
 
 
 def widget(key: ObjectKey, **fields: Any) -> dict[str, Any]:
-    obj = {"apiVersion": "example.org/v1", "kind": "Widget",
-           "metadata": {"namespace": key.namespace, "name": key.name}}
+    obj = {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"namespace": key.namespace, "name": key.name},
+    }
     obj.update(fields)
     return obj
 
@@ -97,8 +114,9 @@ def base_world(seed: int) -> World:
         consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
     provider.create(scenario.CRDS, o.deepcopy(WIDGET_CRD))
     for ns in ("kube-bind", "team-x"):
-        consumer.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                     "metadata": {"name": ns}})
+        consumer.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
     world.settle(5)
     return world
 
@@ -108,17 +126,35 @@ def build_world(
 ) -> World:
     world = base_world(seed)
     consumer = world.clusters["consumer"]
-    consumer.create(GVR("", "v1", "secrets"),
-                    scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
-    consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {
-        "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "p"},
-        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind",
-                                         "name": "provider-kubeconfig"}}})
-    consumer.create(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), {
-        "apiVersion": keys.API_VERSION, "kind": "ClusterBinding", "metadata": {"name": "w"},
-        "spec": {"connectionRef": {"name": "p"}, "apis": [{"name": "widgets.example.org"}],
-                 "conflictPolicy": policy,
-                 **({"relatedResources": list(related)} if related else {})}})
+    consumer.create(
+        GVR("", "v1", "secrets"),
+        scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"),
+    )
+    consumer.create(
+        GVR(keys.GROUP, keys.VERSION, "connections"),
+        {
+            "apiVersion": keys.API_VERSION,
+            "kind": "Connection",
+            "metadata": {"name": "p"},
+            "spec": {
+                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "provider-kubeconfig"}
+            },
+        },
+    )
+    consumer.create(
+        GVR(keys.GROUP, keys.VERSION, "clusterbindings"),
+        {
+            "apiVersion": keys.API_VERSION,
+            "kind": "ClusterBinding",
+            "metadata": {"name": "w"},
+            "spec": {
+                "connectionRef": {"name": "p"},
+                "apis": [{"name": "widgets.example.org"}],
+                "conflictPolicy": policy,
+                **({"relatedResources": list(related)} if related else {}),
+            },
+        },
+    )
     world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind", planner=planner))
     world.settle(10)
     return world
@@ -165,25 +201,39 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(key=keys_st, size=st.sampled_from(SIZES))
     def consumer_update(self, key: ObjectKey, size: str) -> None:
-        self._user(lambda: self._server("consumer").patch(
-            WIDGETS, key, {"spec": {"size": size}}, "merge", user=ADMIN))
+        self._user(
+            lambda: self._server("consumer").patch(
+                WIDGETS, key, {"spec": {"size": size}}, "merge", user=ADMIN
+            )
+        )
 
     @rule(key=keys_st)
     def consumer_delete(self, key: ObjectKey) -> None:
         self._user(lambda: self._server("consumer").delete(WIDGETS, key, user=ADMIN))
 
     # -- the provider's own actors -------------------------------------------------------------
-    @rule(key=keys_st, phase=st.sampled_from(["Pending", "Running", "Failed"]),
-          depth=st.sampled_from([0, 0, DEEP_STATUS]))
+    @rule(
+        key=keys_st,
+        phase=st.sampled_from(["Pending", "Running", "Failed"]),
+        depth=st.sampled_from([0, 0, DEEP_STATUS]),
+    )
     def provider_status(self, key: ObjectKey, phase: str, depth: int) -> None:
         """The provider's controller writes a status; sometimes nested deeper than Python
         recurses (a real server stores up to 10,000 levels), which must sync all the same."""
         status: dict[str, Any] = {"phase": phase}
         if depth:
             status["trace"] = nested(depth, phase)
-        self._user(lambda: self._server("provider").patch(
-            WIDGETS, key, {"status": status}, "merge", subresource="status",
-            user=ADMIN, field_manager="provider-controller"))
+        self._user(
+            lambda: self._server("provider").patch(
+                WIDGETS,
+                key,
+                {"status": status},
+                "merge",
+                subresource="status",
+                user=ADMIN,
+                field_manager="provider-controller",
+            )
+        )
 
     def _synced_keys(self) -> list[ObjectKey]:
         """Keys of provider copies the konnector made (they carry our cluster marker)."""
@@ -191,7 +241,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
             return []
         copies = self._server("provider").list(WIDGETS)[0]
         return sorted(
-            o.key_of(p) for p in copies
+            o.key_of(p)
+            for p in copies
             if keys.ANNOTATION_CONSUMER_CLUSTER_UID in o.annotations_of(p)
         )
 
@@ -212,8 +263,11 @@ class ConvergenceMachine(RuleBasedStateMachine):
                 keys.ANNOTATION_CONSUMER_CLUSTER_UID: OTHER_CLUSTER_UID,
                 keys.ANNOTATION_CONSUMER_OBJECT_UID: "someone-elses-object",
             }
-        self._user(lambda: self._server("provider").create(WIDGETS, obj, user=ADMIN,
-                                                           field_manager="foreign"))
+        self._user(
+            lambda: self._server("provider").create(
+                WIDGETS, obj, user=ADMIN, field_manager="foreign"
+            )
+        )
 
     @rule(key=keys_st, size=st.sampled_from(SIZES), marked=st.booleans())
     def conflict(self, key: ObjectKey, size: str, marked: bool) -> None:
@@ -224,9 +278,16 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(key=keys_st, size=st.sampled_from(SIZES))
     def foreign_edit(self, key: ObjectKey, size: str) -> None:
-        self._user(lambda: self._server("provider").patch(
-            WIDGETS, key, {"spec": {"size": "edited-" + size}}, "merge", user=ADMIN,
-            field_manager="foreign"))
+        self._user(
+            lambda: self._server("provider").patch(
+                WIDGETS,
+                key,
+                {"spec": {"size": "edited-" + size}},
+                "merge",
+                user=ADMIN,
+                field_manager="foreign",
+            )
+        )
 
     @rule(key=keys_st)
     def foreign_delete(self, key: ObjectKey) -> None:
@@ -236,9 +297,16 @@ class ConvergenceMachine(RuleBasedStateMachine):
     def provider_finalizer(self, key: ObjectKey, hold: bool) -> None:
         """A provider-side controller holds (or releases) its own finalizer on an object."""
         fins = [PROVIDER_FINALIZER] if hold else []
-        self._user(lambda: self._server("provider").patch(
-            WIDGETS, key, {"metadata": {"finalizers": fins}}, "merge", user=ADMIN,
-            field_manager="provider-controller"))
+        self._user(
+            lambda: self._server("provider").patch(
+                WIDGETS,
+                key,
+                {"metadata": {"finalizers": fins}},
+                "merge",
+                user=ADMIN,
+                field_manager="provider-controller",
+            )
+        )
 
     @rule()
     def bind_to_itself(self) -> None:
@@ -247,27 +315,47 @@ class ConvergenceMachine(RuleBasedStateMachine):
         secret = scenario.kubeconfig_secret("kube-bind", "self-kubeconfig", "consumer")
         self._user(lambda: consumer.create(GVR("", "v1", "secrets"), secret, user=ADMIN))
         conn = {
-            "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "myself"},
-            "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind", "name": "self-kubeconfig"},
-                     "schema": {"pullPolicy": "All"}}}
-        self._user(lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn,
-                                           user=ADMIN))
+            "apiVersion": keys.API_VERSION,
+            "kind": "Connection",
+            "metadata": {"name": "myself"},
+            "spec": {
+                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "self-kubeconfig"},
+                "schema": {"pullPolicy": "All"},
+            },
+        }
+        self._user(
+            lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn, user=ADMIN)
+        )
 
     # -- faults and time ---------------------------------------------------------------------
-    @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events",
-                                "duplicate-watch-events", "stale-reads"]),
-          cluster=st.sampled_from(["provider", "consumer"]),
-          seconds=st.floats(0.1, 10))
+    @rule(
+        kind=st.sampled_from(
+            ["drop-watch-events", "delay-watch-events", "duplicate-watch-events", "stale-reads"]
+        ),
+        cluster=st.sampled_from(["provider", "consumer"]),
+        seconds=st.floats(0.1, 10),
+    )
     def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
         self.w.inject(kind, {"cluster": cluster, "duration": seconds})
 
-    @rule(cluster=st.sampled_from(["provider", "consumer"]),
-          code=st.sampled_from([500, 429, 504]), after_write=st.booleans(),
-          seconds=st.floats(0.1, 10))
+    @rule(
+        cluster=st.sampled_from(["provider", "consumer"]),
+        code=st.sampled_from([500, 429, 504]),
+        after_write=st.booleans(),
+        seconds=st.floats(0.1, 10),
+    )
     def api_errors(self, cluster: str, code: int, after_write: bool, seconds: float) -> None:
-        self.w.inject("api-errors", {"cluster": cluster, "code": code, "rate": 0.5,
-                                     "after_write": after_write, "duration": seconds,
-                                     "retry_after": 1})
+        self.w.inject(
+            "api-errors",
+            {
+                "cluster": cluster,
+                "code": code,
+                "rate": 0.5,
+                "after_write": after_write,
+                "duration": seconds,
+                "retry_after": 1,
+            },
+        )
 
     @rule(cluster=st.sampled_from(["provider", "consumer"]))
     def compact(self, cluster: str) -> None:
@@ -341,9 +429,16 @@ def release_provider_finalizers(world: World) -> None:
     for p in provider.list(WIDGETS)[0]:
         if PROVIDER_FINALIZER in o.finalizers(p):
             rest = [f for f in o.finalizers(p) if f != PROVIDER_FINALIZER]
-            world.user_call(lambda p=p, rest=rest: provider.patch(
-                WIDGETS, o.key_of(p), {"metadata": {"finalizers": rest}}, "merge", user=ADMIN,
-                field_manager="provider-controller"))
+            world.user_call(
+                lambda p=p, rest=rest: provider.patch(
+                    WIDGETS,
+                    o.key_of(p),
+                    {"metadata": {"finalizers": rest}},
+                    "merge",
+                    user=ADMIN,
+                    field_manager="provider-controller",
+                )
+            )
 
 
 def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: Any) -> Any:
@@ -363,8 +458,14 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
 
     bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
     policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")
-    view = InstanceView(WIDGETS, True, c, Coverage(True, policy),
-                        ProviderView(p, fresh=True, namespace_exists=ns_exists), local_uid)
+    view = InstanceView(
+        WIDGETS,
+        True,
+        c,
+        Coverage(True, policy),
+        ProviderView(p, fresh=True, namespace_exists=ns_exists),
+        local_uid,
+    )
     plan = planner(view)
     assert not plan.needs
     return plan
@@ -397,16 +498,33 @@ def build_schema_world(seed: int) -> World:
     world = base_world(seed)
     consumer, provider = world.clusters["consumer"], world.clusters["provider"]
     provider.create(CRDS, o.deepcopy(GADGET_CRD))
-    consumer.create(GVR("", "v1", "secrets"),
-                    scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"))
-    consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), {
-        "apiVersion": keys.API_VERSION, "kind": "Connection", "metadata": {"name": "p"},
-        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind",
-                                         "name": "provider-kubeconfig"}}})
-    consumer.create(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), {
-        "apiVersion": keys.API_VERSION, "kind": "ClusterBinding", "metadata": {"name": "w"},
-        "spec": {"connectionRef": {"name": "p"},
-                 "apis": [{"name": WIDGETS_API}, {"name": GADGETS_API}]}})
+    consumer.create(
+        GVR("", "v1", "secrets"),
+        scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"),
+    )
+    consumer.create(
+        GVR(keys.GROUP, keys.VERSION, "connections"),
+        {
+            "apiVersion": keys.API_VERSION,
+            "kind": "Connection",
+            "metadata": {"name": "p"},
+            "spec": {
+                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "provider-kubeconfig"}
+            },
+        },
+    )
+    consumer.create(
+        GVR(keys.GROUP, keys.VERSION, "clusterbindings"),
+        {
+            "apiVersion": keys.API_VERSION,
+            "kind": "ClusterBinding",
+            "metadata": {"name": "w"},
+            "spec": {
+                "connectionRef": {"name": "p"},
+                "apis": [{"name": WIDGETS_API}, {"name": GADGETS_API}],
+            },
+        },
+    )
     world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind"))
     world.settle(10)
     return world
@@ -481,8 +599,11 @@ class SchemaChangeMachine(RuleBasedStateMachine):
           size=st.sampled_from(SIZES))  # fmt: skip
     def consumer_update(self, api: str, key: ObjectKey, size: str) -> None:
         gvr = self._gvr(api)
-        self._user(lambda: self.w.clusters["consumer"].patch(
-            gvr, key, {"spec": {"size": size}}, "merge", user=ADMIN))
+        self._user(
+            lambda: self.w.clusters["consumer"].patch(
+                gvr, key, {"spec": {"size": size}}, "merge", user=ADMIN
+            )
+        )
 
     @rule(api=st.sampled_from([WIDGETS_API, GADGETS_API]), key=keys_st)
     def consumer_delete(self, api: str, key: ObjectKey) -> None:
@@ -512,7 +633,10 @@ class SchemaChangeMachine(RuleBasedStateMachine):
             elif change == "migrate-version" and crd is not None:
                 # Straight to the next version, the old one gone (a provider that re-creates).
                 last = max(int(v["name"][1:]) for v in crd["spec"]["versions"])
-                new["spec"] = {**o.deepcopy(crd["spec"]), "versions": [_version(f"v{last + 1}", True)]}
+                new["spec"] = {
+                    **o.deepcopy(crd["spec"]),
+                    "versions": [_version(f"v{last + 1}", True)],
+                }
             # A CRD's scope cannot be updated: the provider deletes it (its objects go with
             # it) and creates it anew.
             self._user(lambda: provider.delete(CRDS, key, user=ADMIN))
@@ -547,9 +671,16 @@ class SchemaChangeMachine(RuleBasedStateMachine):
                 others[0]["served"] = False
             else:
                 # The provider migrated its own objects first: only then may it drop one.
-                self._user(lambda: provider.patch(
-                    CRDS, key, {"status": {"storedVersions": [storage]}}, "merge",
-                    subresource="status", user=ADMIN))
+                self._user(
+                    lambda: provider.patch(
+                        CRDS,
+                        key,
+                        {"status": {"storedVersions": [storage]}},
+                        "merge",
+                        subresource="status",
+                        user=ADMIN,
+                    )
+                )
                 versions.remove(others[0])
         elif change in ("singular", "restore-singular"):
             spec["names"]["singular"] = "wdgt" if change == "singular" else "widget"
@@ -560,15 +691,26 @@ class SchemaChangeMachine(RuleBasedStateMachine):
         self._user(lambda: provider.update(CRDS, crd, user=ADMIN))
 
     # -- faults and time ---------------------------------------------------------------------
-    @rule(kind=st.sampled_from(["drop-watch-events", "delay-watch-events", "stale-reads"]),
-          cluster=st.sampled_from(["provider", "consumer"]), seconds=st.floats(0.1, 10))
+    @rule(
+        kind=st.sampled_from(["drop-watch-events", "delay-watch-events", "stale-reads"]),
+        cluster=st.sampled_from(["provider", "consumer"]),
+        seconds=st.floats(0.1, 10),
+    )
     def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
         self.w.inject(kind, {"cluster": cluster, "duration": seconds})
 
     @rule(cluster=st.sampled_from(["provider", "consumer"]), seconds=st.floats(0.1, 10))
     def api_errors(self, cluster: str, seconds: float) -> None:
-        self.w.inject("api-errors", {"cluster": cluster, "code": 500, "rate": 0.5,
-                                     "after_write": False, "duration": seconds})
+        self.w.inject(
+            "api-errors",
+            {
+                "cluster": cluster,
+                "code": 500,
+                "rate": 0.5,
+                "after_write": False,
+                "duration": seconds,
+            },
+        )
 
     @rule(after=st.none() | st.integers(0, 3))
     def crash(self, after: int | None) -> None:
@@ -643,15 +785,18 @@ def check_schema_liveness(world: World) -> None:
         theirs = None
     entry = _entry(binding, WIDGETS_API)
     # What the consumer CRD can follow, stated independently of the kernel's gate.
-    webhook = theirs is not None and (theirs["spec"].get("conversion") or {}).get(
-        "strategy") == "Webhook"
+    webhook = (
+        theirs is not None and (theirs["spec"].get("conversion") or {}).get("strategy") == "Webhook"
+    )
     followable = theirs is not None and not webhook
     if followable:
         assert theirs is not None
         desired = kschema.for_consumer(theirs, "p")
         served = {v["name"] for v in desired["spec"]["versions"]}
-        followable = addressing(desired) == addressing(live) and set(
-            live["status"]["storedVersions"]) <= served
+        followable = (
+            addressing(desired) == addressing(live)
+            and set(live["status"]["storedVersions"]) <= served
+        )
     assert _api_ready(entry) == followable, (followable, entry, theirs and theirs["spec"])
     ready = any(c["type"] == "Ready" and c["status"] == "True"
                 for c in binding["status"]["conditions"])  # fmt: skip
@@ -675,8 +820,11 @@ def check_schema_liveness(world: World) -> None:
             world.user_call(lambda: consumer.create(gvr, fresh, user=ADMIN))
         for c in consumer.list(gvr)[0]:
             with contextlib.suppress(ApiError):
-                world.user_call(lambda c=c: consumer.patch(
-                    gvr, o.key_of(c), {"spec": {"size": "edited"}}, "merge", user=ADMIN))
+                world.user_call(
+                    lambda c=c: consumer.patch(
+                        gvr, o.key_of(c), {"spec": {"size": "edited"}}, "merge", user=ADMIN
+                    )
+                )
         before = world.writes[("provider", WIDGETS_API)]
         world.advance(60.0)
         tried = world.writes[("provider", WIDGETS_API)] - before

@@ -133,9 +133,13 @@ def recursive_copy(view: InstanceView) -> Plan:
 SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
     # bug -> (mutant kernel, the property failure that must catch it)
     "delete by name without a UID check": (
-        delete_by_name_without_uid_check, "no-foreign-provider-writes"),
+        delete_by_name_without_uid_check,
+        "no-foreign-provider-writes",
+    ),
     "finalizer removed before the provider copy is gone": (
-        finalizer_removed_before_copy_is_gone, "finalizer-held-while-provider-copy-exists"),
+        finalizer_removed_before_copy_is_gone,
+        "finalizer-held-while-provider-copy-exists",
+    ),
     "no-op writes": (noop_writes, "converged world still plans"),
     "adopting a foreign-owned object": (adopt_foreign_owned, "no-foreign-provider-writes"),
     "status dropped": (status_dropped, "status not mirrored"),
@@ -147,7 +151,10 @@ SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
 KERNEL_PATCHES: dict[str, tuple[str, Any, str]] = {
     # bug -> (kernel attribute replaced, its replacement, the property failure that must catch it)
     "self-binding not refused": (
-        "kbcore.connection.reaches_itself", lambda _provider, _consumer: False, "no-self-binding"),
+        "kbcore.connection.reaches_itself",
+        lambda _provider, _consumer: False,
+        "no-self-binding",
+    ),
 }
 
 

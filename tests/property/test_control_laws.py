@@ -40,8 +40,13 @@ GOOD_KUBECONFIG = base64.b64encode(
     b"users: [{name: u, user: {token: t}}]\n"
     b"contexts: [{name: p, context: {cluster: p, user: u}}]\ncurrent-context: p\n"
 ).decode()
-READY = {"type": "Ready", "status": "True", "reason": "AsExpected", "message": "",
-         "lastTransitionTime": "2026-01-01T00:00:00Z"}
+READY = {
+    "type": "Ready",
+    "status": "True",
+    "reason": "AsExpected",
+    "message": "",
+    "lastTransitionTime": "2026-01-01T00:00:00Z",
+}
 
 
 def plausible(kind: str, name: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -50,33 +55,64 @@ def plausible(kind: str, name: str) -> st.SearchStrategy[dict[str, Any]]:
     if kind == "Connection":
         spec = st.fixed_dictionaries(
             {"kubeconfigSecretRef": st.just({"namespace": "kube-bind", "name": "kc"})},
-            optional={"schema": st.one_of(junk, st.fixed_dictionaries({}, optional={
-                "source": st.sampled_from(["Auto", "CRD", "OpenAPI", "x"]),
-                "pullPolicy": st.sampled_from(["Bound", "All", "None", 3]),
-                "updatePolicy": st.sampled_from(["Always", "Once", None])})),
-                "autoBind": st.one_of(st.booleans(), junk)},
+            optional={
+                "schema": st.one_of(
+                    junk,
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "source": st.sampled_from(["Auto", "CRD", "OpenAPI", "x"]),
+                            "pullPolicy": st.sampled_from(["Bound", "All", "None", 3]),
+                            "updatePolicy": st.sampled_from(["Always", "Once", None]),
+                        },
+                    ),
+                ),
+                "autoBind": st.one_of(st.booleans(), junk),
+            },
         )
     else:
         spec = st.fixed_dictionaries(
-            {"connectionRef": st.one_of(st.just({"name": "p"}), junk),
-             "apis": st.one_of(st.just([{"name": "widgets.example.org"}]), junk)},
-            optional={"relatedResources": st.one_of(junk, st.just([
-                {"resource": "secrets", "direction": "FromProvider"}]))},
+            {
+                "connectionRef": st.one_of(st.just({"name": "p"}), junk),
+                "apis": st.one_of(st.just([{"name": "widgets.example.org"}]), junk),
+            },
+            optional={
+                "relatedResources": st.one_of(
+                    junk, st.just([{"resource": "secrets", "direction": "FromProvider"}])
+                )
+            },
         )
-    status = st.fixed_dictionaries({}, optional={
-        "conditions": st.one_of(st.just([READY]), junk),
-        "localClusterUID": st.one_of(st.just("l"), junk),
-        "remoteClusterUID": st.one_of(st.just("r"), junk),
-        "activeSchemaSource": st.sampled_from(["CRD", "OpenAPI", ""]),
-        "exportedAPIs": st.one_of(junk, st.just([{"name": "widgets.example.org",
-                                                   "scope": "Namespaced"}])),
-        "boundAPIs": junk,
-    })
+    status = st.fixed_dictionaries(
+        {},
+        optional={
+            "conditions": st.one_of(st.just([READY]), junk),
+            "localClusterUID": st.one_of(st.just("l"), junk),
+            "remoteClusterUID": st.one_of(st.just("r"), junk),
+            "activeSchemaSource": st.sampled_from(["CRD", "OpenAPI", ""]),
+            "exportedAPIs": st.one_of(
+                junk, st.just([{"name": "widgets.example.org", "scope": "Namespaced"}])
+            ),
+            "boundAPIs": junk,
+        },
+    )
     return st.fixed_dictionaries(
-        {"apiVersion": st.just("core.kube-bind.io/v1alpha1"), "kind": st.just(kind),
-         "spec": spec, "status": status}
-    ).map(lambda o: {**o, "metadata": {"name": name, "uid": "u1", "resourceVersion": "1",
-                                        "finalizers": ["core.kube-bind.io/cleanup"]}})
+        {
+            "apiVersion": st.just("core.kube-bind.io/v1alpha1"),
+            "kind": st.just(kind),
+            "spec": spec,
+            "status": status,
+        }
+    ).map(
+        lambda o: {
+            **o,
+            "metadata": {
+                "name": name,
+                "uid": "u1",
+                "resourceVersion": "1",
+                "finalizers": ["core.kube-bind.io/cleanup"],
+            },
+        }
+    )
 
 
 def answer(read: Read, junk: Any, consumer_uid: str | None = None, absent: bool = False) -> Any:
@@ -121,10 +157,17 @@ JUNK_ANSWERS = st.one_of(
     st.none(),
     json_objects(6),
     st.just({"metadata": {"name": "kube-system", "uid": "r"}}),
-    st.just({"metadata": {"name": "x", "uid": "r", "labels": {"core.kube-bind.io/managed": "true"}},
-             "spec": {"group": "example.org", "names": {"plural": "widgets", "kind": "Widget"},
-                      "scope": "Namespaced", "versions": [{"name": "v1", "served": True,
-                                                           "storage": True}]}}),
+    st.just(
+        {
+            "metadata": {"name": "x", "uid": "r", "labels": {"core.kube-bind.io/managed": "true"}},
+            "spec": {
+                "group": "example.org",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "scope": "Namespaced",
+                "versions": [{"name": "v1", "served": True, "storage": True}],
+            },
+        }
+    ),
 )
 
 

@@ -133,7 +133,6 @@ def assert_total(plan: Plan, *, sendable: bool = True) -> None:
             assert body_problem(body) == "", body_problem(body)
 
 
-
 # --- plan_instance ----------------------------------------------------------------------------
 
 
@@ -187,13 +186,24 @@ def exported_crd(schema_value: Any) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.org", "uid": "r",
-                     "labels": {"core.kube-bind.io/exported": "true",
-                                "core.kube-bind.io/managed": "true"}},
-        "spec": {"group": "example.org", "names": {"plural": "widgets", "kind": "Widget"},
-                 "scope": "Namespaced",
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": schema_value}}]},
+        "metadata": {
+            "name": "widgets.example.org",
+            "uid": "r",
+            "labels": {"core.kube-bind.io/exported": "true", "core.kube-bind.io/managed": "true"},
+        },
+        "spec": {
+            "group": "example.org",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema_value},
+                }
+            ],
+        },
     }
 
 
@@ -203,16 +213,28 @@ def omni_document(component: Any) -> dict[str, Any]:
     the same value), with `component` as the Widget schema."""
     return {
         "metadata": {"name": "x", "uid": "r"},
-        "groups": [{"name": "example.org", "versions": [{"version": "v1"}],
-                    "preferredVersion": {"version": "v1"}}],
-        "resources": [{"name": "widgets", "kind": "Widget", "namespaced": True},
-                      {"name": "widgets/status", "kind": "Widget"}],
+        "groups": [
+            {
+                "name": "example.org",
+                "versions": [{"version": "v1"}],
+                "preferredVersion": {"version": "v1"},
+            }
+        ],
+        "resources": [
+            {"name": "widgets", "kind": "Widget", "namespaced": True},
+            {"name": "widgets/status", "kind": "Widget"},
+        ],
         "paths": {"apis/example.org/v1": {"serverRelativeURL": "/openapi/v3/apis/example.org/v1"}},
-        "components": {"schemas": {"org.example.v1.Widget": {
-            **(component if isinstance(component, dict) else {"x": component}),
-            "x-kubernetes-group-version-kind": [
-                {"group": "example.org", "version": "v1", "kind": "Widget"}],
-        }}},
+        "components": {
+            "schemas": {
+                "org.example.v1.Widget": {
+                    **(component if isinstance(component, dict) else {"x": component}),
+                    "x-kubernetes-group-version-kind": [
+                        {"group": "example.org", "version": "v1", "kind": "Widget"}
+                    ],
+                }
+            }
+        },
     }
 
 
@@ -235,9 +257,16 @@ class Answer:
         if self.kind == "openapi with a deep schema":
             return omni_document(_deep_schema(self.deep.depth // 2))
         if self.kind == "secret":
-            secret = {"metadata": {"name": "s", "namespace": "team-a", "uid": "r",
-                                   "labels": {"app": "x"}}, "type": "Opaque",
-                      "data": {"k": "dg=="}}
+            secret = {
+                "metadata": {
+                    "name": "s",
+                    "namespace": "team-a",
+                    "uid": "r",
+                    "labels": {"app": "x"},
+                },
+                "type": "Opaque",
+                "data": {"k": "dg=="},
+            }
             graft(secret, self.where, deep)
             return secret
         return deep if isinstance(deep, dict) else {"items": deep}
@@ -245,22 +274,46 @@ class Answer:
 
 ANSWERS = st.builds(
     Answer,
-    st.sampled_from(["crd", "crd with a deep schema", "openapi", "openapi with a deep schema",
-                     "secret", "value"]),
+    st.sampled_from(
+        [
+            "crd",
+            "crd with a deep schema",
+            "openapi",
+            "openapi with a deep schema",
+            "secret",
+            "value",
+        ]
+    ),
     deep_values((DEPTH, MAX_JSON_DEPTH - 5)),
     OBJECT_PLACES,
 )
 
 
 CONNECTION_PLACES = st.sampled_from(
-    [("spec",), ("spec", "schema"), ("spec", "autoBind"), ("status",),
-     ("status", "exportedAPIs"), ("status", "conditions"), ("metadata", "annotations"),
-     ("metadata", "finalizers"), ("extra",)]
+    [
+        ("spec",),
+        ("spec", "schema"),
+        ("spec", "autoBind"),
+        ("status",),
+        ("status", "exportedAPIs"),
+        ("status", "conditions"),
+        ("metadata", "annotations"),
+        ("metadata", "finalizers"),
+        ("extra",),
+    ]
 )
 BINDING_PLACES = st.sampled_from(
-    [("spec",), ("spec", "apis"), ("spec", "relatedResources"), ("spec", "connectionRef"),
-     ("status",), ("status", "boundAPIs"), ("status", "conditions"),
-     ("metadata", "annotations"), ("extra",)]
+    [
+        ("spec",),
+        ("spec", "apis"),
+        ("spec", "relatedResources"),
+        ("spec", "connectionRef"),
+        ("status",),
+        ("status", "boundAPIs"),
+        ("status", "conditions"),
+        ("metadata", "annotations"),
+        ("extra",),
+    ]
 )
 SOURCES = st.sampled_from(["CRD", "OpenAPI", "Auto"])
 
@@ -280,8 +333,10 @@ def test_plan_connection_is_total_at_any_depth(
         conn["spec"]["schema"] = {"source": source}
     graft(conn, where, deep.value())
     junk = answer.value()
-    secret = {"metadata": {"namespace": "kube-bind", "name": "kc"},
-              "data": {"kubeconfig": GOOD_KUBECONFIG}}
+    secret = {
+        "metadata": {"namespace": "kube-bind", "name": "kc"},
+        "data": {"kubeconfig": GOOD_KUBECONFIG},
+    }
     view = ConnectionView(
         connection=conn,
         konnector_namespace="kube-bind",
@@ -296,8 +351,9 @@ def test_plan_connection_is_total_at_any_depth(
 
 @DEEP
 @given(
-    binding=st.one_of(plausible("ClusterBinding", "b"), hostile("ClusterBinding", "b"),
-                      plausible("Binding", "b")),
+    binding=st.one_of(
+        plausible("ClusterBinding", "b"), hostile("ClusterBinding", "b"), plausible("Binding", "b")
+    ),
     conn=plausible("Connection", "p"),
     where=BINDING_PLACES,
     deep=deep_values((DEPTH, MAX_JSON_DEPTH - 5)),
@@ -334,14 +390,20 @@ def test_plan_binding_is_total_at_any_depth(
 # --- the schema kernels ------------------------------------------------------------------------
 
 SCHEMA_PLACES = st.sampled_from(
-    [("properties", "spec"), ("properties", "spec", "items"),
-     ("properties", "spec", "additionalProperties"), ("properties", "spec", "default"),
-     ("properties", "spec", "enum"), ("x-kubernetes-validations",)]
+    [
+        ("properties", "spec"),
+        ("properties", "spec", "items"),
+        ("properties", "spec", "additionalProperties"),
+        ("properties", "spec", "default"),
+        ("properties", "spec", "enum"),
+        ("x-kubernetes-validations",),
+    ]
 )
 
 
-@given(where=SCHEMA_PLACES, deep=deep_values((MAX_SCHEMA_DEPTH + 1, 420, DEPTH)),
-       update=st.booleans())
+@given(
+    where=SCHEMA_PLACES, deep=deep_values((MAX_SCHEMA_DEPTH + 1, 420, DEPTH)), update=st.booleans()
+)
 def test_a_schema_too_deep_is_refused_naming_the_api_and_the_limit(
     where: tuple[str, ...], deep: Deep, update: bool
 ) -> None:
@@ -435,10 +497,14 @@ def test_the_kubeconfig_of_a_deep_secret_is_a_secret_problem() -> None:
     """A kubeconfig nested deeper than the shell's YAML reader follows is a problem on the
     Connection, not an exception (the shell's loader raises; the kernel turns it into words)."""
     text = "clusters: " + "[" * 5000 + "]" * 5000
-    conn = {"metadata": {"name": "p"}, "spec": {"kubeconfigSecretRef": {
-        "namespace": "kube-bind", "name": "kc"}}}
-    secret = {"metadata": {"namespace": "kube-bind", "name": "kc"},
-              "data": {"kubeconfig": base64.b64encode(text.encode()).decode()}}
+    conn = {
+        "metadata": {"name": "p"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "kube-bind", "name": "kc"}},
+    }
+    secret = {
+        "metadata": {"namespace": "kube-bind", "name": "kc"},
+        "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
+    }
     problem = credentials_for(conn, secret, "kube-bind")
     assert not isinstance(problem, Credentials)
     assert "is not YAML" in problem.message

@@ -922,7 +922,9 @@ LIMIT_PATCH = {
     )
     for reason in ("StatusExceedsLimits", "SpecExceedsLimits")
 }
-CLEAR_LIMIT = MergePatch(CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": None}}})
+CLEAR_LIMIT = MergePatch(
+    CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": None}}}
+)
 
 
 def deep(levels: int) -> Any:
@@ -953,7 +955,11 @@ def test_rule7_a_status_too_deep_to_write_is_annotated_and_told_once() -> None:
     assert plan.actions == (
         LIMIT_PATCH["StatusExceedsLimits"],
         EmitEvent(
-            CREF, "Widget", CUID, "Warning", "StatusExceedsLimits",
+            CREF,
+            "Widget",
+            CUID,
+            "Warning",
+            "StatusExceedsLimits",
             "status of provider object team-a/w1 not mirrored: it nests more than 10000 levels "
             "deep, the most an API server decodes",
         ),

@@ -24,12 +24,17 @@ T0 = 1_767_225_600.0
 
 
 def lease(holder: str | None, renewed: float | None, rv: str = "5", transitions: int = 0) -> Any:
-    spec: dict[str, Any] = {"holderIdentity": holder, "leaseDurationSeconds": 15,
-                            "leaseTransitions": transitions}
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        "leaseDurationSeconds": 15,
+        "leaseTransitions": transitions,
+    }
     if renewed is not None:
         spec["renewTime"] = micro_time(renewed)
-    return {"metadata": {"name": KEY.name, "namespace": KEY.namespace, "resourceVersion": rv},
-            "spec": spec}
+    return {
+        "metadata": {"name": KEY.name, "namespace": KEY.namespace, "resourceVersion": rv},
+        "spec": spec,
+    }
 
 
 def view(lease_obj: Any, me: str = "a", now: float = T0, release: bool = False) -> LeaderView:
@@ -88,13 +93,16 @@ class Store:
         elif self.obj is None or action.body["metadata"]["resourceVersion"] != str(self.rv):
             return False
         self.rv += 1
-        self.obj = {**action.body, "metadata": {**action.body["metadata"],
-                                                "resourceVersion": str(self.rv)}}
+        self.obj = {
+            **action.body,
+            "metadata": {**action.body["metadata"], "resourceVersion": str(self.rv)},
+        }
         return True
 
 
-@given(steps=st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 9), st.booleans()),
-                      max_size=60))
+@given(
+    steps=st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 9), st.booleans()), max_size=60)
+)
 def test_two_replicas_never_lead_at_once(steps: list[tuple[str, float, bool]]) -> None:
     store, now = Store(), T0
     lead_until: dict[str, float] = {}

@@ -268,9 +268,7 @@ def test_deep_json_equality_keeps_json_rules() -> None:
 def test_canonical_json_is_json_dumps_so_stored_hashes_never_change(value: Any) -> None:
     # The iterative writer (used when json.dumps runs out of recursion) writes the same text.
     for ascii_only in (True, False):
-        expected = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only
-        )
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only)
         assert o._iterative_json(value, ascii_only, True, (",", ":")) == expected
     assert o._iterative_json(value, True, False, (",", ":")) == o.json_text(value)
 
@@ -326,9 +324,15 @@ def test_fold_and_run_walk_rebuild_at_any_depth() -> None:
     assert o.run_walk(count(value)) == 1 + DEEP + DEEP - DEEP // 3  # nodes: containers, leaves
     rebuilt = o.fold(
         value,
-        lambda v: list(v.items()) if isinstance(v, dict) else
-        list(enumerate(v)) if isinstance(v, list) else None,
-        lambda v, pairs: v if pairs is None else dict(pairs) if isinstance(v, dict)
-        else [x for _, x in pairs],
+        lambda v: (
+            list(v.items())
+            if isinstance(v, dict)
+            else list(enumerate(v))
+            if isinstance(v, list)
+            else None
+        ),
+        lambda v, pairs: (
+            v if pairs is None else dict(pairs) if isinstance(v, dict) else [x for _, x in pairs]
+        ),
     )
     assert o.json_equal(rebuilt, value)

@@ -14,8 +14,9 @@ from kbcore.objects import ObjectKey
 
 
 def obj(name: str, rv: int, **labels: str) -> dict[str, Any]:
-    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": str(rv),
-                         "labels": labels}}
+    return {
+        "metadata": {"namespace": "ns", "name": name, "resourceVersion": str(rv), "labels": labels}
+    }
 
 
 def apply(cache: dict[ObjectKey, Any], deltas: Any) -> dict[ObjectKey, Any]:
@@ -36,7 +37,10 @@ def test_relist_reports_vanished_keys_as_deleted() -> None:
     cache = {ObjectKey("ns", "a"): obj("a", 1), ObjectKey("ns", "b"): obj("b", 2)}
     deltas = r.relist(cache, [obj("b", 3), obj("c", 4)])
     assert {(d.change, d.key.name) for d in deltas} == {
-        (r.Change.DELETED, "a"), (r.Change.MODIFIED, "b"), (r.Change.ADDED, "c")}
+        (r.Change.DELETED, "a"),
+        (r.Change.MODIFIED, "b"),
+        (r.Change.ADDED, "c"),
+    }
 
 
 def test_a_replayed_event_is_ignored_but_never_moves_the_resume_point_back() -> None:
@@ -47,8 +51,12 @@ def test_a_replayed_event_is_ignored_but_never_moves_the_resume_point_back() -> 
 
 def test_an_object_leaving_the_selector_is_deleted() -> None:
     cache = {ObjectKey("ns", "a"): obj("a", 1, app="x")}
-    out = r.on_event(cache, "1", {"type": "MODIFIED", "object": obj("a", 2)},
-                     lambda o: o["metadata"]["labels"].get("app") == "x")
+    out = r.on_event(
+        cache,
+        "1",
+        {"type": "MODIFIED", "object": obj("a", 2)},
+        lambda o: o["metadata"]["labels"].get("app") == "x",
+    )
     assert out.delta is not None and out.delta.change is r.Change.DELETED
 
 
@@ -78,6 +86,7 @@ events = st.lists(
 def test_duplicated_events_change_nothing(history: list[Any], dup: list[int]) -> None:
     """Law: delivering some events twice (a reconnect replays them) gives the same cache and
     resume point as delivering each once."""
+
     def run(stream: list[Any]) -> tuple[dict[ObjectKey, Any], str]:
         cache: dict[ObjectKey, Any] = {}
         rv = ""
@@ -94,10 +103,13 @@ def test_duplicated_events_change_nothing(history: list[Any], dup: list[int]) ->
     assert run(replayed) == run(history)
 
 
-@given(before=st.lists(st.tuples(names, st.integers(1, 5)), max_size=3),
-       after=st.lists(st.tuples(names, st.integers(1, 5)), max_size=3))
+@given(
+    before=st.lists(st.tuples(names, st.integers(1, 5)), max_size=3),
+    after=st.lists(st.tuples(names, st.integers(1, 5)), max_size=3),
+)
 def test_relist_makes_the_cache_exactly_the_list(before: Any, after: Any) -> None:
     cache = {ObjectKey("ns", n): obj(n, rv) for n, rv in before}
     items = list({n: obj(n, rv) for n, rv in after}.values())
-    assert apply(cache, r.relist(cache, items)) == {ObjectKey("ns", i["metadata"]["name"]): i
-                                                     for i in items}
+    assert apply(cache, r.relist(cache, items)) == {
+        ObjectKey("ns", i["metadata"]["name"]): i for i in items
+    }

@@ -416,9 +416,9 @@ def test_bound_creates_crd_with_markers_and_hash(server: APIServer) -> None:
     assert o.labels_of(stored)[keys.LABEL_MANAGED] == "true"
     assert o.annotations_of(stored)[keys.ANNOTATION_CONNECTION] == CONN
     assert o.annotations_of(stored)[keys.ANNOTATION_SCHEMA_HASH] == install.writes_hash
-    assert plan_install(provider(), stored, connection=CONN, create=True, update=False).crd_hash == (
-        install.writes_hash
-    )
+    assert plan_install(
+        provider(), stored, connection=CONN, create=True, update=False
+    ).crd_hash == (install.writes_hash)
 
 
 COLUMN = {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}
@@ -943,7 +943,9 @@ def test_law_plan_install_is_safe(data: st.DataObject, create: bool, update: boo
 # --- rule 8: the change gate --------------------------------------------------------------------
 
 
-def served_version(name: str, *, storage: bool, fields: tuple[str, ...] = ("size",)) -> dict[str, Any]:
+def served_version(
+    name: str, *, storage: bool, fields: tuple[str, ...] = ("size",)
+) -> dict[str, Any]:
     props = {f: {"type": "string"} for f in fields}
     return {
         "name": name,
@@ -974,12 +976,20 @@ IMMUTABLE_CHANGES = [
     ("scope", "Cluster", "spec.scope", "'Namespaced'", "'Cluster'"),
     ("names__kind", "Gizmo", "spec.names.kind", "'Widget'", "'Gizmo'"),
     ("names__singular", "wdgt", "spec.names.singular", "'widget'", "'wdgt'"),
-    ("names__listKind", "WidgetCollection", "spec.names.listKind", "'WidgetList'", "'WidgetCollection'"),
+    (
+        "names__listKind",
+        "WidgetCollection",
+        "spec.names.listKind",
+        "'WidgetList'",
+        "'WidgetCollection'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "field", "old", "new"), IMMUTABLE_CHANGES, ids=[c[2] for c in IMMUTABLE_CHANGES]
+    ("path", "value", "field", "old", "new"),
+    IMMUTABLE_CHANGES,
+    ids=[c[2] for c in IMMUTABLE_CHANGES],
 )
 def test_rule8_an_immutable_change_is_refused_and_nothing_is_written(
     path: str, value: str, field: str, old: str, new: str
@@ -1078,7 +1088,9 @@ def test_rule8_an_additive_change_is_applied_and_the_hash_moves_after_the_write(
 
 
 def test_rule8_predicts_the_api_server_on_a_dropped_stored_version(server: APIServer) -> None:
-    execute(server, plan_install(provider(), None, connection=CONN, create=True, update=True).actions)
+    execute(
+        server, plan_install(provider(), None, connection=CONN, create=True, update=True).actions
+    )
     live = current_of(server)
     assert live is not None
     moved = provider(versions=[served_version("v2", storage=True)])
@@ -1205,9 +1217,10 @@ def test_law_plan_install_refuses_or_plans_an_update_the_server_accepts(
     install = plan_install(new, current, connection=CONN, create=True, update=update)
     desired = for_consumer(new, CONN)
     served = {v["name"] for v in desired["spec"]["versions"]}
-    forbidden = _addressing(desired) != _addressing(current) or not set(
-        current["status"]["storedVersions"]
-    ) <= served
+    forbidden = (
+        _addressing(desired) != _addressing(current)
+        or not set(current["status"]["storedVersions"]) <= served
+    )
     if forbidden:
         assert install.refusal is not None and install.actions == ()
         assert install.refusal.reason == conditions.INCOMPATIBLE_SCHEMA_CHANGE

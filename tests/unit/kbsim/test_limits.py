@@ -67,15 +67,15 @@ def test_a_body_deeper_than_the_decoder_takes_is_refused_as_a_real_server_refuse
     )
     free.create(WIDGETS, widget("w1"))
     with pytest.raises(ApiError) as merge:
-        free.patch(WIDGETS, key("w1"), {"status": deep(MAX_JSON_DEPTH)}, "merge",
-                   subresource="status")
+        free.patch(
+            WIDGETS, key("w1"), {"status": deep(MAX_JSON_DEPTH)}, "merge", subresource="status"
+        )
     assert (merge.value.code, merge.value.message) == (400, "Invalid JSON Patch")
     with pytest.raises(ApiError) as apply:
-        free.patch(WIDGETS, key("w1"), widget("w1", tree=lists(MAX_JSON_DEPTH)), "apply",
-                   field_manager="m")
-    assert apply.value.message == (
-        "error decoding YAML: invalid character '[' exceeded max depth"
-    )
+        free.patch(
+            WIDGETS, key("w1"), widget("w1", tree=lists(MAX_JSON_DEPTH)), "apply", field_manager="m"
+        )
+    assert apply.value.message == ("error decoding YAML: invalid character '[' exceeded max depth")
     assert free.get(WIDGETS, key("w1"))["spec"] == {}  # nothing was written
 
 
@@ -98,10 +98,17 @@ def test_a_body_just_under_the_limit_is_read(free: APIServer) -> None:
 
 def test_managed_fields_of_a_deep_status_stop_at_the_field_path_limit(free: APIServer) -> None:
     free.create(WIDGETS, widget("w1"))
-    free.patch(WIDGETS, key("w1"), {"status": deep(MAX_JSON_DEPTH - 1)}, "merge",
-               subresource="status", field_manager="controller")
+    free.patch(
+        WIDGETS,
+        key("w1"),
+        {"status": deep(MAX_JSON_DEPTH - 1)},
+        "merge",
+        subresource="status",
+        field_manager="controller",
+    )
     entry = next(
-        e for e in free.get(WIDGETS, key("w1"))["metadata"]["managedFields"]
+        e
+        for e in free.get(WIDGETS, key("w1"))["metadata"]["managedFields"]
         if e["manager"] == "controller"
     )
     node, levels = entry["fieldsV1"], 0

@@ -99,17 +99,32 @@ GOOD = yaml.safe_dump(KUBECONFIG)
         ("missing", None, "{path}: cannot read it: No such file or directory"),
         ("directory", "DIR", "{path}: is a directory, not a kubeconfig file"),
         ("binary", b"\x7fELF\x02\x01\x01\x00\x00\x00", "{path}: is a binary file"),
-        ("latin-1", b"apiVersion: v1\nkind: Config\nclusters: [caf\xe9]\n",
-         "{path}:3:15: is not UTF-8 text (byte 0xe9)"),
-        ("malformed", "apiVersion: v1\nclusters: [a, b\nusers: []\n",
-         "{path}:3:6: is not valid YAML: while parsing a flow sequence, expected ',' or ']', but got ':'"),
-        ("mapping-error", "apiVersion: v1\nkind: Config: x\n",
-         "{path}:2:13: is not valid YAML: mapping values are not allowed here"),
-        ("control-char", "apiVersion: v1\nkind: \x07Config\n",
-         "{path}:2:7: is not valid YAML: character U+0007 is not allowed"),
+        (
+            "latin-1",
+            b"apiVersion: v1\nkind: Config\nclusters: [caf\xe9]\n",
+            "{path}:3:15: is not UTF-8 text (byte 0xe9)",
+        ),
+        (
+            "malformed",
+            "apiVersion: v1\nclusters: [a, b\nusers: []\n",
+            "{path}:3:6: is not valid YAML: while parsing a flow sequence, expected ',' or ']', but got ':'",
+        ),
+        (
+            "mapping-error",
+            "apiVersion: v1\nkind: Config: x\n",
+            "{path}:2:13: is not valid YAML: mapping values are not allowed here",
+        ),
+        (
+            "control-char",
+            "apiVersion: v1\nkind: \x07Config\n",
+            "{path}:2:7: is not valid YAML: character U+0007 is not allowed",
+        ),
         ("two-documents", GOOD + "---\n" + GOOD, "is not valid YAML: expected a single document"),
-        ("list", "- apiVersion: v1\n- kind: Config\n",
-         "{path}: is not a kubeconfig: its top level is a list, not a mapping"),
+        (
+            "list",
+            "- apiVersion: v1\n- kind: Config\n",
+            "{path}: is not a kubeconfig: its top level is a list, not a mapping",
+        ),
         ("scalar", "just some text\n", "its top level is a string, not a mapping"),
         ("empty", "", "{path}: is empty (no YAML document in it)"),
         ("comments-only", "# nothing here\n\n", "{path}: is empty"),
@@ -142,12 +157,18 @@ def test_a_provider_kubeconfig_that_is_not_a_kubeconfig_file_is_a_usage_error(
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        (lambda d: d["users"].append({"name": "u", "user": {"token": "other"}}),
-         "kubeconfig has two users named 'u'"),
-        (lambda d: d["clusters"][0]["cluster"].update(server="http://127.0.0.1:1"),
-         "plain http:// and the user has a bearer token"),
-        (lambda d: d["clusters"][0]["cluster"].update({"insecure-skip-tls-verify": True}),
-         "insecure-skip-tls-verify: true with a bearer token"),
+        (
+            lambda d: d["users"].append({"name": "u", "user": {"token": "other"}}),
+            "kubeconfig has two users named 'u'",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update(server="http://127.0.0.1:1"),
+            "plain http:// and the user has a bearer token",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update({"insecure-skip-tls-verify": True}),
+            "insecure-skip-tls-verify: true with a bearer token",
+        ),
     ],
     ids=["duplicate-user", "plain-http-token", "unverified-token"],
 )

@@ -65,9 +65,12 @@ def deep(levels: int) -> Any:
 
 
 def widget(status: Any) -> dict[str, Any]:
-    return {"apiVersion": "example.org/v1", "kind": "Widget",
-            "metadata": {"namespace": "default", "name": "w1", "resourceVersion": "7"},
-            "status": status}
+    return {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"namespace": "default", "name": "w1", "resourceVersion": "7"},
+        "status": status,
+    }
 
 
 @pytest.mark.parametrize("levels", [3, MAX_JSON_DEPTH - 2])
@@ -85,8 +88,13 @@ def test_a_deep_error_status_is_read_as_the_servers_answer(
     client: tuple[KubeClient, list[bytes]],
 ) -> None:
     kube, _ = client
-    status = {"kind": "Status", "code": 422, "reason": "Invalid", "message": "no",
-              "details": deep(MAX_JSON_DEPTH - 2)}
+    status = {
+        "kind": "Status",
+        "code": 422,
+        "reason": "Invalid",
+        "message": "no",
+        "details": deep(MAX_JSON_DEPTH - 2),
+    }
     body = widget(None) | status
     body["metadata"]["name"] = "fail"
     with pytest.raises(ApiError) as err:

@@ -69,8 +69,10 @@ def test_an_address_in_use_is_a_clear_error_naming_the_flag(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        other = "--health-probe-bind-address" if flag == "--metrics-bind-address" else (
-            "--metrics-bind-address"
+        other = (
+            "--health-probe-bind-address"
+            if flag == "--metrics-bind-address"
+            else ("--metrics-bind-address")
         )
         code = konnector.main(
             ["--kubeconfig", kubeconfig, "--log-format", "text", flag, f"127.0.0.1:{port}",

@@ -33,8 +33,12 @@ def test_identities_are_the_kube_system_uids_and_stay_pinned() -> None:
     world = _world("quickstart")
     status = _connection(world)["status"]
     kube_system = ObjectKey("", "kube-system")
-    assert status["remoteClusterUID"] == o.uid(world.clusters["provider"].get(NAMESPACES, kube_system))
-    assert status["localClusterUID"] == o.uid(world.clusters["consumer"].get(NAMESPACES, kube_system))
+    assert status["remoteClusterUID"] == o.uid(
+        world.clusters["provider"].get(NAMESPACES, kube_system)
+    )
+    assert status["localClusterUID"] == o.uid(
+        world.clusters["consumer"].get(NAMESPACES, kube_system)
+    )
 
 
 def test_a_kcp_like_provider_is_identified_by_its_logical_cluster() -> None:
@@ -79,12 +83,25 @@ def test_a_secret_rotated_to_the_consumer_itself_stops_sync_and_unbind_waits_for
     local = _connection(world)["status"]["localClusterUID"]
     widgets = GVR("example.org", "v1", "widgets")
     w1_key = ObjectKey("default", "w1")
-    w1 = {"apiVersion": "example.org/v1", "kind": "Widget",
-          "metadata": {"namespace": "default", "name": "w1"}, "spec": {"size": "large"}}
+    w1 = {
+        "apiVersion": "example.org/v1",
+        "kind": "Widget",
+        "metadata": {"namespace": "default", "name": "w1"},
+        "spec": {"size": "large"},
+    }
     world.user_call(lambda: consumer.create(widgets, w1))
     # A consumer namespace carrying the labels of a namespace the konnector created.
-    decoy = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-z", "labels": {
-        "core.kube-bind.io/managed": "true", "core.kube-bind.io/consumer-cluster-uid": local}}}
+    decoy = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "team-z",
+            "labels": {
+                "core.kube-bind.io/managed": "true",
+                "core.kube-bind.io/consumer-cluster-uid": local,
+            },
+        },
+    }
     world.user_call(lambda: consumer.create(NAMESPACES, decoy))
     assert world.settle(60)
     assert provider.get(widgets, w1_key)["spec"] == {"size": "large"}
@@ -99,8 +116,11 @@ def test_a_secret_rotated_to_the_consumer_itself_stops_sync_and_unbind_waits_for
 
     world.user_call(lambda: consumer.delete(CLUSTERBINDINGS, ObjectKey("", "widgets")))
     world.advance(20)
-    ready = next(c for c in consumer.get(CLUSTERBINDINGS, ObjectKey("", "widgets"))["status"][
-        "conditions"] if c["type"] == "Ready")
+    ready = next(
+        c
+        for c in consumer.get(CLUSTERBINDINGS, ObjectKey("", "widgets"))["status"]["conditions"]
+        if c["type"] == "Ready"
+    )
     assert (ready["status"], ready["reason"]) == ("False", "DrainingObjects")
     assert "Connection demo-provider does not reach its provider" in ready["message"]
     assert "point its kubeconfig back at the provider" in ready["message"]

@@ -42,8 +42,10 @@ def test_a_deeply_nested_scenario_file_is_a_scenario_error_with_its_line(
         "kbsim: FILE:103: nests more than 100 levels deep; build deep values with !nest\n"
     )
     code, err = _run(tmp_path, HEAD + "steps: " + "[" * 20_000 + "]" * 20_000 + "\n", capsys)
-    assert (code, err) == (2, "kbsim: FILE:3: nests more than 100 levels deep; build deep "
-                              "values with !nest\n")
+    assert (code, err) == (
+        2,
+        "kbsim: FILE:3: nests more than 100 levels deep; build deep values with !nest\n",
+    )
 
 
 def test_a_billion_laughs_is_refused_where_it_expands(
@@ -80,8 +82,10 @@ def test_a_manifest_file_is_held_to_the_same_bounds(
 def test_bad_generator_arguments_name_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
 ) -> None:
-    text = HEAD + "setup:\n  - cluster: a\n    object: {apiVersion: v1, kind: ConfigMap, " \
+    text = (
+        HEAD + "setup:\n  - cluster: a\n    object: {apiVersion: v1, kind: ConfigMap, "
         f"metadata: {{name: x}}, data: {value}}}\n"
+    )
     code, err = _run(tmp_path, text, capsys)
     assert code == 2 and message in err, err
 
@@ -94,8 +98,10 @@ def test_generators_build_what_they_say() -> None:
         "!nest {depth: 2, path: [properties, x], each: {type: object}, leaf: {type: string}}",
         Loader=loader,
     )
-    assert built == {"type": "object", "properties": {"x": {
-        "type": "object", "properties": {"x": {"type": "string"}}}}}
+    assert built == {
+        "type": "object",
+        "properties": {"x": {"type": "object", "properties": {"x": {"type": "string"}}}},
+    }
     assert yaml.load("!repeat {text: ab, times: 3}", Loader=loader) == "ababab"
 
 
@@ -107,14 +113,21 @@ def test_a_worker_exception_is_the_kernel_never_raises_violation() -> None:
 
     world = scenario.build_world(sc, 3, planner=broken)
     world.settle(30)
-    scenario.user_write(world, "create", "consumer", {
-        "apiVersion": "example.org/v1", "kind": "Widget",
-        "metadata": {"namespace": "default", "name": "w1"}, "spec": {"size": "s"}})
+    scenario.user_write(
+        world,
+        "create",
+        "consumer",
+        {
+            "apiVersion": "example.org/v1",
+            "kind": "Widget",
+            "metadata": {"namespace": "default", "name": "w1"},
+            "spec": {"size": "s"},
+        },
+    )
     world.advance(5)
     held = world.monitor.held()
     assert held["kernel-never-raises"].endswith(
-        "instance widgets.example.org default/w1: RecursionError: maximum recursion depth "
-        "exceeded"
+        "instance widgets.example.org default/w1: RecursionError: maximum recursion depth exceeded"
     )
     # The run went on: the control plane still reconciled (the binding is Ready).
     assert all(v == "held" for k, v in held.items() if k != "kernel-never-raises")

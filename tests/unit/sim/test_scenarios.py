@@ -19,23 +19,53 @@ EXAMPLES = sorted(Path("examples/scenarios").glob("*/scenario.yaml"))
 
 def test_there_are_examples_for_every_required_case() -> None:
     names = {p.parent.name for p in EXAMPLES}
-    assert {"quickstart", "conflict-fail", "conflict-adopt", "orphan", "drift-repair",
-            "crash-mid-sync"} <= names
+    assert {
+        "quickstart",
+        "conflict-fail",
+        "conflict-adopt",
+        "orphan",
+        "drift-repair",
+        "crash-mid-sync",
+    } <= names
     # Issue 4: upstream's e2e steps kbsim can express (docs/design.md, "Upstream's end-to-end
     # steps"), and the hostile-provider set.
-    assert {"happy-path", "late-secret", "policies", "restricted-provider", "openapi-source",
-            "kcp-like-provider", "related-resources", "disengage", "namespaced-binding",
-            "identity-changed", "unbind-teardown", "hostile-conversion-webhook",
-            "hostile-protected-group", "hostile-exec-kubeconfig", "hostile-tokenfile-kubeconfig",
-            "hostile-foreign-related-secret"} <= names
+    assert {
+        "happy-path",
+        "late-secret",
+        "policies",
+        "restricted-provider",
+        "openapi-source",
+        "kcp-like-provider",
+        "related-resources",
+        "disengage",
+        "namespaced-binding",
+        "identity-changed",
+        "unbind-teardown",
+        "hostile-conversion-webhook",
+        "hostile-protected-group",
+        "hostile-exec-kubeconfig",
+        "hostile-tokenfile-kubeconfig",
+        "hostile-foreign-related-secret",
+    } <= names
     # Issue 12: the trust boundary.
-    assert {"hostile-self-binding", "hostile-duplicate-kubeconfig-names",
-            "hostile-plain-http-kubeconfig"} <= names
-    assert {"hostile-related-kube-system", "hostile-related-credential-types",
-            "hostile-related-new-namespace", "hostile-related-consumer-upload"} <= names
+    assert {
+        "hostile-self-binding",
+        "hostile-duplicate-kubeconfig-names",
+        "hostile-plain-http-kubeconfig",
+    } <= names
+    assert {
+        "hostile-related-kube-system",
+        "hostile-related-credential-types",
+        "hostile-related-new-namespace",
+        "hostile-related-consumer-upload",
+    } <= names
     # Issue 12: provider schema changes and per-API refusals.
-    assert {"hostile-scope-change", "hostile-scope-change-openapi", "hostile-version-removed",
-            "hostile-mixed-binding"} <= names
+    assert {
+        "hostile-scope-change",
+        "hostile-scope-change-openapi",
+        "hostile-version-removed",
+        "hostile-mixed-binding",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -44,8 +74,15 @@ def test_example_passes_with_json_output(path: Path, capsys: pytest.CaptureFixtu
     out = json.loads(capsys.readouterr().out)
     assert code == 0, json.dumps(out, indent=2)
     assert out["passed"] is True
-    assert set(out) == {"scenario", "seed", "passed", "steps", "invariants", "actions",
-                        "virtual_seconds"}
+    assert set(out) == {
+        "scenario",
+        "seed",
+        "passed",
+        "steps",
+        "invariants",
+        "actions",
+        "virtual_seconds",
+    }
     assert all(s["outcome"] == "ok" for s in out["steps"])
     assert all(v == "held" for v in out["invariants"].values())
     assert out["virtual_seconds"] > 0
@@ -166,11 +203,26 @@ def test_no_copy_and_condition_message_expectations(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("clusters: [a]\nkonnector: {cluster: b}\n", ":2: konnector:"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {aply: {}}\n", ":4: step 1: exactly one of"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {advance: soon}\n", ":4: step 1: not a duration"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {fault: {kind: meteor}}\n", ":4: step 1: fault kind must be one of"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nbogus: 1\n", ":1: unknown top-level key(s): bogus"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - cluster: a\n    create: {kind: X}\n", ":4: manifest is missing apiVersion"),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {aply: {}}\n",
+            ":4: step 1: exactly one of",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {advance: soon}\n",
+            ":4: step 1: not a duration",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - {fault: {kind: meteor}}\n",
+            ":4: step 1: fault kind must be one of",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nbogus: 1\n",
+            ":1: unknown top-level key(s): bogus",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - cluster: a\n    create: {kind: X}\n",
+            ":4: manifest is missing apiVersion",
+        ),
         ("clusters: [a\n", "invalid YAML"),
         (
             "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, object: {apiVersion: v1, kind: X, metadata: {name: x}}, conditions: {Ready: yes}}\n",
@@ -192,10 +244,22 @@ def test_no_copy_and_condition_message_expectations(tmp_path: Path) -> None:
             "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - expect: {cluster: a, absent: {apiVersion: v1, kind: X, metadata: {name: x}}, no_copy: {apiVersion: v1, kind: X, metadata: {name: x}}}\n",
             ":4: step 1: expect needs exactly one of object:, absent: or no_copy:",
         ),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {writes_at_most: 0}\n", ":4: step 1: quiet: {for: 60s"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, writes_at_most: -1}\n", ":4: step 1: quiet:"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, cluster: b}\n", ":4: step 1: quiet:"),
-        ("clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: later}\n", ":4: step 1: not a duration"),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {writes_at_most: 0}\n",
+            ":4: step 1: quiet: {for: 60s",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, writes_at_most: -1}\n",
+            ":4: step 1: quiet:",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: 5s, cluster: b}\n",
+            ":4: step 1: quiet:",
+        ),
+        (
+            "clusters: [a]\nkonnector: {cluster: a}\nsteps:\n  - quiet: {for: later}\n",
+            ":4: step 1: not a duration",
+        ),
     ],
 )
 def test_malformed_scenario_names_the_line(
@@ -228,26 +292,50 @@ steps:
     [
         ("{kind: meteor}", "fault kind must be one of drop-watch-events, "),
         ("{cluster: a}", "fault kind must be one of"),
-        ("{kind: api-errors, cluster: a, rate: 1.5}", "fault api-errors rate: not a probability: 1.5"),
+        (
+            "{kind: api-errors, cluster: a, rate: 1.5}",
+            "fault api-errors rate: not a probability: 1.5",
+        ),
         ("{kind: api-errors, cluster: a, rate: -0.1}", "rate: not a probability: -0.1"),
         ("{kind: api-errors, cluster: a, rate: .nan}", "rate: not a probability: nan"),
         ("{kind: api-errors, cluster: a, rate: half}", "rate: not a probability: 'half'"),
         ("{kind: api-errors, cluster: a, rate: true}", "rate: not a probability: True"),
         ("{kind: api-errors, cluster: a, code: 200}", "code: not an HTTP error status: 200"),
         ("{kind: api-errors, cluster: a, code: '500'}", "code: not an HTTP error status: '500'"),
-        ("{kind: api-errors, cluster: a, retry_after: -1}", "retry_after: not a number of seconds: -1"),
-        ("{kind: api-errors, cluster: a, after_write: yes please}", "after_write: not true or false"),
-        ("{kind: stale-reads, cluster: a, duration: -5s}", "fault stale-reads duration: not a duration: '-5s'"),
+        (
+            "{kind: api-errors, cluster: a, retry_after: -1}",
+            "retry_after: not a number of seconds: -1",
+        ),
+        (
+            "{kind: api-errors, cluster: a, after_write: yes please}",
+            "after_write: not true or false",
+        ),
+        (
+            "{kind: stale-reads, cluster: a, duration: -5s}",
+            "fault stale-reads duration: not a duration: '-5s'",
+        ),
         ("{kind: stale-reads, cluster: a, duration: .inf}", "duration: not a duration: inf"),
         ("{kind: stale-reads, cluster: a, duration: soon}", "duration: not a duration: 'soon'"),
         ("{kind: delay-watch-events, cluster: a, by: 2 parsecs}", "by: not a duration"),
         ("{kind: crash-konnector, after_actions: -1}", "after_actions: not a count: -1"),
         ("{kind: crash-konnector, after_actions: 1.5}", "after_actions: not a count: 1.5"),
         ("{kind: crash-konnector, restart_after: never}", "restart_after: not a duration"),
-        ("{kind: crash-konnector, cluster: a}", "fault crash-konnector: unknown parameter(s) cluster; it takes after_actions, restart_after"),
-        ("{kind: compact, cluster: a, duration: 5s}", "fault compact: unknown parameter(s) duration; it takes cluster"),
-        ("{kind: drop-watch-events, cluster: a, durration: 5s}", "unknown parameter(s) durration; it takes cluster, duration"),
-        ("{kind: drop-watch-events, cluster: c}", "fault drop-watch-events needs cluster: one of ['a', 'b']"),
+        (
+            "{kind: crash-konnector, cluster: a}",
+            "fault crash-konnector: unknown parameter(s) cluster; it takes after_actions, restart_after",
+        ),
+        (
+            "{kind: compact, cluster: a, duration: 5s}",
+            "fault compact: unknown parameter(s) duration; it takes cluster",
+        ),
+        (
+            "{kind: drop-watch-events, cluster: a, durration: 5s}",
+            "unknown parameter(s) durration; it takes cluster, duration",
+        ),
+        (
+            "{kind: drop-watch-events, cluster: c}",
+            "fault drop-watch-events needs cluster: one of ['a', 'b']",
+        ),
         ("null", "fault: {kind: ..., cluster: ..., <parameters>}"),
     ],
 )
@@ -342,7 +430,13 @@ def test_a_reader_that_stops_early_ends_the_run_quietly() -> None:
     os.close(read_end)  # the reader is gone before the first line, as after `head -0`
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "kbsim.cli", "run", "examples/scenarios/happy-path/scenario.yaml"],
+            [
+                sys.executable,
+                "-m",
+                "kbsim.cli",
+                "run",
+                "examples/scenarios/happy-path/scenario.yaml",
+            ],
             stdout=write_end,
             stderr=subprocess.PIPE,
             timeout=120,
