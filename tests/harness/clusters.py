@@ -782,6 +782,29 @@ def start_clusters(
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"cluster names must be unique and non-empty: {names}")
     bin_dir = bin_dir or build_binaries()
+    for attempt in range(PORT_RACE_ATTEMPTS):
+        try:
+            return _start_clusters_once(names, bin_dir, base_dir, timeout, audit_policy)
+        except ClusterError as err:
+            # A free port is chosen before the process binds it, so another process on the
+            # machine may take it first; new ports in a new directory settle that race.
+            if base_dir is not None or attempt == PORT_RACE_ATTEMPTS - 1:
+                raise
+            if "address already in use" not in str(err):
+                raise
+    raise AssertionError("unreachable")
+
+
+PORT_RACE_ATTEMPTS = 3
+
+
+def _start_clusters_once(
+    names: Sequence[str],
+    bin_dir: Path,
+    base_dir: Path | None,
+    timeout: float,
+    audit_policy: Mapping[str, Any] | None,
+) -> Clusters:
     owns_dir = base_dir is None
     if base_dir is None:
         _sweep_stale_dirs()
