@@ -12,8 +12,8 @@ import sys
 import time
 
 from kbcore.api import keys
-from kbcore.instance import Coverage, InstanceView, ProviderView, plan_instance
 from kbcore.objects import GVR
+from kbcore.sync.instance import Coverage, InstanceView, ProviderView, plan_instance
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 LOCAL_UID = "11111111-2222-3333-4444-555555555555"

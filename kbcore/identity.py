@@ -11,12 +11,10 @@ would identify the same cluster differently depending on RBAC.
 from __future__ import annotations
 
 from kbcore import objects as o
+from kbcore.api.resources import LOGICAL_CLUSTERS, NAMESPACES
 from kbcore.errors import ApiError
-from kbcore.objects import GVR, ObjectKey
+from kbcore.objects import ObjectKey
 from kbcore.reads import Failed, Get, Observed, need_all
-
-LOGICAL_CLUSTERS = GVR("core.kcp.io", "v1alpha1", "logicalclusters")
-NAMESPACES = GVR("", "v1", "namespaces")
 
 
 class IdentityUnknown(Exception):  # noqa: N818 - reads as the condition it reports

@@ -14,13 +14,13 @@ Rules (numbers are referenced in tests and docs):
     (and deeper) in time linear in the size of the value.
  2. A schema walk may recurse, but only as deep as `MAX_SCHEMA_DEPTH`: no schema deeper is
     installed on a consumer. A provider CRD beyond it is refused (`InvalidSchema`,
-    `kbcore.schema` R4, naming the API, version and limit); OpenAPI synthesis stops there,
-    keeping what is below unvalidated and reporting it as a loss (`kbcore.openapi`).
- 2b. The field-set walks of `kbcore.fieldsets` stop at `MAX_FIELD_PATH` elements, recording
+    `kbcore.schema.policy` R4, naming the API, version and limit); OpenAPI synthesis stops there,
+    keeping what is below unvalidated and reporting it as a loss (`kbcore.schema.openapi`).
+ 2b. The field-set walks of `kbsim.fieldsets` stop at `MAX_FIELD_PATH` elements, recording
     what is below as one field, so kbsim's managedFields stay linear in size at any depth.
  3. A body the kernel would send is never larger or deeper than an API server accepts
     (`body_problem`): the server would refuse it with certainty and no retry can change that, so
-    the planner reports the problem instead of sending (`kbcore.instance` rule 7) and nothing
+    the planner reports the problem instead of sending (`kbcore.sync.instance` rule 7) and nothing
     is retried in a loop.
 
 Laws: the helpers of rule 1 return (never raise) on values nested twice `MAX_JSON_DEPTH` deep
@@ -60,7 +60,7 @@ level at most) well inside Python's default budget of 1,000 frames."""
 
 
 MAX_FIELD_PATH = 128
-"""How many path elements `kbcore.fieldsets` (kbsim's server-side apply) records a field path
+"""How many path elements `kbsim.fieldsets` (kbsim's server-side apply) records a field path
 to; a value deeper than that is recorded as one field at that depth. Not a server limit (a real
 server records every level): SMD's ownership is a set of paths, each as long as its depth, so
 its cost grows with the square of the depth; at this bound a 10,000-level status costs what a

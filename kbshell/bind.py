@@ -1,11 +1,11 @@
 """`kubectl bind`: bind a provider's APIs into this cluster, and look at or undo what is bound.
 
 A kubectl plugin (an executable `kubectl-bind` on PATH runs as `kubectl bind`). Every decision
-is the kernel's: the bundle and what may be bound (`kbcore.bundle`), the provider RBAC
-(`kbcore.rbac`), the dry run of the konnector (`kbcore.dryrun`), the status table and what an
-unbind will do (`kbcore.overview`). This module reads files and flags, answers the kernel's
-reads with `KubeClient`s, applies the bundle, and turns failures into messages that name the
-problem and the fix.
+is the kernel's: the bundle and what may be bound (`kbcore.views.bundle`), the provider RBAC
+(`kbcore.views.rbac`), the dry run of the konnector (`kbcore.views.dryrun`), the status table and
+what an unbind will do (`kbcore.views.overview`). This module reads files and flags, answers the
+kernel's reads with `KubeClient`s, applies the bundle, and turns failures into messages that name
+the problem and the fix.
 
 `kubectl bind --provider-kubeconfig FILE --list` lists what the provider exports and exits 0;
 binding without choosing (neither --api nor --all) lists the same in its error and exits 2.
@@ -31,21 +31,21 @@ from typing import IO, Any, NoReturn, TypeVar
 
 import yaml
 
-from kbcore import bundle as kb
-from kbcore import dryrun, overview, rbac
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
-from kbcore.binding import gvr_of
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, SECRETS
-from kbcore.coverage import api_names, connection_name
-from kbcore.crds import served_resource
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, SECRETS
+from kbcore.control.binding import gvr_of
+from kbcore.control.kubeconfig import Credentials, SecretProblem, sanitize, transport_warning
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 from kbcore.identity import IdentityUnknown, reaches_itself
-from kbcore.kubeconfig import Credentials, SecretProblem, sanitize, transport_warning
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.reads import Failed, Read
-from kbcore.requests import throttled
-from kbcore.worker import Ask, Send, drive
+from kbcore.runtime.requests import throttled
+from kbcore.runtime.worker import Ask, Send, drive
+from kbcore.schema.crds import served_resource
+from kbcore.sync.coverage import api_names, connection_name
+from kbcore.views import bundle as kb
+from kbcore.views import dryrun, overview, rbac
 from kbshell.client import KubeClient
 from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file
 
@@ -515,7 +515,8 @@ def exports_table(offer: kb.Offer, server: str) -> str:
 
 
 def _refuse_self_binding(consumer: KubeClient, offer: kb.Offer, path: str) -> None:
-    """The Connection would refuse it (`kbcore.connection` rule 6a): say so before applying."""
+    """The Connection would refuse it (`kbcore.control.connection` rule 6a): say so before
+    applying."""
 
     def answer(read: Read) -> Any:
         try:

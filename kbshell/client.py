@@ -11,9 +11,9 @@ Rules:
     is not one. No answer at all (connection refused, unknown host, TLS failure, connection
     broken) is `ApiError(0, UNREACHABLE, "<host>: <reason>")`; no answer in time is 504 Timeout.
  2. urllib3 does not retry: the kernel's `judge` decides what happens after a failure.
- 3. `perform` executes a `kbcore.requests.Request`; `read` answers a `kbcore.reads.Read` exactly as
-    kbsim's `World.read` does: the object or None (404) for a Get, the items for a List, the
-    document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure.
+ 3. `perform` executes a `kbcore.runtime.requests.Request`; `read` answers a `kbcore.reads.Read`
+    exactly as kbsim's `World.read` does: the object or None (404) for a Get, the items for a List,
+    the document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure.
  4. List items get `apiVersion`/`kind` from the list (the server omits them for built-in kinds),
     so a cached object looks like a GET result.
  5. A watch is a `WatchStream`: events read line by line as the server sends them, with a read
@@ -44,12 +44,12 @@ from urllib3.util.ssl_ import create_urllib3_context
 from kbcore import errors
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import Credentials
 from kbcore.limits import json_depth
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
-from kbcore.requests import Request
+from kbcore.runtime.requests import Request
 
 PatchType = Literal["merge", "json", "apply"]
 
@@ -306,7 +306,7 @@ class KubeClient:
 
     @classmethod
     def from_credentials(cls, creds: Credentials, *, user_agent: str = USER_AGENT) -> KubeClient:
-        """From sanitized provider credentials (`kbcore.kubeconfig`): inline data only.
+        """From sanitized provider credentials (`kbcore.control.kubeconfig`): inline data only.
 
         Raises ValueError for credentials no connection can be made with (data that is not
         base64 PEM, a key that does not match its certificate, a SOCKS proxy without PySocks)."""
@@ -587,7 +587,8 @@ class KubeClient:
     # --- the kernel's requests and reads
 
     def perform(self, request: Request) -> Obj | None:
-        """Execute one `kbcore.requests.Request`; the server's answer (None once deleted)."""
+        """Execute one `kbcore.runtime.requests.Request`; the server's answer (None once
+        deleted)."""
         r = request
         if r.verb == "create":
             assert r.body is not None, r

@@ -1,7 +1,7 @@
 """The konnector on real clusters: reflectors, worker threads and API clients around kbcore.
 
-Every decision comes from kbcore, exactly as in kbsim's konnector: `kbcore.worker.work` handles
-a key, `control_keys`/`instance_key`/`provider_key` say which keys an event wakes,
+Every decision comes from kbcore, exactly as in kbsim's konnector: `kbcore.runtime.worker.work`
+handles a key, `control_keys`/`instance_key`/`provider_key` say which keys an event wakes,
 `engagements`/`sync_targets` which APIs are synced through which provider, `settle` what the
 queue does next. This module keeps the caches (one reflector per watched resource), runs the
 workers, answers the worker's reads and requests with one `KubeClient` per cluster (provider
@@ -25,20 +25,17 @@ from typing import Any
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER, cluster_of
 from kbcore.api import keys
-from kbcore.binding import RESYNC_INTERVAL_SECONDS
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, SECRETS
-from kbcore.engagement import Engagement, SyncTarget, sync_targets
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS, SECRETS
+from kbcore.control.binding import RESYNC_INTERVAL_SECONDS
+from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.events import ENGAGE, describe_key
-from kbcore.instance import plan_instance
-from kbcore.kubeconfig import Credentials
-from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
-from kbcore.trace import recorded
-from kbcore.worker import (
+from kbcore.runtime.events import ENGAGE, describe_key
+from kbcore.runtime.trace import recorded
+from kbcore.runtime.worker import (
     BACKSTOP_SECONDS,
     CONTROL_KINDS,
-    CRDS,
     Ask,
     Outcome,
     Planner,
@@ -52,6 +49,8 @@ from kbcore.worker import (
     provider_key,
     work,
 )
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY, Mapper
 from kbshell.client import KubeClient
 from kbshell.ops import Metrics, log_context, obj_ref
 from kbshell.queue import SharedQueue
@@ -65,7 +64,7 @@ Recorder = Callable[[dict[str, Any]], None]
 
 class Syncer:
     """One bound API: a consumer reflector over all namespaces and a provider reflector over our
-    managed copies (`kbcore.worker.Syncer`)."""
+    managed copies (`kbcore.runtime.worker.Syncer`)."""
 
     def __init__(self, konnector: Konnector, target: SyncTarget, provider: KubeClient) -> None:
         self.target = target
@@ -108,7 +107,7 @@ class Syncer:
 
 
 class Konnector:
-    """Implements `kbcore.worker.KonnectorState` over reflector caches."""
+    """Implements `kbcore.runtime.worker.KonnectorState` over reflector caches."""
 
     def __init__(
         self,
@@ -138,7 +137,7 @@ class Konnector:
             gvr: Reflector(
                 consumer,
                 gvr,
-                # Only kubeconfig Secrets in our namespace are ever used (kbcore.kubeconfig
+                # Only kubeconfig Secrets in our namespace are ever used (kbcore.control.kubeconfig
                 # rule 1): caching every Secret of the cluster would need the RBAC and the
                 # memory for nothing.
                 namespace=namespace if gvr == SECRETS else "",

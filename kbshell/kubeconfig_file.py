@@ -5,7 +5,7 @@ FILE`. A file that cannot be used (missing, a directory, binary, not UTF-8, not 
 one document, empty, not a mapping, absurdly large) is a `KubeconfigFileError` whose message
 starts with the path, and `path:line:column` where the problem has a place. The commands print
 it and exit with status 2 (a usage error: the file given is not a kubeconfig); whether the
-kubeconfig's *content* is acceptable is the kernel's decision (`kbcore.kubeconfig`).
+kubeconfig's *content* is acceptable is the kernel's decision (`kbcore.control.kubeconfig`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Leader election: a thread that reads the Lease and carries out `kbcore.leader`'s decision.
+"""Leader election: a thread that reads the Lease and carries out `kbcore.runtime.leader`'s
+decision.
 
 The decision (create, renew, stand by, take over, release) is `plan_leadership`; this thread
 only reads the Lease, sends the one write the kernel asks for, and keeps `leading` up to date.
@@ -15,16 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kbcore.api.resources import LEASES
 from kbcore.errors import ApiError
-from kbcore.leader import (
-    LEASES,
+from kbcore.objects import ObjectKey
+from kbcore.runtime.leader import (
     RENEW_DEADLINE_SECONDS,
     RETRY_PERIOD_SECONDS,
     LeaderView,
     plan_leadership,
 )
-from kbcore.objects import ObjectKey
-from kbcore.requests import to_request
+from kbcore.runtime.requests import to_request
 from kbshell.client import KubeClient
 from kbshell.ops import obj_ref
 

@@ -24,7 +24,7 @@ import uuid
 from typing import IO, Any
 
 from kbcore import objects as o
-from kbcore.worker import BACKSTOP_SECONDS
+from kbcore.runtime.worker import BACKSTOP_SECONDS
 from kbshell.client import KubeClient
 from kbshell.konnector import Konnector
 from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file

@@ -1,9 +1,9 @@
 """The work queue shared by worker threads: kbcore's `WorkQueue` behind one lock.
 
 Every rule (dedupe, one worker per key, add-after, per-key backoff plus the token bucket, how
-an outcome requeues) stays in `kbcore.workqueue` and `kbcore.worker.settle`; this class only
-serializes calls from reflector and worker threads, blocks idle workers until a key is ready
-or due, and feeds the workqueue metrics.
+an outcome requeues) stays in `kbcore.runtime.workqueue` and `kbcore.runtime.worker.settle`; this
+class only serializes calls from reflector and worker threads, blocks idle workers until a key is
+ready or due, and feeds the workqueue metrics.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from kbcore.worker import Outcome, settle
-from kbcore.workqueue import WorkQueue
+from kbcore.runtime.worker import Outcome, settle
+from kbcore.runtime.workqueue import WorkQueue
 from kbshell.ops import Metrics
 
 Key = tuple[Any, ...]
@@ -87,7 +87,7 @@ class SharedQueue:
             return None
 
     def settle(self, key: Key, outcome: Outcome, verified: dict[str, str | None]) -> None:
-        """Apply a worker's outcome (kbcore.worker.settle) and mark the key done."""
+        """Apply a worker's outcome (kbcore.runtime.worker.settle) and mark the key done."""
         with self._cond:
             settle(self._queue, key, outcome, self._clock(), verified)
             if outcome.verdict is not None and self._metrics is not None:

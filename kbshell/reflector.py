@@ -2,8 +2,8 @@
 
 This is the real-cluster counterpart of kbsim's reflector (client-go's Reflector + Store). What a
 list or an event means for the cache (vanished keys reported as deletes, stale events ignored,
-the resume point, relist on 410, selector filtering) is decided by `kbcore.reflector`; this class
-holds the cache, the thread and the connection:
+the resume point, relist on 410, selector filtering) is decided by `kbcore.runtime.reflector`; this
+class holds the cache, the thread and the connection:
 
  1. List, replace the cache, tell the handler, set `synced`; then watch from the list's
     resourceVersion with bookmarks and apply every event.
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from kbcore import objects as o
-from kbcore import reflector as bookkeeping
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
+from kbcore.runtime import reflector as bookkeeping
 from kbcore.selectors import parse as parse_selector
 from kbshell.client import KubeClient, WatchStream
 

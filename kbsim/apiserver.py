@@ -50,7 +50,7 @@ kube-apiserver; what it finds is fixed here or listed in `docs/kbsim-known-diffe
   `InstanceDeletionCheck` (one-minute timeout) condition is never set.
 - Field ownership: every version of a resource shares one schema (no conversion of managed
   fields); built-in kinds use hand-written SMD types, approximated as "struct" for nested
-  objects not listed in `kbcore.fieldsets.BUILTIN_TYPES`; timestamps have second precision.
+  objects not listed in `kbsim.fieldsets.BUILTIN_TYPES`; timestamps have second precision.
 - Status subresources of built-ins (Namespace, CRD) use the custom-resource rule: a /status
   write keeps only `.status` (real built-in strategies differ slightly for metadata).
 - Built-in validation covers what controllers commonly trip over (names, labels, annotations,
@@ -85,30 +85,22 @@ from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
-from kbcore import fieldsets, limits
+from kbcore import limits
 from kbcore import objects as o
+from kbcore.api.resources import CRDS as CRD_GVR
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.selectors import Selector
 from kbcore.selectors import parse as parse_selector
 from kbsim import apierrors as errs
-from kbsim import discovery
+from kbsim import discovery, fieldsets
 from kbsim import schema as crschema
 from kbsim import validation as v
 from kbsim.discovery import State as DiscoveryState
 from kbsim.patch import json_patch, merge_patch
 from kbsim.rbac import ADMIN, Attributes, Authorizer, User, forbidden_reason
-from kbsim.resources import (
-    BUILTINS,
-    CRD_GVR,
-    NAMESPACE_GVR,
-    VERBS,
-    ResourceInfo,
-    event_from_core,
-    event_to_core,
-    from_crd,
-)
+from kbsim.resources import BUILTINS, VERBS, ResourceInfo, event_from_core, event_to_core, from_crd
 
 __all__ = [
     "ADMIN",
@@ -2546,4 +2538,3 @@ class APIServer:
 
 # Re-exported for callers that address the well-known resources.
 CUSTOM_RESOURCE_DEFINITIONS = CRD_GVR
-NAMESPACES = NAMESPACE_GVR

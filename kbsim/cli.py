@@ -19,9 +19,9 @@ import textwrap
 from pathlib import Path
 
 from kbcore import objects as o
-from kbcore import trace
-from kbcore.instance import plan_instance
-from kbcore.mapper import IDENTITY
+from kbcore.runtime import trace
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY
 from kbsim import scenario
 from kbsim.world import FAULT_KINDS, FAULT_PARAMS
 

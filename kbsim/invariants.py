@@ -19,8 +19,8 @@ violation fails.
   addressed to the provider) to the consumer cluster itself, as it would through a Connection
   whose kubeconfig points back at the consumer. Checked on the request, so a write the server
   then refuses counts too.
-- `related-within-trust-boundary` (`kbcore.related` T1-T6, restated here from the world's side
-  rather than imported, so a broken kernel cannot also break its judge): the konnector never
+- `related-within-trust-boundary` (`kbcore.control.related` T1-T6, restated here from the world's
+  side rather than imported, so a broken kernel cannot also break its judge): the konnector never
   creates a consumer namespace (T5); a related copy it creates or updates, on either side, is
   never in a `kube-*` namespace or the konnector's namespace (T2), never named `kube-*` (T3),
   never a Secret of a type other than the data types (T4), and belongs to a binding that exists;
@@ -50,7 +50,7 @@ violation fails.
   than `kbcore.limits.MAX_SCHEMA_DEPTH` (what it cannot install it refuses, with a condition).
 - `writes-within-server-limits`: no konnector request is refused for its size (413) or its
   depth (400 from the JSON decoder): a body an API server cannot read is reported on the object
-  (`kbcore.instance` rule 7), never sent and retried.
+  (`kbcore.sync.instance` rule 7), never sent and retried.
 """
 
 from __future__ import annotations
@@ -63,17 +63,26 @@ from kbcore import limits, selectors
 from kbcore import objects as o
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
-from kbcore.coverage import resolve_coverage
-from kbcore.crds import served_resource
+from kbcore.api.resources import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONFIGMAPS,
+    CRDS,
+    LEASES,
+    NAMESPACES,
+    SECRETS,
+)
 from kbcore.errors import ApiError
-from kbcore.instance import ADOPT, NAMESPACES, Ownership, classify
-from kbcore.mapper import IDENTITY
 from kbcore.objects import GVR, ObjectKey
-from kbcore.schema import schema_hash
+from kbcore.schema.crds import served_resource
+from kbcore.schema.policy import schema_hash
+from kbcore.sync.coverage import resolve_coverage
+from kbcore.sync.instance import ADOPT, Ownership, classify
+from kbcore.sync.mapper import IDENTITY
 from kbsim.patch import merge_patch
 
 if TYPE_CHECKING:
-    from kbcore.requests import Request
+    from kbcore.runtime.requests import Request
     from kbsim.world import World
 
 INVARIANTS = (
@@ -92,12 +101,6 @@ INVARIANTS = (
 )
 TRUST = "related-within-trust-boundary"
 
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 DATA_SECRET_TYPES = (
     "",
     "Opaque",

@@ -2,7 +2,7 @@
 
 It keeps nothing the real konnector would not keep in memory (caches, a work queue, which
 syncers run), so a crash fault simply drops the object and a restart builds a new one from
-lists. Every decision comes from kbcore: `kbcore.worker.work` handles a key (views from the
+lists. Every decision comes from kbcore: `kbcore.runtime.worker.work` handles a key (views from the
 caches, the planners, their reads, their actions, the requeue), `control_keys`/`instance_key`/
 `provider_key` say which keys an event wakes, `engagements`/`sync_targets` which APIs are
 synced through which provider. This module answers the worker's reads and requests on the
@@ -17,20 +17,17 @@ from typing import TYPE_CHECKING, Any
 from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
-from kbcore.binding import RESYNC_INTERVAL_SECONDS
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS
-from kbcore.engagement import Engagement, SyncTarget, sync_targets
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS
+from kbcore.control.binding import RESYNC_INTERVAL_SECONDS
+from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.events import ENGAGE, describe_key
-from kbcore.instance import plan_instance
-from kbcore.kubeconfig import Credentials
-from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
-from kbcore.trace import recorded
-from kbcore.worker import (
+from kbcore.runtime.events import ENGAGE, describe_key
+from kbcore.runtime.trace import recorded
+from kbcore.runtime.worker import (
     BACKSTOP_SECONDS,
     CONTROL_KINDS,
-    CRDS,
     Ask,
     Planner,
     Send,
@@ -43,7 +40,9 @@ from kbcore.worker import (
     settle,
     work,
 )
-from kbcore.workqueue import WorkQueue
+from kbcore.runtime.workqueue import WorkQueue
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY, Mapper
 from kbsim.apierrors import unreachable
 from kbsim.reflector import Handler, Reflector
 
@@ -95,7 +94,7 @@ class Syncer:
 
 
 class SimKonnector:
-    """The konnector on kbsim clusters; implements `kbcore.worker.KonnectorState`."""
+    """The konnector on kbsim clusters; implements `kbcore.runtime.worker.KonnectorState`."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 This is the simulated counterpart of client-go's Reflector + Store. What a list or an event
 means for the cache (vanished keys reported as deletes, stale events ignored, the resume point,
-relist on 410, selector filtering) is decided by `kbcore.reflector`; this class holds the
+relist on 410, selector filtering) is decided by `kbcore.runtime.reflector`; this class holds the
 cache and the stream and re-watches from its last resourceVersion when a stream ends.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kbcore import objects as o
-from kbcore import reflector as bookkeeping
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime import reflector as bookkeeping
 from kbcore.selectors import parse as parse_selector
 
 Handler = Callable[[str, o.Obj | None, o.Obj | None], None]

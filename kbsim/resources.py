@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from kbcore import fieldsets
 from kbcore.objects import GVR
+from kbsim import fieldsets
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -123,9 +123,6 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         tracks_generation=True,
     ),
 )
-
-CRD_GVR = GVR(APIEXTENSIONS, "v1", "customresourcedefinitions")
-NAMESPACE_GVR = GVR("", "v1", "namespaces")
 
 
 def from_crd(crd: Mapping[str, Any]) -> ResourceInfo | None:

@@ -67,12 +67,14 @@ from typing import Any
 import attrs
 import yaml
 
-from kbcore import crdgen, diff, limits
+from kbcore import diff, limits
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import CRDS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
+from kbcore.schema import crdgen
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import SimKonnector
 from kbsim.world import START_TIME, World, check_fault, parse_duration
@@ -80,8 +82,6 @@ from kbsim.world import START_TIME, World, check_fault, parse_duration
 USER_WRITES = ("apply", "create", "delete", "patch", "status")
 EXPECT_FORMS = ("object", "absent", "no_copy")
 STEP_KINDS = (*USER_WRITES, "fault", "advance", "settle", "quiet", "expect")
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-NAMESPACES = GVR("", "v1", "namespaces")
 USER_MANAGER = "kubectl"
 
 MAX_YAML_DEPTH = 100

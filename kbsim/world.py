@@ -23,17 +23,16 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import Action
+from kbcore.api.resources import NAMESPACES
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import Credentials
-from kbcore.objects import GVR, ObjectRef
+from kbcore.objects import ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
-from kbcore.requests import Request
+from kbcore.runtime.requests import Request
 from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
 from kbsim.reflector import Reflector
-
-NAMESPACES = GVR("", "v1", "namespaces")
 
 START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
 WATCH_LATENCY = 0.005

@@ -5,7 +5,7 @@
 
 The same files go to `crds/` and to `charts/konnector/files/crds/` (the chart templates them
 behind `installCRDs`); a file in either directory that the generator does not own is stale too,
-since the chart would install it. The schemas come from `kbcore.crdgen` (pure); this script
+since the chart would install it. The schemas come from `kbcore.schema.crdgen` (pure); this script
 only renders YAML and touches files.
 """
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
     sys.path.insert(0, str(ROOT))
 
-from kbcore.crdgen import all_crds  # noqa: E402
+from kbcore.schema.crdgen import all_crds  # noqa: E402
 
 CRD_DIR = ROOT / "crds"
 CHART_CRD_DIR = ROOT / "charts" / "konnector" / "files" / "crds"

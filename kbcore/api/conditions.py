@@ -31,7 +31,7 @@ PERMISSION_DENIED: Final = "PermissionDenied"
 """Bindings and Connection: provider RBAC refused an operation."""
 RELATED_RESOURCES: Final = "RelatedResources"
 """Bindings with `relatedResources`: every selected Secret/ConfigMap is copied, or which are not
-and why (`kbcore.related` T7)."""
+and why (`kbcore.control.related` T7)."""
 
 # Reasons.
 AS_EXPECTED: Final = "AsExpected"
@@ -83,7 +83,8 @@ group, names, a stored version no longer served): the consumer CRD is kept, the 
 BOUND_BY_CLUSTER_BINDING: Final = "BoundByClusterBinding"
 """A Binding lists an API a ClusterBinding already binds; the ClusterBinding wins."""
 RELATED_REFUSED: Final = "RelatedRefused"
-"""A selected related object is outside the trust boundary (`kbcore.related` T2-T4): not copied."""
+"""A selected related object is outside the trust boundary (`kbcore.control.related` T2-T4): not
+copied."""
 INVALID_RULE: Final = "InvalidRule"
 """A `relatedResources` entry cannot be followed (malformed, or FromConsumer without a selector)."""
 

@@ -3,8 +3,8 @@
 Rules, in the order they matter:
 
 1. Wire names come from `json_name` only. The structure hooks, the unstructure hooks and
-   `kbcore.crdgen` all call it, so the Python types, the dicts we read and write, and the CRDs
-   cannot disagree on a field name.
+   `kbcore.schema.crdgen` all call it, so the Python types, the dicts we read and write, and the
+   CRDs cannot disagree on a field name.
 2. Structuring is strict where cattrs is lenient by default: a string is not an integer, `"false"`
    is not a boolean, a string is not a list of characters. Enum values, required fields and the
    `minLength`/`minItems` limits the CRD declares are checked too. Every failure becomes one
@@ -44,7 +44,7 @@ from kbcore.objects import deepcopy
 T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------
-# Field facts shared with kbcore.crdgen.
+# Field facts shared with kbcore.schema.crdgen.
 
 
 def json_name(a: attrs.Attribute[Any]) -> str:

@@ -43,3 +43,7 @@ FINALIZER_CLEANUP = f"{GROUP}/cleanup"
 FIELD_MANAGER = "kube-bind-konnector"
 FIELD_MANAGER_RELATED = "kube-bind-konnector-related"
 EVENT_COMPONENT = "kube-bind-konnector"
+
+# Provider namespaces.
+LEASE_NAMESPACE = "kube-bind"
+"""On the provider: the namespace of the Connection heartbeat Leases."""

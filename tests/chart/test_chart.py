@@ -26,7 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kbcore import crdgen
+from kbcore.schema import crdgen
 from kbshell.main import build_parser
 from tests.chart.conftest import (
     CHART,
@@ -372,7 +372,7 @@ def test_related_resources_allow_copies_in_every_namespace(helm: Helm) -> None:
     for resource in ("secrets", "configmaps"):
         for verb in ("get", "list", "create", "patch", "delete"):
             assert _cluster_allows(objs, "", resource, verb), (resource, verb)
-    # A copy's namespace is read, never created (kbcore.related T5).
+    # A copy's namespace is read, never created (kbcore.control.related T5).
     assert _cluster_allows(objs, "", "namespaces", "get", name="team-x")
     assert not _cluster_allows(objs, "", "namespaces", "create")
 

@@ -321,7 +321,7 @@ class Scenario:
         eventually(reported, TIMEOUT, "conflict annotation and Event on the consumer")
 
     def related_resources(self) -> None:
-        """Next to a Widget in team-x (kbcore.related T1; the konnector never creates a consumer
+        """Next to a Widget in team-x (kbcore.control.related T1; the konnector never creates a consumer
         namespace, T5): copied, updated, collected."""
         c, p = self.c, self.p
         for cluster in (c, p):

@@ -90,7 +90,7 @@ def update_latest(api: Api, name: str, change: Callable[[Obj], None]) -> Obj:
 
 
 def test_an_established_crd_keeps_scope_names_and_stored_versions(api: Api) -> None:
-    """What the konnector's change gate (kbcore.schema rule 8) predicts the server refuses."""
+    """What the konnector's change gate (kbcore.schema.policy rule 8) predicts the server refuses."""
     group = f"{unique('t')}.conformance.example.com"
     name = f"widgets.{group}"
     api.create(CRDS, widget_crd(group))

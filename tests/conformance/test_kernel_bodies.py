@@ -1,6 +1,6 @@
 """What the schema kernel writes is accepted by the server, and converges there.
 
-`kbcore.schema` builds consumer CRDs (for_consumer) and replaces them (plan_install's Update).
+`kbcore.schema.policy` builds consumer CRDs (for_consumer) and replaces them (plan_install's Update).
 The real server defaults fields and validates far more than our own code; these tests create
 and update exactly the kernel's bodies on both backends and check the next plan is empty.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 
-from kbcore import schema
 from kbcore.actions import Create, Update
 from kbcore.api import keys
+from kbcore.schema import policy as schema
 from tests.conformance.client import CRDS, Api, unique
 from tests.conformance.conftest import widget_crd
 

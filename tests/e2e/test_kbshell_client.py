@@ -23,11 +23,11 @@ import yaml
 
 from kbcore.actions import Action, Apply, Delete, MergePatch
 from kbcore.api import keys
+from kbcore.control.kubeconfig import Credentials, sanitize
 from kbcore.errors import UNREACHABLE, ApiError
-from kbcore.kubeconfig import Credentials, sanitize
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc
-from kbcore.requests import Next, Request, judge, to_request
+from kbcore.runtime.requests import Next, Request, judge, to_request
 from kbshell.client import KubeClient, WatchStream
 from kbshell.reflector import Reflector
 from tests.conformance.adapters import RealClient

@@ -37,8 +37,8 @@ import yaml
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.control.kubeconfig import SecretProblem, sanitize
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import SecretProblem, sanitize
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
 from tests.harness.clusters import Clusters, build_binaries

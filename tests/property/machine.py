@@ -18,16 +18,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import NAMESPACES
 from kbcore.errors import ApiError
-from kbcore.instance import (
-    NAMESPACES,
-    InstanceView,
-    Ownership,
-    ProviderView,
-    classify,
-    plan_instance,
-)
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.instance import InstanceView, Ownership, ProviderView, classify, plan_instance
 from kbsim import scenario
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import BACKSTOP_SECONDS, SimKonnector
@@ -108,7 +102,7 @@ def base_world(seed: int) -> World:
     world = World(["provider", "consumer"], seed=seed)
     world.monitor.consumer_cluster = "consumer"
     consumer, provider = world.clusters["consumer"], world.clusters["provider"]
-    from kbcore import crdgen
+    from kbcore.schema import crdgen
 
     for crd in crdgen.all_crds():
         consumer.create(scenario.CRDS, o.deepcopy(dict(crd)))
@@ -454,7 +448,7 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
         ns_exists = True
     except ApiError:
         ns_exists = False
-    from kbcore.instance import Coverage
+    from kbcore.sync.instance import Coverage
 
     bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
     policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")
@@ -757,7 +751,7 @@ def _synced(world: World, gvr: GVR, local_uid: str) -> None:
 
 
 def check_schema_liveness(world: World) -> None:
-    from kbcore import schema as kschema
+    from kbcore.schema import policy as kschema
 
     for f in world.faults:
         f.end = min(f.end, world.now)

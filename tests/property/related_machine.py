@@ -1,4 +1,4 @@
-"""The convergence machine with related resources and a hostile provider (kbcore.related T1-T7).
+"""The convergence machine with related resources and a hostile provider (kbcore.control.related T1-T7).
 
 `RelatedMachine` is `ConvergenceMachine` with a ClusterBinding whose `relatedResources` rules are
 drawn from `RULES` (including a FromConsumer rule without a selector, which T6 makes invalid),

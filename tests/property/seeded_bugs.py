@@ -5,7 +5,7 @@ would; `test_seeded_bugs.py` runs the convergence machine with each and expects 
 `KERNEL_PATCHES` break a control-plane rule instead, by replacing one kernel function for the
 run (the control-plane planners have no seam of their own).
 
-`RELATED_SEEDED_BUGS` break the trust boundary of related resources instead (`kbcore.related`
+`RELATED_SEEDED_BUGS` break the trust boundary of related resources instead (`kbcore.control.related`
 T1-T6): each replaces one or two of its rule functions (the way a plausible regression would
 loosen a check) while `test_seeded_bugs.py` runs the related-resources machine; the
 `related-within-trust-boundary` invariant must name the rule that was broken.
@@ -27,7 +27,7 @@ import attrs
 from kbcore import objects as o
 from kbcore.actions import Apply, Delete, Plan, RemoveFinalizer, RequeueAfter, UpdateStatus
 from kbcore.api import keys
-from kbcore.instance import (
+from kbcore.sync.instance import (
     ADOPT,
     InstanceView,
     Ownership,
@@ -151,14 +151,14 @@ SEEDED_BUGS: dict[str, tuple[Planner, str]] = {
 KERNEL_PATCHES: dict[str, tuple[str, Any, str]] = {
     # bug -> (kernel attribute replaced, its replacement, the property failure that must catch it)
     "self-binding not refused": (
-        "kbcore.connection.reaches_itself",
+        "kbcore.control.connection.reaches_itself",
         lambda _provider, _consumer: False,
         "no-self-binding",
     ),
 }
 
 
-# -- the trust boundary of related resources (kbcore.related) ---------------------------------
+# -- the trust boundary of related resources (kbcore.control.related) ---------------------------------
 
 
 def every_namespace_synced(namespace: str, synced: Collection[str]) -> bool:
@@ -198,10 +198,10 @@ def every_selector_explicit(selector: Any) -> bool:
 
 
 Patch = tuple[str, Callable[..., Any]]
-"""(a function of kbcore.related, its broken replacement)."""
+"""(a function of kbcore.control.related, its broken replacement)."""
 
 RELATED_SEEDED_BUGS: dict[str, tuple[tuple[Patch, ...], str]] = {
-    # bug -> (patches of kbcore.related, the invariant message that must catch it)
+    # bug -> (patches of kbcore.control.related, the invariant message that must catch it)
     "the namespace rule removed (T1)": (
         (("synced_namespace", every_namespace_synced),),
         r"related-within-trust-boundary', '[^']*syncs no object \(T1\)"),
@@ -241,7 +241,7 @@ def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
 
 def gate_ignores_scope() -> contextlib.AbstractContextManager[None]:
     """The change gate compares names and versions but forgets the scope."""
-    from kbcore import schema
+    from kbcore.schema import policy as schema
 
     real = schema.refuse_schema_change
 
@@ -254,7 +254,7 @@ def gate_ignores_scope() -> contextlib.AbstractContextManager[None]:
 
 def gate_ignores_stored_versions() -> contextlib.AbstractContextManager[None]:
     """The change gate forgets that objects are stored at versions the CRD once stored."""
-    from kbcore import schema
+    from kbcore.schema import policy as schema
 
     real = schema.refuse_schema_change
 
@@ -267,7 +267,7 @@ def gate_ignores_stored_versions() -> contextlib.AbstractContextManager[None]:
 
 def hash_claimed_before_the_write() -> contextlib.AbstractContextManager[None]:
     """plan_install reports the hash of the CRD it is about to write as the installed one."""
-    from kbcore import schema
+    from kbcore.schema import policy as schema
 
     real = schema.plan_install
 
@@ -280,7 +280,8 @@ def hash_claimed_before_the_write() -> contextlib.AbstractContextManager[None]:
 
 def sync_follows_the_binding_not_the_api() -> contextlib.AbstractContextManager[None]:
     """Instance sync asks whether any API of the binding is bound, not this one."""
-    from kbcore import binding, worker
+    from kbcore.control import binding
+    from kbcore.runtime import worker
 
     def mutant(b: Any, api: str) -> bool:
         entries = (b.get("status") or {}).get("boundAPIs") or []
@@ -291,7 +292,7 @@ def sync_follows_the_binding_not_the_api() -> contextlib.AbstractContextManager[
 
 def syncer_kept_for_an_incompatible_api() -> contextlib.AbstractContextManager[None]:
     """The engagement pass keeps the syncer of an API whose provider schema was refused."""
-    from kbcore import engagement
+    from kbcore.control import engagement
 
     return _patched(engagement, "paused", lambda _api, _bindings: False)
 

@@ -14,7 +14,7 @@ a kernel, a shell or kbsim can draw from it:
 Helpers that tests use as oracles or as "the server side" live here too: `fields_v1` encodes the
 field set a server-side apply records, `server_copy` is what an API server holds after applying a
 body, `ownership_of` re-derives the three-way classification (docs/design.md, "Decisions") independently of
-`kbcore.instance.classify`, and `json_equal` is equality of JSON values (a boolean is not a
+`kbcore.sync.instance.classify`, and `json_equal` is equality of JSON values (a boolean is not a
 number, unlike Python's `True == 1`).
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from kbcore.api import keys
-from kbcore.instance import ADOPT, FAIL, Coverage, InstanceView, ProviderView
-from kbcore.mapper import IDENTITY, Mapper, NamespacePrefix
 from kbcore.objects import GVR, ObjectKey
+from kbcore.sync.instance import ADOPT, FAIL, Coverage, InstanceView, ProviderView
+from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
 # --- fixed vocabulary -------------------------------------------------------------------------
 

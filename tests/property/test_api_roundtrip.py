@@ -29,9 +29,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbcore import crdgen
 from kbcore.api.convert import structure, structure_object, unstructure
 from kbcore.api.types import KINDS, ApiObject
+from kbcore.schema import crdgen
 
 _TEXT = st.text(string.ascii_letters + string.digits + "-._/:", max_size=12)
 _TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER, Plan
-from kbcore.binding import BindingView, plan_binding
-from kbcore.connection import ConnectionView, plan_connection
+from kbcore.control.binding import BindingView, plan_binding
+from kbcore.control.connection import ConnectionView, plan_connection
+from kbcore.control.kubeconfig import Credentials, credentials_for
 from kbcore.identity import identity_reads
-from kbcore.kubeconfig import Credentials, credentials_for
 from kbcore.reads import Discovery, Get, List, OpenAPIDoc, Read
 from tests.property.strategies import json_objects, json_values
 

@@ -7,7 +7,7 @@ from tests.property.related_machine import RelatedMachine
 
 TestConvergence = ConvergenceMachine.TestCase
 TestRelatedConvergence = RelatedMachine.TestCase
-"""The same, with related resources under a hostile provider (kbcore.related T1-T7)."""
+"""The same, with related resources under a hostile provider (kbcore.control.related T1-T7)."""
 
 # Provider schema changes (issue 12). A step may delete and re-create a CRD and each example
 # ends with two full settles: a fifth of the profile's examples, half its steps.

@@ -34,7 +34,9 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
-from kbcore.instance import (
+from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.runtime.requests import to_request
+from kbcore.sync.instance import (
     ADOPT,
     Coverage,
     InstanceView,
@@ -42,8 +44,6 @@ from kbcore.instance import (
     desired_provider_body,
     plan_instance,
 )
-from kbcore.objects import ObjectKey, ObjectRef
-from kbcore.requests import to_request
 from tests.property.strategies import (
     GADGETS,
     LOCAL_CLUSTER_UID,

@@ -1,4 +1,4 @@
-"""The Mapper law (`kbcore.mapper`): `to_consumer(gvr, to_provider(gvr, k)) == k`.
+"""The Mapper law (`kbcore.sync.mapper`): `to_consumer(gvr, to_provider(gvr, k)) == k`.
 
 A mapper maps keys only: it never changes scope, and `to_consumer` refuses (None) provider keys
 it could not have produced, so a provider event for a foreign object never wakes a consumer key.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kbcore.mapper import IDENTITY, Mapper, NamespacePrefix
 from kbcore.objects import GVR, ObjectKey
+from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
 # Cheap draws: the full budget of the loaded profile (tests/property/conftest.py), at least 100.
 LAW = settings(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from kbcore import related
+from kbcore.control import related
 from tests.property.machine import ConvergenceMachine, SchemaChangeMachine
 from tests.property.related_machine import RelatedMachine
 from tests.property.seeded_bugs import (

@@ -22,16 +22,18 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from kbcore import objects, openapi, schema
+from kbcore import objects
 from kbcore.actions import Apply, Create, MergePatch, Plan, Update, UpdateStatus
 from kbcore.api import conditions
-from kbcore.binding import BindingView, plan_binding
-from kbcore.connection import ConnectionView, plan_connection
-from kbcore.instance import plan_instance
-from kbcore.kubeconfig import Credentials, credentials_for
+from kbcore.control.binding import BindingView, plan_binding
+from kbcore.control.connection import ConnectionView, plan_connection
+from kbcore.control.kubeconfig import Credentials, credentials_for
 from kbcore.limits import MAX_JSON_DEPTH, MAX_SCHEMA_DEPTH, body_problem, json_depth
 from kbcore.reads import Discovery, OpenAPIDoc
-from kbcore.requests import to_request
+from kbcore.runtime.requests import to_request
+from kbcore.schema import openapi
+from kbcore.schema import policy as schema
+from kbcore.sync.instance import plan_instance
 from tests.property.strategies import instance_views, json_scalars
 from tests.property.test_control_laws import GOOD_KUBECONFIG, drive, hostile, plausible
 

@@ -1,9 +1,9 @@
 """kbsim worlds for the `kubectl bind` kernels: a provider exporting Widgets, a consumer with the
-core CRDs, the bundle `kbcore.bundle` writes, and the konnector kbsim runs.
+core CRDs, the bundle `kbcore.views.bundle` writes, and the konnector kbsim runs.
 
 The provider user is named by its token (kbsim: `admin` is cluster-admin, anyone else is
 authorized by the provider's RBAC objects), so a test can bind as a user holding exactly the
-rules `kbcore.rbac` derives.
+rules `kbcore.views.rbac` derives.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from kbcore import bundle as kb
-from kbcore import crdgen
 from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
-from kbcore.worker import Ask
+from kbcore.runtime.worker import Ask
+from kbcore.schema import crdgen
+from kbcore.views import bundle as kb
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
 

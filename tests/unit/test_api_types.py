@@ -30,7 +30,7 @@ from kbcore.api.types import (
     SecretKeyRef,
     UpdatePolicy,
 )
-from kbcore.crdgen import openapi_schema
+from kbcore.schema.crdgen import openapi_schema
 
 T0 = "2026-01-02T03:04:05Z"
 T1 = "2026-01-02T03:05:00Z"

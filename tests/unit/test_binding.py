@@ -1,4 +1,4 @@
-"""The binding kernel (kbcore/binding.py; docs/design.md, "Differences from upstream").
+"""The binding kernel (kbcore/control/binding.py; docs/design.md, "Differences from upstream").
 
 Each test drives `plan_binding` through the read protocol with a small answer function and checks
 the conditions and writes a user would see, for ClusterBindings and namespaced Bindings.
@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore import schema
 from kbcore.actions import (
     CONSUMER,
     PROVIDER,
@@ -28,13 +27,14 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
-from kbcore.binding import BindingView, plan_binding
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS
-from kbcore.engagement import syncs_api
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS
+from kbcore.control.binding import BindingView, plan_binding
+from kbcore.control.engagement import syncs_api
+from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Read
+from kbcore.schema import policy as schema
 
 NOW = 1_767_225_600.0
 CONN = "p"
@@ -609,7 +609,7 @@ def test_all_crd_reads_come_in_one_round() -> None:
     }
 
 
-# -- rule 4: schema changes by the provider (kbcore.schema rule 8), and per-API decisions ------
+# -- rule 4: schema changes by the provider (kbcore.schema.policy rule 8), and per-API decisions ------
 
 
 def live_crd(provider: dict[str, Any]) -> dict[str, Any]:

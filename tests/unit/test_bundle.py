@@ -1,4 +1,4 @@
-"""The bundle `kubectl bind` writes (kbcore/bundle.py): what the konnector accepts, and what the
+"""The bundle `kubectl bind` writes (kbcore/views/bundle.py): what the konnector accepts, and what the
 user is told before anything is written.
 
 The facts a user relies on: the objects are valid for the CRDs in `crds/`; the Secret yields
@@ -20,16 +20,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore import bundle as kb
 from kbcore.actions import PROVIDER, AddFinalizer
 from kbcore.api import keys
 from kbcore.api.convert import structure_object
-from kbcore.connection import ConnectionView, plan_connection
+from kbcore.control.connection import ConnectionView, plan_connection
+from kbcore.control.kubeconfig import Credentials, SecretProblem, credentials_for, sanitize
 from kbcore.errors import ApiError
 from kbcore.identity import identity_reads
-from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, sanitize
 from kbcore.objects import ObjectKey
 from kbcore.reads import Failed, List
+from kbcore.views import bundle as kb
 from tests.unit import bindworld as bw
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The Connection kernel (kbcore/connection.py; docs/design.md, "Differences from upstream").
+"""The Connection kernel (kbcore/control/connection.py; docs/design.md, "Differences from upstream").
 
 Each test drives `plan_connection` through the read protocol with a small answer function and
 checks the conditions and writes a user would see. One test (or a few) per numbered rule.
@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore import schema
 from kbcore.actions import (
     CONSUMER,
     PROVIDER,
@@ -31,24 +30,15 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
-from kbcore.connection import (
-    BINDINGS,
-    CLUSTERBINDINGS,
-    CONNECTIONS,
-    LEASES,
-    NAMESPACES,
-    SECRETS,
-    ConnectionView,
-    lease_name,
-    misdirected,
-    plan_connection,
-)
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, LEASES, NAMESPACES, SECRETS
+from kbcore.control.connection import ConnectionView, lease_name, misdirected, plan_connection
+from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 from kbcore.identity import identity_reads
-from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, Read
-from kbcore.requests import rfc3339
+from kbcore.schema import policy as schema
+from kbcore.timestamps import rfc3339
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 NS = "kube-bind"
@@ -576,7 +566,7 @@ def test_pull_policy_all_never_overwrites_a_foreign_consumer_crd() -> None:
 
 
 def test_pull_policy_all_refuses_a_scope_change_and_leaves_the_consumer_crd_alone() -> None:
-    # The Connection's installs go through the same gate as a binding's (kbcore.schema rule 8).
+    # The Connection's installs go through the same gate as a binding's (kbcore.schema.policy rule 8).
     live = schema.for_consumer(WIDGETS, NAME)
     live["metadata"].update(uid="cons", resourceVersion="3")
     live["status"] = {"conditions": [{"type": "Established", "status": "True"}],

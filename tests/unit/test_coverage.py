@@ -1,4 +1,4 @@
-"""Unit tests of `kbcore.coverage.resolve_coverage` (upstream's "ResolveConnection")."""
+"""Unit tests of `kbcore.sync.coverage.resolve_coverage` (upstream's "ResolveConnection")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from kbcore.coverage import conflict_policy, lists_api, resolve_coverage
-from kbcore.instance import NOT_COVERED, Coverage
 from kbcore.objects import GVR
+from kbcore.sync.coverage import conflict_policy, lists_api, resolve_coverage
+from kbcore.sync.instance import NOT_COVERED, Coverage
 
 GR = "widgets.example.org"
 
@@ -158,7 +158,7 @@ def test_lists_api_matches_the_crd_name_exactly() -> None:
 
 
 def test_served_resource_prefers_the_storage_version_and_ignores_deleting_crds() -> None:
-    from kbcore.crds import ServedResource, served_resource
+    from kbcore.schema.crds import ServedResource, served_resource
 
     crd = {
         "metadata": {"name": "widgets.example.org"},

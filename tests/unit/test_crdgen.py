@@ -10,10 +10,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kbcore import crdgen
 from kbcore.api.convert import structure, structure_object, unstructure
 from kbcore.api.keys import API_VERSION
 from kbcore.api.types import KINDS, Binding, ClusterBinding, Connection, SchemaPolicy
+from kbcore.schema import crdgen
 from tools import gen_crds
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"

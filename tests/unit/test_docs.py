@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import kbcore
-from kbcore import instance
 from kbcore.api import conditions
+from kbcore.sync import instance
 from kbshell.main import build_parser
 from kbshell.ops.metrics import Metrics
 
@@ -256,7 +256,7 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
     a document only the authors' workspace holds."""
     files = tracked_files()
     names = {p.relative_to(ROOT).as_posix() for p in files}
-    assert {"README.md", "docs/design.md", "kbcore/instance.py"} <= names
+    assert {"README.md", "docs/design.md", "kbcore/sync/instance.py"} <= names
     found = {}
     for path in files:
         if not path.is_file():  # deleted in the work tree but still in the index

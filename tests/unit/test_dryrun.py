@@ -1,4 +1,4 @@
-"""`kubectl bind plan` (kbcore/dryrun.py): the konnector's next step for every key, computed by
+"""`kubectl bind plan` (kbcore/views/dryrun.py): the konnector's next step for every key, computed by
 the kernel from live reads, with no writes.
 
 In kbsim, with the konnector stopped: at rest the dry run finds nothing to do; after a user
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbcore import diff, dryrun
+from kbcore import diff
 from kbcore import objects as o
 from kbcore.actions import AddFinalizer, Apply, Create, Update, UpdateStatus
 from kbcore.errors import ApiError
-from kbcore.events import describe_key
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed
-from kbcore.worker import Ask, drive
+from kbcore.runtime.events import describe_key
+from kbcore.runtime.worker import Ask, drive
+from kbcore.views import dryrun
 from kbsim.world import World
 from tests.unit import bindworld as bw
 

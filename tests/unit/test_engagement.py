@@ -1,4 +1,4 @@
-"""Engagement, sync targets and event mapping (kbcore/engagement.py, kbcore/events.py;
+"""Engagement, sync targets and event mapping (kbcore/control/engagement.py, kbcore/runtime/events.py;
 docs/design.md, "Differences from upstream": a rotated Secret takes effect while the Connection
 stays Ready), plus the same end to end in kbsim.
 """
@@ -10,11 +10,10 @@ from typing import Any
 import attrs
 import pytest
 
-from kbcore import crdgen, schema
 from kbcore import objects as o
 from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import keys
-from kbcore.engagement import (
+from kbcore.control.engagement import (
     Engagement,
     SyncTarget,
     engagement,
@@ -22,11 +21,13 @@ from kbcore.engagement import (
     syncs_api,
     verified_fingerprint,
 )
+from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
-from kbcore.events import ENGAGE, binding_key, connection_key, keys_for_event
-from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.worker import current_fingerprints
+from kbcore.runtime.events import ENGAGE, binding_key, connection_key, keys_for_event
+from kbcore.runtime.worker import current_fingerprints
+from kbcore.schema import crdgen
+from kbcore.schema import policy as schema
 from kbsim import scenario
 from kbsim.apiserver import User
 from kbsim.konnector import SimKonnector

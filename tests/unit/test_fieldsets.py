@@ -1,4 +1,4 @@
-"""kbcore.fieldsets: field sets, fieldsV1, and server-side apply as kube-apiserver computes them."""
+"""kbsim.fieldsets: field sets, fieldsV1, and server-side apply as kube-apiserver computes them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbcore import fieldsets as fs
-from kbcore.fieldsets import FieldSet
+from kbsim import fieldsets as fs
+from kbsim.fieldsets import FieldSet
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -288,7 +288,7 @@ def test_dockerignore_keeps_what_the_build_copies(build: Stage) -> None:
         for src in sources:
             assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
             assert not excluded(src, rules), f"COPY {src}: excluded by .dockerignore"
-    for kept in ("kbcore/worker.py", "kbshell/main.py", "kbsim/openapi_template.json"):
+    for kept in ("kbcore/runtime/worker.py", "kbshell/main.py", "kbsim/openapi_template.json"):
         assert not excluded(kept, rules), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "tests/unit/test_image.py"):
         assert excluded(dropped, rules), dropped

@@ -1,4 +1,4 @@
-"""Unit tests of `kbcore.instance.plan_instance`, one group per numbered rule of its docstring.
+"""Unit tests of `kbcore.sync.instance.plan_instance`, one group per numbered rule of its docstring.
 
 Plans are values: every test states the exact actions it expects and compares with `==`.
 The provider copies are written out the way an API server returns them after our server-side
@@ -31,8 +31,10 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
-from kbcore.instance import (
-    NAMESPACES,
+from kbcore.api.resources import NAMESPACES
+from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.instance import (
     NOT_COVERED,
     Coverage,
     InstanceView,
@@ -43,9 +45,7 @@ from kbcore.instance import (
     desired_provider_body,
     plan_instance,
 )
-from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
-from kbcore.mapper import IDENTITY, Mapper, NamespacePrefix
-from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
 LOCAL = "11111111-2222-4333-8444-555555555555"
 OTHER_CLUSTER = "99999999-2222-4333-8444-555555555555"

@@ -1,4 +1,4 @@
-"""The provider kubeconfig (kbcore/kubeconfig.py; docs/design.md, "Differences from upstream"): inline data only.
+"""The provider kubeconfig (kbcore/control/kubeconfig.py; docs/design.md, "Differences from upstream"): inline data only.
 
 A kubeconfig a provider hands over is untrusted: plugins and file paths are refused with a
 message that names the field, so the user knows what to fix.
@@ -15,8 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore import kubeconfig as kubeconfig_module
-from kbcore.kubeconfig import (
+from kbcore.control import kubeconfig as kubeconfig_module
+from kbcore.control.kubeconfig import (
     MAX_KUBECONFIG_BYTES,
     MAX_KUBECONFIG_DEPTH,
     MAX_KUBECONFIG_NODES,

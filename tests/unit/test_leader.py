@@ -1,4 +1,4 @@
-"""kbcore.leader: the Lease decision, rule by rule, and the law that two replicas never lead
+"""kbcore.runtime.leader: the Lease decision, rule by rule, and the law that two replicas never lead
 at the same time."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kbcore.actions import Create, Update
-from kbcore.leader import (
+from kbcore.objects import ObjectKey
+from kbcore.runtime.leader import (
     LEASE_DURATION_SECONDS,
     LeaderView,
     micro_time,
     plan_leadership,
 )
-from kbcore.objects import ObjectKey
-from kbcore.requests import parse_rfc3339
+from kbcore.timestamps import parse_rfc3339
 
 KEY = ObjectKey("kube-bind", "konnector.kube-bind.io")
 T0 = 1_767_225_600.0

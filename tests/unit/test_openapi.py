@@ -1,4 +1,4 @@
-"""OpenAPI -> CRD synthesis (kbcore.openapi) on documents captured from a real kube-apiserver.
+"""OpenAPI -> CRD synthesis (kbcore.schema.openapi) on documents captured from a real kube-apiserver.
 
 The inputs are tests/data/openapi (tools/capture_openapi.py; MANIFEST.json maps URL paths to
 files). The synthesized CRDs are compared with golden files in tests/data/openapi/golden/,
@@ -24,16 +24,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbcore.errors import ApiError
-from kbcore.groups import is_builtin_group
 from kbcore.objects import GVR, ObjectKey
-from kbcore.openapi import (
+from kbcore.reads import Discovery, Failed, Missing, OpenAPIDoc, Read
+from kbcore.schema.groups import is_builtin_group
+from kbcore.schema.openapi import (
     PRINTER_COLUMNS_LOSS,
     Synthesis,
     clean_schema,
     synthesize,
     version_priority_key,
 )
-from kbcore.reads import Discovery, Failed, Missing, OpenAPIDoc, Read
 from kbsim.apiserver import APIServer
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"

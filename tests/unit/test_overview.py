@@ -1,15 +1,15 @@
-"""`kubectl bind status` rows and the `unbind` forecast (kbcore/overview.py), on objects the
+"""`kubectl bind status` rows and the `unbind` forecast (kbcore/views/overview.py), on objects the
 konnector wrote in kbsim; the forecast is checked against what the drain then really does."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kbcore import bundle as kb
-from kbcore import overview
 from kbcore.api import keys
-from kbcore.crds import served_resource
 from kbcore.objects import ObjectKey
+from kbcore.schema.crds import served_resource
+from kbcore.views import bundle as kb
+from kbcore.views import overview
 from kbsim.world import World
 from tests.unit import bindworld as bw
 

@@ -1,4 +1,4 @@
-"""The provider RBAC `kubectl bind rbac` prints (kbcore/rbac.py) is exactly what the konnector
+"""The provider RBAC `kubectl bind rbac` prints (kbcore/views/rbac.py) is exactly what the konnector
 needs: derived from what it does, checked by doing it.
 
 Each test binds in kbsim as a provider user that holds only the generated rules (kbsim
@@ -9,7 +9,7 @@ resources both ways, a copy deleted, unbind, Connection deleted. Every request t
 sends to the provider as that user is recorded, and:
 
  - none is denied, except the reads the kernel documents as allowed to be refused
-   (`kbcore.rbac`: namespace cleanup on unbind; related kinds no rule names);
+   (`kbcore.views.rbac`: namespace cleanup on unbind; related kinds no rule names);
  - every verb of every generated rule was used by some request (no rule is superfluous);
  - the life ends where it should (so a denial cannot hide behind an unfinished run).
 """
@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from kbcore import bundle as kb
 from kbcore import objects as o
-from kbcore import rbac
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey
+from kbcore.views import bundle as kb
+from kbcore.views import rbac
 from kbsim.rbac import Attributes, User, rule_allows
 from kbsim.world import World
 from tests.unit import bindworld as bw
@@ -37,10 +37,10 @@ RELATED = [
     rbac.RelatedAccess("configmaps", "FromProvider"),
 ]
 TOLERATED_DENIALS = {
-    # kbcore.namespaces: a refused LIST of our namespaces means "emptiness unproven": the
+    # kbcore.sync.namespaces: a refused LIST of our namespaces means "emptiness unproven": the
     # provider namespaces the konnector created stay (rbac.py says so, deliberately).
     ("list", "", "namespaces"),
-    # kbcore.related rule 6: on unbind, kinds no rule names may be unreadable.
+    # kbcore.control.related rule 6: on unbind, kinds no rule names may be unreadable.
     ("list", "", "configmaps"),
 }
 

@@ -1,4 +1,4 @@
-"""kbcore.reflector: the cache bookkeeping both shells apply to lists and watch events."""
+"""kbcore.runtime.reflector: the cache bookkeeping both shells apply to lists and watch events."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbcore import reflector as r
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
+from kbcore.runtime import reflector as r
 
 
 def obj(name: str, rv: int, **labels: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Unit tests of `kbcore.related.plan_related`, one group per numbered rule of its docstring,
+"""Unit tests of `kbcore.control.related.plan_related`, one group per numbered rule of its docstring,
 upstream's related-resource e2e steps (23 and 29-32: docs/design.md, "Upstream's end-to-end
 steps") at the kernel level,
 and hypothesis properties (safety, determinism, stability, unbind convergence).
@@ -35,6 +35,7 @@ from kbcore.actions import (
     is_write,
 )
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS, NAMESPACES, SECRETS
 from kbcore.api.types import (
     LabelSelector,
     LabelSelectorRequirement,
@@ -43,15 +44,9 @@ from kbcore.api.types import (
     RelatedResourceSelector,
     SyncDirection,
 )
-from kbcore.errors import ApiError
-from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Failed, Get, List, Missing, Read
-from kbcore.related import (
-    CONFIGMAPS,
+from kbcore.control.related import (
     DATA_SECRET_TYPES,
     MANAGED_SELECTOR,
-    NAMESPACES,
-    SECRETS,
     RelatedConflict,
     RelatedPlan,
     data_secret_type,
@@ -63,6 +58,9 @@ from kbcore.related import (
     summary,
     synced_namespace,
 )
+from kbcore.errors import ApiError
+from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Failed, Get, List, Missing, Read
 
 UID = "b-uid-1"
 OTHER_BINDING = "b-uid-2"

@@ -1,4 +1,4 @@
-"""Unit tests of `kbcore.requests`: actions become requests, failures become requeue verdicts."""
+"""Unit tests of `kbcore.runtime.requests`: actions become requests, failures become requeue verdicts."""
 
 from __future__ import annotations
 
@@ -26,18 +26,10 @@ from kbcore.actions import (
     RequeueAfter,
     UpdateStatus,
 )
+from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.requests import (
-    EVENTS,
-    NAMESPACES,
-    Next,
-    Request,
-    judge,
-    parse_rfc3339,
-    rfc3339,
-    to_request,
-)
+from kbcore.runtime.requests import Next, Request, judge, parse_rfc3339, rfc3339, to_request
 
 GVR_W = GVR("example.org", "v1", "widgets")
 KEY = ObjectKey("team-a", "w1")

@@ -1,6 +1,6 @@
-"""kbcore.schema: refusals, the consumer-CRD transform, and plan_install's numbered rules.
+"""kbcore.schema.policy: refusals, the consumer-CRD transform, and plan_install's numbered rules.
 
-Rule numbers refer to the module docstring of kbcore/schema.py. Upstream's CRD-pull unit tests (e2e
+Rule numbers refer to the module docstring of kbcore/schema/policy.py. Upstream's CRD-pull unit tests (e2e
 step 25) run against a kbsim API server, which defaults CRD fields on create the way a
 real one does, so "no second write" is checked against a stored object, not our own body.
 """
@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, Action, Create, Delete, MergePatch, Update
 from kbcore.api import conditions, keys
+from kbcore.api.resources import CRDS
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey, ObjectRef
-from kbcore.schema import (
-    CRDS,
+from kbcore.schema.policy import (
     Install,
     Refusal,
     crd_ref,

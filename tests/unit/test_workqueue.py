@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbcore.workqueue import WorkQueue
+from kbcore.runtime.workqueue import WorkQueue
 
 
 def test_dedupes_waiting_keys() -> None:

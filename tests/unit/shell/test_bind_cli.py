@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from kbcore import bundle as kb
-from kbcore import rbac
 from kbcore.actions import CONSUMER
-from kbcore.kubeconfig import SecretProblem, sanitize
+from kbcore.control.kubeconfig import SecretProblem, sanitize
 from kbcore.reads import Get, Read
+from kbcore.views import bundle as kb
+from kbcore.views import rbac
 from kbshell import bind
 
 KUBECONFIG: dict[str, Any] = {
@@ -297,7 +297,7 @@ GADGETS = {**WIDGETS, "name": "gadgets.example.org", "resource": "gadgets", "sco
 @pytest.fixture
 def provider_offering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A provider kubeconfig file, and a provider that exports the APIs given (its answer to the
-    identity and discovery reads, as `kbcore.bundle.provider_offer` would return it)."""
+    identity and discovery reads, as `kbcore.views.bundle.provider_offer` would return it)."""
     path = tmp_path / "provider.kubeconfig"
     path.write_text(GOOD)
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from kbcore import objects as o
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import Credentials
 from kbcore.limits import MAX_JSON_DEPTH
 from kbcore.objects import GVR
 from kbshell.client import KubeClient

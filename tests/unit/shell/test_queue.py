@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from kbcore.requests import Next, Verdict
-from kbcore.worker import Outcome
+from kbcore.runtime.requests import Next, Verdict
+from kbcore.runtime.worker import Outcome
 from kbshell.ops import Metrics
 from kbshell.queue import SharedQueue
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kbcore import objects as o
-from kbcore.connection import lease_name
+from kbcore.control.connection import lease_name
 from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
 from kbsim.world import World

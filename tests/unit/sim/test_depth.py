@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from kbcore import objects as o
-from kbcore import trace
-from kbcore.instance import plan_instance
-from kbcore.mapper import IDENTITY
+from kbcore.runtime import trace
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY
 from kbsim import cli, scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
@@ -150,8 +150,13 @@ def test_a_run_with_deep_statuses_replays_with_no_divergence() -> None:
 @pytest.mark.parametrize(
     ("name", "module", "function", "invariant"),
     [
-        # kbcore.schema R4 without its depth check installs the 600-level schema.
-        ("hostile-deep-schema", "kbcore.schema", "schema_depth_problem", "schemas-within-depth"),
+        # kbcore.schema.policy R4 without its depth check installs the 600-level schema.
+        (
+            "hostile-deep-schema",
+            "kbcore.schema.policy",
+            "schema_depth_problem",
+            "schemas-within-depth",
+        ),
     ],
 )
 def test_the_invariants_catch_a_kernel_without_its_limit_check(

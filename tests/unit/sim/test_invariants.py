@@ -1,5 +1,5 @@
 """kbsim's `related-within-trust-boundary` invariant (kbsim/invariants.py) catches each way a
-konnector write can break the trust boundary of related resources (kbcore.related T1-T6), judged
+konnector write can break the trust boundary of related resources (kbcore.control.related T1-T6), judged
 against the world's truth at the instant of the write, and lets every allowed write through.
 
 Each test builds a bound world from a small scenario, then makes one write *as the konnector*

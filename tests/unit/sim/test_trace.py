@@ -1,4 +1,4 @@
-"""Record and replay (kbcore.trace, `kbsim replay`): a recorded konnector run replays through the
+"""Record and replay (kbcore.runtime.trace, `kbsim replay`): a recorded konnector run replays through the
 kernel with no divergence, and a trace that does not match the kernel is caught."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from kbcore import trace
 from kbcore.errors import ApiError
-from kbcore.instance import plan_instance
-from kbcore.mapper import IDENTITY
+from kbcore.runtime import trace
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY
 from kbsim import cli, scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
@@ -37,7 +37,7 @@ def _replay(record: dict[str, Any]) -> trace.Divergence | None:
     ("name", "instances"),
     [
         ("happy-path", True),
-        ("related-resources", True),  # its copies follow Widgets (kbcore.related T1)
+        ("related-resources", True),  # its copies follow Widgets (kbcore.control.related T1)
         ("unbind-teardown", True),
         ("orphan", True),
         ("conflict-fail", True),

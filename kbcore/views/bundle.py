@@ -8,14 +8,14 @@ decides everything about that bundle; `kbshell.bind` only reads files, asks the 
 applies what comes out.
 
 Rules:
- 1. The kubeconfig is checked exactly as the konnector will check it (`kbcore.kubeconfig.
+ 1. The kubeconfig is checked exactly as the konnector will check it (`kbcore.control.kubeconfig.
     sanitize`): a refusal is reported with the konnector's own reason, before anything is
     written. The context used is `--provider-context`, else the file's current one.
  2. The Secret carries only that one context, its cluster and its user, never the rest of the
     file (a personal kubeconfig holds credentials for other clusters that the consumer
     cluster has no business storing). Sanitizing what the Secret holds gives the same
     `Credentials` as sanitizing the file (a law the unit tests check).
- 3. What may be bound is what the Connection will discover (`kbcore.connection.
+ 3. What may be bound is what the Connection will discover (`kbcore.control.connection.
     discover_exported`, schema source Auto): an API the provider does not export is refused
     with the list of those it does; a Binding (one namespace) cannot bind a cluster-scoped API
     (the binding kernel refuses it with `ClusterScopedAPI`).
@@ -26,7 +26,7 @@ Rules:
     CRD schemas) and nothing more: no status, no finalizers (the konnector adds its own).
  6. A provider kubeconfig that reaches the consumer cluster itself (the same identity,
     `kbcore.identity.reaches_itself`) is refused before anything is applied, as the Connection
-    would refuse it (`kbcore.connection` rule 6a).
+    would refuse it (`kbcore.control.connection` rule 6a).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ import attrs
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, PROVIDER
 from kbcore.api import keys
-from kbcore.connection import discover_exported
+from kbcore.control.connection import discover_exported
+from kbcore.control.kubeconfig import DEFAULT_KEY, SecretProblem, sanitize
 from kbcore.identity import resolve_identity
-from kbcore.kubeconfig import DEFAULT_KEY, SecretProblem, sanitize
 from kbcore.reads import Missing, Observed, Read
 from kbcore.selectors import dns1123_label_errors, dns1123_subdomain_errors
 

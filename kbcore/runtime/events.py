@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kbcore import objects as o
-from kbcore.coverage import api_names, connection_name, lists_api
-from kbcore.kubeconfig import secret_ref
+from kbcore.control.kubeconfig import secret_ref
+from kbcore.sync.coverage import api_names, connection_name, lists_api
 
 ENGAGE: tuple[str] = ("engage",)
 Key = tuple[Any, ...]

@@ -23,10 +23,10 @@ from typing import Any
 from kbcore import objects as o
 from kbcore.actions import PROVIDER, Action, CreateNamespace, Delete
 from kbcore.api import keys
+from kbcore.api.resources import NAMESPACES
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, List, Observed, need, need_all
 
-NAMESPACES = GVR("", "v1", "namespaces")
 CLUSTER_ITEMS = {
     ("", "configmaps"): {"kube-root-ca.crt"},
     ("", "serviceaccounts"): {"default"},

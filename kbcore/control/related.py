@@ -134,15 +134,16 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS, NAMESPACES, SECRETS
 from kbcore.api.types import (
     LabelSelector,
     RelatedResource,
     RelatedResourceSelector,
     SyncDirection,
 )
-from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_all
+from kbcore.sync.namespaces import owned_namespace
 
 __all__ = [
     "CONFIGMAPS",
@@ -165,9 +166,6 @@ __all__ = [
     "synced_namespace",
 ]
 
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-NAMESPACES = GVR("", "v1", "namespaces")
 MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 WAIT_SECONDS = 2.0
 RESERVED_PREFIX = "kube-"

@@ -21,7 +21,7 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
        finalizer — but only on a *fresh* read, never on a cache that may not have seen it.
  3. Not covered by a ready binding: nothing is written (no finalizer, no copy). Nor when the
     provider is the consumer itself (`provider_cluster_uid == local_cluster_uid`, which
-    `kbcore.connection` rule 6a already refuses): the "copy" would be the object itself; a
+    `kbcore.control.connection` rule 6a already refuses): the "copy" would be the object itself; a
     deleting object only has our finalizer released, since no separate copy can exist.
  4. Our `syncer` finalizer is added before anything is written on the provider, so no provider
     copy can exist that the consumer object is not holding on to.
@@ -80,14 +80,14 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import conditions, keys
+from kbcore.api.resources import NAMESPACES
 from kbcore.identity import reaches_itself
 from kbcore.limits import body_problem
-from kbcore.mapper import IDENTITY, Mapper
-from kbcore.namespaces import owned_namespace
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.sync.namespaces import owned_namespace
 
 CONSUMER = "consumer"
-NAMESPACES = GVR("", "v1", "namespaces")
 
 WAIT_FOR_PROVIDER_DELETE_SECONDS = 2.0
 """How soon to look again while a provider copy finishes deleting (upstream: 2 s)."""

@@ -1,8 +1,8 @@
 """`kubectl bind plan`: what the konnector would do right now, decided by the kernel, written
 nowhere.
 
-Theory of operation. The konnector's per-key work is `kbcore.worker.work`, a generator that asks
-for reads (`Ask`) and requests (`Send`). A dry run is the same worker over a *snapshot*: one
+Theory of operation. The konnector's per-key work is `kbcore.runtime.worker.work`, a generator that
+asks for reads (`Ask`) and requests (`Send`). A dry run is the same worker over a *snapshot*: one
 LIST of every control-plane resource the konnector caches (Connections, ClusterBindings,
 Bindings, CRDs, the kubeconfig Secrets of its namespace), then, for every API the engagement
 pass would sync, one LIST of its consumer objects and one of the provider copies (label
@@ -61,17 +61,14 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, LEASES, SECRETS
-from kbcore.engagement import SyncTarget, sync_targets
-from kbcore.events import ENGAGE, Key, describe_key
-from kbcore.instance import plan_instance
-from kbcore.kubeconfig import redacted_repr
-from kbcore.mapper import IDENTITY, Mapper
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS, LEASES, SECRETS
+from kbcore.control.engagement import SyncTarget, sync_targets
+from kbcore.control.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List
-from kbcore.worker import (
+from kbcore.runtime.events import ENGAGE, Key, describe_key
+from kbcore.runtime.worker import (
     CONTROL_KINDS,
-    CRDS,
     Ask,
     Failure,
     Outcome,
@@ -82,13 +79,15 @@ from kbcore.worker import (
     provider_key,
     work,
 )
+from kbcore.sync.instance import plan_instance
+from kbcore.sync.mapper import IDENTITY, Mapper
 
 MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 
 
 @attrs.frozen(hash=False)
 class SnapshotSyncer:
-    """A bound API's two caches, from one LIST each (`kbcore.worker.Syncer`)."""
+    """A bound API's two caches, from one LIST each (`kbcore.runtime.worker.Syncer`)."""
 
     target: SyncTarget
     consumer: Mapping[ObjectKey, Obj]

@@ -27,10 +27,10 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import Action, Create, Update
-from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.requests import parse_rfc3339, rfc3339
+from kbcore.api.resources import LEASES
+from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.timestamps import parse_rfc3339, rfc3339
 
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 LEASE_DURATION_SECONDS = 15
 RENEW_DEADLINE_SECONDS = 10.0
 RETRY_PERIOD_SECONDS = 2.0

@@ -1,7 +1,7 @@
 """What a konnector worker does with one work-queue key, for both shells.
 
 A key names a Connection, a binding, one instance of a bound API, or the engagement pass
-(`kbcore.events`). Handling it means: build the kernel's view from the shell's caches, call
+(`kbcore.runtime.events`). Handling it means: build the kernel's view from the shell's caches, call
 the planner, answer the reads it asks for, carry out its actions in order, and decide from the
 first failure what the queue does with the key next. kbsim and kbshell did this in two copies;
 it is written once here, sans-I/O (as h11 is): `work` is a generator that *yields* the I/O it
@@ -34,34 +34,27 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, Action, Plan, ReadFresh
-from kbcore.binding import BindingView, plan_binding
-from kbcore.connection import (
-    BINDINGS,
-    CLUSTERBINDINGS,
-    CONNECTIONS,
-    SECRETS,
-    ConnectionView,
-    plan_connection,
-)
-from kbcore.coverage import connection_name, resolve_coverage
-from kbcore.engagement import (
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, NAMESPACES, SECRETS
+from kbcore.control.binding import BindingView, plan_binding
+from kbcore.control.connection import ConnectionView, plan_connection
+from kbcore.control.engagement import (
     Engagement,
     SyncTarget,
     engagement,
     syncs_api,
     verified_fingerprint,
 )
+from kbcore.control.kubeconfig import Credentials, SecretProblem, credentials_for, secret_ref
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
-from kbcore.events import ENGAGE, Key, keys_for_event
-from kbcore.instance import NAMESPACES, InstanceView, ProviderView, consumer_key_for_provider
-from kbcore.kubeconfig import Credentials, SecretProblem, credentials_for, secret_ref
-from kbcore.mapper import Mapper
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Failed, Get, Read
-from kbcore.requests import Next, Request, Verdict, judge, throttled, to_request
-from kbcore.workqueue import WorkQueue
+from kbcore.runtime.events import ENGAGE, Key, keys_for_event
+from kbcore.runtime.requests import Next, Request, Verdict, judge, throttled, to_request
+from kbcore.runtime.workqueue import WorkQueue
+from kbcore.sync.coverage import connection_name, resolve_coverage
+from kbcore.sync.instance import InstanceView, ProviderView, consumer_key_for_provider
+from kbcore.sync.mapper import Mapper
 
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 CONTROL_KINDS: dict[GVR, str] = {
     CONNECTIONS: "Connection",
     CLUSTERBINDINGS: "ClusterBinding",
@@ -427,7 +420,8 @@ def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> Key | None:
 def control_keys(
     kind: str, old: o.Obj | None, new: o.Obj | None, state: KonnectorState
 ) -> list[Key]:
-    """The keys a control-plane event wakes (`kbcore.events.keys_for_event` on the caches)."""
+    """The keys a control-plane event wakes (`kbcore.runtime.events.keys_for_event` on the
+    caches)."""
     obj = new if new is not None else old
     if obj is None:
         return []

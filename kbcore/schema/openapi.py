@@ -8,7 +8,7 @@ group-version the index lists. With all of them observed it returns the CRDs.
 Rules (upstream's, with all versions of a resource in one CRD: docs/design.md, "Differences
 from upstream"):
 
-* Built-in groups (`kbcore.groups.is_builtin_group`) are never synthesized.
+* Built-in groups (`kbcore.schema.groups.is_builtin_group`) are never synthesized.
 * A resource is every discovery entry without "/" in its name; it has the status subresource
   iff discovery lists `<resource>/status`. `<resource>/scale` and other subresources are not
   synthesized and are reported as losses.
@@ -34,10 +34,10 @@ from typing import Any
 
 import attrs
 
-from kbcore.groups import is_builtin_group
 from kbcore.limits import MAX_SCHEMA_DEPTH
 from kbcore.objects import Obj
 from kbcore.reads import Discovery, Failed, Observed, OpenAPIDoc, Read, need, need_all
+from kbcore.schema.groups import is_builtin_group
 
 PRINTER_COLUMNS_LOSS = "printer columns are not published in OpenAPI"
 CONVERSION_LOSS = (

@@ -98,11 +98,11 @@ import attrs
 from kbcore import objects as o
 from kbcore.actions import CONSUMER, Action, Create, Delete, MergePatch, Update
 from kbcore.api import conditions, keys
-from kbcore.groups import is_protected_group
+from kbcore.api.resources import CRDS
 from kbcore.limits import schema_depth_problem
-from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
+from kbcore.objects import Obj, ObjectKey, ObjectRef
+from kbcore.schema.groups import is_protected_group
 
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 CRD_KIND = "CustomResourceDefinition"
 SCOPES = ("Namespaced", "Cluster")

@@ -22,13 +22,15 @@ from typing import Any
 
 import attrs
 
-from kbcore import actions, diff, engagement, kubeconfig, objects, reads, requests, worker
+from kbcore import actions, diff, objects, reads
+from kbcore.control import engagement, kubeconfig
+from kbcore.control.kubeconfig import redacted_repr
 from kbcore.errors import ApiError
-from kbcore.events import Key, describe_key
-from kbcore.kubeconfig import redacted_repr
-from kbcore.mapper import Mapper
 from kbcore.objects import GVR, Obj, ObjectKey
-from kbcore.worker import Ask, Effect, KonnectorState, Outcome, Planner, Send
+from kbcore.runtime import requests, worker
+from kbcore.runtime.events import Key, describe_key
+from kbcore.runtime.worker import Ask, Effect, KonnectorState, Outcome, Planner, Send
+from kbcore.sync.mapper import Mapper
 
 FORMAT = 1
 

@@ -9,8 +9,8 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     that fails holds the drain, with the reason in `Ready=False/DrainingObjects`; with no
     usable credentials at all only finalizers are released, as upstream does; credentials the
     Connection found reaching another cluster, the consumer itself included
-    (`kbcore.connection.misdirected`), are never used, and objects that may have a copy on the
-    real provider keep their finalizer, with the reason, until the kubeconfig is fixed):
+    (`kbcore.control.connection.misdirected`), are never used, and objects that may have a copy on
+    the real provider keep their finalizer, with the reason, until the kubeconfig is fixed):
     a. each consumer object holding our `syncer` finalizer and not covered by another binding:
        `Orphan` or no provider access -> release the finalizer; provider copy ours (both
        markers) -> delete it (UID precondition) and keep waiting; copy ours and deleting ->
@@ -21,14 +21,14 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     c. related copies this binding made are deleted;
     d. while anything is left, `Ready=False/DrainingObjects` and look again shortly;
     e. then provider namespaces instance sync created, in scope and now empty, are deleted
-       (`kbcore.namespaces`), and the binding's cleanup finalizer is released.
+       (`kbcore.sync.namespaces`), and the binding's cleanup finalizer is released.
  2. The cleanup finalizer is added before anything else is written.
  3. The Connection must exist and be Ready, else `Connected=False/Pending` and
     `Ready=False/Pending` (upstream documents `Connected` on bindings but never sets it); every
     `boundAPIs` entry says so too (`Pending`), as its objects are not synced meanwhile.
  4. Per listed API, in order (duplicates ignored), one entry in `boundAPIs` with a per-API
     `Ready` condition. It is the truth about that API alone: `Ready=True` exactly when its
-    objects are synced, which is what instance sync asks (`kbcore.engagement.syncs_api`), so
+    objects are synced, which is what instance sync asks (`kbcore.control.engagement.syncs_api`), so
     one refused API never stops the others:
     a. a Binding listing an API a live ClusterBinding lists: the ClusterBinding wins, the
        Binding does nothing for it and says so (`BoundByClusterBinding`; not an error);
@@ -36,21 +36,21 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     c. a Binding listing a cluster-scoped API: refused (`ClusterScopedAPI`);
     d. schema source OpenAPI: the Connection installs the CRD; wait for it (`Pending`), then
        refuse it if what the provider serves (the `exportedAPIs` entry) changed in a way the
-       consumer CRD cannot follow (`kbcore.schema.refuse_exported_change`,
+       consumer CRD cannot follow (`kbcore.schema.policy.refuse_exported_change`,
        `IncompatibleSchemaChange`);
     e. schema source CRD: read the provider CRD (Forbidden -> `PermissionDenied=True`), refuse
-       what `kbcore.schema` refuses (conversion webhook, protected group, foreign consumer
+       what `kbcore.schema.policy` refuses (conversion webhook, protected group, foreign consumer
        CRD, a schema change the consumer CRD cannot follow), else install it as
-       `pullPolicy`/`updatePolicy` say (`kbcore.schema.plan_install`);
+       `pullPolicy`/`updatePolicy` say (`kbcore.schema.policy.plan_install`);
     f. installed: `conflictCount` counts consumer objects in scope carrying the conflict
        annotation. The same list says which namespaces the binding syncs objects in (those
-       holding an object not being deleted), which related resources need (`kbcore.related`
+       holding an object not being deleted), which related resources need (`kbcore.control.related`
        T1); a failed list counts as no conflicts, and for a ClusterBinding leaves related
        resources waiting (`RelatedResources=False/Pending`): an unknown answer is never taken
        for "no namespaces", which would collect every copy.
     g. `crdHash` is the hash the live consumer CRD carries, never that of a write not yet
        landed: after an update it moves on the next pass, which the CRD's event wakes.
- 5. Related Secrets and ConfigMaps (`kbcore.related`) once at least one API is bound (its
+ 5. Related Secrets and ConfigMaps (`kbcore.control.related`) once at least one API is bound (its
     objects sync, so what they need follows; an API refused or still pending does not hold
     the others back), only in the namespaces the binding syncs (a Binding: its own; a
     ClusterBinding: those of 4f), never in `kube-*` or the konnector's namespace
@@ -74,7 +74,6 @@ from typing import Any, TypeVar
 
 import attrs
 
-from kbcore import namespaces, related, schema
 from kbcore import objects as o
 from kbcore.actions import (
     CONSUMER,
@@ -89,20 +88,23 @@ from kbcore.actions import (
 from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.api.convert import InvalidObject, structure
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS
 from kbcore.api.types import RelatedResource
-from kbcore.connection import BINDINGS, CLUSTERBINDINGS, misdirected, schema_policy
-from kbcore.coverage import api_names, connection_name, lists_api, resolve_coverage
-from kbcore.crds import served_resource
+from kbcore.control import related
+from kbcore.control.connection import misdirected, schema_policy
+from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
-from kbcore.instance import Ownership, classify
-from kbcore.kubeconfig import Credentials, SecretProblem
-from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
-from kbcore.requests import rfc3339
+from kbcore.schema import policy as schema
+from kbcore.schema.crds import served_resource
 from kbcore.status import Conditions, condition_is_true, status_update
+from kbcore.sync import namespaces
+from kbcore.sync.coverage import api_names, connection_name, lists_api, resolve_coverage
+from kbcore.sync.instance import Ownership, classify
+from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.timestamps import rfc3339
 
-CRDS = schema.CRDS
 DRAIN_REQUEUE_SECONDS = 2.0
 DRAIN_RETRY_SECONDS = 5.0
 """How soon a drain blocked by a failed read tries again."""
@@ -669,7 +671,7 @@ class _Planner:
         return Plan(tuple(self.actions), why="unbound")
 
     def _namespace_cleanup(self, names: list[str], crds: tuple[Any, ...]) -> tuple[Action, ...]:
-        """Rule 1e: our provider namespaces in scope that are now empty (kbcore.namespaces)."""
+        """Rule 1e: our provider namespaces in scope that are now empty (kbcore.sync.namespaces)."""
         only: set[str] | None = None
         if self.scope:
             gvrs = [s.gvr for s in (served_resource(c) for c in crds if isinstance(c, dict)) if s]

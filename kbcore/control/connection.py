@@ -1,8 +1,8 @@
 """The Connection kernel: from a kubeconfig Secret to a Ready link with a provider.
 
 `plan_connection` is called with the Connection, the provider credentials its Secret yields
-(`kbcore.kubeconfig.credentials_for`) and everything read so far (`kbcore.reads`). It asks for
-the reads it still needs, then plans the writes and the new status. Rules, in order (upstream's,
+(`kbcore.control.kubeconfig.credentials_for`) and everything read so far (`kbcore.reads`). It asks
+for the reads it still needs, then plans the writes and the new status. Rules, in order (upstream's,
 except where docs/design.md, "Differences from upstream" says otherwise):
 
  1. Deleting: delete the autoBind ClusterBinding; while any binding names this Connection, stay
@@ -13,7 +13,7 @@ except where docs/design.md, "Differences from upstream" says otherwise):
  2. Finalizers first: the Secret (only in the konnector's namespace) and the Connection get
     `core.kube-bind.io/cleanup`; a Connection that just got it is looked at again on its event.
  3. Secret unusable (missing, wrong namespace, bad key, plugin, file path, secrets exposed on
-    the network path, ...: `kbcore.kubeconfig`): `SecretValid=False/SecretNotFound` with the
+    the network path, ...: `kbcore.control.kubeconfig`): `SecretValid=False/SecretNotFound` with the
     reason, `Ready=False/SecretNotFound`. Usable credentials whose traffic can be read on the
     path (`kubeconfig.transport_warning`) give `SecretValid=True/InsecureTransport`.
  4. Provider identity (kcp LogicalCluster, else kube-system): Forbidden ->
@@ -54,7 +54,6 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-from kbcore import openapi, schema
 from kbcore.actions import (
     CONSUMER,
     PROVIDER,
@@ -70,36 +69,39 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.coverage import api_names, connection_name
-from kbcore.errors import ApiError
-from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
-from kbcore.kubeconfig import (
+from kbcore.api.keys import LEASE_NAMESPACE
+from kbcore.api.resources import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    CRDS,
+    LEASES,
+    NAMESPACES,
+    SECRETS,
+)
+from kbcore.control.kubeconfig import (
     Credentials,
     SecretProblem,
     redacted_repr,
     secret_ref,
     transport_warning,
 )
-from kbcore.namespaces import owned_namespace, plan_namespace_cleanup
-from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.errors import ApiError
+from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
+from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
-from kbcore.requests import parse_rfc3339, rfc3339
+from kbcore.schema import openapi
+from kbcore.schema import policy as schema
 from kbcore.status import Conditions, read_conditions, status_update
-
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
-SECRETS = GVR("", "v1", "secrets")
-NAMESPACES = GVR("", "v1", "namespaces")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
-CRDS = schema.CRDS
+from kbcore.sync.coverage import api_names, connection_name
+from kbcore.sync.namespaces import owned_namespace, plan_namespace_cleanup
+from kbcore.timestamps import parse_rfc3339, rfc3339
 
 DISCOVERY_INTERVAL_SECONDS = 30.0
 """How often a shell re-plans every Connection (re-discovery, heartbeat; upstream: 30 s)."""
 DRAIN_REQUEUE_SECONDS = 2.0
 RETRY_SECONDS = 5.0
 """How soon to try again after a transient failure (unreachable provider, 5xx)."""
-LEASE_NAMESPACE = "kube-bind"
 LEASE_DURATION_SECONDS = 60
 LEASE_RENEW_AFTER_SECONDS = 20.0
 ANNOTATION_SCHEMA_LOSSES = f"{keys.GROUP}/schema-losses"
@@ -212,7 +214,8 @@ def discover_exported(
 def misdirected(connection: Mapping[str, Any]) -> str:
     """Why the Connection's credentials are known to reach a cluster other than its provider
     (rule 6: the consumer itself, or not the pinned one), or "". Nothing may be done through
-    them: an unbind holds what may have a copy on the real provider (`kbcore.binding` rule 1)."""
+    them: an unbind holds what may have a copy on the real provider (`kbcore.control.binding` rule
+    1)."""
     status = connection.get("status")
     conds = read_conditions(status.get("conditions") if isinstance(status, Mapping) else None)
     connected = c.find_condition(conds, c.CONNECTED)

@@ -8,11 +8,8 @@ client; neither decides anything about Kubernetes semantics on its own.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import hashlib
-import math
-import re
 from typing import Any
 
 import attrs
@@ -33,12 +30,11 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
+from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
-
-EVENTS = GVR("", "v1", "events")
-NAMESPACES = GVR("", "v1", "namespaces")
+from kbcore.timestamps import rfc3339
 
 
 @attrs.frozen(hash=False)
@@ -56,34 +52,6 @@ class Request:
     field_manager: str = keys.FIELD_MANAGER
     force: bool = False
     uid: str = ""
-
-
-def rfc3339(epoch_seconds: float) -> str:
-    """`epoch_seconds` as Kubernetes writes a Time: UTC, whole seconds (floored), `Z`."""
-    at = _EPOCH + dt.timedelta(seconds=math.floor(epoch_seconds))
-    return at.isoformat() + "Z"
-
-
-# RFC 3339 as Kubernetes writes Time and MicroTime (Go's time.RFC3339[Nano] in UTC). Go cannot
-# write a leap second nor another offset there, and fromisoformat alone would also accept ISO
-# 8601 forms that are not RFC 3339 (no seconds, a space for the `T`, week dates).
-_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z", re.ASCII)
-_EPOCH = dt.datetime(1970, 1, 1)
-
-
-def parse_rfc3339(stamp: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 UTC timestamp (`Z`, optional fraction, as Time
-    and MicroTime are written); None when it is not one."""
-    if not _STAMP.fullmatch(stamp):
-        return None
-    try:
-        at = dt.datetime.fromisoformat(stamp[:19])
-    except ValueError:  # a month, day or time of day out of range
-        return None
-    # The fraction is added as a float of the seconds' text, all digits kept (fromisoformat
-    # stops at microseconds; Go writes nanoseconds).
-    days = (at - _EPOCH).days
-    return days * 86400 + (at.hour * 3600 + at.minute * 60 + float(stamp[17:-1]))
 
 
 def to_request(action: Action, now: float) -> Request | None:

@@ -4,7 +4,7 @@
 is Ready, why not, and which APIs it exports or binds (per API, as the binding's `boundAPIs`
 entry says: an API shown bare is one whose objects sync, so a binding that is not Ready can
 still show the APIs it syncs next to the one it refused). `unbind_forecast` tells the user, before
-a binding is deleted, what the konnector's drain (`kbcore.binding`, rule 1) will do with the
+a binding is deleted, what the konnector's drain (`kbcore.control.binding`, rule 1) will do with the
 objects it covers, using the same coverage rule the drain uses:
 
  1. Consumer objects holding our `syncer` finalizer, in the binding's scope, that no other live
@@ -25,12 +25,12 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-from kbcore import schema
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.binding import api_is_ready, drained_objects, is_orphaned, unbind_uninstalls
-from kbcore.coverage import api_names, connection_name
+from kbcore.control.binding import api_is_ready, drained_objects, is_orphaned, unbind_uninstalls
+from kbcore.schema import policy as schema
 from kbcore.status import read_conditions
+from kbcore.sync.coverage import api_names, connection_name
 
 MESSAGE_WIDTH = 60
 

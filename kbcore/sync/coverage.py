@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kbcore import objects as o
-from kbcore.instance import FAIL, NOT_COVERED, Coverage
+from kbcore.sync.instance import FAIL, NOT_COVERED, Coverage
 
 
 def lists_api(binding: Mapping[str, Any], group_resource: str) -> bool:

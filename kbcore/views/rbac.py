@@ -7,19 +7,19 @@ function it serves, and the unit tests run the konnector in kbsim as a user hold
 rules, check that no request is ever denied and that every rule is used.
 
 What the konnector does on the provider, per part:
- 1. Connection (`kbcore.connection`): cluster identity (`kbcore.identity.identity_reads`: GET
-    the kcp LogicalCluster `cluster` and namespace `kube-system`; a Forbidden answer is never
+ 1. Connection (`kbcore.control.connection`): cluster identity (`kbcore.identity.identity_reads`:
+    GET the kcp LogicalCluster `cluster` and namespace `kube-system`; a Forbidden answer is never
     skipped, so both are needed); discovery (LIST CRDs labelled exported; a Forbidden list
     never falls through to OpenAPI); the heartbeat Lease in namespace `kube-bind` (GET, POST,
     PUT to renew, DELETE on teardown) and a GET of that namespace.
- 2. Binding (`kbcore.binding`): GET of each listed CRD (schema source CRD pulls it).
- 3. Instance sync (`kbcore.instance`, the shell's syncer cache): LIST and WATCH of each bound
+ 2. Binding (`kbcore.control.binding`): GET of each listed CRD (schema source CRD pulls it).
+ 3. Instance sync (`kbcore.sync.instance`, the shell's syncer cache): LIST and WATCH of each bound
     API in every namespace (the cache of provider copies, label `managed=true`, is
     cluster-wide even for a Binding); GET (fresh reads before a create or a finalizer
     release), POST (create), PATCH (server-side apply) and DELETE of copies, in every
     namespace for a ClusterBinding, in the Binding's (mapped) namespace for a Binding; GET of
     the copy's namespace and, for a ClusterBinding, POST of a missing one.
- 4. Related resources (`kbcore.related`), per kind and direction: FromProvider reads sources
+ 4. Related resources (`kbcore.control.related`), per kind and direction: FromProvider reads sources
     on the provider (LIST); FromConsumer keeps copies there (LIST of ours, GET of a same-named
     one, POST, PATCH, DELETE) and may create their namespace.
 
@@ -40,11 +40,12 @@ from typing import Any
 import attrs
 
 from kbcore.actions import PROVIDER
+from kbcore.api import keys
+from kbcore.api.resources import CRDS, LEASES, NAMESPACES
 from kbcore.api.types import RelatedResourceKind, SyncDirection
-from kbcore.connection import CRDS, LEASE_NAMESPACE, LEASES, NAMESPACES
 from kbcore.identity import identity_reads
-from kbcore.mapper import IDENTITY, Mapper
 from kbcore.objects import GVR, ObjectKey
+from kbcore.sync.mapper import IDENTITY, Mapper
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
@@ -136,10 +137,10 @@ def provider_rules(
             LEASES.resource,
             _verbs("get", "create", "update", "delete"),
             "Connection: heartbeat Lease (renewed, deleted with the Connection)",
-            namespace=LEASE_NAMESPACE,
+            namespace=keys.LEASE_NAMESPACE,
         )
     )
-    namespaces = [LEASE_NAMESPACE]
+    namespaces = [keys.LEASE_NAMESPACE]
     # 2. Binding: pull each CRD.
     names = tuple(dict.fromkeys(apis))
     if names:

@@ -2,8 +2,8 @@
 
 Stop-on-disengage (upstream's engage/disengage of provider clusters) as pure functions. A
 Connection is engaged while it is Ready, not deleting, has pinned its local identity, does not
-name the consumer itself as its provider (`kbcore.connection` rule 6a refuses that; this holds
-even for a status written by someone else), and its Secret yields the credentials its last
+name the consumer itself as its provider (`kbcore.control.connection` rule 6a refuses that; this
+holds even for a status written by someone else), and its Secret yields the credentials its last
 reconcile verified (identity included). The `Engagement` value includes the credentials, so a
 rotated kubeconfig yields a different value and the shell rebuilds what it built from the old
 one, without the Connection first going not-Ready (docs/design.md, "Differences from upstream").
@@ -12,10 +12,10 @@ first Connection to install a CRD stays its provider.
 
 Which objects of a synced API are written on the provider is decided per API, not per binding
 (`syncs_api`): the binding covering an object must say that this API is Ready in its
-`boundAPIs` entry (`kbcore.binding` rule 4). So one refused API (a schema change the consumer
-CRD cannot follow, a protected group, a conversion webhook) pauses only itself, and what the
-binding's conditions claim is what syncs. An API refused for another reason keeps its syncer:
-deletions of its consumer objects still finish (`kbcore.instance` rule 2), creates and updates
+`boundAPIs` entry (`kbcore.control.binding` rule 4). So one refused API (a schema change the
+consumer CRD cannot follow, a protected group, a conversion webhook) pauses only itself, and what
+the binding's conditions claim is what syncs. An API refused for another reason keeps its syncer:
+deletions of its consumer objects still finish (`kbcore.sync.instance` rule 2), creates and updates
 do not happen (rule 3).
 
 An API whose provider schema a binding refused as one the consumer CRD cannot follow
@@ -38,11 +38,11 @@ from kbcore import objects as o
 from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.binding import api_is_ready
-from kbcore.crds import served_resource
+from kbcore.control.binding import api_is_ready
+from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.identity import reaches_itself
-from kbcore.kubeconfig import Credentials, SecretProblem
 from kbcore.objects import GVR
+from kbcore.schema.crds import served_resource
 from kbcore.status import condition_is_true
 
 
