@@ -29,7 +29,8 @@ from kbcore.actions import (
 from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.runtime.requests import Next, Request, judge, parse_rfc3339, rfc3339, to_request
+from kbcore.runtime.requests import Next, Request, judge, to_request
+from kbcore.timestamps import parse_rfc3339, rfc3339
 
 GVR_W = GVR("example.org", "v1", "widgets")
 KEY = ObjectKey("team-a", "w1")
