@@ -31,6 +31,14 @@ from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime.enqueue import (
+    control_keys,
+    control_resync_keys,
+    current_fingerprints,
+    engagements,
+    instance_key,
+    provider_key,
+)
 from kbcore.runtime.events import ENGAGE, describe_key
 from kbcore.runtime.trace import recorded
 from kbcore.runtime.worker import (
@@ -40,13 +48,7 @@ from kbcore.runtime.worker import (
     Outcome,
     Planner,
     Send,
-    control_keys,
-    control_resync_keys,
-    current_fingerprints,
     drive,
-    engagements,
-    instance_key,
-    provider_key,
     work,
 )
 from kbcore.sync.instance import plan_instance

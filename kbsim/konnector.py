@@ -23,6 +23,13 @@ from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime.enqueue import (
+    control_keys,
+    control_resync_keys,
+    engagements,
+    instance_key,
+    provider_key,
+)
 from kbcore.runtime.events import ENGAGE, describe_key
 from kbcore.runtime.trace import recorded
 from kbcore.runtime.worker import (
@@ -31,12 +38,7 @@ from kbcore.runtime.worker import (
     Ask,
     Planner,
     Send,
-    control_keys,
-    control_resync_keys,
     drive,
-    engagements,
-    instance_key,
-    provider_key,
     settle,
     work,
 )

@@ -38,9 +38,7 @@ from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, N
 from kbcore.control.binding import BindingView, plan_binding
 from kbcore.control.connection import ConnectionView, plan_connection
 from kbcore.control.engagement import (
-    Engagement,
     SyncTarget,
-    engagement,
     syncs_api,
     verified_fingerprint,
 )
@@ -48,11 +46,11 @@ from kbcore.control.kubeconfig import Credentials, SecretProblem, credentials_fo
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Failed, Get, Read
-from kbcore.runtime.events import ENGAGE, Key, keys_for_event
+from kbcore.runtime.events import ENGAGE, Key
 from kbcore.runtime.requests import Next, Request, Verdict, judge, throttled, to_request
 from kbcore.runtime.workqueue import WorkQueue
 from kbcore.sync.coverage import connection_name, resolve_coverage
-from kbcore.sync.instance import InstanceView, ProviderView, consumer_key_for_provider
+from kbcore.sync.instance import InstanceView, ProviderView
 from kbcore.sync.mapper import Mapper
 
 CONTROL_KINDS: dict[GVR, str] = {
@@ -109,7 +107,8 @@ class Outcome:
     action, harmless ones included, for logs and metrics; `verdict` the failure that ended the
     plan, if any; `requeue_after` a delay asked for by a complete plan; `verified` is
     (connection, fingerprint) when a Connection reconcile changed the credentials it vouches
-    for; `engage` asks the shell to run the engagement pass now (see `engagements`)."""
+    for; `engage` asks the shell to run the engagement pass now (see
+    `kbcore.runtime.enqueue.engagements`)."""
 
     plan: Plan | None = None
     failures: tuple[Failure, ...] = ()
@@ -170,7 +169,7 @@ def unreachable(why: str = "no usable provider credentials") -> ApiError:
 
 def work(item: Key, state: KonnectorState, now: float) -> Work:
     """Handle one key (rules 1-5). For ENGAGE the shell itself starts and stops syncers, once
-    the caches have synced (`Outcome.engage`, `engagements`)."""
+    the caches have synced (`Outcome.engage`, `kbcore.runtime.enqueue.engagements`)."""
     if item[0] == "instance":
         return (yield from _instance(item, state, now))
     if not state.control_synced():
@@ -197,7 +196,8 @@ def credentials(state: KonnectorState, conn: o.Obj, secret: o.Obj | None = None)
     return credentials_for(conn, secret, state.namespace)
 
 
-def _usable(creds: Credentials | SecretProblem | None) -> Credentials | None:
+def usable(creds: Credentials | SecretProblem | None) -> Credentials | None:
+    """`creds` if they are credentials the konnector may use, else None."""
     return creds if isinstance(creds, Credentials) else None
 
 
@@ -235,8 +235,8 @@ def _connection(item: Key, state: KonnectorState, now: float) -> Work:
         observed={},
         now=now,
     )
-    plan = yield from _plan_with_reads(plan_connection, view, _usable(creds))
-    outcome = yield from execute(plan, _usable(creds), now)
+    plan = yield from _plan_with_reads(plan_connection, view, usable(creds))
+    outcome = yield from execute(plan, usable(creds), now)
     if not outcome.complete:
         return outcome
     fingerprint = verified_fingerprint(conn, creds, plan)
@@ -263,8 +263,8 @@ def _binding(item: Key, state: KonnectorState, now: float) -> Work:
         mapper=state.mapper,
         konnector_namespace=state.namespace,
     )
-    plan = yield from _plan_with_reads(plan_binding, view, _usable(creds))
-    return (yield from execute(plan, _usable(creds), now))
+    plan = yield from _plan_with_reads(plan_binding, view, usable(creds))
+    return (yield from execute(plan, usable(creds), now))
 
 
 def _instance(item: Key, state: KonnectorState, now: float) -> Work:
@@ -386,65 +386,3 @@ def settle(
         queue.add_after(item, verdict.after, now)
     else:
         queue.add_rate_limited(item, now)
-
-
-def engagements(
-    state: KonnectorState, reachable: Callable[[Credentials], bool] = lambda _c: True
-) -> dict[str, Engagement]:
-    """The Connections instances are synced through now (stop-on-disengage)."""
-    out: dict[str, Engagement] = {}
-    for conn in state.cached(CONNECTIONS):
-        eng = engagement(conn, credentials(state, conn), state.verified(o.name(conn)))
-        if eng is not None and reachable(eng.credentials):
-            out[eng.connection] = eng
-    return out
-
-
-def current_fingerprints(state: KonnectorState) -> set[str]:
-    """The provider credentials some Connection's Secret holds now. A shell's client for any
-    other fingerprint belongs to rotated or deleted credentials and can be closed."""
-    out: set[str] = set()
-    for conn in state.cached(CONNECTIONS):
-        creds = _usable(credentials(state, conn))
-        if creds is not None:
-            out.add(creds.fingerprint)
-    return out
-
-
-def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> Key | None:
-    """The key a consumer instance event wakes."""
-    obj = new if new is not None else old
-    return ("instance", gvr, o.key_of(obj)) if obj is not None else None
-
-
-def control_keys(
-    kind: str, old: o.Obj | None, new: o.Obj | None, state: KonnectorState
-) -> list[Key]:
-    """The keys a control-plane event wakes (`kbcore.runtime.events.keys_for_event` on the
-    caches)."""
-    obj = new if new is not None else old
-    if obj is None:
-        return []
-    bindings = state.cached(CLUSTERBINDINGS) + state.cached(BINDINGS)
-    return keys_for_event(kind, obj, connections=state.cached(CONNECTIONS), bindings=bindings)
-
-
-def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> Key | None:
-    """The key a provider copy's event wakes: its consumer object, if the copy is ours."""
-    if obj is None:
-        return None
-    t = target
-    key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, mapper)
-    return ("instance", t.gvr, key) if key is not None else None
-
-
-def control_resync_keys(state: KonnectorState) -> list[Key]:
-    """The periodic control-plane resync (re-discovery, heartbeat, conflict counts): every
-    cached Connection and binding, then the engagement pass."""
-    out: list[Key] = [("connection", o.name(c)) for c in state.cached(CONNECTIONS)]
-    for gvr in (CLUSTERBINDINGS, BINDINGS):
-        out += [
-            ("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)) for b in state.cached(gvr)
-        ]
-    out.append(ENGAGE)
-    return out

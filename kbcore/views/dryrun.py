@@ -66,19 +66,9 @@ from kbcore.control.engagement import SyncTarget, sync_targets
 from kbcore.control.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List
+from kbcore.runtime.enqueue import control_resync_keys, engagements, instance_key, provider_key
 from kbcore.runtime.events import ENGAGE, Key, describe_key
-from kbcore.runtime.worker import (
-    CONTROL_KINDS,
-    Ask,
-    Failure,
-    Outcome,
-    Planner,
-    control_resync_keys,
-    engagements,
-    instance_key,
-    provider_key,
-    work,
-)
+from kbcore.runtime.worker import CONTROL_KINDS, Ask, Failure, Outcome, Planner, work
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
 

@@ -38,6 +38,7 @@ import pytest
 import yaml
 
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS, EVENTS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
@@ -63,8 +64,6 @@ RELEASE = "kb"
 NAMESPACE = "kube-bind"
 SA_USER = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-konnector"
 BINDINGS = GVR("core.kube-bind.io", "v1alpha1", "bindings")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-EVENTS = GVR("", "v1", "events")
 API_VERSION = "core.kube-bind.io/v1alpha1"
 TIMEOUT = 60.0
 SECRET_REF = {"namespace": NAMESPACE, "name": "provider-kubeconfig", "key": "kubeconfig"}

@@ -22,6 +22,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import pytest
 
+from kbcore.api.resources import CONFIGMAPS as CONFIGMAPS
+from kbcore.api.resources import CRDS as CRDS
+from kbcore.api.resources import NAMESPACES as NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR
 
@@ -29,9 +32,6 @@ Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "apply"]
 T = TypeVar("T")
 
-NAMESPACES = GVR("", "v1", "namespaces")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
 

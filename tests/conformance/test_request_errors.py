@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kbcore.api.resources import LEASES
 from kbcore.objects import GVR
 from tests.conformance.client import (
     CONFIGMAPS,
@@ -13,7 +14,6 @@ from tests.conformance.client import (
     widget,
 )
 
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 PATCH_NOT_APPLICABLE = "the server rejected our request due to an error in our request"
 
 

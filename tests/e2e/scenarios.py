@@ -60,6 +60,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from kbcore import objects as o
+from kbcore.api.resources import CRDS, LEASES, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbshell.client import KubeClient, PatchType
@@ -69,9 +70,6 @@ from tests.harness.clusters import REPO_ROOT, Cluster, Clusters, Process, start_
 
 SCENARIO_DIR = REPO_ROOT / "examples" / "scenarios"
 CRD_DIR = REPO_ROOT / "crds"
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-NAMESPACES = GVR("", "v1", "namespaces")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 QUEUE = "konnector"
 
 EXPECT_TIMEOUT = 30.0

@@ -23,6 +23,7 @@ import yaml
 
 from kbcore.actions import Action, Apply, Delete, MergePatch
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS, NAMESPACES
 from kbcore.control.kubeconfig import Credentials, sanitize
 from kbcore.errors import UNREACHABLE, ApiError
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
@@ -36,8 +37,6 @@ from tests.harness.clusters import Cluster, Clusters
 pytestmark = pytest.mark.realcluster
 
 T = TypeVar("T")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-NAMESPACES = GVR("", "v1", "namespaces")
 SERVICEACCOUNTS = GVR("", "v1", "serviceaccounts")
 SELF_SUBJECT_REVIEWS = GVR("authentication.k8s.io", "v1", "selfsubjectreviews")
 PROVIDER = "provider"

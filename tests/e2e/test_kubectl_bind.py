@@ -37,6 +37,17 @@ import yaml
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONFIGMAPS,
+    CONNECTIONS,
+    CRDS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    SECRETS,
+)
 from kbcore.control.kubeconfig import SecretProblem, sanitize
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
@@ -46,15 +57,6 @@ from tests.harness.konnector import Konnector, eventually, free_port
 
 KUBECTL_BIND = Path(sys.executable).parent / "kubectl-bind"
 REPO = Path(__file__).resolve().parents[2]
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-EVENTS = GVR("", "v1", "events")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 RBAC_GVRS = {
     "ClusterRole": GVR("rbac.authorization.k8s.io", "v1", "clusterroles"),
     "ClusterRoleBinding": GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from kbcore.api.resources import CRDS, NAMESPACES, SECRETS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
@@ -32,9 +33,6 @@ from tests.harness.clusters import Clusters
 T = TypeVar("T")
 KONNECTOR = Path(sys.executable).parent / "konnector"
 REPO = Path(__file__).resolve().parents[2]
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
 WIDGETS = GVR("example.org", "v1", "widgets")
 CLUSTERBINDINGS = GVR("core.kube-bind.io", "v1alpha1", "clusterbindings")
 CONNECTIONS = GVR("core.kube-bind.io", "v1alpha1", "connections")

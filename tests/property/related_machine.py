@@ -23,6 +23,7 @@ from hypothesis.stateful import initialize, rule
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS, SECRETS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import ADMIN
@@ -37,8 +38,6 @@ from tests.property.machine import (
     widget,
 )
 
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
 WIDGETS = GVR("example.org", "v1", "widgets")
 KONNECTOR_NAMESPACE = "kube-bind"
 APP = {"app": "widget"}

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, LEASES, NAMESPACES, SECRETS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
@@ -24,13 +25,7 @@ from kbsim.konnector import SimKonnector
 from kbsim.world import World
 from tests.property.machine import base_world
 
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 WIDGETS = GVR("example.org", "v1", "widgets")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 
 BUNDLE: list[tuple[GVR, dict[str, Any]]] = [
     (SECRETS, scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider")),

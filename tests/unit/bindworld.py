@@ -16,6 +16,9 @@ import yaml
 from kbcore import objects as o
 from kbcore.actions import CONSUMER
 from kbcore.api import keys
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, NAMESPACES, SECRETS
+from kbcore.api.resources import CONFIGMAPS as CONFIGMAPS
+from kbcore.api.resources import LEASES as LEASES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.runtime.worker import Ask
@@ -24,16 +27,8 @@ from kbcore.views import bundle as kb
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
 
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
-BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 WIDGETS = GVR("example.org", "v1", "widgets")
 GADGETS = GVR("example.org", "v1", "gadgets")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 RBAC_RESOURCES = {
     "ClusterRole": GVR("rbac.authorization.k8s.io", "v1", "clusterroles"),
     "ClusterRoleBinding": GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),

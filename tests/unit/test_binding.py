@@ -27,7 +27,7 @@ from kbcore.actions import (
     UpdateStatus,
 )
 from kbcore.api import keys
-from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS
+from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, NAMESPACES, SECRETS
 from kbcore.control.binding import BindingView, plan_binding
 from kbcore.control.engagement import syncs_api
 from kbcore.control.kubeconfig import Credentials, SecretProblem
@@ -305,8 +305,6 @@ def test_a_related_rule_that_cannot_be_followed_is_said_by_related_resources() -
     assert cond(plan, "Ready") == ("True", "AsExpected", "binding ready")
 
 
-SECRETS = GVR("", "v1", "secrets")
-NAMESPACES = GVR("", "v1", "namespaces")
 APP = {"app": "widget"}
 
 

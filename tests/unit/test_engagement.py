@@ -13,6 +13,7 @@ import pytest
 from kbcore import objects as o
 from kbcore.actions import Plan, UpdateStatus
 from kbcore.api import keys
+from kbcore.api.resources import CLUSTERBINDINGS, CONNECTIONS, NAMESPACES, SECRETS
 from kbcore.control.engagement import (
     Engagement,
     SyncTarget,
@@ -24,8 +25,8 @@ from kbcore.control.engagement import (
 from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.runtime.enqueue import current_fingerprints
 from kbcore.runtime.events import ENGAGE, binding_key, connection_key, keys_for_event
-from kbcore.runtime.worker import current_fingerprints
 from kbcore.schema import crdgen
 from kbcore.schema import policy as schema
 from kbsim import scenario
@@ -282,10 +283,6 @@ def test_other_kinds_wake_nothing() -> None:
 
 # -- kbsim: a rotated Secret takes effect while the Connection stays Ready ------------------------
 
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
-CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
 CLUSTERROLES = GVR("rbac.authorization.k8s.io", "v1", "clusterroles")
 CLUSTERROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
 PROVIDER_WIDGETS_CRD: dict[str, Any] = {

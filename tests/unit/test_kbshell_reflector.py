@@ -14,13 +14,13 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from kbcore.api.resources import CONFIGMAPS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj
 from kbshell.client import KubeClient
 from kbshell.reflector import Reflector
 
 T = TypeVar("T")
-CONFIGMAPS = GVR("", "v1", "configmaps")
 
 
 def cm(name: str, rv: int, **data: str) -> Obj:

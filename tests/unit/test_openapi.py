@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kbcore.api.resources import CRDS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Discovery, Failed, Missing, OpenAPIDoc, Read
@@ -39,7 +40,6 @@ from kbsim.apiserver import APIServer
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
 GOLDEN = DATA / "golden"
 CLUSTER = "provider"
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 
 def captured() -> dict[str, Any]:

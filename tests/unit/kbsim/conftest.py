@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
+from kbcore.api.resources import CONFIGMAPS as CONFIGMAPS
+from kbcore.api.resources import CRDS
+from kbcore.api.resources import NAMESPACES as NAMESPACES
+from kbcore.api.resources import SECRETS as SECRETS
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import APIServer
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
-CONFIGMAPS = GVR("", "v1", "configmaps")
-CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 WIDGETS = GVR("example.org", "v1", "widgets")
 GADGETS = GVR("example.org", "v1", "gadgets")
 

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
+from kbcore.api.resources import LEASES, SECRETS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import APIServer, User
 from tests.unit.kbsim.conftest import CONFIGMAPS, NAMESPACES, WIDGETS, key, widget
 
 OTHER_UID = "00000000-0000-4000-8000-000000000000"
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
-SECRETS = GVR("", "v1", "secrets")
 ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kbcore.api.resources import LEASES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import APIServer
@@ -13,7 +14,6 @@ from tests.unit.kbsim.conftest import CONFIGMAPS, CRDS, SECRETS, WIDGETS, key, w
 
 EVENTS_V1 = GVR("", "v1", "events")
 EVENTS = GVR("events.k8s.io", "v1", "events")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 
 
 def cm(name: str, owners: list[dict[str, Any]] | None = None, **data: str) -> dict[str, Any]:

@@ -6,15 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from kbcore import objects as o
+from kbcore.api.resources import LEASES, NAMESPACES, SECRETS
 from kbcore.control.connection import lease_name
 from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
 from kbsim.world import World
 
 CONNECTIONS = GVR("core.kube-bind.io", "v1alpha1", "connections")
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
-NAMESPACES = GVR("", "v1", "namespaces")
-SECRETS = GVR("", "v1", "secrets")
 CLUSTERBINDINGS = GVR("core.kube-bind.io", "v1alpha1", "clusterbindings")
 
 

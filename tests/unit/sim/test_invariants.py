@@ -15,15 +15,13 @@ import pytest
 
 from kbcore import objects as o
 from kbcore.api import keys
+from kbcore.api.resources import CLUSTERBINDINGS, NAMESPACES, SECRETS
 from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
 from kbsim.apiserver import ADMIN
 from kbsim.world import World
 
-SECRETS = GVR("", "v1", "secrets")
-NAMESPACES = GVR("", "v1", "namespaces")
 WIDGETS = GVR("example.org", "v1", "widgets")
-CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
 COMMON = Path(__file__).resolve().parents[3] / "examples" / "scenarios" / "_common"
 TRUST = "related-within-trust-boundary"
 
