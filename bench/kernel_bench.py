@@ -13,7 +13,8 @@ import time
 
 from kbcore.api import keys
 from kbcore.objects import GVR
-from kbcore.sync.instance import Coverage, InstanceView, ProviderView, plan_instance
+from kbcore.sync.coverage import Coverage
+from kbcore.sync.instance import InstanceView, ProviderView, plan_instance
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 LOCAL_UID = "11111111-2222-3333-4444-555555555555"

@@ -2,8 +2,10 @@
 
 kube-apiserver tracks field ownership with sigs.k8s.io/structured-merge-diff (SMD). This module
 re-implements the parts of SMD a controller can observe, so that kbsim records the same
-`metadata.managedFields` as a real server and the kernel can predict whether an apply would
-change anything. Read this before touching it:
+`metadata.managedFields` as a real server. It lives in the simulator, not the kernel: the
+konnector needs only to predict whether its own apply would change anything
+(`kbcore.sync.instance.apply_is_noop`), and tests/unit/kbsim/test_apply_noop.py checks that the
+prediction agrees with this module. Read this before touching it:
 
 Theory of operation
 -------------------

@@ -76,8 +76,8 @@ from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.schema.crds import served_resource
 from kbcore.schema.policy import schema_hash
-from kbcore.sync.coverage import resolve_coverage
-from kbcore.sync.instance import ADOPT, Ownership, classify
+from kbcore.sync.coverage import ADOPT, resolve_coverage
+from kbcore.sync.instance import Ownership, classify
 from kbcore.sync.mapper import IDENTITY
 from kbsim.patch import merge_patch
 

@@ -11,8 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from kbcore import objects as o
-from kbcore.sync.instance import FAIL, NOT_COVERED, Coverage
+
+# The binding's conflict policies (`spec.conflictPolicy`), as the strings the kernel reads.
+FAIL = "Fail"
+ADOPT = "Adopt"
+
+
+@attrs.frozen
+class Coverage:
+    """Which binding covers an object: whether it is ready, and its conflict policy."""
+
+    bound: bool
+    conflict_policy: str = FAIL
+    binding: str = ""
+
+
+NOT_COVERED = Coverage(bound=False)
 
 
 def lists_api(binding: Mapping[str, Any], group_resource: str) -> bool:

@@ -84,6 +84,7 @@ from kbcore.api.resources import NAMESPACES
 from kbcore.identity import reaches_itself
 from kbcore.limits import body_problem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.coverage import ADOPT, Coverage
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
 
@@ -91,9 +92,6 @@ CONSUMER = "consumer"
 
 WAIT_FOR_PROVIDER_DELETE_SECONDS = 2.0
 """How soon to look again while a provider copy finishes deleting (upstream: 2 s)."""
-
-FAIL = "Fail"
-ADOPT = "Adopt"
 
 
 class Ownership(enum.Enum):
@@ -125,18 +123,6 @@ CONFLICT_REASON = {
     Ownership.FOREIGN_UNMANAGED: "ForeignObjectExists",
     Ownership.OWNED_BY_ANOTHER: "OwnedByAnother",
 }
-
-
-@attrs.frozen
-class Coverage:
-    """Which binding covers an object: whether it is ready, and its conflict policy."""
-
-    bound: bool
-    conflict_policy: str = FAIL
-    binding: str = ""
-
-
-NOT_COVERED = Coverage(bound=False)
 
 
 @attrs.frozen(hash=False)

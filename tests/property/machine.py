@@ -448,7 +448,7 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
         ns_exists = True
     except ApiError:
         ns_exists = False
-    from kbcore.sync.instance import Coverage
+    from kbcore.sync.coverage import Coverage
 
     bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
     policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")

@@ -27,8 +27,8 @@ import attrs
 from kbcore import objects as o
 from kbcore.actions import Apply, Delete, Plan, RemoveFinalizer, RequeueAfter, UpdateStatus
 from kbcore.api import keys
+from kbcore.sync.coverage import ADOPT
 from kbcore.sync.instance import (
-    ADOPT,
     InstanceView,
     Ownership,
     classify,

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey
-from kbcore.sync.instance import ADOPT, FAIL, Coverage, InstanceView, ProviderView
+from kbcore.sync.coverage import ADOPT, FAIL, Coverage
+from kbcore.sync.instance import InstanceView, ProviderView
 from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
 # --- fixed vocabulary -------------------------------------------------------------------------

@@ -36,14 +36,8 @@ from kbcore.actions import (
 from kbcore.api import keys
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.runtime.requests import to_request
-from kbcore.sync.instance import (
-    ADOPT,
-    Coverage,
-    InstanceView,
-    ProviderView,
-    desired_provider_body,
-    plan_instance,
-)
+from kbcore.sync.coverage import ADOPT, Coverage
+from kbcore.sync.instance import InstanceView, ProviderView, desired_provider_body, plan_instance
 from tests.property.strategies import (
     GADGETS,
     LOCAL_CLUSTER_UID,

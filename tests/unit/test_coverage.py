@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from kbcore.objects import GVR
-from kbcore.sync.coverage import conflict_policy, lists_api, resolve_coverage
-from kbcore.sync.instance import NOT_COVERED, Coverage
+from kbcore.sync.coverage import NOT_COVERED, Coverage, conflict_policy, lists_api, resolve_coverage
 
 GR = "widgets.example.org"
 

@@ -34,9 +34,8 @@ from kbcore.api import keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.sync.coverage import NOT_COVERED, Coverage
 from kbcore.sync.instance import (
-    NOT_COVERED,
-    Coverage,
     InstanceView,
     Ownership,
     ProviderView,
