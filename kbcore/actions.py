@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import Obj, ObjectRef
 from kbcore.reads import Read
+from kbcore.redaction import redacted_repr
 
 CONSUMER = "consumer"
 PROVIDER = "provider"

@@ -89,8 +89,8 @@ from kbcore import limits
 from kbcore import objects as o
 from kbcore.api.resources import CRDS as CRD_GVR
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey
+from kbcore.redaction import redacted_repr
 from kbcore.selectors import Selector
 from kbcore.selectors import parse as parse_selector
 from kbsim import apierrors as errs

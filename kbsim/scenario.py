@@ -72,8 +72,8 @@ from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.api.resources import CRDS, NAMESPACES
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
+from kbcore.redaction import redacted_repr
 from kbcore.schema import crdgen
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import SimKonnector

@@ -82,7 +82,6 @@ from kbcore.api.resources import (
 from kbcore.control.kubeconfig import (
     Credentials,
     SecretProblem,
-    redacted_repr,
     secret_ref,
     transport_warning,
 )
@@ -90,6 +89,7 @@ from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
+from kbcore.redaction import redacted_repr
 from kbcore.schema import openapi
 from kbcore.schema import policy as schema
 from kbcore.status import Conditions, read_conditions, status_update

@@ -27,8 +27,8 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import Obj, ObjectKey
+from kbcore.redaction import redacted_repr
 
 
 class Change(enum.StrEnum):

@@ -32,8 +32,8 @@ from kbcore.actions import (
 from kbcore.api import keys
 from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import redacted_repr
 from kbcore.objects import GVR, ObjectKey
+from kbcore.redaction import redacted_repr
 from kbcore.timestamps import rfc3339
 
 

@@ -24,9 +24,9 @@ import attrs
 
 from kbcore import actions, diff, objects, reads
 from kbcore.control import engagement, kubeconfig
-from kbcore.control.kubeconfig import redacted_repr
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
+from kbcore.redaction import redacted_repr
 from kbcore.runtime import requests, worker
 from kbcore.runtime.events import Key, describe_key
 from kbcore.runtime.worker import Ask, Effect, KonnectorState, Outcome, Planner, Send

@@ -63,9 +63,9 @@ from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS, LEASES, SECRETS
 from kbcore.control.engagement import SyncTarget, sync_targets
-from kbcore.control.kubeconfig import redacted_repr
 from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List
+from kbcore.redaction import redacted_repr
 from kbcore.runtime.enqueue import control_resync_keys, engagements, instance_key, provider_key
 from kbcore.runtime.events import ENGAGE, Key, describe_key
 from kbcore.runtime.worker import CONTROL_KINDS, Ask, Failure, Outcome, Planner, work

@@ -28,8 +28,8 @@ from typing import IO, Any, Literal
 import attrs
 
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import REDACTED as REDACTED  # re-exported: redaction is a pure rule
-from kbcore.kubeconfig import redact as redact  # re-exported, as REDACTED
+from kbcore.redaction import REDACTED as REDACTED  # re-exported: redaction is a pure rule
+from kbcore.redaction import redact as redact  # re-exported, as REDACTED
 
 LogFormat = Literal["json", "text"]
 

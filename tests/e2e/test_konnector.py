@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kbcore.api import keys
+from kbcore.api.resources import LEASES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from tests.harness.clusters import build_binaries, start_clusters
@@ -171,9 +172,6 @@ def test_sigkill_mid_sync_and_restart_lose_and_duplicate_nothing(pair: Pair) -> 
         120,
         "status back on every consumer object",
     )
-
-
-LEASES = GVR("coordination.k8s.io", "v1", "leases")
 
 
 def _lease(pair: Pair) -> dict[str, Any]:

@@ -15,11 +15,15 @@ import pytest
 import kbcore
 import kbshell
 import kbsim
-from kbcore import connection, dryrun, reflector, trace
 from kbcore.actions import Apply, Create, MergePatch, Update, UpdateStatus
-from kbcore.kubeconfig import REDACTED, Credentials, redacted_repr
-from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.requests import Request
+from kbcore.api.resources import SECRETS
+from kbcore.control import connection
+from kbcore.control.kubeconfig import Credentials
+from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.redaction import REDACTED, redacted_repr
+from kbcore.runtime import reflector, trace
+from kbcore.runtime.requests import Request
+from kbcore.views import dryrun
 from kbsim import apiserver, scenario
 
 TOKEN = "tok-3f9a1c"
@@ -33,7 +37,6 @@ SECRET = {
     "data": {"kubeconfig": KUBECONFIG},
     "stringData": {"token": TOKEN},
 }
-SECRETS = GVR("", "v1", "secrets")
 TARGET = ObjectRef("consumer", SECRETS, ObjectKey("kube-bind", "kubeconfig-p"))
 
 

@@ -17,14 +17,14 @@ import pytest
 
 from kbcore import errors
 from kbcore.api import keys
+from kbcore.api.resources import CONFIGMAPS
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
-from kbcore.kubeconfig import Credentials
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Failed, Get, List
-from kbcore.requests import Request
+from kbcore.runtime.requests import Request
 from kbshell.client import KubeClient
 
-CONFIGMAPS = GVR("", "v1", "configmaps")
 WIDGETS = GVR("example.org", "v1", "widgets")
 TOKEN = "stub-token"
 CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "ns"}}
