@@ -460,12 +460,17 @@ def _readyz(k: Konnector) -> tuple[int, str]:
 
 
 def _log_messages(k: Konnector) -> list[str]:
+    """Each log record's message with its fields (the values, such as an `error`, are fields:
+    messages are constant)."""
     out = []
     for line in k.log_path.read_text().splitlines():
         try:
-            out.append(str(json.loads(line).get("msg", "")))
+            record = json.loads(line)
         except ValueError:
             out.append(line)
+            continue
+        fields = (f"{key}={value}" for key, value in record.items() if key not in ("ts", "msg"))
+        out.append(" ".join([str(record.get("msg", "")), *fields]))
     return out
 
 

@@ -115,10 +115,9 @@ def base_world(seed: int) -> World:
     return world
 
 
-def build_world(
-    seed: int, policy: str, planner: Any, related: tuple[dict[str, Any], ...] = ()
-) -> World:
-    world = base_world(seed)
+def bind_world(world: World, spec: dict[str, Any], planner: Any = plan_instance) -> World:
+    """The consumer side every machine starts from: the provider kubeconfig Secret, Connection
+    `p`, ClusterBinding `w` with `spec` (plus its connectionRef), and a konnector, settled."""
     consumer = world.clusters["consumer"]
     consumer.create(
         GVR("", "v1", "secrets"),
@@ -141,17 +140,21 @@ def build_world(
             "apiVersion": keys.API_VERSION,
             "kind": "ClusterBinding",
             "metadata": {"name": "w"},
-            "spec": {
-                "connectionRef": {"name": "p"},
-                "apis": [{"name": "widgets.example.org"}],
-                "conflictPolicy": policy,
-                **({"relatedResources": list(related)} if related else {}),
-            },
+            "spec": {"connectionRef": {"name": "p"}, **spec},
         },
     )
     world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind", planner=planner))
     world.settle(10)
     return world
+
+
+def build_world(
+    seed: int, policy: str, planner: Any, related: tuple[dict[str, Any], ...] = ()
+) -> World:
+    spec: dict[str, Any] = {"apis": [{"name": "widgets.example.org"}], "conflictPolicy": policy}
+    if related:
+        spec["relatedResources"] = list(related)
+    return bind_world(base_world(seed), spec, planner)
 
 
 class ConvergenceMachine(RuleBasedStateMachine):
@@ -490,38 +493,9 @@ def build_schema_world(seed: int) -> World:
     """Widgets (whose schema the provider changes) and gadgets (never changed), both listed by
     one ClusterBinding."""
     world = base_world(seed)
-    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    provider = world.clusters["provider"]
     provider.create(CRDS, o.deepcopy(GADGET_CRD))
-    consumer.create(
-        GVR("", "v1", "secrets"),
-        scenario.kubeconfig_secret("kube-bind", "provider-kubeconfig", "provider"),
-    )
-    consumer.create(
-        GVR(keys.GROUP, keys.VERSION, "connections"),
-        {
-            "apiVersion": keys.API_VERSION,
-            "kind": "Connection",
-            "metadata": {"name": "p"},
-            "spec": {
-                "kubeconfigSecretRef": {"namespace": "kube-bind", "name": "provider-kubeconfig"}
-            },
-        },
-    )
-    consumer.create(
-        GVR(keys.GROUP, keys.VERSION, "clusterbindings"),
-        {
-            "apiVersion": keys.API_VERSION,
-            "kind": "ClusterBinding",
-            "metadata": {"name": "w"},
-            "spec": {
-                "connectionRef": {"name": "p"},
-                "apis": [{"name": WIDGETS_API}, {"name": GADGETS_API}],
-            },
-        },
-    )
-    world.start_konnector(lambda: SimKonnector(world, "consumer", "kube-bind"))
-    world.settle(10)
-    return world
+    return bind_world(world, {"apis": [{"name": WIDGETS_API}, {"name": GADGETS_API}]})
 
 
 def _version(name: str, storage: bool) -> dict[str, Any]:
