@@ -61,7 +61,7 @@ class Change:
 def changes(old: Any, new: Any) -> tuple[Change, ...]:
     """Every field that differs between two JSON values (rules 1, 2 and 4)."""
     try:
-        tree = DeepDiff(old, new, view="tree", verbose_level=2)
+        tree = DeepDiff(_tag_bools(old), _tag_bools(new), view="tree", verbose_level=2)
     except RecursionError:
         return () if o.json_equal(old, new) else (Change((), old, new),)
     out = [
@@ -70,9 +70,6 @@ def changes(old: Any, new: Any) -> tuple[Change, ...]:
         for level in levels
         if not _same_number(level.t1, level.t2)
     ]
-    if not out and not o.json_equal(old, new):
-        # deepdiff skips values Python calls equal (`[False] == [0]`), which JSON does not.
-        out = [Change((), old, new)]
     return tuple(sorted(out, key=lambda c: _sort_key(c.path)))
 
 
@@ -83,8 +80,49 @@ def _same_number(a: Any, b: Any) -> bool:
     return both and bool(a == b)
 
 
+class _JsonBool(str):
+    """A JSON boolean while deepdiff compares: Python calls `False == 0` (so deepdiff skips
+    `[False]` against `[0]`), JSON does not. Equal only to the same boolean."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _JsonBool and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+
+def _tag_bools(value: Any) -> Any:
+    """`value` with every boolean a `_JsonBool` (recursive, as deepdiff is: a value too deep
+    raises RecursionError, which `changes` handles)."""
+    if isinstance(value, bool):
+        return _JsonBool("true" if value else "false")
+    if isinstance(value, dict):
+        return {k: _tag_bools(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tag_bools(v) for v in value]
+    return value
+
+
 def _value(v: Any) -> Any:
-    return MISSING if v is notpresent else v
+    if v is notpresent:
+        return MISSING
+    if isinstance(v, _JsonBool):
+        return str.__eq__(v, "true")
+    if isinstance(v, dict | list):
+        return _untag(v)
+    return v
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, _JsonBool):
+        return str.__eq__(value, "true")
+    if isinstance(value, dict):
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
 
 
 def _sort_key(path: Path) -> tuple[tuple[int, Any], ...]:

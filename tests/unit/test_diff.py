@@ -90,3 +90,11 @@ def test_values_deeper_than_deepdiff_recurses_are_one_change() -> None:
 
     assert len(diff.changes(deep(1), deep(2))) == 1
     assert diff.changes(deep(1), deep(1)) == ()
+
+
+def test_a_boolean_against_a_number_is_a_change_beside_other_changes() -> None:
+    """JSON's false is not 0, though Python's is: the change is listed with the others."""
+    assert diff.changes({"a": [False], "b": 1}, {"a": [0], "b": 2}) == (
+        diff.Change(("a", 0), False, 0),
+        diff.Change(("b",), 1, 2),
+    )
