@@ -24,7 +24,8 @@ from kbcore.redaction import REDACTED, redacted_repr
 from kbcore.runtime import reflector, trace
 from kbcore.runtime.requests import Request
 from kbcore.views import dryrun
-from kbsim import apiserver, scenario
+from kbsim import scenario
+from kbsim.apiserver import watch
 
 TOKEN = "tok-3f9a1c"
 KEY = "a2V5LWJ5dGVz-private"
@@ -79,8 +80,8 @@ def test_values_carrying_a_secret_show_its_name_not_its_data(value: Any) -> None
     [
         (connection.ConnectionView, "secret"),
         (dryrun.Snapshot, "control"),
-        (apiserver._Event, "obj"),
-        (apiserver._Event, "prev"),
+        (watch.Event, "obj"),
+        (watch.Event, "prev"),
         (scenario.Step, "body"),
         (scenario.Scenario, "setup"),
     ],
