@@ -23,10 +23,11 @@ Custom resources follow apiextensions-apiserver (v1.36):
   and `<plural>/status` and `<plural>/scale` entries when *that version* has the subresource.
 - An OpenAPI v3 document exists for each served version of an Established CRD; its component
   schema `<reversed group>.<version>.<Kind>` is the version's `openAPIV3Schema` plus
-  `apiVersion`/`kind`/`metadata` properties and `x-kubernetes-group-version-kind`; a `...List`
-  schema and the REST paths (operation ids, tags, parameters as the real builder makes them)
-  complete it. The meta/v1 and autoscaling/v1 component schemas and the parameter definitions
-  are the real ones, captured from kube-apiserver v1.36.4 (`openapi_template.json`). The index
+  `apiVersion`/`kind`/`metadata` properties and `x-kubernetes-group-version-kind`, beside a
+  `...List` schema. The meta/v1 component schemas those refer to are the real ones, captured
+  from kube-apiserver v1.36.4 (`openapi_template.json`). `paths` names the REST paths as the
+  real builder does, but without their operations (operation ids, parameters, responses):
+  clients read the component schemas and at most which paths exist. The index
   hash is the SHA-512 of the document (uppercase hex, as the real server's), so it changes
   exactly when the document does.
 
@@ -104,7 +105,6 @@ _BUILTIN_SCHEMA_PACKAGE = {
 }
 
 META = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1."
-SCALE_REF = "#/components/schemas/io.k8s.api.autoscaling.v1.Scale"
 _API_CONVENTIONS = (
     "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
 )
@@ -140,35 +140,6 @@ _LIST_METADATA_DESCRIPTION = f"Standard list metadata. More info: {_API_CONVENTI
 CRD_INFO = {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"}
 BUILTIN_INFO = {"title": "Kubernetes", "version": "1.36"}
 
-_LIST_PARAMS = (
-    "allowWatchBookmarks",
-    "continue",
-    "fieldSelector",
-    "labelSelector",
-    "limit",
-    "resourceVersion",
-    "resourceVersionMatch",
-    "sendInitialEvents",
-    "shardSelector",
-    "timeoutSeconds",
-    "watch",
-)
-_WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation")
-_PATCH_PARAMS = ("dryRun", "fieldManager:patch", "fieldValidation", "force")
-_DELETE_PARAMS = (
-    "dryRun",
-    "gracePeriodSeconds",
-    "ignoreStoreReadErrorWithClusterBreakingPotential",
-    "orphanDependents",
-    "propagationPolicy",
-)
-_CRD_PATCH_TYPES = (
-    "application/apply-patch+yaml",
-    "application/json-patch+json",
-    "application/merge-patch+json",
-)
-_BUILTIN_PATCH_TYPES = (*_CRD_PATCH_TYPES, "application/strategic-merge-patch+json")
-
 
 @functools.cache
 def _template() -> Mapping[str, Any]:
@@ -201,19 +172,6 @@ def storage_version_hash(group: str, version: str, kind: str) -> str:
 
 def _group_version(group: str, version: str) -> str:
     return f"{group}/{version}" if group else version
-
-
-def _operation_name(text: str, capitalize_first: bool) -> str:
-    """`ToValidOperationID`: drop non-alphanumerics, capitalizing the letter after each."""
-    out: list[str] = []
-    upper = capitalize_first
-    for ch in text:
-        if ch.isalnum():
-            out.append(ch.upper() if upper else ch)
-            upper = False
-        else:
-            upper = True
-    return "".join(out)
 
 
 def _tag_group(group: str) -> str:
@@ -348,21 +306,13 @@ class State:
         for crd in crds:
             _crd_openapi(crd, version, paths, schemas)
         if builtins:
-            prefix = "/api/v1/" if not group else f"/apis/{group}/{version}/"
-            paths[prefix] = _resources_path(group, version)
+            # The APIResourceList endpoint.
+            paths["/api/v1/" if not group else f"/apis/{group}/{version}/"] = {}
+        # The meta/v1 schemas referred to (ObjectMeta -> ManagedFieldsEntry, ...), until closed.
         template_schemas = _template()["schemas"]
-        used = _references(paths) | _references(schemas)
-        for name in sorted(used):
-            if name in template_schemas and name not in schemas:
-                schemas[name] = o.deepcopy(template_schemas[name])
-        # Component schemas referenced by the template schemas themselves (ObjectMeta ->
-        # ManagedFieldsEntry, ...), until closed.
-        while True:
-            missing = {
-                n for n in _references(schemas) if n not in schemas and n in template_schemas
-            }
-            if not missing:
-                break
+        while missing := {
+            n for n in _references(schemas) if n not in schemas and n in template_schemas
+        }:
             for name in missing:
                 schemas[name] = o.deepcopy(template_schemas[name])
         return {
@@ -477,216 +427,18 @@ def _references(doc: Any) -> set[str]:
     return found
 
 
-def _param(name: str, kind: str = "") -> Doc:
-    param: Doc = o.deepcopy(_template()["parameters"][name])
-    if name == "name":
-        param["description"] = str(param["description"]).replace("{kind}", kind)
-    return param
-
-
-def _content(ref: str, types: Sequence[str] = ("application/json", "application/yaml")) -> Doc:
-    return {t: {"schema": {"$ref": ref}} for t in types}
-
-
-def _response(ref: str, description: str) -> Doc:
-    return {"content": _content(ref), "description": description}
-
-
-_UNAUTHORIZED = {"description": "Unauthorized"}
-
-
-class _Ops:
-    """The REST operations of one resource in one group-version, as the real builder names
-    them (`<action><Group><Version>[Namespaced]<Kind>[Subresource]`)."""
-
-    def __init__(
-        self,
-        group: str,
-        version: str,
-        kind: str,
-        namespaced: bool,
-        object_ref: str,
-        list_ref: str,
-        patch_types: Sequence[str],
-    ) -> None:
-        self.group, self.version, self.kind = group, version, kind
-        self.namespaced = namespaced
-        self.object_ref, self.list_ref = object_ref, list_ref
-        self.patch_types = patch_types
-        group_id = _operation_name(_tag_group(group), True)
-        self.gv_id = group_id + _operation_name(version, True)
-        self.tag = f"{_operation_name(_tag_group(group), False)}_{version}"
-
-    def op(
-        self,
-        verb: str,
-        action: str,
-        description: str,
-        *,
-        scope: str = "",
-        suffix: str = "",
-        params: Sequence[str] = (),
-        responses: Doc,
-        body: Doc | None = None,
-    ) -> Doc:
-        op: Doc = {
-            "description": description,
-            "operationId": f"{verb}{self.gv_id}{scope}{self.kind}{suffix}",
-            "responses": {**responses, "401": dict(_UNAUTHORIZED)},
-            "tags": [self.tag],
-            "x-kubernetes-action": action,
-            "x-kubernetes-group-version-kind": {
-                "group": self.group,
-                "kind": self.kind,
-                "version": self.version,
-            },
-        }
-        if params:
-            op["parameters"] = [_param(p) for p in params]
-        if body is not None:
-            op["requestBody"] = body
-        return op
-
-    def paths(self, plural: str, verbs: Sequence[str], subresources: Sequence[str]) -> Doc:
-        ns = "Namespaced" if self.namespaced else ""
-        base = "/api/v1" if not self.group else f"/apis/{self.group}/{self.version}"
-        collection = (
-            f"{base}/namespaces/{{namespace}}/{plural}" if self.namespaced else (f"{base}/{plural}")
-        )
-        scope_params = [_param("namespace")] if self.namespaced else []
-        kind, obj = self.kind, self.object_ref
-        status = META + "Status"
-        paths: Doc = {}
-
-        coll: Doc = {"parameters": [*scope_params, _param("pretty")]}
-        if "list" in verbs:
-            coll["get"] = self.op(
-                "list",
-                "list",
-                f"list objects of kind {kind}",
-                scope=ns,
-                params=_LIST_PARAMS,
-                responses={"200": _response(self.list_ref, "OK")},
-            )
-        if "create" in verbs:
-            coll["post"] = self.op(
-                "create",
-                "post",
-                f"create a {kind}",
-                scope=ns,
-                params=_WRITE_PARAMS,
-                responses={
-                    "200": _response(obj, "OK"),
-                    "201": _response(obj, "Created"),
-                    "202": _response(obj, "Accepted"),
-                },
-                body={"content": _content(obj), "required": True},
-            )
-        if "deletecollection" in verbs:
-            coll["delete"] = self.op(
-                "delete",
-                "deletecollection",
-                f"delete collection of {kind}",
-                scope=ns,
-                suffix="",
-                params=_LIST_PARAMS,
-                responses={"200": _response(status, "OK")},
-            )
-            coll["delete"]["operationId"] = f"delete{self.gv_id}Collection{ns}{kind}"
-        paths[collection] = coll
-
-        if self.namespaced and "list" in verbs:
-            everywhere = self.op(
-                "list",
-                "list",
-                f"list objects of kind {kind}",
-                suffix="ForAllNamespaces",
-                responses={"200": _response(self.list_ref, "OK")},
-            )
-            paths[f"{base}/{plural}"] = {
-                "get": everywhere,
-                "parameters": [_param(p) for p in sorted((*_LIST_PARAMS, "pretty"))],
-            }
-
-        item_params = [_param("name", kind), *scope_params, _param("pretty")]
-        item: Doc = {"parameters": item_params}
-        item.update(self._item_ops(kind, obj, ns, "", "the specified", verbs))
-        item["delete"] = self.op(
-            "delete",
-            "delete",
-            f"delete a {kind}",
-            scope=ns,
-            params=_DELETE_PARAMS,
-            responses={"200": _response(status, "OK"), "202": _response(status, "Accepted")},
-            body={"content": _content(META + "DeleteOptions")},
-        )
-        paths[f"{collection}/{{name}}"] = item
-
-        for sub in subresources:
-            ref = SCALE_REF if sub == "scale" else obj
-            sub_verbs = ("update",) if sub == "finalize" else ("get", "patch", "update")
-            ops = self._item_ops(
-                kind, ref, ns, sub.capitalize(), f"{sub} of the specified", sub_verbs
-            )
-            paths[f"{collection}/{{name}}/{sub}"] = {
-                **ops,
-                "parameters": [_param("name", kind), *scope_params, _param("pretty")],
-            }
-        return paths
-
-    def _item_ops(
-        self, kind: str, ref: str, ns: str, suffix: str, what: str, verbs: Sequence[str]
-    ) -> Doc:
-        ops: Doc = {}
-        if "get" in verbs:
-            ops["get"] = self.op(
-                "read",
-                "get",
-                f"read {what} {kind}",
-                scope=ns,
-                suffix=suffix,
-                params=("resourceVersion",),
-                responses={"200": _response(ref, "OK")},
-            )
-        if "update" in verbs:
-            ops["put"] = self.op(
-                "replace",
-                "put",
-                f"replace {what} {kind}",
-                scope=ns,
-                suffix=suffix,
-                params=_WRITE_PARAMS,
-                responses={"200": _response(ref, "OK"), "201": _response(ref, "Created")},
-                body={"content": _content(ref), "required": True},
-            )
-        if "patch" in verbs:
-            ops["patch"] = self.op(
-                "patch",
-                "patch",
-                f"partially update {what} {kind}",
-                scope=ns,
-                suffix=suffix,
-                params=_PATCH_PARAMS,
-                responses={"200": _response(ref, "OK")},
-                body={"content": _content(META + "Patch", self.patch_types), "required": True},
-            )
-        return ops
-
-
-def _resources_path(group: str, version: str) -> Doc:
-    tag = f"{_operation_name(_tag_group(group), False)}_{version}"
-    return {
-        "get": {
-            "description": "get available resources",
-            "operationId": f"get{_operation_name(_tag_group(group), True)}"
-            f"{_operation_name(version, True)}APIResources",
-            "responses": {
-                "200": _response(META + "APIResourceList", "OK"),
-                "401": dict(_UNAUTHORIZED),
-            },
-            "tags": [tag],
-        }
-    }
+def _rest_paths(
+    group: str, version: str, plural: str, namespaced: bool, subresources: Sequence[str]
+) -> Doc:
+    """The resource's REST paths, named as the real builder names them, without their
+    operations (nothing reads those): collection, all-namespaces list, object, subresources."""
+    base = "/api/v1" if not group else f"/apis/{group}/{version}"
+    collection = f"{base}/namespaces/{{namespace}}/{plural}" if namespaced else f"{base}/{plural}"
+    names = [collection, f"{collection}/{{name}}"]
+    if namespaced:
+        names.append(f"{base}/{plural}")
+    names += [f"{collection}/{{name}}/{sub}" for sub in subresources]
+    return {name: {} for name in names}
 
 
 def _gvk(group: str, version: str, kind: str) -> list[Doc]:
@@ -752,7 +504,7 @@ def _crd_openapi(crd: _Crd, version: str, paths: Doc, schemas: Doc) -> None:
     list_kind = str(names.get("listKind") or f"{kind}List")
     name = schema_name(crd.group, version, kind)
     list_name = schema_name(crd.group, version, list_kind)
-    ref, list_ref = f"#/components/schemas/{name}", f"#/components/schemas/{list_name}"
+    ref = f"#/components/schemas/{name}"
 
     source = (crd.version(version).get("schema") or {}).get("openAPIV3Schema")
     schema: Doc = o.deepcopy(dict(source)) if isinstance(source, Mapping) else {}
@@ -769,16 +521,14 @@ def _crd_openapi(crd: _Crd, version: str, paths: Doc, schemas: Doc) -> None:
     schemas[list_name] = _list_schema(crd.group, version, kind, list_kind, plural, ref)
 
     subresources = [s for s in ("scale", "status") if s in crd.subresources(version)]
-    verbs = CRD_TERMINATING_VERBS if crd.terminating else CRD_VERBS
-    ops = _Ops(crd.group, version, kind, crd.namespaced, ref, list_ref, _CRD_PATCH_TYPES)
-    paths.update(ops.paths(plural, verbs, subresources))
+    paths.update(_rest_paths(crd.group, version, plural, crd.namespaced, subresources))
 
 
 def _builtin_openapi(info: ResourceInfo, version: str, paths: Doc, schemas: Doc) -> None:
     name = schema_name(info.group, version, info.kind, builtin=True)
     list_kind = info.list_kind or f"{info.kind}List"
     list_name = schema_name(info.group, version, list_kind, builtin=True)
-    ref, list_ref = f"#/components/schemas/{name}", f"#/components/schemas/{list_name}"
+    ref = f"#/components/schemas/{name}"
     schemas[name] = {
         "description": f"{info.kind} (kbsim: fields beyond the object metadata not described).",
         "properties": {
@@ -790,9 +540,9 @@ def _builtin_openapi(info: ResourceInfo, version: str, paths: Doc, schemas: Doc)
         "x-kubernetes-group-version-kind": _gvk(info.group, version, info.kind),
     }
     schemas[list_name] = _list_schema(info.group, version, info.kind, list_kind, info.resource, ref)
-    verbs = _BUILTIN_VERBS.get((info.group, info.resource), BUILTIN_VERBS)
-    ops = _Ops(info.group, version, info.kind, info.namespaced, ref, list_ref, _BUILTIN_PATCH_TYPES)
-    paths.update(ops.paths(info.resource, verbs, sorted(info.subresources)))
+    paths.update(
+        _rest_paths(info.group, version, info.resource, info.namespaced, sorted(info.subresources))
+    )
 
 
 def _hash(doc: Doc) -> str:
