@@ -39,13 +39,20 @@ def _details(group: str, kind: str, name: str, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def not_found(group: str, resource: str, name: str) -> ApiError:
+def _object_error(
+    code: int, reason: str, group: str, resource: str, name: str, text: str
+) -> ApiError:
+    """An error about one named object: `<resource.group> "<name>" <text>`."""
     return ApiError(
-        404,
-        reasons.NOT_FOUND,
-        f'{_qualified(group, resource)} "{name}" not found',
+        code,
+        reason,
+        f'{_qualified(group, resource)} "{name}" {text}',
         details=_details(group, resource, name),
     )
+
+
+def not_found(group: str, resource: str, name: str) -> ApiError:
+    return _object_error(404, reasons.NOT_FOUND, group, resource, name, "not found")
 
 
 def resource_not_found() -> ApiError:
@@ -54,12 +61,7 @@ def resource_not_found() -> ApiError:
 
 
 def already_exists(group: str, resource: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        reasons.ALREADY_EXISTS,
-        f'{_qualified(group, resource)} "{name}" already exists',
-        details=_details(group, resource, name),
-    )
+    return _object_error(409, reasons.ALREADY_EXISTS, group, resource, name, "already exists")
 
 
 def conflict(group: str, resource: str, name: str, reason: str) -> ApiError:

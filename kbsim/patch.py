@@ -74,6 +74,14 @@ def _parent(doc: Any, parts: list[str], op: str, path: Any) -> Any:
     return node
 
 
+def _locate(doc: Any, path: Any, op: str) -> tuple[Any, str] | None:
+    """The container `path` points into and the key in it; None for the whole document."""
+    parts = _pointer(path)
+    if not parts:
+        return None
+    return _parent(doc, parts, op, path), parts[-1]
+
+
 def _get(doc: Any, path: Any) -> Any:
     parts = _pointer(path)
     node = doc
@@ -88,11 +96,10 @@ def _get(doc: Any, path: Any) -> Any:
 
 
 def _add(doc: Any, path: Any, value: Any) -> Any:
-    parts = _pointer(path)
-    if not parts:
+    target = _locate(doc, path, "add")
+    if target is None:  # the whole document
         return deepcopy(value)
-    parent = _parent(doc, parts, "add", path)
-    last = parts[-1]
+    parent, last = target
     if isinstance(parent, dict):
         parent[last] = deepcopy(value)
     elif isinstance(parent, list):
@@ -127,11 +134,10 @@ def _remove(doc: Any, path: Any) -> tuple[Any, Any]:
 
 
 def _replace(doc: Any, path: Any, value: Any) -> Any:
-    parts = _pointer(path)
-    if not parts:
+    target = _locate(doc, path, "replace")
+    if target is None:  # the whole document
         return deepcopy(value)
-    parent = _parent(doc, parts, "replace", path)
-    last = parts[-1]
+    parent, last = target
     if isinstance(parent, dict):  # json-patch v4: a missing member is simply set
         parent[last] = deepcopy(value)
         return doc

@@ -174,19 +174,18 @@ _EVENTS_V1_RENAMES = (
 
 def event_to_core(obj: Mapping[str, Any]) -> dict[str, Any]:
     """An events.k8s.io/v1 Event in core/v1 spelling."""
-    out = dict(obj)
-    for new, old in _EVENTS_V1_RENAMES:
-        if new in out:
-            out[old] = out.pop(new)
-    out["apiVersion"] = "v1"
-    return out
+    return _rename(obj, {new: old for new, old in _EVENTS_V1_RENAMES}, "v1")
 
 
 def event_from_core(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A core/v1 Event in events.k8s.io/v1 spelling."""
+    return _rename(obj, {old: new for new, old in _EVENTS_V1_RENAMES}, "events.k8s.io/v1")
+
+
+def _rename(obj: Mapping[str, Any], names: Mapping[str, str], api_version: str) -> dict[str, Any]:
     out = dict(obj)
-    for new, old in _EVENTS_V1_RENAMES:
-        if old in out:
-            out[new] = out.pop(old)
-    out["apiVersion"] = "events.k8s.io/v1"
+    for name, to in names.items():
+        if name in out:
+            out[to] = out.pop(name)
+    out["apiVersion"] = api_version
     return out

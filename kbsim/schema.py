@@ -280,17 +280,7 @@ def _validate_string(
 def _validate_list(
     value: list[Any], schema: Mapping[str, Any], path: str, errs: list[FieldError]
 ) -> o.Walk[None]:
-    max_items, min_items = schema.get("maxItems"), schema.get("minItems")
-    if isinstance(max_items, int) and len(value) > max_items:
-        errs.append(
-            FieldError("Too many", path, len(value), f"must have at most {max_items} items")
-        )
-    if isinstance(min_items, int) and len(value) < min_items:
-        errs.append(
-            invalid_value(
-                path, len(value), f"{path} in body should have at least {min_items} items"
-            )
-        )
+    _check_size(len(value), schema.get("maxItems"), schema.get("minItems"), "items", path, errs)
     list_type = schema.get("x-kubernetes-list-type")
     seen: list[Any] = []
     for i, item in enumerate(value):
@@ -323,16 +313,20 @@ def _validate_object(
     for name in schema.get("required") or []:
         if name not in value:
             errs.append(required(f"{path}.{name}"))
-    max_props, min_props = schema.get("maxProperties"), schema.get("minProperties")
-    if isinstance(max_props, int) and len(value) > max_props:
+    most, least = schema.get("maxProperties"), schema.get("minProperties")
+    _check_size(len(value), most, least, "properties", path, errs)
+
+
+def _check_size(
+    size: int, most: Any, least: Any, unit: str, path: str, errs: list[FieldError]
+) -> None:
+    """maxItems/minItems or maxProperties/minProperties. The real "Too many" message says
+    "items" for both."""
+    if isinstance(most, int) and size > most:
+        errs.append(FieldError("Too many", path, size, f"must have at most {most} items"))
+    if isinstance(least, int) and size < least:
         errs.append(
-            FieldError("Too many", path, len(value), f"must have at most {max_props} items")
-        )
-    if isinstance(min_props, int) and len(value) < min_props:
-        errs.append(
-            invalid_value(
-                path, len(value), f"{path} in body should have at least {min_props} properties"
-            )
+            invalid_value(path, size, f"{path} in body should have at least {least} {unit}")
         )
 
 

@@ -309,7 +309,11 @@ class World:
             self._schedule(1.0, "relist", lambda: self.start_reflector(reflector))
 
     def as_konnector(self, fn: Callable[[], Any]) -> Any:
-        previous, self.actor = self.actor, "konnector"
+        return self._acting("konnector", fn)
+
+    def _acting(self, actor: str, fn: Callable[[], Any]) -> Any:
+        """Run `fn` as `actor` (request faults hit only the konnector's requests)."""
+        previous, self.actor = self.actor, actor
         try:
             return fn()
         finally:
@@ -638,8 +642,4 @@ class World:
 
     # -- user actions ------------------------------------------------------------------------
     def user_call(self, fn: Callable[[], Any]) -> Any:
-        previous, self.actor = self.actor, "user"
-        try:
-            return fn()
-        finally:
-            self.actor = previous
+        return self._acting("user", fn)

@@ -342,77 +342,49 @@ class Controllers(Patch):
             for f in obj["metadata"].get("finalizers") or []:
                 by_finalizer[f] = by_finalizer.get(f, 0) + 1
         conditions = list((ns.get("status") or {}).get("conditions") or [])
+        remaining = ", ".join(
+            f"{r} has {n} resource instances" for r, n in sorted(by_resource.items())
+        )
+        held = ", ".join(f"{f} in {n} resource instances" for f, n in sorted(by_finalizer.items()))
+        content = (
+            ("True", "SomeResourcesRemain", f"Some resources are remaining: {remaining}")
+            if by_resource
+            else ("False", "ContentRemoved", "All content successfully removed")
+        )
+        finalizers = (
+            (
+                "True",
+                "SomeFinalizersRemain",
+                f"Some content in the namespace has finalizers remaining: {held}",
+            )
+            if by_finalizer
+            else ("False", "ContentHasNoFinalizers", "All content-preserving finalizers finished")
+        )
+        # (type, status, reason, message), in the order the namespace controller sets them.
         updates = [
-            condition(
+            (
                 "NamespaceDeletionDiscoveryFailure",
                 "False",
                 "ResourcesDiscovered",
                 "All resources successfully discovered",
-                now,
             ),
-            condition(
+            (
                 "NamespaceDeletionGroupVersionParsingFailure",
                 "False",
                 "ParsedGroupVersions",
                 "All legacy kube types successfully parsed",
-                now,
             ),
-            condition(
+            (
                 "NamespaceDeletionContentFailure",
                 "False",
                 "ContentDeleted",
                 "All content successfully deleted, may be waiting on finalization",
-                now,
             ),
+            ("NamespaceContentRemaining", *content),
+            ("NamespaceFinalizersRemaining", *finalizers),
         ]
-        if by_resource:
-            remaining = ", ".join(
-                f"{r} has {n} resource instances" for r, n in sorted(by_resource.items())
-            )
-            updates.append(
-                condition(
-                    "NamespaceContentRemaining",
-                    "True",
-                    "SomeResourcesRemain",
-                    f"Some resources are remaining: {remaining}",
-                    now,
-                )
-            )
-        else:
-            updates.append(
-                condition(
-                    "NamespaceContentRemaining",
-                    "False",
-                    "ContentRemoved",
-                    "All content successfully removed",
-                    now,
-                )
-            )
-        if by_finalizer:
-            held = ", ".join(
-                f"{f} in {n} resource instances" for f, n in sorted(by_finalizer.items())
-            )
-            updates.append(
-                condition(
-                    "NamespaceFinalizersRemaining",
-                    "True",
-                    "SomeFinalizersRemain",
-                    f"Some content in the namespace has finalizers remaining: {held}",
-                    now,
-                )
-            )
-        else:
-            updates.append(
-                condition(
-                    "NamespaceFinalizersRemaining",
-                    "False",
-                    "ContentHasNoFinalizers",
-                    "All content-preserving finalizers finished",
-                    now,
-                )
-            )
-        for cond in updates:
-            conditions = set_condition(conditions, cond)
+        for ctype, status, reason, message in updates:
+            conditions = set_condition(conditions, condition(ctype, status, reason, message, now))
         return conditions
 
     def _finalize_namespace(

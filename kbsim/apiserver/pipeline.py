@@ -550,37 +550,27 @@ class Pipeline(Store):
         stored_form = canonical(info, self._to_storage(info, final))
         meta = ensure_meta(stored_form)
         meta["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            namespace_held = info.kind == "Namespace" and (stored_form.get("spec") or {}).get(
-                "finalizers"
-            )
-            if not namespace_held:
-                self._commit(
-                    info,
-                    key,
-                    existing,
-                    None,
-                    verb=verb,
-                    user=user,
-                    field_manager=field_manager,
-                    subresource=subresource,
-                    version=version,
-                )
-                return self._present(info, version, existing)
-        if same_ignoring_rv(stored_form, existing):
+        # An object marked for deletion goes when its last finalizer does (a namespace waits
+        # for its spec.finalizers too); the answer is its last state.
+        namespace_held = info.kind == "Namespace" and (stored_form.get("spec") or {}).get(
+            "finalizers"
+        )
+        emptied = bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
+        gone = emptied and not namespace_held
+        if not gone and same_ignoring_rv(stored_form, existing):
             return self._present(info, version, existing)
         stored = self._commit(
             info,
             key,
             existing,
-            stored_form,
+            None if gone else stored_form,
             verb=verb,
             user=user,
             field_manager=field_manager,
             subresource=subresource,
             version=version,
         )
-        return self._present(info, version, stored)
+        return self._present(info, version, existing if gone else stored)
 
     def _delete_request(
         self,
