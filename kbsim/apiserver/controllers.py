@@ -279,29 +279,17 @@ class Controllers(Patch):
         marked = o.deepcopy(crd)
         marked["status"] = status
         ensure_meta(marked)["finalizers"] = finalizers
-        if not finalizers:
-            # Removing the last finalizer deletes the CRD (the update path does the same).
-            self._commit(
-                info,
-                key,
-                crd,
-                None,
-                verb="update",
-                user=KUBE_APISERVER,
-                field_manager="kube-apiserver",
-                subresource="status",
-            )
-        else:
-            self._commit(
-                info,
-                key,
-                crd,
-                canonical(info, marked),
-                verb="update",
-                user=KUBE_APISERVER,
-                field_manager="kube-apiserver",
-                subresource="status",
-            )
+        # Removing the last finalizer deletes the CRD (the update path does the same).
+        self._commit(
+            info,
+            key,
+            crd,
+            canonical(info, marked) if finalizers else None,
+            verb="update",
+            user=KUBE_APISERVER,
+            field_manager="kube-apiserver",
+            subresource="status",
+        )
 
     def _namespace_controller(self, *, act: bool) -> bool:
         ns_info = self._builtin[("", "namespaces")]
