@@ -535,6 +535,15 @@ def _validate_versions(versions: Any) -> list[FieldError]:
     return errs
 
 
+def _untyped(schema: Mapping[str, Any]) -> bool:
+    """No type, and neither preserve-unknown-fields nor int-or-string stands in for one."""
+    return (
+        not schema.get("type")
+        and not _preserves(schema)
+        and not schema.get("x-kubernetes-int-or-string")
+    )
+
+
 def _structural(
     schema: Mapping[str, Any], path: str, errs: list[FieldError], *, root: bool = False
 ) -> o.Walk[None]:
@@ -548,22 +557,14 @@ def _structural(
                 continue
             if root and key == "metadata":
                 continue
-            if (
-                not sub.get("type")
-                and not _preserves(sub)
-                and not sub.get("x-kubernetes-int-or-string")
-            ):
+            if _untyped(sub):
                 errs.append(
                     required(f"{sub_path}.type", "must not be empty for specified object fields")
                 )
             yield _structural(sub, sub_path, errs)
     items = schema.get("items")
     if isinstance(items, Mapping):
-        if (
-            not items.get("type")
-            and not _preserves(items)
-            and not items.get("x-kubernetes-int-or-string")
-        ):
+        if _untyped(items):
             errs.append(
                 required(f"{path}.items.type", "must not be empty for specified array items")
             )

@@ -83,14 +83,15 @@ class Controllers(Patch):
         for name in INITIAL_NAMESPACES:
             self._system_create(ns_info, {"metadata": {"name": name}})
         rbac = "rbac.authorization.k8s.io"
+        admin = {
+            "name": "cluster-admin",
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        }
         self._system_create(
             self._builtin[(rbac, "clusterroles")],
             {
-                "metadata": {
-                    "name": "cluster-admin",
-                    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-                },
+                "metadata": admin,
                 "rules": [
                     {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
                     {"nonResourceURLs": ["*"], "verbs": ["*"]},
@@ -100,11 +101,7 @@ class Controllers(Patch):
         self._system_create(
             self._builtin[(rbac, "clusterrolebindings")],
             {
-                "metadata": {
-                    "name": "cluster-admin",
-                    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-                },
+                "metadata": admin,
                 "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
                 "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "system:masters"}],
             },

@@ -621,42 +621,30 @@ class Pipeline(Store):
         special = (
             info.kind == "Namespace" and info.group == ""
         ) or info.kind == "CustomResourceDefinition"
-        if special:
-            if uid is not None and uid != meta.get("uid"):
-                raise errs.conflict(
-                    info.group,
-                    info.resource,
-                    key.name,
-                    "Precondition failed: UID in precondition: "
-                    f"{uid}, UID in object meta: {meta.get('uid')}",
-                )
-            if resource_version is not None and resource_version != meta.get("resourceVersion"):
-                raise errs.conflict(
-                    info.group,
-                    info.resource,
-                    key.name,
-                    "Precondition failed: ResourceVersion in precondition: "
-                    f"{resource_version}, ResourceVersion in object meta: "
-                    f"{meta.get('resourceVersion')}",
-                )
+        uid_now, rv_now = meta.get("uid"), meta.get("resourceVersion")
+        if special:  # Namespaces and CRDs check them in their own Delete, worded differently
+            what = info.resource
+            wrong_uid = (
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {uid_now}"
+            )
+            wrong_rv = (
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{resource_version}, ResourceVersion in object meta: {rv_now}"
+            )
         else:
-            if uid is not None and uid != meta.get("uid"):
-                raise errs.conflict(
-                    info.group,
-                    info.kind,
-                    key.name,
-                    f"the UID in the precondition ({uid}) does not match the UID in record "
-                    f"({meta.get('uid')}). The object might have been deleted and then recreated",
-                )
-            if resource_version is not None and resource_version != meta.get("resourceVersion"):
-                raise errs.conflict(
-                    info.group,
-                    info.kind,
-                    key.name,
-                    f"the ResourceVersion in the precondition ({resource_version}) does not match "
-                    f"the ResourceVersion in record ({meta.get('resourceVersion')}). The object "
-                    "might have been modified",
-                )
+            what = info.kind
+            wrong_uid = (
+                f"the UID in the precondition ({uid}) does not match the UID in record "
+                f"({uid_now}). The object might have been deleted and then recreated"
+            )
+            wrong_rv = (
+                f"the ResourceVersion in the precondition ({resource_version}) does not match "
+                f"the ResourceVersion in record ({rv_now}). The object might have been modified"
+            )
+        if uid is not None and uid != uid_now:
+            raise errs.conflict(info.group, what, key.name, wrong_uid)
+        if resource_version is not None and resource_version != rv_now:
+            raise errs.conflict(info.group, what, key.name, wrong_rv)
         now = self._now()
         if special and not meta.get("deletionTimestamp"):
             marked = o.deepcopy(existing)
