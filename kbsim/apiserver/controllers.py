@@ -496,36 +496,29 @@ class Controllers(Patch):
             current = self._store(dinfo).get(dkey)
             if current is None:
                 continue
-            body = self._present(dinfo, dinfo.storage_version, current, view=True)
-            body["metadata"] = dict(body["metadata"])
-            body["metadata"]["ownerReferences"] = [
-                r for r in body["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-            ]
-            if not body["metadata"]["ownerReferences"]:
-                del body["metadata"]["ownerReferences"]
-            self._write_update(
-                dinfo,
-                dinfo.storage_version,
-                dkey,
-                current,
-                body,
-                verb="patch",
-                subresource="",
-                field_manager="kube-controller-manager",
-                user=GARBAGE_COLLECTOR,
-                applied=None,
-            )
+            refs = current["metadata"].get("ownerReferences") or []
+            kept = [r for r in refs if r.get("uid") != uid]
+            self._gc_patch(dinfo, dkey, "ownerReferences", kept or None)
         self._remove_finalizer(info, key, ORPHAN_FINALIZER)
 
     def _remove_finalizer(self, info: ResourceInfo, key: ObjectKey, finalizer: str) -> None:
+        current = self._store(info).get(key)
+        if current is not None:
+            finalizers = current["metadata"].get("finalizers") or []
+            self._gc_patch(info, key, "finalizers", [f for f in finalizers if f != finalizer])
+
+    def _gc_patch(self, info: ResourceInfo, key: ObjectKey, field: str, value: Any) -> None:
+        """The garbage collector's patch of one metadata field (None removes it), if the
+        object still exists."""
         current = self._store(info).get(key)
         if current is None:
             return
         body = self._present(info, info.storage_version, current, view=True)
         body["metadata"] = dict(body["metadata"])
-        body["metadata"]["finalizers"] = [
-            f for f in body["metadata"].get("finalizers") or [] if f != finalizer
-        ]
+        if value is None:
+            body["metadata"].pop(field, None)
+        else:
+            body["metadata"][field] = value
         self._write_update(
             info,
             info.storage_version,
