@@ -14,7 +14,7 @@ import time
 from kbcore.api import keys
 from kbcore.objects import GVR
 from kbcore.sync.coverage import Coverage
-from kbcore.sync.instance import InstanceView, ProviderView, plan_instance
+from kbcore.sync.instance import InstanceView, plan_instance
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 LOCAL_UID = "11111111-2222-3333-4444-555555555555"
@@ -79,7 +79,7 @@ def pair(i: int, drift: bool) -> InstanceView:
         "spec": dict(spec, size="small") if drift else spec,
         "status": status,
     }
-    return InstanceView(WIDGETS, True, consumer, Coverage(True), ProviderView(provider), LOCAL_UID)
+    return InstanceView(WIDGETS, True, consumer, Coverage(True), provider, LOCAL_UID)
 
 
 def measure(views: list[InstanceView], rounds: int = 7) -> float:

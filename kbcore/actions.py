@@ -180,22 +180,12 @@ def cluster_of(action: Action) -> str:
 
 
 @attrs.frozen
-class ReadFresh:
-    """The kernel cannot decide from cached data: GET `target` from the API server and plan again.
-
-    Asked for before any decision taken on *absence* (create, finalizer release), because a cache
-    that has not seen an object is not evidence that it does not exist.
-    """
-
-    target: ObjectRef
-
-
-@attrs.frozen
 class Plan:
-    """An ordered tuple of actions, or the fresh reads needed before planning, plus why."""
+    """An ordered tuple of actions, or the reads needed before planning (`kbcore.reads`), plus
+    why."""
 
     actions: tuple[Action, ...] = ()
-    needs: tuple[ReadFresh | Read, ...] = ()
+    needs: tuple[Read, ...] = ()
     why: str = ""
 
     @property

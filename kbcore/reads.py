@@ -1,13 +1,15 @@
-"""Reads: what the control-plane kernels need to see before they can decide, as frozen values.
+"""Reads: what the planners need to see before they can decide, as frozen values.
 
-The control-plane planners (`plan_connection`, `plan_binding`) follow the same sans-I/O protocol
-as `plan_instance`'s `ReadFresh`: a planner is called with everything observed so far
-(`Observed`, a mapping from a read to its result); when it cannot decide without more, it
-returns a `Plan` whose `needs` lists the reads to do, and the shell calls it again with their
-results added. A read's result is what the API server answered: the object (or None for
-NotFound) for a `Get`, the list of items for a `List`, the JSON document for `Discovery` and
-`OpenAPIDoc`, or `Failed(error)` for any other failure, which the planner turns into a
-condition. Reads are hashable values, so a shell can cache and deduplicate them.
+Every planner (`plan_instance`, `plan_connection`, `plan_binding`) asks for reads the same
+sans-I/O way: it is called with everything observed so far (`Observed`, a mapping from a read to
+its result); when it cannot decide without more, it returns a `Plan` whose `needs` lists the
+reads to do, and the worker calls it again with their results added. Inside a planner, `need`
+and its typed forms raise `Missing` for a read not done yet, which the planner's entry point
+turns into that Plan, so a helper deep in a decision can ask without threading a result back. A
+read's result is what the API server answered: the object (or None for NotFound) for a `Get`,
+the list of items for a `List`, the JSON document for `Discovery` and `OpenAPIDoc`, or
+`Failed(error)` for any other failure, which the planner turns into a condition. Reads are
+hashable values, so a shell can cache and deduplicate them.
 
 Which cluster a read goes to is named by role (`CONSUMER`, `PROVIDER`); the shell knows which
 real cluster and credentials play the provider for the Connection being planned.
@@ -79,15 +81,17 @@ class Missing(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside a planner by `need()` when a read has not been done yet; planners catch it
     at their top level and return a Plan listing what is missing."""
 
-    def __init__(self, reads: tuple[Read, ...]) -> None:
+    def __init__(self, reads: tuple[Read, ...], why: str = "reads needed") -> None:
         super().__init__(reads)
         self.reads = reads
+        self.why = why
+        """The Plan's `why`: which rule asks."""
 
 
-def need(observed: Observed, read: Read) -> Any:
+def need(observed: Observed, read: Read, why: str = "reads needed") -> Any:
     """The result of `read`, or raise `Missing` so the planner asks for it."""
     if read not in observed:
-        raise Missing((read,))
+        raise Missing((read,), why)
     return observed[read]
 
 
@@ -99,9 +103,9 @@ def need_all(observed: Observed, reads: tuple[Read, ...]) -> tuple[Any, ...]:
     return tuple(observed[r] for r in reads)
 
 
-def get_obj(observed: Observed, read: Get) -> Obj | None:
+def get_obj(observed: Observed, read: Get, why: str = "reads needed") -> Obj | None:
     """A `Get` result as an object or None; a failure is raised as its ApiError."""
-    result = need(observed, read)
+    result = need(observed, read, why)
     if isinstance(result, Failed):
         raise result.error
     return result if isinstance(result, dict) else None

@@ -39,18 +39,17 @@ from kbcore.runtime.enqueue import (
     instance_key,
     provider_key,
 )
-from kbcore.runtime.events import ENGAGE, describe_key
-from kbcore.runtime.trace import recorded
-from kbcore.runtime.worker import (
-    BACKSTOP_SECONDS,
-    CONTROL_KINDS,
-    Ask,
-    Outcome,
-    Planner,
-    Send,
-    drive,
-    work,
+from kbcore.runtime.keys import (
+    ENGAGE,
+    BindingKey,
+    ConnectionKey,
+    InstanceKey,
+    WorkKey,
+    describe_key,
 )
+from kbcore.runtime.observe import CONTROL_KINDS, Planner
+from kbcore.runtime.trace import recorded
+from kbcore.runtime.worker import BACKSTOP_SECONDS, Ask, Outcome, Send, drive, work
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbshell.client import KubeClient
@@ -60,13 +59,12 @@ from kbshell.reflector import Handler, Reflector
 
 log = logging.getLogger("konnector")
 
-Key = tuple[Any, ...]
 Recorder = Callable[[dict[str, Any]], None]
 
 
 class Syncer:
     """One bound API: a consumer reflector over all namespaces and a provider reflector over our
-    managed copies (`kbcore.runtime.worker.Syncer`)."""
+    managed copies (`kbcore.runtime.observe.Syncer`)."""
 
     def __init__(self, konnector: Konnector, target: SyncTarget, provider: KubeClient) -> None:
         self.target = target
@@ -109,7 +107,7 @@ class Syncer:
 
 
 class Konnector:
-    """Implements `kbcore.runtime.worker.KonnectorState` over reflector caches."""
+    """Implements `kbcore.runtime.observe.KonnectorState` over reflector caches."""
 
     def __init__(
         self,
@@ -158,7 +156,7 @@ class Konnector:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy: dict[str, float] = {}
-        self._changed: dict[Key, float] = {}
+        self._changed: dict[WorkKey, float] = {}
         """When each instance's unsynced consumer change was first seen (sync lag)."""
         if metrics is not None:
             metrics.controller("konnector", workers)
@@ -219,7 +217,7 @@ class Konnector:
         """The backstop: look at every cached instance again."""
         for gvr, s in list(self.syncers.items()):
             for key in s.consumer.keys():  # noqa: SIM118 - a reflector, not a dict
-                self.queue.add(("instance", gvr, key))
+                self.queue.add(InstanceKey(gvr, key))
 
     # -- health ------------------------------------------------------------------------------
     def unsynced(self) -> list[str]:
@@ -275,11 +273,11 @@ class Konnector:
         return self.verified_credentials.get(connection)
 
     # -- events ------------------------------------------------------------------------------
-    def enqueue(self, key: Key | None) -> None:
+    def enqueue(self, key: WorkKey | None) -> None:
         if key is not None:
             self.queue.add(key)
 
-    def consumer_changed(self, key: Key | None) -> None:
+    def consumer_changed(self, key: WorkKey | None) -> None:
         """A consumer instance changed: the sync lag is measured from now."""
         if key is not None:
             self._changed.setdefault(key, time.monotonic())
@@ -311,7 +309,7 @@ class Konnector:
             finally:
                 self._busy.pop(name, None)
 
-    def process(self, item: Key) -> None:
+    def process(self, item: WorkKey) -> None:
         """Handle one key taken from the queue, and mark it done."""
         started = time.monotonic()
         with log_context(controller="konnector", key=describe_key(item)):
@@ -343,10 +341,10 @@ class Konnector:
         if self.metrics is not None:
             self.metrics.reconcile("konnector", result, time.monotonic() - started)
 
-    def _report(self, item: Key, outcome: Outcome) -> None:
-        if item[0] == "binding" and self.metrics is not None:
+    def _report(self, item: WorkKey, outcome: Outcome) -> None:
+        if isinstance(item, BindingKey) and self.metrics is not None:
             self._report_conflicts(item)
-        if item[0] == "instance" and outcome.complete:
+        if isinstance(item, InstanceKey) and outcome.complete:
             changed = self._changed.pop(item, None)
             writes = outcome.plan.writes if outcome.plan else ()
             provider_writes = [a for a in writes if cluster_of(a) == PROVIDER]
@@ -364,11 +362,11 @@ class Konnector:
                 },
             )
 
-    def _report_conflicts(self, item: Key) -> None:
+    def _report_conflicts(self, item: BindingKey) -> None:
         """The binding's conflict count, as its status says (the next event brings the
         status this reconcile wrote)."""
         assert self.metrics is not None
-        _, kind, namespace, name = item
+        kind, namespace, name = item.kind, item.namespace, item.name
         label = f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
         gvr = CLUSTERBINDINGS if kind == "ClusterBinding" else BINDINGS
         binding = self.cached_get(gvr, ObjectKey(namespace, name))
@@ -457,11 +455,12 @@ class Konnector:
             log.info("closed clients of rotated provider credentials", extra={"count": len(stale)})
 
 
-def _ref(item: Key) -> dict[str, Any]:
-    if item[0] == "instance":
-        return obj_ref(item[1].group_resource, item[2].namespace, item[2].name)
-    if item[0] == "connection":
-        return obj_ref("Connection", "", item[1])
-    if item[0] == "binding":
-        return obj_ref(item[1], item[2], item[3])
+def _ref(item: WorkKey) -> dict[str, Any]:
+    match item:
+        case InstanceKey(gvr, key):
+            return obj_ref(gvr.group_resource, key.namespace, key.name)
+        case ConnectionKey(name):
+            return obj_ref("Connection", "", name)
+        case BindingKey(kind, namespace, name):
+            return obj_ref(kind, namespace, name)
     return {}

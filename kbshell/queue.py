@@ -11,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
+from kbcore.runtime.keys import WorkKey
 from kbcore.runtime.worker import Outcome, settle
 from kbcore.runtime.workqueue import WorkQueue
 from kbshell.ops import Metrics
 
-Key = tuple[Any, ...]
 NAME = "konnector"
 
 
@@ -29,7 +28,7 @@ class SharedQueue:
         clock: Callable[[], float] = time.time,
         name: str = NAME,
     ) -> None:
-        self._queue: WorkQueue[Key] = WorkQueue()
+        self._queue: WorkQueue[WorkKey] = WorkQueue()
         self._cond = threading.Condition()
         self._clock = clock
         self._metrics = metrics
@@ -47,7 +46,7 @@ class SharedQueue:
     def _depth(self) -> int:
         return len(self._queue)
 
-    def add(self, key: Key) -> None:
+    def add(self, key: WorkKey) -> None:
         with self._cond:
             self._queue.add(key)
             self._added.setdefault(key, time.monotonic())
@@ -55,12 +54,12 @@ class SharedQueue:
                 self._metrics.queue_add(self._name, self._depth())
             self._cond.notify()
 
-    def add_after(self, key: Key, delay: float) -> None:
+    def add_after(self, key: WorkKey, delay: float) -> None:
         with self._cond:
             self._queue.add_after(key, delay, self._clock())
             self._cond.notify()
 
-    def get(self, timeout: float | None = None) -> Key | None:
+    def get(self, timeout: float | None = None) -> WorkKey | None:
         """The next ready key (now in process), waiting up to `timeout`; None when closed or
         nothing became ready in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -86,7 +85,7 @@ class SharedQueue:
                 self._cond.wait(wait)
             return None
 
-    def settle(self, key: Key, outcome: Outcome, verified: dict[str, str | None]) -> None:
+    def settle(self, key: WorkKey, outcome: Outcome, verified: dict[str, str | None]) -> None:
         """Apply a worker's outcome (kbcore.runtime.worker.settle) and mark the key done."""
         with self._cond:
             settle(self._queue, key, outcome, self._clock(), verified)
@@ -94,7 +93,7 @@ class SharedQueue:
                 self._metrics.queue_retry(self._name)
             self._done(key)
 
-    def retry(self, key: Key) -> None:
+    def retry(self, key: WorkKey) -> None:
         """An unexpected failure handling `key`: back off and mark it done."""
         with self._cond:
             self._queue.add_rate_limited(key, self._clock())
@@ -102,7 +101,7 @@ class SharedQueue:
                 self._metrics.queue_retry(self._name)
             self._done(key)
 
-    def _done(self, key: Key) -> None:
+    def _done(self, key: WorkKey) -> None:
         started = self._started.pop(key, None)
         self._queue.done(key)
         if self._metrics is not None and started is not None:

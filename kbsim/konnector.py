@@ -30,18 +30,10 @@ from kbcore.runtime.enqueue import (
     instance_key,
     provider_key,
 )
-from kbcore.runtime.events import ENGAGE, describe_key
+from kbcore.runtime.keys import ENGAGE, InstanceKey, WorkKey, describe_key, to_tuple
+from kbcore.runtime.observe import CONTROL_KINDS, Planner
 from kbcore.runtime.trace import recorded
-from kbcore.runtime.worker import (
-    BACKSTOP_SECONDS,
-    CONTROL_KINDS,
-    Ask,
-    Planner,
-    Send,
-    drive,
-    settle,
-    work,
-)
+from kbcore.runtime.worker import BACKSTOP_SECONDS, Ask, Send, drive, settle, work
 from kbcore.runtime.workqueue import WorkQueue
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
@@ -96,7 +88,7 @@ class Syncer:
 
 
 class SimKonnector:
-    """The konnector on kbsim clusters; implements `kbcore.runtime.worker.KonnectorState`."""
+    """The konnector on kbsim clusters; implements `kbcore.runtime.observe.KonnectorState`."""
 
     def __init__(
         self,
@@ -116,7 +108,7 @@ class SimKonnector:
         self.user = world.konnector_user
         self.planner = planner
         self.mapper = mapper
-        self.queue: WorkQueue[tuple[Any, ...]] = WorkQueue()
+        self.queue: WorkQueue[WorkKey] = WorkQueue()
         self.syncers: dict[GVR, Syncer] = {}
         self.control: dict[GVR, Reflector] = {}
         self.engaged: dict[str, Engagement] = {}
@@ -166,7 +158,7 @@ class SimKonnector:
         """The backstop: look at every cached object again."""
         for gvr, s in self.syncers.items():
             for key in list(s.consumer.cache):
-                self.queue.add(("instance", gvr, key))
+                self.queue.add(InstanceKey(gvr, key))
 
     # -- KonnectorState ------------------------------------------------------------------------
     def cached(self, gvr: GVR) -> list[o.Obj]:
@@ -187,7 +179,7 @@ class SimKonnector:
         return self.verified_credentials.get(connection)
 
     # -- events ----------------------------------------------------------------------------------
-    def enqueue(self, key: tuple[Any, ...] | None) -> None:
+    def enqueue(self, key: WorkKey | None) -> None:
         if key is not None:
             self.queue.add(key)
 
@@ -225,7 +217,9 @@ class SimKonnector:
             if outcome.plan is not None:
                 self.world.record_plan(item, outcome.plan)
             for f in outcome.failures:
-                self.world.log(f"konnector: {type(f.action).__name__} {item[1:]}: {f.error}")
+                self.world.log(
+                    f"konnector: {type(f.action).__name__} {to_tuple(item)[1:]}: {f.error}"
+                )
             settle(self.queue, item, outcome, now, self.verified_credentials)
         finally:
             self.queue.done(item)

@@ -17,8 +17,9 @@ from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS
 from kbcore.control.engagement import Engagement, SyncTarget, engagement
 from kbcore.control.kubeconfig import Credentials
 from kbcore.objects import GVR
-from kbcore.runtime.events import ENGAGE, Key, keys_for_event
-from kbcore.runtime.worker import CONTROL_KINDS, KonnectorState, credentials, usable
+from kbcore.runtime.events import keys_for_event
+from kbcore.runtime.keys import ENGAGE, BindingKey, ConnectionKey, InstanceKey, WorkKey
+from kbcore.runtime.observe import CONTROL_KINDS, KonnectorState, credentials, usable
 from kbcore.sync.instance import consumer_key_for_provider
 from kbcore.sync.mapper import Mapper
 
@@ -46,15 +47,15 @@ def current_fingerprints(state: KonnectorState) -> set[str]:
     return out
 
 
-def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> Key | None:
+def instance_key(gvr: GVR, old: o.Obj | None, new: o.Obj | None) -> InstanceKey | None:
     """The key a consumer instance event wakes."""
     obj = new if new is not None else old
-    return ("instance", gvr, o.key_of(obj)) if obj is not None else None
+    return InstanceKey(gvr, o.key_of(obj)) if obj is not None else None
 
 
 def control_keys(
     kind: str, old: o.Obj | None, new: o.Obj | None, state: KonnectorState
-) -> list[Key]:
+) -> list[WorkKey]:
     """The keys a control-plane event wakes (`kbcore.runtime.events.keys_for_event` on the
     caches)."""
     obj = new if new is not None else old
@@ -64,22 +65,21 @@ def control_keys(
     return keys_for_event(kind, obj, connections=state.cached(CONNECTIONS), bindings=bindings)
 
 
-def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> Key | None:
+def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> InstanceKey | None:
     """The key a provider copy's event wakes: its consumer object, if the copy is ours."""
     if obj is None:
         return None
     t = target
     key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, mapper)
-    return ("instance", t.gvr, key) if key is not None else None
+    return InstanceKey(t.gvr, key) if key is not None else None
 
 
-def control_resync_keys(state: KonnectorState) -> list[Key]:
+def control_resync_keys(state: KonnectorState) -> list[WorkKey]:
     """The periodic control-plane resync (re-discovery, heartbeat, conflict counts): every
     cached Connection and binding, then the engagement pass."""
-    out: list[Key] = [("connection", o.name(c)) for c in state.cached(CONNECTIONS)]
+    out: list[WorkKey] = [ConnectionKey(o.name(c)) for c in state.cached(CONNECTIONS)]
     for gvr in (CLUSTERBINDINGS, BINDINGS):
-        out += [
-            ("binding", CONTROL_KINDS[gvr], o.namespace(b), o.name(b)) for b in state.cached(gvr)
-        ]
+        kind = CONTROL_KINDS[gvr]
+        out += [BindingKey(kind, o.namespace(b), o.name(b)) for b in state.cached(gvr)]
     out.append(ENGAGE)
     return out

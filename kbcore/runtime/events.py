@@ -19,27 +19,16 @@ from typing import Any
 
 from kbcore import objects as o
 from kbcore.control.kubeconfig import secret_ref
+from kbcore.runtime.keys import ENGAGE, BindingKey, ConnectionKey, WorkKey
 from kbcore.sync.coverage import api_names, connection_name, lists_api
 
-ENGAGE: tuple[str] = ("engage",)
-Key = tuple[Any, ...]
+
+def connection_key(name: str) -> ConnectionKey:
+    return ConnectionKey(name)
 
 
-def describe_key(item: Key) -> str:
-    """A key as logs and traces show it: `instance widgets.example.org default/w1`."""
-    if item and item[0] == "instance" and len(item) == 3:
-        gvr, key = item[1], item[2]
-        where = f"{key.namespace}/{key.name}" if key.namespace else key.name
-        return f"instance {gvr.group_resource} {where}"
-    return " ".join(str(x) for x in item if x)
-
-
-def connection_key(name: str) -> Key:
-    return ("connection", name)
-
-
-def binding_key(binding: Mapping[str, Any]) -> Key:
-    return ("binding", str(binding.get("kind") or ""), o.namespace(binding), o.name(binding))
+def binding_key(binding: Mapping[str, Any]) -> BindingKey:
+    return BindingKey(str(binding.get("kind") or ""), o.namespace(binding), o.name(binding))
 
 
 def keys_for_event(
@@ -48,10 +37,10 @@ def keys_for_event(
     *,
     connections: Iterable[Mapping[str, Any]],
     bindings: Iterable[Mapping[str, Any]],
-) -> list[Key]:
+) -> list[WorkKey]:
     """Keys to enqueue for an event on `obj` of `kind` (Connection, Secret, ClusterBinding,
     Binding or CustomResourceDefinition); `connections`/`bindings` are the cached ones."""
-    out: list[Key] = []
+    out: list[WorkKey] = []
     if kind == "Connection":
         name = o.name(obj)
         out.append(connection_key(name))

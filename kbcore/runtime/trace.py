@@ -27,9 +27,10 @@ from kbcore.control import engagement, kubeconfig
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.redaction import redacted_repr
-from kbcore.runtime import requests, worker
-from kbcore.runtime.events import Key, describe_key
-from kbcore.runtime.worker import Ask, Effect, KonnectorState, Outcome, Planner, Send
+from kbcore.runtime import observe, requests, worker
+from kbcore.runtime.keys import WorkKey, describe_key, from_tuple, to_tuple
+from kbcore.runtime.observe import KonnectorState, Planner
+from kbcore.runtime.worker import Ask, Effect, Outcome, Send
 from kbcore.sync.mapper import Mapper
 
 FORMAT = 1
@@ -118,19 +119,20 @@ def _decode_build(value: Any, pairs: list[tuple[Any, Any]] | None) -> Any:
     return cls(**fields)
 
 
-def encode_key(item: Key) -> Any:
-    return encode(item)
+def encode_key(item: WorkKey) -> Any:
+    """A key as a record stores it: a list, its kind first (`keys.to_tuple`)."""
+    return encode(to_tuple(item))
 
 
-def decode_key(value: Any) -> Key:
-    return tuple(decode(value))
+def decode_key(value: Any) -> WorkKey:
+    return from_tuple(decode(value))
 
 
 # -- recording ------------------------------------------------------------------------------
 
 
 class _RecordedSyncer:
-    def __init__(self, inner: worker.Syncer, calls: list[Any], gvr: GVR, synced: bool) -> None:
+    def __init__(self, inner: observe.Syncer, calls: list[Any], gvr: GVR, synced: bool) -> None:
         self._inner, self._calls, self._gvr = inner, calls, gvr
         self.target = inner.target
         self.synced = synced
@@ -172,7 +174,7 @@ class Recording:
     def verified(self, connection: str) -> str | None:
         return self._note("verified", [connection], self._inner.verified(connection))  # type: ignore[no-any-return]
 
-    def syncer(self, gvr: GVR) -> worker.Syncer | None:
+    def syncer(self, gvr: GVR) -> observe.Syncer | None:
         inner = self._inner.syncer(gvr)
         if inner is None:
             self._note("syncer", [gvr], None)
@@ -183,7 +185,7 @@ class Recording:
 
 
 def recorded(
-    item: Key,
+    item: WorkKey,
     state: KonnectorState,
     now: float,
     answer: Callable[[Ask], Any],
@@ -293,7 +295,7 @@ class _ReplayState:
     def verified(self, connection: str) -> str | None:
         return self.answer("verified", [connection])  # type: ignore[no-any-return]
 
-    def syncer(self, gvr: GVR) -> worker.Syncer | None:
+    def syncer(self, gvr: GVR) -> observe.Syncer | None:
         result = self.answer("syncer", [gvr])
         if result is None:
             return None

@@ -1,11 +1,11 @@
 """What a konnector worker does with one work-queue key, for both shells.
 
 A key names a Connection, a binding, one instance of a bound API, or the engagement pass
-(`kbcore.runtime.events`). Handling it means: build the kernel's view from the shell's caches, call
-the planner, answer the reads it asks for, carry out its actions in order, and decide from the
-first failure what the queue does with the key next. kbsim and kbshell did this in two copies;
-it is written once here, sans-I/O (as h11 is): `work` is a generator that *yields* the I/O it
-needs and *receives* the answers, and returns an `Outcome`.
+(`kbcore.runtime.keys`). Handling it means: build the kernel's view from the shell's caches
+(`kbcore.runtime.observe`), call the planner, answer the reads it asks for, carry out its
+actions in order, and decide from the first failure what the queue does with the key next. kbsim
+and kbshell did this in two copies; it is written once here, sans-I/O (as h11 is): `work` is a
+generator that *yields* the I/O it needs and *receives* the answers, and returns an `Outcome`.
 
  - `Ask(read, credentials)`: answer a kernel read (`kbcore.reads`) on the consumer, or on the
    provider the credentials reach. The answer is the read's result, or `Failed(error)`.
@@ -28,39 +28,34 @@ Rules (the same as client-go controllers and upstream's konnector):
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
-from kbcore import objects as o
-from kbcore.actions import CONSUMER, Action, Plan, ReadFresh
-from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, CRDS, NAMESPACES, SECRETS
-from kbcore.control.binding import BindingView, plan_binding
-from kbcore.control.connection import ConnectionView, plan_connection
-from kbcore.control.engagement import (
-    SyncTarget,
-    syncs_api,
-    verified_fingerprint,
-)
-from kbcore.control.kubeconfig import Credentials, SecretProblem, credentials_for, secret_ref
+from kbcore.actions import CONSUMER, Action, Plan
+from kbcore.control.binding import plan_binding
+from kbcore.control.connection import plan_connection
+from kbcore.control.engagement import verified_fingerprint
+from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
-from kbcore.objects import GVR, ObjectKey
-from kbcore.reads import Failed, Get, Read
-from kbcore.runtime.events import ENGAGE, Key
+from kbcore.reads import Failed, Read
+from kbcore.runtime.keys import (
+    ENGAGE,
+    BindingKey,
+    ConnectionKey,
+    EngageKey,
+    InstanceKey,
+    WorkKey,
+)
+from kbcore.runtime.observe import (
+    KonnectorState,
+    binding_view,
+    connection_view,
+    instance_view,
+    usable,
+)
 from kbcore.runtime.requests import Next, Request, Verdict, judge, throttled, to_request
 from kbcore.runtime.workqueue import WorkQueue
-from kbcore.sync.coverage import connection_name, resolve_coverage
-from kbcore.sync.instance import InstanceView, ProviderView
-from kbcore.sync.mapper import Mapper
-
-CONTROL_KINDS: dict[GVR, str] = {
-    CONNECTIONS: "Connection",
-    CLUSTERBINDINGS: "ClusterBinding",
-    BINDINGS: "Binding",
-    CRDS: "CustomResourceDefinition",
-    SECRETS: "Secret",
-}
-"""The consumer resources the control plane watches, with the kind `keys_for_event` expects."""
 
 BACKSTOP_SECONDS = 600.0
 """Every cached instance is looked at again this often even without events (upstream: 10 min)."""
@@ -87,7 +82,6 @@ class Send:
 
 
 Effect = Ask | Send
-Planner = Callable[[InstanceView], Plan]
 
 
 @attrs.frozen(hash=False)
@@ -123,43 +117,6 @@ class Outcome:
         return self.verdict is None
 
 
-class Syncer(Protocol):
-    """A running bound API: its target and its two caches (consumer, provider copies)."""
-
-    @property
-    def target(self) -> SyncTarget: ...
-
-    @property
-    def synced(self) -> bool: ...
-
-    def consumer_get(self, key: ObjectKey) -> o.Obj | None: ...
-
-    def provider_get(self, key: ObjectKey) -> o.Obj | None: ...
-
-
-class KonnectorState(Protocol):
-    """What a worker reads from its shell: caches and the konnector's settings."""
-
-    @property
-    def namespace(self) -> str: ...
-
-    @property
-    def mapper(self) -> Mapper: ...
-
-    @property
-    def planner(self) -> Planner: ...
-
-    def cached(self, gvr: GVR) -> list[o.Obj]: ...
-
-    def cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None: ...
-
-    def control_synced(self) -> bool: ...
-
-    def syncer(self, gvr: GVR) -> Syncer | None: ...
-
-    def verified(self, connection: str) -> str | None: ...
-
-
 Work = Generator[Effect, Any, Outcome]
 
 
@@ -167,51 +124,38 @@ def unreachable(why: str = "no usable provider credentials") -> ApiError:
     return ApiError(UNREACHABLE_CODE, UNREACHABLE, why)
 
 
-def work(item: Key, state: KonnectorState, now: float) -> Work:
+def work(item: WorkKey, state: KonnectorState, now: float) -> Work:
     """Handle one key (rules 1-5). For ENGAGE the shell itself starts and stops syncers, once
     the caches have synced (`Outcome.engage`, `kbcore.runtime.enqueue.engagements`)."""
-    if item[0] == "instance":
-        return (yield from _instance(item, state, now))
-    if not state.control_synced():
+    if not isinstance(item, InstanceKey) and not state.control_synced():
         # As controllers wait for their caches to sync before the first reconcile.
         return Outcome(requeue_after=CACHE_WAIT_SECONDS)
-    if item == ENGAGE:
-        return Outcome(engage=True)
-    try:
-        if item[0] == "connection":
+    match item:
+        case InstanceKey():
+            return (yield from _instance(item, state, now))
+        case EngageKey():
+            return Outcome(engage=True)
+        case ConnectionKey():
             return (yield from _connection(item, state, now))
-        if item[0] == "binding":
+        case BindingKey():
             return (yield from _binding(item, state, now))
-    except ApiError as err:
-        # A planner may give up on a read it cannot do without (`reads.get_obj`).
-        return Outcome(verdict=judge_read(err))
-    raise ValueError(f"not a worker key: {item!r}")
-
-
-def credentials(state: KonnectorState, conn: o.Obj, secret: o.Obj | None = None) -> Any:
-    """The Connection's provider credentials from its cached Secret (or a SecretProblem)."""
-    if secret is None:
-        namespace, name, _ = secret_ref(conn)
-        secret = state.cached_get(SECRETS, ObjectKey(namespace, name))
-    return credentials_for(conn, secret, state.namespace)
-
-
-def usable(creds: Credentials | SecretProblem | None) -> Credentials | None:
-    """`creds` if they are credentials the konnector may use, else None."""
-    return creds if isinstance(creds, Credentials) else None
 
 
 def _plan_with_reads(
     plan_fn: Callable[[Any], Plan], view: Any, provider: Credentials | None
-) -> Generator[Effect, Any, Plan]:
-    """Rule 2."""
+) -> Generator[Effect, Any, Plan | Verdict]:
+    """Rule 2: call the planner with every read it asked for so far, until it asks for none.
+    A planner that gives up on a read it cannot do without (`reads.get_obj` raises the read's
+    error) ends in the verdict on that error."""
     observed: dict[Read, Any] = {}
     for _ in range(MAX_READ_ROUNDS):
-        plan = plan_fn(attrs.evolve(view, observed=dict(observed)))
+        try:
+            plan = plan_fn(attrs.evolve(view, observed=dict(observed)))
+        except ApiError as err:
+            return judge_read(err)
         if not plan.needs:
             return plan
         for read in plan.needs:
-            assert not isinstance(read, ReadFresh), read
             if read.cluster != CONSUMER and provider is None:
                 observed[read] = Failed(unreachable())
             else:
@@ -219,99 +163,48 @@ def _plan_with_reads(
     raise RuntimeError(f"planner kept asking for reads: {plan.needs}")
 
 
-def _connection(item: Key, state: KonnectorState, now: float) -> Work:
-    name = item[1]
-    conn = state.cached_get(CONNECTIONS, ObjectKey("", name))
-    if conn is None:
+def _connection(item: ConnectionKey, state: KonnectorState, now: float) -> Work:
+    view = connection_view(state, item.name, now)
+    if view is None:
         return Outcome()
-    namespace, secret_name, _ = secret_ref(conn)
-    secret = state.cached_get(SECRETS, ObjectKey(namespace, secret_name))
-    creds = credentials(state, conn, secret)
-    view = ConnectionView(
-        connection=conn,
-        konnector_namespace=state.namespace,
-        secret=secret,
-        credentials=creds,
-        observed={},
-        now=now,
-    )
+    creds = view.credentials
     plan = yield from _plan_with_reads(plan_connection, view, usable(creds))
+    if isinstance(plan, Verdict):
+        return Outcome(verdict=plan)
     outcome = yield from execute(plan, usable(creds), now)
     if not outcome.complete:
         return outcome
-    fingerprint = verified_fingerprint(conn, creds, plan)
-    if fingerprint != state.verified(name):
-        return attrs.evolve(outcome, verified=(name, fingerprint))
+    fingerprint = verified_fingerprint(view.connection, creds, plan)
+    if fingerprint != state.verified(item.name):
+        return attrs.evolve(outcome, verified=(item.name, fingerprint))
     return outcome
 
 
-def _binding(item: Key, state: KonnectorState, now: float) -> Work:
-    _, kind, namespace, name = item
-    gvr = CLUSTERBINDINGS if kind == "ClusterBinding" else BINDINGS
-    binding = state.cached_get(gvr, ObjectKey(namespace, name))
-    if binding is None:
+def _binding(item: BindingKey, state: KonnectorState, now: float) -> Work:
+    view = binding_view(state, item, now)
+    if view is None:
         return Outcome()
-    conn_name = connection_name(binding)
-    conn = state.cached_get(CONNECTIONS, ObjectKey("", conn_name)) if conn_name else None
-    creds = credentials(state, conn) if conn is not None else None
-    view = BindingView(
-        binding={**binding, "kind": kind},
-        connection=conn,
-        credentials=creds,
-        observed={},
-        now=now,
-        mapper=state.mapper,
-        konnector_namespace=state.namespace,
-    )
-    plan = yield from _plan_with_reads(plan_binding, view, usable(creds))
-    return (yield from execute(plan, usable(creds), now))
+    creds = usable(view.credentials)
+    plan = yield from _plan_with_reads(plan_binding, view, creds)
+    if isinstance(plan, Verdict):
+        return Outcome(verdict=plan)
+    return (yield from execute(plan, creds, now))
 
 
-def _instance(item: Key, state: KonnectorState, now: float) -> Work:
-    _, gvr, key = item
-    syncer = state.syncer(gvr)
+def _instance(item: InstanceKey, state: KonnectorState, now: float) -> Work:
+    syncer = state.syncer(item.gvr)
     if syncer is None:  # not engaged (any more): nothing of this API is synced
         return Outcome()
     if not syncer.synced:  # its caches are filling: look again once they hold everything
         return Outcome(requeue_after=CACHE_WAIT_SECONDS)
-    t = syncer.target
-    coverage = resolve_coverage(
-        gvr.group_resource,
-        key.namespace,
-        state.cached(CLUSTERBINDINGS),
-        state.cached(BINDINGS),
-        lambda b: syncs_api(b, gvr.group_resource),  # per API: one refused API pauses alone
-    )
-    view = InstanceView(
-        gvr=gvr,
-        namespaced=t.namespaced,
-        consumer=syncer.consumer_get(key),
-        coverage=coverage,
-        provider=ProviderView(syncer.provider_get(state.mapper.to_provider(gvr, key))),
-        local_cluster_uid=t.engagement.local_cluster_uid,
-        mapper=state.mapper,
-        provider_cluster_uid=t.engagement.remote_cluster_uid,
-    )
-    provider = t.engagement.credentials
-    for _ in range(3):  # the kernel asks for at most two fresh reads
-        plan = state.planner(view)
-        if not plan.needs:
-            break
-        for need in plan.needs:
-            ref = need.target  # type: ignore[union-attr]
-            result = yield Ask(Get(ref.cluster, ref.gvr, ref.key), provider)
-            if isinstance(result, Failed):
-                return Outcome(plan, (), judge_read(result.error), binding=coverage.binding)
-            obj = result if isinstance(result, dict) else None
-            if ref.gvr == NAMESPACES:
-                pv = attrs.evolve(view.provider, namespace_exists=obj is not None)
-            else:
-                pv = ProviderView(obj, fresh=True, namespace_exists=view.provider.namespace_exists)
-            view = attrs.evolve(view, provider=pv)
-    else:
-        raise RuntimeError(f"kernel kept asking for reads: {plan.needs}")
+    view = instance_view(syncer, state, item)
+    binding = view.coverage.binding
+    provider = syncer.target.engagement.credentials
+    plan = yield from _plan_with_reads(state.planner, view, provider)
+    if isinstance(plan, Verdict):
+        return Outcome(verdict=plan, binding=binding)
     outcome = yield from execute(plan, provider, now)
-    return attrs.evolve(outcome, binding=coverage.binding)
+    return attrs.evolve(outcome, binding=binding)
 
 
 def judge_read(error: ApiError) -> Verdict:
@@ -361,8 +254,8 @@ def drive(
 
 
 def settle(
-    queue: WorkQueue[Key],
-    item: Key,
+    queue: WorkQueue[WorkKey],
+    item: WorkKey,
     outcome: Outcome,
     now: float,
     verified: dict[str, str | None],

@@ -74,7 +74,6 @@ from kbcore.actions import (
     EmitEvent,
     MergePatch,
     Plan,
-    ReadFresh,
     RemoveFinalizer,
     RequeueAfter,
     UpdateStatus,
@@ -84,6 +83,7 @@ from kbcore.api.resources import NAMESPACES
 from kbcore.identity import reaches_itself
 from kbcore.limits import body_problem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Get, Missing, Observed, get_obj
 from kbcore.sync.coverage import ADOPT, Coverage
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
@@ -126,20 +126,6 @@ CONFLICT_REASON = {
 
 
 @attrs.frozen(hash=False)
-class ProviderView:
-    """What the shell knows of the provider side for one consumer object.
-
-    `obj` is the provider copy at the mapped key (None when not seen). `fresh` says it was read
-    straight from the API server rather than a cache; absence is only trusted when fresh.
-    `namespace_exists` is None until the kernel asks for it (only on the create path).
-    """
-
-    obj: o.Obj | None
-    fresh: bool = False
-    namespace_exists: bool | None = None
-
-
-@attrs.frozen(hash=False)
 class InstanceView:
     """Everything `plan_instance` decides from."""
 
@@ -147,11 +133,45 @@ class InstanceView:
     namespaced: bool
     consumer: o.Obj | None
     coverage: Coverage
-    provider: ProviderView
+    provider: o.Obj | None
+    """The provider copy at the mapped key as the shell's cache holds it (None: not seen)."""
     local_cluster_uid: str
     mapper: Mapper = IDENTITY
     provider_cluster_uid: str = ""
     """The provider's identity, when the shell knows it (from the Connection's pin)."""
+    observed: Observed = attrs.field(factory=dict)
+    """The reads asked for so far and their results (`kbcore.reads`): the copy read fresh
+    (`fresh_read`) and, on the create path, its namespace."""
+
+
+def fresh_read(view: InstanceView) -> Get | None:
+    """The read that fetches the provider copy of `view.consumer` from the API server.
+
+    Asked for before any decision taken on *absence* (create, finalizer release), because a
+    cache that has not seen an object is not evidence that it does not exist."""
+    if view.consumer is None:
+        return None
+    return _read(provider_ref(view.gvr, o.key_of(view.consumer), view.mapper))
+
+
+def namespace_read(name: str) -> Get:
+    """The read that says whether provider namespace `name` exists."""
+    return Get(PROVIDER, NAMESPACES, ObjectKey("", name))
+
+
+def provider_copy(view: InstanceView) -> o.Obj | None:
+    """The provider copy the kernel decides on: as read fresh if it was, else as cached. A
+    failed fresh read is raised as its ApiError (`reads.get_obj`)."""
+    read = fresh_read(view)
+    if read is not None and read in view.observed:
+        return get_obj(view.observed, read)
+    return view.provider
+
+
+def read_fresh(view: InstanceView) -> bool:
+    """Whether the provider copy was read from the API server rather than a cache."""
+    read = fresh_read(view)
+    return read is not None and read in view.observed
 
 
 def provider_ref(view_gvr: GVR, consumer_key: ObjectKey, mapper: Mapper) -> ObjectRef:
@@ -265,7 +285,17 @@ def _with_status(consumer: Mapping[str, Any], status: Any) -> o.Obj:
 
 
 def plan_instance(view: InstanceView) -> Plan:
-    """Plan the next step for one consumer object. Pure and total: never raises on odd input."""
+    """Plan the next step for one consumer object. Pure and total: never raises on odd input.
+
+    It asks for reads as the control planners do (`kbcore.reads`): a Plan whose `needs` lists
+    them; a read that failed is raised as its ApiError (the shell backs off and retries)."""
+    try:
+        return _plan(view)
+    except Missing as m:
+        return Plan(needs=m.reads, why=m.why)
+
+
+def _plan(view: InstanceView) -> Plan:
     c = view.consumer
     if c is None:
         return Plan(why="rule 1: consumer object gone")
@@ -274,7 +304,6 @@ def plan_instance(view: InstanceView) -> Plan:
     pref = provider_ref(view.gvr, ckey, view.mapper)
     rv = o.resource_version(c)
     holds_finalizer = keys.FINALIZER_SYNCER in o.finalizers(c)
-    p = view.provider.obj
 
     if reaches_itself(view.provider_cluster_uid, view.local_cluster_uid):
         if o.is_deleting(c) and holds_finalizer:
@@ -285,6 +314,7 @@ def plan_instance(view: InstanceView) -> Plan:
 
     if o.is_deleting(c):
         return _plan_delete(view, c, cref, pref, rv, holds_finalizer)
+    p = provider_copy(view)
 
     if not view.coverage.bound:
         return Plan(why="rule 3: not covered by a ready binding")
@@ -298,18 +328,16 @@ def plan_instance(view: InstanceView) -> Plan:
         actions.append(AddFinalizer(cref, keys.FINALIZER_SYNCER, rv, fins))
 
     if p is None:
-        if not view.provider.fresh:
-            return Plan(needs=(ReadFresh(pref),), why="rule 5: confirm absence before creating")
+        get_obj(view.observed, _read(pref), "rule 5: confirm absence before creating")
         body = desired_provider_body(c, pref.key, view.local_cluster_uid)
         too_large = body_problem(body)
         if too_large:
             actions.extend(_limit_annotation(c, cref, _spec_limit(pref, too_large)))
             return Plan(tuple(actions), why="rule 7: provider copy would exceed API limits")
         if view.namespaced and pref.key.namespace:
-            if view.provider.namespace_exists is None:
-                ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", pref.key.namespace))
-                return Plan(needs=(ReadFresh(ns_ref),), why="rule 5: does the namespace exist")
-            if not view.provider.namespace_exists:
+            ns_read = namespace_read(pref.key.namespace)
+            ns = get_obj(view.observed, ns_read, "rule 5: does the namespace exist")
+            if ns is None:
                 actions.append(_create_namespace(pref.key.namespace, view.local_cluster_uid))
         actions.append(Create(pref, body, keys.FIELD_MANAGER))
         actions.extend(_clear_conflict(c, cref))
@@ -374,15 +402,18 @@ def _plan_delete(
         # Without our identity no copy can be recognised as ours; releasing now could leave
         # one behind. Hold the finalizer until the Connection's identity is known.
         return Plan(why="rule 2: identity not known yet; keeping the finalizer")
-    p = view.provider.obj
+    p = provider_copy(view)
     if p is not None and classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OURS:
         wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)
         if o.is_deleting(p):
             return Plan((wait,), why="rule 2d: provider copy finishing deletion")
         return Plan((Delete(pref, o.uid(p)), wait), why="rule 2c: delete our provider copy")
-    if not view.provider.fresh:
-        return Plan(needs=(ReadFresh(pref),), why="rule 2e: confirm before releasing finalizer")
+    get_obj(view.observed, _read(pref), "rule 2e: confirm before releasing finalizer")
     return Plan((release,), why="rule 2e: no provider copy of ours; release finalizer")
+
+
+def _read(pref: ObjectRef) -> Get:
+    return Get(pref.cluster, pref.gvr, pref.key)
 
 
 def _plan_conflict(

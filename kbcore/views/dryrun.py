@@ -67,8 +67,9 @@ from kbcore.objects import GVR, Obj, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List
 from kbcore.redaction import redacted_repr
 from kbcore.runtime.enqueue import control_resync_keys, engagements, instance_key, provider_key
-from kbcore.runtime.events import ENGAGE, Key, describe_key
-from kbcore.runtime.worker import CONTROL_KINDS, Ask, Failure, Outcome, Planner, work
+from kbcore.runtime.keys import ENGAGE, InstanceKey, WorkKey, describe_key
+from kbcore.runtime.observe import CONTROL_KINDS, Planner
+from kbcore.runtime.worker import Ask, Failure, Outcome, work
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
 
@@ -77,7 +78,7 @@ MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 
 @attrs.frozen(hash=False)
 class SnapshotSyncer:
-    """A bound API's two caches, from one LIST each (`kbcore.runtime.worker.Syncer`)."""
+    """A bound API's two caches, from one LIST each (`kbcore.runtime.observe.Syncer`)."""
 
     target: SyncTarget
     consumer: Mapping[ObjectKey, Obj]
@@ -128,7 +129,7 @@ def routine(action: Action) -> bool:
 class KeyPlan:
     """What handling one key would do."""
 
-    key: Key
+    key: WorkKey
     actions: tuple[Action, ...]
     """The requests it would send, in order (rule 2), RequeueAfter excluded."""
     failing: tuple[Failure, ...] = ()
@@ -236,22 +237,24 @@ def _engage(state: Snapshot, problems: list[str]) -> Generator[Ask, Any, Snapsho
     return attrs.evolve(state, syncers=syncers)
 
 
-def instance_keys(state: Snapshot) -> list[Key]:
+def instance_keys(state: Snapshot) -> list[WorkKey]:
     """Rule 1's instance keys: consumer objects and our provider copies of every synced API."""
     out: set[tuple[GVR, ObjectKey]] = set()
     for gvr, s in state.syncers.items():
         for obj in s.consumer.values():
             k = instance_key(gvr, None, obj)
             if k is not None:
-                out.add((k[1], k[2]))
+                out.add((k.gvr, k.key))
         for obj in s.provider.values():
             k = provider_key(s.target, obj, state.mapper)
             if k is not None:
-                out.add((k[1], k[2]))
-    return [("instance", gvr, key) for gvr, key in sorted(out)]
+                out.add((k.gvr, k.key))
+    return [InstanceKey(gvr, key) for gvr, key in sorted(out)]
 
 
-def _handle(item: Key, state: Snapshot, now: float) -> Generator[Ask, Any, tuple[KeyPlan, Outcome]]:
+def _handle(
+    item: WorkKey, state: Snapshot, now: float
+) -> Generator[Ask, Any, tuple[KeyPlan, Outcome]]:
     """Run the worker on one key: reads passed on, requests recorded (rule 2)."""
     gen = work(item, state, now)
     sent: list[Action] = []

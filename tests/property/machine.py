@@ -21,11 +21,12 @@ from kbcore.api import keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.sync.instance import InstanceView, Ownership, ProviderView, classify, plan_instance
+from kbcore.sync.instance import InstanceView, Ownership, classify, plan_instance
 from kbsim import scenario
 from kbsim.apiserver import ADMIN
 from kbsim.konnector import BACKSTOP_SECONDS, SimKonnector
 from kbsim.world import World
+from tests.property.strategies import with_reads
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 NAMES = ("a", "b", "c")
@@ -455,14 +456,8 @@ def full_round_plan(world: World, c: dict[str, Any], local_uid: str, planner: An
 
     bindings = world.clusters["consumer"].list(GVR(keys.GROUP, keys.VERSION, "clusterbindings"))[0]
     policy = (bindings[0].get("spec") or {}).get("conflictPolicy", "Fail")
-    view = InstanceView(
-        WIDGETS,
-        True,
-        c,
-        Coverage(True, policy),
-        ProviderView(p, fresh=True, namespace_exists=ns_exists),
-        local_uid,
-    )
+    view = InstanceView(WIDGETS, True, c, Coverage(True, policy), p, local_uid)
+    view = with_reads(view, fresh=True, namespace_exists=ns_exists)
     plan = planner(view)
     assert not plan.needs
     return plan

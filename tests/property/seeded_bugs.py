@@ -33,16 +33,27 @@ from kbcore.sync.instance import (
     Ownership,
     classify,
     desired_provider_body,
+    fresh_read,
     plan_instance,
+    provider_copy,
     provider_ref,
 )
 
 Planner = Callable[[InstanceView], Plan]
 
 
+def _with_copy(view: InstanceView, p: o.Obj | None) -> InstanceView:
+    """`view` with the provider copy replaced by `p`, cached and, if it was read, fresh."""
+    read = fresh_read(view)
+    observed = dict(view.observed)
+    if read is not None and read in observed:
+        observed[read] = p
+    return attrs.evolve(view, provider=p, observed=observed)
+
+
 def delete_by_name_without_uid_check(view: InstanceView) -> Plan:
     """On consumer deletion, delete whatever provider object has the name, ours or not."""
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, provider_copy(view)
     if (
         c is not None
         and o.is_deleting(c)
@@ -71,7 +82,7 @@ def finalizer_removed_before_copy_is_gone(view: InstanceView) -> Plan:
 def noop_writes(view: InstanceView) -> Plan:
     """Re-apply the provider copy on every pass even when nothing changed."""
     plan = plan_instance(view)
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, provider_copy(view)
     if c is None or p is None or o.is_deleting(c) or not view.coverage.bound:
         return plan
     if any(isinstance(a, Apply) for a in plan.actions):
@@ -85,7 +96,7 @@ def noop_writes(view: InstanceView) -> Plan:
 
 def adopt_foreign_owned(view: InstanceView) -> Plan:
     """Adopt any existing provider object, even one carrying another consumer's markers."""
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, provider_copy(view)
     if c is None or p is None or o.is_deleting(c):
         return plan_instance(view)
     if classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OWNED_BY_ANOTHER:
@@ -94,9 +105,7 @@ def adopt_foreign_owned(view: InstanceView) -> Plan:
         ann.pop(keys.ANNOTATION_CONSUMER_CLUSTER_UID, None)
         ann.pop(keys.ANNOTATION_CONSUMER_OBJECT_UID, None)
         view = attrs.evolve(
-            view,
-            provider=attrs.evolve(view.provider, obj=stripped),
-            coverage=attrs.evolve(view.coverage, conflict_policy=ADOPT),
+            _with_copy(view, stripped), coverage=attrs.evolve(view.coverage, conflict_policy=ADOPT)
         )
     return plan_instance(view)
 
@@ -121,11 +130,12 @@ def deletion_timestamp_ignored(view: InstanceView) -> Plan:
 def recursive_copy(view: InstanceView) -> Plan:
     """Copy the objects with Python's recursive `copy.deepcopy` before planning (what
     `kbcore.objects.deepcopy` was): a status nested past the recursion limit raises."""
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, view.provider
     view = attrs.evolve(
         view,
         consumer=copy.deepcopy(c),
-        provider=attrs.evolve(view.provider, obj=copy.deepcopy(p)),
+        provider=copy.deepcopy(p),
+        observed=copy.deepcopy(dict(view.observed)),
     )
     return plan_instance(view)
 
@@ -281,13 +291,13 @@ def hash_claimed_before_the_write() -> contextlib.AbstractContextManager[None]:
 def sync_follows_the_binding_not_the_api() -> contextlib.AbstractContextManager[None]:
     """Instance sync asks whether any API of the binding is bound, not this one."""
     from kbcore.control import binding
-    from kbcore.runtime import worker
+    from kbcore.runtime import observe
 
     def mutant(b: Any, api: str) -> bool:
         entries = (b.get("status") or {}).get("boundAPIs") or []
         return any(binding.api_is_ready(e) for e in entries if isinstance(e, dict))
 
-    return _patched(worker, "syncs_api", mutant)
+    return _patched(observe, "syncs_api", mutant)
 
 
 def syncer_kept_for_an_incompatible_api() -> contextlib.AbstractContextManager[None]:

@@ -27,12 +27,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey
+from kbcore.reads import Get
 from kbcore.sync.coverage import ADOPT, FAIL, Coverage
-from kbcore.sync.instance import InstanceView, ProviderView
+from kbcore.sync.instance import InstanceView, fresh_read, namespace_read
 from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
 # --- fixed vocabulary -------------------------------------------------------------------------
@@ -618,6 +620,30 @@ coverages = st.builds(
 bound_coverages = coverages.filter(lambda c: c.bound)
 
 
+def with_reads(
+    view: InstanceView, *, fresh: bool, namespace_exists: bool | None = None
+) -> InstanceView:
+    """`view` with the reads a worker answered: the provider copy read fresh (found as cached)
+    when `fresh`, and its namespace (found when `namespace_exists`) unless that is None."""
+    read = fresh_read(view)
+    observed: dict[Get, Any] = {}
+    if read is not None:
+        if fresh:
+            observed[read] = view.provider
+        if namespace_exists is not None and read.key.namespace:
+            ns = {"metadata": {"name": read.key.namespace}} if namespace_exists else None
+            observed[namespace_read(read.key.namespace)] = ns
+    return attrs.evolve(view, observed=observed)
+
+
+def namespace_exists(view: InstanceView) -> bool | None:
+    """What the read of the provider namespace found (None: not read)."""
+    read = fresh_read(view)
+    if read is None or namespace_read(read.key.namespace) not in view.observed:
+        return None
+    return view.observed[namespace_read(read.key.namespace)] is not None
+
+
 @st.composite
 def provider_views(
     draw: st.DrawFn,
@@ -630,9 +656,9 @@ def provider_views(
     mapper: Mapper = IDENTITY,
     deleting: bool | None = None,
     in_sync: bool | None = None,
-) -> ProviderView:
-    """A provider view for `consumer`: the copy (or none), read fresh or from a cache, and
-    whether the provider namespace exists (None: not looked up yet)."""
+) -> tuple[dict[str, Any] | None, bool, bool | None]:
+    """The provider side for `consumer`: the copy (or none), whether it was read fresh or only
+    cached, and whether the provider namespace exists (None: not looked up yet)."""
     obj = draw(
         provider_copies(
             consumer,
@@ -644,11 +670,7 @@ def provider_views(
             in_sync=in_sync,
         )
     )
-    return ProviderView(
-        obj,
-        fresh=draw(_maybe(fresh)),
-        namespace_exists=draw(st.sampled_from([None, True, False])),
-    )
+    return obj, draw(_maybe(fresh)), draw(st.sampled_from([None, True, False]))
 
 
 @st.composite
@@ -687,7 +709,7 @@ def instance_views(
             )
         )
     )
-    pv = draw(
+    p, is_fresh, ns_exists = draw(
         provider_views(
             c,
             kind=kind,
@@ -699,20 +721,20 @@ def instance_views(
             in_sync=in_sync,
         )
     )
-    p = pv.obj
     if consumer is None and p is not None and "status" in p and draw(st.booleans()):
         # The consumer status as an earlier mirror left it: equal, or a near miss.
         c = {**c, "status": draw(variants_of(p["status"]))}
     cov = draw(coverages) if coverage is None else coverage
-    return InstanceView(
+    view = InstanceView(
         gvr=gvr,
         namespaced=is_namespaced,
         consumer=c,
         coverage=cov,
-        provider=pv,
+        provider=p,
         local_cluster_uid=local,
         mapper=mapper,
     )
+    return with_reads(view, fresh=is_fresh, namespace_exists=ns_exists)
 
 
 # --- malformed input --------------------------------------------------------------------------
@@ -765,16 +787,16 @@ def malformed_objects(draw: st.DrawFn) -> dict[str, Any]:
 def malformed_views(draw: st.DrawFn) -> InstanceView:
     """A view with malformed consumer and provider objects and arbitrary settings."""
     namespaced = draw(st.booleans())
-    return InstanceView(
+    view = InstanceView(
         gvr=draw(st.sampled_from([WIDGETS, GADGETS])),
         namespaced=namespaced,
         consumer=draw(st.one_of(st.none(), malformed_objects())),
         coverage=draw(coverages),
-        provider=ProviderView(
-            draw(st.one_of(st.none(), malformed_objects())),
-            fresh=draw(st.booleans()),
-            namespace_exists=draw(st.sampled_from([None, True, False])),
-        ),
+        provider=draw(st.one_of(st.none(), malformed_objects())),
         local_cluster_uid=draw(st.sampled_from([LOCAL_CLUSTER_UID, "", "uid-1"])),
         mapper=draw(st.sampled_from(MAPPERS)),
+    )
+    fresh = draw(st.booleans())
+    return with_reads(
+        view, fresh=fresh, namespace_exists=draw(st.sampled_from([None, True, False]))
     )

@@ -28,16 +28,16 @@ from kbcore.actions import (
     EmitEvent,
     MergePatch,
     Plan,
-    ReadFresh,
     RemoveFinalizer,
     RequeueAfter,
     UpdateStatus,
 )
 from kbcore.api import keys
 from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.reads import Get
 from kbcore.runtime.requests import to_request
 from kbcore.sync.coverage import ADOPT, Coverage
-from kbcore.sync.instance import InstanceView, ProviderView, desired_provider_body, plan_instance
+from kbcore.sync.instance import InstanceView, desired_provider_body, plan_instance, read_fresh
 from tests.property.strategies import (
     GADGETS,
     LOCAL_CLUSTER_UID,
@@ -53,9 +53,11 @@ from tests.property.strategies import (
     json_objects,
     json_values,
     malformed_views,
+    namespace_exists,
     ownership_of,
     server_copy,
     variants_of,
+    with_reads,
 )
 
 # The loaded profile (tests/property/conftest.py: dev 30, ci 300, nightly 5000) sets the budget.
@@ -134,10 +136,10 @@ def provider_ref(view: InstanceView) -> ObjectRef:
 
 
 def ownership(view: InstanceView) -> Kind:
-    if view.provider.obj is None:
+    if view.provider is None:
         return Kind.ABSENT
     assert view.consumer is not None
-    return ownership_of(view.provider.obj, view.local_cluster_uid, uid(view.consumer))
+    return ownership_of(view.provider, view.local_cluster_uid, uid(view.consumer))
 
 
 def is_provider_write(a: Action) -> bool:
@@ -175,11 +177,10 @@ def test_determinism(view: InstanceView) -> None:
         view.namespaced,
         copy.deepcopy(view.consumer),
         view.coverage,
-        ProviderView(
-            copy.deepcopy(view.provider.obj), view.provider.fresh, view.provider.namespace_exists
-        ),
+        copy.deepcopy(view.provider),
         view.local_cluster_uid,
         view.mapper,
+        observed=copy.deepcopy(dict(view.observed)),
     )
     assert plan_instance(view) == plan_instance(view) == plan_instance(twin)
 
@@ -189,11 +190,11 @@ def test_determinism(view: InstanceView) -> None:
 def test_purity(view: InstanceView) -> None:
     """Planning mutates nothing, and plan bodies share no mutable part with the inputs (shells
     may not mutate bodies, but a kernel that aliased inputs would break on the first that did)."""
-    consumer, prov = copy.deepcopy(view.consumer), copy.deepcopy(view.provider.obj)
+    consumer, prov = copy.deepcopy(view.consumer), copy.deepcopy(view.provider)
     plan = plan_instance(view)
     assert view.consumer == consumer
-    assert view.provider.obj == prov
-    inputs = set(containers(view.consumer)) | set(containers(view.provider.obj))
+    assert view.provider == prov
+    inputs = set(containers(view.consumer)) | set(containers(view.provider))
     for a in plan.actions:
         for field in ("body", "patch"):
             assert not inputs & set(containers(getattr(a, field, None)))
@@ -206,7 +207,7 @@ def test_totality(view: InstanceView, now: float) -> None:
     plan = plan_instance(view)
     assert isinstance(plan, Plan)
     assert all(isinstance(a, ACTION_TYPES) for a in plan.actions)
-    assert all(isinstance(n, ReadFresh) for n in plan.needs)
+    assert all(isinstance(n, Get) for n in plan.needs)
     assert isinstance(plan.why, str) and plan.why
     for a in plan.actions:
         req = to_request(a, now)
@@ -232,7 +233,7 @@ def test_safety_delete(view: InstanceView) -> None:
     for a in plan_instance(view).actions:
         if not isinstance(a, Delete):
             continue
-        c, p = view.consumer, view.provider.obj
+        c, p = view.consumer, view.provider
         assert c is not None and p is not None
         assert ownership(view) is Kind.OURS
         assert a.uid == uid(p) != ""
@@ -251,7 +252,7 @@ def test_safety_apply(view: InstanceView) -> None:
     for a in plan.actions:
         if not isinstance(a, Apply):
             continue
-        c, p = view.consumer, view.provider.obj
+        c, p = view.consumer, view.provider
         assert c is not None
         assert view.coverage.bound and not deleting(c)
         assert a.target == provider_ref(view)
@@ -277,7 +278,7 @@ def test_safety_create(view: InstanceView) -> None:
         c = view.consumer
         assert c is not None
         assert view.coverage.bound and not deleting(c)
-        assert view.provider.obj is None and view.provider.fresh
+        assert view.provider is None and read_fresh(view)
         assert a.target == provider_ref(view)
         assert a.field_manager == keys.FIELD_MANAGER
         assert "uid" not in a.body["metadata"]
@@ -292,8 +293,8 @@ def test_safety_create_namespace(view: InstanceView) -> None:
     for i, a in enumerate(plan.actions):
         if not isinstance(a, CreateNamespace):
             continue
-        assert view.provider.obj is None and view.provider.fresh
-        assert view.provider.namespace_exists is False
+        assert view.provider is None and read_fresh(view)
+        assert namespace_exists(view) is False
         assert a.cluster == PROVIDER and a.name == provider_ref(view).key.namespace != ""
         assert a.labels == {
             keys.LABEL_MANAGED: "true",
@@ -320,7 +321,7 @@ def test_safety_remove_finalizer(view: InstanceView) -> None:
             f for f in fins if isinstance(f, str) and f != keys.FINALIZER_SYNCER
         ]
         assert a.resource_version == string(meta(c), "resourceVersion")
-        assert orphan(c) or (view.provider.fresh and ownership(view) is not Kind.OURS)
+        assert orphan(c) or (read_fresh(view) and ownership(view) is not Kind.OURS)
 
 
 @LAW
@@ -478,7 +479,7 @@ def test_direction_update_status_changes_only_status(view: InstanceView) -> None
     for a in plan_instance(view).actions:
         if not isinstance(a, UpdateStatus):
             continue
-        c, p = view.consumer, view.provider.obj
+        c, p = view.consumer, view.provider
         assert c is not None and p is not None
         assert ownership(view) is Kind.OURS and holds_finalizer(c)
         assert json_equal(without(a.body, "status"), without(c, "status"))
@@ -509,7 +510,7 @@ def status_of(obj: Mapping[str, Any]) -> Any:
 def test_status_is_mirrored_exactly(view: InstanceView) -> None:
     """After the plan, the consumer status is the copy's status, exactly (absent when the copy
     has none): either it already was, or the plan writes it."""
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, view.provider
     assert c is not None and p is not None
     plan = plan_instance(view)
     updates = [a for a in plan.actions if isinstance(a, UpdateStatus)]
@@ -525,7 +526,7 @@ def test_status_is_mirrored_exactly(view: InstanceView) -> None:
 def test_spec_drift_is_repaired(view: InstanceView) -> None:
     """When our copy lacks a field of the consumer spec or holds another value for it (extra
     fields other managers set are not drift), or it lacks our marker label, the plan applies."""
-    c, p = view.consumer, view.provider.obj
+    c, p = view.consumer, view.provider
     assert c is not None and p is not None
     drift = "spec" in c and ("spec" not in p or not json_contains(p["spec"], c["spec"]))
     labels = meta(p).get("labels")
@@ -542,14 +543,8 @@ def _our_copy(consumer: dict[str, Any], spec: Any) -> dict[str, Any]:
 
 
 def _synced_view(consumer: dict[str, Any], provider: dict[str, Any]) -> InstanceView:
-    return InstanceView(
-        WIDGETS,
-        True,
-        consumer,
-        Coverage(True),
-        ProviderView(provider, fresh=True, namespace_exists=True),
-        LOCAL_CLUSTER_UID,
-    )
+    view = InstanceView(WIDGETS, True, consumer, Coverage(True), provider, LOCAL_CLUSTER_UID)
+    return with_reads(view, fresh=True, namespace_exists=True)
 
 
 specs = st.dictionaries(json_keys, json_values(8), min_size=1, max_size=4)
@@ -625,8 +620,8 @@ def test_stability(
     mapper = MAPPERS[mapper_index]
 
     def view_of(c: dict[str, Any], p: dict[str, Any] | None, fresh: bool) -> InstanceView:
-        pv = ProviderView(p, fresh=fresh, namespace_exists=True)
-        return InstanceView(gvr, namespaced, c, coverage, pv, LOCAL_CLUSTER_UID, mapper)
+        view = InstanceView(gvr, namespaced, c, coverage, p, LOCAL_CLUSTER_UID, mapper)
+        return with_reads(view, fresh=fresh, namespace_exists=True)
 
     def held(body: dict[str, Any], operation: str) -> dict[str, Any]:
         return server_copy(

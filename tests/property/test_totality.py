@@ -149,7 +149,7 @@ def test_plan_instance_is_total_at_any_depth(
     view: Any, side: str, where: tuple[str, ...], deep: Deep
 ) -> None:
     """Even past what a server holds: rule 7 refuses what it could not write."""
-    obj = view.consumer if side == "consumer" else view.provider.obj
+    obj = view.consumer if side == "consumer" else view.provider
     assume(obj is not None)
     graft(obj, where, deep.value())
     assert_total(plan_instance(view))
@@ -161,9 +161,9 @@ BOTH_SIDES = {"view": instance_views(), "deep": deep_values((DEPTH, MAX_JSON_DEP
 def deep_on_both_sides(view: Any, deep: Deep) -> None:
     """Both sides deep (the comparisons walk both): the status of each, the spec of one;
     as deep as a server holds (written, so measured) and deeper (refused by rule 7)."""
-    assume(view.provider.obj is not None)
+    assume(view.provider is not None)
     graft(view.consumer, ("status",), deep.value())
-    graft(view.provider.obj, ("status",), deep.value())
+    graft(view.provider, ("status",), deep.value())
     graft(view.consumer, ("spec", "deep"), deep.value())
     assert_total(plan_instance(view))
 

@@ -17,7 +17,7 @@ from kbcore.actions import AddFinalizer, Apply, Create, Update, UpdateStatus
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed
-from kbcore.runtime.events import describe_key
+from kbcore.runtime.keys import ConnectionKey, InstanceKey, describe_key
 from kbcore.runtime.worker import Ask, drive
 from kbcore.views import dryrun
 from kbsim.world import World
@@ -102,7 +102,7 @@ def test_a_broken_secret_shows_the_status_the_connection_would_get() -> None:
         )
     )
     result = plan(w)
-    (conn,) = [k for k in result.pending if k.key == ("connection", "provider")]
+    (conn,) = [k for k in result.pending if k.key == ConnectionKey("provider")]
     (update,) = conn.actions
     assert isinstance(update, UpdateStatus)
     assert dryrun.describe_action(update).endswith("(Ready=False SecretNotFound)")
@@ -136,10 +136,10 @@ def test_an_unreachable_provider_is_reported_as_failing_not_as_done() -> None:
 
     result = plan(w, cut)
     assert not result.converged
-    conn = next(k for k in result.keys if k.key == ("connection", "provider"))
+    conn = next(k for k in result.keys if k.key == ConnectionKey("provider"))
     assert conn.pending and "Ready=False" in dryrun.describe_action(conn.actions[0])
     # Its credentials are not vouched for, so nothing is synced through it (stop-on-disengage).
-    assert not any(k.key[0] == "instance" for k in result.keys)
+    assert not any(isinstance(k.key, InstanceKey) for k in result.keys)
 
 
 def test_heartbeat_renewal_is_routine() -> None:
@@ -269,7 +269,7 @@ def test_the_plan_shows_changed_fields_and_never_a_secrets_data() -> None:
     }
     want_secret["data"] = {"password": new_password, "user": "YWRtaW4="}
     want_secret["stringData"] = {"token": "plain-text-token"}
-    key = ("instance", bw.WIDGETS, ObjectKey("team-x", "w1"))
+    key = InstanceKey(bw.WIDGETS, ObjectKey("team-x", "w1"))
     dry = dryrun.DryRun(
         (
             dryrun.KeyPlan(

@@ -26,7 +26,8 @@ from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.runtime.enqueue import current_fingerprints
-from kbcore.runtime.events import ENGAGE, binding_key, connection_key, keys_for_event
+from kbcore.runtime.events import binding_key, connection_key, keys_for_event
+from kbcore.runtime.keys import ENGAGE
 from kbcore.schema import crdgen
 from kbcore.schema import policy as schema
 from kbsim import scenario

@@ -25,7 +25,6 @@ from kbcore.actions import (
     EmitEvent,
     MergePatch,
     Plan,
-    ReadFresh,
     RemoveFinalizer,
     RequeueAfter,
     UpdateStatus,
@@ -34,14 +33,16 @@ from kbcore.api import keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
 from kbcore.objects import GVR, ObjectKey, ObjectRef
+from kbcore.reads import Get
 from kbcore.sync.coverage import NOT_COVERED, Coverage
 from kbcore.sync.instance import (
     InstanceView,
     Ownership,
-    ProviderView,
     classify,
     consumer_key_for_provider,
     desired_provider_body,
+    fresh_read,
+    namespace_read,
     plan_instance,
 )
 from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
@@ -217,9 +218,21 @@ def view(
     mapper: Mapper = IDENTITY,
     local: str = LOCAL,
 ) -> InstanceView:
-    return InstanceView(
-        gvr, namespaced, c, coverage, ProviderView(p, fresh, ns_exists), local, mapper
-    )
+    """`p` as cached; `fresh`: also as a fresh read answered; `ns_exists`: whether the read of
+    the provider namespace found it (None: not read)."""
+    v = InstanceView(gvr, namespaced, c, coverage, p, local, mapper)
+    read = fresh_read(v)
+    observed: dict[Get, Any] = {}
+    if fresh and read is not None:
+        observed[read] = p
+    if ns_exists is not None and read is not None and read.key.namespace:
+        ns = {"metadata": {"name": read.key.namespace}} if ns_exists else None
+        observed[namespace_read(read.key.namespace)] = ns
+    return attrs.evolve(v, observed=observed)
+
+
+def read_of(ref: ObjectRef) -> Get:
+    return Get(ref.cluster, ref.gvr, ref.key)
 
 
 def add_fin(existing: tuple[str, ...] = ()) -> AddFinalizer:
@@ -327,7 +340,7 @@ def test_rule2e_absence_in_a_cache_asks_for_a_fresh_read() -> None:
     c = consumer(deleting=True)
     plan = plan_instance(view(c, None, fresh=False))
     assert plan.actions == ()
-    assert plan.needs == (ReadFresh(PREF),)
+    assert plan.needs == (read_of(PREF),)
 
 
 def test_rule2e_releases_only_on_fresh_absence() -> None:
@@ -357,7 +370,7 @@ def test_rule2e_a_copy_that_is_not_ours_is_never_deleted(annotations: dict[str, 
     p = provider(annotations=annotations)
     cached = plan_instance(view(c, p, fresh=False))
     assert cached.actions == ()
-    assert cached.needs == (ReadFresh(PREF),)
+    assert cached.needs == (read_of(PREF),)
     fresh = plan_instance(view(c, p, fresh=True))
     assert fresh.actions == (release(),)
 
@@ -439,7 +452,7 @@ def test_rule4_no_finalizer_is_added_while_a_read_is_pending() -> None:
     c = consumer(finalizers=())
     plan = plan_instance(view(c, None, fresh=False))
     assert plan.actions == ()
-    assert plan.needs == (ReadFresh(PREF),)
+    assert plan.needs == (read_of(PREF),)
 
 
 # --- rule 5: create ---------------------------------------------------------------------------
@@ -448,13 +461,13 @@ def test_rule4_no_finalizer_is_added_while_a_read_is_pending() -> None:
 def test_rule5_absence_in_a_cache_never_creates() -> None:
     plan = plan_instance(view(consumer(), None, fresh=False, ns_exists=False))
     assert plan.actions == ()
-    assert plan.needs == (ReadFresh(PREF),)
+    assert plan.needs == (read_of(PREF),)
 
 
 def test_rule5_asks_whether_the_namespace_exists() -> None:
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=None))
     assert plan.actions == ()
-    assert plan.needs == (ReadFresh(ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", "team-a"))),)
+    assert plan.needs == (read_of(ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", "team-a"))),)
 
 
 def test_rule5_creates_a_missing_namespace_then_applies() -> None:
@@ -481,7 +494,7 @@ def test_rule5_the_mapped_namespace_is_created() -> None:
     mapper = NamespacePrefix("consumer-7-")
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=None, mapper=mapper))
     ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", "consumer-7-team-a"))
-    assert plan.needs == (ReadFresh(ns_ref),)
+    assert plan.needs == (read_of(ns_ref),)
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=False, mapper=mapper))
     assert plan.actions == (
         CreateNamespace(
@@ -689,7 +702,7 @@ def test_rule6a_waits_while_our_copy_is_deleted_out_of_band(fins: tuple[str, ...
 
 def test_rule6a_recreates_once_the_deleted_copy_is_gone() -> None:
     cached = plan_instance(view(consumer(), None, fresh=False))
-    assert cached.needs == (ReadFresh(PREF),)
+    assert cached.needs == (read_of(PREF),)
     fresh = plan_instance(view(consumer(), None, fresh=True, ns_exists=True))
     assert fresh.actions == (create(),)
 
