@@ -11,7 +11,8 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     Connection found reaching another cluster, the consumer itself included
     (`kbcore.control.connection.misdirected`), are never used, and objects that may have a copy on
     the real provider keep their finalizer, with the reason, until the kubeconfig is fixed):
-    a. each consumer object holding our `syncer` finalizer and not covered by another binding:
+    a. each consumer object holding our `syncer` finalizer and not covered by another binding,
+       decided as instance sync decides a deletion (`kbcore.sync.instance.release_or_delete`):
        `Orphan` or no provider access -> release the finalizer; provider copy ours (both
        markers) -> delete it (UID precondition) and keep waiting; copy ours and deleting ->
        wait; copy absent or not ours -> release the finalizer (a fresh read: provider reads
@@ -80,7 +81,6 @@ from kbcore.actions import (
     PROVIDER,
     Action,
     AddFinalizer,
-    Delete,
     Plan,
     RemoveFinalizer,
     RequeueAfter,
@@ -101,7 +101,7 @@ from kbcore.schema.crds import served_resource
 from kbcore.status import Conditions, condition_is_true, status_update
 from kbcore.sync import namespaces
 from kbcore.sync.coverage import api_names, connection_name, lists_api, resolve_coverage
-from kbcore.sync.instance import Ownership, classify
+from kbcore.sync.instance import is_orphaned, release_or_delete
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.timestamps import rfc3339
 
@@ -153,11 +153,6 @@ def drained_objects(
             api, o.namespace(i), live_cluster_bindings, live_bindings, lambda _b: True
         ).bound
     ]
-
-
-def is_orphaned(obj: Mapping[str, Any]) -> bool:
-    """Rule 1: the object asks to keep its provider copy when it is released."""
-    return o.annotations_of(obj).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN
 
 
 def unbind_uninstalls(
@@ -612,20 +607,12 @@ class _Planner:
                     left += 1  # its copy on the real provider cannot be reached: keep holding
                     continue
                 copy = copies.get(o.key_of(i))
-                if (
-                    not is_orphaned(i)
-                    and copy is not None
-                    and classify(copy, self.local_uid, o.uid(i)) is Ownership.OURS
-                ):
-                    left += 1
-                    if not o.is_deleting(copy):
-                        pref = ObjectRef(PROVIDER, served.gvr, o.key_of(copy))
-                        self.actions.append(Delete(pref, o.uid(copy)))
-                    continue
-                rest = tuple(f for f in o.finalizers(i) if f != keys.FINALIZER_SYNCER)
-                self.actions.append(
-                    RemoveFinalizer(ref, keys.FINALIZER_SYNCER, o.resource_version(i), rest)
-                )
+                pref = ObjectRef(PROVIDER, served.gvr, o.key_of(copy if copy is not None else i))
+                step = release_or_delete(i, ref, copy, pref, self.local_uid)
+                if not isinstance(step, RemoveFinalizer):
+                    left += 1  # our copy is being deleted: the object waits for it
+                if step is not None:
+                    self.actions.append(step)
         for n, crd in zip(names, crds, strict=True):
             drained = isinstance(crd, dict) and not holding.get(n, 0)
             if drained and unbind_uninstalls(self.b, n, live_cbs, live_bs):

@@ -11,7 +11,8 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
 
  1. No consumer object: nothing to do (the key was deleted and its finalizer released).
  2. Consumer object deleting (deletionTimestamp set) — this runs whether or not a binding still
-    covers it, so a finalizer we added is always released:
+    covers it, so a finalizer we added is always released (`release_or_delete`, which a
+    binding's drain uses too):
     a. without our `syncer` finalizer: nothing to do;
     b. annotated `deletion-policy: Orphan`: release the finalizer, leave the provider copy;
     c. provider copy is ours and not yet deleting: delete it with a UID precondition, keep the
@@ -313,7 +314,7 @@ def _plan(view: InstanceView) -> Plan:
         return Plan(why="rule 3: the provider is this cluster itself; nothing is synced")
 
     if o.is_deleting(c):
-        return _plan_delete(view, c, cref, pref, rv, holds_finalizer)
+        return _plan_delete(view, c, cref, pref, holds_finalizer)
     p = provider_copy(view)
 
     if not view.coverage.bound:
@@ -389,27 +390,55 @@ def _plan_delete(
     c: o.Obj,
     cref: ObjectRef,
     pref: ObjectRef,
-    rv: str,
     holds_finalizer: bool,
 ) -> Plan:
     if not holds_finalizer:
         return Plan(why="rule 2a: deleting, not holding our finalizer")
-    rest = tuple(f for f in o.finalizers(c) if f != keys.FINALIZER_SYNCER)
-    release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, rv, rest)
-    if o.annotations_of(c).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN:
-        return Plan((release,), why="rule 2b: Orphan, provider copy kept")
-    if not view.local_cluster_uid:
+    orphan = is_orphaned(c)
+    if not orphan and not view.local_cluster_uid:
         # Without our identity no copy can be recognised as ours; releasing now could leave
         # one behind. Hold the finalizer until the Connection's identity is known.
         return Plan(why="rule 2: identity not known yet; keeping the finalizer")
-    p = provider_copy(view)
-    if p is not None and classify(p, view.local_cluster_uid, o.uid(c)) is Ownership.OURS:
-        wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)
-        if o.is_deleting(p):
-            return Plan((wait,), why="rule 2d: provider copy finishing deletion")
-        return Plan((Delete(pref, o.uid(p)), wait), why="rule 2c: delete our provider copy")
+    p = None if orphan else provider_copy(view)
+    step = release_or_delete(c, cref, p, pref, view.local_cluster_uid)
+    wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)
+    if step is None:
+        return Plan((wait,), why="rule 2d: provider copy finishing deletion")
+    if isinstance(step, Delete):
+        return Plan((step, wait), why="rule 2c: delete our provider copy")
+    if orphan:
+        return Plan((step,), why="rule 2b: Orphan, provider copy kept")
     get_obj(view.observed, _read(pref), "rule 2e: confirm before releasing finalizer")
-    return Plan((release,), why="rule 2e: no provider copy of ours; release finalizer")
+    return Plan((step,), why="rule 2e: no provider copy of ours; release finalizer")
+
+
+def is_orphaned(obj: Mapping[str, Any]) -> bool:
+    """The object asks to keep its provider copy when it is released (`deletion-policy`)."""
+    return o.annotations_of(obj).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN
+
+
+def release_or_delete(
+    consumer: Mapping[str, Any],
+    cref: ObjectRef,
+    copy: Mapping[str, Any] | None,
+    copy_ref: ObjectRef,
+    local_cluster_uid: str,
+) -> RemoveFinalizer | Delete | None:
+    """The one decision that lets a consumer object holding our `syncer` finalizer go, for its
+    deletion (rule 2) and for a binding's drain (`kbcore.control.binding` rule 1a). `copy` is
+    the provider copy at `copy_ref` as read fresh (None: there is none, or none is looked for).
+
+    Orphan, or no copy of ours: release the finalizer (RemoveFinalizer, guarded by the
+    resourceVersion it was decided on). Our copy: delete it with its UID as precondition and
+    keep the finalizer (Delete). Our copy already deleting: keep waiting (None)."""
+    if (
+        not is_orphaned(consumer)
+        and copy is not None
+        and classify(copy, local_cluster_uid, o.uid(consumer)) is Ownership.OURS
+    ):
+        return None if o.is_deleting(copy) else Delete(copy_ref, o.uid(copy))
+    rest = tuple(f for f in o.finalizers(consumer) if f != keys.FINALIZER_SYNCER)
+    return RemoveFinalizer(cref, keys.FINALIZER_SYNCER, o.resource_version(consumer), rest)
 
 
 def _read(pref: ObjectRef) -> Get:

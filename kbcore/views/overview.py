@@ -27,10 +27,11 @@ import attrs
 from kbcore import objects as o
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.control.binding import api_is_ready, drained_objects, is_orphaned, unbind_uninstalls
+from kbcore.control.binding import api_is_ready, drained_objects, unbind_uninstalls
 from kbcore.schema import policy as schema
 from kbcore.status import read_conditions
 from kbcore.sync.coverage import api_names, connection_name
+from kbcore.sync.instance import is_orphaned
 
 MESSAGE_WIDTH = 60
 
