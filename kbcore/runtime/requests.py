@@ -14,21 +14,8 @@ from typing import Any
 
 import attrs
 
+from kbcore import actions
 from kbcore import objects as o
-from kbcore.actions import (
-    Action,
-    AddFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    EmitEvent,
-    MergePatch,
-    RemoveFinalizer,
-    RequeueAfter,
-    Update,
-    UpdateStatus,
-)
 from kbcore.api import keys
 from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
@@ -54,46 +41,46 @@ class Request:
     uid: str = ""
 
 
-def to_request(action: Action, now: float) -> Request | None:
+def to_request(action: actions.Action, now: float) -> Request | None:
     """The API request that carries out `action`; None for actions that are not requests."""
     match action:
         case (
-            AddFinalizer(target=t, resource_version=rv, finalizers=fins)
-            | RemoveFinalizer(target=t, resource_version=rv, finalizers=fins)
+            actions.AddFinalizer(target=t, resource_version=rv, finalizers=fins)
+            | actions.RemoveFinalizer(target=t, resource_version=rv, finalizers=fins)
         ):
             body: o.Obj = {"metadata": {"finalizers": list(fins), "resourceVersion": rv}}
             return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
-        case Apply(target=t, body=body, field_manager=fm, force=force):
+        case actions.Apply(target=t, body=body, field_manager=fm, force=force):
             return Request(
                 "patch", t.cluster, t.gvr, t.key, body, "apply", field_manager=fm, force=force
             )
-        case Create(target=t, body=body, field_manager=fm):
+        case actions.Create(target=t, body=body, field_manager=fm):
             return Request("create", t.cluster, t.gvr, t.key, body, field_manager=fm)
-        case CreateNamespace(cluster=cluster, name=name, labels=labels, annotations=ann):
+        case actions.CreateNamespace(cluster=cluster, name=name, labels=labels, annotations=ann):
             meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
             if ann:
                 meta["annotations"] = dict(ann)
             ns_body: o.Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
             return Request("create", cluster, NAMESPACES, ObjectKey("", name), ns_body)
-        case Delete(target=t, uid=uid):
+        case actions.Delete(target=t, uid=uid):
             return Request("delete", t.cluster, t.gvr, t.key, uid=uid)
-        case MergePatch(target=t, patch=patch, resource_version=rv):
+        case actions.MergePatch(target=t, patch=patch, resource_version=rv):
             body = o.deepcopy(patch)
             if rv:
                 body.setdefault("metadata", {})["resourceVersion"] = rv
             return Request("patch", t.cluster, t.gvr, t.key, body, patch_type="merge")
-        case Update(target=t, body=body, field_manager=fm):
+        case actions.Update(target=t, body=body, field_manager=fm):
             return Request("update", t.cluster, t.gvr, t.key, body, field_manager=fm)
-        case UpdateStatus(target=t, body=body):
+        case actions.UpdateStatus(target=t, body=body):
             return Request("update", t.cluster, t.gvr, t.key, body, subresource="status")
-        case EmitEvent():
+        case actions.EmitEvent():
             return _event_request(action, now)
-        case RequeueAfter():
+        case actions.RequeueAfter():
             return None
     raise TypeError(f"not an action: {action!r}")  # pragma: no cover - exhaustive above
 
 
-def _event_request(ev: EmitEvent, now: float) -> Request:
+def _event_request(ev: actions.EmitEvent, now: float) -> Request:
     t = ev.target
     stamp = rfc3339(now)
     # Names must be unique per event; derive them from content and time, as client-go does
@@ -146,23 +133,25 @@ FORBIDDEN_RETRY_SECONDS = 30.0
 """Upstream waits 30 s after a provider RBAC denial rather than spinning."""
 
 
-def judge(action: Action, error: ApiError) -> Verdict:
+def judge(action: actions.Action, error: ApiError) -> Verdict:
     """What a worker does after `action` failed with `error`."""
-    if isinstance(action, CreateNamespace) and error.is_already_exists:
+    if isinstance(action, actions.CreateNamespace) and error.is_already_exists:
         return Verdict(Next.CONTINUE, why="namespace already exists")
-    if isinstance(action, Delete) and error.is_not_found:
+    if isinstance(action, actions.Delete) and error.is_not_found:
         return Verdict(Next.CONTINUE, why="already gone")
-    if isinstance(action, Delete) and action.best_effort and error.code == 403:
+    if isinstance(action, actions.Delete) and action.best_effort and error.code == 403:
         return Verdict(Next.CONTINUE, why="best-effort delete refused by RBAC")
-    if isinstance(action, EmitEvent):
+    if isinstance(action, actions.EmitEvent):
         return Verdict(Next.CONTINUE, why="events are best effort")
-    if isinstance(action, Create) and error.is_already_exists:
+    if isinstance(action, actions.Create) and error.is_already_exists:
         return Verdict(Next.REPLAN, why="someone created it first: classify it afresh")
-    if error.code in (404, 409, 422) and not isinstance(action, Apply | CreateNamespace):
+    if error.code in (404, 409, 422) and not isinstance(
+        action, actions.Apply | actions.CreateNamespace
+    ):
         return Verdict(Next.REPLAN, why=f"{error.reason}: plan again from fresh state")
-    if error.code == 409 and isinstance(action, Apply):
+    if error.code == 409 and isinstance(action, actions.Apply):
         return Verdict(Next.REPLAN, why="apply conflict or replaced object")
-    if error.code == 422 and isinstance(action, Apply):
+    if error.code == 422 and isinstance(action, actions.Apply):
         # A uid precondition mismatch is reported as an immutable-field error.
         return Verdict(Next.REPLAN, why="apply rejected; plan again from fresh state")
     if error.is_namespace_terminating:

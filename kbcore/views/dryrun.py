@@ -41,24 +41,9 @@ from typing import Any
 
 import attrs
 
-from kbcore import diff
+from kbcore import actions, diff
 from kbcore import objects as o
-from kbcore.actions import (
-    CONSUMER,
-    PROVIDER,
-    Action,
-    AddFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    EmitEvent,
-    MergePatch,
-    RemoveFinalizer,
-    RequeueAfter,
-    Update,
-    UpdateStatus,
-)
+from kbcore.actions import CONSUMER, PROVIDER, Action
 from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS, LEASES, SECRETS
@@ -122,7 +107,7 @@ class Snapshot:
 
 def routine(action: Action) -> bool:
     """Rule 5: renewing the heartbeat Lease, which the konnector does at rest too."""
-    return isinstance(action, Update) and action.target.gvr == LEASES
+    return isinstance(action, actions.Update) and action.target.gvr == LEASES
 
 
 @attrs.frozen(hash=False)
@@ -131,7 +116,7 @@ class KeyPlan:
 
     key: WorkKey
     actions: tuple[Action, ...]
-    """The requests it would send, in order (rule 2), RequeueAfter excluded."""
+    """The requests it would send, in order (rule 2), actions.RequeueAfter excluded."""
     failing: tuple[Failure, ...] = ()
     """Requests that would fail without being sent (no usable provider credentials)."""
     why: str = ""
@@ -304,7 +289,9 @@ def _note_read(read: dict[ObjectRef, Obj], ask: Ask, answer: Any) -> None:
 
 def _seen(state: Snapshot, read: Mapping[ObjectRef, Obj], action: Action) -> Obj | None:
     """The object `action` writes, as the worker last saw it: read fresh, else from a cache."""
-    if not isinstance(action, Update | UpdateStatus | Apply | MergePatch):
+    if not isinstance(
+        action, actions.Update | actions.UpdateStatus | actions.Apply | actions.MergePatch
+    ):
         return None
     ref = action.target
     if ref in read:
@@ -344,29 +331,29 @@ def _short(value: Any, limit: int = 80) -> str:
 def describe_action(action: Action) -> str:
     """One line per action, naming the object and the cluster."""
     match action:
-        case AddFinalizer(target=t, finalizer=f):
+        case actions.AddFinalizer(target=t, finalizer=f):
             return f"add finalizer {f} to {what(t)}"
-        case RemoveFinalizer(target=t, finalizer=f):
+        case actions.RemoveFinalizer(target=t, finalizer=f):
             return f"remove finalizer {f} from {what(t)}"
-        case Apply(target=t):
+        case actions.Apply(target=t):
             return f"apply {what(t)}"
-        case Create(target=t):
+        case actions.Create(target=t):
             return f"create {what(t)}"
-        case CreateNamespace(cluster=cluster, name=name):
+        case actions.CreateNamespace(cluster=cluster, name=name):
             return f"create Namespace {name} on the {cluster}"
-        case Delete(target=t, best_effort=best_effort):
+        case actions.Delete(target=t, best_effort=best_effort):
             return f"delete {what(t)}" + (" (best effort)" if best_effort else "")
-        case MergePatch(target=t, patch=patch):
+        case actions.MergePatch(target=t, patch=patch):
             return f"patch {what(t)}: {_short(patch)}"
-        case Update(target=t):
+        case actions.Update(target=t):
             if routine(action):
                 return f"renew the heartbeat {what(t)}"
             return f"update {what(t)}"
-        case UpdateStatus(target=t, body=body):
+        case actions.UpdateStatus(target=t, body=body):
             return f"update the status of {what(t)}{_ready(body)}"
-        case EmitEvent(target=t, type=type_, reason=reason):
+        case actions.EmitEvent(target=t, type=type_, reason=reason):
             return f"record a {type_} event {reason} on {what(t)}"
-        case RequeueAfter(seconds=seconds):
+        case actions.RequeueAfter(seconds=seconds):
             return f"look again in {seconds:g}s"
     raise TypeError(f"not an action: {action!r}")  # pragma: no cover - exhaustive above
 
@@ -437,15 +424,15 @@ def changed(action: Action, before: Obj | None) -> list[str]:
     if before is None:
         return []
     match action:
-        case Update(body=body):
+        case actions.Update(body=body):
             old = _without_server_fields(before, status=False)
             new = _without_server_fields(body, status=False)
-        case UpdateStatus(body=body):
+        case actions.UpdateStatus(body=body):
             old, new = {"status": before.get("status")}, {"status": body.get("status")}
-        case Apply(body=body, field_manager=fm):
+        case actions.Apply(body=body, field_manager=fm):
             old = _without_server_fields(before, status=False)
             new = _without_server_fields(_applied(before, body, fm), status=False)
-        case MergePatch(patch=patch):
+        case actions.MergePatch(patch=patch):
             old = _without_server_fields(before, status=True)
             new = _without_server_fields(_merge_patch(before, patch), status=True)
         case _:
