@@ -12,12 +12,13 @@ Bodies are plain dicts built fresh by the kernel; shells must not mutate them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from kbcore.objects import Obj, ObjectRef
-from kbcore.reads import Read
+from kbcore.reads import Missing, Read
 from kbcore.redaction import redacted_repr
 
 CONSUMER = "consumer"
@@ -196,3 +197,12 @@ class Plan:
     def requeue_after(self) -> float | None:
         delays = [a.seconds for a in self.actions if isinstance(a, RequeueAfter)]
         return min(delays) if delays else None
+
+
+def plan_or_ask(decide: Callable[[], Plan]) -> Plan:
+    """A planner's entry point: `decide()`, or, when it raised `Missing` (`kbcore.reads.need`)
+    for reads not done yet, the Plan that asks for them."""
+    try:
+        return decide()
+    except Missing as m:
+        return Plan(needs=m.reads, why=m.why)

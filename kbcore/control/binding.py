@@ -84,6 +84,7 @@ from kbcore.actions import (
     Plan,
     RemoveFinalizer,
     RequeueAfter,
+    plan_or_ask,
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
@@ -95,7 +96,7 @@ from kbcore.control.connection import misdirected, schema_policy
 from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Failed, Get, List, Missing, Observed, list_items, need_all
+from kbcore.reads import Failed, Get, List, Observed, list_items, need_all
 from kbcore.schema import policy as schema
 from kbcore.schema.crds import served_resource
 from kbcore.status import Conditions, condition_is_true, status_update
@@ -196,10 +197,7 @@ def plan_binding(view: BindingView) -> Plan:
 
     A failed read a decision depends on is raised as its ApiError (the shell backs off and
     retries); it is never taken for absence."""
-    try:
-        return _Planner(view).plan()
-    except Missing as m:
-        return Plan(needs=m.reads, why="reads needed")
+    return plan_or_ask(lambda: _Planner(view).plan())
 
 
 class _Planner:

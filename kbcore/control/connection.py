@@ -66,6 +66,7 @@ from kbcore.actions import (
     RemoveFinalizer,
     RequeueAfter,
     Update,
+    plan_or_ask,
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
@@ -88,7 +89,7 @@ from kbcore.control.kubeconfig import (
 from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown, identity_reads, reaches_itself, resolve_identity
 from kbcore.objects import ObjectKey, ObjectRef
-from kbcore.reads import Failed, Get, List, Missing, Observed, get_obj, list_items, need_all
+from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_all
 from kbcore.redaction import redacted_repr
 from kbcore.schema import openapi
 from kbcore.schema import policy as schema
@@ -226,10 +227,7 @@ def misdirected(connection: Mapping[str, Any]) -> str:
 
 def plan_connection(view: ConnectionView) -> Plan:
     """The next step for one Connection (rules in the module docstring)."""
-    try:
-        return _Planner(view).plan()
-    except Missing as m:
-        return Plan(needs=m.reads, why="reads needed")
+    return plan_or_ask(lambda: _Planner(view).plan())
 
 
 class _Planner:

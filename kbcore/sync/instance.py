@@ -78,13 +78,14 @@ from kbcore.actions import (
     RemoveFinalizer,
     RequeueAfter,
     UpdateStatus,
+    plan_or_ask,
 )
 from kbcore.api import conditions, keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.identity import reaches_itself
 from kbcore.limits import body_problem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
-from kbcore.reads import Get, Missing, Observed, get_obj
+from kbcore.reads import Get, Observed, get_obj
 from kbcore.sync.coverage import ADOPT, Coverage
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
@@ -290,10 +291,7 @@ def plan_instance(view: InstanceView) -> Plan:
 
     It asks for reads as the control planners do (`kbcore.reads`): a Plan whose `needs` lists
     them; a read that failed is raised as its ApiError (the shell backs off and retries)."""
-    try:
-        return _plan(view)
-    except Missing as m:
-        return Plan(needs=m.reads, why=m.why)
+    return plan_or_ask(lambda: _plan(view))
 
 
 def _plan(view: InstanceView) -> Plan:
