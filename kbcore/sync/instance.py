@@ -424,7 +424,8 @@ def release_or_delete(
 ) -> RemoveFinalizer | Delete | None:
     """The one decision that lets a consumer object holding our `syncer` finalizer go, for its
     deletion (rule 2) and for a binding's drain (`kbcore.control.binding` rule 1a). `copy` is
-    the provider copy at `copy_ref` as read fresh (None: there is none, or none is looked for).
+    the provider copy at `copy_ref` as last seen (None: none seen, or none looked for); the
+    caller makes sure a release on absence was decided on a fresh read.
 
     Orphan, or no copy of ours: release the finalizer (RemoveFinalizer, guarded by the
     resourceVersion it was decided on). Our copy: delete it with its UID as precondition and
