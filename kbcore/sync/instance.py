@@ -227,7 +227,7 @@ def apply_is_noop(body: Mapping[str, Any], live: Mapping[str, Any], manager: str
     if not o.contains(live, body):
         return False
     owned = _applied_fields_v1(live, manager)
-    return owned is not None and _owned_within(owned, body)
+    return owned is not None and _owned_within(owned, body) and _recorded_within(body, owned)
 
 
 def _applied_fields_v1(live: Mapping[str, Any], manager: str) -> dict[str, Any] | None:
@@ -272,6 +272,57 @@ def _owned_within(fields: Any, body: Any) -> bool:
                 return False
             if sub:
                 stack.append((sub, value[k[2:]]))
+    return True
+
+
+# What the server never records as owned (its stripped metadata), so these say nothing about
+# what an apply of the body would claim.
+_UNRECORDED = frozenset({"apiVersion", "kind", "status"})
+_UNRECORDED_META = frozenset(
+    {
+        "name",
+        "namespace",
+        "creationTimestamp",
+        "selfLink",
+        "uid",
+        "clusterName",
+        "generation",
+        "managedFields",
+        "resourceVersion",
+        "deletionTimestamp",
+    }
+)
+
+
+def _recorded_within(body: Mapping[str, Any], fields: Any) -> bool:
+    """Would the server record nothing for `body` that the fieldsV1 tree `fields` lacks?
+
+    The converse of `_owned_within`: an apply claims every field the body sets, so a field set
+    but not owned (an empty map where the last apply had `{ports: []}`, which records nothing)
+    makes the apply a write of managedFields although no value changes. As the server records:
+    a scalar, null or empty map is a field of its own; a non-empty list records itself or its
+    elements; an empty list of a keyed kind records nothing (and an empty atomic list, which
+    does, is not told apart without the schema: accepted, so a pass never re-applies forever);
+    a non-empty map records only what its members record. Iterative, as `_owned_within`.
+    """
+    stack: list[tuple[Any, Any, frozenset[str]]] = [(body, fields, _UNRECORDED)]
+    while stack:
+        value, tree, skip = stack.pop()
+        tree = tree if isinstance(tree, Mapping) else {}
+        for k, v in value.items():
+            if k in skip:
+                continue
+            sub = tree.get(f"f:{k}")
+            if k == "metadata" and skip is _UNRECORDED:
+                # metadata itself is stripped; its members (labels, annotations) are not.
+                if isinstance(v, Mapping):
+                    stack.append((v, sub, _UNRECORDED_META))
+            elif isinstance(v, Mapping) and v:
+                stack.append((v, sub, frozenset()))
+            elif isinstance(v, list) and not v:
+                continue
+            elif sub is None:
+                return False
     return True
 
 

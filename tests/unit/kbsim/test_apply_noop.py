@@ -90,3 +90,21 @@ def test_apply_is_noop_exactly_when_the_server_would_write_nothing(data: st.Data
     after = api.patch(WIDGETS, key(name), second, "apply", field_manager=MANAGER, force=True)
     wrote = after["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"]
     assert predicted == (not wrote), (live, second, after)
+
+
+LABELLED = {"labels": {"a": "b"}}
+
+
+def test_an_empty_map_the_last_apply_did_not_record_is_a_write() -> None:
+    """`{ports: []}` records nothing under spec; a following `spec: {}` records spec itself, so
+    the server writes managedFields and the kernel must not skip that apply."""
+    api = server()
+    name = f"w{next(_names)}"
+    live = api.patch(
+        WIDGETS, key(name), body({"ports": []}, LABELLED, name), "apply", field_manager=MANAGER
+    )
+    second = body({}, LABELLED, name)
+    assert not apply_is_noop(second, live, MANAGER)
+    after = api.patch(WIDGETS, key(name), second, "apply", field_manager=MANAGER, force=True)
+    assert after["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"]
+    assert apply_is_noop(second, after, MANAGER)
