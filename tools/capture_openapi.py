@@ -34,6 +34,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests import crds  # noqa: E402
+from tests.crds import obj  # noqa: E402
 from tests.harness.clusters import Cluster, start_clusters  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "tests" / "data" / "openapi"
@@ -41,53 +43,32 @@ BUILTIN_GVS = [("apps", "v1")]
 WAIT_SECONDS = 90.0
 
 
-def _object_schema(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, **extra}
-
-
-_CONDITIONS = {
-    "type": "array",
-    "x-kubernetes-list-type": "map",
-    "x-kubernetes-list-map-keys": ["type"],
-    "items": _object_schema(
-        {
-            "type": {"type": "string"},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-        },
-        required=["type", "status"],
-    ),
-}
-
-
 def _crd(
-    group: str,
-    plural: str,
-    kind: str,
-    scope: str,
-    versions: list[dict[str, Any]],
-    **names: Any,
+    group: str, plural: str, kind: str, scope: str, versions: list[dict[str, Any]], **names: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {
-                "plural": plural,
-                "singular": kind.lower(),
-                "kind": kind,
-                "listKind": f"{kind}List",
-                **names,
-            },
-            "versions": versions,
-        },
-    }
+    return crds.crd(
+        plural,
+        kind,
+        group=group,
+        scope=scope,
+        versions=versions,
+        singular=kind.lower(),
+        list_kind=f"{kind}List",
+        **names,
+    )
 
+
+_CONDITIONS = crds.list_map(
+    "type",
+    {
+        "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+    },
+    required=["type", "status"],
+)
 
 # The samples cover what schema delivery and discovery filtering must handle: a namespaced
 # CRD with status subresource, enums, defaults and printer columns; a multi-version CRD
@@ -100,35 +81,27 @@ SAMPLE_CRDS: list[dict[str, Any]] = [
         "Widget",
         "Namespaced",
         [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
+            crds.version(
+                columns=[
                     {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                 ],
-                "schema": {
-                    "openAPIV3Schema": _object_schema(
-                        {
-                            "spec": _object_schema(
-                                {
-                                    "size": {"type": "integer", "minimum": 1, "default": 1},
-                                    "color": {"type": "string", "enum": ["red", "green", "blue"]},
-                                    "tags": {"type": "array", "items": {"type": "string"}},
-                                    "secretRef": _object_schema({"name": {"type": "string"}}),
-                                },
-                                required=["size"],
-                            ),
-                            "status": _object_schema(
-                                {"phase": {"type": "string"}, "conditions": _CONDITIONS}
-                            ),
-                        },
-                        description="A Widget is a namespaced sample resource.",
-                    )
-                },
-            }
+                schema=obj(
+                    {
+                        "spec": obj(
+                            {
+                                "size": {"type": "integer", "minimum": 1, "default": 1},
+                                "color": {"type": "string", "enum": ["red", "green", "blue"]},
+                                "tags": {"type": "array", "items": {"type": "string"}},
+                                "secretRef": obj({"name": {"type": "string"}}),
+                            },
+                            required=["size"],
+                        ),
+                        "status": obj({"phase": {"type": "string"}, "conditions": _CONDITIONS}),
+                    },
+                    description="A Widget is a namespaced sample resource.",
+                ),
+            )
         ],
         shortNames=["wdg"],
         categories=["all", "samples"],
@@ -139,37 +112,27 @@ SAMPLE_CRDS: list[dict[str, Any]] = [
         "Gadget",
         "Namespaced",
         [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": False,
-                "deprecated": True,
-                "deprecationWarning": "gadget.io/v1alpha1 Gadget is deprecated; use gadget.io/v1",
-                "schema": {
-                    "openAPIV3Schema": _object_schema(
-                        {"spec": _object_schema({"model": {"type": "string"}})}
-                    )
-                },
-            },
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": _object_schema(
-                        {
-                            "spec": _object_schema(
-                                {
-                                    "model": {"type": "string"},
-                                    "replicas": {"type": "integer", "format": "int32"},
-                                }
-                            ),
-                            "status": _object_schema({"ready": {"type": "boolean"}}),
-                        }
-                    )
-                },
-            },
+            crds.version(
+                "v1alpha1",
+                obj({"spec": obj({"model": {"type": "string"}})}),
+                storage=False,
+                status=False,
+                deprecated=True,
+                deprecationWarning="gadget.io/v1alpha1 Gadget is deprecated; use gadget.io/v1",
+            ),
+            crds.version(
+                schema=obj(
+                    {
+                        "spec": obj(
+                            {
+                                "model": {"type": "string"},
+                                "replicas": {"type": "integer", "format": "int32"},
+                            }
+                        ),
+                        "status": obj({"ready": {"type": "boolean"}}),
+                    }
+                )
+            ),
         ],
     ),
     _crd(
@@ -178,34 +141,22 @@ SAMPLE_CRDS: list[dict[str, Any]] = [
         "ClusterThing",
         "Cluster",
         [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
+            crds.version(
+                status=False,
+                subresources={
                     "status": {},
                     "scale": {
                         "specReplicasPath": ".spec.replicas",
                         "statusReplicasPath": ".status.replicas",
                     },
                 },
-                "schema": {
-                    "openAPIV3Schema": _object_schema(
-                        {
-                            "spec": _object_schema(
-                                {
-                                    "replicas": {"type": "integer"},
-                                    "config": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                }
-                            ),
-                            "status": _object_schema({"replicas": {"type": "integer"}}),
-                        }
-                    )
-                },
-            }
+                schema=obj(
+                    {
+                        "spec": obj({"replicas": {"type": "integer"}, "config": crds.preserved()}),
+                        "status": obj({"replicas": {"type": "integer"}}),
+                    }
+                ),
+            )
         ],
     ),
 ]

@@ -14,6 +14,7 @@ import pytest
 
 from kbcore.errors import ApiError
 from kbcore.objects import GVR
+from tests import crds
 from tests.conformance.adapters import KbsimClient, RealClient
 from tests.conformance.client import CRDS, NAMESPACES, Api, unique
 
@@ -65,51 +66,26 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
 
 def widget_crd(group: str, *, plural: str = "widgets", kind: str = "Widget") -> dict[str, Any]:
     """A namespaced CRD with a /status subresource and a small structural schema."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {
-                "plural": plural,
-                "singular": kind.lower(),
-                "kind": kind,
-                "listKind": f"{kind}List",
-            },
-            "versions": [
+    schema = crds.obj(
+        {
+            "spec": crds.obj(
                 {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "size": {"type": "integer"},
-                                        "color": {"type": "string"},
-                                        "shape": {"type": "string"},
-                                    },
-                                },
-                                "status": {
-                                    "type": "object",
-                                    "properties": {
-                                        "ready": {"type": "boolean"},
-                                        "observed": {"type": "integer"},
-                                    },
-                                },
-                            },
-                        }
-                    },
+                    "size": {"type": "integer"},
+                    "color": {"type": "string"},
+                    "shape": {"type": "string"},
                 }
-            ],
-        },
-    }
+            ),
+            "status": crds.obj({"ready": {"type": "boolean"}, "observed": {"type": "integer"}}),
+        }
+    )
+    return crds.crd(
+        plural,
+        kind,
+        group=group,
+        singular=kind.lower(),
+        list_kind=f"{kind}List",
+        versions=[crds.version(schema=schema)],
+    )
 
 
 def install_widgets(api: Api) -> GVR:

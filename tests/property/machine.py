@@ -27,6 +27,7 @@ from kbsim.apiserver import ADMIN
 from kbsim.konnector import BACKSTOP_SECONDS, SimKonnector
 from kbsim.world import World
 from tests.property.strategies import with_reads
+from tests.unit import bindworld
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 NAMES = ("a", "b", "c")
@@ -35,41 +36,7 @@ SIZES = ("s", "m", "l")
 PROVIDER_FINALIZER = "provider.example.org/cleanup"
 OTHER_CLUSTER_UID = "00000000-0000-0000-0000-00000000beef"
 
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.org", "labels": {"core.kube-bind.io/exported": "true"}},
-    "spec": {
-        "group": "example.org",
-        "scope": "Namespaced",
-        "names": {
-            "plural": "widgets",
-            "singular": "widget",
-            "kind": "Widget",
-            "listKind": "WidgetList",
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+WIDGET_CRD: dict[str, Any] = bindworld.crd("widgets", "Widget")
 
 DEEP_STATUS = 2_000
 """Twice Python's recursion budget, a fifth of what an API server stores: deep enough to find a

@@ -26,6 +26,7 @@ from kbcore.schema import crdgen
 from kbcore.views import bundle as kb
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
+from tests import crds
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 GADGETS = GVR("example.org", "v1", "gadgets")
@@ -47,28 +48,15 @@ KINDS = {
 def crd(
     plural: str, kind: str, *, scope: str = "Namespaced", exported: bool = True
 ) -> dict[str, Any]:
-    labels = {keys.LABEL_EXPORTED: "true"} if exported else {}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.example.org", "labels": labels},
-        "spec": {
-            "group": "example.org",
-            "scope": scope,
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
-                      "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    },
-                }},
-            }],
-        },
-    }  # fmt: skip
+    return crds.crd(
+        plural,
+        kind,
+        scope=scope,
+        labels={keys.LABEL_EXPORTED: "true"} if exported else {},
+        singular=kind.lower(),
+        list_kind=f"{kind}List",
+        versions=[crds.version(schema=crds.widget_schema())],
+    )
 
 
 def provider_kubeconfig(token: str = "admin") -> dict[str, Any]:

@@ -34,6 +34,7 @@ from kbsim import scenario
 from kbsim.apiserver import User
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
+from tests import crds
 
 CREDS = Credentials(server="https://provider.example", token="old-token")
 WIDGETS = GVR("example.org", "v1", "widgets")
@@ -193,8 +194,8 @@ def test_first_crd_by_name_wins_a_gvr_whatever_the_order() -> None:
     first = crd(name="a-widgets.example.org", connection_name="q")
     second = crd(name="b-widgets.example.org", connection_name="p")
     engaged = {"p": ENG_P, "q": ENG_Q}
-    for crds in ([first, second], [second, first]):
-        assert sync_targets(crds, engaged)[WIDGETS].engagement == ENG_Q
+    for listed in ([first, second], [second, first]):
+        assert sync_targets(listed, engaged)[WIDGETS].engagement == ENG_Q
 
 
 def _refusing(reason: str, *, deleting: bool = False) -> dict[str, Any]:
@@ -286,32 +287,11 @@ def test_other_kinds_wake_nothing() -> None:
 
 CLUSTERROLES = GVR("rbac.authorization.k8s.io", "v1", "clusterroles")
 CLUSTERROLEBINDINGS = GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-PROVIDER_WIDGETS_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.org", "labels": {keys.LABEL_EXPORTED: "true"}},
-    "spec": {
-        "group": "example.org",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+PROVIDER_WIDGETS_CRD: dict[str, Any] = crds.crd(
+    labels={keys.LABEL_EXPORTED: "true"},
+    singular="widget",
+    versions=[crds.version(schema=crds.obj({"spec": crds.preserved()}))],
+)
 # What a least-privilege provider user needs: its API, reading exported CRDs, the cluster
 # identity (LogicalCluster first, then kube-system), and the heartbeat Lease.
 ROLE_RULES = [

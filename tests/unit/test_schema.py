@@ -43,6 +43,7 @@ from kbcore.schema.policy import (
 from kbsim.apiserver import APIServer
 from kbsim.patch import merge_patch
 from kbsim.schema import validate_crd
+from tests import crds
 
 CONN = "demo-provider"
 OTHER = "other-provider"
@@ -66,28 +67,11 @@ def provider(
     labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A provider CRD as its API server returns it (server-owned fields included)."""
-    version: dict[str, Any] = {
-        "name": "v1",
-        "served": True,
-        "storage": True,
-        "subresources": {"status": {}},
-        "schema": {
-            "openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                },
-            }
-        },
-    }
-    if columns is not None:
-        version["additionalPrinterColumns"] = columns
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{plural}.{group}",
+    if versions is None:
+        versions = [crds.version(schema=crds.widget_schema("integer"), columns=columns)]
+    out = crds.crd(plural, kind, group=group, singular=plural[:-1], versions=versions)
+    out["metadata"].update(
+        {
             "uid": "provider-uid",
             "resourceVersion": "42",
             "generation": 3,
@@ -97,15 +81,10 @@ def provider(
             "managedFields": [{"manager": "kubectl"}],
             "ownerReferences": [{"kind": "Thing", "name": "t", "uid": "u"}],
             "finalizers": ["provider.example/keep"],
-        },
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": plural, "singular": plural[:-1], "kind": kind},
-            "versions": versions if versions is not None else [version],
-        },
-        "status": {"acceptedNames": {"plural": plural, "kind": kind}, "storedVersions": ["v1"]},
-    }
+        }
+    )
+    out["status"] = {"acceptedNames": {"plural": plural, "kind": kind}, "storedVersions": ["v1"]}
+    return out
 
 
 def condition_established(obj: dict[str, Any], status: str = "True") -> dict[str, Any]:

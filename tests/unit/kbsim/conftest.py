@@ -12,6 +12,7 @@ from kbcore.api.resources import NAMESPACES as NAMESPACES
 from kbcore.api.resources import SECRETS as SECRETS
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import APIServer
+from tests import crds
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -27,35 +28,25 @@ class Clock:
         return self.now
 
 
-WIDGET_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "spec": {
-            "type": "object",
-            "properties": {
+WIDGET_SCHEMA: dict[str, Any] = crds.obj(
+    {
+        "spec": crds.obj(
+            {
                 "size": {"type": "integer", "minimum": 0},
                 "color": {"type": "string", "enum": ["red", "blue", "green"]},
                 "mode": {"type": "string", "default": "auto"},
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "ports": {
-                    "type": "array",
-                    "x-kubernetes-list-type": "map",
-                    "x-kubernetes-list-map-keys": ["name"],
-                    "items": {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
-                    },
-                },
-                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            },
-        },
-        "status": {
-            "type": "object",
-            "properties": {"ready": {"type": "boolean"}, "observed": {"type": "integer"}},
-        },
-    },
-}
+                "ports": crds.list_map(
+                    "name",
+                    {"name": {"type": "string"}, "port": {"type": "integer"}},
+                    required=["name"],
+                ),
+                "free": crds.preserved(),
+            }
+        ),
+        "status": crds.obj({"ready": {"type": "boolean"}, "observed": {"type": "integer"}}),
+    }
+)
 
 
 def crd(
@@ -67,25 +58,8 @@ def crd(
     status: bool = True,
     schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    version: dict[str, Any] = {
-        "name": "v1",
-        "served": True,
-        "storage": True,
-        "schema": {"openAPIV3Schema": schema or WIDGET_SCHEMA},
-    }
-    if status:
-        version["subresources"] = {"status": {}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"plural": plural, "kind": kind},
-            "versions": [version],
-        },
-    }
+    version = crds.version(schema=schema or WIDGET_SCHEMA, status=status)
+    return crds.crd(plural, kind, group=group, scope=scope, versions=[version])
 
 
 def widget(name: str = "w1", namespace: str = "default", **spec: Any) -> dict[str, Any]:

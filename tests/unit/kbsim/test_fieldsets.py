@@ -10,48 +10,26 @@ from hypothesis import strategies as st
 
 from kbsim import fieldsets as fs
 from kbsim.fieldsets import FieldSet
+from tests import crds
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "spec": {
-            "type": "object",
-            "properties": {
+STRING = {"type": "string"}
+SCHEMA: dict[str, Any] = crds.obj(
+    {
+        "spec": crds.obj(
+            {
                 "size": {"type": "integer"},
-                "color": {"type": "string"},
-                "tags": {"type": "array", "items": {"type": "string"}},
-                "set": {
-                    "type": "array",
-                    "x-kubernetes-list-type": "set",
-                    "items": {"type": "string"},
-                },
-                "ports": {
-                    "type": "array",
-                    "x-kubernetes-list-type": "map",
-                    "x-kubernetes-list-map-keys": ["name"],
-                    "items": {
-                        "type": "object",
-                        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
-                    },
-                },
-                "env": {
-                    "type": "object",
-                    "additionalProperties": {
-                        "type": "object",
-                        "properties": {"v": {"type": "string"}},
-                    },
-                },
-                "atomic": {
-                    "type": "object",
-                    "x-kubernetes-map-type": "atomic",
-                    "properties": {"a": {"type": "string"}},
-                },
-                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            },
-        },
-        "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
-    },
-}
+                "color": STRING,
+                "tags": {"type": "array", "items": STRING},
+                "set": {"type": "array", "x-kubernetes-list-type": "set", "items": STRING},
+                "ports": crds.list_map("name", {"name": STRING, "port": {"type": "integer"}}),
+                "env": {"type": "object", "additionalProperties": crds.obj({"v": STRING})},
+                "atomic": crds.obj({"a": STRING}, **{"x-kubernetes-map-type": "atomic"}),
+                "free": crds.preserved(),
+            }
+        ),
+        "status": crds.obj({"ready": {"type": "boolean"}}),
+    }
+)
 T = fs.crd_object_type(SCHEMA)
 V = "example.org/v1"
 NOW = "2026-01-01T00:00:00Z"
