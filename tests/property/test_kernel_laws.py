@@ -17,21 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kbcore.actions import (
-    PROVIDER,
-    Action,
-    AddFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    EmitEvent,
-    MergePatch,
-    Plan,
-    RemoveFinalizer,
-    RequeueAfter,
-    UpdateStatus,
-)
+from kbcore import actions as act
+from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Get
@@ -69,16 +56,16 @@ LAW = settings(
 )
 
 ACTION_TYPES = (
-    AddFinalizer,
-    RemoveFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    MergePatch,
-    UpdateStatus,
-    EmitEvent,
-    RequeueAfter,
+    act.AddFinalizer,
+    act.RemoveFinalizer,
+    act.Apply,
+    act.Create,
+    act.CreateNamespace,
+    act.Delete,
+    act.MergePatch,
+    act.UpdateStatus,
+    act.EmitEvent,
+    act.RequeueAfter,
 )
 
 # Two in three views are well-formed (where the interesting plans are; one of them of a live,
@@ -142,8 +129,8 @@ def ownership(view: InstanceView) -> Kind:
     return ownership_of(view.provider, view.local_cluster_uid, uid(view.consumer))
 
 
-def is_provider_write(a: Action) -> bool:
-    if isinstance(a, CreateNamespace):
+def is_provider_write(a: act.Action) -> bool:
+    if isinstance(a, act.CreateNamespace):
         return True
     target = getattr(a, "target", None)
     return isinstance(target, ObjectRef) and target.cluster == PROVIDER
@@ -205,13 +192,13 @@ def test_purity(view: InstanceView) -> None:
 def test_totality(view: InstanceView, now: float) -> None:
     """Any input, however malformed, yields a Plan of known actions that all become requests."""
     plan = plan_instance(view)
-    assert isinstance(plan, Plan)
+    assert isinstance(plan, act.Plan)
     assert all(isinstance(a, ACTION_TYPES) for a in plan.actions)
     assert all(isinstance(n, Get) for n in plan.needs)
     assert isinstance(plan.why, str) and plan.why
     for a in plan.actions:
         req = to_request(a, now)
-        assert (req is None) == isinstance(a, RequeueAfter)
+        assert (req is None) == isinstance(a, act.RequeueAfter)
 
 
 @LAW
@@ -231,7 +218,7 @@ def test_safety_delete(view: InstanceView) -> None:
     """Only our copy is deleted, with its own UID as precondition, for a deleting consumer object
     that holds our finalizer and is not orphaning."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, Delete):
+        if not isinstance(a, act.Delete):
             continue
         c, p = view.consumer, view.provider
         assert c is not None and p is not None
@@ -250,7 +237,7 @@ def test_safety_apply(view: InstanceView) -> None:
     the copy's UID as precondition; and only for a covered, non-deleting consumer object."""
     plan = plan_instance(view)
     for a in plan.actions:
-        if not isinstance(a, Apply):
+        if not isinstance(a, act.Apply):
             continue
         c, p = view.consumer, view.provider
         assert c is not None
@@ -273,7 +260,7 @@ def test_safety_create(view: InstanceView) -> None:
     """A copy is created (POST, which fails on an existing object) only where a fresh read found
     none, for a covered, non-deleting consumer object, at the mapped key."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, Create):
+        if not isinstance(a, act.Create):
             continue
         c = view.consumer
         assert c is not None
@@ -291,7 +278,7 @@ def test_safety_create_namespace(view: InstanceView) -> None:
     the mapped namespace of the copy about to be applied."""
     plan = plan_instance(view)
     for i, a in enumerate(plan.actions):
-        if not isinstance(a, CreateNamespace):
+        if not isinstance(a, act.CreateNamespace):
             continue
         assert view.provider is None and read_fresh(view)
         assert namespace_exists(view) is False
@@ -300,7 +287,7 @@ def test_safety_create_namespace(view: InstanceView) -> None:
             keys.LABEL_MANAGED: "true",
             keys.ANNOTATION_CONSUMER_CLUSTER_UID: view.local_cluster_uid,
         }
-        assert any(isinstance(b, Create) for b in plan.actions[i + 1 :])
+        assert any(isinstance(b, act.Create) for b in plan.actions[i + 1 :])
 
 
 @LAW
@@ -309,7 +296,7 @@ def test_safety_remove_finalizer(view: InstanceView) -> None:
     """The finalizer is released only for a deleting consumer object, and only when Orphan, or a
     fresh read found no copy, or a fresh read found a copy that is not ours."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, RemoveFinalizer):
+        if not isinstance(a, act.RemoveFinalizer):
             continue
         c = view.consumer
         assert c is not None
@@ -336,14 +323,14 @@ def test_finalizer_precedes_every_provider_write(view: InstanceView) -> None:
     writes = [i for i, a in enumerate(plan.actions) if is_provider_write(a)]
     if not writes:
         return
-    adds = [i for i, a in enumerate(plan.actions) if isinstance(a, AddFinalizer)]
+    adds = [i for i, a in enumerate(plan.actions) if isinstance(a, act.AddFinalizer)]
     if holds_finalizer(c):
         assert adds == []
     else:
         assert not deleting(c)
         assert adds and adds[0] < writes[0]
         add = plan.actions[adds[0]]
-        assert isinstance(add, AddFinalizer)
+        assert isinstance(add, act.AddFinalizer)
         assert add.finalizers[-1] == keys.FINALIZER_SYNCER
         assert add.resource_version == string(meta(c), "resourceVersion")
 
@@ -366,7 +353,8 @@ def test_deleting_never_writes_to_a_copy_that_is_not_ours(view: InstanceView) ->
         return
     plan = plan_instance(view)
     assert not any(
-        isinstance(a, Apply | Create | CreateNamespace | AddFinalizer) for a in plan.actions
+        isinstance(a, act.Apply | act.Create | act.CreateNamespace | act.AddFinalizer)
+        for a in plan.actions
     )
     if not holds_finalizer(c):
         assert plan.actions == () and plan.needs == ()
@@ -393,22 +381,22 @@ def test_conflict_never_touches_the_provider(view: InstanceView) -> None:
     plan = plan_instance(view)
     assert not any(is_provider_write(a) for a in plan.actions)
     reason = "ForeignObjectExists" if kind is Kind.FOREIGN_UNMANAGED else "OwnedByAnother"
-    rest = [a for a in plan.actions if not isinstance(a, AddFinalizer)]
+    rest = [a for a in plan.actions if not isinstance(a, act.AddFinalizer)]
     if annotation(c, keys.ANNOTATION_CONFLICT) == reason:
         assert rest == []
     else:
         assert len(rest) == 2
         patch, event = rest
-        assert isinstance(patch, MergePatch) and isinstance(event, EmitEvent)
+        assert isinstance(patch, act.MergePatch) and isinstance(event, act.EmitEvent)
         assert patch.patch == {"metadata": {"annotations": {keys.ANNOTATION_CONFLICT: reason}}}
         assert (event.type, event.reason, event.uid) == ("Warning", reason, uid(c))
 
 
-def annotation_after(c: Mapping[str, Any], plan: Plan) -> str | None:
+def annotation_after(c: Mapping[str, Any], plan: act.Plan) -> str | None:
     """The conflict annotation once the plan's merge patches are applied."""
     value = annotation(c, keys.ANNOTATION_CONFLICT)
     for a in plan.actions:
-        if isinstance(a, MergePatch):
+        if isinstance(a, act.MergePatch):
             patched = a.patch.get("metadata", {}).get("annotations", {})
             if keys.ANNOTATION_CONFLICT in patched:
                 value = patched[keys.ANNOTATION_CONFLICT]
@@ -448,7 +436,7 @@ def test_direction_bodies_carry_only_spec_and_markers(view: InstanceView) -> Non
     """What goes up (apply or create) is apiVersion, kind, name/namespace at the mapped key, our
     marker label and annotations, and the consumer spec verbatim: nothing else."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, Apply | Create):
+        if not isinstance(a, act.Apply | act.Create):
             continue
         c = view.consumer
         assert c is not None
@@ -477,7 +465,7 @@ def test_direction_update_status_changes_only_status(view: InstanceView) -> None
     """Status comes down from our copy alone, exactly, and nothing else of the consumer object
     changes (the body carries the resourceVersion it was planned from)."""
     for a in plan_instance(view).actions:
-        if not isinstance(a, UpdateStatus):
+        if not isinstance(a, act.UpdateStatus):
             continue
         c, p = view.consumer, view.provider
         assert c is not None and p is not None
@@ -513,7 +501,7 @@ def test_status_is_mirrored_exactly(view: InstanceView) -> None:
     c, p = view.consumer, view.provider
     assert c is not None and p is not None
     plan = plan_instance(view)
-    updates = [a for a in plan.actions if isinstance(a, UpdateStatus)]
+    updates = [a for a in plan.actions if isinstance(a, act.UpdateStatus)]
     if json_equal(status_of(c), status_of(p)):
         assert updates == []
     else:
@@ -532,7 +520,7 @@ def test_spec_drift_is_repaired(view: InstanceView) -> None:
     labels = meta(p).get("labels")
     unmarked = not isinstance(labels, Mapping) or labels.get(keys.LABEL_MANAGED) != "true"
     if drift or unmarked:
-        assert any(isinstance(a, Apply) for a in plan_instance(view).actions)
+        assert any(isinstance(a, act.Apply) for a in plan_instance(view).actions)
 
 
 def _our_copy(consumer: dict[str, Any], spec: Any) -> dict[str, Any]:
@@ -561,7 +549,7 @@ def test_consumer_spec_edits_are_applied_exactly_when_they_change_something(
     new spec differs from the old as JSON: zero no-op writes, and no edit left behind."""
     old, new = old_new
     view = _synced_view({**consumer, "spec": new}, _our_copy(consumer, old))
-    applies = [a for a in plan_instance(view).actions if isinstance(a, Apply)]
+    applies = [a for a in plan_instance(view).actions if isinstance(a, act.Apply)]
     assert bool(applies) == (not json_equal(old, new))
 
 
@@ -576,7 +564,7 @@ def test_provider_spec_edits_are_overwritten(
     c = {**consumer, "spec": spec}
     live = _our_copy(c, spec)
     live["spec"] = edited
-    applies = [a for a in plan_instance(_synced_view(c, live)).actions if isinstance(a, Apply)]
+    applies = [a for a in plan_instance(_synced_view(c, live)).actions if isinstance(a, act.Apply)]
     assert bool(applies) == (not json_contains(edited, spec))
 
 
@@ -635,7 +623,7 @@ def test_stability(
         )
 
     first = plan_instance(view_of(consumer, None, True))
-    creates = [a for a in first.actions if isinstance(a, Create)]
+    creates = [a for a in first.actions if isinstance(a, act.Create)]
     assert len(creates) == 1
     settled = copy.deepcopy(consumer)
     settled["metadata"].get("annotations", {}).pop(keys.ANNOTATION_CONFLICT, None)
@@ -644,7 +632,7 @@ def test_stability(
         settled["status"] = copy.deepcopy(status)
 
     second = plan_instance(view_of(settled, held(creates[0].body, "Update"), fresh))
-    applies = [a for a in second.actions if isinstance(a, Apply)]
+    applies = [a for a in second.actions if isinstance(a, act.Apply)]
     assert second.actions == tuple(applies) and len(applies) == 1, second
 
     again = plan_instance(view_of(settled, held(applies[0].body, "Apply"), fresh))

@@ -15,20 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore.actions import (
-    CONSUMER,
-    PROVIDER,
-    AddFinalizer,
-    Create,
-    CreateNamespace,
-    Delete,
-    MergePatch,
-    Plan,
-    RemoveFinalizer,
-    RequeueAfter,
-    Update,
-    UpdateStatus,
-)
+from kbcore import actions as act
+from kbcore.actions import CONSUMER, PROVIDER
 from kbcore.api import keys
 from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, LEASES, NAMESPACES, SECRETS
 from kbcore.control.connection import ConnectionView, lease_name, misdirected, plan_connection
@@ -185,7 +173,7 @@ def drive(
     sec: dict[str, Any] | None = None,
     now: float = NOW,
     fallback: Callable[[Read], Any] = default_answer,
-) -> tuple[Plan, dict[Read, Any]]:
+) -> tuple[act.Plan, dict[Read, Any]]:
     """Call plan_connection, answering every read it asks for, until it needs none."""
     answers = answers or {}
     observed: dict[Read, Any] = {}
@@ -213,30 +201,30 @@ def drive(
     raise AssertionError("planner kept asking for reads")
 
 
-def status_of(plan: Plan) -> dict[str, Any]:
-    updates = [a for a in plan.actions if isinstance(a, UpdateStatus)]
+def status_of(plan: act.Plan) -> dict[str, Any]:
+    updates = [a for a in plan.actions if isinstance(a, act.UpdateStatus)]
     assert len(updates) == 1, f"expected one status write, got {plan.actions}"
     return updates[0].body["status"]
 
 
-def cond(plan: Plan, type_: str) -> tuple[str, str, str] | None:
+def cond(plan: act.Plan, type_: str) -> tuple[str, str, str] | None:
     for c in status_of(plan).get("conditions") or []:
         if c["type"] == type_:
             return c["status"], c["reason"], c["message"]
     return None
 
 
-def writes_of(plan: Plan, kind: type) -> list[Any]:
+def writes_of(plan: act.Plan, kind: type) -> list[Any]:
     return [a for a in plan.actions if isinstance(a, kind)]
 
 
-def targets(plan: Plan) -> set[str]:
+def targets(plan: act.Plan) -> set[str]:
     """`cluster:resource` of every write target except the Connection's own status."""
     out = set()
     for a in plan.writes:
-        if isinstance(a, UpdateStatus):
+        if isinstance(a, act.UpdateStatus):
             continue
-        if isinstance(a, CreateNamespace):
+        if isinstance(a, act.CreateNamespace):
             out.add(f"{a.cluster}:namespaces")
         else:
             out.add(f"{a.target.cluster}:{a.target.gvr.resource}")
@@ -255,14 +243,14 @@ def test_finalizers_are_added_first_to_secret_and_connection_without_reads() -> 
     plan, observed = drive(connection(finalizers=("other",)), sec=secret(finalizers=("x",)))
     assert observed == {}
     assert plan.actions == (
-        AddFinalizer(SECRET_REF, CLEANUP, "3", ("x", CLEANUP)),
-        AddFinalizer(CONN_REF, CLEANUP, "10", ("other", CLEANUP)),
+        act.AddFinalizer(SECRET_REF, CLEANUP, "3", ("x", CLEANUP)),
+        act.AddFinalizer(CONN_REF, CLEANUP, "10", ("other", CLEANUP)),
     )
 
 
 def test_secret_with_finalizer_is_left_alone() -> None:
     plan, _ = drive(connection(finalizers=()))
-    assert plan.actions == (AddFinalizer(CONN_REF, CLEANUP, "10", (CLEANUP,)),)
+    assert plan.actions == (act.AddFinalizer(CONN_REF, CLEANUP, "10", (CLEANUP,)),)
 
 
 def test_secret_outside_konnector_namespace_never_gets_our_finalizer() -> None:
@@ -365,7 +353,7 @@ def test_local_identity_never_changes_once_pinned() -> None:
     pinned = {"remoteClusterUID": PROV_UID, "localClusterUID": "old-local"}
     plan, _ = drive(connection(status=pinned))
     assert status_of(plan)["localClusterUID"] == "old-local"
-    lease = writes_of(plan, Create)[0]
+    lease = writes_of(plan, act.Create)[0]
     assert lease.target.key.name == lease_name("old-local", NAME)
 
 
@@ -522,14 +510,18 @@ def test_pull_policy_all_installs_every_exported_api() -> None:
     plan, _ = drive(
         connection(spec={"schema": {"pullPolicy": "All"}}), {EXPORTED_LIST: [WIDGETS, GADGETS]}
     )
-    created = {a.target.key.name: a.body for a in writes_of(plan, Create) if a.target.gvr == CRDS}
+    created = {
+        a.target.key.name: a.body for a in writes_of(plan, act.Create) if a.target.gvr == CRDS
+    }
     assert set(created) == {"widgets.example.org", "gadgets.example.org"}
     for body in created.values():
         assert body["metadata"]["labels"][keys.LABEL_MANAGED] == "true"
         assert body["metadata"]["annotations"][keys.ANNOTATION_CONNECTION] == NAME
         assert body["metadata"]["annotations"][keys.ANNOTATION_SCHEMA_HASH].startswith("sha256:")
         assert all(
-            a.target.cluster == CONSUMER for a in writes_of(plan, Create) if a.target.gvr == CRDS
+            a.target.cluster == CONSUMER
+            for a in writes_of(plan, act.Create)
+            if a.target.gvr == CRDS
         )
     assert (cond(plan, "SchemaInSync") or ())[:2] == ("True", "AsExpected")
 
@@ -537,7 +529,7 @@ def test_pull_policy_all_installs_every_exported_api() -> None:
 def test_pull_policy_bound_with_crd_source_leaves_pulling_to_bindings() -> None:
     plan, observed = drive(connection())
     assert not [r for r in observed if isinstance(r, Get) and r.gvr == CRDS]
-    assert not [a for a in writes_of(plan, Create) if a.target.gvr == CRDS]
+    assert not [a for a in writes_of(plan, act.Create) if a.target.gvr == CRDS]
 
 
 def test_pull_policy_all_refuses_a_conversion_webhook_crd_and_installs_the_rest() -> None:
@@ -545,7 +537,7 @@ def test_pull_policy_all_refuses_a_conversion_webhook_crd_and_installs_the_rest(
     plan, _ = drive(
         connection(spec={"schema": {"pullPolicy": "All"}}), {EXPORTED_LIST: [WIDGETS, hooked]}
     )
-    created = [a.target.key.name for a in writes_of(plan, Create) if a.target.gvr == CRDS]
+    created = [a.target.key.name for a in writes_of(plan, act.Create) if a.target.gvr == CRDS]
     assert created == ["widgets.example.org"]
     status, reason, message = cond(plan, "SchemaInSync") or ("", "", "")
     assert (status, reason) == ("False", "ConversionWebhook")
@@ -616,7 +608,7 @@ AUTO = {"autoBind": True}
 
 def test_autobind_creates_an_owned_managed_clusterbinding_listing_every_api() -> None:
     plan, _ = drive(connection(spec=AUTO), {EXPORTED_LIST: [WIDGETS, GADGETS]})
-    (create,) = [a for a in writes_of(plan, Create) if a.target == CB_REF]
+    (create,) = [a for a in writes_of(plan, act.Create) if a.target == CB_REF]
     body = create.body
     assert body["kind"] == "ClusterBinding" and body["metadata"]["name"] == NAME
     assert body["metadata"]["labels"] == {keys.LABEL_MANAGED: "true"}
@@ -634,8 +626,8 @@ def test_autobind_updates_the_apis_of_its_clusterbinding() -> None:
         connection(spec=AUTO),
         {EXPORTED_LIST: [WIDGETS, GADGETS], CB_GET: ours_cb(["widgets.example.org"])},
     )
-    assert writes_of(plan, MergePatch) == [
-        MergePatch(
+    assert writes_of(plan, act.MergePatch) == [
+        act.MergePatch(
             CB_REF,
             {"spec": {"apis": [{"name": "gadgets.example.org"}, {"name": "widgets.example.org"}]}},
             "7",
@@ -653,7 +645,7 @@ def test_autobind_deletes_its_clusterbinding_when_nothing_is_exported() -> None:
         connection(spec={**AUTO, "schema": {"source": "CRD"}}),
         {EXPORTED_LIST: [], CB_GET: ours_cb(["widgets.example.org"])},
     )
-    assert writes_of(plan, Delete) == [Delete(CB_REF, "cb-uid")]
+    assert writes_of(plan, act.Delete) == [act.Delete(CB_REF, "cb-uid")]
 
 
 def test_autobind_never_touches_a_foreign_same_named_clusterbinding() -> None:
@@ -705,9 +697,9 @@ def micro(t: float) -> str:
 def test_heartbeat_creates_its_namespace_and_lease_after_the_status() -> None:
     plan, _ = drive(connection())
     kinds = [type(a) for a in plan.actions]
-    assert kinds == [UpdateStatus, CreateNamespace, Create]
+    assert kinds == [act.UpdateStatus, act.CreateNamespace, act.Create]
     ns = plan.actions[1]
-    assert isinstance(ns, CreateNamespace)
+    assert isinstance(ns, act.CreateNamespace)
     # Labelled as every namespace the konnector creates, so teardown can recognise it.
     assert (ns.cluster, ns.name, ns.labels) == (
         PROVIDER,
@@ -715,7 +707,7 @@ def test_heartbeat_creates_its_namespace_and_lease_after_the_status() -> None:
         {keys.LABEL_MANAGED: "true", keys.ANNOTATION_CONSUMER_CLUSTER_UID: CONS_UID},
     )
     create = plan.actions[2]
-    assert isinstance(create, Create)
+    assert isinstance(create, act.Create)
     assert create.target == ObjectRef(PROVIDER, LEASES, LEASE_KEY)
     meta, spec = create.body["metadata"], create.body["spec"]
     assert (meta["namespace"], meta["name"]) == ("kube-bind", f"consumer-{CONS_UID}-{NAME}")
@@ -731,16 +723,18 @@ def test_heartbeat_creates_its_namespace_and_lease_after_the_status() -> None:
 
 def test_heartbeat_does_not_recreate_an_existing_namespace() -> None:
     plan, _ = drive(connection(), {LEASE_NS_GET: named("kube-bind", "ns-uid")})
-    assert not writes_of(plan, CreateNamespace)
-    assert [a.target for a in writes_of(plan, Create)] == [ObjectRef(PROVIDER, LEASES, LEASE_KEY)]
+    assert not writes_of(plan, act.CreateNamespace)
+    assert [a.target for a in writes_of(plan, act.Create)] == [
+        ObjectRef(PROVIDER, LEASES, LEASE_KEY)
+    ]
 
 
 def test_heartbeat_renews_only_when_older_than_20_seconds() -> None:
     ns = {LEASE_NS_GET: named("kube-bind", "ns-uid")}
     fresh, _ = drive(connection(), {**ns, LEASE_GET: lease(micro(NOW - 19))})
-    assert not writes_of(fresh, Update) and not writes_of(fresh, Create)
+    assert not writes_of(fresh, act.Update) and not writes_of(fresh, act.Create)
     stale, _ = drive(connection(), {**ns, LEASE_GET: lease(micro(NOW - 21))})
-    (update,) = writes_of(stale, Update)
+    (update,) = writes_of(stale, act.Update)
     assert update.target == ObjectRef(PROVIDER, LEASES, LEASE_KEY)
     assert update.body["spec"]["renewTime"] == micro(NOW)
     assert update.body["spec"]["acquireTime"] == "2025-12-31T00:00:00.000000Z"
@@ -813,8 +807,8 @@ def test_deleting_waits_while_bindings_name_it() -> None:
         "DrainingBindings",
         "waiting for 2 binding(s) to finish unbinding",
     )
-    assert RequeueAfter(2.0) in plan.actions
-    assert not writes_of(plan, RemoveFinalizer)
+    assert act.RequeueAfter(2.0) in plan.actions
+    assert not writes_of(plan, act.RemoveFinalizer)
     assert "provider:leases" not in targets(plan)
 
 
@@ -823,7 +817,7 @@ def test_deleting_autobind_connection_deletes_its_clusterbinding_first() -> None
     plan, _ = drive(
         connection(spec=AUTO, deleting=True, status=PINNED), {CB_GET: ours, CB_LIST: [ours]}
     )
-    assert writes_of(plan, Delete) == [Delete(CB_REF, "cb-uid")]
+    assert writes_of(plan, act.Delete) == [act.Delete(CB_REF, "cb-uid")]
     assert (cond(plan, "Ready") or ())[1] == "DrainingBindings"
 
 
@@ -832,7 +826,7 @@ def test_deleting_autobind_connection_never_deletes_a_foreign_clusterbinding() -
     plan, _ = drive(
         connection(spec=AUTO, deleting=True, status=PINNED), {CB_GET: foreign, CB_LIST: [foreign]}
     )
-    assert not writes_of(plan, Delete)
+    assert not writes_of(plan, act.Delete)
 
 
 def test_deleting_without_bindings_deletes_lease_and_releases_secret_then_itself() -> None:
@@ -841,9 +835,9 @@ def test_deleting_without_bindings_deletes_lease_and_releases_secret_then_itself
         {LEASE_GET: lease(micro(NOW)), CONN_LIST: [connection(deleting=True)]},
     )
     assert plan.actions == (
-        Delete(ObjectRef(PROVIDER, LEASES, LEASE_KEY), "lease-uid", best_effort=True),
-        RemoveFinalizer(SECRET_REF, CLEANUP, "3", ()),
-        RemoveFinalizer(CONN_REF, CLEANUP, "10", ()),
+        act.Delete(ObjectRef(PROVIDER, LEASES, LEASE_KEY), "lease-uid", best_effort=True),
+        act.RemoveFinalizer(SECRET_REF, CLEANUP, "3", ()),
+        act.RemoveFinalizer(CONN_REF, CLEANUP, "10", ()),
     )
 
 
@@ -867,7 +861,7 @@ def test_deleting_reads_the_secret_afresh_before_releasing_itself() -> None:
         )
     )
     for p in (plan, plan2):
-        assert [a.target for a in writes_of(p, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+        assert [a.target for a in writes_of(p, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def other_connection(deleting: bool = False) -> dict[str, Any]:
@@ -881,7 +875,9 @@ def test_secret_finalizer_is_kept_while_another_live_connection_uses_the_secret(
         connection(deleting=True, status=PINNED),
         {CONN_LIST: [connection(deleting=True), other_connection()]},
     )
-    assert writes_of(plan, RemoveFinalizer) == [RemoveFinalizer(CONN_REF, CLEANUP, "10", ())]
+    assert writes_of(plan, act.RemoveFinalizer) == [
+        act.RemoveFinalizer(CONN_REF, CLEANUP, "10", ())
+    ]
 
 
 def test_secret_finalizer_is_released_when_the_other_user_is_deleting_too() -> None:
@@ -889,7 +885,7 @@ def test_secret_finalizer_is_released_when_the_other_user_is_deleting_too() -> N
         connection(deleting=True, status=PINNED),
         {CONN_LIST: [connection(deleting=True), other_connection(deleting=True)]},
     )
-    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+    assert [a.target for a in writes_of(plan, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def test_deleting_never_deletes_a_lease_that_is_not_ours() -> None:
@@ -897,19 +893,19 @@ def test_deleting_never_deletes_a_lease_that_is_not_ours() -> None:
         connection(deleting=True, status=PINNED),
         {LEASE_GET: lease(micro(NOW), owner="someone-else")},
     )
-    assert not writes_of(plan, Delete)
-    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+    assert not writes_of(plan, act.Delete)
+    assert [a.target for a in writes_of(plan, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def test_deleting_is_not_blocked_by_a_provider_that_refuses_the_lease_read() -> None:
     plan, _ = drive(connection(deleting=True, status=PINNED), {LEASE_GET: Failed(FORBIDDEN)})
-    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+    assert [a.target for a in writes_of(plan, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def test_deleting_is_not_blocked_by_an_unreachable_provider() -> None:
     gone = ApiError(UNREACHABLE_CODE, UNREACHABLE, "no such host")
     plan, _ = drive(connection(deleting=True, status=PINNED), {LEASE_GET: Failed(gone)})
-    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+    assert [a.target for a in writes_of(plan, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def test_deleting_retries_when_a_live_provider_fails_rather_than_leave_the_lease() -> None:
@@ -935,7 +931,7 @@ def test_teardown_leaves_a_cluster_that_is_not_the_pinned_provider_alone(reaches
     assert not [
         a for a in plan.writes if getattr(a, "target", None) and a.target.cluster == PROVIDER
     ]
-    assert [a.target for a in writes_of(plan, RemoveFinalizer)] == [SECRET_REF, CONN_REF]
+    assert [a.target for a in writes_of(plan, act.RemoveFinalizer)] == [SECRET_REF, CONN_REF]
 
 
 def test_deleting_with_a_failed_binding_list_never_releases() -> None:
@@ -1026,7 +1022,7 @@ def scenario(s: dict[str, Any]) -> tuple[dict[str, Any], dict[Read, Any], Any]:
 
 def drive_or_failure(
     conn: dict[str, Any], answers: Answers, creds: Credentials | SecretProblem
-) -> tuple[Plan, dict[Read, Any]] | int:
+) -> tuple[act.Plan, dict[Read, Any]] | int:
     """The plan, or the code of the failed read the planner gave up on (teardown retries a
     provider that answers 5xx rather than leave its Lease behind)."""
     try:
@@ -1051,11 +1047,11 @@ def test_law_no_op_stability(s: dict[str, Any]) -> None:
         assert s["deleting"] and s["provider"] == "down", result
         return
     plan, _ = result
-    updates = writes_of(plan, UpdateStatus)
+    updates = writes_of(plan, act.UpdateStatus)
     if not updates:
         return
     written = dict(conn, status=updates[0].body["status"])
     again, _ = drive(written, answers, credentials=creds)
-    assert not writes_of(again, UpdateStatus), (
-        f"status written again: {writes_of(again, UpdateStatus)[0].body['status']}"
+    assert not writes_of(again, act.UpdateStatus), (
+        f"status written again: {writes_of(again, act.UpdateStatus)[0].body['status']}"
     )

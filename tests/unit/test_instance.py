@@ -14,21 +14,9 @@ from typing import Any
 import attrs
 import pytest
 
+from kbcore import actions as act
 from kbcore import objects as o
-from kbcore.actions import (
-    PROVIDER,
-    AddFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    EmitEvent,
-    MergePatch,
-    Plan,
-    RemoveFinalizer,
-    RequeueAfter,
-    UpdateStatus,
-)
+from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.limits import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
@@ -88,15 +76,15 @@ def body(spec: Any = SPEC, uid: str | None = None, ns: str = "team-a") -> dict[s
     return out
 
 
-def apply(spec: Any = SPEC, uid: str | None = None, ns: str = "team-a") -> Apply:
+def apply(spec: Any = SPEC, uid: str | None = None, ns: str = "team-a") -> act.Apply:
     target = PREF if ns == "team-a" else ObjectRef(PROVIDER, GVR_W, ObjectKey(ns, "w1"))
-    return Apply(target, body(spec, uid, ns), "kube-bind-konnector", force=True)
+    return act.Apply(target, body(spec, uid, ns), "kube-bind-konnector", force=True)
 
 
-def create(spec: Any = SPEC, ns: str = "team-a") -> Create:
+def create(spec: Any = SPEC, ns: str = "team-a") -> act.Create:
     """Rule 5 creates (POST) rather than applies: the same body, without a uid precondition."""
     target = PREF if ns == "team-a" else ObjectRef(PROVIDER, GVR_W, ObjectKey(ns, "w1"))
-    return Create(target, body(spec, None, ns), "kube-bind-konnector")
+    return act.Create(target, body(spec, None, ns), "kube-bind-konnector")
 
 
 def consumer(
@@ -235,23 +223,23 @@ def read_of(ref: ObjectRef) -> Get:
     return Get(ref.cluster, ref.gvr, ref.key)
 
 
-def add_fin(existing: tuple[str, ...] = ()) -> AddFinalizer:
-    return AddFinalizer(CREF, FIN, RV, (*existing, FIN))
+def add_fin(existing: tuple[str, ...] = ()) -> act.AddFinalizer:
+    return act.AddFinalizer(CREF, FIN, RV, (*existing, FIN))
 
 
-def release(rest: tuple[str, ...] = ()) -> RemoveFinalizer:
-    return RemoveFinalizer(CREF, FIN, RV, rest)
+def release(rest: tuple[str, ...] = ()) -> act.RemoveFinalizer:
+    return act.RemoveFinalizer(CREF, FIN, RV, rest)
 
 
 CONFLICT_PATCH = {
-    "foreign": MergePatch(
+    "foreign": act.MergePatch(
         CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": "ForeignObjectExists"}}}
     ),
-    "another": MergePatch(
+    "another": act.MergePatch(
         CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": "OwnedByAnother"}}}
     ),
 }
-CLEAR_CONFLICT = MergePatch(
+CLEAR_CONFLICT = act.MergePatch(
     CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": None}}}
 )
 
@@ -310,14 +298,14 @@ def test_rule2c_deletes_our_copy_with_uid_precondition_and_keeps_finalizer(
 ) -> None:
     c = consumer(deleting=True)
     plan = plan_instance(view(c, provider(), fresh=fresh, coverage=coverage))
-    assert plan.actions == (Delete(PREF, PUID), RequeueAfter(2.0))
+    assert plan.actions == (act.Delete(PREF, PUID), act.RequeueAfter(2.0))
     assert plan.requeue_after == 2.0
 
 
 def test_rule2c_a_policy_other_than_orphan_deletes() -> None:
     c = consumer(deleting=True, annotations={"core.kube-bind.io/deletion-policy": "orphan"})
     plan = plan_instance(view(c, provider()))
-    assert plan.actions == (Delete(PREF, PUID), RequeueAfter(2.0))
+    assert plan.actions == (act.Delete(PREF, PUID), act.RequeueAfter(2.0))
 
 
 def test_rule2c_delete_goes_to_the_mapped_key() -> None:
@@ -325,14 +313,14 @@ def test_rule2c_delete_goes_to_the_mapped_key() -> None:
     mapper = NamespacePrefix("consumer-7-")
     plan = plan_instance(view(c, provider(ns="consumer-7-team-a"), mapper=mapper))
     target = ObjectRef(PROVIDER, GVR_W, ObjectKey("consumer-7-team-a", "w1"))
-    assert plan.actions == (Delete(target, PUID), RequeueAfter(2.0))
+    assert plan.actions == (act.Delete(target, PUID), act.RequeueAfter(2.0))
 
 
 @pytest.mark.parametrize("fresh", [True, False])
 def test_rule2d_waits_while_our_copy_is_deleting(fresh: bool) -> None:
     c = consumer(deleting=True)
     plan = plan_instance(view(c, provider(deleting=True), fresh=fresh))
-    assert plan.actions == (RequeueAfter(2.0),)
+    assert plan.actions == (act.RequeueAfter(2.0),)
     assert plan.needs == ()
 
 
@@ -430,7 +418,7 @@ def test_rule4_finalizer_is_added_before_the_first_provider_write() -> None:
     plan = plan_instance(view(c, None, fresh=True, ns_exists=False))
     assert plan.actions == (
         add_fin(("example.org/keep",)),
-        CreateNamespace(
+        act.CreateNamespace(
             "provider",
             "team-a",
             labels={
@@ -473,7 +461,7 @@ def test_rule5_asks_whether_the_namespace_exists() -> None:
 def test_rule5_creates_a_missing_namespace_then_applies() -> None:
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=False))
     assert plan.actions == (
-        CreateNamespace(
+        act.CreateNamespace(
             "provider",
             "team-a",
             labels={
@@ -497,7 +485,7 @@ def test_rule5_the_mapped_namespace_is_created() -> None:
     assert plan.needs == (read_of(ns_ref),)
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=False, mapper=mapper))
     assert plan.actions == (
-        CreateNamespace(
+        act.CreateNamespace(
             "provider",
             "consumer-7-team-a",
             labels={
@@ -518,12 +506,12 @@ def test_rule5_cluster_scoped_needs_no_namespace() -> None:
     b = body(ns="")
     b["kind"] = "Gadget"
     plan = plan_instance(view(c, None, fresh=True, gvr=GVR_G, namespaced=False))
-    assert plan.actions == (Create(pref, b, "kube-bind-konnector"),)
+    assert plan.actions == (act.Create(pref, b, "kube-bind-konnector"),)
     del c["metadata"]["finalizers"]
     plan = plan_instance(view(c, None, fresh=True, gvr=GVR_G, namespaced=False))
     assert plan.actions == (
-        AddFinalizer(cref, FIN, RV, (FIN,)),
-        Create(pref, b, "kube-bind-konnector"),
+        act.AddFinalizer(cref, FIN, RV, (FIN,)),
+        act.Create(pref, b, "kube-bind-konnector"),
     )
 
 
@@ -652,21 +640,21 @@ def test_rule6a_status_is_mirrored_exactly() -> None:
     c = consumer(status={"phase": "Pending", "mine": "x"})
     pstatus = {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}]}
     plan = plan_instance(view(c, provider(status=pstatus)))
-    assert plan.actions == (UpdateStatus(CREF, consumer(status=pstatus)),)
+    assert plan.actions == (act.UpdateStatus(CREF, consumer(status=pstatus)),)
 
 
 def test_rule6a_status_is_cleared_when_the_copy_has_none() -> None:
     c = consumer(status={"phase": "Ready"})
     plan = plan_instance(view(c, provider(status=None)))
-    assert plan.actions == (UpdateStatus(CREF, consumer(status=None)),)
+    assert plan.actions == (act.UpdateStatus(CREF, consumer(status=None)),)
     update = plan.actions[0]
-    assert isinstance(update, UpdateStatus) and "status" not in update.body
+    assert isinstance(update, act.UpdateStatus) and "status" not in update.body
 
 
 def test_rule6a_status_bool_and_number_differ() -> None:
     c = consumer(status={"ready": 1})
     plan = plan_instance(view(c, provider(status={"ready": True})))
-    assert plan.actions == (UpdateStatus(CREF, consumer(status={"ready": True})),)
+    assert plan.actions == (act.UpdateStatus(CREF, consumer(status={"ready": True})),)
 
 
 def test_rule6a_status_waits_for_the_finalizer() -> None:
@@ -681,7 +669,7 @@ def test_rule6a_drift_and_status_together() -> None:
     plan = plan_instance(view(c, p))
     assert plan.actions == (
         apply(uid=PUID),
-        UpdateStatus(CREF, consumer(status={"phase": "Ready"})),
+        act.UpdateStatus(CREF, consumer(status={"phase": "Ready"})),
     )
 
 
@@ -696,7 +684,7 @@ def test_rule6a_waits_while_our_copy_is_deleted_out_of_band(fins: tuple[str, ...
     c = consumer(finalizers=fins, status={"phase": "Pending"})
     p = provider(spec={"size": 1}, deleting=True, status={"phase": "Gone"})
     plan = plan_instance(view(c, p))
-    expected = (RequeueAfter(2.0),) if fins else (add_fin(), RequeueAfter(2.0))
+    expected = (act.RequeueAfter(2.0),) if fins else (add_fin(), act.RequeueAfter(2.0))
     assert plan.actions == expected
 
 
@@ -735,7 +723,7 @@ def test_rule6b_adopt_clears_a_foreign_conflict_annotation() -> None:
 def test_rule6b_adopt_waits_for_a_deleting_foreign_copy() -> None:
     p = provider(annotations={}, deleting=True)
     plan = plan_instance(view(consumer(), p, coverage=COVERED_ADOPT))
-    assert plan.actions == (RequeueAfter(2.0),)
+    assert plan.actions == (act.RequeueAfter(2.0),)
 
 
 OWNED_BY_ANOTHER = [
@@ -760,7 +748,7 @@ def test_rule6b_adopt_never_takes_an_owned_by_another_copy(annotations: dict[str
     )
     assert plan.actions == (
         CONFLICT_PATCH["another"],
-        EmitEvent(
+        act.EmitEvent(
             CREF,
             "Widget",
             CUID,
@@ -779,7 +767,7 @@ def test_rule6c_foreign_with_fail_annotates_and_warns_once() -> None:
     plan = plan_instance(view(consumer(), provider(annotations={}, spec={"other": 1})))
     assert plan.actions == (
         CONFLICT_PATCH["foreign"],
-        EmitEvent(
+        act.EmitEvent(
             CREF,
             "Widget",
             CUID,
@@ -789,7 +777,7 @@ def test_rule6c_foreign_with_fail_annotates_and_warns_once() -> None:
             "not overwriting (conflictPolicy: Fail)",
         ),
     )
-    assert sum(isinstance(a, EmitEvent) for a in plan.actions) == 1
+    assert sum(isinstance(a, act.EmitEvent) for a in plan.actions) == 1
 
 
 @pytest.mark.parametrize("annotations", OWNED_BY_ANOTHER, ids=OWNED_IDS)
@@ -797,7 +785,7 @@ def test_rule6c_owned_by_another_with_fail(annotations: dict[str, str]) -> None:
     plan = plan_instance(view(consumer(), provider(annotations=annotations)))
     assert plan.actions == (
         CONFLICT_PATCH["another"],
-        EmitEvent(
+        act.EmitEvent(
             CREF,
             "Widget",
             CUID,
@@ -832,7 +820,7 @@ def test_rule6c_a_standing_conflict_costs_nothing(
 def test_rule6c_a_changed_reason_is_annotated_again() -> None:
     c = consumer(annotations={"core.kube-bind.io/conflict": "ForeignObjectExists"})
     plan = plan_instance(view(c, provider(annotations=OWNED_BY_ANOTHER[0])))
-    assert [type(a) for a in plan.actions] == [MergePatch, EmitEvent]
+    assert [type(a) for a in plan.actions] == [act.MergePatch, act.EmitEvent]
     assert plan.actions[0] == CONFLICT_PATCH["another"]
 
 
@@ -844,7 +832,7 @@ def test_rule6c_conflict_holds_the_finalizer_but_touches_no_provider_object() ->
     assert plan.actions[0] == add_fin()
     assert plan.actions[1:] == (
         CONFLICT_PATCH["foreign"],
-        EmitEvent(
+        act.EmitEvent(
             CREF,
             "Widget",
             CUID,
@@ -882,7 +870,7 @@ def test_bodies_do_not_alias_the_consumer_spec() -> None:
     c = consumer()
     created = plan_instance(view(c, None, fresh=True, ns_exists=True)).actions[0]
     applied = plan_instance(view(c, provider(spec={"size": 1}))).actions[0]
-    assert isinstance(created, Create) and isinstance(applied, Apply)
+    assert isinstance(created, act.Create) and isinstance(applied, act.Apply)
     created.body["spec"]["tls"]["enabled"] = False
     applied.body["spec"]["tls"]["enabled"] = False
     assert c["spec"] == SPEC
@@ -923,18 +911,18 @@ def test_plan_why_names_the_rule() -> None:
     assert plan_instance(view(None)).why.startswith("rule 1")
     assert plan_instance(view(consumer(), coverage=NOT_COVERED)).why.startswith("rule 3")
     assert plan_instance(view(consumer(), provider())).why.startswith("rule 6a")
-    assert isinstance(plan_instance(view(consumer(), provider())), Plan)
+    assert isinstance(plan_instance(view(consumer(), provider())), act.Plan)
 
 
 # --- rule 7: bodies an API server would refuse are never sent ----------------------------------
 
 LIMIT_PATCH = {
-    reason: MergePatch(
+    reason: act.MergePatch(
         CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": reason}}}
     )
     for reason in ("StatusExceedsLimits", "SpecExceedsLimits")
 }
-CLEAR_LIMIT = MergePatch(
+CLEAR_LIMIT = act.MergePatch(
     CREF, {"metadata": {"annotations": {"core.kube-bind.io/sync-limit": None}}}
 )
 
@@ -956,7 +944,7 @@ def test_rule7_a_status_as_deep_as_a_server_holds_is_mirrored_exactly() -> None:
     status = deep(MAX_JSON_DEPTH - 1)
     plan = plan_instance(view(consumer(), with_status(provider(), status)))
     (update,) = plan.actions
-    assert isinstance(update, UpdateStatus) and update.target == CREF
+    assert isinstance(update, act.UpdateStatus) and update.target == CREF
     assert o.json_equal(update.body["status"], status)
     assert o.json_equal({**update.body, "status": None}, {**consumer(), "status": None})
 
@@ -966,7 +954,7 @@ def test_rule7_a_status_too_deep_to_write_is_annotated_and_told_once() -> None:
     plan = plan_instance(view(consumer(), p))
     assert plan.actions == (
         LIMIT_PATCH["StatusExceedsLimits"],
-        EmitEvent(
+        act.EmitEvent(
             CREF,
             "Widget",
             CUID,
@@ -986,7 +974,7 @@ def test_rule7_a_status_too_large_to_write_names_its_size_and_the_limit() -> Non
     p = with_status(provider(), {"log": "x" * MAX_REQUEST_BODY_BYTES})
     (patch, event) = plan_instance(view(consumer(), p)).actions
     assert patch == LIMIT_PATCH["StatusExceedsLimits"]
-    assert isinstance(event, EmitEvent) and event.type == "Warning"
+    assert isinstance(event, act.EmitEvent) and event.type == "Warning"
     assert event.message.startswith("status of provider object team-a/w1 not mirrored: it is ")
     assert event.message.endswith(
         f"bytes as JSON, more than the {MAX_REQUEST_BODY_BYTES} bytes (3 MiB) an API server "
@@ -1004,7 +992,7 @@ def test_rule7_once_the_status_fits_it_is_mirrored_and_the_annotation_removed() 
     annotated = consumer(annotations={"core.kube-bind.io/sync-limit": "StatusExceedsLimits"})
     plan = plan_instance(view(annotated, provider(status={"phase": "Ready"})))
     update, clear = plan.actions
-    assert isinstance(update, UpdateStatus) and update.body["status"] == {"phase": "Ready"}
+    assert isinstance(update, act.UpdateStatus) and update.body["status"] == {"phase": "Ready"}
     assert clear == CLEAR_LIMIT
 
 
@@ -1012,9 +1000,9 @@ def test_rule7_a_spec_too_deep_is_never_created_on_the_provider() -> None:
     c = consumer()
     c["spec"] = deep(MAX_JSON_DEPTH)
     plan = plan_instance(view(c, None, fresh=True, ns_exists=True))
-    assert [type(a) for a in plan.actions] == [MergePatch, EmitEvent]
+    assert [type(a) for a in plan.actions] == [act.MergePatch, act.EmitEvent]
     assert plan.actions[0] == LIMIT_PATCH["SpecExceedsLimits"]
-    assert isinstance(plan.actions[1], EmitEvent)
+    assert isinstance(plan.actions[1], act.EmitEvent)
     assert plan.actions[1].message.startswith("spec not synced to provider object team-a/w1")
 
 
@@ -1023,7 +1011,7 @@ def test_rule7_a_deep_spec_within_the_limit_is_created_and_later_a_noop() -> Non
     c = consumer(spec=None)
     c["spec"] = spec
     (created,) = plan_instance(view(c, None, fresh=True, ns_exists=True)).actions
-    assert isinstance(created, Create) and o.json_equal(created.body["spec"], spec)
+    assert isinstance(created, act.Create) and o.json_equal(created.body["spec"], spec)
     # The server holds it with our managedFields (as deep as the spec): nothing more to do.
     p = provider(spec=None)
     p["spec"] = spec

@@ -12,20 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbcore.actions import (
-    PROVIDER,
-    Action,
-    AddFinalizer,
-    Apply,
-    Create,
-    CreateNamespace,
-    Delete,
-    EmitEvent,
-    MergePatch,
-    RemoveFinalizer,
-    RequeueAfter,
-    UpdateStatus,
-)
+from kbcore import actions as act
+from kbcore.actions import PROVIDER
 from kbcore.api.resources import EVENTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
@@ -65,7 +53,7 @@ CONSUMER = {
     ("action", "expected"),
     [
         (
-            AddFinalizer(CREF, FIN, "41", ("a/b", FIN)),
+            act.AddFinalizer(CREF, FIN, "41", ("a/b", FIN)),
             Request(
                 "patch",
                 "consumer",
@@ -76,7 +64,7 @@ CONSUMER = {
             ),
         ),
         (
-            RemoveFinalizer(CREF, FIN, "41", ()),
+            act.RemoveFinalizer(CREF, FIN, "41", ()),
             Request(
                 "patch",
                 "consumer",
@@ -87,7 +75,7 @@ CONSUMER = {
             ),
         ),
         (
-            Apply(PREF, BODY, "kube-bind-konnector", force=True),
+            act.Apply(PREF, BODY, "kube-bind-konnector", force=True),
             Request(
                 "patch",
                 "provider",
@@ -100,7 +88,7 @@ CONSUMER = {
             ),
         ),
         (
-            Create(PREF, BODY, "kube-bind-konnector"),
+            act.Create(PREF, BODY, "kube-bind-konnector"),
             Request(
                 "create",
                 "provider",
@@ -111,7 +99,7 @@ CONSUMER = {
             ),
         ),
         (
-            CreateNamespace("provider", "team-a", {"core.kube-bind.io/managed": "true"}),
+            act.CreateNamespace("provider", "team-a", {"core.kube-bind.io/managed": "true"}),
             Request(
                 "create",
                 "provider",
@@ -125,7 +113,7 @@ CONSUMER = {
             ),
         ),
         (
-            CreateNamespace("provider", "team-a", {"m": "true"}, {"core.kube-bind.io/x": "y"}),
+            act.CreateNamespace("provider", "team-a", {"m": "true"}, {"core.kube-bind.io/x": "y"}),
             Request(
                 "create",
                 "provider",
@@ -143,11 +131,13 @@ CONSUMER = {
             ),
         ),
         (
-            Delete(PREF, "p-1"),
+            act.Delete(PREF, "p-1"),
             Request("delete", "provider", GVR_W, KEY, uid="p-1"),
         ),
         (
-            MergePatch(CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": None}}}),
+            act.MergePatch(
+                CREF, {"metadata": {"annotations": {"core.kube-bind.io/conflict": None}}}
+            ),
             Request(
                 "patch",
                 "consumer",
@@ -158,7 +148,7 @@ CONSUMER = {
             ),
         ),
         (
-            MergePatch(CREF, {"spec": {"x": 1}}, resource_version="41"),
+            act.MergePatch(CREF, {"spec": {"x": 1}}, resource_version="41"),
             Request(
                 "patch",
                 "consumer",
@@ -169,27 +159,29 @@ CONSUMER = {
             ),
         ),
         (
-            UpdateStatus(CREF, CONSUMER),
+            act.UpdateStatus(CREF, CONSUMER),
             Request("update", "consumer", GVR_W, KEY, CONSUMER, subresource="status"),
         ),
-        (RequeueAfter(2.0), None),
+        (act.RequeueAfter(2.0), None),
     ],
     ids=lambda v: type(v).__name__ if not isinstance(v, Request) else "",
 )
-def test_every_action_maps_to_its_request(action: Action, expected: Request | None) -> None:
+def test_every_action_maps_to_its_request(action: act.Action, expected: Request | None) -> None:
     assert to_request(action, NOW) == expected
 
 
 def test_merge_patch_with_rv_does_not_mutate_the_action() -> None:
     patch: dict[str, Any] = {"metadata": {"annotations": {"a": "b"}}}
-    action = MergePatch(CREF, patch, resource_version="41")
+    action = act.MergePatch(CREF, patch, resource_version="41")
     req = to_request(action, NOW)
     assert req is not None and req.body is not None
     assert req.body["metadata"] == {"annotations": {"a": "b"}, "resourceVersion": "41"}
     assert patch == {"metadata": {"annotations": {"a": "b"}}}
 
 
-EVENT = EmitEvent(CREF, "Widget", "c-1", "Warning", "ForeignObjectExists", "provider object ...")
+EVENT = act.EmitEvent(
+    CREF, "Widget", "c-1", "Warning", "ForeignObjectExists", "provider object ..."
+)
 
 
 def test_event_request() -> None:
@@ -232,7 +224,7 @@ def test_event_names_are_deterministic_and_distinct_in_time() -> None:
 
 
 def test_event_about_a_cluster_scoped_object_goes_to_default() -> None:
-    ev = EmitEvent(
+    ev = act.EmitEvent(
         ObjectRef("consumer", GVR("example.org", "v1", "gadgets"), ObjectKey("", "g1")),
         "Gadget",
         "c-2",
@@ -248,14 +240,14 @@ def test_event_about_a_cluster_scoped_object_goes_to_default() -> None:
 
 # --- judge ------------------------------------------------------------------------------------
 
-ADD = AddFinalizer(CREF, FIN, "41", (FIN,))
-REMOVE = RemoveFinalizer(CREF, FIN, "41", ())
-APPLY = Apply(PREF, BODY, "kube-bind-konnector")
-NS = CreateNamespace("provider", "team-a", {})
-CREATE = Create(PREF, BODY, "kube-bind-konnector")
-DELETE = Delete(PREF, "p-1")
-PATCH = MergePatch(CREF, {"metadata": {"annotations": {"x": None}}})
-STATUS = UpdateStatus(CREF, CONSUMER)
+ADD = act.AddFinalizer(CREF, FIN, "41", (FIN,))
+REMOVE = act.RemoveFinalizer(CREF, FIN, "41", ())
+APPLY = act.Apply(PREF, BODY, "kube-bind-konnector")
+NS = act.CreateNamespace("provider", "team-a", {})
+CREATE = act.Create(PREF, BODY, "kube-bind-konnector")
+DELETE = act.Delete(PREF, "p-1")
+PATCH = act.MergePatch(CREF, {"metadata": {"annotations": {"x": None}}})
+STATUS = act.UpdateStatus(CREF, CONSUMER)
 
 
 def err(code: int, reason: str, retry_after: float | None = None) -> ApiError:
@@ -311,7 +303,7 @@ TERMINATING = ApiError(
         (STATUS, err(504, "Timeout"), Next.BACKOFF, 0.0),
     ],
 )
-def test_judge(action: Action, error: ApiError, next_: Next, after: float) -> None:
+def test_judge(action: act.Action, error: ApiError, next_: Next, after: float) -> None:
     verdict = judge(action, error)
     assert (verdict.next, verdict.after) == (next_, after)
     assert verdict.why
