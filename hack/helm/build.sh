@@ -14,6 +14,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 PROGRESS_PREFIX=helm
 # shellcheck source=hack/progress.sh
 . "$HERE/../progress.sh"
+# shellcheck source=hack/gobuild.sh
+. "$HERE/../gobuild.sh"
 
 # Versions come from go.mod, so the cache key can never drift from what is built.
 modver() { sed -n "s#^[[:space:]]*$1 \(v[0-9][^[:space:]]*\).*#\1#p" "$HERE/go.mod" | head -1; }
@@ -22,28 +24,14 @@ CLIENT_GO=$(modver 'k8s\.io/client-go')
 [[ -n "$HELM_VERSION" && -n "$CLIENT_GO" ]] || die "cannot read helm/client-go versions from $HERE/go.mod"
 OUT="${HELM_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-bind/helm/${HELM_VERSION}}"
 
-if [[ -x "$OUT/helm" ]]; then
-  log "helm for the chart tests: cached in $OUT"
-  echo "$OUT"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $(sed -n 's/^go //p' "$HERE/go.mod") to build helm"
-# Never let go fetch a different toolchain or touch go.mod/go.sum; helm releases are static.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
-cd "$HERE"
+exit_if_built "helm for the chart tests" helm
+go_setup helm
 
 log "building helm ${HELM_VERSION} ($(go version | cut -d' ' -f3)) from source into $OUT,"
 log "  for the chart tests (hack/helm/README.md). A one-time cost: a few minutes on 2 cores the"
 log "  first time; later runs find the binary there and take no time."
 log "[1/2] downloading Go modules (GOPROXY=$(go env GOPROXY))"
-DLLOG=$(mktemp)
-download() { go mod download 2>"$DLLOG"; }
-if ! with_heartbeat "downloading Go modules" download; then
-  tail -n 20 "$DLLOG" >&2; rm -f "$DLLOG"
-  die "could not download the Go modules; is the Go module proxy ($(go env GOPROXY)) reachable?"
-fi
-rm -f "$DLLOG"
+download_modules
 
 # The same -X flags as helm's own Makefile: without them `helm version` says v3.22+unreleased
 # and the default .Capabilities.KubeVersion is not the one its client-go was released with.
@@ -54,11 +42,7 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=${k8s_minor}"
 done
 
-# Build beside OUT and move the binary in at the end: an interrupted build never leaves a
-# half-written binary that looks complete.
-mkdir -p "$(dirname "$OUT")"
-TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
-trap 'stop_heartbeat; rm -rf "$TMP"' EXIT
+make_build_dir
 start=$SECONDS
 log "[2/2] compiling helm"
 with_heartbeat "compiling helm" go build -trimpath -ldflags "$LDFLAGS" -o "$TMP/helm" helm.sh/helm/v3/cmd/helm

@@ -16,48 +16,30 @@ BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
 PROGRESS_PREFIX=k8sbin
 # shellcheck source=hack/progress.sh
 . "$HERE/../progress.sh"
+# shellcheck source=hack/gobuild.sh
+. "$HERE/../gobuild.sh"
 
 # The version comes from go.mod, so the cache key can never drift from what is built.
 K8S_VERSION=$(sed -n 's#^[[:space:]]*\(require[[:space:]]\+\)\?k8s\.io/kubernetes \(v[0-9][^[:space:]]*\).*#\2#p' "$HERE/go.mod" | head -1)
 [[ -n "$K8S_VERSION" ]] || die "cannot read the k8s.io/kubernetes version from $HERE/go.mod"
 OUT="${K8SBIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-bind/k8sbin/${K8S_VERSION}}"
 
-have_all() { local b; for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || return 1; done; }
-if have_all; then
-  log "real API servers and kubectl for the tests: cached in $OUT"
-  echo "$OUT"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $(sed -n 's/^go //p' "$HERE/go.mod") to build the test clusters' binaries"
-# Never let go fetch a different toolchain; upstream builds these binaries static.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
-cd "$HERE"
+exit_if_built "real API servers and kubectl for the tests" "${BINARIES[@]}"
+go_setup "the test clusters' binaries"
 
 log "building ${BINARIES[*]} (Kubernetes ${K8S_VERSION}, $(go version | cut -d' ' -f3)) from"
 log "  source into $OUT, for the tests that run real API servers (hack/k8s/README.md)."
 log "  A one-time cost: about 10 minutes on 2 cores the first time (under a minute with a warm Go"
 log "  build cache); later runs find the binaries there and take no time."
 log "[1/3] downloading Go modules (GOPROXY=$(go env GOPROXY), GOMODCACHE=$(go env GOMODCACHE))"
-# go.sum is committed, so with a warm module cache this needs no network at all.
-DLLOG=$(mktemp)
-download() { go mod download 2>"$DLLOG"; }
-if ! with_heartbeat "downloading Go modules" download; then
-  tail -n 20 "$DLLOG" >&2; rm -f "$DLLOG"
-  die "could not download the Go modules; is the Go module proxy ($(go env GOPROXY)) reachable?"
-fi
-rm -f "$DLLOG"
+download_modules
 
 # Without the -X flags /version reports v0.0.0-master; clients that parse it would see nonsense.
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 V=k8s.io/component-base/version
 LDFLAGS="-s -w -X $V.gitVersion=${K8S_VERSION} -X $V.gitMajor=1 -X $V.gitMinor=${minor} -X $V.gitTreeState=clean"
 
-# Build into a temporary directory beside OUT and move the binaries in at the end,
-# so an interrupted build never leaves a half-written binary that looks complete.
-mkdir -p "$(dirname "$OUT")"
-TMP=$(mktemp -d "$(dirname "$OUT")/.build.XXXXXX")
-trap 'stop_heartbeat; rm -rf "$TMP"' EXIT
+make_build_dir
 start=$SECONDS
 log "[2/3] compiling, one binary after the other (the first is the longest: it compiles most of"
 log "  what the others share)"
