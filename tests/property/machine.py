@@ -125,23 +125,54 @@ def build_world(
     return bind_world(base_world(seed), spec, planner)
 
 
-class ConvergenceMachine(RuleBasedStateMachine):
-    planner: Any = staticmethod(plan_instance)
+class WorldMachine(RuleBasedStateMachine):
+    """What every machine here shares: a kbsim world, users whose requests may fail, watch
+    faults and konnector crashes, and the safety invariants of `kbsim.invariants` after every
+    step. Each machine adds its own edits, request faults and passage of time."""
 
     def __init__(self) -> None:
         super().__init__()
         self.world: World | None = None
+
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    def _user(self, fn: Any) -> None:
+        # A user's request can fail (conflict, not found, terminating): that is fine.
+        with contextlib.suppress(ApiError):
+            self.w.user_call(fn)
+
+    @rule(
+        kind=st.sampled_from(["drop-watch-events", "delay-watch-events", "stale-reads"]),
+        cluster=st.sampled_from(["provider", "consumer"]),
+        seconds=st.floats(0.1, 10),
+    )
+    def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
+        self.w.inject(kind, {"cluster": cluster, "duration": seconds})
+
+    @rule(after=st.none() | st.integers(0, 3))
+    def crash(self, after: int | None) -> None:
+        params: dict[str, Any] = {"restart_after": 0.5}
+        if after is not None:
+            params["after_actions"] = after
+        self.w.inject("crash-konnector", params)
+
+    @invariant()
+    def safety(self) -> None:
+        if self.world is not None:
+            assert not self.w.monitor.violations, self.w.monitor.violations
+
+
+class ConvergenceMachine(WorldMachine):
+    planner: Any = staticmethod(plan_instance)
 
     @initialize(seed=st.integers(0, 2**16), policy=st.sampled_from(["Fail", "Adopt"]))
     def setup(self, seed: int, policy: str) -> None:
         self.world = build_world(seed, policy, type(self).planner)
 
     # -- helpers ------------------------------------------------------------------------------
-    @property
-    def w(self) -> World:
-        assert self.world is not None
-        return self.world
-
     def _server(self, cluster: str) -> Any:
         return self.w.clusters[cluster]
 
@@ -150,11 +181,6 @@ class ConvergenceMachine(RuleBasedStateMachine):
             return self._server(cluster).get(WIDGETS, key)
         except ApiError:
             return None
-
-    def _user(self, fn: Any) -> None:
-        # A user's request can fail (conflict, not found, terminating): that is fine.
-        with contextlib.suppress(ApiError):
-            self.w.user_call(fn)
 
     # -- user edits on the consumer ----------------------------------------------------------
     @rule(key=keys_st, size=st.sampled_from(SIZES), orphan=st.booleans())
@@ -292,8 +318,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
             lambda: consumer.create(GVR(keys.GROUP, keys.VERSION, "connections"), conn, user=ADMIN)
         )
 
-    # -- faults and time ---------------------------------------------------------------------
-    @rule(
+    # -- faults and time (crashes: WorldMachine) ----------------------------------------------
+    @rule(  # WorldMachine's watch faults, and duplicated events
         kind=st.sampled_from(
             ["drop-watch-events", "delay-watch-events", "duplicate-watch-events", "stale-reads"]
         ),
@@ -326,23 +352,11 @@ class ConvergenceMachine(RuleBasedStateMachine):
     def compact(self, cluster: str) -> None:
         self.w.inject("compact", {"cluster": cluster})
 
-    @rule(after=st.none() | st.integers(0, 3))
-    def crash(self, after: int | None) -> None:
-        params: dict[str, Any] = {"restart_after": 0.5}
-        if after is not None:
-            params["after_actions"] = after
-        self.w.inject("crash-konnector", params)
-
     @rule(seconds=st.floats(0.001, 5))
     def run(self, seconds: float) -> None:
         self.w.advance(seconds)
 
-    # -- properties --------------------------------------------------------------------------
-    @invariant()
-    def safety(self) -> None:
-        if self.world is not None:
-            assert not self.w.monitor.violations, self.w.monitor.violations
-
+    # -- properties (the safety invariant: WorldMachine) -------------------------------------
     def teardown(self) -> None:
         if self.world is None:
             return
@@ -351,29 +365,17 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
 def check_liveness(world: World, planner: Any = plan_instance) -> None:
     """Once faults stop: converge within one backstop period, then a full round plans no writes."""
-    for f in world.faults:
-        f.end = min(f.end, world.now)
-    world.crash_after = None
+    end_faults(world)
     release_provider_finalizers(world)
-    # A violation met while settling is the finding, not the failure to settle it causes.
-    settled = world.settle(120)
-    assert not world.monitor.violations, world.monitor.violations
-    assert settled, f"did not settle: {world.logs[-5:]}"
+    assert_settles(world, 120)
     world.advance(BACKSTOP_SECONDS + 1)
-    settled = world.settle(120)
-    assert not world.monitor.violations, world.monitor.violations
-    assert settled, f"did not settle after backstop: {world.logs[-5:]}"
+    assert_settles(world, 120, " after backstop")
 
-    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
+    consumer = world.clusters["consumer"]
     local_uid = o.uid(consumer.get(NAMESPACES, ObjectKey("", "kube-system")))
     for c in consumer.list(WIDGETS)[0]:
         key = o.key_of(c)
-        assert not o.is_deleting(c), f"{key} still deleting: {c['metadata']}"
-        try:
-            p = provider.get(WIDGETS, key)
-        except ApiError:
-            p = None
-        assert p is not None, f"{key}: no provider copy"
+        p = provider_copy(world, WIDGETS, c)
         ownership = classify(p, local_uid, o.uid(c))
         ann = o.annotations_of(c)
         if ownership is Ownership.OURS:
@@ -385,6 +387,33 @@ def check_liveness(world: World, planner: Any = plan_instance) -> None:
     for c in consumer.list(WIDGETS)[0]:
         plan = full_round_plan(world, c, local_uid, planner)
         assert plan.writes == (), f"{o.key_of(c)}: converged world still plans {plan}"
+
+
+def end_faults(world: World) -> None:
+    """Liveness's premise: every fault ends now and the konnector stops crashing."""
+    for f in world.faults:
+        f.end = min(f.end, world.now)
+    world.crash_after = None
+
+
+def assert_settles(world: World, limit: float, when: str = "") -> None:
+    # Safety first: a write the monitor flagged while settling is the failure to report, not
+    # the loop it may have started.
+    settled = world.settle(limit)
+    assert not world.monitor.violations, world.monitor.violations
+    assert settled, f"did not settle{when}: {world.logs[-5:]}"
+
+
+def provider_copy(world: World, gvr: GVR, c: dict[str, Any]) -> dict[str, Any]:
+    """The provider copy of consumer object `c`, which a settled world must have synced."""
+    key = o.key_of(c)
+    assert not o.is_deleting(c), f"{gvr.resource} {key} still deleting: {c['metadata']}"
+    try:
+        p = world.clusters["provider"].get(gvr, key)
+    except ApiError:
+        p = None
+    assert p is not None, f"{gvr.resource} {key}: no provider copy"
+    return p
 
 
 def release_provider_finalizers(world: World) -> None:
@@ -475,7 +504,7 @@ def addressing(crd: dict[str, Any]) -> tuple[Any, ...]:
             names.get("singular") or kind.lower(), names.get("listKind") or kind + "List")  # fmt: skip
 
 
-class SchemaChangeMachine(RuleBasedStateMachine):
+class SchemaChangeMachine(WorldMachine):
     """The provider changes a bound API's schema at any time, compatibly or not, while users
     edit objects of it and of a second API of the same binding, under faults. Safety: every
     invariant of `kbsim.invariants` after every step (no consumer CRD write changes what cannot
@@ -483,10 +512,6 @@ class SchemaChangeMachine(RuleBasedStateMachine):
     have). Liveness, once faults stop: the world settles (a refused API pauses, never loops);
     the API is bound exactly when the provider's schema is one the consumer CRD can follow,
     and then its CRD follows it and its objects sync; the other API syncs throughout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.world: World | None = None
 
     @initialize(seed=st.integers(0, 2**16))
     def setup(self, seed: int) -> None:
@@ -497,15 +522,6 @@ class SchemaChangeMachine(RuleBasedStateMachine):
                          (GADGETS_API, ObjectKey("default", "a"))):  # fmt: skip
             self.consumer_create(api, key, "s")
         self.w.settle(30)
-
-    @property
-    def w(self) -> World:
-        assert self.world is not None
-        return self.world
-
-    def _user(self, fn: Any) -> None:
-        with contextlib.suppress(ApiError):
-            self.w.user_call(fn)
 
     def _gvr(self, api: str, cluster: str = "consumer") -> GVR:
         """The GVR objects of `api` are served at now (widgets may have moved version)."""
@@ -620,15 +636,7 @@ class SchemaChangeMachine(RuleBasedStateMachine):
             spec["conversion"] = {"strategy": "None"}
         self._user(lambda: provider.update(CRDS, crd, user=ADMIN))
 
-    # -- faults and time ---------------------------------------------------------------------
-    @rule(
-        kind=st.sampled_from(["drop-watch-events", "delay-watch-events", "stale-reads"]),
-        cluster=st.sampled_from(["provider", "consumer"]),
-        seconds=st.floats(0.1, 10),
-    )
-    def watch_fault(self, kind: str, cluster: str, seconds: float) -> None:
-        self.w.inject(kind, {"cluster": cluster, "duration": seconds})
-
+    # -- faults and time (watch faults and crashes: WorldMachine) ------------------------------
     @rule(cluster=st.sampled_from(["provider", "consumer"]), seconds=st.floats(0.1, 10))
     def api_errors(self, cluster: str, seconds: float) -> None:
         self.w.inject(
@@ -642,22 +650,9 @@ class SchemaChangeMachine(RuleBasedStateMachine):
             },
         )
 
-    @rule(after=st.none() | st.integers(0, 3))
-    def crash(self, after: int | None) -> None:
-        params: dict[str, Any] = {"restart_after": 0.5}
-        if after is not None:
-            params["after_actions"] = after
-        self.w.inject("crash-konnector", params)
-
     @rule(seconds=st.floats(0.001, 40))
     def run(self, seconds: float) -> None:
         self.w.advance(seconds)
-
-    # -- properties --------------------------------------------------------------------------
-    @invariant()
-    def safety(self) -> None:
-        if self.world is not None:
-            assert not self.w.monitor.violations, self.w.monitor.violations
 
     def teardown(self) -> None:
         if self.world is not None:
@@ -673,15 +668,9 @@ def _api_ready(entry: dict[str, Any]) -> bool:
 
 
 def _synced(world: World, gvr: GVR, local_uid: str) -> None:
-    consumer, provider = world.clusters["consumer"], world.clusters["provider"]
-    for c in consumer.list(gvr)[0]:
+    for c in world.clusters["consumer"].list(gvr)[0]:
         key = o.key_of(c)
-        assert not o.is_deleting(c), f"{gvr.resource} {key} still deleting"
-        try:
-            p = provider.get(gvr, key)
-        except ApiError:
-            p = None
-        assert p is not None, f"{gvr.resource} {key}: no provider copy"
+        p = provider_copy(world, gvr, c)
         assert classify(p, local_uid, o.uid(c)) is Ownership.OURS, f"{key}: copy not ours"
         assert p.get("spec") == c.get("spec"), f"{key}: spec {p.get('spec')} != {c.get('spec')}"
 
@@ -689,18 +678,10 @@ def _synced(world: World, gvr: GVR, local_uid: str) -> None:
 def check_schema_liveness(world: World) -> None:
     from kbcore.schema import policy as kschema
 
-    for f in world.faults:
-        f.end = min(f.end, world.now)
-    world.crash_after = None
-    # Safety first: a write the monitor flagged meanwhile is the failure to report, not the
-    # loop it may have started.
-    settled = world.settle(300)
-    assert not world.monitor.violations, world.monitor.violations
-    assert settled, f"did not settle: {world.logs[-5:]}"
+    end_faults(world)
+    assert_settles(world, 300)
     world.advance(31.0)  # one resync: the binding has seen the provider's last schema
-    settled = world.settle(300)
-    assert not world.monitor.violations, world.monitor.violations
-    assert settled, f"did not settle after a resync: {world.logs[-5:]}"
+    assert_settles(world, 300, " after a resync")
     consumer, provider = world.clusters["consumer"], world.clusters["provider"]
     local_uid = o.uid(consumer.get(NAMESPACES, ObjectKey("", "kube-system")))
     binding = consumer.get(GVR(keys.GROUP, keys.VERSION, "clusterbindings"), ObjectKey("", "w"))

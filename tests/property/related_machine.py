@@ -24,6 +24,7 @@ from hypothesis.stateful import initialize, rule
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.api.resources import CONFIGMAPS, SECRETS
+from kbcore.control.related import DATA_SECRET_TYPES  # its literal is pinned in test_related
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import ADMIN
@@ -87,15 +88,6 @@ SECRET_TYPES = (
     "kubernetes.io/service-account-token",
     "bootstrap.kubernetes.io/token",
 )
-DATA_TYPES = (
-    "Opaque",
-    "kubernetes.io/basic-auth",
-    "kubernetes.io/ssh-auth",
-    "kubernetes.io/tls",
-    "kubernetes.io/dockercfg",
-    "kubernetes.io/dockerconfigjson",
-)
-"""T4, restated: the Secret types that may be copied."""
 
 
 def source(
@@ -264,7 +256,7 @@ def _admitted(obj: dict[str, Any], gvr: GVR, synced: set[str]) -> bool:
         and not ns.startswith("kube-")
         and ns != KONNECTOR_NAMESPACE
         and not name.startswith("kube-")
-        and (gvr != SECRETS or (obj.get("type") or "Opaque") in DATA_TYPES)
+        and (gvr != SECRETS or (obj.get("type") or "Opaque") in DATA_SECRET_TYPES)
     )
 
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from kbcore.api.resources import CONFIGMAPS, CRDS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim.apiserver import APIServer
-from tests.unit.kbsim.conftest import (
-    CONFIGMAPS,
-    CRDS,
-    NAMESPACES,
-    WIDGETS,
-    Clock,
-    crd,
-    establish,
-    key,
-    widget,
-)
+from tests.unit.kbsim.conftest import WIDGETS, Clock, crd, establish, key, widget
 
 CRD_KEY = ObjectKey("", "widgets.example.org")
 

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kbcore.api.resources import CONFIGMAPS, CRDS
 from kbcore.errors import ApiError
 from kbsim.apiserver import APIServer
-from tests.unit.kbsim.conftest import (
-    CONFIGMAPS,
-    CRDS,
-    GADGETS,
-    WIDGETS,
-    Clock,
-    crd,
-    establish,
-    key,
-    widget,
-)
+from tests.unit.kbsim.conftest import GADGETS, WIDGETS, Clock, crd, establish, key, widget
 
 
 def test_generation_starts_at_one_and_bumps_on_spec_change_only(widgets: APIServer) -> None:
