@@ -223,6 +223,32 @@ def read_of(ref: ObjectRef) -> Get:
     return Get(ref.cluster, ref.gvr, ref.key)
 
 
+def create_ns(ns: str = "team-a") -> act.CreateNamespace:
+    """The provider namespace rule 5 creates: marked managed, with the consumer cluster's uid."""
+    return act.CreateNamespace(
+        "provider",
+        ns,
+        labels={
+            "core.kube-bind.io/managed": "true",
+            "core.kube-bind.io/consumer-cluster-uid": LOCAL,
+        },
+    )
+
+
+def warning(reason: str, message: str) -> act.EmitEvent:
+    """A Warning event on the consumer object."""
+    return act.EmitEvent(CREF, "Widget", CUID, "Warning", reason, message)
+
+
+def not_overwriting(reason: str, state: str, policy: str) -> act.EmitEvent:
+    """Rule 6's event: the provider object is not ours, so it is left as it is."""
+    return warning(
+        reason,
+        f"provider object team-a/w1 already exists and is {state}; "
+        f"not overwriting (conflictPolicy: {policy})",
+    )
+
+
 def add_fin(existing: tuple[str, ...] = ()) -> act.AddFinalizer:
     return act.AddFinalizer(CREF, FIN, RV, (*existing, FIN))
 
@@ -418,14 +444,7 @@ def test_rule4_finalizer_is_added_before_the_first_provider_write() -> None:
     plan = plan_instance(view(c, None, fresh=True, ns_exists=False))
     assert plan.actions == (
         add_fin(("example.org/keep",)),
-        act.CreateNamespace(
-            "provider",
-            "team-a",
-            labels={
-                "core.kube-bind.io/managed": "true",
-                "core.kube-bind.io/consumer-cluster-uid": LOCAL,
-            },
-        ),
+        create_ns(),
         create(),
     )
 
@@ -461,14 +480,7 @@ def test_rule5_asks_whether_the_namespace_exists() -> None:
 def test_rule5_creates_a_missing_namespace_then_applies() -> None:
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=False))
     assert plan.actions == (
-        act.CreateNamespace(
-            "provider",
-            "team-a",
-            labels={
-                "core.kube-bind.io/managed": "true",
-                "core.kube-bind.io/consumer-cluster-uid": LOCAL,
-            },
-        ),
+        create_ns(),
         create(),
     )
 
@@ -485,14 +497,7 @@ def test_rule5_the_mapped_namespace_is_created() -> None:
     assert plan.needs == (read_of(ns_ref),)
     plan = plan_instance(view(consumer(), None, fresh=True, ns_exists=False, mapper=mapper))
     assert plan.actions == (
-        act.CreateNamespace(
-            "provider",
-            "consumer-7-team-a",
-            labels={
-                "core.kube-bind.io/managed": "true",
-                "core.kube-bind.io/consumer-cluster-uid": LOCAL,
-            },
-        ),
+        create_ns("consumer-7-team-a"),
         create(ns="consumer-7-team-a"),
     )
 
@@ -748,15 +753,7 @@ def test_rule6b_adopt_never_takes_an_owned_by_another_copy(annotations: dict[str
     )
     assert plan.actions == (
         CONFLICT_PATCH["another"],
-        act.EmitEvent(
-            CREF,
-            "Widget",
-            CUID,
-            "Warning",
-            "OwnedByAnother",
-            "provider object team-a/w1 already exists and is owned-by-another; "
-            "not overwriting (conflictPolicy: Adopt)",
-        ),
+        not_overwriting("OwnedByAnother", "owned-by-another", "Adopt"),
     )
 
 
@@ -767,15 +764,7 @@ def test_rule6c_foreign_with_fail_annotates_and_warns_once() -> None:
     plan = plan_instance(view(consumer(), provider(annotations={}, spec={"other": 1})))
     assert plan.actions == (
         CONFLICT_PATCH["foreign"],
-        act.EmitEvent(
-            CREF,
-            "Widget",
-            CUID,
-            "Warning",
-            "ForeignObjectExists",
-            "provider object team-a/w1 already exists and is foreign-unmanaged; "
-            "not overwriting (conflictPolicy: Fail)",
-        ),
+        not_overwriting("ForeignObjectExists", "foreign-unmanaged", "Fail"),
     )
     assert sum(isinstance(a, act.EmitEvent) for a in plan.actions) == 1
 
@@ -785,15 +774,7 @@ def test_rule6c_owned_by_another_with_fail(annotations: dict[str, str]) -> None:
     plan = plan_instance(view(consumer(), provider(annotations=annotations)))
     assert plan.actions == (
         CONFLICT_PATCH["another"],
-        act.EmitEvent(
-            CREF,
-            "Widget",
-            CUID,
-            "Warning",
-            "OwnedByAnother",
-            "provider object team-a/w1 already exists and is owned-by-another; "
-            "not overwriting (conflictPolicy: Fail)",
-        ),
+        not_overwriting("OwnedByAnother", "owned-by-another", "Fail"),
     )
 
 
@@ -832,15 +813,7 @@ def test_rule6c_conflict_holds_the_finalizer_but_touches_no_provider_object() ->
     assert plan.actions[0] == add_fin()
     assert plan.actions[1:] == (
         CONFLICT_PATCH["foreign"],
-        act.EmitEvent(
-            CREF,
-            "Widget",
-            CUID,
-            "Warning",
-            "ForeignObjectExists",
-            "provider object team-a/w1 already exists and is foreign-unmanaged; "
-            "not overwriting (conflictPolicy: Fail)",
-        ),
+        not_overwriting("ForeignObjectExists", "foreign-unmanaged", "Fail"),
     )
 
 
@@ -954,11 +927,7 @@ def test_rule7_a_status_too_deep_to_write_is_annotated_and_told_once() -> None:
     plan = plan_instance(view(consumer(), p))
     assert plan.actions == (
         LIMIT_PATCH["StatusExceedsLimits"],
-        act.EmitEvent(
-            CREF,
-            "Widget",
-            CUID,
-            "Warning",
+        warning(
             "StatusExceedsLimits",
             "status of provider object team-a/w1 not mirrored: it nests more than 10000 levels "
             "deep, the most an API server decodes",

@@ -17,15 +17,9 @@ from kbcore.reads import Get, Read
 from kbcore.views import bundle as kb
 from kbcore.views import rbac
 from kbshell import bind
+from tests.unit.shell.kubeconfigs import kubeconfig, place
 
-KUBECONFIG: dict[str, Any] = {
-    "apiVersion": "v1",
-    "kind": "Config",
-    "current-context": "p",
-    "clusters": [{"name": "p", "cluster": {"server": "https://127.0.0.1:1"}}],
-    "users": [{"name": "u", "user": {"token": "t"}}],
-    "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}],
-}
+KUBECONFIG = kubeconfig("p")
 
 
 def cli(*argv: str) -> tuple[int, str]:
@@ -138,13 +132,7 @@ def test_a_provider_kubeconfig_that_is_not_a_kubeconfig_file_is_a_usage_error(
     content: str | bytes | None,
     says: str,
 ) -> None:
-    path = tmp_path / name
-    if content == "DIR":
-        path.mkdir()
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        path.write_text(content)
+    path = place(tmp_path / name, content)
     code, out = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
     err = capsys.readouterr().err
     assert (code, out) == (2, "")

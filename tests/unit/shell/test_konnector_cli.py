@@ -12,15 +12,9 @@ import pytest
 import yaml
 
 from kbshell import main as konnector
+from tests.unit.shell.kubeconfigs import kubeconfig, place
 
-KUBECONFIG = {
-    "apiVersion": "v1",
-    "kind": "Config",
-    "current-context": "c",
-    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-    "users": [{"name": "u", "user": {"token": "t"}}],
-    "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-}
+KUBECONFIG = kubeconfig("c")
 
 
 @pytest.fixture(autouse=True)
@@ -106,13 +100,7 @@ def test_a_consumer_kubeconfig_that_is_not_a_kubeconfig_file_is_a_usage_error(
     content: str | bytes | None,
     says: str,
 ) -> None:
-    path = tmp_path / name
-    if content == "DIR":
-        path.mkdir()
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        path.write_text(content)
+    path = place(tmp_path / name, content)
     code = konnector.main(["--kubeconfig", str(path)])
     err = capsys.readouterr().err
     assert code == 2

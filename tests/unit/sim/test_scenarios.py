@@ -122,8 +122,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-QUICK = """\
-    name: wrong
+# How the scenarios below begin, after their name (indented, as `_write` takes it): widgets
+# exported on the provider, the bundle on the consumer, and a first settle.
+BOUND = """\
     clusters: [provider, consumer]
     konnector: {cluster: consumer, namespace: kube-bind}
     setup:
@@ -131,8 +132,19 @@ QUICK = """\
       - {cluster: consumer, file: COMMON/bundle.yaml}
     steps:
       - settle: {timeout: 30s}
+"""
+# A consumer Widget for the konnector to sync (a step of the scenarios below).
+CREATE_W1 = """\
       - cluster: consumer
         create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
+"""
+
+
+QUICK = (
+    "    name: wrong\n"
+    + BOUND
+    + CREATE_W1
+    + """\
       - settle: {timeout: 30s}
       - expect:
           cluster: provider
@@ -140,6 +152,7 @@ QUICK = """\
           matches: {spec: {size: small}}
       - advance: 1s
     """
+)
 
 
 def test_wrong_expectation_exits_nonzero_and_says_which_step(
@@ -156,17 +169,7 @@ def test_wrong_expectation_exits_nonzero_and_says_which_step(
     assert [s["outcome"] for s in data["steps"]] == ["ok", "ok", "ok", "failed", "not run"]
 
 
-NOT_A_COPY = """\
-    name: expectations
-    clusters: [provider, consumer]
-    konnector: {cluster: consumer, namespace: kube-bind}
-    setup:
-      - {cluster: provider, file: COMMON/widgets-crd.yaml}
-      - {cluster: consumer, file: COMMON/bundle.yaml}
-    steps:
-      - settle: {timeout: 30s}
-      - cluster: consumer
-        create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
+NOT_A_COPY = "    name: expectations\n" + BOUND + CREATE_W1 + """\
       - settle: {timeout: 30s}
       - expect: {cluster: consumer, no_copy: {apiVersion: v1, kind: Secret, metadata: {namespace: default, name: nothing}}}
       - expect: {cluster: consumer, no_copy: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}}}
@@ -396,20 +399,13 @@ def test_a_negative_advance_is_refused_when_the_scenario_loads(tmp_path: Path) -
         scenario.load(p)
 
 
-QUIET = """\
-    name: quiet
-    clusters: [provider, consumer]
-    konnector: {cluster: consumer, namespace: kube-bind}
-    setup:
-      - {cluster: provider, file: COMMON/widgets-crd.yaml}
-      - {cluster: consumer, file: COMMON/bundle.yaml}
-    steps:
-      - settle: {timeout: 30s}
-      - quiet: {for: 60s, cluster: provider, resource: widgets.example.org}
-      - cluster: consumer
-        create: {apiVersion: example.org/v1, kind: Widget, metadata: {namespace: default, name: w1}, spec: {size: large}}
-      - quiet: {for: 5s, cluster: provider, resource: widgets.example.org}
-    """
+QUIET = (
+    "    name: quiet\n"
+    + BOUND
+    + "      - quiet: {for: 60s, cluster: provider, resource: widgets.example.org}\n"
+    + CREATE_W1
+    + "      - quiet: {for: 5s, cluster: provider, resource: widgets.example.org}\n"
+)
 
 
 def test_quiet_counts_the_konnector_writes_it_is_told_to(
