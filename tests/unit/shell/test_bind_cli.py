@@ -27,6 +27,11 @@ def cli(*argv: str) -> tuple[int, str]:
     return bind.main(list(argv), out), out.getvalue()
 
 
+def bind_api(provider_kubeconfig: Path) -> tuple[int, str]:
+    """`kubectl bind --api a.b -o yaml` with this provider kubeconfig."""
+    return cli("--provider-kubeconfig", str(provider_kubeconfig), "--api", "a.b", "-o", "yaml")
+
+
 def test_rbac_prints_the_kernels_objects_with_what_each_rule_is_for() -> None:
     code, text = cli("rbac", "--api", "widgets.example.org", "--user", "alice", "--name", "kb")
     assert code == 0
@@ -133,7 +138,7 @@ def test_a_provider_kubeconfig_that_is_not_a_kubeconfig_file_is_a_usage_error(
     says: str,
 ) -> None:
     path = place(tmp_path / name, content)
-    code, out = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    code, out = bind_api(path)
     err = capsys.readouterr().err
     assert (code, out) == (2, "")
     assert err.startswith("kubectl bind: error: cannot use the provider kubeconfig "), err
@@ -167,9 +172,8 @@ def test_kubectl_bind_refuses_what_the_konnector_refuses_with_its_words(
     change(doc)
     reason = sanitize(doc)
     assert isinstance(reason, SecretProblem) and says in reason.message
-    path = tmp_path / "k"
-    path.write_text(yaml.safe_dump(doc))
-    code, _ = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    path = place(tmp_path / "k", yaml.safe_dump(doc))
+    code, _ = bind_api(path)
     err = capsys.readouterr().err
     assert code == 1
     assert f"the konnector would refuse the provider kubeconfig {path}: {reason.message}" in err
@@ -181,9 +185,8 @@ def test_insecure_but_accepted_transport_is_a_warning(
     doc = yaml.safe_load(GOOD)
     doc["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:1"
     doc["users"][0]["user"] = {}
-    path = tmp_path / "k"
-    path.write_text(yaml.safe_dump(doc))
-    cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    path = place(tmp_path / "k", yaml.safe_dump(doc))
+    bind_api(path)
     err = capsys.readouterr().err
     assert "kubectl bind: warning: the provider server http://127.0.0.1:1 is plain http://" in err
 
@@ -217,11 +220,10 @@ def test_a_refused_kubeconfig_shows_the_konnectors_reason_before_any_connection(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = {**KUBECONFIG, "users": [{"name": "u", "user": {"tokenFile": "/etc/token"}}]}
-    path = tmp_path / "k"
-    path.write_text(yaml.safe_dump(doc))
+    path = place(tmp_path / "k", yaml.safe_dump(doc))
     reason = sanitize(doc)
     assert isinstance(reason, SecretProblem)
-    code, _ = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    code, _ = bind_api(path)
     err = capsys.readouterr().err
     assert code == 1
     assert f"the konnector would refuse the provider kubeconfig {path}: {reason.message}" in err
@@ -238,9 +240,8 @@ def test_a_provider_nobody_listens_on_is_unreachable_with_its_address(
         **KUBECONFIG,
         "clusters": [{"name": "p", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
     }
-    path = tmp_path / "k"
-    path.write_text(yaml.safe_dump(doc))
-    code, _ = cli("--provider-kubeconfig", str(path), "--api", "a.b", "-o", "yaml")
+    path = place(tmp_path / "k", yaml.safe_dump(doc))
+    code, _ = bind_api(path)
     err = capsys.readouterr().err
     assert code == 1
     assert f"cannot reach the provider at https://127.0.0.1:{port}: connection refused" in err
@@ -262,8 +263,7 @@ def test_without_a_consumer_kubeconfig_says_how_to_give_one(
 def test_a_bad_consumer_context_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "k"
-    path.write_text(yaml.safe_dump(KUBECONFIG))
+    path = place(tmp_path / "k", yaml.safe_dump(KUBECONFIG))
     code, _ = cli("status", "--kubeconfig", str(path), "--context", "nope")
     err = capsys.readouterr().err
     assert code == 1

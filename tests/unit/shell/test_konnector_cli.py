@@ -29,9 +29,7 @@ def _logging_restored() -> Iterator[None]:
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> str:
-    path = tmp_path / "consumer.kubeconfig"
-    path.write_text(yaml.safe_dump(KUBECONFIG))
-    return str(path)
+    return str(place(tmp_path / "consumer.kubeconfig", yaml.safe_dump(KUBECONFIG)))
 
 
 @pytest.mark.parametrize("flag", ["--metrics-bind-address", "--health-probe-bind-address"])
