@@ -158,7 +158,7 @@ def test_without_bound_groups_the_konnector_is_unready_and_says_why(
         pair.create_widgets(["w1"])
 
         def explained() -> str | None:
-            status, body = _readyz(k)
+            status, body = k.readyz()
             denied = 'cannot list resource "widgets" in API group "example.org"'
             if status == 503 and any(denied in m for m in _log_messages(k)):
                 return body
@@ -448,15 +448,6 @@ class Scenario:
             return keys.FINALIZER_CLEANUP not in (secret["metadata"].get("finalizers") or [])
 
         eventually(released, TIMEOUT, "kubeconfig Secret released")
-
-
-def _readyz(k: Konnector) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{k.health_port}/readyz?verbose"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def _log_messages(k: Konnector) -> list[str]:

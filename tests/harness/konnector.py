@@ -115,6 +115,10 @@ class Konnector:
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
 
+    def readyz(self) -> tuple[int, str]:
+        """/readyz?verbose: the status and which checks pass."""
+        return self._get(self.health_port, "/readyz?verbose")
+
     def ready(self) -> bool:
         try:
             return self._get(self.health_port, "/readyz")[0] == 200

@@ -46,6 +46,12 @@ CONSUMER = {
 }
 
 
+def namespace_create(metadata: dict[str, Any]) -> Request:
+    """The request that creates provider namespace team-a with this metadata besides its name."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", **metadata}}
+    return Request("create", "provider", NAMESPACES, ObjectKey("", "team-a"), body)
+
+
 # --- to_request -------------------------------------------------------------------------------
 
 
@@ -100,34 +106,12 @@ CONSUMER = {
         ),
         (
             act.CreateNamespace("provider", "team-a", {"core.kube-bind.io/managed": "true"}),
-            Request(
-                "create",
-                "provider",
-                NAMESPACES,
-                ObjectKey("", "team-a"),
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": "team-a", "labels": {"core.kube-bind.io/managed": "true"}},
-                },
-            ),
+            namespace_create({"labels": {"core.kube-bind.io/managed": "true"}}),
         ),
         (
             act.CreateNamespace("provider", "team-a", {"m": "true"}, {"core.kube-bind.io/x": "y"}),
-            Request(
-                "create",
-                "provider",
-                NAMESPACES,
-                ObjectKey("", "team-a"),
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {
-                        "name": "team-a",
-                        "labels": {"m": "true"},
-                        "annotations": {"core.kube-bind.io/x": "y"},
-                    },
-                },
+            namespace_create(
+                {"labels": {"m": "true"}, "annotations": {"core.kube-bind.io/x": "y"}}
             ),
         ),
         (
