@@ -10,7 +10,6 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +26,7 @@ from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, Read
 from kbcore.schema import policy as schema
 from kbcore.timestamps import rfc3339
+from tests.unit.reading import answered
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 NS = "kube-bind"
@@ -176,7 +176,6 @@ def drive(
 ) -> tuple[act.Plan, dict[Read, Any]]:
     """Call plan_connection, answering every read it asks for, until it needs none."""
     answers = answers or {}
-    observed: dict[Read, Any] = {}
     view = ConnectionView(
         connection=conn,
         konnector_namespace=NS,
@@ -185,20 +184,15 @@ def drive(
         observed={},
         now=now,
     )
-    for _ in range(10):
-        plan = plan_connection(attrs.evolve(view, observed=dict(observed)))
-        if not plan.needs:
-            return plan, observed
-        for r in plan.needs:
-            assert r not in observed, f"asked twice for {r}"
-            assert isinstance(r, Read)
-            if r in answers:
-                observed[r] = answers[r]
-            elif isinstance(r, Get) and r.gvr.resource == "secrets":
-                observed[r] = view.secret  # the server holds what the cache holds
-            else:
-                observed[r] = fallback(r)
-    raise AssertionError("planner kept asking for reads")
+
+    def answer(r: Read) -> Any:
+        if r in answers:
+            return answers[r]
+        if isinstance(r, Get) and r.gvr.resource == "secrets":
+            return view.secret  # the server holds what the cache holds
+        return fallback(r)
+
+    return answered(plan_connection, view, answer)
 
 
 def status_of(plan: act.Plan) -> dict[str, Any]:

@@ -87,6 +87,16 @@ def create(spec: Any = SPEC, ns: str = "team-a") -> act.Create:
     return act.Create(target, body(spec, None, ns), "kube-bind-konnector")
 
 
+def widget(meta: dict[str, Any], spec: Any, status: Any) -> dict[str, Any]:
+    """A Widget with this metadata, and copies of `spec` and `status` unless they are None."""
+    obj: dict[str, Any] = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": meta}
+    if spec is not None:
+        obj["spec"] = copy.deepcopy(spec)
+    if status is not None:
+        obj["status"] = copy.deepcopy(status)
+    return obj
+
+
 def consumer(
     *,
     finalizers: tuple[str, ...] = (FIN,),
@@ -114,12 +124,7 @@ def consumer(
     if deleting:
         meta["deletionTimestamp"] = "2024-01-02T00:00:00Z"
         meta["deletionGracePeriodSeconds"] = 0
-    obj: dict[str, Any] = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": meta}
-    if spec is not None:
-        obj["spec"] = copy.deepcopy(spec)
-    if status is not None:
-        obj["status"] = copy.deepcopy(status)
-    return obj
+    return widget(meta, spec, status)
 
 
 def fields_for(spec: dict[str, Any]) -> dict[str, Any]:
@@ -186,12 +191,7 @@ def provider(
     if deleting:
         meta["deletionTimestamp"] = "2024-01-02T00:00:00Z"
         meta["finalizers"] = ["widgets.example.org/teardown"]
-    obj: dict[str, Any] = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": meta}
-    if spec is not None:
-        obj["spec"] = copy.deepcopy(spec)
-    if status is not None:
-        obj["status"] = copy.deepcopy(status)
-    return obj
+    return widget(meta, spec, status)
 
 
 def view(
