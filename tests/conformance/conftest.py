@@ -88,12 +88,22 @@ def widget_crd(group: str, *, plural: str = "widgets", kind: str = "Widget") -> 
     )
 
 
-def install_widgets(api: Api) -> GVR:
-    """Create a Widget CRD in a group of its own and wait until it is served."""
-    group = f"{unique('t')}.conformance.example.com"
-    crd = widget_crd(group)
+def new_group() -> str:
+    """An API group no other test uses."""
+    return f"{unique('t')}.conformance.example.com"
+
+
+def install_crd(api: Api, crd: dict[str, Any]) -> str:
+    """Create `crd` and wait until it is established; returns its name."""
     api.create(CRDS, crd)
     api.wait_established(crd["metadata"]["name"])
+    return str(crd["metadata"]["name"])
+
+
+def install_widgets(api: Api) -> GVR:
+    """Create a Widget CRD in a group of its own and wait until it is served."""
+    group = new_group()
+    install_crd(api, widget_crd(group))
     return GVR(group, "v1", "widgets")
 
 

@@ -9,7 +9,7 @@ import hashlib
 from typing import Any
 
 from tests.conformance.client import CRDS, Api, Obj, raises_api_error, unique
-from tests.conformance.conftest import widget_crd
+from tests.conformance.conftest import install_crd, new_group, widget_crd
 
 NOT_FOUND = "the server could not find the requested resource"
 
@@ -56,11 +56,9 @@ def index_url(api: Api, group: str, version: str) -> str | None:
 
 
 def test_discovery_and_openapi_of_a_two_version_crd(api: Api) -> None:
-    group = f"{unique('t')}.conformance.example.com"
+    group = new_group()
     crd = two_version_crd(group)
-    name = crd["metadata"]["name"]
-    api.create(CRDS, crd)
-    api.wait_established(name)
+    name = install_crd(api, crd)
     reader = api.as_user(unique("nobody"))  # no RBAC at all: discovery is public
 
     def group_listed() -> Obj | None:
@@ -144,11 +142,8 @@ def test_discovery_and_openapi_of_a_two_version_crd(api: Api) -> None:
 
 
 def test_openapi_index_hash_follows_the_schema(api: Api) -> None:
-    group = f"{unique('t')}.conformance.example.com"
-    crd = widget_crd(group)
-    name = crd["metadata"]["name"]
-    api.create(CRDS, crd)
-    api.wait_established(name)
+    group = new_group()
+    name = install_crd(api, widget_crd(group))
     before = api.eventually(lambda: index_url(api, group, "v1"), 60, "v1 in /openapi/v3")
 
     live = api.get(CRDS, name)

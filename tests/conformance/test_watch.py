@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from tests.conformance.client import CONFIGMAPS, Api, Obj, configmap, rv
+from tests.conformance.client import CONFIGMAPS, Api, Obj, WatchStream, configmap, rv
 
 SELECTED = "conformance.example.com/watched"
 
 
 def types(events: list[Obj]) -> list[str]:
     return [e["type"] for e in events]
+
+
+def watch_selected(api: Api, timeout_seconds: int, allow_bookmarks: bool = False) -> WatchStream:
+    """A watch of the test namespace's ConfigMaps labelled SELECTED=yes, from a list made now."""
+    _, list_rv = api.list(CONFIGMAPS, api.namespace)
+    return api.watch(
+        CONFIGMAPS,
+        api.namespace,
+        resource_version=list_rv,
+        allow_bookmarks=allow_bookmarks,
+        label_selector=f"{SELECTED}=yes",
+        timeout_seconds=timeout_seconds,
+    )
 
 
 def test_watch_delivers_changes_in_order(api: Api) -> None:
@@ -57,14 +70,7 @@ def test_watch_from_empty_resource_version_starts_with_the_current_state(api: Ap
 
 def test_label_selector_watch_sees_objects_leave_and_enter(api: Api) -> None:
     ns = api.namespace
-    _, list_rv = api.list(CONFIGMAPS, ns)
-    w = api.watch(
-        CONFIGMAPS,
-        ns,
-        resource_version=list_rv,
-        label_selector=f"{SELECTED}=yes",
-        timeout_seconds=10,
-    )
+    w = watch_selected(api, 10)
     api.create(CONFIGMAPS, configmap("other", ns, a="1"))  # never selected
     api.create(CONFIGMAPS, configmap("s", ns, labels={SELECTED: "yes"}, a="1"))
     left = api.patch(CONFIGMAPS, "s", {"metadata": {"labels": {SELECTED: "no"}}}, ns)
@@ -84,15 +90,7 @@ def test_watch_bookmarks_carry_a_resource_version(api: Api) -> None:
     """A bookmark comes when the server's resourceVersion moved past the watcher's; the real
     server sends them from two seconds before the watch's timeout on (or every minute)."""
     ns = api.namespace
-    _, list_rv = api.list(CONFIGMAPS, ns)
-    w = api.watch(
-        CONFIGMAPS,
-        ns,
-        resource_version=list_rv,
-        allow_bookmarks=True,
-        label_selector=f"{SELECTED}=yes",
-        timeout_seconds=4,
-    )
+    w = watch_selected(api, 4, allow_bookmarks=True)
     unseen = api.create(CONFIGMAPS, configmap("unseen", ns, a="1"))  # moves the resourceVersion
     events = w.events(8, until=lambda evs: "BOOKMARK" in types(evs))
     w.stop()
@@ -103,14 +101,7 @@ def test_watch_bookmarks_carry_a_resource_version(api: Api) -> None:
     assert set(bookmark["metadata"]) == {"resourceVersion"}
 
     # Without allowWatchBookmarks there are none, over the watch's whole life.
-    _, list_rv = api.list(CONFIGMAPS, ns)
-    quiet = api.watch(
-        CONFIGMAPS,
-        ns,
-        resource_version=list_rv,
-        label_selector=f"{SELECTED}=yes",
-        timeout_seconds=3,
-    )
+    quiet = watch_selected(api, 3)
     api.create(CONFIGMAPS, configmap("unseen-too", ns, a="1"))
     assert quiet.events(5) == []
     quiet.stop()
