@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import attrs
+from hypothesis import HealthCheck, Phase, settings
 
 from kbcore import objects as o
 from kbcore.actions import Apply, Delete, Plan, RemoveFinalizer, RequeueAfter, UpdateStatus
@@ -205,6 +206,20 @@ def a_missing_namespace_synced(namespace: str, synced: Collection[str]) -> bool:
 def every_selector_explicit(selector: Any) -> bool:
     """T6 lost: a FromConsumer rule without a selector uploads everything it can read."""
     return True
+
+
+FINDING_BUDGET = settings(
+    max_examples=300,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.generate],  # finding is enough; shrinking would only cost time
+    suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
+    database=None,
+)
+"""How hard a test looks for a seeded bug: the same examples on every run, no shrinking, and
+no example database (a failure saved for one mutant must not be replayed against another)."""
 
 
 Patch = tuple[str, Callable[..., Any]]

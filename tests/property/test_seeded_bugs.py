@@ -6,28 +6,18 @@ If one of these starts passing, the property suite has lost the power to catch t
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from kbcore.control import related
 from tests.property.machine import ConvergenceMachine, SchemaChangeMachine
 from tests.property.related_machine import RelatedMachine
 from tests.property.seeded_bugs import (
+    FINDING_BUDGET,
     KERNEL_PATCHES,
     RELATED_SEEDED_BUGS,
     SCHEMA_SEEDED_BUGS,
     SEEDED_BUGS,
-)
-
-BUDGET = settings(
-    max_examples=300,
-    stateful_step_count=30,
-    deadline=None,
-    derandomize=True,
-    phases=[Phase.generate],  # finding is enough; shrinking would only cost time
-    suppress_health_check=list(HealthCheck),
-    report_multiple_bugs=False,
-    database=None,
 )
 
 
@@ -40,7 +30,7 @@ def test_property_suite_catches(bug: str) -> None:
     mutant = type(f"Mutant_{planner.__name__}", (ConvergenceMachine,), {})
     mutant.planner = staticmethod(planner)
     with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=BUDGET)
+        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
 
 
 @pytest.mark.parametrize("bug", sorted(KERNEL_PATCHES))
@@ -51,7 +41,7 @@ def test_property_suite_catches_a_broken_control_plane_rule(
     monkeypatch.setattr(target, replacement)
     mutant = type(f"Mutant_{target.replace('.', '_')}", (ConvergenceMachine,), {})
     with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=BUDGET)
+        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
 
 
 @pytest.mark.parametrize("bug", sorted(RELATED_SEEDED_BUGS))
@@ -65,22 +55,13 @@ def test_property_suite_catches_a_broken_trust_boundary(
     # A class per mutant (no example database either), as above.
     mutant = type(f"Mutant_{patches[0][0]}", (RelatedMachine,), {})
     with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=BUDGET)
+        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
 
 
 @pytest.mark.parametrize("bug", sorted(SCHEMA_SEEDED_BUGS))
 def test_schema_change_property_catches(bug: str) -> None:
     patch, symptom = SCHEMA_SEEDED_BUGS[bug]
     mutant = type(f"Mutant_{patch.__name__}", (SchemaChangeMachine,), {})
-    budget = settings(
-        max_examples=400,
-        stateful_step_count=15,
-        deadline=None,
-        derandomize=True,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-        database=None,
-    )
+    budget = settings(FINDING_BUDGET, max_examples=400, stateful_step_count=15)
     with patch(), pytest.raises(AssertionError, match=symptom):
         run_state_machine_as_test(mutant, settings=budget)

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kbcore import objects
@@ -34,6 +34,7 @@ from kbcore.runtime.requests import to_request
 from kbcore.schema import openapi
 from kbcore.schema import policy as schema
 from kbcore.sync.instance import plan_instance
+from tests.property.seeded_bugs import FINDING_BUDGET
 from tests.property.strategies import instance_views, json_scalars
 from tests.property.test_control_laws import GOOD_KUBECONFIG, drive, hostile, plausible
 
@@ -483,16 +484,8 @@ def test_the_totality_property_catches_a_recursive_helper(
 ) -> None:
     name, recursive = RECURSIVE_HELPERS[bug]
     monkeypatch.setattr(objects, name, recursive)
-    budget = settings(
-        max_examples=300,
-        deadline=None,
-        derandomize=True,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
     with pytest.raises(RecursionError):
-        budget(given(**BOTH_SIDES)(deep_on_both_sides))()
+        FINDING_BUDGET(given(**BOTH_SIDES)(deep_on_both_sides))()
 
 
 def test_the_kubeconfig_of_a_deep_secret_is_a_secret_problem() -> None:

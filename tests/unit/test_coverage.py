@@ -10,6 +10,7 @@ import pytest
 
 from kbcore.objects import GVR
 from kbcore.sync.coverage import NOT_COVERED, Coverage, conflict_policy, lists_api, resolve_coverage
+from tests import crds
 
 GR = "widgets.example.org"
 
@@ -159,19 +160,13 @@ def test_lists_api_matches_the_crd_name_exactly() -> None:
 def test_served_resource_prefers_the_storage_version_and_ignores_deleting_crds() -> None:
     from kbcore.schema.crds import ServedResource, served_resource
 
-    crd = {
-        "metadata": {"name": "widgets.example.org"},
-        "spec": {
-            "group": "example.org",
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "kind": "Widget"},
-            "versions": [
-                {"name": "v1alpha1", "served": True, "storage": False},
-                {"name": "v1", "served": True, "storage": True},
-                {"name": "v2", "served": False, "storage": False},
-            ],
-        },
-    }
+    crd = crds.crd(
+        versions=[
+            {"name": "v1alpha1", "served": True, "storage": False},
+            {"name": "v1", "served": True, "storage": True},
+            {"name": "v2", "served": False, "storage": False},
+        ]
+    )
     assert served_resource(crd) == ServedResource(GVR("example.org", "v1", "widgets"), True)
     deleting = {**crd, "metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
     assert served_resource(deleting) is None

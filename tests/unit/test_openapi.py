@@ -36,6 +36,7 @@ from kbcore.schema.openapi import (
     version_priority_key,
 )
 from kbsim.apiserver import APIServer
+from tests import crds
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
 GOLDEN = DATA / "golden"
@@ -608,26 +609,8 @@ def test_real_builtin_schemas_clean_into_accepted_crds(docs: dict[str, Any]) -> 
         assert structural_errors(cleaned) == [], kind
         assert clean_schema(cleaned)[0] == cleaned
         plural = f"{kind.lower()}s"
-        crd = {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.apps.example.io"},
-            "spec": {
-                "group": "apps.example.io",
-                "scope": "Namespaced",
-                "names": {"plural": plural, "kind": kind},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {"openAPIV3Schema": cleaned},
-                        "subresources": {"status": {}},
-                    }
-                ],
-            },
-        }
-        establish(server, crd)
+        versions = [crds.version(schema=cleaned)]
+        establish(server, crds.crd(plural, kind, group="apps.example.io", versions=versions))
         if kind == "Deployment":
             # The spec's rule: a $ref'd struct becomes an unvalidated object.
             assert "$ref at .spec replaced by an unvalidated object" in losses
@@ -752,24 +735,7 @@ def test_cleaning_is_idempotent_and_structural(schema: dict[str, Any]) -> None:
 def test_cleaned_schemas_are_accepted_by_the_simulated_server(schema: dict[str, Any]) -> None:
     cleaned, _ = clean_schema(schema)
     server = APIServer("consumer", clock=lambda: 0.0, seed=1)
+    versions = [crds.version(schema=cleaned, status=False)]
     establish(
-        server,
-        {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": "things.law.io"},
-            "spec": {
-                "group": "law.io",
-                "scope": "Cluster",
-                "names": {"plural": "things", "kind": "Thing"},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {"openAPIV3Schema": cleaned},
-                    }
-                ],
-            },
-        },
+        server, crds.crd("things", "Thing", group="law.io", scope="Cluster", versions=versions)
     )
