@@ -41,14 +41,15 @@ def version(
     name: str = "v1",
     schema: dict[str, Any] | None = None,
     *,
+    served: bool = True,
     storage: bool = True,
     status: bool = True,
     columns: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One entry of `spec.versions`, served; `status` adds the /status subresource. `extra`
-    (e.g. `deprecated`, or `subresources` in full) comes right after `storage`."""
-    out: dict[str, Any] = {"name": name, "served": True, "storage": storage, **extra}
+    """One entry of `spec.versions`; `status` adds the /status subresource. `extra` (e.g.
+    `deprecated`, or `subresources` in full) comes right after `storage`."""
+    out: dict[str, Any] = {"name": name, "served": served, "storage": storage, **extra}
     if status:
         out["subresources"] = {"status": {}}
     if columns is not None:

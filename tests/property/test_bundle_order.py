@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, LEASES, NAMESPACES, SECRETS
-from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbsim import scenario
 from kbsim.konnector import SimKonnector
 from kbsim.world import World
 from tests.property.machine import base_world
+from tests.unit.bindworld import get
 
 WIDGETS = GVR("example.org", "v1", "widgets")
 
@@ -79,13 +79,6 @@ def _world(seed: int) -> World:
     return world
 
 
-def _get(world: World, cluster: str, gvr: GVR, key: ObjectKey) -> dict[str, Any] | None:
-    try:
-        return world.clusters[cluster].get(gvr, key)
-    except ApiError:
-        return None
-
-
 def _ready(obj: dict[str, Any] | None) -> bool:
     conds = ((obj or {}).get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
@@ -121,7 +114,7 @@ def test_bundle_converges_in_any_order_and_tears_down_completely(
     _run(world, [BUNDLE[i] for i in apply_order], apply_steps, "create")
     assert world.settle(300), "apply did not settle"
     for gvr, obj in BUNDLE[1:]:
-        assert _ready(_get(world, "consumer", gvr, o.key_of(obj))), f"{obj['kind']} not Ready"
+        assert _ready(get(world, "consumer", gvr, o.key_of(obj))), f"{obj['kind']} not Ready"
 
     keep = ObjectKey("team-x", "kept")
     gone = ObjectKey("default", "gone")
@@ -142,13 +135,13 @@ def test_bundle_converges_in_any_order_and_tears_down_completely(
         )
     assert world.settle(300), "sync did not settle"
     for key in (keep, gone):
-        assert _get(world, "provider", WIDGETS, key) is not None, f"{key} not synced"
+        assert get(world, "provider", WIDGETS, key) is not None, f"{key} not synced"
 
     _run(world, [BUNDLE[i] for i in delete_order], delete_steps, "delete")
     assert world.settle(600), "teardown did not settle"
     for gvr, obj in BUNDLE:
-        assert _get(world, "consumer", gvr, o.key_of(obj)) is None, f"{obj['kind']} left behind"
-    crd = _get(world, "consumer", scenario.CRDS, ObjectKey("", "widgets.example.org"))
+        assert get(world, "consumer", gvr, o.key_of(obj)) is None, f"{obj['kind']} left behind"
+    crd = get(world, "consumer", scenario.CRDS, ObjectKey("", "widgets.example.org"))
     if delete_order.index(2) > delete_order.index(3):
         # The ClusterBinding went last: it deletes the CRD it installed.
         assert crd is None, "consumer CRD left behind by the last ClusterBinding"

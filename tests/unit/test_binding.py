@@ -35,6 +35,7 @@ from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Read
 from kbcore.schema import policy as schema
+from tests import crds
 from tests.unit.reading import answered
 
 NOW = 1_767_225_600.0
@@ -55,27 +56,13 @@ KONNECTOR_NS = "kube-bind"
 def provider_crd(
     plural: str, *, scope: str = "Namespaced", webhook: bool = False
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "group": "example.org",
-        "scope": scope,
-        "names": {"plural": plural, "singular": plural[:-1], "kind": plural[:-1].title()},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object"}},
-            }
-        ],
-    }
+    kind = plural[:-1].title()
+    versions = [crds.version(status=False)]
+    crd = crds.crd(plural, kind, scope=scope, singular=plural[:-1], versions=versions)
+    crd["metadata"]["uid"] = f"prov-{plural}"
     if webhook:
-        spec["conversion"] = {"strategy": "Webhook"}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.example.org", "uid": f"prov-{plural}"},
-        "spec": spec,
-    }
+        crd["spec"]["conversion"] = {"strategy": "Webhook"}
+    return crd
 
 
 def consumer_crd(plural: str = "widgets", **meta: Any) -> dict[str, Any]:

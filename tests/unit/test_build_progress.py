@@ -71,18 +71,23 @@ def run_build(
     return proc.wait(), err, out, calls.read_text().splitlines()
 
 
+def built(script: str, out_var: str, tmp: Path, heartbeat_of: str) -> tuple[list[str], list[str]]:
+    """`run_build` of a first build, which must succeed and print where the binaries are: its
+    stderr lines and the go calls it made."""
+    code, err, out, calls = run_build(script, out_var, tmp, heartbeat_of)
+    assert code == 0, "\n".join(err)
+    assert out[-1] == str(tmp / "out")
+    return err, calls
+
+
 K8S = ["kube-apiserver", "kube-controller-manager", "kubectl", "etcd"]
 
 
 def test_the_api_server_build_says_what_where_and_how_long_then_one_line_per_binary(
     tmp_path: Path,
 ) -> None:
-    code, err, out, calls = run_build(
-        "hack/k8s/build.sh", "K8SBIN_DIR", tmp_path, "compiling kube-apiserver"
-    )
+    err, calls = built("hack/k8s/build.sh", "K8SBIN_DIR", tmp_path, "compiling kube-apiserver")
     text = "\n".join(err)
-    assert code == 0, text
-    assert out[-1] == str(tmp_path / "out")
     assert f"k8sbin: building {' '.join(K8S)} (Kubernetes v" in text
     assert f"source into {tmp_path / 'out'}" in text
     assert "A one-time cost: about 10 minutes on 2 cores the first time" in text
@@ -103,12 +108,8 @@ def test_the_api_server_build_says_what_where_and_how_long_then_one_line_per_bin
 
 
 def test_the_helm_build_says_what_where_and_how_long(tmp_path: Path) -> None:
-    code, err, out, calls = run_build(
-        "hack/helm/build.sh", "HELM_BIN_DIR", tmp_path, "compiling helm"
-    )
+    err, calls = built("hack/helm/build.sh", "HELM_BIN_DIR", tmp_path, "compiling helm")
     text = "\n".join(err)
-    assert code == 0, text
-    assert out[-1] == str(tmp_path / "out")
     assert f"from source into {tmp_path / 'out'}" in text
     assert "A one-time cost: a few minutes on 2 cores" in text
     assert "helm: [1/2] downloading Go modules" in err[3]

@@ -26,6 +26,7 @@ from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Discovery, Failed, Get, List, Read
 from kbcore.schema import policy as schema
 from kbcore.timestamps import rfc3339
+from tests import crds
 from tests.unit.reading import answered
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -49,40 +50,24 @@ DISCOVERY = Discovery(PROVIDER, "/apis")
 
 
 def provider_crd(plural: str, *, webhook: bool = False, served: bool = True) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "group": "example.org",
-        "scope": "Namespaced",
-        "names": {"plural": plural, "singular": plural[:-1], "kind": plural[:-1].title()},
-        "versions": [
-            {
-                "name": "v1",
-                "served": served,
-                "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object"}},
-            },
-            {
-                "name": "v0",
-                "served": False,
-                "storage": False,
-                "schema": {"openAPIV3Schema": {"type": "object"}},
-            },
-        ],
-    }
+    versions = [
+        crds.version(served=served, status=False),
+        crds.version("v0", served=False, storage=False, status=False),
+    ]
+    crd = crds.crd(
+        plural,
+        plural[:-1].title(),
+        labels={keys.LABEL_EXPORTED: "true"},
+        singular=plural[:-1],
+        versions=versions,
+    )
+    crd["metadata"]["uid"] = f"{plural}-uid"
     if webhook:
-        spec["conversion"] = {
+        crd["spec"]["conversion"] = {
             "strategy": "Webhook",
             "webhook": {"conversionReviewVersions": ["v1"]},
         }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{plural}.example.org",
-            "uid": f"{plural}-uid",
-            "labels": {keys.LABEL_EXPORTED: "true"},
-        },
-        "spec": spec,
-    }
+    return crd
 
 
 WIDGETS, GADGETS = provider_crd("widgets"), provider_crd("gadgets")
