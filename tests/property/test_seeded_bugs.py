@@ -5,9 +5,11 @@ If one of these starts passing, the property suite has lost the power to catch t
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import settings
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from kbcore.control import related
 from tests.property.machine import ConvergenceMachine, SchemaChangeMachine
@@ -21,16 +23,25 @@ from tests.property.seeded_bugs import (
 )
 
 
+def assert_caught(
+    machine: type[RuleBasedStateMachine],
+    mutant: str,
+    symptom: str,
+    budget: settings = FINDING_BUDGET,
+    **attributes: Any,
+) -> None:
+    """The machine fails with `symptom` against the mutant (already patched in, or given as
+    class `attributes`). A class per mutant, and no example database: a failing example saved
+    for one mutant must not be replayed against another and make it look caught."""
+    cls = type(f"Mutant_{mutant}", (machine,), attributes)
+    with pytest.raises(AssertionError, match=symptom):
+        run_state_machine_as_test(cls, settings=budget)
+
+
 @pytest.mark.parametrize("bug", sorted(SEEDED_BUGS))
 def test_property_suite_catches(bug: str) -> None:
     planner, symptom = SEEDED_BUGS[bug]
-
-    # A class per mutant, and no example database: a failing example saved for one mutant must
-    # not be replayed against another and make it look caught.
-    mutant = type(f"Mutant_{planner.__name__}", (ConvergenceMachine,), {})
-    mutant.planner = staticmethod(planner)
-    with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
+    assert_caught(ConvergenceMachine, planner.__name__, symptom, planner=staticmethod(planner))
 
 
 @pytest.mark.parametrize("bug", sorted(KERNEL_PATCHES))
@@ -39,9 +50,7 @@ def test_property_suite_catches_a_broken_control_plane_rule(
 ) -> None:
     target, replacement, symptom = KERNEL_PATCHES[bug]
     monkeypatch.setattr(target, replacement)
-    mutant = type(f"Mutant_{target.replace('.', '_')}", (ConvergenceMachine,), {})
-    with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
+    assert_caught(ConvergenceMachine, target.replace(".", "_"), symptom)
 
 
 @pytest.mark.parametrize("bug", sorted(RELATED_SEEDED_BUGS))
@@ -52,16 +61,12 @@ def test_property_suite_catches_a_broken_trust_boundary(
     for name, broken in patches:
         assert callable(getattr(related, name)), name  # the rule function exists
         monkeypatch.setattr(related, name, broken)
-    # A class per mutant (no example database either), as above.
-    mutant = type(f"Mutant_{patches[0][0]}", (RelatedMachine,), {})
-    with pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=FINDING_BUDGET)
+    assert_caught(RelatedMachine, patches[0][0], symptom)
 
 
 @pytest.mark.parametrize("bug", sorted(SCHEMA_SEEDED_BUGS))
 def test_schema_change_property_catches(bug: str) -> None:
     patch, symptom = SCHEMA_SEEDED_BUGS[bug]
-    mutant = type(f"Mutant_{patch.__name__}", (SchemaChangeMachine,), {})
     budget = settings(FINDING_BUDGET, max_examples=400, stateful_step_count=15)
-    with patch(), pytest.raises(AssertionError, match=symptom):
-        run_state_machine_as_test(mutant, settings=budget)
+    with patch():
+        assert_caught(SchemaChangeMachine, patch.__name__, symptom, budget)
