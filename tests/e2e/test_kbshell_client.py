@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -423,16 +423,31 @@ def test_a_watch_closed_from_another_thread_ends_promptly(
 
 # --------------------------------------------------------------------------- reflector
 
+TEST_LABEL = "kbshell.example.com/test"
+
+
+def labelled_configmaps(
+    client: KubeClient, namespace: str, record: Recorder, name: str, **options: Any
+) -> Reflector:
+    """A Reflector of the ConfigMaps labelled with this test's namespace, reporting to `record`."""
+    return Reflector(
+        client,
+        CONFIGMAPS,
+        label_selector=f"{TEST_LABEL}={namespace}",
+        on_event=record,
+        name=name,
+        **options,
+    )
+
 
 def test_reflector_keeps_a_cache_and_reports_every_change(
     admin: KubeClient, namespace: str
 ) -> None:
-    label = {"kbshell.example.com/test": namespace}
-    selector = f"kbshell.example.com/test={namespace}"
+    label = {TEST_LABEL: namespace}
     before = admin.create(CONFIGMAPS, configmap("before", namespace, label, a="0"))
     admin.create(CONFIGMAPS, configmap("unselected", namespace, a="0"))
     record = Recorder()
-    reflector = Reflector(admin, CONFIGMAPS, label_selector=selector, on_event=record, name="cm")
+    reflector = labelled_configmaps(admin, namespace, record, "cm")
 
     with running(reflector):
         # The list's objects look like GET results (apiVersion/kind filled in).
@@ -470,7 +485,7 @@ def test_reflector_rewatching_reports_nothing_that_did_not_change(
 ) -> None:
     """The server ends every watch after `watch_timeout`; resuming must not replay objects the
     handler already saw (each spurious event would wake a reconcile)."""
-    label = {"kbshell.example.com/test": namespace}
+    label = {TEST_LABEL: namespace}
     with KubeClient.from_kubeconfig_file(provider.kubeconfig) as client:
         for name in ("a", "b"):
             client.create(CONFIGMAPS, configmap(name, namespace, label, x="1"))
@@ -483,14 +498,7 @@ def test_reflector_rewatching_reports_nothing_that_did_not_change(
 
         client.watch = counting_watch  # type: ignore[method-assign]
         record = Recorder()
-        reflector = Reflector(
-            client,
-            CONFIGMAPS,
-            label_selector=f"kbshell.example.com/test={namespace}",
-            on_event=record,
-            name="rewatch",
-            watch_timeout=1,
-        )
+        reflector = labelled_configmaps(client, namespace, record, "rewatch", watch_timeout=1)
         with running(reflector):
             eventually(lambda: len(watched_from) >= 4, 30, "the server ended three watches")
             assert record.seen() == [("ADDED", "a"), ("ADDED", "b")]
@@ -507,17 +515,10 @@ def test_reflector_survives_an_apiserver_restart(clusters: Clusters) -> None:
         KubeClient.from_kubeconfig_file(consumer.kubeconfig) as client,
         scratch_namespace(client) as namespace,
     ):
-        label = {"kbshell.example.com/test": namespace}
+        label = {TEST_LABEL: namespace}
         client.create(CONFIGMAPS, configmap("before", namespace, label, a="0"))
         record = Recorder()
-        reflector = Reflector(
-            client,
-            CONFIGMAPS,
-            label_selector=f"kbshell.example.com/test={namespace}",
-            on_event=record,
-            name="restart",
-            backoff=(0.1, 1.0),
-        )
+        reflector = labelled_configmaps(client, namespace, record, "restart", backoff=(0.1, 1.0))
         with running(reflector):
             record.wait_for("ADDED", "before")
             consumer.restart_apiserver(crash=True)  # open connections break without a goodbye
@@ -539,8 +540,7 @@ def test_reflector_reports_a_delete_it_missed_while_partitioned(
 ) -> None:
     """The delete happens while the reflector cannot reach the server, and the history it would
     resume from is compacted away: the watch gets 410, and the relist reports the delete."""
-    selector = f"kbshell.example.com/test={namespace}"
-    label = {"kbshell.example.com/test": namespace}
+    label = {TEST_LABEL: namespace}
     admin.create(CONFIGMAPS, configmap("doomed", namespace, label, a="0"))
     admin.create(CONFIGMAPS, configmap("kept", namespace, label, a="0"))
     relay = Relay(provider.port)
@@ -554,14 +554,8 @@ def test_reflector_reports_a_delete_it_missed_while_partitioned(
     record = Recorder()
     errors: list[Exception] = []
     with KubeClient.from_credentials(via_relay) as client:
-        reflector = Reflector(
-            client,
-            CONFIGMAPS,
-            label_selector=selector,
-            on_event=record,
-            name="partitioned",
-            backoff=(0.1, 1.0),
-            on_error=errors.append,
+        reflector = labelled_configmaps(
+            client, namespace, record, "partitioned", backoff=(0.1, 1.0), on_error=errors.append
         )
         try:
             with running(reflector):
