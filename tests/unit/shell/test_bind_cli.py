@@ -32,6 +32,13 @@ def bind_api(provider_kubeconfig: Path) -> tuple[int, str]:
     return cli("--provider-kubeconfig", str(provider_kubeconfig), "--api", "a.b", "-o", "yaml")
 
 
+def bind_fails(provider_kubeconfig: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`bind_api`, which must exit 1 (refused or unreachable); what it says on stderr."""
+    code, _ = bind_api(provider_kubeconfig)
+    assert code == 1
+    return capsys.readouterr().err
+
+
 def test_rbac_prints_the_kernels_objects_with_what_each_rule_is_for() -> None:
     code, text = cli("rbac", "--api", "widgets.example.org", "--user", "alice", "--name", "kb")
     assert code == 0
@@ -173,9 +180,7 @@ def test_kubectl_bind_refuses_what_the_konnector_refuses_with_its_words(
     reason = sanitize(doc)
     assert isinstance(reason, SecretProblem) and says in reason.message
     path = place(tmp_path / "k", yaml.safe_dump(doc))
-    code, _ = bind_api(path)
-    err = capsys.readouterr().err
-    assert code == 1
+    err = bind_fails(path, capsys)
     assert f"the konnector would refuse the provider kubeconfig {path}: {reason.message}" in err
 
 
@@ -223,9 +228,7 @@ def test_a_refused_kubeconfig_shows_the_konnectors_reason_before_any_connection(
     path = place(tmp_path / "k", yaml.safe_dump(doc))
     reason = sanitize(doc)
     assert isinstance(reason, SecretProblem)
-    code, _ = bind_api(path)
-    err = capsys.readouterr().err
-    assert code == 1
+    err = bind_fails(path, capsys)
     assert f"the konnector would refuse the provider kubeconfig {path}: {reason.message}" in err
     assert "fix: the konnector accepts inline credentials only" in err
 
@@ -241,9 +244,7 @@ def test_a_provider_nobody_listens_on_is_unreachable_with_its_address(
         "clusters": [{"name": "p", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
     }
     path = place(tmp_path / "k", yaml.safe_dump(doc))
-    code, _ = bind_api(path)
-    err = capsys.readouterr().err
-    assert code == 1
+    err = bind_fails(path, capsys)
     assert f"cannot reach the provider at https://127.0.0.1:{port}: connection refused" in err
     assert "fix: check that the provider's API server is up" in err
 
