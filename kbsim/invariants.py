@@ -72,11 +72,12 @@ from kbcore.api.resources import (
     NAMESPACES,
     SECRETS,
 )
+from kbcore.api.types import ConflictPolicy
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.schema.crds import served_resource
 from kbcore.schema.policy import schema_hash
-from kbcore.sync.coverage import ADOPT, resolve_coverage
+from kbcore.sync.coverage import resolve_coverage
 from kbcore.sync.instance import Ownership, classify
 from kbcore.sync.mapper import IDENTITY
 from kbsim.patch import merge_patch
@@ -585,7 +586,7 @@ class Monitor:
             coverage = resolve_coverage(
                 bound[gvr], ckey.namespace if ckey else "", cbs, bs, lambda _b: True
             )
-            if coverage.conflict_policy == ADOPT and rec.verb != "delete":
+            if coverage.conflict_policy == ConflictPolicy.ADOPT and rec.verb != "delete":
                 return
         self._violate(
             "no-foreign-provider-writes",

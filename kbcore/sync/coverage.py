@@ -14,10 +14,7 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-
-# The binding's conflict policies (`spec.conflictPolicy`), as the strings the kernel reads.
-FAIL = "Fail"
-ADOPT = "Adopt"
+from kbcore.api.types import ConflictPolicy
 
 
 @attrs.frozen
@@ -25,7 +22,7 @@ class Coverage:
     """Which binding covers an object: whether it is ready, and its conflict policy."""
 
     bound: bool
-    conflict_policy: str = FAIL
+    conflict_policy: str = ConflictPolicy.FAIL
     binding: str = ""
 
 
@@ -63,7 +60,7 @@ def connection_name(binding: Mapping[str, Any]) -> str:
 def conflict_policy(binding: Mapping[str, Any]) -> str:
     spec = binding.get("spec")
     policy = spec.get("conflictPolicy") if isinstance(spec, Mapping) else None
-    return policy if isinstance(policy, str) and policy else FAIL
+    return policy if isinstance(policy, str) and policy else ConflictPolicy.FAIL
 
 
 def resolve_coverage(

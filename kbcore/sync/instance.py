@@ -82,11 +82,12 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions, keys
 from kbcore.api.resources import NAMESPACES
+from kbcore.api.types import ConflictPolicy
 from kbcore.identity import reaches_itself
 from kbcore.limits import body_problem
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Get, Observed, get_obj
-from kbcore.sync.coverage import ADOPT, Coverage
+from kbcore.sync.coverage import Coverage
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
 
@@ -395,7 +396,10 @@ def _plan(view: InstanceView) -> Plan:
         return Plan(tuple(actions), why="rule 5: create provider copy")
 
     ownership = classify(p, view.local_cluster_uid, o.uid(c))
-    adopting = ownership is Ownership.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
+    adopting = (
+        ownership is Ownership.FOREIGN_UNMANAGED
+        and view.coverage.conflict_policy == ConflictPolicy.ADOPT
+    )
     if ownership is not Ownership.OURS and not adopting:
         return _plan_conflict(view, c, cref, pref, ownership, actions)
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 from kbcore import objects as o
 from kbcore.actions import Apply, Delete, Plan, RemoveFinalizer, RequeueAfter, UpdateStatus
 from kbcore.api import keys
-from kbcore.sync.coverage import ADOPT
+from kbcore.api.types import ConflictPolicy
 from kbcore.sync.instance import (
     InstanceView,
     Ownership,
@@ -106,7 +106,8 @@ def adopt_foreign_owned(view: InstanceView) -> Plan:
         ann.pop(keys.ANNOTATION_CONSUMER_CLUSTER_UID, None)
         ann.pop(keys.ANNOTATION_CONSUMER_OBJECT_UID, None)
         view = attrs.evolve(
-            _with_copy(view, stripped), coverage=attrs.evolve(view.coverage, conflict_policy=ADOPT)
+            _with_copy(view, stripped),
+            coverage=attrs.evolve(view.coverage, conflict_policy=ConflictPolicy.ADOPT),
         )
     return plan_instance(view)
 

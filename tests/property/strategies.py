@@ -31,9 +31,10 @@ import attrs
 from hypothesis import strategies as st
 
 from kbcore.api import keys
+from kbcore.api.types import ConflictPolicy
 from kbcore.objects import GVR, ObjectKey
 from kbcore.reads import Get
-from kbcore.sync.coverage import ADOPT, FAIL, Coverage
+from kbcore.sync.coverage import Coverage
 from kbcore.sync.instance import InstanceView, fresh_read, namespace_read
 from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
 
@@ -614,7 +615,7 @@ def provider_copies(
 coverages = st.builds(
     Coverage,
     bound=st.sampled_from([True, True, False]),  # most interesting plans need coverage
-    conflict_policy=st.sampled_from([FAIL, ADOPT, "adopt", ""]),
+    conflict_policy=st.sampled_from([ConflictPolicy.FAIL, ConflictPolicy.ADOPT, "adopt", ""]),
     binding=st.sampled_from(["", "ClusterBinding/widgets", "Binding/team-a/widgets"]),
 )
 bound_coverages = coverages.filter(lambda c: c.bound)

@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from kbcore import actions as act
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
+from kbcore.api.types import ConflictPolicy
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Get
 from kbcore.runtime.requests import to_request
-from kbcore.sync.coverage import ADOPT, Coverage
+from kbcore.sync.coverage import Coverage
 from kbcore.sync.instance import InstanceView, desired_provider_body, plan_instance, read_fresh
 from tests.property.strategies import (
     GADGETS,
@@ -247,7 +248,7 @@ def test_safety_apply(view: InstanceView) -> None:
         assert p is not None, "a copy believed absent is created, never applied blind"
         kind = ownership(view)
         assert kind is Kind.OURS or (
-            kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
+            kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ConflictPolicy.ADOPT
         )
         assert not deleting(p)
         if uid(p):
@@ -376,7 +377,7 @@ def test_conflict_never_touches_the_provider(view: InstanceView) -> None:
         return
     if not (uid(c) and view.local_cluster_uid):
         return
-    if kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT:
+    if kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ConflictPolicy.ADOPT:
         return
     plan = plan_instance(view)
     assert not any(is_provider_write(a) for a in plan.actions)
@@ -419,7 +420,7 @@ def test_conflict_annotation_tracks_the_conflict(view: InstanceView) -> None:
     if plan.needs or not uid(c):
         return
     kind = ownership(view)
-    adopt = kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ADOPT
+    adopt = kind is Kind.FOREIGN_UNMANAGED and view.coverage.conflict_policy == ConflictPolicy.ADOPT
     if kind in (Kind.ABSENT, Kind.OURS) or adopt:
         assert annotation_after(c, plan) is None
     else:
