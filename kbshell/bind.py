@@ -783,6 +783,22 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
+def cli() -> int:
+    """The `kubectl-bind` console script: `main`, and a reader that stops early
+    (`kubectl bind ... -o yaml | head`) ends it quietly, with the status a shell gives a command
+    killed by SIGPIPE, instead of a traceback."""
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # Python would report the failed flush of stdout at exit once more: point it at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -818,4 +834,4 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

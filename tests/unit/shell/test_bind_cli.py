@@ -4,7 +4,10 @@ statuses, and errors that name the problem and the fix."""
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +343,21 @@ def test_list_with_a_bind_option_is_a_usage_error(extra: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli("--provider-kubeconfig", "f", "--list", *extra)
     assert exit_.value.code == 2
+
+
+def test_a_reader_that_stops_early_ends_kubectl_bind_quietly() -> None:
+    """`kubectl bind rbac ... | head -0`: no traceback, the status of a command killed by
+    SIGPIPE (the console script is `bind.cli`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kbshell.bind", "rbac", "--api", "widgets.example.org"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr.decode()
+    assert proc.stderr == b""
