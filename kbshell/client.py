@@ -11,9 +11,10 @@ Rules:
     is not one. No answer at all (connection refused, unknown host, TLS failure, connection
     broken) is `ApiError(0, UNREACHABLE, "<host>: <reason>")`; no answer in time is 504 Timeout.
  2. urllib3 does not retry: the kernel's `judge` decides what happens after a failure.
- 3. `perform` executes a `kbcore.runtime.requests.Request`; `read` answers a `kbcore.reads.Read`
-    exactly as kbsim's `World.read` does: the object or None (404) for a Get, the items for a List,
-    the document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure.
+ 3. `KubeClient` is a `kbcore.runtime.cluster.ClusterAPI`: `perform` executes a
+    `kbcore.runtime.requests.Request` and `read` answers a `kbcore.reads.Read` through that
+    module, as kbsim does (the object or None (404) for a Get, the items for a List, the
+    document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure).
  4. List items get `apiVersion`/`kind` from the list (the server omits them for built-in kinds),
     so a cached object looks like a GET result.
  5. A watch is a `WatchStream`: events read line by line as the server sends them, with a read
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import urllib3
 from kubernetes import config as kube_config
@@ -48,10 +49,10 @@ from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.limits import json_depth
 from kbcore.objects import GVR, Obj, ObjectKey
-from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
+from kbcore.reads import Read
+from kbcore.runtime import cluster
+from kbcore.runtime.requests import PatchType as PatchType  # re-exported for callers
 from kbcore.runtime.requests import Request
-
-PatchType = Literal["merge", "json", "apply"]
 
 USER_AGENT = "kube-bind-konnector/0.1.0"
 POOL_MAXSIZE = 64
@@ -584,48 +585,21 @@ class KubeClient:
         )
         return WatchStream(response, self.host)
 
+    def discovery(self, path: str) -> Obj:
+        return self.get_path(path)
+
+    def openapi(self, path: str) -> Obj:
+        return self.get_path(path)
+
     # --- the kernel's requests and reads
 
     def perform(self, request: Request) -> Obj | None:
-        """Execute one `kbcore.runtime.requests.Request`; the server's answer (None once
-        deleted)."""
-        r = request
-        if r.verb == "create":
-            assert r.body is not None, r
-            body = r.body
-            if r.key.namespace and not (body.get("metadata") or {}).get("namespace"):
-                body = {
-                    **body,
-                    "metadata": {**(body.get("metadata") or {}), "namespace": r.key.namespace},
-                }
-            return self.create(r.gvr, body, r.field_manager)
-        if r.verb == "update":
-            assert r.body is not None, r
-            return self.update(r.gvr, r.body, r.subresource, r.field_manager)
-        if r.verb == "patch":
-            patch_type: PatchType = "apply" if r.patch_type == "apply" else "merge"
-            return self.patch(
-                r.gvr, r.key, r.body, patch_type, r.field_manager, r.force, r.subresource
-            )
-        if r.verb == "delete":
-            return self.delete(r.gvr, r.key, uid=r.uid or None)
-        raise ValueError(f"unknown verb {r.verb!r} in {r!r}")
+        """Execute one `kbcore.runtime.requests.Request` (rule 3)."""
+        return cluster.perform(self, request)
 
     def read(self, r: Read) -> Any:
         """Answer one kernel read (rule 3); never raises an ApiError."""
-        try:
-            match r:
-                case Get(gvr=gvr, key=key):
-                    return self.get(gvr, key)
-                case List(gvr=gvr, namespace=namespace, label_selector=selector):
-                    return self.list(gvr, namespace, selector)[0]
-                case Discovery(path=path) | OpenAPIDoc(path=path):
-                    return self.get_path(path)
-            raise TypeError(f"not a read: {r!r}")
-        except ApiError as err:
-            if err.code == 404 and isinstance(r, Get):
-                return None
-            return Failed(err)
+        return cluster.read(self, r)
 
 
 def _decode(data_b64: str, what: str) -> str:

@@ -23,16 +23,17 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import Action
-from kbcore.api.resources import NAMESPACES
 from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectRef
-from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
+from kbcore.reads import Failed, Get, List, Read
+from kbcore.runtime import cluster as clusterapi
 from kbcore.runtime.requests import Request
 from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
 from kbsim.reflector import Reflector
+from kbsim.serverapi import ServerAPI
 
 START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: virtual time starts here in every run
 WATCH_LATENCY = 0.005
@@ -342,27 +343,14 @@ class World:
 
         def call() -> Any:
             match read:
-                case Get(gvr=gvr, key=key):
-                    if stale is not None:
-                        return server.get_at(gvr, key, stale.rv)
-                    return server.get(gvr, key, user=user)
-                case List(gvr=gvr, namespace=ns, label_selector=sel):
-                    if stale is not None and not sel:
-                        return server.list_at(gvr, ns, stale.rv)[0]
-                    return server.list(gvr, ns, sel, user=user)[0]
-                case Discovery(path=path):
-                    return server.discovery(path, user=user)
-                case OpenAPIDoc(path=path):
-                    return server.openapi(path, user=user)
-            raise TypeError(f"not a read: {read!r}")  # pragma: no cover
+                case Get(gvr=gvr, key=key) if stale is not None:
+                    return server.get_at(gvr, key, stale.rv)
+                case List(gvr=gvr, namespace=ns, label_selector="") if stale is not None:
+                    return server.list_at(gvr, ns, stale.rv)[0]
+            return clusterapi.ask(ServerAPI(server, user), read)
 
         self.requests += 1
-        try:
-            return self.as_konnector(call)
-        except ApiError as err:
-            if err.code == 404 and isinstance(read, Get):
-                return None
-            return Failed(err)
+        return clusterapi.absent(read, lambda: self.as_konnector(call))
 
     def read_fresh(self, cluster: str, ref: ObjectRef, user: User) -> o.Obj | None:
         """An uncached GET, subject to stale-read faults; None when not found."""
@@ -381,56 +369,9 @@ class World:
         self.actions[type(action).__name__] += 1
         self.requests += 1
         self.monitor.on_request(server.name, request)
-        r = request
-        self.writes[(server.name, r.gvr.group_resource)] += 1
-
-        url_namespace = self.url_namespace(r)
-
-        def call() -> Any:
-            if r.verb == "create":
-                assert r.body is not None, r  # the kernel's creates carry a body, as in kbshell
-                return server.create(
-                    r.gvr,
-                    r.body,
-                    user=user,
-                    field_manager=r.field_manager,
-                    url_namespace=url_namespace,
-                )
-            if r.verb == "update":
-                assert r.body is not None, r
-                return server.update(
-                    r.gvr,
-                    r.body,
-                    user=user,
-                    subresource=r.subresource,
-                    field_manager=r.field_manager,
-                    url_namespace=url_namespace,
-                )
-            if r.verb == "patch":
-                return server.patch(
-                    r.gvr,
-                    r.key,
-                    r.body,
-                    r.patch_type,
-                    user=user,
-                    field_manager=r.field_manager,
-                    force=r.force,
-                    subresource=r.subresource,
-                )
-            if r.verb == "delete":
-                return server.delete(r.gvr, r.key, uid=r.uid or None, user=user)
-            raise ValueError(f"unknown verb {r.verb}")
-
-        self.as_konnector(call)
-
-    @staticmethod
-    def url_namespace(request: Request) -> str | None:
-        """The namespace in the URL of a konnector write, as kbshell's client sends it: the
-        body's, else the request key's (never the resource's own scope, which the konnector
-        does not look up: a namespaced URL of a cluster-scoped resource is answered 404)."""
-        if request.gvr == NAMESPACES:
-            return ""
-        return str(o.metadata(request.body or {}).get("namespace") or request.key.namespace)
+        self.writes[(server.name, request.gvr.group_resource)] += 1
+        api = ServerAPI(server, user)
+        self.as_konnector(lambda: clusterapi.perform(api, request))
 
     def _request_fault(self, cluster: str, verb: str, gvr: Any, key: Any, user: Any) -> Any:
         if self.actor != "konnector":

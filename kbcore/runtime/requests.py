@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -23,18 +23,22 @@ from kbcore.objects import GVR, ObjectKey
 from kbcore.redaction import redacted_repr
 from kbcore.timestamps import rfc3339
 
+Verb = Literal["create", "update", "patch", "delete"]
+PatchType = Literal["merge", "json", "apply"]
+
 
 @attrs.frozen(hash=False)
 class Request:
-    """One API request. `verb` is create, update, patch or delete; `patch_type` is merge or
-    apply; `uid`/`resource_version` are preconditions (delete options or body metadata)."""
+    """One API request. `verb` is create, update, patch or delete; `patch_type` (patches only)
+    is merge or apply; `uid`/`resource_version` are preconditions (delete options or body
+    metadata). `kbcore.runtime.cluster.perform` carries it out."""
 
-    verb: str
+    verb: Verb
     cluster: str
     gvr: GVR
     key: ObjectKey
     body: o.Obj | None = attrs.field(default=None, repr=redacted_repr)
-    patch_type: str = ""
+    patch_type: PatchType | Literal[""] = ""
     subresource: str = ""
     field_manager: str = keys.FIELD_MANAGER
     force: bool = False

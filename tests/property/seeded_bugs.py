@@ -326,9 +326,9 @@ def syncer_kept_for_an_incompatible_api() -> contextlib.AbstractContextManager[N
 def shell_addresses_the_provider_by_its_own_scope() -> contextlib.AbstractContextManager[None]:
     """The shell builds a write's URL from the provider's discovery (a RESTMapper), so a
     namespaced consumer object is written cluster-wide on a cluster-scoped provider API."""
-    from kbsim import world
+    from kbsim import serverapi
 
-    return _patched(world.World, "url_namespace", staticmethod(lambda _request: None))
+    return _patched(serverapi.ServerAPI, "url_namespace", staticmethod(lambda _gvr, _body: None))
 
 
 SCHEMA_SEEDED_BUGS: dict[str, tuple[SchemaPatch, str]] = {
