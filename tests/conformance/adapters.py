@@ -18,15 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from kbcore.errors import ApiError
-from kbcore.objects import GVR, ObjectKey
+from kbcore.objects import GVR
 from kbshell.client import KubeClient, WatchStream
 from kbsim.apiserver import ADMIN, APIServer, User, Watch
-from tests.conformance.client import (
-    CRDS,
-    DEFAULT_FIELD_MANAGER,
-    Obj,
-    PatchType,
-)
+from kbsim.serverapi import ServerAPI
+from tests.conformance.client import Api, Obj
 from tests.harness.clusters import Cluster
 
 T = TypeVar("T")
@@ -61,28 +57,6 @@ def _retry(
             detail = f": last error {last!r}" if last is not None else ""
             raise AssertionError(f"not within {timeout:.0f}s: {what}{detail}")
         step()
-
-
-def _url_namespace(gvr: GVR, body: Obj) -> str:
-    """The namespace KubeClient puts in a create or update URL: the body's (none for
-    Namespaces themselves)."""
-    if gvr == GVR("", "v1", "namespaces"):
-        return ""
-    meta = body.get("metadata") if isinstance(body, dict) else None
-    return str((meta or {}).get("namespace") or "") if isinstance(meta, dict) else ""
-
-
-def _crd_resource(crd: Obj) -> GVR:
-    spec = crd["spec"]
-    version = next(v["name"] for v in spec["versions"] if v.get("storage"))
-    return GVR(spec["group"], version, spec["names"]["plural"])
-
-
-def _established(crd: Obj) -> bool:
-    return any(
-        c.get("type") == "Established" and c.get("status") == "True"
-        for c in (crd.get("status") or {}).get("conditions") or []
-    )
 
 
 # ============================================================================= kbsim
@@ -128,29 +102,9 @@ class KbsimWatch:
         self._watch.stop()
 
 
-class _Waits:
-    """Waits written once over `eventually`, `get` and `list`, which each backend provides."""
-
-    eventually: Any
-    get: Any
-    list: Any
-
-    def wait_established(self, crd_name: str, timeout: float = 30.0) -> Obj:
-        def served() -> Obj | None:
-            crd = self.get(CRDS, crd_name)
-            if not _established(crd):
-                return None
-            self.list(_crd_resource(crd))
-            return crd
-
-        return self.eventually(served, timeout, f"CRD {crd_name} established")
-
-    def wait_gone(self, gvr: GVR, name: str, namespace: str = "", timeout: float = 60.0) -> None:
-        self.eventually(lambda: _is_gone(self, gvr, name, namespace), timeout, f"{name} gone")
-
-
-class KbsimClient(_Waits):
-    """`Api` over an in-memory `APIServer` (a fresh one per test)."""
+class KbsimClient(Api):
+    """`Api` over an in-memory `APIServer` (a fresh one per test), through kbsim's `ServerAPI`,
+    which addresses a write by its body's namespace as `KubeClient` does."""
 
     backend = "kbsim"
 
@@ -161,88 +115,12 @@ class KbsimClient(_Waits):
         self.clock = clock
         self.namespace = namespace
         self.user = user
+        self.client = ServerAPI(server, user)
 
     @classmethod
     def new(cls, namespace: str, seed: int = 1) -> KbsimClient:
         clock = VirtualClock()
         return cls(APIServer("conformance", clock=clock, seed=seed), clock, namespace)
-
-    # --- requests
-
-    def get(self, gvr: GVR, name: str, namespace: str = "", *, subresource: str = "") -> Obj:
-        return self.server.get(
-            gvr, ObjectKey(namespace, name), user=self.user, subresource=subresource
-        )
-
-    def list(
-        self, gvr: GVR, namespace: str = "", *, label_selector: str = ""
-    ) -> tuple[list[Obj], str]:
-        return self.server.list(gvr, namespace, label_selector, user=self.user)
-
-    def create(self, gvr: GVR, body: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER) -> Obj:
-        # The URL's namespace is the body's, as KubeClient sends it.
-        return self.server.create(
-            gvr, body, field_manager, user=self.user, url_namespace=_url_namespace(gvr, body)
-        )
-
-    def update(
-        self,
-        gvr: GVR,
-        body: Obj,
-        *,
-        subresource: str = "",
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-    ) -> Obj:
-        return self.server.update(
-            gvr,
-            body,
-            subresource,
-            field_manager,
-            user=self.user,
-            url_namespace=_url_namespace(gvr, body),
-        )
-
-    def patch(
-        self,
-        gvr: GVR,
-        name: str,
-        body: Any,
-        namespace: str = "",
-        *,
-        patch_type: PatchType = "merge",
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-        force: bool = False,
-        subresource: str = "",
-    ) -> Obj:
-        return self.server.patch(
-            gvr,
-            ObjectKey(namespace, name),
-            body,
-            patch_type,
-            field_manager,
-            force,
-            subresource,
-            user=self.user,
-        )
-
-    def delete(
-        self,
-        gvr: GVR,
-        name: str,
-        namespace: str = "",
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation_policy: str | None = None,
-    ) -> Obj | None:
-        return self.server.delete(
-            gvr,
-            ObjectKey(namespace, name),
-            uid,
-            resource_version,
-            user=self.user,
-            propagation_policy=propagation_policy,
-        )
 
     def watch(
         self,
@@ -263,12 +141,6 @@ class KbsimClient(_Waits):
             label_selector=label_selector,
         )
         return KbsimWatch(self, w, timeout_seconds)
-
-    def discovery(self, path: str) -> Obj:
-        return self.server.discovery(path, user=self.user)
-
-    def openapi(self, path: str) -> Obj:
-        return self.server.openapi(path, user=self.user)
 
     # --- server operations
 
@@ -294,16 +166,6 @@ class KbsimClient(_Waits):
 
     def close(self) -> None:
         self.server.expire_watches()
-
-
-def _is_gone(api: Any, gvr: GVR, name: str, namespace: str) -> bool:
-    try:
-        api.get(gvr, name, namespace)
-    except ApiError as err:
-        if err.code == 404:
-            return True
-        raise
-    return False
 
 
 # ============================================================================= real
@@ -354,7 +216,7 @@ _MINTED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 """Kubeconfigs minted per (cluster directory, user, groups): minting runs openssl."""
 
 
-class RealClient(_Waits):
+class RealClient(Api):
     """`Api` over a real cluster of the test harness (kube-apiserver + etcd + kcm), through
     `kbshell.client.KubeClient`: the conformance suite measures the konnector's own client."""
 
@@ -366,62 +228,17 @@ class RealClient(_Waits):
         # The harness's user is named by the certificate, so the User-Agent changes nothing
         # the tests compare (they pass explicit field managers).
         self.kube = KubeClient.from_kubeconfig_file(kubeconfig or cluster.kubeconfig)
+        self.client = self.kube
         self._children: list[RealClient] = []
         self._watches: list[RealWatch] = []
 
     # --- requests
-
-    def get(self, gvr: GVR, name: str, namespace: str = "", *, subresource: str = "") -> Obj:
-        return self.kube.get(gvr, ObjectKey(namespace, name), subresource=subresource)
 
     def list(
         self, gvr: GVR, namespace: str = "", *, label_selector: str = ""
     ) -> tuple[list[Obj], str]:
         # As on the wire (kbsim models the wire): built-in items without apiVersion/kind.
         return self.kube.list(gvr, namespace, label_selector, fill_type_meta=False)
-
-    def create(self, gvr: GVR, body: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER) -> Obj:
-        return self.kube.create(gvr, body, field_manager)
-
-    def update(
-        self,
-        gvr: GVR,
-        body: Obj,
-        *,
-        subresource: str = "",
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-    ) -> Obj:
-        return self.kube.update(gvr, body, subresource, field_manager)
-
-    def patch(
-        self,
-        gvr: GVR,
-        name: str,
-        body: Any,
-        namespace: str = "",
-        *,
-        patch_type: PatchType = "merge",
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-        force: bool = False,
-        subresource: str = "",
-    ) -> Obj:
-        return self.kube.patch(
-            gvr, ObjectKey(namespace, name), body, patch_type, field_manager, force, subresource
-        )
-
-    def delete(
-        self,
-        gvr: GVR,
-        name: str,
-        namespace: str = "",
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation_policy: str | None = None,
-    ) -> Obj | None:
-        return self.kube.delete(
-            gvr, ObjectKey(namespace, name), uid, resource_version, propagation_policy
-        )
 
     def watch(
         self,
@@ -444,12 +261,6 @@ class RealClient(_Waits):
         watch = RealWatch(stream)
         self._watches.append(watch)
         return watch
-
-    def discovery(self, path: str) -> Obj:
-        return self.kube.get_path(path)
-
-    def openapi(self, path: str) -> Obj:
-        return self.kube.get_path(path)
 
     # --- server operations
 
