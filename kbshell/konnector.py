@@ -31,8 +31,8 @@ from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime import state
 from kbcore.runtime.enqueue import (
-    control_keys,
     control_resync_keys,
     current_fingerprints,
     engagements,
@@ -55,7 +55,7 @@ from kbcore.sync.mapper import IDENTITY, Mapper
 from kbshell.client import KubeClient
 from kbshell.ops import Metrics, log_context, obj_ref
 from kbshell.queue import SharedQueue
-from kbshell.reflector import Handler, Reflector
+from kbshell.reflector import Reflector
 
 log = logging.getLogger("konnector")
 
@@ -106,8 +106,8 @@ class Syncer:
         self.provider.stop()
 
 
-class Konnector:
-    """Implements `kbcore.runtime.observe.KonnectorState` over reflector caches."""
+class Konnector(state.Konnector[Syncer]):
+    """`kbcore.runtime.state.Konnector` over reflector caches, run by worker threads."""
 
     def __init__(
         self,
@@ -132,8 +132,8 @@ class Konnector:
         self.leading = leading
         self.recorder = recorder
         self.workers = workers
-        self.queue = SharedQueue(metrics)
-        self.control = {
+        self.queue: SharedQueue = SharedQueue(metrics)
+        self.control: dict[GVR, Reflector] = {
             gvr: Reflector(
                 consumer,
                 gvr,
@@ -142,7 +142,7 @@ class Konnector:
                 # memory for nothing.
                 namespace=namespace if gvr == SECRETS else "",
                 name=f"consumer/{gvr.group_resource}",
-                on_event=self._control_handler(kind),
+                on_event=self.control_handler(kind),
                 on_relist=self.relisted(gvr, CONSUMER),
             )
             for gvr, kind in CONTROL_KINDS.items()
@@ -254,41 +254,11 @@ class Konnector:
             return None
         return lambda: metrics.relist(gvr, cluster)
 
-    # -- KonnectorState ----------------------------------------------------------------------
-    def cached(self, gvr: GVR) -> list[o.Obj]:
-        r = self.control.get(gvr)
-        return r.items() if r else []
-
-    def cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None:
-        r = self.control.get(gvr)
-        return r.get(key) if r else None
-
-    def control_synced(self) -> bool:
-        return all(r.synced.is_set() for r in self.control.values())
-
-    def syncer(self, gvr: GVR) -> Syncer | None:
-        return self.syncers.get(gvr)
-
-    def verified(self, connection: str) -> str | None:
-        return self.verified_credentials.get(connection)
-
     # -- events ------------------------------------------------------------------------------
-    def enqueue(self, key: WorkKey | None) -> None:
-        if key is not None:
-            self.queue.add(key)
-
     def consumer_changed(self, key: WorkKey | None) -> None:
         """A consumer instance changed: the sync lag is measured from now."""
         if key is not None:
             self._changed.setdefault(key, time.monotonic())
-            self.queue.add(key)
-
-    def _control_handler(self, kind: str) -> Handler:
-        """The consumer reflector's callback for one control kind (the event type is not used)."""
-        return lambda _type, old, new: self._control_event(kind, old, new)
-
-    def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
-        for key in control_keys(kind, old, new, self):
             self.queue.add(key)
 
     # -- work --------------------------------------------------------------------------------

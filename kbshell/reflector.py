@@ -120,6 +120,9 @@ class Reflector:
         with self._lock:
             return list(self._cache.values())
 
+    def has_synced(self) -> bool:
+        return self.synced.is_set()
+
     def keys(self) -> list[ObjectKey]:
         with self._lock:
             return list(self._cache)

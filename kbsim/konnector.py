@@ -23,8 +23,8 @@ from kbcore.control.engagement import Engagement, SyncTarget, sync_targets
 from kbcore.control.kubeconfig import Credentials
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime import state
 from kbcore.runtime.enqueue import (
-    control_keys,
     control_resync_keys,
     engagements,
     instance_key,
@@ -38,7 +38,7 @@ from kbcore.runtime.workqueue import WorkQueue
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbsim.apierrors import unreachable
-from kbsim.reflector import Handler, Reflector
+from kbsim.reflector import Reflector
 
 if TYPE_CHECKING:
     from kbsim.world import World
@@ -87,8 +87,8 @@ class Syncer:
             r.stop()
 
 
-class SimKonnector:
-    """The konnector on kbsim clusters; implements `kbcore.runtime.observe.KonnectorState`."""
+class SimKonnector(state.Konnector["Syncer"]):
+    """The konnector on kbsim clusters: `kbcore.runtime.state.Konnector` over its reflectors."""
 
     def __init__(
         self,
@@ -123,7 +123,7 @@ class SimKonnector:
                 self.consumer,
                 gvr,
                 user=self.user,
-                on_event=self._control_handler(kind),
+                on_event=self.control_handler(kind),
             )
             self.control[gvr] = r
             self.world.attach(self.cluster, r)
@@ -159,37 +159,6 @@ class SimKonnector:
         for gvr, s in self.syncers.items():
             for key in list(s.consumer.cache):
                 self.queue.add(InstanceKey(gvr, key))
-
-    # -- KonnectorState ------------------------------------------------------------------------
-    def cached(self, gvr: GVR) -> list[o.Obj]:
-        r = self.control.get(gvr)
-        return list(r.cache.values()) if r else []
-
-    def cached_get(self, gvr: GVR, key: ObjectKey) -> o.Obj | None:
-        r = self.control.get(gvr)
-        return r.cache.get(key) if r else None
-
-    def control_synced(self) -> bool:
-        return all(r.synced for r in self.control.values())
-
-    def syncer(self, gvr: GVR) -> Syncer | None:
-        return self.syncers.get(gvr)
-
-    def verified(self, connection: str) -> str | None:
-        return self.verified_credentials.get(connection)
-
-    # -- events ----------------------------------------------------------------------------------
-    def enqueue(self, key: WorkKey | None) -> None:
-        if key is not None:
-            self.queue.add(key)
-
-    def _control_handler(self, kind: str) -> Handler:
-        """The consumer reflector's callback for one control kind (the event type is not used)."""
-        return lambda _type, old, new: self._control_event(kind, old, new)
-
-    def _control_event(self, kind: str, old: o.Obj | None, new: o.Obj | None) -> None:
-        for key in control_keys(kind, old, new, self):
-            self.queue.add(key)
 
     # -- work --------------------------------------------------------------------------------
     def process_one(self) -> bool:

@@ -43,6 +43,16 @@ class Reflector:
         self.synced = False
         self.stopped = False
 
+    # -- the cache, as `kbcore.runtime.state.Cache`
+    def get(self, key: ObjectKey) -> o.Obj | None:
+        return self.cache.get(key)
+
+    def items(self) -> list[o.Obj]:
+        return list(self.cache.values())
+
+    def has_synced(self) -> bool:
+        return self.synced
+
     def _selected(self, obj: o.Obj) -> bool:
         return not self.label_selector or self._selector.matches(dict(o.labels_of(obj)))
 

@@ -54,6 +54,7 @@ from kbcore.redaction import redacted_repr
 from kbcore.runtime.enqueue import control_resync_keys, engagements, instance_key, provider_key
 from kbcore.runtime.keys import ENGAGE, InstanceKey, WorkKey, describe_key
 from kbcore.runtime.observe import CONTROL_KINDS, Planner
+from kbcore.runtime.state import CachedState
 from kbcore.runtime.worker import Ask, Failure, Outcome, work
 from kbcore.sync.instance import plan_instance
 from kbcore.sync.mapper import IDENTITY, Mapper
@@ -78,31 +79,33 @@ class SnapshotSyncer:
 
 
 @attrs.frozen(hash=False)
-class Snapshot:
+class Listed:
+    """One snapshot LIST as a cache (`kbcore.runtime.state.Cache`): complete, never changing."""
+
+    # Secrets among them: masked in the repr.
+    objects: Mapping[ObjectKey, Obj] = attrs.field(repr=redacted_repr)
+
+    def get(self, key: ObjectKey) -> Obj | None:
+        return self.objects.get(key)
+
+    def items(self) -> list[Obj]:
+        return list(self.objects.values())
+
+    def has_synced(self) -> bool:
+        return True
+
+
+@attrs.frozen(hash=False)
+class Snapshot(CachedState[SnapshotSyncer]):
     """A `KonnectorState` from one-shot LISTs: caches that are complete and never change."""
 
     namespace: str
     mapper: Mapper
     planner: Planner
     # The kubeconfig Secrets too: masked in the repr.
-    control: Mapping[GVR, Mapping[ObjectKey, Obj]] = attrs.field(repr=redacted_repr)
+    control: Mapping[GVR, Listed] = attrs.field(repr=redacted_repr)
     syncers: Mapping[GVR, SnapshotSyncer] = attrs.field(factory=dict)
-    fingerprints: Mapping[str, str | None] = attrs.field(factory=dict)
-
-    def cached(self, gvr: GVR) -> list[Obj]:
-        return list(self.control.get(gvr, {}).values())
-
-    def cached_get(self, gvr: GVR, key: ObjectKey) -> Obj | None:
-        return self.control.get(gvr, {}).get(key)
-
-    def control_synced(self) -> bool:
-        return True
-
-    def syncer(self, gvr: GVR) -> SnapshotSyncer | None:
-        return self.syncers.get(gvr)
-
-    def verified(self, connection: str) -> str | None:
-        return self.fingerprints.get(connection)
+    verified_credentials: Mapping[str, str | None] = attrs.field(factory=dict)
 
 
 def routine(action: Action) -> bool:
@@ -167,7 +170,7 @@ def dry_run(
     planner: Planner = plan_instance,
 ) -> Dry:
     """The konnector's next step for every key (module rules); yields only reads."""
-    control: dict[GVR, dict[ObjectKey, Obj]] = {}
+    control: dict[GVR, Listed] = {}
     problems: list[str] = []
     for gvr in CONTROL_KINDS:
         read = List(CONSUMER, gvr, namespace if gvr == SECRETS else "")
@@ -175,7 +178,7 @@ def dry_run(
         if isinstance(result, Failed):
             problems.append(f"cannot list {_plural(gvr)} on the consumer: {result.error}")
             continue
-        control[gvr] = _keyed(result)
+        control[gvr] = Listed(_keyed(result))
     if problems:
         return DryRun((), tuple(problems))
     state = Snapshot(namespace, mapper, planner, control)
@@ -188,7 +191,8 @@ def dry_run(
         plans.append(plan)
         if outcome.verified is not None:
             name, fingerprint = outcome.verified
-            state = attrs.evolve(state, fingerprints={**state.fingerprints, name: fingerprint})
+            verified = {**state.verified_credentials, name: fingerprint}
+            state = attrs.evolve(state, verified_credentials=verified)
     for item in instance_keys(state):
         plan, _ = yield from _handle(item, state, now)
         plans.append(plan)
