@@ -14,15 +14,17 @@ from typing import Any
 
 import attrs
 
-from kbcore.api import keys
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.runtime import cluster
-from kbcore.runtime.requests import PatchType
 from kbsim.apiserver import ADMIN, APIServer, User
 
 
 @attrs.frozen
 class ServerAPI:
+    """`ClusterAPI` over `server` as `user`. The arguments are passed on as the kernel's
+    `perform` and `read` give them (`ClusterAPI` types them); this adds only the user, and the
+    URL's namespace of a create or update."""
+
     server: APIServer
     user: User = ADMIN
 
@@ -35,55 +37,24 @@ class ServerAPI:
     def get(self, gvr: GVR, key: ObjectKey, /, *, subresource: str = "") -> Obj:
         return self.server.get(gvr, key, user=self.user, subresource=subresource)
 
-    def list(
-        self, gvr: GVR, namespace: str = "", label_selector: str = "", /
-    ) -> tuple[list[Obj], str]:
-        return self.server.list(gvr, namespace, label_selector, user=self.user)
+    def list(self, *args: Any) -> tuple[list[Obj], str]:
+        return self.server.list(*args, user=self.user)
 
-    def create(self, gvr: GVR, body: Obj, field_manager: str = keys.FIELD_MANAGER, /) -> Obj:
-        return self.server.create(
-            gvr, body, field_manager, user=self.user, url_namespace=self.url_namespace(gvr, body)
-        )
+    def create(self, gvr: GVR, body: Obj, *args: Any) -> Obj:
+        namespace = self.url_namespace(gvr, body)
+        return self.server.create(gvr, body, *args, user=self.user, url_namespace=namespace)
 
-    def update(
-        self, gvr: GVR, body: Obj, subresource: str = "", field_manager: str = keys.FIELD_MANAGER, /
-    ) -> Obj:
-        return self.server.update(
-            gvr,
-            body,
-            subresource,
-            field_manager,
-            user=self.user,
-            url_namespace=self.url_namespace(gvr, body),
-        )
+    def update(self, gvr: GVR, body: Obj, *args: Any) -> Obj:
+        namespace = self.url_namespace(gvr, body)
+        return self.server.update(gvr, body, *args, user=self.user, url_namespace=namespace)
 
-    def patch(
-        self,
-        gvr: GVR,
-        key: ObjectKey,
-        body: Any,
-        patch_type: PatchType = "merge",
-        field_manager: str = keys.FIELD_MANAGER,
-        force: bool = False,
-        subresource: str = "",
-        /,
-    ) -> Obj:
-        return self.server.patch(
-            gvr, key, body, patch_type, field_manager, force, subresource, user=self.user
-        )
+    def patch(self, *args: Any) -> Obj:
+        return self.server.patch(*args, user=self.user)
 
     def delete(
-        self,
-        gvr: GVR,
-        key: ObjectKey,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation_policy: str | None = None,
-        /,
+        self, gvr: GVR, key: ObjectKey, uid: str | None, rv: str | None, policy: str | None, /
     ) -> Obj | None:
-        return self.server.delete(
-            gvr, key, uid, resource_version, user=self.user, propagation_policy=propagation_policy
-        )
+        return self.server.delete(gvr, key, uid, rv, user=self.user, propagation_policy=policy)
 
     def discovery(self, path: str, /) -> Obj:
         return self.server.discovery(path, user=self.user)

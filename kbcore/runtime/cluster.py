@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, assert_never
 
 from kbcore import objects as o
-from kbcore.api import keys
 from kbcore.api.resources import NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
@@ -34,24 +33,21 @@ T = TypeVar("T")
 
 class ClusterAPI(Protocol):
     """One API server as one user. Every failure is a `kbcore.errors.ApiError` carrying the
-    server's code, reason, message and details."""
+    server's code, reason, message and details. Callers pass every argument (the parameters
+    are positional and have no defaults), so an implementation may name them as it likes."""
 
     def get(self, gvr: GVR, key: ObjectKey, /, *, subresource: str = "") -> Obj: ...
 
-    def list(
-        self, gvr: GVR, namespace: str = "", label_selector: str = "", /
-    ) -> tuple[list[Obj], str]:
+    def list(self, gvr: GVR, namespace: str, label_selector: str, /) -> tuple[list[Obj], str]:
         """(items, the list's resourceVersion)."""
         ...
 
-    def create(self, gvr: GVR, body: Obj, field_manager: str = keys.FIELD_MANAGER, /) -> Obj:
+    def create(self, gvr: GVR, body: Obj, field_manager: str, /) -> Obj:
         """POST into `url_namespace(gvr, body)`."""
         ...
 
-    def update(
-        self, gvr: GVR, body: Obj, subresource: str = "", field_manager: str = keys.FIELD_MANAGER, /
-    ) -> Obj:
-        """PUT of the whole object; name and namespace from `body.metadata`."""
+    def update(self, gvr: GVR, body: Obj, subresource: str, field_manager: str, /) -> Obj:
+        """PUT of the whole object to `url_namespace(gvr, body)`, name from `body.metadata`."""
         ...
 
     def patch(
@@ -59,10 +55,10 @@ class ClusterAPI(Protocol):
         gvr: GVR,
         key: ObjectKey,
         body: Any,
-        patch_type: PatchType = "merge",
-        field_manager: str = keys.FIELD_MANAGER,
-        force: bool = False,
-        subresource: str = "",
+        patch_type: PatchType,
+        field_manager: str,
+        force: bool,
+        subresource: str,
         /,
     ) -> Obj:
         """JSON merge patch, JSON patch, or server-side apply (`force` only for apply)."""
@@ -72,9 +68,9 @@ class ClusterAPI(Protocol):
         self,
         gvr: GVR,
         key: ObjectKey,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation_policy: str | None = None,
+        uid: str | None,
+        resource_version: str | None,
+        propagation_policy: str | None,
         /,
     ) -> Obj | None:
         """DELETE with optional preconditions; the object if it still exists (held by
@@ -127,7 +123,7 @@ def perform(api: ClusterAPI, request: Request) -> Obj | None:
                 r.subresource,
             )
         case "delete":
-            return api.delete(r.gvr, r.key, r.uid or None)
+            return api.delete(r.gvr, r.key, r.uid or None, None, None)
         case _:  # pragma: no cover - exhaustive over Verb
             assert_never(r.verb)
 

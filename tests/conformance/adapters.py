@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from kbcore.errors import ApiError
 from kbcore.objects import GVR
 from kbshell.client import KubeClient, WatchStream
-from kbsim.apiserver import ADMIN, APIServer, User, Watch
+from kbsim import apiserver
+from kbsim.apiserver import ADMIN, APIServer, User
 from kbsim.serverapi import ServerAPI
-from tests.conformance.client import Api, Obj
+from tests.conformance.client import Api, Obj, Watch
 from tests.harness.clusters import Cluster
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ class VirtualClock:
 
 
 class KbsimWatch:
-    def __init__(self, api: KbsimClient, watch: Watch, timeout_seconds: int) -> None:
+    def __init__(self, api: KbsimClient, watch: apiserver.Watch, timeout_seconds: int) -> None:
         self._api = api
         self._watch = watch
         self._age = 0
@@ -122,25 +123,16 @@ class KbsimClient(Api):
         clock = VirtualClock()
         return cls(APIServer("conformance", clock=clock, seed=seed), clock, namespace)
 
-    def watch(
-        self,
-        gvr: GVR,
-        namespace: str = "",
-        *,
-        resource_version: str = "",
-        allow_bookmarks: bool = False,
-        label_selector: str = "",
-        timeout_seconds: int = 10,
-    ) -> KbsimWatch:
-        w = self.server.watch(
-            gvr,
-            namespace,
-            resource_version,
-            allow_bookmarks,
+    def _watch(self, w: Watch) -> KbsimWatch:
+        watch = self.server.watch(
+            w.gvr,
+            w.namespace,
+            w.resource_version,
+            w.allow_bookmarks,
             user=self.user,
-            label_selector=label_selector,
+            label_selector=w.label_selector,
         )
-        return KbsimWatch(self, w, timeout_seconds)
+        return KbsimWatch(self, watch, w.timeout_seconds)
 
     # --- server operations
 
@@ -240,23 +232,14 @@ class RealClient(Api):
         # As on the wire (kbsim models the wire): built-in items without apiVersion/kind.
         return self.kube.list(gvr, namespace, label_selector, fill_type_meta=False)
 
-    def watch(
-        self,
-        gvr: GVR,
-        namespace: str = "",
-        *,
-        resource_version: str = "",
-        allow_bookmarks: bool = False,
-        label_selector: str = "",
-        timeout_seconds: int = 10,
-    ) -> RealWatch:
+    def _watch(self, w: Watch) -> RealWatch:
         stream = self.kube.watch(
-            gvr,
-            namespace,
-            resource_version=resource_version,
-            label_selector=label_selector,
-            timeout_seconds=timeout_seconds,
-            allow_bookmarks=allow_bookmarks,
+            w.gvr,
+            w.namespace,
+            resource_version=w.resource_version,
+            label_selector=w.label_selector,
+            timeout_seconds=w.timeout_seconds,
+            allow_bookmarks=w.allow_bookmarks,
         )
         watch = RealWatch(stream)
         self._watches.append(watch)

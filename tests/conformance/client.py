@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+import attrs
 import pytest
 
 from kbcore.api.resources import CONFIGMAPS as CONFIGMAPS
@@ -56,6 +57,18 @@ class WatchStream(Protocol):
     def stop(self) -> None:
         """Close the stream (client side)."""
         ...
+
+
+@attrs.frozen
+class Watch:
+    """The watch a test asked for (`Api.watch`)."""
+
+    gvr: GVR
+    namespace: str
+    resource_version: str
+    allow_bookmarks: bool
+    label_selector: str
+    timeout_seconds: int
 
 
 class Api(abc.ABC):
@@ -127,7 +140,6 @@ class Api(abc.ABC):
         key = ObjectKey(namespace, name)
         return self.client.delete(gvr, key, uid, resource_version, propagation_policy)
 
-    @abc.abstractmethod
     def watch(
         self,
         gvr: GVR,
@@ -139,6 +151,15 @@ class Api(abc.ABC):
         timeout_seconds: int = 10,
     ) -> WatchStream:
         """Start a watch (`timeoutSeconds` as on the wire: the server ends it after that)."""
+        return self._watch(
+            Watch(
+                gvr, namespace, resource_version, allow_bookmarks, label_selector, timeout_seconds
+            )
+        )
+
+    @abc.abstractmethod
+    def _watch(self, w: Watch) -> WatchStream:
+        """Start the watch `w` on this backend."""
 
     def discovery(self, path: str) -> Obj:
         """GET of a discovery document: `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
