@@ -19,6 +19,7 @@ from typing import Any
 from kbcore.api.resources import LEASES
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
+from kbcore.runtime import cluster
 from kbcore.runtime.leader import (
     RENEW_DEADLINE_SECONDS,
     RETRY_PERIOD_SECONDS,
@@ -62,12 +63,7 @@ class LeaderElector:
 
     def _step(self, release: bool = False) -> float:
         """One read-decide-write round; returns when to look again (wall clock)."""
-        try:
-            lease = self.client.get(LEASES, self.key)
-        except ApiError as err:
-            if not err.is_not_found:
-                raise
-            lease = None
+        lease = cluster.get_or_none(self.client, LEASES, self.key)
         now = time.time()
         decision = plan_leadership(
             LeaderView("consumer", self.key, lease, self.identity, now, release=release)

@@ -350,7 +350,7 @@ class World:
             return clusterapi.ask(ServerAPI(server, user), read)
 
         self.requests += 1
-        return clusterapi.absent(read, lambda: self.as_konnector(call))
+        return clusterapi.answered(lambda: self.as_konnector(call))
 
     def read_fresh(self, cluster: str, ref: ObjectRef, user: User) -> o.Obj | None:
         """An uncached GET, subject to stale-read faults; None when not found."""

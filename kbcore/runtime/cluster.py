@@ -12,8 +12,8 @@ Rules:
  1. A create or update is addressed to the body's namespace; a body without one gets the
     request key's (the kernel names the target by key). Namespaces themselves are addressed
     without one (`url_namespace`).
- 2. A failed Get that answered 404 is the object's absence: None, not a failure (`absent`).
-    Any other failed read is `Failed(error)`; `read` never raises an `ApiError`.
+ 2. A Get answered 404 is the object's absence: None, not a failure (`get_or_none`). Any
+    other failed read is `Failed(error)`; `read` never raises an `ApiError`.
 """
 
 from __future__ import annotations
@@ -128,22 +128,21 @@ def perform(api: ClusterAPI, request: Request) -> Obj | None:
             assert_never(r.verb)
 
 
-def absent(r: Read, call: Callable[[], T]) -> T | Failed | None:
-    """`call()`'s answer to read `r`: its result, None for a 404 on a Get (rule 2), or
-    `Failed(error)` for any other failure."""
+def get_or_none(api: ClusterAPI, gvr: GVR, key: ObjectKey) -> Obj | None:
+    """GET: the object, or None if it does not exist (rule 2); any other failure raises."""
     try:
-        return call()
+        return api.get(gvr, key)
     except ApiError as err:
-        if err.is_not_found and isinstance(r, Get):
+        if err.is_not_found:
             return None
-        return Failed(err)
+        raise
 
 
 def ask(api: ClusterAPI, r: Read) -> Any:
     """The server's answer to one kernel read; raises the `ApiError` if it failed."""
     match r:
         case Get(gvr=gvr, key=key):
-            return api.get(gvr, key)
+            return get_or_none(api, gvr, key)
         case List(gvr=gvr, namespace=namespace, label_selector=selector):
             return api.list(gvr, namespace, selector)[0]
         case Discovery(path=path):
@@ -153,7 +152,15 @@ def ask(api: ClusterAPI, r: Read) -> Any:
     raise TypeError(f"not a read: {r!r}")  # pragma: no cover - exhaustive above
 
 
+def answered(call: Callable[[], T]) -> T | Failed:
+    """`call()`'s result, or `Failed(error)` if it failed (rule 2)."""
+    try:
+        return call()
+    except ApiError as err:
+        return Failed(err)
+
+
 def read(api: ClusterAPI, r: Read) -> Any:
     """Answer one kernel read on `api`: the object or None (404) for a Get, the items for a
     List, the document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure."""
-    return absent(r, lambda: ask(api, r))
+    return answered(lambda: ask(api, r))

@@ -161,3 +161,11 @@ def test_on_kbsim_a_namespaced_url_of_a_cluster_scoped_resource_is_not_found() -
     got = cluster.read(api, Get("provider", CONFIGMAPS, CM.key))
     assert got["metadata"]["namespace"] == "team"
     assert cluster.read(api, Get("provider", CONFIGMAPS, ObjectKey("team", "gone"))) is None
+
+
+def test_get_or_none_is_none_only_for_a_404() -> None:
+    assert cluster.get_or_none(Recorder(NOT_FOUND), CONFIGMAPS, CM.key) is None
+    assert cluster.get_or_none(Recorder({"a": 1}), CONFIGMAPS, CM.key) == {"a": 1}
+    with pytest.raises(ApiError) as info:
+        cluster.get_or_none(Recorder(FORBIDDEN), CONFIGMAPS, CM.key)
+    assert info.value is FORBIDDEN
