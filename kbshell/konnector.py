@@ -51,7 +51,6 @@ from kbcore.runtime.observe import CONTROL_KINDS, Planner
 from kbcore.runtime.trace import recorded
 from kbcore.runtime.worker import BACKSTOP_SECONDS, Ask, Outcome, Send, drive, work
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY, Mapper
 from kbshell.client import KubeClient
 from kbshell.ops import Metrics, log_context, obj_ref
 from kbshell.queue import SharedQueue
@@ -64,11 +63,12 @@ Recorder = Callable[[dict[str, Any]], None]
 
 class Syncer:
     """One bound API: a consumer reflector over all namespaces and a provider reflector over our
-    managed copies (`kbcore.runtime.observe.Syncer`)."""
+    managed copies per provider scope: all namespaces, or each namespace a tenant was granted
+    (`kbcore.runtime.observe.Syncer`)."""
 
     def __init__(self, konnector: Konnector, target: SyncTarget, provider: KubeClient) -> None:
         self.target = target
-        gvr, mapper = target.gvr, konnector.mapper
+        gvr = target.gvr
         self.consumer = Reflector(
             konnector.consumer,
             gvr,
@@ -76,34 +76,40 @@ class Syncer:
             on_event=lambda _t, old, new: konnector.consumer_changed(instance_key(gvr, old, new)),
             on_relist=konnector.relisted(gvr, CONSUMER),
         )
-        self.provider = Reflector(
-            provider,
-            gvr,
-            name=f"provider/{gvr.group_resource}",
-            label_selector=f"{keys.LABEL_MANAGED}=true",
-            on_event=lambda _t, old, new: konnector.enqueue(
-                provider_key(target, new or old, mapper)
-            ),
-            on_relist=konnector.relisted(gvr, PROVIDER),
-        )
+        self.providers = {
+            scope: Reflector(
+                provider,
+                gvr,
+                namespace=scope,
+                name=f"provider/{gvr.group_resource}" + (f"/{scope}" if scope else ""),
+                label_selector=f"{keys.LABEL_MANAGED}=true",
+                on_event=lambda _t, old, new: konnector.enqueue(provider_key(target, new or old)),
+                on_relist=konnector.relisted(gvr, PROVIDER),
+            )
+            for scope in target.engagement.provider_scopes
+        }
+
+    def reflectors(self) -> list[Reflector]:
+        return [self.consumer, *self.providers.values()]
 
     @property
     def synced(self) -> bool:
-        return self.consumer.synced.is_set() and self.provider.synced.is_set()
+        return all(r.synced.is_set() for r in self.reflectors())
 
     def consumer_get(self, key: ObjectKey) -> o.Obj | None:
         return self.consumer.get(key)
 
     def provider_get(self, key: ObjectKey) -> o.Obj | None:
-        return self.provider.get(key)
+        r = self.providers.get("") or self.providers.get(key.namespace)
+        return r.get(key) if r is not None else None
 
     def start(self) -> None:
-        self.consumer.start()
-        self.provider.start()
+        for r in self.reflectors():
+            r.start()
 
     def stop(self) -> None:
-        self.consumer.stop()
-        self.provider.stop()
+        for r in self.reflectors():
+            r.stop()
 
 
 class Konnector(state.Konnector[Syncer]):
@@ -119,7 +125,6 @@ class Konnector(state.Konnector[Syncer]):
         leading: Callable[[], bool] = lambda: True,
         recorder: Recorder | None = None,
         planner: Planner = plan_instance,
-        mapper: Mapper = IDENTITY,
         provider_client: Callable[[Credentials], KubeClient] = KubeClient.from_credentials,
         resync_period: float = BACKSTOP_SECONDS,
     ) -> None:
@@ -127,7 +132,6 @@ class Konnector(state.Konnector[Syncer]):
         self.consumer = consumer
         self.namespace = namespace
         self.planner = planner
-        self.mapper = mapper
         self.metrics = metrics
         self.leading = leading
         self.recorder = recorder
@@ -224,7 +228,7 @@ class Konnector(state.Konnector[Syncer]):
         """Caches that have not finished their first list (readiness)."""
         out = [r.name for r in self.control.values() if not r.synced.is_set()]
         for s in list(self.syncers.values()):
-            out += [r.name for r in (s.consumer, s.provider) if not r.synced.is_set()]
+            out += [r.name for r in s.reflectors() if not r.synced.is_set()]
         return out
 
     def stuck(self, limit: float) -> list[str]:
@@ -241,7 +245,9 @@ class Konnector(state.Konnector[Syncer]):
         for gvr, s in list(self.syncers.items()):
             self.metrics.synced_objects(gvr, len(s.consumer.keys()))
             self.metrics.cache_synced(gvr, CONSUMER, s.consumer.synced.is_set())
-            self.metrics.cache_synced(gvr, PROVIDER, s.provider.synced.is_set())
+            self.metrics.cache_synced(
+                gvr, PROVIDER, all(r.synced.is_set() for r in s.providers.values())
+            )
         # Stuck-worker gauges; the queue's start times are on the monotonic clock.
         self.metrics.queue_in_flight(
             self.queue.name, self.queue.in_flight().values(), time.monotonic()

@@ -21,7 +21,6 @@ from pathlib import Path
 from kbcore import objects as o
 from kbcore.runtime import trace
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY
 from kbsim import scenario
 from kbsim.world import FAULT_KINDS, FAULT_PARAMS
 
@@ -147,7 +146,7 @@ def replay_trace(path: str) -> int:
                 record = o.parse_json(line)  # as deep as the objects it holds
                 if record.get("format") != trace.FORMAT:
                     raise ValueError(f"unknown trace format {record.get('format')!r}")
-                divergence = trace.replay(record, mapper=IDENTITY, planner=plan_instance)
+                divergence = trace.replay(record, planner=plan_instance)
             except (ValueError, KeyError, TypeError) as err:
                 print(f"kbsim: {path}:{lineno}: not a trace record: {err}", file=sys.stderr)
                 return 2

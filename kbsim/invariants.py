@@ -67,6 +67,7 @@ from kbcore.api.resources import (
     BINDINGS,
     CLUSTERBINDINGS,
     CONFIGMAPS,
+    CONNECTIONS,
     CRDS,
     LEASES,
     NAMESPACES,
@@ -75,11 +76,12 @@ from kbcore.api.resources import (
 from kbcore.api.types import ConflictPolicy
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime.observe import connection_mapper
 from kbcore.schema.crds import served_resource
 from kbcore.schema.policy import schema_hash
 from kbcore.sync.coverage import resolve_coverage
 from kbcore.sync.instance import Ownership, classify
-from kbcore.sync.mapper import IDENTITY
+from kbcore.sync.mapper import IDENTITY, Mapper
 from kbsim.patch import merge_patch
 
 if TYPE_CHECKING:
@@ -303,9 +305,14 @@ class Monitor:
         bs = consumer.list(BINDINGS)[0]
         return cbs, bs
 
-    def _mapper(self) -> Any:
-        k = self.world.konnector
-        return getattr(k, "mapper", IDENTITY)
+    def _mapper(self) -> Mapper:
+        """The consumer's Connection's mapper (a tenant's namespaces, or the same keys)."""
+        try:
+            connections = self._consumer().list(CONNECTIONS)[0]
+        except Exception:
+            return IDENTITY
+        mappers = {connection_mapper(c) for c in connections}
+        return mappers.pop() if len(mappers) == 1 else IDENTITY
 
     # -- the check ---------------------------------------------------------------------------
     def on_request(self, cluster: str, request: Request) -> None:

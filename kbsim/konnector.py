@@ -36,7 +36,6 @@ from kbcore.runtime.trace import recorded
 from kbcore.runtime.worker import BACKSTOP_SECONDS, Ask, Send, drive, settle, work
 from kbcore.runtime.workqueue import WorkQueue
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY, Mapper
 from kbsim.apierrors import unreachable
 from kbsim.reflector import Reflector
 
@@ -46,30 +45,33 @@ if TYPE_CHECKING:
 
 class Syncer:
     """One bound API: a consumer reflector over all namespaces and a provider reflector over our
-    managed copies."""
+    managed copies per provider scope (all namespaces, or a tenant's granted ones)."""
 
     def __init__(self, konnector: SimKonnector, target: SyncTarget, provider: str, user: Any):
         self.target = target
         self.provider_cluster = provider
         self.provider_user = user
-        gvr, world, mapper = target.gvr, konnector.world, konnector.mapper
+        gvr, world = target.gvr, konnector.world
         self.consumer = Reflector(
             konnector.consumer,
             gvr,
             user=konnector.user,
             on_event=lambda _t, old, new: konnector.enqueue(instance_key(gvr, old, new)),
         )
-        self.provider = Reflector(
-            world.clusters[provider],
-            gvr,
-            user=user,
-            label_selector=f"{keys.LABEL_MANAGED}=true",
-            on_event=lambda _t, old, new: konnector.enqueue(
-                provider_key(target, new or old, mapper)
-            ),
-        )
+        self.providers = {
+            scope: Reflector(
+                world.clusters[provider],
+                gvr,
+                user=user,
+                namespace=scope,
+                label_selector=f"{keys.LABEL_MANAGED}=true",
+                on_event=lambda _t, old, new: konnector.enqueue(provider_key(target, new or old)),
+            )
+            for scope in target.engagement.provider_scopes
+        }
         world.attach(konnector.cluster, self.consumer)
-        world.attach(provider, self.provider)
+        for r in self.providers.values():
+            world.attach(provider, r)
 
     @property
     def synced(self) -> bool:
@@ -79,10 +81,14 @@ class Syncer:
         return self.consumer.cache.get(key)
 
     def provider_get(self, key: ObjectKey) -> o.Obj | None:
-        return self.provider.cache.get(key)
+        r = self.providers.get("") or self.providers.get(key.namespace)
+        return r.cache.get(key) if r is not None else None
+
+    def reflectors(self) -> list[Reflector]:
+        return [self.consumer, *self.providers.values()]
 
     def stop(self, world: World) -> None:
-        for r in (self.consumer, self.provider):
+        for r in self.reflectors():
             world.detach(r)
             r.stop()
 
@@ -97,7 +103,6 @@ class SimKonnector(state.Konnector["Syncer"]):
         namespace: str,
         *,
         planner: Planner = plan_instance,
-        mapper: Mapper = IDENTITY,
         recorder: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.world = world
@@ -107,7 +112,6 @@ class SimKonnector(state.Konnector["Syncer"]):
         self.consumer = world.clusters[cluster]
         self.user = world.konnector_user
         self.planner = planner
-        self.mapper = mapper
         self.queue: WorkQueue[WorkKey] = WorkQueue()
         self.syncers: dict[GVR, Syncer] = {}
         self.control: dict[GVR, Reflector] = {}
@@ -231,6 +235,6 @@ class SimKonnector(state.Konnector["Syncer"]):
                 assert provider is not None
                 syncer = Syncer(self, target, *provider)
                 self.syncers[gvr] = syncer
-                self.world.start_reflector(syncer.consumer)
-                self.world.start_reflector(syncer.provider)
+                for r in syncer.reflectors():
+                    self.world.start_reflector(r)
         self.resync()

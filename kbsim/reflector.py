@@ -28,11 +28,13 @@ class Reflector:
         gvr: GVR,
         *,
         user: Any,
+        namespace: str = "",
         label_selector: str = "",
         on_event: Handler,
     ) -> None:
         self.server = server
         self.gvr = gvr
+        self.namespace = namespace
         self.user = user
         self.label_selector = label_selector
         self._selector = parse_selector(label_selector)
@@ -61,13 +63,19 @@ class Reflector:
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
-        items, rv = self.server.list(self.gvr, label_selector=self.label_selector, user=self.user)
+        items, rv = self.server.list(
+            self.gvr, self.namespace, label_selector=self.label_selector, user=self.user
+        )
         for delta in bookkeeping.relist(self.cache, items):
             self._apply(delta)
         self.rv = rv
         self.synced = True
         self.watch = self.server.watch(
-            self.gvr, resource_version=rv, user=self.user, label_selector=self.label_selector
+            self.gvr,
+            self.namespace,
+            resource_version=rv,
+            user=self.user,
+            label_selector=self.label_selector,
         )
 
     def _apply(self, delta: bookkeeping.Delta) -> None:
@@ -84,6 +92,7 @@ class Reflector:
         try:
             self.watch = self.server.watch(
                 self.gvr,
+                self.namespace,
                 resource_version=self.rv,
                 user=self.user,
                 label_selector=self.label_selector,

@@ -32,6 +32,7 @@ from kbcore.runtime.requests import Request
 from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
+from kbsim.issuer import SimIssuer
 from kbsim.reflector import Reflector
 from kbsim.serverapi import ServerAPI
 
@@ -219,6 +220,8 @@ class World:
         self._relisting: set[int] = set()
         """Reflectors (by id) whose relist failed and is scheduled again."""
         self.faults: list[Fault] = []
+        self.issuers: list[SimIssuer] = []
+        """Providers' issuers answering tenants' namespace claims (`start_issuer`)."""
         self.konnector: Any = None
         self.konnector_factory: Callable[[], Any] | None = None
         self.restart_at: float | None = None
@@ -308,6 +311,13 @@ class World:
             self.log(f"list {reflector.gvr} failed: {err}; retrying")
             self._relisting.add(id(reflector))
             self._schedule(1.0, "relist", lambda: self.start_reflector(reflector))
+
+    def start_issuer(self, cluster: str) -> None:
+        """Run a provider-side issuer on `cluster` (`kbsim.issuer`), as a controller."""
+        self.issuers.append(SimIssuer(self.clusters[cluster], lambda: self.now))
+
+    def _issuer_work(self) -> bool:
+        return any(i.pending_work() for i in self.issuers)
 
     def as_konnector(self, fn: Callable[[], Any]) -> Any:
         return self._acting("konnector", fn)
@@ -511,7 +521,7 @@ class World:
         if self.restart_at is not None:
             times.append(self.restart_at)
         times += [f.end for f in self.faults if f.end > self.now]
-        if any(server.pending_work() for server in self.clusters.values()):
+        if any(server.pending_work() for server in self.clusters.values()) or self._issuer_work():
             times.append(self.now + CONTROLLER_INTERVAL)
         k = self.konnector
         if k is not None:
@@ -537,6 +547,9 @@ class World:
         for server in self.clusters.values():
             if server.pending_work():
                 server.tick()
+        for issuer in self.issuers:
+            if issuer.pending_work():
+                self._acting("issuer", issuer.tick)
         self._pump()
         self._deliver_due()
         k = self.konnector
@@ -564,7 +577,7 @@ class World:
             return True  # a list is being retried: the konnector's cache is not current
         if self.restart_at is not None:
             return True
-        if any(server.pending_work() for server in self.clusters.values()):
+        if any(server.pending_work() for server in self.clusters.values()) or self._issuer_work():
             return True
         if any(f.end > self.now for f in self.faults):
             return True

@@ -14,6 +14,9 @@ CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
 CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
 BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 
+# iam.kube-bind.io, on a shared provider (`kbcore.sync.tenancy`).
+BOUND_NAMESPACES = GVR("iam.kube-bind.io", "v1alpha1", "boundnamespaces")
+
 # Built-in resources.
 NAMESPACES = GVR("", "v1", "namespaces")
 SECRETS = GVR("", "v1", "secrets")
@@ -21,6 +24,8 @@ CONFIGMAPS = GVR("", "v1", "configmaps")
 EVENTS = GVR("", "v1", "events")
 LEASES = GVR("coordination.k8s.io", "v1", "leases")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
+ROLE_BINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 # kcp's cluster identity object (`kbcore.identity`).
 LOGICAL_CLUSTERS = GVR("core.kcp.io", "v1alpha1", "logicalclusters")

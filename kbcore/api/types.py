@@ -305,6 +305,32 @@ class SchemaPolicy:
 
 
 @attrs.frozen(kw_only=True)
+class TenantSpec:
+    """TenantSpec confines a Connection to its tenancy boundary on a shared provider, as the
+    provider's issuer wrote it into the bundle. Immutable."""
+
+    namespace: str = attrs.field(
+        metadata=_meta(
+            "namespace is the home namespace of this consumer on the provider: the heartbeat "
+            "Lease and the BoundNamespace claims live there, and consumer namespace X is synced "
+            'to provider namespace "<namespace>-X".',
+            schema={
+                "minLength": 1,
+                "maxLength": 40,
+                "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            },
+        )
+    )
+    apis: tuple[str, ...] = attrs.field(
+        metadata=_meta(
+            'apis are the CRD names ("<plural>.<group>") granted to this consumer: discovery '
+            "reads exactly these, never the provider's whole list.",
+            schema={"minItems": 1, "x-kubernetes-list-type": "set"},
+        )
+    )
+
+
+@attrs.frozen(kw_only=True)
 class ConnectionSpec:
     """ConnectionSpec is the desired link to one provider cluster."""
 
@@ -332,6 +358,19 @@ class ConnectionSpec:
             "autoBind, when true, makes the konnector maintain a ClusterBinding named after this "
             "Connection that lists every exported API.",
             server_default=True,
+        ),
+    )
+    tenant: TenantSpec | None = attrs.field(
+        default=None,
+        metadata=_meta(
+            "tenant, when set, makes this Connection one consumer among several of a shared "
+            "provider: every provider request stays inside the boundary it names, and "
+            "cluster-scoped APIs are refused. Written by the provider's issuer; immutable.",
+            schema={
+                "x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "tenant is immutable"}
+                ]
+            },
         ),
     )
 
@@ -395,6 +434,15 @@ class ConnectionStatus:
             "exportedAPIs is the discovery result: the APIs exported to these credentials, "
             "sorted by name.",
             json="exportedAPIs",
+        ),
+    )
+    tenant_namespaces: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=_meta(
+            "tenantNamespaces are, for a tenant Connection, the provider namespaces the "
+            "provider has granted (its BoundNamespace claims that are Ready), sorted: instances "
+            "are synced and watched there and nowhere else.",
+            schema={"x-kubernetes-list-type": "set"},
         ),
     )
     conditions: tuple[Condition, ...] = attrs.field(
@@ -641,7 +689,20 @@ class Connection:
     )
 
     metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=_METADATA_FIELD)
-    spec: ConnectionSpec
+    # A field's own CEL rule runs only when old and new both have it: adding or removing
+    # `tenant` later is caught here.
+    spec: ConnectionSpec = attrs.field(
+        metadata={
+            "schema": {
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "has(self.tenant) == has(oldSelf.tenant)",
+                        "message": "tenant cannot be added or removed",
+                    }
+                ]
+            }
+        }
+    )
     status: ConnectionStatus = attrs.field(factory=ConnectionStatus)
 
 

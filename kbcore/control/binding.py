@@ -23,6 +23,9 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     d. while anything is left, `Ready=False/DrainingObjects` and look again shortly;
     e. then provider namespaces instance sync created, in scope and now empty, are deleted
        (`kbcore.sync.namespaces`), and the binding's cleanup finalizer is released.
+    For a tenant, an object in a namespace whose claim is not granted (read fresh) has no
+    copy of ours to delete: it is released without reading there; and provider namespaces are
+    the issuer's, never deleted by the konnector.
  2. The cleanup finalizer is added before anything else is written.
  3. The Connection must exist and be Ready, else `Connected=False/Pending` and
     `Ready=False/Pending` (upstream documents `Connected` on bindings but never sets it); every
@@ -34,7 +37,9 @@ except where docs/design.md, "Differences from upstream" says otherwise):
     a. a Binding listing an API a live ClusterBinding lists: the ClusterBinding wins, the
        Binding does nothing for it and says so (`BoundByClusterBinding`; not an error);
     b. not in the Connection's `exportedAPIs`: `APINotExported`;
-    c. a Binding listing a cluster-scoped API: refused (`ClusterScopedAPI`);
+    c. a Binding listing a cluster-scoped API, or any binding of a tenant's Connection
+       (`kbcore.sync.tenancy` rule 3: a shared provider cannot share one): refused
+       (`ClusterScopedAPI`);
     d. schema source OpenAPI: the Connection installs the CRD; wait for it (`Pending`), then
        refuse it if what the provider serves (the `exportedAPIs` entry) changed in a way the
        consumer CRD cannot follow (`kbcore.schema.policy.refuse_exported_change`,
@@ -89,7 +94,7 @@ from kbcore.actions import (
 from kbcore.api import conditions as c
 from kbcore.api import keys
 from kbcore.api.convert import InvalidObject, structure
-from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CRDS
+from kbcore.api.resources import BINDINGS, BOUND_NAMESPACES, CLUSTERBINDINGS, CRDS
 from kbcore.api.types import RelatedResource
 from kbcore.control import related
 from kbcore.control.connection import misdirected, schema_policy
@@ -104,6 +109,7 @@ from kbcore.sync import namespaces
 from kbcore.sync.coverage import api_names, connection_name, lists_api, resolve_coverage
 from kbcore.sync.instance import is_orphaned, release_or_delete
 from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.sync.tenancy import Claim, Tenant, claim_ref, claim_state, tenant_of
 from kbcore.timestamps import rfc3339
 
 DRAIN_REQUEUE_SECONDS = 2.0
@@ -221,6 +227,8 @@ class _Planner:
         local = self.cstatus.get("localClusterUID")
         self.local_uid = local if isinstance(local, str) else ""
         self.conn_name = (conn is not None and o.name(conn)) or ""
+        tenant = tenant_of(conn) if conn is not None else None
+        self.tenant = tenant if isinstance(tenant, Tenant) else None
         self.synced_namespaces: set[str] = set()
         """Rule 4f: consumer namespaces holding a live object of a bound namespaced API."""
         self.unlisted: list[str] = []
@@ -349,6 +357,12 @@ class _Planner:
             if api is None:
                 not_exported.append(n)
                 api_conds.set(c.READY, False, c.API_NOT_EXPORTED, f"{n} is not exported")
+            elif self.tenant is not None and api.get("scope") == "Cluster":
+                refusal = (
+                    c.CLUSTER_SCOPED_API,
+                    f"{n} is cluster-scoped; a provider shared by several consumers cannot "
+                    "bind a cluster-scoped API to one of them",
+                )
             elif is_binding and api.get("scope") == "Cluster":
                 refusal = (
                     c.CLUSTER_SCOPED_API,
@@ -632,7 +646,7 @@ class _Planner:
             self.actions.extend(rp.actions)
             related_left = rp.draining
         waiting = left + sum(holding.values())
-        if reach and not waiting and not related_left:
+        if reach and not waiting and not related_left and self.tenant is None:
             self.actions.extend(self._namespace_cleanup(names, crds))
         if waiting or related_left:
             blocked = (
@@ -666,8 +680,24 @@ class _Planner:
             self.view.observed, local_cluster_uid=self.local_uid, only=only
         )
 
+    def _in_granted_namespaces(self, items: list[o.Obj]) -> list[o.Obj]:
+        """Rule 1, for a tenant: the objects whose namespace's claim is granted, read fresh."""
+        tenant = self.tenant
+        assert tenant is not None
+        spaces = sorted({o.namespace(i) for i in items if o.namespace(i)})
+        reads = tuple(Get(PROVIDER, BOUND_NAMESPACES, claim_ref(tenant, n).key) for n in spaces)
+        granted = set()
+        for n, claim in zip(spaces, need_all(self.view.observed, reads), strict=True):
+            if isinstance(claim, Failed):
+                raise claim.error
+            if claim_state(tenant, n, claim if isinstance(claim, dict) else None) is Claim.GRANTED:
+                granted.add(n)
+        return [i for i in items if o.namespace(i) in granted]
+
     def _provider_copies(self, gvr: GVR, items: list[o.Obj]) -> dict[ObjectKey, o.Obj]:
         """Fresh provider copies of `items`, keyed by the consumer key."""
+        if self.tenant is not None:
+            items = self._in_granted_namespaces(items)
         keyed = {o.key_of(i): self.view.mapper.to_provider(gvr, o.key_of(i)) for i in items}
         reads = tuple(Get(PROVIDER, gvr, pk) for pk in keyed.values())
         results = need_all(self.view.observed, reads)

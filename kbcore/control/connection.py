@@ -43,6 +43,12 @@ except where docs/design.md, "Differences from upstream" says otherwise):
 10. Heartbeat: one Lease per Connection in the provider namespace `kube-bind`, renewed when
     older than a third of its duration; failures never affect readiness.
 11. Status is written only when it differs; `Ready=True` when all of the above hold.
+12. A tenant (`spec.tenant`, `kbcore.sync.tenancy`) stays inside its boundary: a malformed
+    `tenant` is `Ready=False/InvalidTenant` before anything is read on the provider; discovery
+    GETs exactly the granted CRDs by name (schema source CRD; a CRD that is missing or not
+    labelled exported is not exported); the heartbeat Lease lives in the home namespace (never
+    created there: the issuer made it); the granted claims in the home namespace are recorded
+    in `status.tenantNamespaces`, looked at again shortly while one is pending.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ from kbcore.api import keys
 from kbcore.api.keys import LEASE_NAMESPACE
 from kbcore.api.resources import (
     BINDINGS,
+    BOUND_NAMESPACES,
     CLUSTERBINDINGS,
     CONNECTIONS,
     CRDS,
@@ -96,6 +103,7 @@ from kbcore.schema import policy as schema
 from kbcore.status import Conditions, read_conditions, status_update
 from kbcore.sync.coverage import api_names, connection_name
 from kbcore.sync.namespaces import owned_namespace, plan_namespace_cleanup
+from kbcore.sync.tenancy import CLAIM_WAIT_SECONDS, Claim, Tenant, claim_state, tenant_of
 from kbcore.timestamps import parse_rfc3339, rfc3339
 
 DISCOVERY_INTERVAL_SECONDS = 30.0
@@ -188,16 +196,31 @@ def exported_api(crd: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def discover_exported(
-    observed: Observed, source: str
+    observed: Observed, source: str, tenant: Tenant | None = None
 ) -> tuple[str, list[dict[str, Any]], dict[str, o.Obj], dict[str, tuple[str, ...]]]:
-    """Rule 7: what the provider exports under schema `source` (Auto, CRD or OpenAPI).
+    """Rule 7: what the provider exports under schema `source` (Auto, CRD or OpenAPI); for a
+    tenant, rule 12: the granted CRDs, read by name.
 
     Returns (active source, exportedAPIs sorted by name, provider-side CRD per API name,
     fidelity lost in synthesis per API). Raises `Missing` for reads not done yet and the
     `ApiError` of a failed one. `kubectl bind` lists what it offers to bind with this too."""
     crds: dict[str, o.Obj] = {}
     losses: dict[str, tuple[str, ...]] = {}
-    if source in ("CRD", "Auto"):
+    if tenant is not None:
+        named = need_all(
+            observed, tuple(Get(PROVIDER, CRDS, ObjectKey("", n)) for n in tenant.apis)
+        )
+        for got in named:
+            if isinstance(got, Failed):
+                raise got.error
+            if (
+                isinstance(got, dict)
+                and o.labels_of(got).get(keys.LABEL_EXPORTED) == "true"
+                and exported_api(got) is not None
+            ):
+                crds[o.name(got)] = got
+        source = "CRD"
+    elif source in ("CRD", "Auto"):
         listed = list_items(
             observed, List(PROVIDER, CRDS, label_selector=f"{keys.LABEL_EXPORTED}=true")
         )
@@ -243,6 +266,9 @@ class _Planner:
             self.status.get("conditions"), o.generation(self.conn), rfc3339(view.now)
         )
         self.actions: list[Action] = []
+        self.tenant = tenant_of(self.conn)
+        lease_namespace = self.tenant.namespace if isinstance(self.tenant, Tenant) else ""
+        self.lease_namespace = lease_namespace or LEASE_NAMESPACE
 
     # -- helpers ---------------------------------------------------------------------------
     def _finish(self, why: str, *tail: Action) -> Plan:
@@ -279,6 +305,10 @@ class _Planner:
             self.conds.set(c.SECRET_VALID, True, c.INSECURE_TRANSPORT, warning)
         else:
             self.conds.set(c.SECRET_VALID, True, c.AS_EXPECTED, "kubeconfig secret resolved")
+        if isinstance(self.tenant, str):
+            msg = f"the provider's tenancy boundary is malformed: {self.tenant}"
+            self.conds.set(c.READY, False, c.INVALID_TENANT, msg)
+            return self._finish("tenant malformed")
         identity = self._identities()
         if identity is not None:
             return identity
@@ -286,6 +316,10 @@ class _Planner:
             source, apis, crds, losses = self._discover()
         except ApiError as err:
             return self._provider_failure(err, "discovering exported APIs")
+        try:
+            pending = self._tenant_namespaces()
+        except ApiError as err:
+            return self._provider_failure(err, "reading the namespaces granted to this consumer")
         self.status["activeSchemaSource"] = source
         self.status["exportedAPIs"] = apis
         self.conds.set(c.PERMISSION_DENIED, False, c.AS_EXPECTED, "no RBAC denials")
@@ -302,7 +336,8 @@ class _Planner:
             self.conds.set(c.READY, False, c.FOREIGN_OBJECT_EXISTS, foreign)
         else:
             self.conds.set(c.READY, True, c.AS_EXPECTED, "connection ready")
-        return self._finish("connection reconciled", *self._heartbeat())
+        tail = (RequeueAfter(CLAIM_WAIT_SECONDS),) if pending else ()
+        return self._finish("connection reconciled", *self._heartbeat(), *tail)
 
     def _ensure_finalizers(self) -> Plan | None:
         sref = self._secret_ref()
@@ -387,7 +422,22 @@ class _Planner:
     ) -> tuple[str, list[dict[str, Any]], dict[str, o.Obj], dict[str, tuple[str, ...]]]:
         """(active source, exportedAPIs, provider-side CRD per API name, losses per API)."""
         source, _, _ = schema_policy(self.conn)
-        return discover_exported(self.view.observed, source)
+        tenant = self.tenant if isinstance(self.tenant, Tenant) else None
+        return discover_exported(self.view.observed, source, tenant)
+
+    def _tenant_namespaces(self) -> bool:
+        """Rule 12: record a tenant's granted namespaces; True while a claim is pending."""
+        if not isinstance(self.tenant, Tenant):
+            return False
+        claims = list_items(
+            self.view.observed, List(PROVIDER, BOUND_NAMESPACES, self.tenant.namespace)
+        )
+        states = {o.name(cl): claim_state(self.tenant, o.name(cl), cl) for cl in claims}
+        granted = sorted(
+            self.tenant.provider_namespace(n) for n, s in states.items() if s is Claim.GRANTED
+        )
+        self.status["tenantNamespaces"] = granted
+        return any(s is Claim.PENDING for s in states.values())
 
     def _wanted(self, source: str, apis: list[dict[str, Any]]) -> list[str]:
         """Names of the APIs this Connection installs itself (rule 8)."""
@@ -523,9 +573,13 @@ class _Planner:
         if not isinstance(local, str) or not local:
             return ()
         name = lease_name(local, self.name)
-        lease_read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, name))
-        ns_read = Get(PROVIDER, NAMESPACES, ObjectKey("", LEASE_NAMESPACE))
-        lease, ns = need_all(self.view.observed, (lease_read, ns_read))
+        lease_read = Get(PROVIDER, LEASES, ObjectKey(self.lease_namespace, name))
+        if isinstance(self.tenant, Tenant):
+            (lease,) = need_all(self.view.observed, (lease_read,))
+            ns: Any = {"metadata": {"name": self.lease_namespace}}  # the issuer made it
+        else:
+            ns_read = Get(PROVIDER, NAMESPACES, ObjectKey("", LEASE_NAMESPACE))
+            lease, ns = need_all(self.view.observed, (lease_read, ns_read))
         if isinstance(lease, Failed):
             return ()
         now = rfc3339(self.view.now)
@@ -542,7 +596,7 @@ class _Planner:
                 "kind": "Lease",
                 "metadata": {
                     "name": name,
-                    "namespace": LEASE_NAMESPACE,
+                    "namespace": self.lease_namespace,
                     "labels": {keys.LABEL_MANAGED: "true"},
                     "annotations": {
                         keys.ANNOTATION_CONSUMER_CLUSTER_UID: local,
@@ -640,8 +694,8 @@ class _Planner:
     def _lease_namespace_cleanup(self, lease: tuple[Action, ...]) -> tuple[Action, ...]:
         """The provider namespace we created for Leases, once only this Lease was left in it."""
         local = self._cleanup_identity()
-        if not local:
-            return ()
+        if not local or isinstance(self.tenant, Tenant):
+            return ()  # a tenant's home namespace is the issuer's
         gone = frozenset((a.target.gvr, a.target.key) for a in lease if isinstance(a, Delete))
         # A refusal leaves the namespace; a transient failure is raised and retried.
         return plan_namespace_cleanup(
@@ -652,7 +706,8 @@ class _Planner:
         local = self._cleanup_identity()
         if not local:
             return ()
-        read = Get(PROVIDER, LEASES, ObjectKey(LEASE_NAMESPACE, lease_name(local, self.name)))
+        key = ObjectKey(self.lease_namespace, lease_name(local, self.name))
+        read = Get(PROVIDER, LEASES, key)
         (lease,) = need_all(self.view.observed, (read,))
         if isinstance(lease, Failed):
             if lease.error.is_retryable:

@@ -44,6 +44,8 @@ from kbcore.identity import reaches_itself
 from kbcore.objects import GVR
 from kbcore.schema.crds import served_resource
 from kbcore.status import condition_is_true
+from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.sync.tenancy import Tenant, tenant_of
 
 
 @attrs.frozen
@@ -55,6 +57,20 @@ class Engagement:
     local_cluster_uid: str
     remote_cluster_uid: str = ""
     """The provider's pinned identity (`status.remoteClusterUID`)."""
+    tenant: Tenant | None = None
+    """The boundary on a shared provider (`kbcore.sync.tenancy`), or None."""
+    tenant_namespaces: tuple[str, ...] = ()
+    """A tenant's granted provider namespaces (`status.tenantNamespaces`): where its provider
+    copies are listed and watched."""
+
+    @property
+    def mapper(self) -> Mapper:
+        return IDENTITY if self.tenant is None else self.tenant.mapper
+
+    @property
+    def provider_scopes(self) -> tuple[str, ...]:
+        """The namespaces provider copies are listed and watched in; ("",) is cluster-wide."""
+        return ("",) if self.tenant is None else self.tenant_namespaces
 
 
 @attrs.frozen
@@ -90,7 +106,22 @@ def engagement(
     remote = remote if isinstance(remote, str) else ""
     if reaches_itself(remote, local):
         return None
-    return Engagement(o.name(connection), credentials, local, remote)
+    tenant = tenant_of(connection)
+    if isinstance(tenant, str):
+        return None  # the Connection planner refuses it; never sync outside the boundary
+    granted: tuple[str, ...] = ()
+    if tenant is not None:
+        listed = status.get("tenantNamespaces")
+        granted = tuple(
+            sorted(
+                {
+                    n
+                    for n in (listed if isinstance(listed, list) else [])
+                    if isinstance(n, str) and n.startswith(tenant.prefix) and n != tenant.prefix
+                }
+            )
+        )
+    return Engagement(o.name(connection), credentials, local, remote, tenant, granted)
 
 
 def paused(api: str, bindings: Iterable[Mapping[str, Any]]) -> bool:

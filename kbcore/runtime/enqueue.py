@@ -21,7 +21,6 @@ from kbcore.runtime.events import keys_for_event
 from kbcore.runtime.keys import ENGAGE, BindingKey, ConnectionKey, InstanceKey, WorkKey
 from kbcore.runtime.observe import CONTROL_KINDS, KonnectorState, credentials, usable
 from kbcore.sync.instance import consumer_key_for_provider
-from kbcore.sync.mapper import Mapper
 
 
 def engagements(
@@ -65,12 +64,12 @@ def control_keys(
     return keys_for_event(kind, obj, connections=state.cached(CONNECTIONS), bindings=bindings)
 
 
-def provider_key(target: SyncTarget, obj: o.Obj | None, mapper: Mapper) -> InstanceKey | None:
+def provider_key(target: SyncTarget, obj: o.Obj | None) -> InstanceKey | None:
     """The key a provider copy's event wakes: its consumer object, if the copy is ours."""
     if obj is None:
         return None
     t = target
-    key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, mapper)
+    key = consumer_key_for_provider(obj, t.gvr, t.engagement.local_cluster_uid, t.engagement.mapper)
     return InstanceKey(t.gvr, key) if key is not None else None
 
 

@@ -24,7 +24,8 @@ from kbcore.objects import GVR, ObjectKey
 from kbcore.runtime.keys import BindingKey, InstanceKey
 from kbcore.sync.coverage import connection_name, resolve_coverage
 from kbcore.sync.instance import InstanceView
-from kbcore.sync.mapper import Mapper
+from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.sync.tenancy import Tenant, tenant_of
 
 CONTROL_KINDS: dict[GVR, str] = {
     CONNECTIONS: "Connection",
@@ -57,9 +58,6 @@ class KonnectorState(Protocol):
 
     @property
     def namespace(self) -> str: ...
-
-    @property
-    def mapper(self) -> Mapper: ...
 
     @property
     def planner(self) -> Planner: ...
@@ -119,7 +117,7 @@ def binding_view(state: KonnectorState, item: BindingKey, now: float) -> Binding
         credentials=credentials(state, conn) if conn is not None else None,
         observed={},
         now=now,
-        mapper=state.mapper,
+        mapper=connection_mapper(conn),
         konnector_namespace=state.namespace,
     )
 
@@ -140,8 +138,17 @@ def instance_view(syncer: Syncer, state: KonnectorState, item: InstanceKey) -> I
         namespaced=t.namespaced,
         consumer=syncer.consumer_get(key),
         coverage=coverage,
-        provider=syncer.provider_get(state.mapper.to_provider(gvr, key)),
+        provider=syncer.provider_get(t.engagement.mapper.to_provider(gvr, key)),
         local_cluster_uid=t.engagement.local_cluster_uid,
-        mapper=state.mapper,
+        mapper=t.engagement.mapper,
         provider_cluster_uid=t.engagement.remote_cluster_uid,
+        tenant=t.engagement.tenant,
     )
+
+
+def connection_mapper(conn: o.Obj | None) -> Mapper:
+    """Where a Connection's consumer objects live on the provider: its tenant's namespaces, or
+    the same keys (`kbcore.sync.tenancy` rule 2). A malformed tenant maps nothing differently,
+    but such a Connection is never Ready, so nothing is synced through it."""
+    tenant = tenant_of(conn) if conn is not None else None
+    return tenant.mapper if isinstance(tenant, Tenant) else IDENTITY

@@ -18,7 +18,6 @@ from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.runtime.enqueue import control_keys
 from kbcore.runtime.keys import WorkKey
 from kbcore.runtime.observe import Planner, Syncer
-from kbcore.sync.mapper import Mapper
 
 S = TypeVar("S", bound=Syncer)
 
@@ -47,7 +46,6 @@ class CachedState(Generic[S]):
     shell sets."""
 
     namespace: str
-    mapper: Mapper
     planner: Planner
     control: Mapping[GVR, Cache]
     syncers: Mapping[GVR, S]

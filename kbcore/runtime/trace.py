@@ -31,7 +31,6 @@ from kbcore.runtime import observe, requests, worker
 from kbcore.runtime.keys import WorkKey, describe_key, from_tuple, to_tuple
 from kbcore.runtime.observe import KonnectorState, Planner
 from kbcore.runtime.worker import Ask, Effect, Outcome, Send
-from kbcore.sync.mapper import Mapper
 
 FORMAT = 1
 
@@ -155,7 +154,6 @@ class Recording:
         self._inner = inner
         self.calls: list[Any] = []
         self.namespace = inner.namespace
-        self.mapper = inner.mapper
         self.planner = inner.planner
 
     def _note(self, method: str, args: list[Any], result: Any) -> Any:
@@ -264,13 +262,11 @@ class _ReplayState:
         self,
         calls: list[Any],
         namespace: str,
-        mapper: Mapper,
         planner: Planner,
     ) -> None:
         self._calls = list(calls)
         self._next = 0
         self.namespace = namespace
-        self.mapper = mapper
         self.planner = planner
 
     def answer(self, method: str, args: list[Any]) -> Any:
@@ -324,13 +320,12 @@ def _normal_build(value: Any, pairs: list[tuple[Any, Any]] | None) -> Any:
 def replay(
     record: Mapping[str, Any],
     *,
-    mapper: Mapper,
     planner: Planner,
 ) -> Divergence | None:
     """Run the kernel on one record's inputs; the first difference, or None."""
     item = decode_key(record["key"])
     name = describe_key(item)
-    state = _ReplayState(record["state"], str(record.get("namespace", "")), mapper, planner)
+    state = _ReplayState(record["state"], str(record.get("namespace", "")), planner)
     effects = list(record["effects"])
     gen: Generator[Effect, Any, Outcome] = worker.work(item, state, float(record["now"]))
     step = 0

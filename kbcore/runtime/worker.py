@@ -23,6 +23,9 @@ Rules (the same as client-go controllers and upstream's konnector):
  4. A fully carried-out plan forgets the key's backoff and honours its RequeueAfter.
  5. A Connection whose reconcile changed the credentials it vouches for wakes the engagement
     pass, so syncers never use credentials the Connection reconcile has not verified.
+ 6. An instance plan that claimed a tenant's provider namespace (`kbcore.sync.tenancy` rule 4)
+    wakes its Connection, which watches the claim until it is granted and then records the
+    namespace, so the namespace is watched without waiting for the next resync.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from kbcore.actions import CONSUMER, Action, Plan
+from kbcore.actions import CONSUMER, Action, Create, Plan
+from kbcore.api.resources import BOUND_NAMESPACES
 from kbcore.control.binding import plan_binding
 from kbcore.control.connection import plan_connection
 from kbcore.control.engagement import verified_fingerprint
@@ -111,6 +115,8 @@ class Outcome:
     verified: tuple[str, str | None] | None = None
     engage: bool = False
     binding: str = ""
+    wake: tuple[WorkKey, ...] = ()
+    """Other keys to handle now (rule 6)."""
 
     @property
     def complete(self) -> bool:
@@ -204,7 +210,9 @@ def _instance(item: InstanceKey, state: KonnectorState, now: float) -> Work:
     if isinstance(plan, Verdict):
         return Outcome(verdict=plan, binding=binding)
     outcome = yield from execute(plan, provider, now)
-    return attrs.evolve(outcome, binding=binding)
+    claimed = any(isinstance(a, Create) and a.target.gvr == BOUND_NAMESPACES for a in plan.actions)
+    wake = (ConnectionKey(syncer.target.engagement.connection),) if claimed else ()
+    return attrs.evolve(outcome, binding=binding, wake=wake)
 
 
 def judge_read(error: ApiError) -> Verdict:
@@ -265,6 +273,8 @@ def settle(
         name, fingerprint = outcome.verified
         verified[name] = fingerprint
         queue.add(ENGAGE)
+    for key in outcome.wake:
+        queue.add(key)
     verdict = outcome.verdict
     if verdict is None:
         queue.forget(item)

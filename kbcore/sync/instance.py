@@ -19,7 +19,9 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
        finalizer and look again shortly;
     d. provider copy is ours and deleting (provider-side finalizers): wait, keep the finalizer;
     e. provider copy absent, or present but not ours (a conflict we never wrote): release the
-       finalizer — but only on a *fresh* read, never on a cache that may not have seen it.
+       finalizer — but only on a *fresh* read, never on a cache that may not have seen it. For
+       a tenant whose claim on the namespace is not granted (read fresh), no copy can be ours
+       to delete there: release.
  3. Not covered by a ready binding: nothing is written (no finalizer, no copy). Nor when the
     provider is the consumer itself (`provider_cluster_uid == local_cluster_uid`, which
     `kbcore.control.connection` rule 6a already refuses): the "copy" would be the object itself; a
@@ -31,6 +33,10 @@ Rules, in the order `plan_instance` applies them (numbers are referenced in test
     same-named object someone created after our read (found by the property suite under stale
     reads). The next pass re-applies it once, which gives our field manager server-side-apply
     ownership of every field (so a field later dropped from the consumer spec is removed).
+    For a tenant (`kbcore.sync.tenancy`) the namespace is claimed instead of created, before
+    anything is read there: claim it when unclaimed, wait while the claim is pending, and
+    annotate the object (`sync-limit`) when the namespace cannot be had (too long a name, a
+    claim refused); the copy is created once the claim is granted.
  6. Provider copy present, classified by its ownership markers (`classify`):
     a. ours: re-apply only if the copy differs from what we would apply (zero no-op writes);
        mirror its status onto the consumer exactly, clearing the consumer status when the copy
@@ -90,6 +96,16 @@ from kbcore.reads import Get, Observed, get_obj
 from kbcore.sync.coverage import Coverage
 from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
+from kbcore.sync.tenancy import (
+    CLAIM_WAIT_SECONDS,
+    Claim,
+    Tenant,
+    claim_body,
+    claim_message,
+    claim_ref,
+    claim_state,
+    namespace_problem,
+)
 
 CONSUMER = "consumer"
 
@@ -144,7 +160,13 @@ class InstanceView:
     """The provider's identity, when the shell knows it (from the Connection's pin)."""
     observed: Observed = attrs.field(factory=dict)
     """The reads asked for so far and their results (`kbcore.reads`): the copy read fresh
-    (`fresh_read`) and, on the create path, its namespace."""
+    (`fresh_read`) and, on the create path, its namespace (or a tenant's claim on it)."""
+    tenant: Tenant | None = None
+    """The Connection's boundary on a shared provider; its mapper is then `mapper`."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.tenant is not None and self.mapper != self.tenant.mapper:
+            raise ValueError("a tenant's instances are mapped by the tenant's mapper")
 
 
 def fresh_read(view: InstanceView) -> Get | None:
@@ -379,13 +401,17 @@ def _plan(view: InstanceView) -> Plan:
         actions.append(AddFinalizer(cref, keys.FINALIZER_SYNCER, rv, fins))
 
     if p is None:
+        if view.tenant is not None and view.namespaced:
+            waiting = _claim_namespace(view, c, cref, actions)
+            if waiting is not None:
+                return waiting
         get_obj(view.observed, _read(pref), "rule 5: confirm absence before creating")
         body = desired_provider_body(c, pref.key, view.local_cluster_uid)
         too_large = body_problem(body)
         if too_large:
             actions.extend(_limit_annotation(c, cref, _spec_limit(pref, too_large)))
             return Plan(tuple(actions), why="rule 7: provider copy would exceed API limits")
-        if view.namespaced and pref.key.namespace:
+        if view.namespaced and pref.key.namespace and view.tenant is None:
             ns_read = namespace_read(pref.key.namespace)
             ns = get_obj(view.observed, ns_read, "rule 5: does the namespace exist")
             if ns is None:
@@ -452,6 +478,12 @@ def _plan_delete(
         # Without our identity no copy can be recognised as ours; releasing now could leave
         # one behind. Hold the finalizer until the Connection's identity is known.
         return Plan(why="rule 2: identity not known yet; keeping the finalizer")
+    if not orphan and view.tenant is not None and view.namespaced:
+        claim = _claim(view, o.namespace(c))
+        if claim is not Claim.GRANTED:
+            rest = tuple(f for f in o.finalizers(c) if f != keys.FINALIZER_SYNCER)
+            release = RemoveFinalizer(cref, keys.FINALIZER_SYNCER, o.resource_version(c), rest)
+            return Plan((release,), why="rule 2e: namespace not granted; no copy of ours there")
     p = None if orphan else provider_copy(view)
     step = release_or_delete(c, cref, p, pref, view.local_cluster_uid)
     wait = RequeueAfter(WAIT_FOR_PROVIDER_DELETE_SECONDS)
@@ -528,6 +560,46 @@ def _apply(c: o.Obj, pref: ObjectRef, local_uid: str, live: o.Obj | None) -> App
         # The UID makes the apply fail instead of writing to a same-named replacement.
         body["metadata"]["uid"] = o.uid(live)
     return Apply(pref, body, keys.FIELD_MANAGER, force=True)
+
+
+def _claim(view: InstanceView, consumer_namespace: str) -> Claim:
+    assert view.tenant is not None
+    read = _read(claim_ref(view.tenant, consumer_namespace))
+    return claim_state(view.tenant, consumer_namespace, get_obj(view.observed, read, "rule 5"))
+
+
+def _claim_namespace(
+    view: InstanceView, c: o.Obj, cref: ObjectRef, actions: list[Action]
+) -> Plan | None:
+    """Rule 5 for a tenant: None once the provider namespace is granted, else the plan that
+    claims it or waits for it (after `actions`, which hold the finalizer when it is new)."""
+    tenant, namespace = view.tenant, o.namespace(c)
+    assert tenant is not None
+    problem = namespace_problem(tenant, namespace)
+    if problem:
+        limit = _Limit(conditions.NAMESPACE_NOT_GRANTED, problem)
+        actions.extend(_limit_annotation(c, cref, limit))
+        return Plan(tuple(actions), why="rule 5: namespace name too long for the tenant")
+    ref = claim_ref(tenant, namespace)
+    claim = get_obj(view.observed, _read(ref), "rule 5: is the namespace granted")
+    state = claim_state(tenant, namespace, claim)
+    if state is Claim.GRANTED:
+        return None
+    if state is Claim.ABSENT:
+        body = claim_body(tenant, namespace, view.local_cluster_uid)
+        actions.extend((Create(ref, body, keys.FIELD_MANAGER), RequeueAfter(CLAIM_WAIT_SECONDS)))
+        return Plan(tuple(actions), why="rule 5: claim the provider namespace")
+    if state is Claim.REFUSED:
+        why = claim_message(claim) or f"the provider did not grant {ref.key.name!r} as asked"
+        message = f"provider namespace for {namespace!r} not granted: {why}"
+        # No retry loop: a grant changes the Connection's namespaces, which rebuilds the
+        # syncer and so looks at every object again.
+        actions.extend(
+            _limit_annotation(c, cref, _Limit(conditions.NAMESPACE_NOT_GRANTED, message))
+        )
+        return Plan(tuple(actions), why="rule 5: provider refused the namespace claim")
+    actions.append(RequeueAfter(CLAIM_WAIT_SECONDS))
+    return Plan(tuple(actions), why="rule 5: waiting for the provider to grant the namespace")
 
 
 def _create_namespace(name: str, local_uid: str) -> CreateNamespace:

@@ -46,6 +46,7 @@ from kbcore.control.kubeconfig import DEFAULT_KEY, SecretProblem, sanitize
 from kbcore.identity import resolve_identity
 from kbcore.reads import Missing, Observed, Read
 from kbcore.selectors import dns1123_label_errors, dns1123_subdomain_errors
+from kbcore.sync.tenancy import Tenant
 
 DEFAULT_KONNECTOR_NAMESPACE = "kube-bind"
 _LABEL_MAX = 63
@@ -244,8 +245,10 @@ def bundle(
     apis: Sequence[str],
     konnector_namespace: str = DEFAULT_KONNECTOR_NAMESPACE,
     binding: BindingRef | None = None,
+    tenant: Tenant | None = None,
 ) -> list[dict[str, Any]]:
     """The Secret, the Connection and the binding, in that order (any order works: rule 5).
+    A provider's issuer passes the consumer's `tenant` boundary (`kbcore.sync.tenancy`).
 
     `kubeconfig_text` is the `single_context` kubeconfig as YAML (the shell renders it: kbcore
     has no YAML writer)."""
@@ -255,6 +258,15 @@ def bundle(
     binding_meta: dict[str, Any] = {"name": ref.name}
     if ref.namespace:
         binding_meta["namespace"] = ref.namespace
+    spec: dict[str, Any] = {
+        "kubeconfigSecretRef": {
+            "namespace": konnector_namespace,
+            "name": secret,
+            "key": DEFAULT_KEY,
+        }
+    }
+    if tenant is not None:
+        spec["tenant"] = {"namespace": tenant.namespace, "apis": list(tenant.apis)}
     return [
         {
             "apiVersion": "v1",
@@ -267,13 +279,7 @@ def bundle(
             "apiVersion": keys.API_VERSION,
             "kind": "Connection",
             "metadata": {"name": connection},
-            "spec": {
-                "kubeconfigSecretRef": {
-                    "namespace": konnector_namespace,
-                    "name": secret,
-                    "key": DEFAULT_KEY,
-                }
-            },
+            "spec": spec,
         },
         {
             "apiVersion": keys.API_VERSION,

@@ -57,7 +57,6 @@ from kbcore.runtime.observe import CONTROL_KINDS, Planner
 from kbcore.runtime.state import CachedState
 from kbcore.runtime.worker import Ask, Failure, Outcome, work
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY, Mapper
 
 MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 
@@ -100,7 +99,6 @@ class Snapshot(CachedState[SnapshotSyncer]):
     """A `KonnectorState` from one-shot LISTs: caches that are complete and never change."""
 
     namespace: str
-    mapper: Mapper
     planner: Planner
     # The kubeconfig Secrets too: masked in the repr.
     control: Mapping[GVR, Listed] = attrs.field(repr=redacted_repr)
@@ -166,7 +164,6 @@ def dry_run(
     namespace: str,
     now: float,
     *,
-    mapper: Mapper = IDENTITY,
     planner: Planner = plan_instance,
 ) -> Dry:
     """The konnector's next step for every key (module rules); yields only reads."""
@@ -181,7 +178,7 @@ def dry_run(
         control[gvr] = Listed(_keyed(result))
     if problems:
         return DryRun((), tuple(problems))
-    state = Snapshot(namespace, mapper, planner, control)
+    state = Snapshot(namespace, planner, control)
     plans: list[KeyPlan] = []
     for item in control_resync_keys(state):
         if item == ENGAGE:
@@ -235,7 +232,7 @@ def instance_keys(state: Snapshot) -> list[WorkKey]:
             if k is not None:
                 out.add((k.gvr, k.key))
         for obj in s.provider.values():
-            k = provider_key(s.target, obj, state.mapper)
+            k = provider_key(s.target, obj)
             if k is not None:
                 out.add((k.gvr, k.key))
     return [InstanceKey(gvr, key) for gvr, key in sorted(out)]

@@ -23,6 +23,13 @@ What the konnector does on the provider, per part:
     on the provider (LIST); FromConsumer keeps copies there (LIST of ours, GET of a same-named
     one, POST, PATCH, DELETE) and may create their namespace.
 
+A tenant of a shared provider (`kbcore.sync.tenancy`) needs less, and nothing cluster-wide that
+would show it another tenant's objects (`tenant_rules`): GET of the identity objects and of
+exactly its granted CRDs by name; in its home namespace the heartbeat Lease (GET, POST, PUT,
+DELETE) and its BoundNamespace claims (GET, LIST, POST); in each namespace the provider granted
+it, LIST and WATCH of every bound API and GET, POST, PATCH, DELETE of copies. It never creates,
+deletes or even reads a namespace (the issuer makes them), and its lists are per namespace.
+
 Namespaced rules become a Role (and RoleBinding) in that namespace, and the namespace itself is
 part of the output (a Role needs it, and the konnector then never has to create it). Left out
 deliberately: removing provider namespaces the konnector created once they are empty (unbind
@@ -41,11 +48,12 @@ import attrs
 
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
-from kbcore.api.resources import CRDS, LEASES, NAMESPACES
+from kbcore.api.resources import BOUND_NAMESPACES, CRDS, LEASES, NAMESPACES
 from kbcore.api.types import RelatedResourceKind, SyncDirection
 from kbcore.identity import identity_reads
 from kbcore.objects import GVR, ObjectKey
 from kbcore.sync.mapper import IDENTITY, Mapper
+from kbcore.sync.tenancy import Tenant
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
@@ -213,6 +221,68 @@ def provider_rules(
             )
         )
     return tuple(_merged(rules))
+
+
+def tenant_rules(tenant: Tenant, granted: Iterable[str] = ()) -> tuple[Rule, ...]:
+    """Every rule a tenant's konnector needs (module docstring): cluster-wide by name only, its
+    home namespace, and `tenant_namespace_rules` in each namespace of `granted`."""
+    rules = [
+        Rule(
+            read.gvr.group,
+            read.gvr.resource,
+            ("get",),
+            "Connection: provider cluster identity",
+            names=(read.key.name,),
+        )
+        for read in identity_reads(PROVIDER)
+    ]
+    rules.append(
+        Rule(
+            CRDS.group,
+            CRDS.resource,
+            ("get",),
+            "Connection and Binding: discover and pull the granted CRDs",
+            names=tenant.apis,
+        )
+    )
+    rules.append(
+        Rule(
+            LEASES.group,
+            LEASES.resource,
+            _verbs("get", "create", "update", "delete"),
+            "Connection: heartbeat Lease (renewed, deleted with the Connection)",
+            namespace=tenant.namespace,
+        )
+    )
+    rules.append(
+        Rule(
+            BOUND_NAMESPACES.group,
+            BOUND_NAMESPACES.resource,
+            _verbs("get", "list", "create"),
+            "sync: claim provider namespaces; Connection: which are granted",
+            namespace=tenant.namespace,
+        )
+    )
+    for namespace in sorted(set(granted)):
+        rules.extend(tenant_namespace_rules(tenant, namespace))
+    return tuple(_merged(rules))
+
+
+def tenant_namespace_rules(tenant: Tenant, namespace: str) -> tuple[Rule, ...]:
+    """The rules a tenant needs in one provider namespace granted to it."""
+    rules: list[Rule] = []
+    for name in tenant.apis:
+        api = api_resource(name)
+        rules.append(
+            Rule(
+                api.group,
+                api.resource,
+                _verbs("get", "list", "watch", "create", "patch", "delete"),
+                "sync: cache, create, apply and delete provider copies",
+                namespace=namespace,
+            )
+        )
+    return tuple(rules)
 
 
 def _identity_namespaces() -> tuple[str, ...]:

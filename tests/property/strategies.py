@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
+from kbcore.actions import PROVIDER
 from kbcore.api import keys
 from kbcore.api.types import ConflictPolicy
 from kbcore.objects import GVR, ObjectKey
@@ -37,6 +38,7 @@ from kbcore.reads import Get
 from kbcore.sync.coverage import Coverage
 from kbcore.sync.instance import InstanceView, fresh_read, namespace_read
 from kbcore.sync.mapper import IDENTITY, Mapper, NamespacePrefix
+from kbcore.sync.tenancy import Tenant, claim_ref
 
 # --- fixed vocabulary -------------------------------------------------------------------------
 
@@ -51,6 +53,8 @@ GADGETS = GVR("example.org", "v1", "gadgets")
 
 PREFIX_MAPPER = NamespacePrefix("consumer-7-")
 MAPPERS: tuple[Mapper, ...] = (IDENTITY, PREFIX_MAPPER)
+TENANT = Tenant("consumer-7", ("widgets.example.org",))
+"""A tenant of a shared provider whose mapper is PREFIX_MAPPER (`kbcore.sync.tenancy`)."""
 
 OTHER_MANAGER = "provider-controller"
 
@@ -688,14 +692,17 @@ def instance_views(
     in_sync: bool | None = None,
     local_cluster_uid: str | None = LOCAL_CLUSTER_UID,
     consumer: dict[str, Any] | None = None,
+    tenant: Tenant | None = None,
 ) -> InstanceView:
     """A well-formed view of one consumer object; every unpinned aspect is drawn.
 
-    `local_cluster_uid=None` draws it (including empty: identity not known yet).
+    `local_cluster_uid=None` draws it (including empty: identity not known yet). With a
+    `tenant`, the object is namespaced, mapped by the tenant, and its claim is drawn
+    (`claims`).
     """
-    is_namespaced = draw(_maybe(namespaced))
+    is_namespaced = True if tenant is not None else draw(_maybe(namespaced))
     gvr = WIDGETS if is_namespaced else GADGETS
-    mapper = draw(st.sampled_from(MAPPERS))
+    mapper = tenant.mapper if tenant is not None else draw(st.sampled_from(MAPPERS))
     local = (
         draw(st.sampled_from([LOCAL_CLUSTER_UID, LOCAL_CLUSTER_UID, OTHER_CLUSTER_UID, ""]))
         if local_cluster_uid is None
@@ -734,8 +741,45 @@ def instance_views(
         provider=p,
         local_cluster_uid=local,
         mapper=mapper,
+        tenant=tenant,
     )
-    return with_reads(view, fresh=is_fresh, namespace_exists=ns_exists)
+    view = with_reads(view, fresh=is_fresh, namespace_exists=ns_exists)
+    if tenant is not None and draw(st.booleans()):
+        ref = claim_ref(tenant, string_at(c, "namespace"))
+        claim = draw(claims(tenant, ref.key.name))
+        view = attrs.evolve(
+            view, observed={**view.observed, Get(PROVIDER, ref.gvr, ref.key): claim}
+        )
+    return view
+
+
+@st.composite
+def claims(draw: st.DrawFn, tenant: Tenant, consumer_namespace: str) -> dict[str, Any] | None:
+    """A BoundNamespace as the provider may answer it: absent, unanswered, granted (the right
+    namespace, or a lying one), refused, deleting, or malformed."""
+    shape = draw(st.sampled_from(["absent", "pending", "granted", "lying", "refused", "junk"]))
+    if shape == "absent":
+        return None
+    meta = {"name": consumer_namespace, "namespace": tenant.namespace}
+    if draw(st.booleans()) and shape != "junk":
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    claim: dict[str, Any] = {"metadata": meta}
+    ready = {"type": "Ready", "reason": "R", "message": "m",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+    if shape in ("granted", "lying"):
+        granted = tenant.provider_namespace(consumer_namespace) if shape == "granted" else "default"
+        claim["status"] = {"namespace": granted, "conditions": [{**ready, "status": "True"}]}
+    elif shape == "refused":
+        claim["status"] = {"conditions": [{**ready, "status": "False"}]}
+    elif shape == "junk":
+        claim["status"] = draw(json_values(4))
+    return claim
+
+
+def string_at(obj: Mapping[str, Any], field: str) -> str:
+    meta = obj.get("metadata")
+    value = meta.get(field) if isinstance(meta, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 # --- malformed input --------------------------------------------------------------------------

@@ -20,16 +20,19 @@ from hypothesis import strategies as st
 from kbcore import actions as act
 from kbcore.actions import PROVIDER
 from kbcore.api import keys
+from kbcore.api.resources import BOUND_NAMESPACES
 from kbcore.api.types import ConflictPolicy
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Get
 from kbcore.runtime.requests import to_request
 from kbcore.sync.coverage import Coverage
 from kbcore.sync.instance import InstanceView, desired_provider_body, plan_instance, read_fresh
+from kbcore.sync.tenancy import Claim, claim_ref, claim_state
 from tests.property.strategies import (
     GADGETS,
     LOCAL_CLUSTER_UID,
     MAPPERS,
+    TENANT,
     WIDGETS,
     Kind,
     bound_coverages,
@@ -640,3 +643,77 @@ def test_stability(
     assert again.writes == (), again
     assert again.needs == ()
     assert again.actions == ()
+
+
+# --- a tenant of a shared provider (kbcore.sync.tenancy) ------------------------------------
+
+tenant_views = st.one_of(
+    instance_views(tenant=TENANT),
+    bound_coverages.flatmap(lambda cov: instance_views(tenant=TENANT, coverage=cov)),
+    # The create path, where the claim decides: no copy yet, read fresh, bound, not deleting.
+    bound_coverages.flatmap(
+        lambda cov: instance_views(
+            tenant=TENANT, coverage=cov, kind=Kind.ABSENT, fresh=True, deleting=False
+        )
+    ),
+)
+
+
+def _granted(view: InstanceView) -> bool:
+    assert view.consumer is not None
+    ns = consumer_key(view.consumer).namespace
+    read = Get(PROVIDER, BOUND_NAMESPACES, claim_ref(TENANT, ns).key)
+    claim = view.observed.get(read)
+    return read in view.observed and claim_state(TENANT, ns, claim) is Claim.GRANTED
+
+
+@LAW
+@given(tenant_views)
+def test_a_tenant_writes_only_inside_its_boundary(view: InstanceView) -> None:
+    """Every provider write of a tenant is a copy in one of its `<home>-` namespaces or its
+    claim in the home namespace; it never creates a namespace."""
+    for a in plan_instance(view).actions:
+        assert not isinstance(a, act.CreateNamespace)
+        if not is_provider_write(a):
+            continue
+        target = a.target  # type: ignore[union-attr]
+        if target.gvr == BOUND_NAMESPACES:
+            assert isinstance(a, act.Create)
+            assert target.key.namespace == TENANT.namespace
+            assert target.key.name == consumer_key(view.consumer).namespace  # type: ignore[arg-type]
+        else:
+            assert target.key.namespace.startswith(TENANT.prefix)
+            assert len(target.key.namespace) > len(TENANT.prefix)
+
+
+@LAW
+@given(tenant_views)
+def test_a_tenant_creates_a_copy_only_in_a_granted_namespace(view: InstanceView) -> None:
+    """No copy is created, and no provider read is needed there, before the claim is granted."""
+    plan = plan_instance(view)
+    creates = [
+        a for a in plan.actions if isinstance(a, act.Create) and a.target.gvr != BOUND_NAMESPACES
+    ]
+    if creates:
+        assert _granted(view)
+    claims_made = [
+        a for a in plan.actions if isinstance(a, act.Create) and a.target.gvr == BOUND_NAMESPACES
+    ]
+    if claims_made:
+        assert view.observed.get(Get(PROVIDER, BOUND_NAMESPACES, claims_made[0].target.key)) is None
+        assert not creates
+
+
+@LAW
+@given(tenant_views)
+def test_a_tenant_releases_without_a_granted_namespace_only_on_a_fresh_claim_read(
+    view: InstanceView,
+) -> None:
+    """A finalizer is released without looking at the copy only when the claim, read fresh,
+    is not granted: no copy of ours can be in a namespace never granted."""
+    for a in plan_instance(view).actions:
+        if isinstance(a, act.RemoveFinalizer) and not orphan(view.consumer or {}):
+            assert not _granted(view) or read_fresh(view)
+            if not _granted(view):
+                ns = consumer_key(view.consumer).namespace  # type: ignore[arg-type]
+                assert Get(PROVIDER, BOUND_NAMESPACES, claim_ref(TENANT, ns).key) in view.observed

@@ -599,6 +599,11 @@ CONNECTION_PATHS = (
         "spec.schema.pullPolicy",
         "spec.schema.updatePolicy",
         "spec.autoBind",
+        # Our addition: a tenant of a shared provider (kbcore.sync.tenancy).
+        "spec.tenant",
+        "spec.tenant.namespace",
+        "spec.tenant.apis",
+        "status.tenantNamespaces",
         "status.remoteClusterUID",
         "status.localClusterUID",
         "status.activeSchemaSource",
@@ -650,6 +655,8 @@ CONNECTION_REQUIRED = _CONDITION_REQUIRED | {
     "spec.kubeconfigSecretRef",
     "spec.kubeconfigSecretRef.namespace",
     "spec.kubeconfigSecretRef.name",
+    "spec.tenant.namespace",
+    "spec.tenant.apis",
     *(f"status.exportedAPIs[].{f}" for f in ("name", "group", "resource", "scope", "versions")),
 }
 BINDING_REQUIRED = _CONDITION_REQUIRED | {

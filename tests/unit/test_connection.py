@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from kbcore import actions as act
 from kbcore.actions import CONSUMER, PROVIDER
 from kbcore.api import keys
-from kbcore.api.resources import BINDINGS, CLUSTERBINDINGS, CONNECTIONS, LEASES, NAMESPACES, SECRETS
+from kbcore.api.resources import (
+    BINDINGS,
+    BOUND_NAMESPACES,
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    LEASES,
+    NAMESPACES,
+    SECRETS,
+)
 from kbcore.control.connection import ConnectionView, lease_name, misdirected, plan_connection
 from kbcore.control.kubeconfig import Credentials, SecretProblem
 from kbcore.errors import UNREACHABLE, UNREACHABLE_CODE, ApiError
@@ -1034,3 +1042,58 @@ def test_law_no_op_stability(s: dict[str, Any]) -> None:
     assert not writes_of(again, act.UpdateStatus), (
         f"status written again: {writes_of(again, act.UpdateStatus)[0].body['status']}"
     )
+
+
+@pytest.mark.parametrize(
+    ("tenant", "problem"),
+    [
+        ({"namespace": "Bad_Name", "apis": ["a.b"]}, "must be a namespace name"),
+        ({"namespace": "kb-x", "apis": []}, "at least one CRD"),
+        ({"namespace": "kb-x"}, "at least one CRD"),
+        ("x", "must be an object"),
+    ],
+)
+def test_a_malformed_tenant_is_refused_before_any_provider_request(
+    tenant: Any, problem: str
+) -> None:
+    """kbcore.sync.tenancy rule 1: never a fall back to the untenanted, cluster-wide behaviour."""
+
+    def no_provider_reads(r: Read) -> Any:
+        assert r.cluster != PROVIDER, f"read {r} for a malformed tenant"
+        return default_answer(r)
+
+    plan, _ = drive(connection(spec={"tenant": tenant}), fallback=no_provider_reads)
+    status, reason, message = cond(plan, "Ready") or ("", "", "")
+    assert (status, reason) == ("False", "InvalidTenant")
+    assert problem in message
+
+
+def test_a_tenant_discovers_its_granted_crds_by_name_and_heartbeats_at_home() -> None:
+    """Rule 12: no list of the provider's CRDs, the Lease in the home namespace, the granted
+    claims recorded; a pending claim is looked at again shortly."""
+    tenant = {"namespace": "kb-home", "apis": ["widgets.example.org", "gone.example.org"]}
+    ready_true = {"type": "Ready", "status": "True", "reason": "AsExpected", "message": "",
+                  "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+    claims = List(PROVIDER, BOUND_NAMESPACES, "kb-home")
+    granted = {"metadata": {"name": "team-x", "namespace": "kb-home"},
+               "status": {"namespace": "kb-home-team-x",
+                          "conditions": [ready_true]}}  # fmt: skip
+    pending = {"metadata": {"name": "team-y", "namespace": "kb-home"}}
+    lying = {"metadata": {"name": "team-z", "namespace": "kb-home"},
+             "status": {"namespace": "kube-system",
+                        "conditions": [ready_true]}}  # fmt: skip
+    answers = {
+        Get(PROVIDER, CRDS, ObjectKey("", "widgets.example.org")): WIDGETS,
+        claims: [granted, pending, lying],
+    }
+    plan, asked = drive(connection(spec={"tenant": tenant}), answers)
+    assert EXPORTED_LIST not in asked
+    assert not [r for r in asked if isinstance(r, List) and r.cluster == PROVIDER and r != claims]
+    status = status_of(plan)
+    assert [a["name"] for a in status["exportedAPIs"]] == ["widgets.example.org"]
+    assert status["tenantNamespaces"] == ["kb-home-team-x"]
+    assert cond(plan, "Ready") == ("True", "AsExpected", "connection ready")
+    leases = [a for a in plan.actions if isinstance(a, act.Create) and a.target.gvr == LEASES]
+    assert [a.target.key.namespace for a in leases] == ["kb-home"]
+    assert not [a for a in plan.actions if isinstance(a, act.CreateNamespace)]
+    assert plan.requeue_after == 1.0

@@ -10,7 +10,6 @@ from kbcore.runtime import state
 from kbcore.runtime.keys import ENGAGE, BindingKey, ConnectionKey, WorkKey
 from kbcore.runtime.observe import Syncer
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY
 
 
 @attrs.define
@@ -39,7 +38,6 @@ class Queue:
 class Konnector(state.Konnector[Syncer]):
     def __init__(self, control: dict[GVR, Cache]) -> None:
         self.namespace = "kube-bind"
-        self.mapper = IDENTITY
         self.planner = plan_instance
         self.control = control
         self.syncers = {}

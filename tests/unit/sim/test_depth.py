@@ -18,7 +18,6 @@ import yaml
 from kbcore import objects as o
 from kbcore.runtime import trace
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY
 from kbsim import cli, scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
@@ -143,7 +142,7 @@ def test_a_run_with_deep_statuses_replays_with_no_divergence() -> None:
     assert result.passed, result.summary()
     assert any("deepest" in str(r["key"]) for r in records)
     for r in records:
-        divergence = trace.replay(r, mapper=IDENTITY, planner=plan_instance)
+        divergence = trace.replay(r, planner=plan_instance)
         assert divergence is None, divergence.describe()
 
 

@@ -12,7 +12,6 @@ import pytest
 from kbcore.errors import ApiError
 from kbcore.runtime import trace
 from kbcore.sync.instance import plan_instance
-from kbcore.sync.mapper import IDENTITY
 from kbsim import cli, scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
@@ -30,7 +29,7 @@ def _record(name: str) -> list[dict[str, Any]]:
 
 
 def _replay(record: dict[str, Any]) -> trace.Divergence | None:
-    return trace.replay(record, mapper=IDENTITY, planner=plan_instance)
+    return trace.replay(record, planner=plan_instance)
 
 
 @pytest.mark.parametrize(

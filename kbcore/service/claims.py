@@ -1,0 +1,158 @@
+"""The issuer's answer to a tenant's namespace claim (`kbcore.sync.tenancy` rule 4).
+
+A tenant's konnector never creates provider namespaces; it claims one with a `BoundNamespace`
+named after its consumer namespace X in its home namespace. `plan_claim` decides, for one claim,
+what the provider's issuer does. Rules, in order:
+
+ 1. A claim being deleted, or in a namespace no live, issued Grant owns (the Grant is named after
+    the home namespace and says so in `status.namespace`): nothing is granted; a claim already
+    granted keeps what it has (revoking is the Grant's deletion).
+ 2. A consumer namespace whose provider namespace `<home>-X` would not be a valid name
+    (`tenancy.namespace_problem`): `Ready=False/NamespaceTooLong`, nothing created.
+ 3. `<home>-X` exists and is not labelled as this Grant's: `Ready=False/NamespaceTaken`; a
+    provider namespace the issuer did not make for this tenant is never handed over.
+ 4. Otherwise create what is missing, in order: the namespace (labelled with the Grant), a Role
+    with exactly `rbac.tenant_namespace_rules` and a RoleBinding to the Grant's ServiceAccount,
+    both named `ROLE_NAME`; then `Ready=True` with `status.namespace = <home>-X`. A Role that
+    drifted from the rules is put back (Update), so the tenant's access in the namespace is what
+    the Export says, no more.
+ 5. Status is written only when it differs.
+
+Laws (tests/unit/service/test_claims.py): the namespace granted is always `<home>-X`; nothing is
+written outside `<home>-X` but the claim's status; a plan carried out is followed by an empty one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kbcore import objects as o
+from kbcore.actions import PROVIDER, Action, Create, CreateNamespace, Plan, Update
+from kbcore.api.resources import BOUND_NAMESPACES, ROLE_BINDINGS, ROLES
+from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.status import Conditions, status_update
+from kbcore.sync.tenancy import Tenant, namespace_problem
+from kbcore.timestamps import rfc3339
+from kbcore.views.rbac import RBAC_API_VERSION, Subject, rule_json, tenant_namespace_rules
+
+GRANT_LABEL = "iam.kube-bind.io/grant"
+"""On every namespace the issuer makes for a tenant: the Grant's name."""
+ROLE_NAME = "kube-bind-tenant"
+FIELD_MANAGER = "kube-bind-issuer"
+READY = "Ready"
+
+
+@attrs.frozen
+class ClaimView:
+    """Everything `plan_claim` decides from (the provider's caches and reads)."""
+
+    claim: o.Obj
+    grant: o.Obj | None
+    """The Grant named after the claim's namespace, if any."""
+    namespace: o.Obj | None
+    """Namespace `<home>-X`, if it exists."""
+    role: o.Obj | None
+    role_binding: o.Obj | None
+    now: float
+
+
+def granted_tenant(grant: Mapping[str, Any] | None) -> tuple[Tenant, Subject] | None:
+    """The boundary and the ServiceAccount an issued, live Grant stands for (rule 1)."""
+    if grant is None or o.is_deleting(grant):
+        return None
+    status = grant.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    namespace, sa, apis = (
+        status.get("namespace"),
+        status.get("serviceAccountName"),
+        status.get("apis"),
+    )
+    if namespace != o.name(grant) or not isinstance(sa, str) or not sa:
+        return None
+    if not isinstance(apis, list) or not all(isinstance(a, str) for a in apis):
+        return None
+    return Tenant(namespace, tuple(sorted(apis))), Subject("ServiceAccount", sa, namespace)
+
+
+def plan_claim(view: ClaimView) -> Plan:
+    claim = view.claim
+    home, name = o.namespace(claim), o.name(claim)
+    if o.is_deleting(claim):
+        return Plan(why="rule 1: claim deleting")
+    granted = granted_tenant(view.grant)
+    if granted is None or granted[0].namespace != home:
+        return Plan(why="rule 1: no issued Grant owns this namespace")
+    tenant, subject = granted
+    ref = ObjectRef(PROVIDER, BOUND_NAMESPACES, ObjectKey(home, name))
+    status = claim.get("status")
+    status = dict(status) if isinstance(status, Mapping) else {}
+    conds = Conditions(status.get("conditions"), o.generation(claim), rfc3339(view.now))
+
+    def finish(why: str, *actions: Action) -> Plan:
+        status["conditions"] = conds.to_json()
+        update = status_update(claim, ref, status)
+        return Plan((*actions, *([update] if update else [])), why=why)
+
+    problem = namespace_problem(tenant, name)
+    if problem:
+        conds.set(READY, False, "NamespaceTooLong", problem)
+        return finish("rule 2: name too long")
+    target = tenant.provider_namespace(name)
+    ns = view.namespace
+    if ns is not None and o.labels_of(ns).get(GRANT_LABEL) != o.name(view.grant or {}):
+        conds.set(
+            READY,
+            False,
+            "NamespaceTaken",
+            f"provider namespace {target} exists and was not made for this consumer",
+        )
+        return finish("rule 3: namespace taken")
+    actions: list[Action] = []
+    if ns is None:
+        actions.append(
+            CreateNamespace(PROVIDER, target, labels={GRANT_LABEL: o.name(view.grant or {})})
+        )
+    role = _role(tenant, target)
+    if view.role is None:
+        actions.append(
+            Create(ObjectRef(PROVIDER, ROLES, ObjectKey(target, ROLE_NAME)), role, FIELD_MANAGER)
+        )
+    elif not o.json_equal(view.role.get("rules"), role["rules"]):
+        body = {**o.deepcopy(view.role), "rules": role["rules"]}
+        actions.append(
+            Update(ObjectRef(PROVIDER, ROLES, ObjectKey(target, ROLE_NAME)), body, FIELD_MANAGER)
+        )
+    if view.role_binding is None:
+        actions.append(
+            Create(
+                ObjectRef(PROVIDER, ROLE_BINDINGS, ObjectKey(target, ROLE_NAME)),
+                _role_binding(target, subject),
+                FIELD_MANAGER,
+            )
+        )
+    status["namespace"] = target
+    conds.set(READY, True, "AsExpected", f"provider namespace {target} granted")
+    # The status comes last: the konnector may create copies as soon as it reads Ready.
+    return finish("rule 4: granted", *actions)
+
+
+def _role(tenant: Tenant, namespace: str) -> o.Obj:
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "Role",
+        "metadata": {"name": ROLE_NAME, "namespace": namespace},
+        "rules": [rule_json(r) for r in tenant_namespace_rules(tenant, namespace)],
+    }
+
+
+def _role_binding(namespace: str, subject: Subject) -> o.Obj:
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "RoleBinding",
+        "metadata": {"name": ROLE_NAME, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE_NAME},
+        "subjects": [subject.to_json()],
+    }
