@@ -7,9 +7,9 @@ Rules, in the order they matter:
    CRDs cannot disagree on a field name.
 2. Structuring is strict where cattrs is lenient by default: a string is not an integer, `"false"`
    is not a boolean, a string is not a list of characters. Enum values, required fields and the
-   `minLength`/`minItems` limits the CRD declares are checked too. Every failure becomes one
-   `InvalidObject` naming the JSON path (`spec.apis[0].name: ...`), so a reconcile can put it in a
-   condition instead of crashing.
+   `minLength`/`minItems`/`pattern` limits the CRD declares are checked too. Every failure
+   becomes one `InvalidObject` naming the JSON path (`spec.apis[0].name: ...`), so a reconcile
+   can put it in a condition instead of crashing.
 3. Structuring behaves like the API server where it is lenient: unknown keys are ignored (the
    server prunes them) and `null` means absent (the server prunes nulls of non-nullable fields;
    `kubectl create --dry-run -o yaml` writes `creationTimestamp: null`).
@@ -24,6 +24,7 @@ Pure: no I/O. cattrs generates its hook functions in memory on first use.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, get_args, get_origin
 
@@ -38,6 +39,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from kbcore.api.service_kinds import SERVICE_KINDS, ServiceObject
 from kbcore.api.types import KINDS, ApiObject, KindInfo
 from kbcore.objects import deepcopy
 
@@ -254,10 +256,13 @@ def _kind_of(cl: type) -> KindInfo | None:
 
 
 def _limits_hook(a: attrs.Attribute[Any]) -> Callable[[Any, Any], Any] | None:
-    """A structure hook enforcing the field's `minLength`/`minItems`, or None if it has none."""
+    """A structure hook enforcing the field's `minLength`/`minItems`/`pattern`, or None if it
+    has none."""
     schema = a.metadata.get("schema", {})
     min_length, min_items = schema.get("minLength"), schema.get("minItems")
-    if min_length is None and min_items is None:
+    # Unanchored search, as the API server applies a pattern; the API's patterns are anchored.
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    if min_length is None and min_items is None and pattern is None:
         return None
 
     def structure(value: Any, t: Any) -> Any:
@@ -266,6 +271,8 @@ def _limits_hook(a: attrs.Attribute[Any]) -> Callable[[Any, Any], Any] | None:
             raise _BadValueError(f"should be at least {min_length} chars long")
         if min_items is not None and len(result) < min_items:
             raise _BadValueError(f"should have at least {min_items} items")
+        if pattern is not None and isinstance(result, str) and not pattern.search(result):
+            raise _BadValueError(f"should match '{pattern.pattern}'")
         return result
 
     return structure
@@ -349,6 +356,7 @@ converter.register_unstructure_hook_factory(attrs.has, _attrs_unstructure_hook)
 # Public entry points.
 
 _BY_KIND: Mapping[str, type[ApiObject]] = {cls.KIND.kind: cls for cls in KINDS}
+_SERVICE_BY_KIND: Mapping[str, type[ServiceObject]] = {cls.KIND.kind: cls for cls in SERVICE_KINDS}
 
 
 def structure(data: Any, cls: type[T]) -> T:
@@ -364,12 +372,23 @@ def structure_object(data: Any) -> ApiObject:
 
     Raises `InvalidObject` for an unknown kind, a wrong apiVersion or any invalid field.
     """
+    return _structure_kind(data, _BY_KIND)
+
+
+def structure_service_object(data: Any) -> ServiceObject:
+    """An Export, Collection, Grant or BoundNamespace, chosen by `data["kind"]`; raises
+    `InvalidObject` as `structure_object` does. A core kind is not one of them: the two APIs
+    live in different clusters."""
+    return _structure_kind(data, _SERVICE_BY_KIND)
+
+
+def _structure_kind(data: Any, by_kind: Mapping[str, type[T]]) -> T:
     if not isinstance(data, Mapping):
         raise InvalidObject([("", f"expected object, got {_describe(data)}")])
     kind = data.get("kind")
-    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    cls = by_kind.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        allowed = ", ".join(sorted(_BY_KIND))
+        allowed = ", ".join(sorted(by_kind))
         if kind is None:
             raise InvalidObject([("kind", "required field is missing")])
         raise InvalidObject([("kind", f"{kind!r} is not one of {allowed}")])

@@ -1,4 +1,5 @@
-"""Every label, annotation, finalizer and field-manager key of `core.kube-bind.io`.
+"""Every label, annotation, finalizer and field-manager key of `core.kube-bind.io`, and the
+groups of the provider-side service layer.
 
 One module owns the wire names so a rename (upstream later moved to `core.kbind.io`) is one edit.
 Values are quoted verbatim from the upstream v2 code (docs/design.md, "Upstream and
@@ -10,6 +11,12 @@ from __future__ import annotations
 GROUP = "core.kube-bind.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+# The provider-side service layer (kbcore.api.catalog, kbcore.api.iam); same version.
+CATALOG_GROUP = "catalog.kube-bind.io"
+"""What a provider offers: Exports and Collections."""
+IAM_GROUP = "iam.kube-bind.io"
+"""Who was given access: Grants and BoundNamespaces."""
 
 # Labels.
 LABEL_EXPORTED = f"{GROUP}/exported"

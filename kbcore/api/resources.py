@@ -14,8 +14,11 @@ CONNECTIONS = GVR(keys.GROUP, keys.VERSION, "connections")
 CLUSTERBINDINGS = GVR(keys.GROUP, keys.VERSION, "clusterbindings")
 BINDINGS = GVR(keys.GROUP, keys.VERSION, "bindings")
 
-# iam.kube-bind.io, on a shared provider (`kbcore.sync.tenancy`).
-BOUND_NAMESPACES = GVR("iam.kube-bind.io", "v1alpha1", "boundnamespaces")
+# The service layer, on the provider.
+EXPORTS = GVR(keys.CATALOG_GROUP, keys.VERSION, "exports")
+COLLECTIONS = GVR(keys.CATALOG_GROUP, keys.VERSION, "collections")
+GRANTS = GVR(keys.IAM_GROUP, keys.VERSION, "grants")
+BOUND_NAMESPACES = GVR(keys.IAM_GROUP, keys.VERSION, "boundnamespaces")
 
 # Built-in resources.
 NAMESPACES = GVR("", "v1", "namespaces")

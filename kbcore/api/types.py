@@ -22,8 +22,9 @@ does not depend on either):
 - `required`: required in the schema although the Python class has a default for convenience
   (`Condition.message`, `RelatedResource.group`). Fields without a Python default are required.
 - `schema`: extra OpenAPI keywords merged verbatim into the field's schema (`minLength`,
-  `x-kubernetes-list-type`, `x-kubernetes-validations`, ...). `minLength` and `minItems` are also
-  enforced when structuring, so the kernel never sees a value the API server would reject.
+  `x-kubernetes-list-type`, `x-kubernetes-validations`, ...). `minLength`, `minItems` and
+  `pattern` are also enforced when structuring, so the kernel never sees a value the API server
+  would reject.
 - `opaque`: emit only `schema` and do not descend (`metadata` is `{type: object}`, as
   controller-gen does; the API server validates ObjectMeta itself).
 - `extra`: the field collects unknown keys (ObjectMeta only; see there).
@@ -45,13 +46,27 @@ import attrs
 
 from kbcore.api.keys import GROUP, VERSION
 
+# The helpers below are public: the service-layer API modules (kbcore.api.catalog and
+# kbcore.api.iam) declare their fields with the same vocabulary.
 
-def _meta(description: str, **extra: Any) -> dict[str, Any]:
+
+def field_meta(description: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: a description plus any of the keys listed in the module docstring."""
     return {"description": description, **extra}
 
 
-def _immutable_once_set(json_name: str) -> dict[str, Any]:
+def immutable(json_name: str) -> dict[str, Any]:
+    """`schema` keywords making a field immutable: a CEL transition rule, so it runs on every
+    update (of a required field) and never on create."""
+    return {
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": f"{json_name} is immutable"}
+        ]
+    }
+
+
+def immutable_once_set(json_name: str) -> dict[str, Any]:
+    """`schema` keywords making a string field immutable once it is non-empty."""
     # An identity pin (docs/design.md, "Decisions"): empty until the first successful connect,
     # then frozen. The CEL rule is a transition rule, so it only runs on updates that keep the
     # field.
@@ -154,7 +169,8 @@ class ObjectMeta:
     extra: Mapping[str, Any] = attrs.field(factory=dict, metadata={"extra": True})
 
 
-_METADATA_FIELD: dict[str, Any] = {"opaque": True, "schema": {"type": "object"}}
+METADATA_FIELD: dict[str, Any] = {"opaque": True, "schema": {"type": "object"}}
+"""The metadata of every kind's `metadata` field."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +182,7 @@ class Condition:
     """Condition contains details for one aspect of the current state of this API Resource."""
 
     type: str = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "type of condition in CamelCase or in foo.example.com/CamelCase.",
             schema={
                 "maxLength": 316,
@@ -176,11 +192,11 @@ class Condition:
         )
     )
     status: ConditionStatus = attrs.field(
-        metadata=_meta("status of the condition, one of True, False, Unknown.")
+        metadata=field_meta("status of the condition, one of True, False, Unknown.")
     )
     observed_generation: int = attrs.field(
         default=0,
-        metadata=_meta(
+        metadata=field_meta(
             "observedGeneration is the .metadata.generation the condition was set based upon. "
             "If it is lower than the current generation, the condition is out of date.",
             schema={"format": "int64", "minimum": 0},
@@ -189,7 +205,7 @@ class Condition:
     # Defaults to "" so callers can build a condition and let `set_condition` stamp the time.
     last_transition_time: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             "lastTransitionTime is the last time the condition transitioned from one status to "
             "another.",
             required=True,
@@ -197,7 +213,7 @@ class Condition:
         ),
     )
     reason: str = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "reason is a programmatic CamelCase identifier for the condition's last transition. "
             "It may not be empty.",
             schema={
@@ -209,7 +225,7 @@ class Condition:
     )
     message: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             "message is a human readable message with details about the transition. It may be "
             "empty.",
             required=True,
@@ -218,11 +234,12 @@ class Condition:
     )
 
 
-_CONDITIONS_SCHEMA: dict[str, Any] = {
+CONDITIONS_SCHEMA: dict[str, Any] = {
     # listType=map keyed by type: server-side apply merges conditions per type.
     "x-kubernetes-list-type": "map",
     "x-kubernetes-list-map-keys": ["type"],
 }
+"""The `schema` keywords of every `conditions` field."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,15 +251,15 @@ class SecretKeyRef:
     """SecretKeyRef points at one key of a Secret."""
 
     namespace: str = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "namespace of the Secret. Must be the konnector's namespace.",
             schema={"minLength": 1},
         )
     )
-    name: str = attrs.field(metadata=_meta("name of the Secret.", schema={"minLength": 1}))
+    name: str = attrs.field(metadata=field_meta("name of the Secret.", schema={"minLength": 1}))
     key: str = attrs.field(
         default="kubeconfig",
-        metadata=_meta("key within the Secret holding the kubeconfig.", server_default=True),
+        metadata=field_meta("key within the Secret holding the kubeconfig.", server_default=True),
     )
 
 
@@ -250,7 +267,7 @@ class SecretKeyRef:
 class ConnectionRef:
     """ConnectionRef names a Connection (cluster-scoped, so no namespace)."""
 
-    name: str = attrs.field(metadata=_meta("name of the Connection.", schema={"minLength": 1}))
+    name: str = attrs.field(metadata=field_meta("name of the Connection.", schema={"minLength": 1}))
 
 
 @attrs.frozen(kw_only=True)
@@ -262,7 +279,7 @@ class APIRef:
     """
 
     name: str = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             'name is the CRD name of the exported API, "<plural>.<group>".',
             schema={"minLength": 1},
         )
@@ -279,7 +296,7 @@ class SchemaPolicy:
 
     source: SchemaSource = attrs.field(
         default=SchemaSource.AUTO,
-        metadata=_meta(
+        metadata=field_meta(
             "source selects how schemas are obtained: Auto (CRD if labeled CRDs are readable on "
             "the provider, else OpenAPI), CRD (read provider CRDs), OpenAPI (synthesize CRDs from "
             "discovery and /openapi/v3).",
@@ -288,7 +305,7 @@ class SchemaPolicy:
     )
     pull_policy: PullPolicy = attrs.field(
         default=PullPolicy.BOUND,
-        metadata=_meta(
+        metadata=field_meta(
             "pullPolicy selects which exported APIs are installed: Bound (only APIs a binding "
             "lists), All (every exported API), None (never install CRDs).",
             server_default=True,
@@ -296,7 +313,7 @@ class SchemaPolicy:
     )
     update_policy: UpdatePolicy = attrs.field(
         default=UpdatePolicy.ALWAYS,
-        metadata=_meta(
+        metadata=field_meta(
             "updatePolicy selects whether installed schemas follow provider changes: Always "
             "(follow them) or Once (pin at first install).",
             server_default=True,
@@ -310,7 +327,7 @@ class TenantSpec:
     provider's issuer wrote it into the bundle. Immutable."""
 
     namespace: str = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "namespace is the home namespace of this consumer on the provider: the heartbeat "
             "Lease and the BoundNamespace claims live there, and consumer namespace X is synced "
             'to provider namespace "<namespace>-X".',
@@ -322,7 +339,7 @@ class TenantSpec:
         )
     )
     apis: tuple[str, ...] = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             'apis are the CRD names ("<plural>.<group>") granted to this consumer: discovery '
             "reads exactly these, never the provider's whole list.",
             schema={"minItems": 1, "x-kubernetes-list-type": "set"},
@@ -335,26 +352,22 @@ class ConnectionSpec:
     """ConnectionSpec is the desired link to one provider cluster."""
 
     kubeconfig_secret_ref: SecretKeyRef = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "kubeconfigSecretRef points at the Secret holding the provider kubeconfig. Immutable. "
             "The only credential reference in the core.",
-            schema={
-                "x-kubernetes-validations": [
-                    {"rule": "self == oldSelf", "message": "kubeconfigSecretRef is immutable"}
-                ]
-            },
+            schema=immutable("kubeconfigSecretRef"),
         )
     )
     # `schema: {}` is the CRD default, so the three policies are always defaulted server-side.
     schema: SchemaPolicy = attrs.field(
         factory=SchemaPolicy,
-        metadata=_meta(
+        metadata=field_meta(
             "schema controls how exported APIs reach the consumer.", server_default=True
         ),
     )
     auto_bind: bool = attrs.field(
         default=False,
-        metadata=_meta(
+        metadata=field_meta(
             "autoBind, when true, makes the konnector maintain a ClusterBinding named after this "
             "Connection that lists every exported API.",
             server_default=True,
@@ -362,15 +375,11 @@ class ConnectionSpec:
     )
     tenant: TenantSpec | None = attrs.field(
         default=None,
-        metadata=_meta(
+        metadata=field_meta(
             "tenant, when set, makes this Connection one consumer among several of a shared "
             "provider: every provider request stays inside the boundary it names, and "
             "cluster-scoped APIs are refused. Written by the provider's issuer; immutable.",
-            schema={
-                "x-kubernetes-validations": [
-                    {"rule": "self == oldSelf", "message": "tenant is immutable"}
-                ]
-            },
+            schema=immutable("tenant"),
         ),
     )
 
@@ -380,15 +389,15 @@ class ExportedAPI:
     """ExportedAPI is one API the provider exports to these credentials."""
 
     name: str = attrs.field(
-        metadata=_meta('name is the CRD name of the exported API, "<plural>.<group>".')
+        metadata=field_meta('name is the CRD name of the exported API, "<plural>.<group>".')
     )
-    group: str = attrs.field(metadata=_meta("group of the exported API."))
-    resource: str = attrs.field(metadata=_meta("resource is the plural resource name."))
+    group: str = attrs.field(metadata=field_meta("group of the exported API."))
+    resource: str = attrs.field(metadata=field_meta("resource is the plural resource name."))
     # A string, not `Scope`: upstream does not constrain it, and the value is copied from the
     # provider's discovery data, which the kernel must not reject.
-    scope: str = attrs.field(metadata=_meta("scope is Namespaced or Cluster."))
+    scope: str = attrs.field(metadata=field_meta("scope is Namespaced or Cluster."))
     versions: tuple[str, ...] = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "versions are the served versions of the exported API.",
             schema={"x-kubernetes-list-type": "set"},
         )
@@ -401,28 +410,28 @@ class ConnectionStatus:
 
     remote_cluster_uid: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             "remoteClusterUID is the identity of the provider cluster, pinned at the first "
             "successful connect and immutable once set. A Secret later pointing at a different "
             "cluster is refused rather than silently re-homing synced objects.",
             json="remoteClusterUID",
-            schema=_immutable_once_set("remoteClusterUID"),
+            schema=immutable_once_set("remoteClusterUID"),
         ),
     )
     local_cluster_uid: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             "localClusterUID is the identity of the consumer cluster, pinned at the first "
             "connect and immutable once set. It is the ownership marker on provider objects.",
             json="localClusterUID",
-            schema=_immutable_once_set("localClusterUID"),
+            schema=immutable_once_set("localClusterUID"),
         ),
     )
     # A string, not `SchemaSource`: upstream declares no enum, and it is only ever CRD or OpenAPI
     # (never Auto). `SchemaSource` members compare equal to it.
     active_schema_source: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             'activeSchemaSource is the schema source in effect after resolving "Auto": CRD or '
             "OpenAPI. Bindings use it to decide whether to pull CRDs (CRD) or to wait for the "
             "Connection to install synthesized ones (OpenAPI)."
@@ -430,7 +439,7 @@ class ConnectionStatus:
     )
     exported_apis: tuple[ExportedAPI, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "exportedAPIs is the discovery result: the APIs exported to these credentials, "
             "sorted by name.",
             json="exportedAPIs",
@@ -438,7 +447,7 @@ class ConnectionStatus:
     )
     tenant_namespaces: tuple[str, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "tenantNamespaces are, for a tenant Connection, the provider namespaces the "
             "provider has granted (its BoundNamespace claims that are Ready), sorted: instances "
             "are synced and watched there and nowhere else.",
@@ -447,9 +456,9 @@ class ConnectionStatus:
     )
     conditions: tuple[Condition, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "conditions: SecretValid, Connected, SchemaInSync, PermissionDenied, Ready.",
-            schema=_CONDITIONS_SCHEMA,
+            schema=CONDITIONS_SCHEMA,
         ),
     )
 
@@ -462,13 +471,13 @@ class ConnectionStatus:
 class LabelSelectorRequirement:
     """A label selector requirement: a key, an operator and values."""
 
-    key: str = attrs.field(metadata=_meta("key is the label key the selector applies to."))
+    key: str = attrs.field(metadata=field_meta("key is the label key the selector applies to."))
     operator: str = attrs.field(
-        metadata=_meta("operator is one of In, NotIn, Exists and DoesNotExist.")
+        metadata=field_meta("operator is one of In, NotIn, Exists and DoesNotExist.")
     )
     values: tuple[str, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist."
         ),
     )
@@ -480,13 +489,14 @@ class LabelSelector:
 
     match_labels: Mapping[str, str] = attrs.field(
         factory=dict,
-        metadata=_meta(
+        metadata=field_meta(
             "matchLabels is a map of {key,value} pairs; each pair is equivalent to an In "
             "requirement with a single value."
         ),
     )
     match_expressions: tuple[LabelSelectorRequirement, ...] = attrs.field(
-        default=(), metadata=_meta("matchExpressions is a list of label selector requirements.")
+        default=(),
+        metadata=field_meta("matchExpressions is a list of label selector requirements."),
     )
 
 
@@ -496,7 +506,7 @@ class RelatedResourceSelector:
 
     label_selector: LabelSelector | None = attrs.field(
         default=None,
-        metadata=_meta(
+        metadata=field_meta(
             "labelSelector selects related objects by label.",
             # Upstream (metav1.LabelSelector) is an atomic map for server-side apply.
             schema={"x-kubernetes-map-type": "atomic"},
@@ -504,7 +514,7 @@ class RelatedResourceSelector:
     )
     names: tuple[str, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "names selects related objects by exact name.",
             schema={"x-kubernetes-list-type": "set"},
         ),
@@ -518,21 +528,21 @@ class RelatedResource:
     # Upstream lists `group` as required *and* defaults it, so an omitted group is accepted.
     group: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             "group of the related resource; empty for the core group.",
             server_default=True,
             required=True,
         ),
     )
     resource: RelatedResourceKind = attrs.field(
-        metadata=_meta('resource is the plural resource name: "secrets" or "configmaps".')
+        metadata=field_meta('resource is the plural resource name: "secrets" or "configmaps".')
     )
     direction: SyncDirection = attrs.field(
-        metadata=_meta("direction the related resources flow: FromProvider or FromConsumer.")
+        metadata=field_meta("direction the related resources flow: FromProvider or FromConsumer.")
     )
     selector: RelatedResourceSelector | None = attrs.field(
         default=None,
-        metadata=_meta(
+        metadata=field_meta(
             "selector restricts which objects are synced. FromConsumer requires one: a "
             "labelSelector with at least one requirement, or names."
         ),
@@ -544,17 +554,17 @@ class BindingSpec:
     """BindingSpec is shared by ClusterBinding and Binding; only their scope differs."""
 
     connection_ref: ConnectionRef = attrs.field(
-        metadata=_meta("connectionRef names the Connection that provides the listed APIs.")
+        metadata=field_meta("connectionRef names the Connection that provides the listed APIs.")
     )
     apis: tuple[APIRef, ...] = attrs.field(
-        metadata=_meta(
+        metadata=field_meta(
             "apis lists the exported APIs to bind, by provider CRD name.",
             schema={"minItems": 1},
         )
     )
     conflict_policy: ConflictPolicy = attrs.field(
         default=ConflictPolicy.FAIL,
-        metadata=_meta(
+        metadata=field_meta(
             "conflictPolicy says what happens when the provider object already exists: Fail "
             "leaves a foreign object untouched and records a conflict; Adopt takes over an "
             "unowned object, never one carrying another consumer's markers.",
@@ -563,7 +573,7 @@ class BindingSpec:
     )
     related_resources: tuple[RelatedResource, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "relatedResources are Secrets and ConfigMaps synced alongside the bound instances: "
             "only in namespaces the binding syncs objects in, never in kube-* namespaces or the "
             "konnector's, never named kube-*, and only Secrets of data types."
@@ -576,18 +586,18 @@ class BoundAPI:
     """BoundAPI is the observed state of one API a binding processes."""
 
     name: str = attrs.field(
-        metadata=_meta('name is the CRD name of the bound API, "<plural>.<group>".')
+        metadata=field_meta('name is the CRD name of the bound API, "<plural>.<group>".')
     )
     crd_hash: str = attrs.field(
         default="",
-        metadata=_meta(
+        metadata=field_meta(
             'crdHash is "sha256:<16 hex>" of the consumer CRD spec as it is in the cluster; '
             "empty until the CRD exists. It moves only once an update has landed."
         ),
     )
     conflict_count: int = attrs.field(
         default=0,
-        metadata=_meta(
+        metadata=field_meta(
             "conflictCount is the number of consumer objects in scope currently marked with the "
             "conflict annotation.",
             schema={"format": "int32"},
@@ -595,12 +605,12 @@ class BoundAPI:
     )
     conditions: tuple[Condition, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "conditions of this API: Ready, True exactly when its objects are synced, else "
             "with the reason (APINotExported, ConversionWebhook, ProtectedGroup, ForeignCRD, "
             "InvalidSchema, IncompatibleSchemaChange, ClusterScopedAPI, BoundByClusterBinding, "
             "Pending, Forbidden, DrainingObjects).",
-            schema=_CONDITIONS_SCHEMA,
+            schema=CONDITIONS_SCHEMA,
         ),
     )
 
@@ -611,14 +621,14 @@ class BindingStatus:
 
     bound_apis: tuple[BoundAPI, ...] = attrs.field(
         default=(),
-        metadata=_meta(
+        metadata=field_meta(
             "boundAPIs is the per-API observed state, sorted by name.", json="boundAPIs"
         ),
     )
     conditions: tuple[Condition, ...] = attrs.field(
         default=(),
-        metadata=_meta(
-            "conditions: Synced, Conflicts, PermissionDenied, Ready.", schema=_CONDITIONS_SCHEMA
+        metadata=field_meta(
+            "conditions: Synced, Conflicts, PermissionDenied, Ready.", schema=CONDITIONS_SCHEMA
         ),
     )
 
@@ -646,8 +656,20 @@ CONNECTION_COLUMN = PrinterColumn(
 
 
 @attrs.frozen(kw_only=True)
+class CelRule:
+    """One `x-kubernetes-validations` entry: a CEL expression and the message when it fails."""
+
+    rule: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
 class KindInfo:
-    """Class-level facts about a kind: its names, scope and CRD presentation."""
+    """Class-level facts about a kind: its names, group, scope and CRD presentation.
+
+    `validations` are CEL rules on the whole object (the schema root), for what no single field
+    can check, such as the form of `metadata.name`.
+    """
 
     kind: str
     plural: str
@@ -657,6 +679,7 @@ class KindInfo:
     categories: tuple[str, ...] = ("kube-bind",)
     group: str = GROUP
     version: str = VERSION
+    validations: tuple[CelRule, ...] = ()
 
     @property
     def list_kind(self) -> str:
@@ -688,7 +711,7 @@ class Connection:
         ),
     )
 
-    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=_METADATA_FIELD)
+    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=METADATA_FIELD)
     # A field's own CEL rule runs only when old and new both have it: adding or removing
     # `tenant` later is caught here.
     spec: ConnectionSpec = attrs.field(
@@ -719,7 +742,7 @@ class ClusterBinding:
         printer_columns=(CONNECTION_COLUMN, READY_COLUMN, AGE_COLUMN),
     )
 
-    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=_METADATA_FIELD)
+    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=METADATA_FIELD)
     spec: BindingSpec
     status: BindingStatus = attrs.field(factory=BindingStatus)
 
@@ -738,7 +761,7 @@ class Binding:
         printer_columns=(CONNECTION_COLUMN, READY_COLUMN, AGE_COLUMN),
     )
 
-    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=_METADATA_FIELD)
+    metadata: ObjectMeta = attrs.field(factory=ObjectMeta, metadata=METADATA_FIELD)
     spec: BindingSpec
     status: BindingStatus = attrs.field(factory=BindingStatus)
 

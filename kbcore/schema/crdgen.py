@@ -1,4 +1,6 @@
-"""CustomResourceDefinitions for `core.kube-bind.io`, generated from the attrs API types.
+"""CustomResourceDefinitions generated from the attrs API types: `core.kube-bind.io`
+(`all_crds`, the konnector's) and the provider-side service layer, `catalog.kube-bind.io` and
+`iam.kube-bind.io` (`service_crds`).
 
 No tool turns attrs classes into Kubernetes *structural* schemas (style guide D.2), so this
 module walks `attrs.fields()` with resolved type hints, the way controller-gen walks Go structs:
@@ -13,8 +15,9 @@ module walks `attrs.fields()` with resolved type hints, the way controller-gen w
   extra keywords verbatim (`minLength`, CEL `x-kubernetes-validations`, ...);
 - property names come from `convert.json_name`, the same function the converter uses.
 
-Class-level facts (names, scope, printer columns) come from each kind's `KIND`. `metadata` is
-`{type: object}` only, as controller-gen emits: the API server validates ObjectMeta itself.
+Class-level facts (names, group, scope, printer columns, CEL rules on the whole object) come
+from each kind's `KIND`. `metadata` is `{type: object}` only, as controller-gen emits: the API
+server validates ObjectMeta itself.
 
 Pure: returns dicts. Writing YAML files is `tools/gen_crds.py`'s job.
 """
@@ -31,7 +34,10 @@ from typing import Any
 import attrs
 
 from kbcore.api.convert import converter, is_required, json_name
+from kbcore.api.service_kinds import SERVICE_KINDS, ServiceObject
 from kbcore.api.types import KINDS, ApiObject
+
+AnyObject = ApiObject | ServiceObject
 
 # The standard TypeMeta descriptions, as every Kubernetes CRD carries them.
 _TYPE_META: dict[str, Any] = {
@@ -120,14 +126,17 @@ def _default(a: attrs.Attribute[Any]) -> Any:
     return {} if attrs.has(type(value)) else converter.unstructure(value)
 
 
-def openapi_schema(cls: type[ApiObject]) -> dict[str, Any]:
-    """The `openAPIV3Schema` of a kind: TypeMeta, metadata, spec, status."""
+def openapi_schema(cls: type[AnyObject]) -> dict[str, Any]:
+    """The `openAPIV3Schema` of a kind: TypeMeta, metadata, spec, status, and the kind's CEL
+    rules on the whole object."""
     schema = object_schema(cls)
     schema["properties"] = _TYPE_META | schema["properties"]
+    if rules := cls.KIND.validations:
+        schema["x-kubernetes-validations"] = [{"rule": r.rule, "message": r.message} for r in rules]
     return schema
 
 
-def crd(cls: type[ApiObject]) -> dict[str, Any]:
+def crd(cls: type[AnyObject]) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     info = cls.KIND
     return {
@@ -164,3 +173,8 @@ def crd(cls: type[ApiObject]) -> dict[str, Any]:
 def all_crds() -> tuple[dict[str, Any], ...]:
     """The CRDs of every kind, in `kbcore.api.types.KINDS` order."""
     return tuple(crd(cls) for cls in KINDS)
+
+
+def service_crds() -> tuple[dict[str, Any], ...]:
+    """The CRDs of the service layer, in `kbcore.api.service_kinds.SERVICE_KINDS` order."""
+    return tuple(crd(cls) for cls in SERVICE_KINDS)
