@@ -308,6 +308,7 @@ def test_gen_crds_check_fails_when_the_chart_copy_drifts(
     assert gen_crds.main(["--check"]) == 0  # the committed copies are current
     crds, chart = tmp_path / "crds", tmp_path / "chart-crds"
     monkeypatch.setattr(gen_crds, "CRD_DIRS", (crds, chart))
+    monkeypatch.setattr(gen_crds, "SERVICE_CRD_DIRS", (tmp_path / "service-crds",))
     assert gen_crds.main(["--write"]) == 0
     assert gen_crds.main(["--check"]) == 0
     stale = chart / "core.kube-bind.io_connections.yaml"
