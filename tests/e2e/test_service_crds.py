@@ -223,7 +223,7 @@ BUILDERS: list[tuple[GVR, Callable[[Provider], ServiceObject]]] = [
 ]
 
 
-@pytest.mark.parametrize(("gvr", "build"), BUILDERS, ids=lambda v: getattr(v, "resource", ""))
+@pytest.mark.parametrize(("gvr", "build"), BUILDERS, ids=[gvr.resource for gvr, _ in BUILDERS])
 def test_a_valid_object_is_accepted_and_reads_back_equal(
     provider: Provider, gvr: GVR, build: Callable[[Provider], ServiceObject]
 ) -> None:
