@@ -50,8 +50,8 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 @attrs.frozen(kw_only=True)
-class Identity:
-    """Identity is the OIDC identity a Grant was issued to."""
+class OIDCIdentity:
+    """OIDCIdentity is the OIDC identity a Grant was issued to."""
 
     issuer: str = attrs.field(
         metadata=field_meta(
@@ -78,7 +78,7 @@ class GrantSpec:
     """GrantSpec is the tenant boundary's key: identity, consumer cluster and Export. Every
     field is immutable; a different key is a different Grant."""
 
-    identity: Identity = attrs.field(
+    identity: OIDCIdentity = attrs.field(
         metadata=field_meta(
             "identity is who was given access. Immutable.", schema=immutable("identity")
         )

@@ -177,7 +177,7 @@ def full_grant(name: str) -> iam.Grant:
     return iam.Grant(
         metadata=ObjectMeta(name=name),
         spec=iam.GrantSpec(
-            identity=iam.Identity(
+            identity=iam.OIDCIdentity(
                 issuer="https://dex.example.org", subject="alice", email="alice@example.org"
             ),
             export="widgets",

@@ -22,7 +22,7 @@ from kbcore.api.convert import (
     structure_service_object,
     unstructure,
 )
-from kbcore.api.iam import BoundNamespace, Grant, GrantSpec, Identity
+from kbcore.api.iam import BoundNamespace, Grant, GrantSpec, OIDCIdentity
 from kbcore.api.service_conditions import ServiceConditionType, ServiceReason
 from kbcore.api.service_kinds import SERVICE_KINDS, ServiceObject
 from kbcore.api.types import ConflictPolicy, PullPolicy, RelatedResourceKind, SchemaPolicy
@@ -189,7 +189,7 @@ def test_minimal_objects_get_the_bindings_defaults() -> None:
 def test_python_constructed_grant_unstructures_with_wire_names() -> None:
     grant = Grant(
         spec=GrantSpec(
-            identity=Identity(issuer="https://dex.example.org", subject="alice"),
+            identity=OIDCIdentity(issuer="https://dex.example.org", subject="alice"),
             export="widgets",
             consumer_cluster_uid=UID,
         )
