@@ -12,16 +12,14 @@ from collections.abc import Callable
 
 from kbcore import objects as o
 from kbcore.actions import Plan
-from kbcore.api.resources import BOUND_NAMESPACES, NAMESPACES, ROLE_BINDINGS, ROLES
+from kbcore.api.resources import BOUND_NAMESPACES, GRANTS, NAMESPACES, ROLE_BINDINGS, ROLES
 from kbcore.errors import ApiError
-from kbcore.objects import GVR, ObjectKey
+from kbcore.objects import ObjectKey
 from kbcore.runtime.cluster import get_or_none, perform
 from kbcore.runtime.requests import to_request
 from kbcore.service.claims import ROLE_NAME, ClaimView, plan_claim
 from kbsim.apiserver import APIServer
 from kbsim.serverapi import ServerAPI
-
-GRANTS = GVR("iam.kube-bind.io", "v1alpha1", "grants")
 
 
 class SimIssuer:

@@ -13,15 +13,14 @@ from typing import Any
 
 from kbcore import objects as o
 from kbcore.api import keys
-from kbcore.api.resources import BOUND_NAMESPACES, CRDS, NAMESPACES
+from kbcore.api.resources import BOUND_NAMESPACES, CRDS, GRANTS, NAMESPACES
 from kbcore.objects import GVR, ObjectKey
+from kbcore.schema import crdgen
 from kbcore.sync.tenancy import Claim, Tenant, claim_state, home_namespace, namespace_problem
 from kbcore.views import bundle as kb
 from kbcore.views import rbac
-from kbsim.issuer import GRANTS
 from kbsim.rbac import Attributes, User
 from kbsim.world import World
-from tests import crds
 from tests.unit import bindworld as bw
 from tests.unit.test_rbac import allowed
 
@@ -33,14 +32,6 @@ USER = f"system:serviceaccount:{HOME}:{SA}"
 TENANT = Tenant(HOME, ("widgets.example.org",))
 
 
-def iam_crds() -> list[dict[str, Any]]:
-    grant = crds.crd("grants", "Grant", group="iam.kube-bind.io", scope="Cluster",
-                     versions=[crds.version("v1alpha1", crds.preserved())])  # fmt: skip
-    claim = crds.crd("boundnamespaces", "BoundNamespace", group="iam.kube-bind.io",
-                     versions=[crds.version("v1alpha1", crds.preserved())])  # fmt: skip
-    return [grant, claim]
-
-
 def tenant_world(tenant: Tenant = TENANT) -> tuple[World, list[Attributes]]:
     """A provider with an issued Grant for `tenant`, the tenant's base RBAC, and its issuer."""
     rules = rbac.tenant_rules(tenant)
@@ -49,11 +40,16 @@ def tenant_world(tenant: Tenant = TENANT) -> tuple[World, list[Attributes]]:
     )
     w = bw.world(provider_objects=objs)
     provider = w.clusters["provider"]
-    for c in iam_crds():
-        provider.create(CRDS, c)
+    for c in crdgen.service_crds():
+        provider.create(CRDS, o.deepcopy(dict(c)))
     w.settle(5)
+    spec = {
+        "identity": {"issuer": "https://dex.example", "subject": "alice"},
+        "export": "widgets",
+        "consumerClusterUID": "6f1c0f6e-0000-4000-8000-000000000001",
+    }
     provider.create(GRANTS, {"apiVersion": "iam.kube-bind.io/v1alpha1", "kind": "Grant",
-                             "metadata": {"name": HOME}, "spec": {}})  # fmt: skip
+                             "metadata": {"name": HOME}, "spec": spec})  # fmt: skip
     issued = {"namespace": HOME, "serviceAccountName": SA, "apis": list(tenant.apis)}
     provider.patch(GRANTS, ObjectKey("", HOME), {"status": issued}, "merge", subresource="status")
     seen: list[Attributes] = []
