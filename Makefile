@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo check test lint format-check typecheck imports crds-check scenarios lowest e2e nightly \
-	bench bench-konnector clean helm
+	bench bench-konnector clean helm dexbin redis
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -55,7 +55,7 @@ check: lint format-check typecheck imports crds-check scenarios
 	@HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not realcluster" tests/unit tests/property \
 	  --ignore=tests/property/test_seeded_bugs.py
 
-test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm
+test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis
 	@echo ">> pytest"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
@@ -83,6 +83,22 @@ lowest: $(LOWEST_STAMP)
 # ~/.cache/kube-bind/helm/<version>; a no-op once built (hack/helm/build.sh).
 helm:
 	@bash hack/helm/build.sh
+
+# Dex, the OIDC provider of the login tests (tests/harness/oidc.py), built the same way into
+# ~/.cache/kube-bind/dex/<version>; a no-op once built (hack/dex/build.sh).
+dexbin:
+	@bash hack/dex/build.sh
+
+# redis-server for the session-store tests (tests/harness/oidc.py), from Debian's packages when it
+# is not on PATH already. apt-get needs root: as another user, install redis-server yourself.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo ">> installing redis-server from Debian's packages (apt-get update, then install)"; \
+	  export DEBIAN_FRONTEND=noninteractive; log=$$(mktemp); \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; } \
+	    >"$$log" 2>&1 || { cat "$$log"; rm -f "$$log"; echo "redis: apt-get failed" >&2; exit 1; }; \
+	  rm -f "$$log"; }
+	@echo ">> $$(redis-server --version | cut -d' ' -f1-3)"
 
 nightly: $(STAMP)
 	@echo ">> property suite, nightly profile (5,000 examples; tens of minutes)"
