@@ -104,8 +104,8 @@ nightly: $(STAMP)
 	@echo ">> property suite, nightly profile (5,000 examples; tens of minutes)"
 	@HYPOTHESIS_PROFILE=nightly $(BIN)/pytest -q tests/property
 
-e2e: $(STAMP) k8sbin
-	@$(BIN)/pytest -q -m realcluster tests/e2e
+e2e: $(STAMP) k8sbin dexbin redis
+	@$(BIN)/pytest -q -m "realcluster or realservice" tests/e2e
 
 bench: $(STAMP)
 	@$(BIN)/python bench/kernel_bench.py

@@ -50,9 +50,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "k8s" / "build.sh"
@@ -68,7 +70,11 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION
 """`apiserver_request_total` verbs that change state (APPLY is a server-side apply patch)."""
 
 
-class ClusterError(RuntimeError):
+class HarnessError(RuntimeError):
+    """A real server could not be built, started or restarted; the message carries log tails."""
+
+
+class ClusterError(HarnessError):
     """A cluster could not be built, started or restarted; the message carries log tails."""
 
 
@@ -76,16 +82,24 @@ class ClusterError(RuntimeError):
 
 
 def build_binaries() -> Path:
-    """Run hack/k8s/build.sh (a no-op when built) and return the binary directory.
+    """Run hack/k8s/build.sh (a no-op when built) and return the binary directory."""
+    return run_build_script(BUILD_SCRIPT, BINARIES, "the Kubernetes test binaries", ClusterError)
+
+
+def run_build_script(
+    script: Path, binaries: Sequence[str], what: str, error: type[HarnessError]
+) -> Path:
+    """Run one of the hack/*/build.sh scripts (a no-op when built); return its binary directory.
 
     The script prints progress on stderr, passed through live (a cold build takes many
-    minutes), and the directory as its last stdout line. On failure the error carries
+    minutes), and the directory as its last stdout line. On failure the ``error`` carries
     the end of that progress output, so the reason is in the test report.
     """
+    name = script.relative_to(REPO_ROOT)
     if shutil.which("bash") is None:
-        raise ClusterError("bash is required to run hack/k8s/build.sh")
+        raise error(f"bash is required to run {name}")
     proc = subprocess.Popen(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stderr is not None and proc.stdout is not None
     progress: collections.deque[str] = collections.deque(maxlen=25)
@@ -95,14 +109,14 @@ def build_binaries() -> Path:
         progress.append(line)
     lines = proc.stdout.read().strip().splitlines()
     if proc.wait() != 0 or not lines:
-        raise ClusterError(
-            f"building the Kubernetes test binaries failed (hack/k8s/build.sh exit "
-            f"{proc.returncode}; it needs Go and the Go module proxy):\n" + "".join(progress)
+        raise error(
+            f"building {what} failed ({name} exit {proc.returncode}; it needs Go and the Go "
+            f"module proxy):\n" + "".join(progress)
         )
     bin_dir = Path(lines[-1])
-    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    missing = [b for b in binaries if not os.access(bin_dir / b, os.X_OK)]
     if missing:
-        raise ClusterError(f"hack/k8s/build.sh reported {bin_dir} but {missing} are missing")
+        raise error(f"{name} reported {bin_dir} but {missing} are missing")
     return bin_dir
 
 
@@ -355,7 +369,7 @@ def kubeconfig_dict(
 # --------------------------------------------------------------------------- clusters
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Distinct free loopback ports; all sockets stay open until every port is picked."""
     socks = []
     try:
@@ -369,7 +383,7 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, context=context, timeout=timeout) as resp:
             return bool(resp.status == 200)
@@ -394,7 +408,7 @@ class Cluster:
         """An audit.k8s.io Policy: the apiserver logs what it selects to `audit_log`."""
         self.audit_log = self.dir / "audit.log"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.etcd_port, self.etcd_peer_port, self.port, self.kcm_port = _free_ports(4)
+        self.etcd_port, self.etcd_peer_port, self.port, self.kcm_port = free_ports(4)
         self.url = f"https://127.0.0.1:{self.port}"
         self.startup_seconds = 0.0
 
@@ -503,12 +517,12 @@ class Cluster:
     # ---- readiness
 
     def etcd_healthy(self) -> bool:
-        return _http_ok(f"http://127.0.0.1:{self.etcd_port}/health")
+        return http_ok(f"http://127.0.0.1:{self.etcd_port}/health")
 
     def apiserver_ready(self) -> bool:
         # /readyz covers the post-start hooks (RBAC bootstrap, CRD controllers...); the
         # system namespaces are created asynchronously right after, so wait for them too.
-        return _http_ok(f"{self.url}/readyz", self._admin_ssl) and _http_ok(
+        return http_ok(f"{self.url}/readyz", self._admin_ssl) and http_ok(
             f"{self.url}/api/v1/namespaces/kube-system", self._admin_ssl
         )
 
@@ -518,7 +532,7 @@ class Cluster:
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
-        return _http_ok(f"https://127.0.0.1:{self.kcm_port}/healthz", insecure)
+        return http_ok(f"https://127.0.0.1:{self.kcm_port}/healthz", insecure)
 
     # ---- users
 
@@ -781,21 +795,33 @@ def start_clusters(
     """
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"cluster names must be unique and non-empty: {names}")
-    bin_dir = bin_dir or build_binaries()
-    for attempt in range(PORT_RACE_ATTEMPTS):
-        try:
-            return _start_clusters_once(names, bin_dir, base_dir, timeout, audit_policy)
-        except ClusterError as err:
-            # A free port is chosen before the process binds it, so another process on the
-            # machine may take it first; new ports in a new directory settle that race.
-            if base_dir is not None or attempt == PORT_RACE_ATTEMPTS - 1:
-                raise
-            if "address already in use" not in str(err):
-                raise
-    raise AssertionError("unreachable")
+    binaries = bin_dir or build_binaries()
+
+    def start() -> Clusters:
+        return _start_clusters_once(names, binaries, base_dir, timeout, audit_policy)
+
+    # A retry needs a new directory; a directory the caller chose is not ours to replace.
+    return retry_port_races(start) if base_dir is None else start()
 
 
 PORT_RACE_ATTEMPTS = 3
+
+
+def retry_port_races(start: Callable[[], T]) -> T:
+    """``start()``, again (up to PORT_RACE_ATTEMPTS times) when a port was taken meanwhile.
+
+    A free port is chosen before the process binds it, so another process on the machine may
+    take it first; ``start`` must pick new ports (and a new directory) each time.
+    """
+    for attempt in range(PORT_RACE_ATTEMPTS):
+        try:
+            return start()
+        except HarnessError as err:
+            # Go says "address already in use", redis-server "Address already in use".
+            taken = "address already in use" in str(err).lower()
+            if not taken or attempt == PORT_RACE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _start_clusters_once(

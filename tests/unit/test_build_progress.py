@@ -1,7 +1,8 @@
 """The one-time builds of the test binaries say what they do (hack/k8s/build.sh for the API
-servers and kubectl, hack/helm/build.sh for helm): what is built, where, that it is a one-time
-cost, one line per stage and per binary, and a heartbeat while the compiler is silent, since a
-cold build is minutes of `go build` that print nothing and look like a hang.
+servers and kubectl, hack/helm/build.sh for helm, hack/dex/build.sh for Dex): what is built,
+where, that it is a one-time cost, one line per stage and per binary, and a heartbeat while the
+compiler is silent, since a cold build is minutes of `go build` that print nothing and look like
+a hang.
 
 The scripts run against a stand-in `go` on PATH that records its calls and writes tiny
 executables, so nothing is compiled here; its first build waits until the heartbeat has spoken
@@ -122,7 +123,23 @@ def test_the_helm_build_says_what_where_and_how_long(tmp_path: Path) -> None:
     assert (code, err, calls) == (0, [f"helm: helm for the chart tests: cached in {out[-1]}"], [])
 
 
-@pytest.mark.parametrize("script", ["hack/k8s/build.sh", "hack/helm/build.sh"])
+def test_the_dex_build_says_what_where_and_how_long(tmp_path: Path) -> None:
+    err, calls = built("hack/dex/build.sh", "DEX_BIN_DIR", tmp_path, "compiling dex")
+    text = "\n".join(err)
+    assert "dexbin: building Dex v2.45.1 (v0.0.0-" in text
+    assert f"dexbin:   into {tmp_path / 'out'}," in err
+    assert "A one-time" in text and "cost: a few minutes on 2 cores the first time" in text
+    assert "dexbin: [2/2] compiling dex" in err
+    assert any(line.startswith("dexbin:   still compiling dex (0 min ") for line in err)
+    assert any(line.startswith("dexbin:   compiling dex: done in ") for line in err)
+    (build,) = [c for c in calls if c.startswith("build")]
+    assert "-X main.version=v2.45.1" in build and build.endswith("github.com/dexidp/dex/cmd/dex")
+
+    code, err, out, calls = run_build("hack/dex/build.sh", "DEX_BIN_DIR", tmp_path, "-")
+    assert (code, err, calls) == (0, [f"dexbin: Dex for the OIDC tests: cached in {out[-1]}"], [])
+
+
+@pytest.mark.parametrize("script", ["hack/k8s/build.sh", "hack/helm/build.sh", "hack/dex/build.sh"])
 def test_a_failed_download_stops_the_heartbeat_and_says_why(script: str, tmp_path: Path) -> None:
     fake = tmp_path / "fakebin"
     fake.mkdir()
@@ -135,6 +152,7 @@ def test_a_failed_download_stops_the_heartbeat_and_says_why(script: str, tmp_pat
         "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
         "K8SBIN_DIR": str(tmp_path / "out"),
         "HELM_BIN_DIR": str(tmp_path / "out"),
+        "DEX_BIN_DIR": str(tmp_path / "out"),
     }
     res = subprocess.run(
         ["bash", str(ROOT / script)], env=env, capture_output=True, text=True, timeout=60

@@ -1,0 +1,289 @@
+"""What the gateway will rely on from its real services: Dex's OIDC login and Redis' expiring keys.
+
+Dex (tests/harness/oidc.py) runs with users alice and bob and two clients, a public one (PKCE
+alone) and a confidential one (a secret, and PKCE), both redirecting to a 127.0.0.1 listener
+that records what arrives. The flows are driven with httpx the way a browser goes: it follows
+Dex's real redirects from /dex/auth to the password form, posts the form as a user would, and
+follows on to the redirect URI. ID tokens are verified with PyJWT against Dex's JWKS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import httpx
+import jwt
+import pytest
+import redis
+
+from tests.conftest import CONFIDENTIAL_CLIENT_ID, PUBLIC_CLIENT_ID
+from tests.harness.konnector import eventually
+from tests.harness.oidc import (
+    ALICE,
+    BOB,
+    PASSWORD,
+    Client,
+    Dex,
+    RedirectCatcher,
+    RedisServer,
+    User,
+    html_forms,
+)
+
+SCOPES = "openid email profile groups"
+
+
+@pytest.fixture
+def browser() -> Iterator[httpx.Client]:
+    """A cookie-keeping client that follows redirects, like a browser; nothing from the
+    environment (no proxy may stand between it and 127.0.0.1)."""
+    with httpx.Client(follow_redirects=True, trust_env=False, timeout=10) as client:
+        yield client
+
+
+@attrs.frozen
+class Login:
+    """One authorization request: what the client keeps until the redirect comes back."""
+
+    client: Client
+    state: str
+    nonce: str
+    code_verifier: str
+
+    @staticmethod
+    def new(client: Client) -> Login:
+        # 64 characters from the unreserved set, within RFC 7636's 43 to 128.
+        return Login(client, secrets.token_urlsafe(16), secrets.token_urlsafe(16),
+                     secrets.token_urlsafe(48))  # fmt: skip
+
+    @property
+    def code_challenge(self) -> str:
+        """RFC 7636 S256: BASE64URL(SHA256(verifier)) without padding; Dex computes it too."""
+        digest = hashlib.sha256(self.code_verifier.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def params(self) -> dict[str, str]:
+        return {
+            "response_type": "code",
+            "client_id": self.client.id,
+            "redirect_uri": self.client.redirect_uris[0],
+            "scope": SCOPES,
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": "S256",
+        }
+
+
+def client(dex: Dex, client_id: str) -> Client:
+    return next(c for c in dex.clients if c.id == client_id)
+
+
+def open_login_form(browser: httpx.Client, dex: Dex, login: Login) -> httpx.Response:
+    """GET /dex/auth and follow Dex's redirects to its password form."""
+    page = browser.get(dex.endpoint("/auth"), params=login.params())
+    assert page.status_code == 200, page.text
+    # One connector (the password database), so Dex goes straight to its form, no chooser.
+    assert page.url.path == "/dex/auth/local/login"
+    assert [r.status_code for r in page.history] == [302, 302]
+    return page
+
+
+def submit_password(
+    browser: httpx.Client, page: httpx.Response, email: str, password: str
+) -> httpx.Response:
+    """Fill in and post the password form on ``page``, following where Dex sends us."""
+    (form,) = [f for f in html_forms(page.text) if "password" in f.fields]
+    assert form.method == "post"
+    fields = {**form.fields, "login": email, "password": password}
+    return browser.post(page.url.join(form.action), data=fields)
+
+
+def code_from(landing: httpx.Response, login: Login, catcher: RedirectCatcher) -> str:
+    """The code Dex sent to the redirect URI for ``login`` (and where the browser ended up)."""
+    assert landing.status_code == 200, landing.text
+    assert str(landing.url).startswith(login.client.redirect_uris[0] + "?")
+    (query,) = [q for q in catcher.received if q.get("state") == login.state]
+    assert set(query) == {"code", "state"}, query
+    return query["code"]
+
+
+def redeem(
+    browser: httpx.Client, dex: Dex, login: Login, code: str, code_verifier: str | None = None
+) -> httpx.Response:
+    """POST the code to the token endpoint, as the client: a confidential one authenticates
+    with its secret (HTTP Basic), a public one names itself and has only the verifier."""
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": login.client.redirect_uris[0],
+        "code_verifier": code_verifier or login.code_verifier,
+    }
+    secret = login.client.secret
+    if secret is None:
+        return browser.post(dex.endpoint("/token"), data={**data, "client_id": login.client.id})
+    return browser.post(dex.endpoint("/token"), data=data, auth=(login.client.id, secret))
+
+
+def log_in(
+    browser: httpx.Client, dex: Dex, catcher: RedirectCatcher, login: Login, user: User
+) -> str:
+    """The whole browser part of the flow for ``user``: the code Dex redirected with."""
+    page = open_login_form(browser, dex, login)
+    return code_from(submit_password(browser, page, user.email, PASSWORD), login, catcher)
+
+
+def verified_claims(dex: Dex, login: Login, id_token: str) -> dict[str, Any]:
+    """The ID token's claims, after PyJWT checked its signature against Dex's published keys,
+    its issuer, audience and expiry."""
+    discovery = httpx.get(dex.discovery_url, trust_env=False).json()
+    key = jwt.PyJWKClient(discovery["jwks_uri"]).get_signing_key_from_jwt(id_token)
+    claims: dict[str, Any] = jwt.decode(
+        id_token, key, algorithms=discovery["id_token_signing_alg_values_supported"],
+        audience=login.client.id, issuer=dex.issuer,
+    )  # fmt: skip
+    return claims
+
+
+def test_discovery_names_the_issuer_and_the_endpoints_the_gateway_uses(dex: Dex) -> None:
+    resp = httpx.get(dex.discovery_url, trust_env=False)
+    assert resp.status_code == 200
+    doc = resp.json()
+    assert doc["issuer"] == dex.issuer == f"http://127.0.0.1:{dex.port}/dex"
+    for name, path in [("authorization_endpoint", "/auth"), ("token_endpoint", "/token"),
+                       ("jwks_uri", "/keys"), ("userinfo_endpoint", "/userinfo")]:  # fmt: skip
+        assert doc[name] == dex.endpoint(path), name
+    assert "S256" in doc["code_challenge_methods_supported"]
+    assert "code" in doc["response_types_supported"]
+    assert {"openid", "email", "groups"} <= set(doc["scopes_supported"])
+    keys = httpx.get(doc["jwks_uri"], trust_env=False).json()["keys"]
+    assert keys and all(k["use"] == "sig" for k in keys)
+
+
+@pytest.fixture(params=[PUBLIC_CLIENT_ID, CONFIDENTIAL_CLIENT_ID])
+def alices_code(
+    request: pytest.FixtureRequest,
+    dex: Dex,
+    redirect_catcher: RedirectCatcher,
+    browser: httpx.Client,
+) -> tuple[Login, str]:
+    """Alice logged in through the form, for each client: its request and the code Dex sent."""
+    login = Login.new(client(dex, request.param))
+    return login, log_in(browser, dex, redirect_catcher, login, ALICE)
+
+
+def test_pkce_login_through_the_password_form_yields_an_id_token_for_alice(
+    dex: Dex, browser: httpx.Client, alices_code: tuple[Login, str]
+) -> None:
+    login, code = alices_code
+    resp = redeem(browser, dex, login, code)
+    assert resp.status_code == 200, resp.text
+    tokens = resp.json()
+    assert tokens["token_type"].lower() == "bearer"
+    claims = verified_claims(dex, login, tokens["id_token"])
+    assert claims["iss"] == dex.issuer
+    assert claims["aud"] == login.client.id
+    assert claims["nonce"] == login.nonce
+    assert (claims["email"], claims["email_verified"]) == (ALICE.email, True)
+    assert claims["groups"] == list(ALICE.groups)
+    assert claims["name"] == ALICE.username
+
+    # A code is good for one exchange only: a replay (say, from a leaked log) gets nothing.
+    assert redeem(browser, dex, login, code).json()["error"] == "invalid_grant"
+
+
+def test_two_users_get_different_subjects_and_their_own_groups(
+    dex: Dex, redirect_catcher: RedirectCatcher
+) -> None:
+    claims = {}
+    for user in (ALICE, BOB):
+        # A browser of their own each: Dex's session cookie must not carry one into the other.
+        with httpx.Client(follow_redirects=True, trust_env=False, timeout=10) as browser:
+            login = Login.new(client(dex, PUBLIC_CLIENT_ID))
+            code = log_in(browser, dex, redirect_catcher, login, user)
+            id_token = redeem(browser, dex, login, code).json()["id_token"]
+            claims[user.email] = verified_claims(dex, login, id_token)
+    alice, bob = claims[ALICE.email], claims[BOB.email]
+    assert alice["sub"] != bob["sub"]
+    assert (bob["email"], bob["groups"]) == (BOB.email, list(BOB.groups))
+
+
+def test_a_wrong_password_shows_the_form_again_with_an_error_and_issues_no_code(
+    dex: Dex, redirect_catcher: RedirectCatcher, browser: httpx.Client
+) -> None:
+    login = Login.new(client(dex, PUBLIC_CLIENT_ID))
+    page = open_login_form(browser, dex, login)
+
+    again = submit_password(browser, page, ALICE.email, "not-" + PASSWORD)
+    assert again.status_code == 401
+    assert again.url.path == "/dex/auth/local/login"
+    assert "Invalid Email Address and password." in again.text
+    # The same form, with the login kept and the password asked for again.
+    (form,) = [f for f in html_forms(again.text) if "password" in f.fields]
+    assert (form.fields["login"], form.fields["password"]) == (ALICE.email, "")
+    assert not [q for q in redirect_catcher.received if q.get("state") == login.state]
+
+    # The form still works: the right password now gets the code through.
+    landing = submit_password(browser, again, ALICE.email, PASSWORD)
+    assert code_from(landing, login, redirect_catcher)
+
+
+def test_the_token_endpoint_refuses_a_code_with_the_wrong_verifier(
+    dex: Dex, browser: httpx.Client, alices_code: tuple[Login, str]
+) -> None:
+    login, code = alices_code
+    # A verifier of the right form that is not the one the challenge was made from: what an
+    # attacker who intercepted the code (but not the client's memory) would have.
+    resp = redeem(browser, dex, login, code, code_verifier=secrets.token_urlsafe(48))
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "invalid_grant"
+    assert "code_verifier" in resp.json()["error_description"]
+    assert "id_token" not in resp.json()
+
+
+def test_the_consent_page_comes_after_the_password_when_approval_is_on(
+    dex_with_consent: Dex, redirect_catcher: RedirectCatcher, browser: httpx.Client
+) -> None:
+    dex = dex_with_consent
+    login = Login.new(client(dex, CONFIDENTIAL_CLIENT_ID))
+    page = open_login_form(browser, dex, login)
+
+    consent = submit_password(browser, page, ALICE.email, PASSWORD)
+    assert consent.status_code == 200
+    assert consent.url.path == "/dex/approval"
+    assert "Grant Access" in consent.text
+    assert not [q for q in redirect_catcher.received if q.get("state") == login.state]
+
+    (grant,) = [f for f in html_forms(consent.text) if f.fields.get("approval") == "approve"]
+    # The form has no action: it posts back to the page it is on.
+    landing = browser.post(consent.url.join(grant.action), data=grant.fields)
+    resp = redeem(browser, dex, login, code_from(landing, login, redirect_catcher))
+    assert verified_claims(dex, login, resp.json()["id_token"])["email"] == ALICE.email
+
+
+def test_a_redis_key_with_a_ttl_is_readable_and_then_gone(redis_server: RedisServer) -> None:
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as r:
+        key = f"session:{secrets.token_hex(8)}"
+        assert r.set(key, "alice@example.com", px=500)
+        assert r.get(key) == "alice@example.com"
+        assert 0 < r.pttl(key) <= 500
+
+        started = time.monotonic()
+        # PTTL -2: the key no longer exists (Redis expires it on access or in its sweep).
+        eventually(lambda: r.pttl(key) == -2, timeout=5, what=f"{key} to expire")
+        assert time.monotonic() - started < 5
+        assert r.get(key) is None
+        assert r.exists(key) == 0
+
+
+def test_the_test_redis_keeps_nothing_on_disk(redis_server: RedisServer) -> None:
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as r:
+        assert r.config_get("save") == {"save": ""}
+        assert r.config_get("appendonly") == {"appendonly": "no"}
+        assert r.config_get("bind") == {"bind": "127.0.0.1"}
