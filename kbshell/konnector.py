@@ -136,7 +136,7 @@ class Konnector(state.Konnector[Syncer]):
         self.leading = leading
         self.recorder = recorder
         self.workers = workers
-        self.queue: SharedQueue = SharedQueue(metrics)
+        self.queue: SharedQueue[WorkKey] = SharedQueue(metrics)
         self.control: dict[GVR, Reflector] = {
             gvr: Reflector(
                 consumer,

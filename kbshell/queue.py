@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar, cast
 
 from kbcore.runtime.keys import WorkKey
 from kbcore.runtime.worker import Outcome, settle
@@ -18,9 +19,13 @@ from kbcore.runtime.workqueue import WorkQueue
 from kbshell.ops import Metrics
 
 NAME = "konnector"
+K = TypeVar("K", bound=Hashable)
 
 
-class SharedQueue:
+class SharedQueue(Generic[K]):
+    """Keys of any hashable kind: the konnector's `WorkKey`s (`settle`), or a provider-side
+    controller's object keys (`done`)."""
+
     def __init__(
         self,
         metrics: Metrics | None = None,
@@ -28,7 +33,7 @@ class SharedQueue:
         clock: Callable[[], float] = time.time,
         name: str = NAME,
     ) -> None:
-        self._queue: WorkQueue[WorkKey] = WorkQueue()
+        self._queue: WorkQueue[K] = WorkQueue()
         self._cond = threading.Condition()
         self._clock = clock
         self._metrics = metrics
@@ -46,7 +51,7 @@ class SharedQueue:
     def _depth(self) -> int:
         return len(self._queue)
 
-    def add(self, key: WorkKey) -> None:
+    def add(self, key: K) -> None:
         with self._cond:
             self._queue.add(key)
             self._added.setdefault(key, time.monotonic())
@@ -54,12 +59,12 @@ class SharedQueue:
                 self._metrics.queue_add(self._name, self._depth())
             self._cond.notify()
 
-    def add_after(self, key: WorkKey, delay: float) -> None:
+    def add_after(self, key: K, delay: float) -> None:
         with self._cond:
             self._queue.add_after(key, delay, self._clock())
             self._cond.notify()
 
-    def get(self, timeout: float | None = None) -> WorkKey | None:
+    def get(self, timeout: float | None = None) -> K | None:
         """The next ready key (now in process), waiting up to `timeout`; None when closed or
         nothing became ready in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -85,15 +90,25 @@ class SharedQueue:
                 self._cond.wait(wait)
             return None
 
-    def settle(self, key: WorkKey, outcome: Outcome, verified: dict[str, str | None]) -> None:
-        """Apply a worker's outcome (kbcore.runtime.worker.settle) and mark the key done."""
+    def settle(self, key: K, outcome: Outcome, verified: dict[str, str | None]) -> None:
+        """Apply a konnector worker's outcome (kbcore.runtime.worker.settle) and mark the key
+        done."""
         with self._cond:
-            settle(self._queue, key, outcome, self._clock(), verified)
+            queue = cast(WorkQueue[WorkKey], self._queue)
+            settle(queue, cast(WorkKey, key), outcome, self._clock(), verified)
             if outcome.verdict is not None and self._metrics is not None:
                 self._metrics.queue_retry(self._name)
             self._done(key)
 
-    def retry(self, key: WorkKey) -> None:
+    def done(self, key: K, requeue_after: float | None = None) -> None:
+        """Handled: forget its backoff, look again after `requeue_after` if given."""
+        with self._cond:
+            self._queue.forget(key)
+            if requeue_after is not None:
+                self._queue.add_after(key, requeue_after, self._clock())
+            self._done(key)
+
+    def retry(self, key: K) -> None:
         """An unexpected failure handling `key`: back off and mark it done."""
         with self._cond:
             self._queue.add_rate_limited(key, self._clock())
@@ -101,7 +116,7 @@ class SharedQueue:
                 self._metrics.queue_retry(self._name)
             self._done(key)
 
-    def _done(self, key: WorkKey) -> None:
+    def _done(self, key: K) -> None:
         started = self._started.pop(key, None)
         self._queue.done(key)
         if self._metrics is not None and started is not None:

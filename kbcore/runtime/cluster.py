@@ -14,6 +14,8 @@ Rules:
     without one (`url_namespace`).
  2. A Get answered 404 is the object's absence: None, not a failure (`get_or_none`). Any
     other failed read is `Failed(error)`; `read` never raises an `ApiError`.
+ 3. A provider-side controller plans against one cluster (`planned`: every read a planner asks
+    for is answered there) and carries the plan out in order (`carry_out`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, assert_never
 
+import attrs
+
 from kbcore import objects as o
+from kbcore.actions import Plan
 from kbcore.api.resources import NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, Obj, ObjectKey
-from kbcore.reads import Discovery, Failed, Get, List, OpenAPIDoc, Read
-from kbcore.runtime.requests import PatchType, Request
+from kbcore.reads import Discovery, Failed, Get, List, Observed, OpenAPIDoc, Read
+from kbcore.runtime.requests import PatchType, Request, to_request
 
 T = TypeVar("T")
+
+
+class Viewed(Protocol):
+    """A planner's view: attrs, with the reads answered so far."""
+
+    @property
+    def observed(self) -> Observed: ...
+
+
+V = TypeVar("V", bound=Viewed)
 
 
 class ClusterAPI(Protocol):
@@ -164,3 +179,26 @@ def read(api: ClusterAPI, r: Read) -> Any:
     """Answer one kernel read on `api`: the object or None (404) for a Get, the items for a
     List, the document for Discovery/OpenAPIDoc, `Failed(error)` for any other failure."""
     return answered(lambda: ask(api, r))
+
+
+def planned(api: ClusterAPI, planner: Callable[[V], Plan], view: V, limit: int = 10) -> Plan:
+    """Call `planner` on `view`, answering every read it asks for on `api` (one cluster: the
+    reads' cluster role is not looked at), until it asks for none; a provider-side controller's
+    loop around a pure planner (the konnector's worker does the same for two clusters)."""
+    plan = planner(view)
+    for _ in range(limit):
+        if not plan.needs:
+            return plan
+        observed = {**view.observed, **{r: read(api, r) for r in plan.needs}}
+        view = attrs.evolve(view, observed=observed)  # type: ignore[misc]
+        plan = planner(view)
+    raise RuntimeError(f"planner still asking for reads after {limit} rounds: {plan.needs}")
+
+
+def carry_out(api: ClusterAPI, plan: Plan, now: float) -> None:
+    """Carry out `plan`'s writes on `api` in order; the first failure is raised (the caller
+    retries the key, and the planner decides again from what is stored)."""
+    for action in plan.actions:
+        request = to_request(action, now)
+        if request is not None:
+            perform(api, request)

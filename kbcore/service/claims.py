@@ -30,9 +30,10 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-from kbcore.actions import PROVIDER, Action, Create, CreateNamespace, Plan, Update
-from kbcore.api.resources import BOUND_NAMESPACES, ROLE_BINDINGS, ROLES
+from kbcore.actions import PROVIDER, Action, Create, CreateNamespace, Plan, Update, plan_or_ask
+from kbcore.api.resources import BOUND_NAMESPACES, GRANTS, NAMESPACES, ROLE_BINDINGS, ROLES
 from kbcore.objects import ObjectKey, ObjectRef
+from kbcore.reads import Failed, Get, Observed, get_obj, need_all
 from kbcore.status import Conditions, status_update
 from kbcore.sync.tenancy import Tenant, namespace_problem
 from kbcore.timestamps import rfc3339
@@ -47,15 +48,12 @@ READY = "Ready"
 
 @attrs.frozen
 class ClaimView:
-    """Everything `plan_claim` decides from (the provider's caches and reads)."""
+    """Everything `plan_claim` decides from: the claim (from a cache) and the reads it asked
+    for (`kbcore.reads`): the Grant named after its namespace, namespace `<home>-X`, and the
+    Role and RoleBinding in it."""
 
     claim: o.Obj
-    grant: o.Obj | None
-    """The Grant named after the claim's namespace, if any."""
-    namespace: o.Obj | None
-    """Namespace `<home>-X`, if it exists."""
-    role: o.Obj | None
-    role_binding: o.Obj | None
+    observed: Observed
     now: float
 
 
@@ -78,11 +76,15 @@ def granted_tenant(grant: Mapping[str, Any] | None) -> tuple[Tenant, Subject] | 
 
 
 def plan_claim(view: ClaimView) -> Plan:
+    return plan_or_ask(lambda: _plan(view))
+
+
+def _plan(view: ClaimView) -> Plan:
     claim = view.claim
     home, name = o.namespace(claim), o.name(claim)
     if o.is_deleting(claim):
         return Plan(why="rule 1: claim deleting")
-    granted = granted_tenant(view.grant)
+    granted = granted_tenant(get_obj(view.observed, Get(PROVIDER, GRANTS, ObjectKey("", home))))
     if granted is None or granted[0].namespace != home:
         return Plan(why="rule 1: no issued Grant owns this namespace")
     tenant, subject = granted
@@ -101,8 +103,15 @@ def plan_claim(view: ClaimView) -> Plan:
         conds.set(READY, False, "NamespaceTooLong", problem)
         return finish("rule 2: name too long")
     target = tenant.provider_namespace(name)
-    ns = view.namespace
-    if ns is not None and o.labels_of(ns).get(GRANT_LABEL) != o.name(view.grant or {}):
+    role_ref = ObjectRef(PROVIDER, ROLES, ObjectKey(target, ROLE_NAME))
+    binding_ref = ObjectRef(PROVIDER, ROLE_BINDINGS, ObjectKey(target, ROLE_NAME))
+    reads = (Get(PROVIDER, NAMESPACES, ObjectKey("", target)), _get(role_ref), _get(binding_ref))
+    got = need_all(view.observed, reads)
+    for result in got:
+        if isinstance(result, Failed):
+            raise result.error
+    ns, role, binding = (r if isinstance(r, dict) else None for r in got)
+    if ns is not None and o.labels_of(ns).get(GRANT_LABEL) != home:
         conds.set(
             READY,
             False,
@@ -112,31 +121,24 @@ def plan_claim(view: ClaimView) -> Plan:
         return finish("rule 3: namespace taken")
     actions: list[Action] = []
     if ns is None:
+        actions.append(CreateNamespace(PROVIDER, target, labels={GRANT_LABEL: home}))
+    want = _role(tenant, target)
+    if role is None:
+        actions.append(Create(role_ref, want, FIELD_MANAGER))
+    elif not o.json_equal(role.get("rules"), want["rules"]):
         actions.append(
-            CreateNamespace(PROVIDER, target, labels={GRANT_LABEL: o.name(view.grant or {})})
+            Update(role_ref, {**o.deepcopy(role), "rules": want["rules"]}, FIELD_MANAGER)
         )
-    role = _role(tenant, target)
-    if view.role is None:
-        actions.append(
-            Create(ObjectRef(PROVIDER, ROLES, ObjectKey(target, ROLE_NAME)), role, FIELD_MANAGER)
-        )
-    elif not o.json_equal(view.role.get("rules"), role["rules"]):
-        body = {**o.deepcopy(view.role), "rules": role["rules"]}
-        actions.append(
-            Update(ObjectRef(PROVIDER, ROLES, ObjectKey(target, ROLE_NAME)), body, FIELD_MANAGER)
-        )
-    if view.role_binding is None:
-        actions.append(
-            Create(
-                ObjectRef(PROVIDER, ROLE_BINDINGS, ObjectKey(target, ROLE_NAME)),
-                _role_binding(target, subject),
-                FIELD_MANAGER,
-            )
-        )
+    if binding is None:
+        actions.append(Create(binding_ref, _role_binding(target, subject), FIELD_MANAGER))
     status["namespace"] = target
     conds.set(READY, True, "AsExpected", f"provider namespace {target} granted")
     # The status comes last: the konnector may create copies as soon as it reads Ready.
     return finish("rule 4: granted", *actions)
+
+
+def _get(ref: ObjectRef) -> Get:
+    return Get(ref.cluster, ref.gvr, ref.key)
 
 
 def _role(tenant: Tenant, namespace: str) -> o.Obj:

@@ -10,9 +10,10 @@ processes on 127.0.0.1 with free ports and its own directory::
     <base>/<name>/kubeconfig    admin (system:masters), inline certificate data
 
 Every cluster has its own CA, so a client certificate minted for one cluster is rejected
-by the others, as with real clusters. kube-controller-manager runs only the namespace and
-garbage-collector controllers: enough for namespace deletion and ownerReference cascades,
-which a bare apiserver (envtest) never completes.
+by the others, as with real clusters. kube-controller-manager runs only the namespace,
+garbage-collector and ServiceAccount-token controllers: enough for namespace deletion,
+ownerReference cascades (which a bare apiserver, as envtest, never completes) and the token
+Secrets a provider's issuer mints.
 
 Processes run in their own sessions, so one ``killpg`` stops a process with all its
 children; they are stopped on ``Clusters.stop()``, at interpreter exit, on SIGTERM/SIGHUP,
@@ -507,7 +508,12 @@ class Cluster:
             # No --authentication/--authorization-kubeconfig: its own HTTPS port only serves
             # /healthz here (always allowed), and delegated authn would log an error every
             # second because this apiserver has no front-proxy (requestheader) CA.
-            "--controllers=namespace-controller,garbage-collector-controller",
+            # The token controller fills the long-lived ServiceAccount token Secrets a
+            # provider's issuer mints (kbcore.service.issuer).
+            "--controllers=namespace-controller,garbage-collector-controller,"
+            "serviceaccount-token-controller",
+            f"--service-account-private-key-file={self.sa_key}",
+            f"--root-ca-file={self.ca.cert}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={self.kcm_port}",
