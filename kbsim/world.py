@@ -223,6 +223,9 @@ class World:
         self.issuers: list[SimIssuer] = []
         """Providers' issuers answering tenants' namespace claims (`start_issuer`)."""
         self.konnector: Any = None
+        self.other_konnectors: list[Any] = []
+        """Konnectors of further consumer clusters sharing the providers (`add_konnector`):
+        run like the first, but crash faults and the monitor's judgement are the first's."""
         self.konnector_factory: Callable[[], Any] | None = None
         self.restart_at: float | None = None
         self.crash_after: int | None = None
@@ -278,9 +281,22 @@ class World:
         self.restart_at = None
         self.konnector = self.konnector_factory()
         self.konnector.start()
+        self._start_unsynced()
+
+    def _start_unsynced(self) -> None:
         for s in list(self.streams):
             if s.reflector.watch is None and not s.reflector.synced:
                 self.start_reflector(s.reflector)
+
+    def add_konnector(self, factory: Callable[[], Any]) -> None:
+        """Start the konnector of another consumer cluster (several tenants of one provider)."""
+        k = factory()
+        k.start()
+        self.other_konnectors.append(k)
+        self._start_unsynced()
+
+    def _konnectors(self) -> list[Any]:
+        return [k for k in (self.konnector, *self.other_konnectors) if k is not None]
 
     def crash_konnector(self) -> None:
         if self.konnector is None:
@@ -523,8 +539,7 @@ class World:
         times += [f.end for f in self.faults if f.end > self.now]
         if any(server.pending_work() for server in self.clusters.values()) or self._issuer_work():
             times.append(self.now + CONTROLLER_INTERVAL)
-        k = self.konnector
-        if k is not None:
+        for k in self._konnectors():
             if k.queue.ready(self.now):
                 times.append(self.now + WORK_LATENCY)
             due = k.queue.next_due()
@@ -552,9 +567,9 @@ class World:
                 self._acting("issuer", issuer.tick)
         self._pump()
         self._deliver_due()
-        k = self.konnector
-        if k is not None and k.queue.ready(self.now):
-            k.process_one()
+        for k in self._konnectors():
+            if k.queue.ready(self.now):
+                k.process_one()
         self._pump()
         return True
 
@@ -581,8 +596,9 @@ class World:
             return True
         if any(f.end > self.now for f in self.faults):
             return True
-        k = self.konnector
-        return k is not None and (k.queue.pending() > 0 or k.queue.next_due() is not None)
+        return any(
+            k.queue.pending() > 0 or k.queue.next_due() is not None for k in self._konnectors()
+        )
 
     def settle(self, timeout: float) -> bool:
         """Run until nothing is pending; False if `timeout` virtual seconds pass first."""
