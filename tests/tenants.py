@@ -22,9 +22,10 @@ from kbcore.schema import crdgen
 from kbcore.sync.tenancy import Tenant, home_namespace
 from kbcore.views import rbac
 from kbsim.konnector import SimKonnector
-from kbsim.rbac import Attributes, User, rule_allows
+from kbsim.rbac import Attributes, User
 from kbsim.world import World
 from tests.unit import bindworld as bw
+from tests.unit.test_rbac import allowed
 
 ISSUER = "https://dex.example"
 SA = "konnector"
@@ -131,17 +132,7 @@ class SharedProvider:
         roles = [r for r in objs if r["kind"] in ("Role", "ClusterRole")
                  and (r["metadata"].get("namespace", ""), r["metadata"]["name"]) in bound]  # fmt: skip
         return sorted({(a.verb, a.group, a.resource, a.namespace, a.name)
-                       for a in t.seen if not allows(roles, a)})  # fmt: skip
+                       for a in t.seen if not allowed(roles, a)})  # fmt: skip
 
     def touched_namespaces(self, consumer: str) -> set[str]:
         return {a.namespace for a in self.tenants[consumer].seen if a.namespace}
-
-
-def allows(roles: list[dict[str, Any]], a: Attributes) -> bool:
-    for role in roles:
-        namespace = role["metadata"].get("namespace", "")
-        if namespace and namespace != a.namespace:
-            continue
-        if any(rule_allows(r, a) for r in role["rules"]):
-            return True
-    return False

@@ -139,15 +139,7 @@ def provider_rules(
     rules.append(
         Rule(CRDS.group, CRDS.resource, ("list",), "Connection: discover the exported APIs")
     )
-    rules.append(
-        Rule(
-            LEASES.group,
-            LEASES.resource,
-            _verbs("get", "create", "update", "delete"),
-            "Connection: heartbeat Lease (renewed, deleted with the Connection)",
-            namespace=keys.LEASE_NAMESPACE,
-        )
-    )
+    rules.append(_lease_rule(keys.LEASE_NAMESPACE))
     namespaces = [keys.LEASE_NAMESPACE]
     # 2. Binding: pull each CRD.
     names = tuple(dict.fromkeys(apis))
@@ -245,15 +237,7 @@ def tenant_rules(tenant: Tenant, granted: Iterable[str] = ()) -> tuple[Rule, ...
             names=tenant.apis,
         )
     )
-    rules.append(
-        Rule(
-            LEASES.group,
-            LEASES.resource,
-            _verbs("get", "create", "update", "delete"),
-            "Connection: heartbeat Lease (renewed, deleted with the Connection)",
-            namespace=tenant.namespace,
-        )
-    )
+    rules.append(_lease_rule(tenant.namespace))
     rules.append(
         Rule(
             BOUND_NAMESPACES.group,
@@ -283,6 +267,16 @@ def tenant_namespace_rules(tenant: Tenant, namespace: str) -> tuple[Rule, ...]:
             )
         )
     return tuple(rules)
+
+
+def _lease_rule(namespace: str) -> Rule:
+    return Rule(
+        LEASES.group,
+        LEASES.resource,
+        _verbs("get", "create", "update", "delete"),
+        "Connection: heartbeat Lease (renewed, deleted with the Connection)",
+        namespace=namespace,
+    )
 
 
 def _identity_namespaces() -> tuple[str, ...]:

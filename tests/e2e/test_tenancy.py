@@ -38,16 +38,12 @@ from tests.harness.konnector import (
     eventually,
     wait_established,
 )
+from tests.unit import bindworld as bw
 
 pytestmark = pytest.mark.realcluster
 
 SERVICEACCOUNTS = GVR("", "v1", "serviceaccounts")
-RBAC = {
-    "ClusterRole": GVR("rbac.authorization.k8s.io", "v1", "clusterroles"),
-    "ClusterRoleBinding": GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
-    "Role": GVR("rbac.authorization.k8s.io", "v1", "roles"),
-    "RoleBinding": GVR("rbac.authorization.k8s.io", "v1", "rolebindings"),
-}
+RBAC = bw.RBAC_RESOURCES
 API = "widgets.example.org"
 SA = "konnector"
 TIMEOUT = 90.0

@@ -19,6 +19,7 @@ keeps Dex's consent page ("Grant Access") in the flow, for the tests that want t
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import html.parser
 import http.server
@@ -106,14 +107,15 @@ def _wait_ready(process: Process, ready: Callable[[], bool], timeout: float) -> 
         time.sleep(0.1)
 
 
-class Service:
+class Service(abc.ABC):
     """One server process: start it and wait until it answers, stop it, read its log."""
 
     process: Process
     port: int
 
+    @abc.abstractmethod
     def ready(self) -> bool:
-        raise NotImplementedError
+        """Does the server answer (Dex: discovery; Redis: PING)?"""
 
     def start(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         try:
