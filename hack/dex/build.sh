@@ -43,5 +43,5 @@ with_heartbeat "compiling dex" go build -trimpath -ldflags "-s -w -X main.versio
   -o "$TMP/dex" github.com/dexidp/dex/cmd/dex
 mkdir -p "$OUT"
 mv -f "$TMP/dex" "$OUT/dex"
-log "built in $((SECONDS - start)) s: $("$OUT/dex" version | head -1) in $OUT"
+log "built in $((SECONDS - start)) s: $("$OUT/dex" version | sed -n 1p) in $OUT"
 echo "$OUT"

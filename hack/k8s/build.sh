@@ -53,5 +53,5 @@ log "[3/3] installing into $OUT"
 mkdir -p "$OUT"
 for b in "${BINARIES[@]}"; do mv -f "$TMP/$b" "$OUT/$b"; done
 log "built in $((SECONDS - start)) s: $(du -sh "$OUT" | cut -f1) in $OUT"
-{ "$OUT/kube-apiserver" --version; "$OUT/etcd" --version | head -1; } >&2
+{ "$OUT/kube-apiserver" --version; "$OUT/etcd" --version | sed -n 1p; } >&2
 echo "$OUT"
