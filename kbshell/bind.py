@@ -46,6 +46,7 @@ from kbcore.schema.crds import served_resource
 from kbcore.sync.coverage import api_names, connection_name
 from kbcore.views import bundle as kb
 from kbcore.views import dryrun, overview, rbac
+from kbshell.bundle_yaml import bundle_yaml
 from kbshell.client import KubeClient
 from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file
 
@@ -473,7 +474,7 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         binding=ref,
     )
     if args.output == "yaml":
-        out.write(yaml.safe_dump_all(objects, sort_keys=False))
+        out.write(bundle_yaml(objects))
         return 0
     if args.dry_run:
         for obj in objects:
