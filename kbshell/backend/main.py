@@ -1,0 +1,193 @@
+"""`kube-bind-backend`: the provider's gateway process (kbshell.backend.gateway) under uvicorn.
+
+Flags name where it listens, the OIDC provider and client it logs callers in with, the URL
+callers reach it at, the session store (``memory`` for one replica, a ``redis://`` URL for
+several) and the per-identity bind rate limit. Bad flags are exit status 2 with one line saying
+what to fix; an unusable OIDC provider or store at start-up is exit status 1 after a JSON log
+line. Logs are JSON lines like the konnector's (kbshell.ops.logs), with no request paths that
+carry tokens and no query strings (the gateway's own access log; uvicorn's is off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import sys
+import urllib.parse
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
+from kbshell.backend.issuing import Issuer
+from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
+from kbshell.backend.sessions import MemoryStore, RedisStore, SessionStore
+from kbshell.backend.static_issuer import StaticIssuer, StaticIssuerError
+from kbshell.ops.logs import configure_logging
+from kbshell.ops.server import parse_bind_address
+
+log = logging.getLogger("gateway")
+PROG = "kube-bind-backend"
+
+
+class UsageError(ValueError):
+    """The flags cannot work; exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="The provider's gateway: OIDC login, the catalog, bind and one-time "
+        "bundle pickup (docs/service-layer.md, Gateway).",
+    )
+    p.add_argument("--listen-address", default=":8080", help="host:port to serve on")
+    p.add_argument(
+        "--external-url",
+        required=True,
+        help="the URL callers reach the gateway at (the OIDC redirect URI is "
+        "EXTERNAL_URL/api/callback)",
+    )
+    p.add_argument("--oidc-issuer-url", required=True)
+    p.add_argument("--oidc-client-id", required=True)
+    p.add_argument(
+        "--oidc-client-secret-file",
+        default=None,
+        help="file holding the client secret (none: a public client, PKCE alone)",
+    )
+    p.add_argument(
+        "--oidc-accept-audience",
+        action="append",
+        default=[],
+        metavar="CLIENT_ID",
+        help="also accept bearer ID tokens issued to this client (e.g. the CLI's); repeatable",
+    )
+    p.add_argument("--oidc-scopes", default="openid email profile")
+    p.add_argument(
+        "--session-store",
+        default="memory",
+        help='"memory" (one replica) or a redis:// URL (any number of replicas)',
+    )
+    p.add_argument(
+        "--issuer",
+        required=True,
+        help="what mints bundles; static:FILE is the dev/demo issuer (a fixed catalog and "
+        "bundles from FILE)",
+    )
+    p.add_argument("--provider-name", default="kube-bind")
+    p.add_argument("--bind-rate-limit", type=int, default=10, help="binds per identity per window")
+    p.add_argument("--bind-rate-window", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    return p
+
+
+def _listen(value: str) -> tuple[str, int]:
+    try:
+        address = parse_bind_address(value)
+    except ValueError as err:
+        raise UsageError(f"--listen-address: {err} (e.g. :8080, 127.0.0.1:8080)") from err
+    if address is None:
+        raise UsageError("--listen-address: the gateway cannot be disabled")
+    return address
+
+
+def _external_url(value: str) -> str:
+    url = urllib.parse.urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+        raise UsageError(
+            f"--external-url {value!r}: give an http(s) URL without query, e.g. "
+            "https://bind.example.com"
+        )
+    return value.rstrip("/")
+
+
+def _secret(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        secret = Path(path).read_text().strip()
+    except OSError as err:
+        raise UsageError(f"--oidc-client-secret-file: cannot read {path}: {err.strerror}") from err
+    if not secret:
+        raise UsageError(f"--oidc-client-secret-file: {path} is empty")
+    return secret
+
+
+def _issuer(value: str) -> Issuer:
+    kind, _, arg = value.partition(":")
+    if kind != "static" or not arg:
+        raise UsageError(f"--issuer {value!r}: the issuers are static:FILE")
+    try:
+        return StaticIssuer.from_file(arg)
+    except StaticIssuerError as err:
+        raise UsageError(f"--issuer: {err}") from err
+
+
+def _store(value: str) -> SessionStore:
+    if value == "memory":
+        return MemoryStore()
+    if value.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            return RedisStore.from_url(value)
+        except ValueError as err:
+            raise UsageError(f"--session-store: {err}") from err
+    raise UsageError(f"--session-store {value!r}: memory or a redis:// URL")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kube-bind")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        host, port = _listen(args.listen_address)
+        external = _external_url(args.external_url)
+        if args.bind_rate_limit < 1:
+            raise UsageError("--bind-rate-limit must be at least 1")
+        if args.bind_rate_window <= 0:
+            raise UsageError("--bind-rate-window must be positive")
+        client = OidcClient(
+            issuer=args.oidc_issuer_url,
+            client_id=args.oidc_client_id,
+            client_secret=_secret(args.oidc_client_secret_file),
+            extra_audiences=tuple(args.oidc_accept_audience),
+            scopes=args.oidc_scopes,
+        )
+        issuer = _issuer(args.issuer)
+        store = _store(args.session_store)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, args.log_level)
+    # httpx logs every URL it requests at info; keep it to warnings, as kubernetes and urllib3.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    oidc = OidcProvider(client, httpx.Client(timeout=10))
+    try:
+        oidc.endpoints()
+    except OidcError as err:
+        log.error("cannot use the OIDC provider", extra={"error": str(err)})
+        return 1
+    if not store.ping():
+        log.error("the session store does not answer", extra={"store": args.session_store})
+        return 1
+    config = GatewayConfig(
+        external_url=external,
+        provider_name=args.provider_name,
+        version=_version(),
+        bind_rate_limit=args.bind_rate_limit,
+        bind_rate_window=args.bind_rate_window,
+    )
+    app = make_app(Gateway(config, oidc, issuer, store))
+    log.info(
+        "gateway starting",
+        extra={"listen": f"{host}:{port}", "externalURL": external, "issuer": client.issuer,
+               "sessionStore": "memory" if args.session_store == "memory" else "redis"},
+    )  # fmt: skip
+    uvicorn.run(app, host=host or "0.0.0.0", port=port, log_config=None, access_log=False)
+    return 0

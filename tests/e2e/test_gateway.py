@@ -1,0 +1,300 @@
+"""The gateway as real processes (tests/harness/gateway.py) against the real Dex and Redis of
+tests/harness/oidc.py, with the static dev issuer serving a fixed catalog and bundle.
+
+Two replicas, A and B, share one Redis; Dex knows both callbacks for the confidential client
+``kube-bind-gateway``. A browser is httpx keeping cookies; its cookie jar, like a browser's,
+does not separate ports on one host, so A and B look like one site behind a load balancer.
+The CLI's path is a bearer ID token of the public client ``kube-bind-cli``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+
+from kbshell.backend.sessions import RedisStore
+from kbshell.bundle_yaml import bundle_yaml
+from tests.conftest import CONFIDENTIAL_CLIENT_ID, PUBLIC_CLIENT_ID
+from tests.e2e.test_oidc_provider import Login, log_in, redeem
+from tests.harness.gateway import GatewayServer, callback_url, gateway_ports
+from tests.harness.konnector import eventually
+from tests.harness.oidc import (
+    ALICE,
+    BOB,
+    PASSWORD,
+    Client,
+    Dex,
+    RedirectCatcher,
+    RedisServer,
+    User,
+    html_forms,
+    start_dex,
+)
+
+pytestmark = pytest.mark.realservice
+
+MARKER = "provider-sa-token-" + secrets.token_hex(8)
+BUNDLE = [
+    {"apiVersion": "v1", "kind": "Secret",
+     "metadata": {"name": "widgets-kubeconfig", "namespace": "kube-bind"},
+     "stringData": {"kubeconfig": f"apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: {MARKER}\n"}},
+    {"apiVersion": "kube-bind.io/v1alpha1", "kind": "Connection", "metadata": {"name": "widgets"},
+     "spec": {"kubeconfigSecretRef": {"name": "widgets-kubeconfig"}}},
+    {"apiVersion": "kube-bind.io/v1alpha1", "kind": "ClusterBinding",
+     "metadata": {"name": "widgets"}, "spec": {"connection": "widgets"}},
+]  # fmt: skip
+ISSUER_FILE = {
+    "catalog": [
+        {"kind": "Export", "name": "widgets", "title": "Widgets", "apis": ["widgets.example.com"]},
+        {"kind": "Export", "name": "gadgets", "title": "Gadgets", "visibleTo": [ALICE.email]},
+    ],
+    "bundles": {"widgets": BUNDLE, "gadgets": BUNDLE},
+}
+
+
+@attrs.frozen
+class Site:
+    dex: Dex
+    a: GatewayServer
+    b: GatewayServer
+    catcher: RedirectCatcher
+    issuer_file: Path
+
+    def logs(self) -> str:
+        return self.a.log_text() + self.b.log_text()
+
+
+@pytest.fixture(scope="module")
+def site(
+    dex_bin: Path,
+    redis_server: RedisServer,
+    redirect_catcher: RedirectCatcher,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    port_a, port_b = gateway_ports(2)
+    secret = secrets.token_urlsafe(24)
+    clients = [
+        Client(CONFIDENTIAL_CLIENT_ID, (callback_url(port_a), callback_url(port_b)), secret),
+        Client(PUBLIC_CLIENT_ID, (redirect_catcher.url,)),
+    ]
+    issuer_file = tmp / "issuer.yaml"
+    issuer_file.write_text(json.dumps(ISSUER_FILE))
+    with start_dex(tmp / "dex", clients, bin_dir=dex_bin) as dex:
+        replicas = [
+            GatewayServer(
+                tmp / name,
+                port,
+                oidc_issuer=dex.issuer,
+                client_id=CONFIDENTIAL_CLIENT_ID,
+                client_secret=secret,
+                issuer_file=issuer_file,
+                session_store=redis_server.url,
+                accept_audiences=[PUBLIC_CLIENT_ID],
+            )
+            for name, port in (("a", port_a), ("b", port_b))
+        ]
+        for replica in replicas:
+            replica.start()
+        try:
+            yield Site(dex, replicas[0], replicas[1], redirect_catcher, issuer_file)
+        finally:
+            for replica in replicas:
+                replica.stop()
+
+
+def new_browser() -> httpx.Client:
+    return httpx.Client(follow_redirects=True, trust_env=False, timeout=15)
+
+
+def to_dex_form(browser: httpx.Client, start: str) -> httpx.Response:
+    """Open ``start`` on a gateway and follow it (through /api/authorize) to Dex's form."""
+    page = browser.get(start)
+    assert page.status_code == 200, page.text
+    assert page.url.path == "/dex/auth/local/login"
+    return page
+
+
+def post_password(
+    browser: httpx.Client, page: httpx.Response, user: User, *, follow: bool = True
+) -> httpx.Response:
+    (form,) = [f for f in html_forms(page.text) if "password" in f.fields]
+    fields = {**form.fields, "login": user.email, "password": PASSWORD}
+    return browser.post(page.url.join(form.action), data=fields, follow_redirects=follow)
+
+
+def callback_from_dex(browser: httpx.Client, page: httpx.Response, user: User) -> str:
+    """Log in at Dex, but stop where Dex sends the browser back: the gateway callback URL."""
+    resp = post_password(browser, page, user, follow=False)
+    while "/api/callback" not in resp.headers.get("location", ""):
+        assert resp.is_redirect, resp.text
+        resp = browser.get(resp.url.join(resp.headers["location"]), follow_redirects=False)
+    return str(resp.url.join(resp.headers["location"]))
+
+
+@contextlib.contextmanager
+def logged_in_browser(site: Site, user: User, gateway: GatewayServer) -> Iterator[httpx.Client]:
+    """A browser with a session: it opened /exports, logged in at Dex, and is back."""
+    with new_browser() as browser:
+        yield _log_in(browser, user, gateway)
+
+
+def _log_in(browser: httpx.Client, user: User, gateway: GatewayServer) -> httpx.Client:
+    landing = post_password(browser, to_dex_form(browser, gateway.url + "/exports"), user)
+    assert landing.status_code == 200, landing.text
+    assert landing.url == gateway.url + "/exports"
+    assert f"Logged in as {user.email}" in landing.text
+    return browser
+
+
+def bind(
+    client: httpx.Client, gateway: GatewayServer, export: str, **headers: str
+) -> httpx.Response:
+    return client.post(gateway.url + "/api/bind", headers=headers,
+                       json={"export": export, "consumerClusterUID": "consumer-uid-1"})  # fmt: skip
+
+
+def test_a_browser_logs_in_through_dex_and_sees_its_catalog(site: Site) -> None:
+    with logged_in_browser(site, ALICE, site.a) as alice:
+        catalog = alice.get(site.a.url + "/api/catalog")
+        assert catalog.status_code == 200
+        assert [e["name"] for e in catalog.json()["exports"]] == ["widgets", "gadgets"]
+    with logged_in_browser(site, BOB, site.a) as bob:
+        catalog = bob.get(site.a.url + "/api/catalog").json()
+        assert [e["name"] for e in catalog["exports"]] == ["widgets"]
+        assert bind(bob, site.a, "gadgets").status_code == 404
+
+
+def test_a_forged_or_foreign_state_is_refused(site: Site) -> None:
+    with new_browser() as browser:
+        forged = browser.get(site.a.url + "/api/callback", params={"code": "x", "state": "forged"})
+        assert forged.status_code == 400
+        assert forged.json()["error"] == "invalid_state"
+    # Mallory logs in at Dex and lures Alice's browser to the callback with Mallory's code.
+    with new_browser() as mallory, new_browser() as victim:
+        url = callback_from_dex(mallory, to_dex_form(mallory, site.a.url + "/api/authorize"), BOB)
+        assert url.startswith(site.a.url + "/api/callback?")
+        lured = victim.get(url)
+        assert lured.status_code == 400
+        assert lured.json()["message"] == "this login was not started by this browser session"
+        assert victim.get(site.a.url + "/api/catalog").status_code == 401
+        # The state was used up by that attempt: not even Mallory's own browser can finish it.
+        assert mallory.get(url).json()["error"] == "invalid_state"
+
+
+def test_login_on_a_bind_on_b_pickup_once_on_a_then_410_on_b(site: Site) -> None:
+    with logged_in_browser(site, ALICE, site.a) as browser:
+        resp = bind(browser, site.b, "widgets")
+        assert resp.status_code == 201, resp.text
+        pickup = urllib.parse.urlsplit(resp.json()["pickupURL"])
+        assert f"{pickup.scheme}://{pickup.netloc}" == site.b.url
+        first = browser.get(site.a.url + pickup.path)
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("application/yaml")
+        assert first.content == bundle_yaml(BUNDLE).encode()
+        second = browser.get(site.b.url + pickup.path)
+        assert second.status_code == 410
+        assert second.json()["error"] == "gone"
+    logs = site.logs()
+    assert '"msg": "bundle issued"' in logs and '"msg": "bundle picked up"' in logs
+    assert MARKER not in logs
+    assert pickup.path.rsplit("/", 1)[1] not in logs
+
+
+def test_curl_with_a_cli_id_token_binds_and_picks_up_json(site: Site) -> None:
+    """The CLI's path: a Dex login of the public client (PKCE), then bearer ID token calls."""
+    id_token = cli_id_token(site, BOB)
+    with httpx.Client(trust_env=False, timeout=15) as curl:
+        bearer = {"Authorization": f"Bearer {id_token}"}
+        catalog = curl.get(site.b.url + "/api/catalog", headers=bearer)
+        assert [e["name"] for e in catalog.json()["exports"]] == ["widgets"]
+        url = bind(curl, site.a, "widgets", **bearer).json()["pickupURL"]
+        bundle = curl.get(url, headers={"Accept": "application/json"})
+        assert bundle.json() == {"bundle": BUNDLE}
+        assert curl.get(url).status_code == 410
+        refused = curl.get(site.a.url + "/api/catalog", headers={"Authorization": "Bearer x.y.z"})
+        assert refused.status_code == 401
+    assert id_token not in site.logs()
+
+
+def test_the_redis_store_gives_a_pickup_to_exactly_one_of_many_concurrent_takers(
+    redis_server: RedisServer,
+) -> None:
+    stores = [RedisStore.from_url(redis_server.url) for _ in range(8)]
+    key = f"pickup:test-{secrets.token_hex(8)}"
+    stores[0].put(key, "the bundle", ttl=30)
+    got: list[str | None] = []
+    start = threading.Barrier(len(stores))
+
+    def take(store: RedisStore) -> None:
+        start.wait()
+        got.append(store.take(key))
+
+    threads = [threading.Thread(target=take, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (got.count("the bundle"), got.count(None)) == (1, 7)
+    # And an entry is gone after its TTL, in Redis' own time.
+    stores[0].put(key, "short-lived", ttl=0.3)
+    eventually(lambda: stores[1].get(key) is None, timeout=10, what="the entry to expire")
+    for s in stores:
+        s.close()
+
+
+def cli_id_token(site: Site, user: User) -> str:
+    """What `kubectl bind login` will hold: an ID token of the public CLI client (PKCE)."""
+    with new_browser() as browser:
+        login = Login.new(next(c for c in site.dex.clients if c.id == PUBLIC_CLIENT_ID))
+        code = log_in(browser, site.dex, site.catcher, login, user)
+        token: str = redeem(browser, site.dex, login, code).json()["id_token"]
+        return token
+
+
+def test_the_rate_limit_is_shared_by_the_replicas(
+    site: Site, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Two more replicas of their own (bearer tokens only: no callback for Dex to know), on
+    # another Redis database so no other test's binds count; a day-long window, so the four
+    # binds below cannot straddle two windows but by a very rare chance.
+    store = redis_server.url.rsplit("/", 1)[0] + "/3"
+    replicas = [
+        GatewayServer(
+            tmp_path / str(port),
+            port,
+            oidc_issuer=site.dex.issuer,
+            client_id=CONFIDENTIAL_CLIENT_ID,
+            client_secret=None,
+            issuer_file=site.issuer_file,
+            session_store=store,
+            accept_audiences=[PUBLIC_CLIENT_ID],
+            rate_limit=3,
+            extra_args=["--bind-rate-window", "86400"],
+        )
+        for port in gateway_ports(2)
+    ]
+    with replicas[0], replicas[1]:
+        for replica in replicas:
+            replica.start()
+        bearer = {"Authorization": f"Bearer {cli_id_token(site, BOB)}"}
+        with httpx.Client(trust_env=False, timeout=15) as curl:
+            codes = [bind(curl, replicas[i % 2], "widgets", **bearer).status_code
+                     for i in range(4)]  # fmt: skip
+            assert codes == [201, 201, 201, 429]
+            refused = bind(curl, replicas[0], "widgets", **bearer)
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["retry-after"]) <= 86400
+            assert refused.json()["error"] == "rate_limited"
+            # Alice has a budget of her own.
+            alice = {"Authorization": f"Bearer {cli_id_token(site, ALICE)}"}
+            assert bind(curl, replicas[1], "widgets", **alice).status_code == 201
