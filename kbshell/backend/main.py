@@ -136,6 +136,12 @@ def _store(value: str) -> SessionStore:
     raise UsageError(f"--session-store {value!r}: memory or a redis:// URL")
 
 
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    """uvicorn adds its message again with terminal colour codes; the JSON log needs it once."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("kube-bind")
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_format, args.log_level)
     # httpx logs every URL it requests at info; keep it to warnings, as kubernetes and urllib3.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").addFilter(_drop_color_message)
     oidc = OidcProvider(client, httpx.Client(timeout=10))
     try:
         oidc.endpoints()

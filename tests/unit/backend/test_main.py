@@ -1,0 +1,91 @@
+"""`kube-bind-backend`'s flags: a bad one is exit 2 with a line saying what to fix; an
+unreachable OIDC provider is exit 1 with a JSON log line. (Serving: tests/e2e/test_gateway.py.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kbshell.backend.main import main
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """main() routes the root logger to stderr (here: the capture): undo it afterwards."""
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = before[0]
+    root.setLevel(before[1])
+
+
+@pytest.fixture
+def issuer_file(tmp_path: Path) -> Path:
+    path = tmp_path / "issuer.yaml"
+    path.write_text("catalog: []\nbundles: {}\n")
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def args(issuer_file: Path, **overrides: str) -> list[str]:
+    flags = {
+        "--external-url": "https://bind.example.com",
+        "--oidc-issuer-url": f"http://127.0.0.1:{closed_port()}/dex",
+        "--oidc-client-id": "kube-bind-gateway",
+        "--issuer": f"static:{issuer_file}",
+        **overrides,
+    }
+    return [part for flag, value in flags.items() for part in (flag, value)]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--external-url", "ftp://x", "--external-url 'ftp://x': give an http(s) URL"),
+        ("--external-url", "https://x/?a=b", "give an http(s) URL without query"),
+        ("--listen-address", "8080", "--listen-address: bind address must be HOST:PORT"),
+        ("--listen-address", "0", "--listen-address: the gateway cannot be disabled"),
+        ("--issuer", "kube:x", "--issuer 'kube:x': the issuers are static:FILE"),
+        ("--issuer", "static:/nonexistent.yaml", "--issuer: cannot read /nonexistent.yaml"),
+        ("--session-store", "memcached://x", "--session-store 'memcached://x': memory or a redis"),
+        ("--bind-rate-limit", "0", "--bind-rate-limit must be at least 1"),
+        ("--bind-rate-window", "0", "--bind-rate-window must be positive"),
+        ("--oidc-client-secret-file", "/nonexistent", "cannot read /nonexistent"),
+    ],
+)
+def test_a_bad_flag_is_exit_2_saying_what_to_fix(
+    issuer_file: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    assert main(args(issuer_file, **{flag: value})) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kube-bind-backend: error: ")
+    assert message in err
+
+
+def test_an_empty_client_secret_file_is_refused(
+    issuer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "secret"
+    empty.write_text("\n")
+    assert main(args(issuer_file, **{"--oidc-client-secret-file": str(empty)})) == 2
+    assert f"{empty} is empty" in capsys.readouterr().err
+
+
+def test_an_unreachable_oidc_provider_is_exit_1_with_a_json_log_line(
+    issuer_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args(issuer_file)) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["msg"]) == ("error", "cannot use the OIDC provider")
+    assert "cannot read the OIDC discovery document" in record["error"]
