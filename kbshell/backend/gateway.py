@@ -353,9 +353,11 @@ class Gateway:
             raise RefusalError(
                 415, "unsupported_media_type", "send the bind request as application/json"
             )
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise RefusalError(413, "too_large", f"a bind request is at most {MAX_BODY} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise RefusalError(413, "too_large", f"a bind request is at most {MAX_BODY} bytes")
         return await run_in_threadpool(self._bind, request, body)
 
     def _bind(self, request: Request, body: bytes) -> Response:
@@ -413,6 +415,8 @@ class Gateway:
             )  # fmt: skip
 
     def bundle(self, request: Request) -> Response:
+        if request.method != "GET":  # Starlette adds HEAD to GET routes: a probe must not burn it
+            raise RefusalError(405, "method_not_allowed", "GET the pickup URL")
         token = request.path_params["token"]
         if not TOKEN_RE.match(token):
             raise RefusalError(404, "not_found", "this is not a pickup URL")
@@ -439,9 +443,7 @@ class Gateway:
 
     def exports(self, request: Request) -> Response:
         """The URL a user pastes: JSON for programs, a page for browsers (login first)."""
-        if _wants(request.headers.get("accept", "")) == "json" and "text/html" not in (
-            request.headers.get("accept", "")
-        ):
+        if _wants(request.headers.get("accept", "")) == "json":
             return JSONResponse(self.provider_document())
         who = self.identity(request)
         if who is None:

@@ -205,6 +205,18 @@ def test_a_pickup_expires_after_five_minutes(world: World, alice: TestClient) ->
     assert alice.get(late).status_code == 410
 
 
+def test_a_head_request_does_not_burn_a_pickup(alice: TestClient) -> None:
+    path = pickup_path(bind(alice))
+    assert alice.head(path).status_code == 405
+    assert alice.get(path).status_code == 200
+
+
+def test_a_bind_body_over_64_kib_is_413(alice: TestClient) -> None:
+    body = json.dumps({"export": "widgets", "consumerClusterUID": "u", "pad": "x" * 70_000})
+    resp = alice.post("/api/bind", content=body, headers={"Content-Type": "application/json"})
+    assert (resp.status_code, resp.json()["error"]) == (413, "too_large")
+
+
 def test_a_pickup_url_of_the_wrong_shape_is_404_and_a_guessed_one_410(alice: TestClient) -> None:
     assert alice.get("/api/bundle/short").status_code == 404
     assert alice.get("/api/bundle/short").json()["error"] == "not_found"
@@ -333,7 +345,8 @@ def test_without_a_login_the_api_is_401_and_the_landing_page_redirects(world: Wo
             assert resp.status_code == 401
             assert resp.json()["error"] == "unauthenticated"
             assert resp.headers["www-authenticate"] == 'Bearer realm="kube-bind"'
-        landing = anonymous.get("/exports")
+        browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        landing = anonymous.get("/exports", headers={"Accept": browser_accept})
         assert landing.status_code == 302
         assert landing.headers["location"] == EXTERNAL + "/api/authorize?returnTo=/exports"
         assert (
