@@ -175,6 +175,7 @@ class _AccessLog(BaseHTTPMiddleware):
     ) -> Response:
         start = time.monotonic()
         response = await call_next(request)
+        response.headers.setdefault("Cache-Control", "no-store")  # nothing here is cacheable
         path = request.url.path
         route = "/api/bundle/{token}" if path.startswith("/api/bundle/") else path
         log.info(
