@@ -14,57 +14,19 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from kbshell.backend.gateway import SESSION_COOKIE, Gateway, GatewayConfig, make_app
-from kbshell.backend.oidc import OidcClient, OidcProvider
-from kbshell.backend.sessions import MemoryStore
+from kbshell.backend.gateway import SESSION_COOKIE
 from kbshell.bundle_yaml import bundle_yaml
 from tests.unit.backend.fakes import (
     CLI_CLIENT,
     CLIENT_SECRET,
+    EXTERNAL,
     GATEWAY_CLIENT,
     ISSUER,
     KUBECONFIG_MARKER,
-    Clock,
     FakeOp,
-    RecordingIssuer,
+    World,
     bundle,
 )
-
-EXTERNAL = "http://testserver"
-
-
-class World:
-    def __init__(self, rate_limit: int = 10) -> None:
-        self.clock = Clock()
-        self.op = FakeOp()
-        self.issuer = RecordingIssuer()
-        self.store = MemoryStore(clock=self.clock)
-        oidc = OidcProvider(
-            OidcClient(ISSUER, GATEWAY_CLIENT, CLIENT_SECRET, extra_audiences=(CLI_CLIENT,)),
-            httpx.Client(transport=self.op.transport()),
-        )
-        config = GatewayConfig(EXTERNAL, provider_name="Widgets Inc.", version="1.2.3",
-                               bind_rate_limit=rate_limit)  # fmt: skip
-        self.app = make_app(Gateway(config, oidc, self.issuer, self.store, clock=self.clock))
-        self.responses: list[httpx.Response] = []
-
-    def browser(self) -> TestClient:
-        client = TestClient(self.app, base_url=EXTERNAL, follow_redirects=False)
-        client.event_hooks["response"].append(self.responses.append)
-        return client
-
-    def start_login(self, browser: TestClient, **params: str) -> dict[str, str]:
-        """GET /api/authorize: the provider's authorization request it redirects to."""
-        resp = browser.get("/api/authorize", params=params)
-        assert resp.status_code == 302, resp.text
-        target = urllib.parse.urlsplit(resp.headers["location"])
-        assert f"{target.scheme}://{target.netloc}{target.path}" == ISSUER + "/auth"
-        return dict(urllib.parse.parse_qsl(target.query))
-
-    def log_in(self, browser: TestClient, email: str = "alice@example.com") -> httpx.Response:
-        request = self.start_login(browser)
-        code = self.op.approve(request, email)
-        return browser.get("/api/callback", params={"code": code, "state": request["state"]})
 
 
 @pytest.fixture
