@@ -30,6 +30,7 @@ from kbshell.ops.server import parse_bind_address
 
 log = logging.getLogger("gateway")
 PROG = "kube-bind-backend"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class UsageError(ValueError):
@@ -190,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         bind_rate_limit=args.bind_rate_limit,
         bind_rate_window=args.bind_rate_window,
     )
+    if not config.secure_cookies and urllib.parse.urlsplit(external).hostname not in LOOPBACK:
+        log.warning(
+            "the external URL is not https: session cookies and bundles travel in clear",
+            extra={"externalURL": external},
+        )
     app = make_app(Gateway(config, oidc, issuer, store))
     log.info(
         "gateway starting",

@@ -8,7 +8,8 @@ Rules:
 2. An ID token is accepted only when its signature verifies with a key from the provider's JWKS
    under the algorithm pinned to ``RS256`` (never the token's own ``alg``), ``iss`` is the
    issuer, ``aud`` names an accepted client, ``exp`` has not passed, and ``sub`` is present;
-   a browser login's token must also carry the login's ``nonce``.
+   a browser login's token must also carry the login's ``nonce``. The identity's email is the
+   ``email`` claim unless ``email_verified`` is false (then none).
 3. An unknown ``kid`` refetches the JWKS (the provider rotated keys), at most once per
    :data:`JWKS_REFRESH_SECONDS`.
 4. Codes are redeemed with the PKCE verifier, and with the client secret (HTTP Basic) when the
@@ -239,7 +240,9 @@ class OidcProvider:
             str(claims.get("nonce", "")).encode(), nonce.encode()
         ):
             raise InvalidIdTokenError("its nonce is not the one this login sent")
-        email = claims.get("email", "")
+        # An address the provider did not verify names nobody: a catalog keyed by email would
+        # otherwise trust whatever a user typed at sign-up.
+        email = claims.get("email", "") if claims.get("email_verified") is not False else ""
         return Identity(
             issuer=str(claims["iss"]),
             subject=str(claims["sub"]),

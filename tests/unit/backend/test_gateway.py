@@ -270,6 +270,14 @@ def test_a_bearer_id_token_of_an_accepted_client_is_a_caller(world: World) -> No
             assert [e["name"] for e in resp.json()["exports"]] == ["widgets"]
 
 
+def test_an_unverified_email_is_not_the_callers_email(world: World) -> None:
+    with world.browser() as curl:
+        token = world.op.mint("alice@example.com", email_verified=False)
+        resp = curl.get("/api/catalog", headers={"Authorization": f"Bearer {token}"})
+        # The issuer shows gadgets to alice@example.com only: a claim nobody verified is not her.
+        assert [e["name"] for e in resp.json()["exports"]] == ["widgets"]
+
+
 def _forged_tokens(op: FakeOp) -> dict[str, str]:
     now = 1_900_000_000
     hs256 = jwt.encode({"iss": ISSUER, "sub": "x", "aud": GATEWAY_CLIENT, "exp": now,
