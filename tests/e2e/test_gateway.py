@@ -20,6 +20,7 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
+import redis
 
 from kbshell.backend.sessions import RedisStore
 from kbshell.bundle_yaml import bundle_yaml
@@ -248,8 +249,25 @@ def test_the_redis_store_gives_a_pickup_to_exactly_one_of_many_concurrent_takers
     # And an entry is gone after its TTL, in Redis' own time.
     stores[0].put(key, "short-lived", ttl=0.3)
     eventually(lambda: stores[1].get(key) is None, timeout=10, what="the entry to expire")
+    # A rate-limit count: the first one starts the window, later ones do not extend it.
+    counter = f"rate:test-{secrets.token_hex(8)}"
+    assert [stores[i].count(counter, ttl=60) for i in range(3)] == [1, 2, 3]
+    with redis.Redis.from_url(redis_server.url) as raw:
+        assert 0 < raw.pttl("kube-bind:gateway:" + counter) <= 60_000
+        stores[3].count(counter, ttl=600)
+        assert raw.pttl("kube-bind:gateway:" + counter) <= 60_000
     for s in stores:
         s.close()
+
+
+def test_a_session_outlives_the_replica_that_opened_it(site: Site) -> None:
+    with logged_in_browser(site, ALICE, site.a) as browser:
+        site.a.stop()
+        try:
+            assert browser.get(site.b.url + "/api/catalog").status_code == 200
+        finally:
+            site.a.start()
+        assert browser.get(site.a.url + "/api/catalog").status_code == 200
 
 
 def cli_id_token(site: Site, user: User) -> str:
