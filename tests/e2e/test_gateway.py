@@ -286,6 +286,8 @@ def test_the_rate_limit_is_shared_by_the_replicas(
     # another Redis database so no other test's binds count; a day-long window, so the four
     # binds below cannot straddle two windows but by a very rare chance.
     store = redis_server.url.rsplit("/", 1)[0] + "/3"
+    with redis.Redis.from_url(store) as raw:
+        raw.flushdb()  # the counters of an earlier run on this server, if any
     replicas = [
         GatewayServer(
             tmp_path / str(port),
