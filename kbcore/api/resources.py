@@ -29,6 +29,9 @@ LEASES = GVR("coordination.k8s.io", "v1", "leases")
 CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
 ROLE_BINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
+CLUSTER_ROLES = GVR("rbac.authorization.k8s.io", "v1", "clusterroles")
+CLUSTER_ROLE_BINDINGS = GVR("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+SERVICE_ACCOUNTS = GVR("", "v1", "serviceaccounts")
 
 # kcp's cluster identity object (`kbcore.identity`).
 LOGICAL_CLUSTERS = GVR("core.kcp.io", "v1alpha1", "logicalclusters")
