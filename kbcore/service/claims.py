@@ -4,14 +4,16 @@ A tenant's konnector never creates provider namespaces; it claims one with a `Bo
 named after its consumer namespace X in its home namespace. `plan_claim` decides, for one claim,
 what the provider's issuer does. Rules, in order:
 
- 1. A claim being deleted, or in a namespace no live, issued Grant owns (the Grant is named after
-    the home namespace and says so in `status.namespace`): nothing is granted; a claim already
-    granted keeps what it has (revoking is the Grant's deletion).
+ 1. A claim being deleted, or in a namespace no live, issued, unrevoked Grant owns (the Grant is
+    named after the home namespace and says so in `status.namespace`): nothing is granted; a
+    claim already granted keeps what it has (revoking is the Grant's deletion or its Revoked
+    condition, `kbcore.service.issuer` rule 4).
  2. A consumer namespace whose provider namespace `<home>-X` would not be a valid name
     (`tenancy.namespace_problem`): `Ready=False/NamespaceTooLong`, nothing created.
  3. `<home>-X` exists and is not labelled as this Grant's: `Ready=False/NamespaceTaken`; a
     provider namespace the issuer did not make for this tenant is never handed over.
- 4. Otherwise create what is missing, in order: the namespace (labelled with the Grant), a Role
+ 4. Otherwise create what is missing, in order: the namespace (labelled with the Grant and
+    owned by it, so deleting the Grant lets the garbage collector remove it), a Role
     with exactly `rbac.tenant_namespace_rules` and a RoleBinding to the Grant's ServiceAccount,
     both named `ROLE_NAME`; then `Ready=True` with `status.namespace = <home>-X`. A Role that
     drifted from the rules is put back (Update), so the tenant's access in the namespace is what
@@ -30,11 +32,11 @@ from typing import Any
 import attrs
 
 from kbcore import objects as o
-from kbcore.actions import PROVIDER, Action, Create, CreateNamespace, Plan, Update, plan_or_ask
+from kbcore.actions import PROVIDER, Action, Create, Plan, Update, plan_or_ask
 from kbcore.api.resources import BOUND_NAMESPACES, GRANTS, NAMESPACES, ROLE_BINDINGS, ROLES
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, Observed, get_obj, need_all
-from kbcore.status import Conditions, status_update
+from kbcore.status import Conditions, condition_is_true, status_update
 from kbcore.sync.tenancy import Tenant, namespace_problem
 from kbcore.timestamps import rfc3339
 from kbcore.views.rbac import RBAC_API_VERSION, Subject, rule_json, tenant_namespace_rules
@@ -70,6 +72,8 @@ def granted_tenant(grant: Mapping[str, Any] | None) -> tuple[Tenant, Subject] | 
     )
     if namespace != o.name(grant) or not isinstance(sa, str) or not sa:
         return None
+    if condition_is_true(grant, "Revoked"):
+        return None
     if not isinstance(apis, list) or not all(isinstance(a, str) for a in apis):
         return None
     return Tenant(namespace, tuple(sorted(apis))), Subject("ServiceAccount", sa, namespace)
@@ -84,8 +88,9 @@ def _plan(view: ClaimView) -> Plan:
     home, name = o.namespace(claim), o.name(claim)
     if o.is_deleting(claim):
         return Plan(why="rule 1: claim deleting")
-    granted = granted_tenant(get_obj(view.observed, Get(PROVIDER, GRANTS, ObjectKey("", home))))
-    if granted is None or granted[0].namespace != home:
+    grant = get_obj(view.observed, Get(PROVIDER, GRANTS, ObjectKey("", home)))
+    granted = granted_tenant(grant)
+    if grant is None or granted is None or granted[0].namespace != home:
         return Plan(why="rule 1: no issued Grant owns this namespace")
     tenant, subject = granted
     ref = ObjectRef(PROVIDER, BOUND_NAMESPACES, ObjectKey(home, name))
@@ -121,7 +126,8 @@ def _plan(view: ClaimView) -> Plan:
         return finish("rule 3: namespace taken")
     actions: list[Action] = []
     if ns is None:
-        actions.append(CreateNamespace(PROVIDER, target, labels={GRANT_LABEL: home}))
+        ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", target))
+        actions.append(Create(ns_ref, _namespace(target, grant), FIELD_MANAGER))
     want = _role(tenant, target)
     if role is None:
         actions.append(Create(role_ref, want, FIELD_MANAGER))
@@ -135,6 +141,23 @@ def _plan(view: ClaimView) -> Plan:
     conds.set(READY, True, "AsExpected", f"provider namespace {target} granted")
     # The status comes last: the konnector may create copies as soon as it reads Ready.
     return finish("rule 4: granted", *actions)
+
+
+def grant_owner_reference(grant: Mapping[str, Any]) -> dict[str, Any]:
+    """The ownerReference to a Grant on what is made for it: deleting the Grant lets the
+    garbage collector remove the object."""
+    return {
+        "apiVersion": GRANTS.api_version,
+        "kind": "Grant",
+        "name": o.name(grant),
+        "uid": o.uid(grant),
+    }
+
+
+def _namespace(name: str, grant: Mapping[str, Any]) -> o.Obj:
+    meta = {"name": name, "labels": {GRANT_LABEL: o.name(grant)},
+            "ownerReferences": [grant_owner_reference(grant)]}  # fmt: skip
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
 def _get(ref: ObjectRef) -> Get:

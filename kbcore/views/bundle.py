@@ -246,9 +246,13 @@ def bundle(
     konnector_namespace: str = DEFAULT_KONNECTOR_NAMESPACE,
     binding: BindingRef | None = None,
     tenant: Tenant | None = None,
+    binding_defaults: Mapping[str, Any] | None = None,
+    connection_defaults: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The Secret, the Connection and the binding, in that order (any order works: rule 5).
-    A provider's issuer passes the consumer's `tenant` boundary (`kbcore.sync.tenancy`).
+    A provider's issuer passes the consumer's `tenant` boundary (`kbcore.sync.tenancy`) and an
+    Export's defaults: spec fields of the binding (`conflictPolicy`, `relatedResources`) and of
+    the Connection (`schema`), copied in as given (`kbcore.service.issuer` rule 8).
 
     `kubeconfig_text` is the `single_context` kubeconfig as YAML (the shell renders it: kbcore
     has no YAML writer)."""
@@ -267,6 +271,7 @@ def bundle(
     }
     if tenant is not None:
         spec["tenant"] = {"namespace": tenant.namespace, "apis": list(tenant.apis)}
+    spec.update(o.deepcopy(dict(connection_defaults or {})))
     return [
         {
             "apiVersion": "v1",
@@ -288,6 +293,7 @@ def bundle(
             "spec": {
                 "connectionRef": {"name": connection},
                 "apis": [{"name": n} for n in apis],
+                **o.deepcopy(dict(binding_defaults or {})),
             },
         },
     ]
