@@ -55,6 +55,11 @@ def not_found(group: str, resource: str, name: str) -> ApiError:
     return _object_error(404, reasons.NOT_FOUND, group, resource, name, "not found")
 
 
+def unauthorized() -> ApiError:
+    """A bearer token the authenticators reject (kube-apiserver: 401 with message Unauthorized)."""
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
 def resource_not_found() -> ApiError:
     """What the server answers for a resource it does not serve (unknown or not established)."""
     return ApiError(404, reasons.NOT_FOUND, "the server could not find the requested resource")

@@ -1,8 +1,9 @@
-"""The provider's issuer in kbsim: answers tenants' namespace claims (`kbcore.service.claims`).
+"""The provider's issuer in kbsim: the catalog's Ready (`kbcore.service.catalog`), what each
+Grant mints (`kbcore.service.issuer`) and tenants' namespace claims (`kbcore.service.claims`).
 
 A controller beside the API server's own: whenever the provider's state moved, it plans every
-BoundNamespace claim with the kernel's `plan_claim` and carries the actions out as the cluster
-admin, as the real issuer (`kbshell.backend.issuer`) does with its own credentials, through
+Export, Collection, Grant and BoundNamespace claim with the kernel's planners and carries the
+actions out as the cluster admin, as the real issuer (`kbshell.backend.issuer`) does with its own credentials, through
 the same `kbcore.runtime.cluster.planned` and `carry_out`. The decisions are the kernel's.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kbcore import objects as o
 from kbcore.actions import Plan
-from kbcore.api.resources import BOUND_NAMESPACES
+from kbcore.api.resources import BOUND_NAMESPACES, COLLECTIONS, EXPORTS, GRANTS
 from kbcore.errors import ApiError
 from kbcore.runtime.cluster import carry_out, planned
+from kbcore.service.catalog import CollectionView, ExportView, plan_collection, plan_export
 from kbcore.service.claims import ClaimView, plan_claim
+from kbcore.service.issuer import GrantView, grant_export, plan_grant
 from kbsim.apiserver import APIServer
 from kbsim.serverapi import ServerAPI
 
@@ -28,10 +32,22 @@ class SimIssuer:
 
     def _plans(self) -> list[Plan]:
         try:
+            exports, _ = self.api.list(EXPORTS)
+            collections, _ = self.api.list(COLLECTIONS)
+            grants, _ = self.api.list(GRANTS)
             claims, _ = self.api.list(BOUND_NAMESPACES)
         except ApiError:
-            return []  # the iam CRDs are not installed: no tenants here
-        return [planned(self.api, plan_claim, ClaimView(c, {}, self.now())) for c in claims]
+            return []  # the service CRDs are not installed: no tenants here
+        now, api = self.now(), self.api
+        by_name = {o.name(e): e for e in exports}
+        plans = [planned(api, plan_export, ExportView(e, {}, now)) for e in exports]
+        plans += [planned(api, plan_collection, CollectionView(c, {}, now)) for c in collections]
+        plans += [
+            planned(api, plan_grant, GrantView(g, by_name.get(grant_export(g)), {}, now))
+            for g in grants
+        ]
+        plans += [planned(api, plan_claim, ClaimView(c, {}, now)) for c in claims]
+        return plans
 
     def pending_work(self) -> bool:
         """Whether `tick()` would write (memoized per resourceVersion, as the controllers are)."""

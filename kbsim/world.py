@@ -350,14 +350,19 @@ class World:
     def resolve_credentials(self, creds: Credentials) -> tuple[str, User] | None:
         """The simulated cluster and user a kubeconfig's credentials reach, or None.
 
-        A server host `<name>.kbsim` addresses cluster `<name>`; the token names the user
-        (`admin` or none: cluster-admin; anything else: authorized by that cluster's RBAC)."""
+        A server host `<name>.kbsim` addresses cluster `<name>`. A token that cluster's token
+        controller minted is its ServiceAccount while the ServiceAccount and the token Secret
+        exist (`APIServer.authenticate`; afterwards the server refuses it with 401); any other
+        token names the user (`admin` or none: cluster-admin; anything else: authorized by that
+        cluster's RBAC)."""
         host = creds.host
-        if not host.endswith(".kbsim") or host[: -len(".kbsim")] not in self.clusters:
+        cluster = host[: -len(".kbsim")]
+        if not host.endswith(".kbsim") or cluster not in self.clusters:
             return None
         token = creds.token
-        user = ADMIN if token in ("", "admin") else User(token, ())
-        return host[: -len(".kbsim")], user
+        if token in ("", "admin"):
+            return cluster, ADMIN
+        return cluster, self.clusters[cluster].authenticate(token) or User(token, ())
 
     def read(self, target: tuple[str, User] | None, read: Read) -> Any:
         """Answer one kernel read for the konnector: the result, or Failed(error)."""

@@ -3,7 +3,10 @@ asynchronously, run by `tick()`.
 
 CRD naming and establishing (NamesAccepted, Established), CRD instance cleanup on deletion,
 namespace finalization (delete the contents, report the conditions, drop the `kubernetes`
-finalizer), garbage collection (background, orphan and foreground propagation) and, with
+finalizer), garbage collection (background, orphan and foreground propagation), the token
+controller (service-account-token Secrets: `data.token`, `data.ca.crt`, `data.namespace` filled
+while their ServiceAccount exists, the Secret deleted once it does not; `authenticate` accepts
+such a token as the ServiceAccount while both exist) and, with
 `namespace_defaults`, the per-namespace `default` ServiceAccount and `kube-root-ca.crt`
 ConfigMap. Also the bootstrap objects every cluster starts with. Controllers write through the
 same commit path as requests (so watches and observers see them) but bypass hooks and RBAC.
@@ -11,6 +14,7 @@ same commit path as requests (so watches and observers see them) but bypass hook
 
 from __future__ import annotations
 
+import base64
 import builtins
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +23,7 @@ from kbcore import objects as o
 from kbcore.objects import Obj, ObjectKey
 from kbsim import schema as crschema
 from kbsim.apiserver.apply import Patch
-from kbsim.apiserver.pipeline import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
+from kbsim.apiserver.pipeline import FOREGROUND_FINALIZER, ORPHAN_FINALIZER, SA_TOKEN_PREFIX
 from kbsim.apiserver.store import canonical, condition, condition_true, ensure_meta, set_condition
 from kbsim.apiserver.strategy import NAMESPACE_FINALIZER
 from kbsim.rbac import User
@@ -37,6 +41,15 @@ KUBE_APISERVER = User("system:apiserver", ("system:masters",))
 NAMESPACE_CONTROLLER = User("system:serviceaccount:kube-system:namespace-controller")
 GARBAGE_COLLECTOR = User("system:serviceaccount:kube-system:generic-garbage-collector")
 CONTROLLER_MANAGER = User("system:kube-controller-manager")
+TOKEN_CONTROLLER = User("system:serviceaccount:kube-system:tokens-controller")
+
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 class Controllers(Patch):
@@ -57,6 +70,7 @@ class Controllers(Patch):
         self._crd_controller(act=True)
         self._namespace_controller(act=True)
         self._garbage_collector(act=True)
+        self._token_controller(act=True)
         if self._namespace_defaults:
             self._namespace_defaults_controller(act=True)
         return self._rv - before
@@ -75,6 +89,7 @@ class Controllers(Patch):
             self._crd_controller(act=False)
             or self._namespace_controller(act=False)
             or self._garbage_collector(act=False)
+            or self._token_controller(act=False)
             or (self._namespace_defaults and self._namespace_defaults_controller(act=False))
         )
 
@@ -570,3 +585,96 @@ class Controllers(Patch):
                         manager="kube-controller-manager",
                     )
         return work
+
+    # -- service-account tokens (kube-controller-manager's TokensController) ------------------
+
+    def _root_ca(self) -> str:
+        return f"-----BEGIN CERTIFICATE-----\nkbsim-{self.name}\n-----END CERTIFICATE-----\n"
+
+    def _token_secret_owner(self, key: ObjectKey, secret: Obj) -> Obj | None:
+        """The live ServiceAccount a token Secret belongs to (by name, and by UID once set)."""
+        meta = secret["metadata"]
+        annotations = meta.get("annotations") or {}
+        sa_name = annotations.get(SA_NAME_ANNOTATION)
+        sa = self._store(self._builtin[("", "serviceaccounts")]).get(
+            ObjectKey(key.namespace, str(sa_name or ""))
+        )
+        if sa is None or sa["metadata"].get("deletionTimestamp"):
+            return None
+        pinned = annotations.get(SA_UID_ANNOTATION)
+        if pinned and pinned != sa["metadata"].get("uid"):
+            return None  # a same-named ServiceAccount made afterwards is not its owner
+        return sa
+
+    def _token_controller(self, *, act: bool) -> bool:
+        info = self._builtin[("", "secrets")]
+        work = False
+        for key in sorted(self._store(info)):
+            secret = self._store(info).get(key)
+            if secret is None or secret.get("type") != SA_TOKEN_TYPE:
+                continue
+            if secret["metadata"].get("deletionTimestamp"):
+                continue
+            sa = self._token_secret_owner(key, secret)
+            if sa is None:
+                work = True
+                if act:
+                    uid = secret["metadata"].get("uid")
+                    self._delete(info, key, secret, uid, None, None, TOKEN_CONTROLLER)
+                continue
+            data = secret.get("data") or {}
+            want = {"ca.crt": _b64(self._root_ca()), "namespace": _b64(key.namespace)}
+            annotations = secret["metadata"].get("annotations") or {}
+            sa_uid = sa["metadata"].get("uid")
+            if (
+                data.get("token")
+                and all(data.get(k) == v for k, v in want.items())
+                and annotations.get(SA_UID_ANNOTATION) == sa_uid
+            ):
+                continue
+            work = True
+            if act:
+                if not data.get("token"):
+                    token = f"{SA_TOKEN_PREFIX}{key.namespace}.{key.name}.{self._uid()}"
+                    want["token"] = _b64(token)
+                body = self._present(info, info.storage_version, secret, view=True)
+                body["data"] = {**data, **want}
+                body["metadata"] = dict(body["metadata"])
+                body["metadata"]["annotations"] = {**annotations, SA_UID_ANNOTATION: sa_uid}
+                self._write_update(
+                    info,
+                    info.storage_version,
+                    key,
+                    secret,
+                    body,
+                    verb="update",
+                    subresource="",
+                    field_manager="kube-controller-manager",
+                    user=TOKEN_CONTROLLER,
+                    applied=None,
+                )
+        return work
+
+    def authenticate(self, token: str) -> User | None:
+        """The ServiceAccount a minted token authenticates as, while its Secret and the
+        ServiceAccount exist (the service-account token authenticator); None otherwise."""
+        if not token.startswith(SA_TOKEN_PREFIX):
+            return None
+        namespace, _, rest = token[len(SA_TOKEN_PREFIX) :].partition(".")
+        name = rest.rpartition(".")[0]
+        key = ObjectKey(namespace, name)
+        secret = self._store(self._builtin[("", "secrets")]).get(key)
+        if secret is None or secret.get("type") != SA_TOKEN_TYPE:
+            return None
+        if secret["metadata"].get("deletionTimestamp"):
+            return None
+        if (secret.get("data") or {}).get("token") != _b64(token):
+            return None
+        sa = self._token_secret_owner(key, secret)
+        if sa is None:
+            return None
+        sa_name = sa["metadata"]["name"]
+        return User(
+            f"system:serviceaccount:{namespace}:{sa_name}",
+            ("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
+        )

@@ -63,6 +63,15 @@ RequestHook = Callable[[str, GVR, ObjectKey, User], "ApiError | AfterWrite | Non
 
 _NO_BODY = object()
 
+SA_TOKEN_PREFIX = "kbsim-sa-token."
+"""Tokens the token controller mints (`Controllers._token_controller`) start with this; a user
+still named by one is a token no authenticator accepted (`authenticate`), refused with 401."""
+
+
+def _refuse_unauthenticated(user: User) -> None:
+    if user.name.startswith(SA_TOKEN_PREFIX):
+        raise errs.unauthorized()
+
 
 def _too_deep_at(value: Any) -> str:
     """The character Go's JSON scanner stops at (`{` or `[`) when `value`, written out, nests
@@ -150,6 +159,7 @@ class Pipeline(Store):
         body: Any = _NO_BODY,
         patch_type: str = "",
     ) -> T:
+        _refuse_unauthenticated(user)
         verdict: ApiError | AfterWrite | None = None
         for hook in self._hooks:
             verdict = hook(verb, gvr, key, user)
@@ -186,6 +196,7 @@ class Pipeline(Store):
             version = parts[1]
         elif parts[:1] == ["apis"] and len(parts) > 1:
             group, version = parts[1], parts[2] if len(parts) > 2 else ""
+        _refuse_unauthenticated(user)
         verdict: ApiError | AfterWrite | None = None
         for hook in self._hooks:
             verdict = hook("get", GVR(group, version, ""), ObjectKey("", ""), user)
