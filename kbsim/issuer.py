@@ -3,8 +3,9 @@ Grant mints (`kbcore.service.issuer`) and tenants' namespace claims (`kbcore.ser
 
 A controller beside the API server's own: whenever the provider's state moved, it plans every
 Export, Collection, Grant and BoundNamespace claim with the kernel's planners and carries the
-actions out as the cluster admin, as the real issuer (`kbshell.backend.issuer`) does with its own credentials, through
-the same `kbcore.runtime.cluster.planned` and `carry_out`. The decisions are the kernel's.
+actions out as the cluster admin, as the real issuer (`kbshell.backend.issuer`) does with its
+own credentials, through the same `kbcore.runtime.cluster.planned` and `carry_out`. The
+decisions are the kernel's.
 """
 
 from __future__ import annotations
