@@ -12,9 +12,14 @@ from typing import Any, TypeVar
 
 from kbcore import objects as o
 from kbcore.actions import Plan
-from kbcore.api.resources import CRDS
-from kbcore.runtime.cluster import Viewed, carry_out, planned
+from kbcore.api.iam import OIDCIdentity
+from kbcore.api.resources import CRDS, EXPORTS, GRANTS
+from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime.cluster import Viewed, carry_out, get_or_none, planned
 from kbcore.schema import crdgen
+from kbcore.service.catalog import ExportView, plan_export
+from kbcore.service.issuer import GrantView, IssueView, grant_export, plan_grant, plan_issue
+from kbcore.sync.tenancy import home_namespace
 from kbsim.apiserver import APIServer
 from kbsim.serverapi import ServerAPI
 from tests.unit import bindworld as bw
@@ -61,3 +66,39 @@ def export(name: str = "widgets", apis: tuple[tuple[str, str], ...] = (("example
             **spec,
         },
     }
+
+
+# -- a Grant on the provider ------------------------------------------------------------------
+
+IDENTITY = OIDCIdentity(issuer="https://dex.example", subject="alice")
+CLUSTER_UID = "6f1c0f6e-0000-4000-8000-000000000001"
+
+
+def get(api: ServerAPI, gvr: GVR, key: ObjectKey) -> dict[str, Any] | None:
+    return get_or_none(api, gvr, key)
+
+
+def issue(api: ServerAPI, *, ready_export: bool = True, **spec: Any) -> str:
+    """An Export (Ready unless told) and the Grant of IDENTITY/CLUSTER_UID for it; its name."""
+    api.create(EXPORTS, export(**spec), "test")
+    if ready_export:
+        run(api, plan_export, ExportView(api.get(EXPORTS, ObjectKey("", "widgets")), {}, NOW))
+    run(api, plan_issue, IssueView(IDENTITY, "widgets", CLUSTER_UID, {}, NOW))
+    return home_namespace(IDENTITY.issuer, IDENTITY.subject, CLUSTER_UID, "widgets")
+
+
+def grant_pass(api: ServerAPI, name: str, now: float = NOW) -> Plan:
+    """One reconcile of Grant `name` by the issuer, carried out."""
+    grant = api.get(GRANTS, ObjectKey("", name))
+    exp = get(api, EXPORTS, ObjectKey("", grant_export(grant)))
+    return run(api, plan_grant, GrantView(grant, exp, {}, now), now)
+
+
+def converge(server: APIServer, api: ServerAPI, name: str, now: float = NOW) -> None:
+    """Reconcile the Grant and run the server's controllers until neither writes."""
+    for _ in range(10):
+        writes = grant_pass(api, name, now).writes
+        settle(server)
+        if not writes:
+            return
+    raise AssertionError("the Grant never converged")
