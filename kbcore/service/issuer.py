@@ -67,7 +67,6 @@ from kbcore.api.iam import OIDCIdentity
 from kbcore.api.resources import (
     CLUSTER_ROLE_BINDINGS,
     CLUSTER_ROLES,
-    EXPORTS,
     GRANTS,
     NAMESPACES,
     ROLE_BINDINGS,
@@ -493,8 +492,3 @@ def issued_bundle(
         binding_defaults=binding_defaults,
         connection_defaults=connection_defaults,
     )
-
-
-def export_ref(grant: Mapping[str, Any]) -> Get:
-    """The read of the Grant's Export (for shells that do not cache Exports)."""
-    return Get(PROVIDER, EXPORTS, ObjectKey("", grant_export(grant)))

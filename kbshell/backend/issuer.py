@@ -1,9 +1,12 @@
-"""The issuer on a real provider: answers tenants' namespace claims (`kbcore.service.claims`).
+"""The issuer on a real provider: tenants' namespace claims (`kbcore.service.claims`), the
+catalog's Ready and what each Grant mints (`kbcore.service.catalog`, `kbcore.service.issuer`).
 
-A controller (`kbshell.backend.controller`) watching BoundNamespace claims and Grants: a claim's
-change wakes it, a Grant's change wakes every claim in its home namespace. Each reconcile asks
-`plan_claim` (reads answered on the provider) and carries out the plan, as kbsim's issuer does
-through the same `kbcore.runtime.cluster.planned` and `carry_out`.
+Controllers (`kbshell.backend.controller`). `ClaimsIssuer` watches BoundNamespace claims and
+Grants: a claim's change wakes it, a Grant's change wakes every claim in its home namespace.
+`GrantsIssuer` watches Exports, Collections, Grants and CRDs: an Export wakes itself, the
+Collections listing it and its Grants; a CRD wakes the Exports listing it. Each reconcile asks
+the kernel's planner (reads answered on the provider) and carries out the plan, as kbsim's
+issuer does through the same `kbcore.runtime.cluster.planned` and `carry_out`.
 """
 
 from __future__ import annotations
@@ -12,10 +15,20 @@ import time
 from collections.abc import Iterable
 
 from kbcore import objects as o
-from kbcore.api.resources import BOUND_NAMESPACES, GRANTS
-from kbcore.objects import ObjectKey
+from kbcore.actions import Plan
+from kbcore.api.resources import BOUND_NAMESPACES, COLLECTIONS, CRDS, EXPORTS, GRANTS
+from kbcore.objects import GVR, ObjectKey
 from kbcore.runtime.cluster import carry_out, planned
+from kbcore.service.catalog import (
+    CollectionView,
+    ExportView,
+    collection_exports,
+    export_apis,
+    plan_collection,
+    plan_export,
+)
 from kbcore.service.claims import ClaimView, plan_claim
+from kbcore.service.issuer import GrantView, grant_export, plan_grant
 from kbshell.backend.controller import Controller, Watch
 from kbshell.client import KubeClient
 
@@ -40,6 +53,68 @@ class ClaimsIssuer:
             return None
         now = time.time()
         plan = planned(self.provider, plan_claim, ClaimView(claim, {}, now))
+        carry_out(self.provider, plan, now)
+        return plan.requeue_after
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+GrantsKey = tuple[str, str]
+"""(resource, name) of an Export, Collection or Grant; all three are cluster-scoped."""
+
+
+class GrantsIssuer:
+    def __init__(self, provider: KubeClient) -> None:
+        self.provider = provider
+        self.controller: Controller[GrantsKey] = Controller(
+            "issuer-grants",
+            provider,
+            [
+                Watch(EXPORTS, self._of_export),
+                Watch(COLLECTIONS, lambda c: ((COLLECTIONS.resource, o.name(c)),)),
+                Watch(GRANTS, lambda g: ((GRANTS.resource, o.name(g)),)),
+                Watch(CRDS, self._of_crd),
+            ],
+            self.reconcile,
+        )
+
+    def _items(self, gvr: GVR) -> list[o.Obj]:
+        return list(self.controller.cache(gvr).items())
+
+    def _of_export(self, export: o.Obj) -> Iterable[GrantsKey]:
+        name = o.name(export)
+        yield EXPORTS.resource, name
+        for c in self._items(COLLECTIONS):
+            if name in collection_exports(c):
+                yield COLLECTIONS.resource, o.name(c)
+        for g in self._items(GRANTS):
+            if grant_export(g) == name:
+                yield GRANTS.resource, o.name(g)
+
+    def _of_crd(self, crd: o.Obj) -> Iterable[GrantsKey]:
+        return [(EXPORTS.resource, o.name(e)) for e in self._items(EXPORTS)
+                if o.name(crd) in export_apis(e)]  # fmt: skip
+
+    def reconcile(self, key: GrantsKey) -> float | None:
+        resource, name = key
+        now, cache = time.time(), self.controller.cache
+        obj = {r.resource: cache(r) for r in (EXPORTS, COLLECTIONS, GRANTS)}[resource].get(
+            ObjectKey("", name)
+        )
+        if obj is None:
+            return None
+        plan: Plan
+        if resource == EXPORTS.resource:
+            plan = planned(self.provider, plan_export, ExportView(obj, {}, now))
+        elif resource == COLLECTIONS.resource:
+            plan = planned(self.provider, plan_collection, CollectionView(obj, {}, now))
+        else:
+            export = cache(EXPORTS).get(ObjectKey("", grant_export(obj)))
+            plan = planned(self.provider, plan_grant, GrantView(obj, export, {}, now))
         carry_out(self.provider, plan, now)
         return plan.requeue_after
 
