@@ -133,11 +133,11 @@ def boundary_home(grant: Mapping[str, Any]) -> str:
     spec = spec if isinstance(spec, Mapping) else {}
     ident = spec.get("identity")
     ident = ident if isinstance(ident, Mapping) else {}
-    key = (ident.get("issuer"), ident.get("subject"), spec.get("consumerClusterUID"))
-    export = spec.get("export")
-    if not all(isinstance(k, str) and k for k in (*key, export)):
+    parts = (ident.get("issuer"), ident.get("subject"), spec.get("consumerClusterUID"))
+    key = [p for p in (*parts, spec.get("export")) if isinstance(p, str) and p]
+    if len(key) != 4:
         return ""
-    return home_namespace(*key, export)  # type: ignore[arg-type]
+    return home_namespace(*key)
 
 
 def grant_export(grant: Mapping[str, Any]) -> str:
