@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kbcore.actions import UpdateStatus
 from kbcore.api.resources import COLLECTIONS, CRDS, EXPORTS
+from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
-from kbcore.reads import Get
+from kbcore.reads import Failed, Get
 from kbcore.service.catalog import (
     CollectionView,
     ExportView,
@@ -107,3 +110,10 @@ def test_rule4_a_catalog_lists_only_ready_exports() -> None:
     listed, _ = api.list(EXPORTS, "", "")
     assert [e["metadata"]["name"] for e in visible_exports(listed)] == ["widgets"]
     assert visible_exports([export()]) == []  # never looked at: not shown
+
+
+def test_rule5_a_failed_read_is_raised_not_taken_for_absence() -> None:
+    read = Get("provider", CRDS, ObjectKey("", "widgets.example.org"))
+    failed = Failed(ApiError(503, "ServiceUnavailable", "down"))
+    with pytest.raises(ApiError):
+        plan_export(ExportView(export(), {read: failed}, NOW))
