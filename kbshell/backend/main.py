@@ -13,20 +13,25 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import signal
 import sys
+import threading
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 
+from kbshell.backend import components
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import Issuer
 from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
 from kbshell.backend.sessions import MemoryStore, RedisStore, SessionStore
 from kbshell.backend.static_issuer import StaticIssuer, StaticIssuerError
+from kbshell.client import KubeClient
 from kbshell.ops.logs import configure_logging
-from kbshell.ops.server import parse_bind_address
+from kbshell.ops.server import ListenError, OpsServer, Probes, parse_bind_address
 
 log = logging.getLogger("gateway")
 PROG = "kube-bind-backend"
@@ -46,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-address", default=":8080", help="host:port to serve on")
     p.add_argument(
         "--external-url",
-        required=True,
+        default=None,
         help="the URL callers reach the gateway at (the OIDC redirect URI is "
         "EXTERNAL_URL/api/callback)",
     )
-    p.add_argument("--oidc-issuer-url", required=True)
-    p.add_argument("--oidc-client-id", required=True)
+    p.add_argument("--oidc-issuer-url", default=None)
+    p.add_argument("--oidc-client-id", default=None)
     p.add_argument(
         "--oidc-client-secret-file",
         default=None,
@@ -72,10 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--issuer",
-        required=True,
-        help="what mints bundles; static:FILE is the dev/demo issuer (a fixed catalog and "
-        "bundles from FILE)",
+        default=None,
+        help="what mints bundles: provider (a Grant per caller on the provider cluster, "
+        "--provider-*) or static:FILE, the dev/demo issuer (a fixed catalog and bundles)",
     )
+    components.add_flags(p)
     p.add_argument("--provider-name", default="kube-bind")
     p.add_argument("--bind-rate-limit", type=int, default=10, help="binds per identity per window")
     p.add_argument("--bind-rate-window", type=float, default=60.0, metavar="SECONDS")
@@ -92,6 +98,13 @@ def _listen(value: str) -> tuple[str, int]:
     if address is None:
         raise UsageError("--listen-address: the gateway cannot be disabled")
     return address
+
+
+def _probe_address(value: str) -> None:
+    try:
+        parse_bind_address(value)
+    except ValueError as err:
+        raise UsageError(f"--health-probe-bind-address: {err} (e.g. :8081, 0 to disable)") from err
 
 
 def _external_url(value: str) -> str:
@@ -116,10 +129,18 @@ def _secret(path: str | None) -> str | None:
     return secret
 
 
-def _issuer(value: str) -> Issuer:
+def _issuer(value: str, args: argparse.Namespace, provider: KubeClient | None) -> Issuer:
+    if value == "provider":
+        assert provider is not None  # main makes the client whenever --issuer=provider
+        try:
+            return components.provider_issuer(
+                provider, args.provider_server, args.provider_ca_file, args.bind_timeout
+            )
+        except components.ComponentsError as err:
+            raise UsageError(str(err)) from err
     kind, _, arg = value.partition(":")
     if kind != "static" or not arg:
-        raise UsageError(f"--issuer {value!r}: the issuers are static:FILE")
+        raise UsageError(f"--issuer {value!r}: the issuers are provider and static:FILE")
     try:
         return StaticIssuer.from_file(arg)
     except StaticIssuerError as err:
@@ -150,40 +171,128 @@ def _version() -> str:
         return ""
 
 
+def _required(args: argparse.Namespace, *flags: str) -> None:
+    missing = [f for f in flags if getattr(args, f[2:].replace("-", "_")) is None]
+    if missing:
+        raise UsageError(f"the gateway needs {', '.join(missing)}")
+
+
+def _run(args: argparse.Namespace) -> frozenset[str]:
+    kind = "provider" if args.issuer == "provider" else "static"
+    try:
+        run = components.parse_run(args.run, kind)
+    except components.ComponentsError as err:
+        raise UsageError(str(err)) from err
+    if not run:
+        raise UsageError("--run: name at least one component")
+    return run
+
+
+def _gateway(
+    args: argparse.Namespace, provider: KubeClient | None
+) -> tuple[OidcClient, str, Issuer, SessionStore]:
+    """The gateway's app from the flags (UsageError on a bad one; 1 on an unusable OIDC
+    provider or store, logged)."""
+    _required(args, "--external-url", "--oidc-issuer-url", "--oidc-client-id", "--issuer")
+    external = _external_url(args.external_url)
+    if args.bind_rate_limit < 1:
+        raise UsageError("--bind-rate-limit must be at least 1")
+    if args.bind_rate_window <= 0:
+        raise UsageError("--bind-rate-window must be positive")
+    client = OidcClient(
+        issuer=args.oidc_issuer_url,
+        client_id=args.oidc_client_id,
+        client_secret=_secret(args.oidc_client_secret_file),
+        extra_audiences=tuple(args.oidc_accept_audience),
+        scopes=args.oidc_scopes,
+    )
+    issuer = _issuer(args.issuer, args, provider)
+    store = _store(args.session_store)
+    return client, external, issuer, store
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    provider: KubeClient | None = None
     try:
+        run = _run(args)
         host, port = _listen(args.listen_address)
-        external = _external_url(args.external_url)
-        if args.bind_rate_limit < 1:
-            raise UsageError("--bind-rate-limit must be at least 1")
-        if args.bind_rate_window <= 0:
-            raise UsageError("--bind-rate-window must be positive")
-        client = OidcClient(
-            issuer=args.oidc_issuer_url,
-            client_id=args.oidc_client_id,
-            client_secret=_secret(args.oidc_client_secret_file),
-            extra_audiences=tuple(args.oidc_accept_audience),
-            scopes=args.oidc_scopes,
-        )
-        issuer = _issuer(args.issuer)
-        store = _store(args.session_store)
-    except UsageError as err:
+        _probe_address(args.health_probe_bind_address)
+        if args.issuer == "provider" or run - {components.GATEWAY}:
+            provider = components.provider_client(args.provider_kubeconfig)
+        gateway = _gateway(args, provider) if components.GATEWAY in run else None
+    except (UsageError, components.ComponentsError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     configure_logging(args.log_format, args.log_level)
     # httpx logs every URL it requests at info; keep it to warnings, as kubernetes and urllib3.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(_drop_color_message)
+    app = None
+    if gateway is not None:
+        app = _gateway_app(args, *gateway)
+        if app is None:
+            if provider is not None:
+                provider.close()
+            return 1
+    controllers = components.Controllers(provider, run) if provider is not None else None
+    try:
+        probes = OpsServer(
+            probes=controllers.probes() if controllers else Probes(),
+            health_address=args.health_probe_bind_address,
+        ).start()
+    except ListenError as err:
+        flag = "--health-probe-bind-address"
+        log.error("cannot open a listener", extra={"error": str(err), "flag": flag})
+        if provider is not None:
+            provider.close()
+        return 1
+    if controllers is not None:
+        controllers.start()
+        log.info("issuer controllers starting", extra={"run": sorted(run)})
+    try:
+        if app is not None:
+            uvicorn.run(app, host=host or "0.0.0.0", port=port, log_config=None, access_log=False)
+        else:
+            _wait_for_signal()
+    finally:
+        if controllers is not None:
+            controllers.stop()
+        probes.shutdown()
+        if provider is not None:
+            provider.close()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal received: stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+
+
+def _gateway_app(
+    args: argparse.Namespace,
+    client: OidcClient,
+    external: str,
+    issuer: Issuer,
+    store: SessionStore,
+) -> Any:
+    """The gateway's app, or None (logged) when its OIDC provider or store is unusable."""
     oidc = OidcProvider(client, httpx.Client(timeout=10))
     try:
         oidc.endpoints()
     except OidcError as err:
         log.error("cannot use the OIDC provider", extra={"error": str(err)})
-        return 1
+        return None
     if not store.ping():
         log.error("the session store does not answer", extra={"store": args.session_store})
-        return 1
+        return None
     config = GatewayConfig(
         external_url=external,
         provider_name=args.provider_name,
@@ -196,11 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             "the external URL is not https: session cookies and bundles travel in clear",
             extra={"externalURL": external},
         )
-    app = make_app(Gateway(config, oidc, issuer, store))
     log.info(
         "gateway starting",
-        extra={"listen": f"{host}:{port}", "externalURL": external, "issuer": client.issuer,
+        extra={"listen": args.listen_address, "externalURL": external, "issuer": client.issuer,
                "sessionStore": "memory" if args.session_store == "memory" else "redis"},
     )  # fmt: skip
-    uvicorn.run(app, host=host or "0.0.0.0", port=port, log_config=None, access_log=False)
-    return 0
+    return make_app(Gateway(config, oidc, issuer, store))

@@ -58,6 +58,7 @@ class GatewayServer(Service):
             "--session-store", session_store,
             "--bind-rate-limit", str(rate_limit),
             "--provider-name", "Widgets Inc.",
+            "--health-probe-bind-address", "127.0.0.1:0",
         ]  # fmt: skip
         if client_secret is not None:
             secret_file = self.dir / "client-secret"

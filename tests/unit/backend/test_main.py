@@ -55,7 +55,7 @@ def args(issuer_file: Path, **overrides: str) -> list[str]:
         ("--external-url", "https://x/?a=b", "give an http(s) URL without query"),
         ("--listen-address", "8080", "--listen-address: bind address must be HOST:PORT"),
         ("--listen-address", "0", "--listen-address: the gateway cannot be disabled"),
-        ("--issuer", "kube:x", "--issuer 'kube:x': the issuers are static:FILE"),
+        ("--issuer", "kube:x", "--issuer 'kube:x': the issuers are provider and static:FILE"),
         ("--issuer", "static:/nonexistent.yaml", "--issuer: cannot read /nonexistent.yaml"),
         ("--session-store", "memcached://x", "--session-store 'memcached://x': memory or a redis"),
         ("--bind-rate-limit", "0", "--bind-rate-limit must be at least 1"),
@@ -89,3 +89,55 @@ def test_an_unreachable_oidc_provider_is_exit_1_with_a_json_log_line(
     record = json.loads(line)
     assert (record["level"], record["msg"]) == ("error", "cannot use the OIDC provider")
     assert "cannot read the OIDC discovery document" in record["error"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--run", "gateway,reaper-x"], "--run: 'reaper-x' is not a component"),
+        (["--run", "issuer", "--provider-kubeconfig", "/nonexistent/kubeconfig"],
+         "--provider-kubeconfig /nonexistent/kubeconfig: cannot load the provider's credentials"),
+        (["--run", "issuer"], "--provider-kubeconfig (in-cluster): cannot load"),
+        (["--health-probe-bind-address", "8081"], "--health-probe-bind-address: bind address"),
+    ],
+)  # fmt: skip
+def test_bad_component_flags_are_exit_2(
+    issuer_file: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args(issuer_file) + flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_provider_issuer_needs_the_external_address_and_a_readable_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: p\n"
+        "clusters: [{name: p, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: p, user: {token: t}}]\n"
+        "contexts: [{name: p, context: {cluster: p, user: p}}]\n"
+    )
+    base = args(tmp_path, **{"--issuer": "provider", "--provider-kubeconfig": str(kubeconfig)})
+    assert main(base) == 2
+    assert "--issuer=provider needs --provider-server" in capsys.readouterr().err
+    server = ["--provider-server", "https://provider.example.com:6443"]
+    assert main(base + server + ["--provider-ca-file", str(tmp_path / "none.pem")]) == 2
+    assert "--provider-ca-file: cannot read" in capsys.readouterr().err
+    assert main(base + server + ["--bind-timeout", "0"]) == 2
+    assert "--bind-timeout must be positive" in capsys.readouterr().err
+
+
+def test_only_the_controllers_need_no_oidc_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the gateway, the OIDC flags are not asked for: what fails is the provider."""
+    assert main(["--run", "issuer", "--provider-kubeconfig", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "gateway needs" not in err
+    assert "cannot load the provider's credentials" in err
+
+
+def test_the_gateway_names_the_flags_it_misses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--issuer", "static:/x"]) == 2
+    assert "the gateway needs --external-url, --oidc-issuer-url, --oidc-client-id" in (
+        capsys.readouterr().err
+    )
