@@ -38,12 +38,14 @@ class GatewayServer(Service):
         oidc_issuer: str,
         client_id: str,
         client_secret: str | None,
-        issuer_file: Path,
+        issuer_file: Path | None,
         session_store: str,
         accept_audiences: Sequence[str] = (),
         rate_limit: int = 10,
         extra_args: Sequence[str] = (),
+        issuer: str = "",
     ) -> None:
+        """`issuer` is the --issuer flag's value; by default the static one of `issuer_file`."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -54,7 +56,7 @@ class GatewayServer(Service):
             "--external-url", self.url,
             "--oidc-issuer-url", oidc_issuer,
             "--oidc-client-id", client_id,
-            "--issuer", f"static:{issuer_file}",
+            "--issuer", issuer or f"static:{issuer_file}",
             "--session-store", session_store,
             "--bind-rate-limit", str(rate_limit),
             "--provider-name", "Widgets Inc.",
