@@ -1,11 +1,14 @@
-"""`kube-bind-backend`: the provider's gateway process (kbshell.backend.gateway) under uvicorn.
+"""`kube-bind-backend`: the provider's gateway (kbshell.backend.gateway) under uvicorn, and the
+issuer's controllers (kbshell.backend.issuer) beside it in the same process.
 
-Flags name where it listens, the OIDC provider and client it logs callers in with, the URL
-callers reach it at, the session store (``memory`` for one replica, a ``redis://`` URL for
-several) and the per-identity bind rate limit. Bad flags are exit status 2 with one line saying
-what to fix; an unusable OIDC provider or store at start-up is exit status 1 after a JSON log
-line. Logs are JSON lines like the konnector's (kbshell.ops.logs), with no request paths that
-carry tokens and no query strings (the gateway's own access log; uvicorn's is off).
+Flags name the components to run (``--run``, `kbshell.backend.components`), where the gateway
+listens, the OIDC provider and client it logs callers in with, the URL callers reach it at, the
+issuer behind it (``provider``: `kbshell.backend.provider_issuer`; ``static:FILE``: the dev one),
+the session store (``memory`` for one replica, a ``redis://`` URL for several) and the
+per-identity bind rate limit. Bad flags are exit status 2 with one line saying what to fix; an
+unusable OIDC provider or store at start-up is exit status 1 after a JSON log line. Logs are
+JSON lines like the konnector's (kbshell.ops.logs), with no request paths that carry tokens and
+no query strings (the gateway's own access log; uvicorn's is off).
 """
 
 from __future__ import annotations
