@@ -268,6 +268,16 @@ def test_a_user_logs_in_binds_once_and_the_konnector_syncs_through_the_minted_gr
         site.clusters["provider"].ca.cert.read_bytes()
     )
 
+    # A UID that is not a lowercase UUID is refused before anything is written.
+    with site.log_in(ALICE) as browser:
+        bad = browser.post(site.backend.url + "/api/bind",
+                           json={"export": EXPORT, "consumerClusterUID": alice.uid.upper()})  # fmt: skip
+        unknown = browser.post(site.backend.url + "/api/bind",
+                               json={"export": "gadgets", "consumerClusterUID": alice.uid})  # fmt: skip
+    assert (bad.status_code, bad.json()["error"]) == (422, "Invalid")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownExport")
+    assert [g["metadata"]["name"] for g in site.provider.list(GRANTS)[0]] == [alice.home]
+
     copy = synced(site, alice, "small")
     assert copy["spec"] == {"size": "small"}
     site.provider.patch(WIDGETS, ObjectKey(f"{alice.home}-default", "w1"),
@@ -284,6 +294,10 @@ def test_a_second_consumer_is_isolated_and_no_konnector_leaves_its_boundary(site
     copy = synced(site, bob, "large")
     assert copy["spec"] == {"size": "large"}
     assert (copy_of(site, alice, "w1") or {}).get("spec") == {"size": "small"}
+    # The same name in the same consumer namespace: one copy in each home, nowhere else.
+    assert sorted(w["metadata"]["namespace"] for w in site.provider.list(WIDGETS)[0]
+                  if w["metadata"]["name"] == "w1") == sorted(
+        [f"{alice.home}-default", f"{bob.home}-default"])  # fmt: skip
     eventually(lambda: (bob.consumer.get(CLUSTERBINDINGS, ObjectKey("", EXPORT)).get("status")
                         or {}).get("conditions"), TIMEOUT, "bob's binding status")  # fmt: skip
     provider = site.clusters["provider"]
