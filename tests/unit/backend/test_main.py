@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kbshell.backend.main import main
+from tests.harness.gateway import GATEWAY
+from tests.harness.konnector import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +146,42 @@ def test_the_gateway_names_the_flags_it_misses(capsys: pytest.CaptureFixture[str
     assert "the gateway needs --external-url, --oidc-issuer-url, --oidc-client-id" in (
         capsys.readouterr().err
     )
+
+
+def test_the_controllers_alone_serve_probes_not_ready_until_synced_and_stop_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """`--run=issuer` against a provider that does not answer: alive, not ready (its caches
+    never sync), and SIGTERM stops it with status 0."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: p\n"
+        f"clusters: [{{name: p, cluster: {{server: 'https://127.0.0.1:{closed_port()}'}}}}]\n"
+        "users: [{name: p, user: {token: t}}]\n"
+        "contexts: [{name: p, context: {cluster: p, user: p}}]\n"
+    )
+    port = closed_port()
+    proc = subprocess.Popen(
+        [str(GATEWAY), "--run", "issuer",
+         "--provider-kubeconfig", str(kubeconfig),
+         "--health-probe-bind-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+
+        def status(path: str) -> int | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+            except httpx.TransportError:
+                return None
+
+        assert eventually(lambda: status("/healthz"), 30, "/healthz answers") == 200
+        assert status("/readyz") == 503
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None
+        assert '"issuer controllers starting"' in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
