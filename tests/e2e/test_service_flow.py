@@ -28,7 +28,6 @@ import yaml
 from kbcore.api.resources import CRDS, EXPORTS, GRANTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
-from kbcore.schema import crdgen
 from kbshell.client import KubeClient
 from tests.conftest import CONFIDENTIAL_CLIENT_ID
 from tests.e2e.test_gateway import new_browser, post_password, to_dex_form
@@ -65,6 +64,16 @@ def apply(client: KubeClient, gvr: Any, obj: dict[str, Any]) -> dict[str, Any]:
     return client.patch(
         gvr, ObjectKey(meta.get("namespace", ""), meta["name"]), obj, "apply", "e2e", True
     )
+
+
+def kubectl(binary: Path, cluster: Cluster, *args: str, stdin: str = "") -> str:
+    """The real kubectl as the cluster's admin; its output, or the test fails with stderr."""
+    done = subprocess.run(
+        [str(binary), "--kubeconfig", str(cluster.kubeconfig), *args],
+        input=stdin.encode(), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
 
 
 def export_body() -> dict[str, Any]:
@@ -153,12 +162,9 @@ class Site:
         with self.log_in(user) as browser:
             catalog = browser.get(self.backend.url + "/api/catalog").json()
             bundle, second = self.bind(browser, uid)
-        text = "---\n".join(yaml.safe_dump(d) for d in bundle)
-        done = subprocess.run(
-            [str(self.kubectl), "--kubeconfig", str(c.kubeconfig), "apply", "-f", "-"],
-            input=text.encode(), capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
+        out = kubectl(self.kubectl, c, "apply", "-f", "-",
+                      stdin="---\n".join(yaml.safe_dump(d) for d in bundle))  # fmt: skip
+        assert out.count("created") == 3, out
         konnector = Konnector(c.kubeconfig, self.tmp / f"konnector-{cluster}.log").start()
         bound = Bound(user, c, consumer, uid, catalog, bundle, second, konnector)
         self.bound[cluster] = bound
@@ -176,11 +182,12 @@ def site(dex_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
     backend: GatewayServer | None = None
     site: Site | None = None
     try:
-        crds = [yaml.safe_load((REPO / "examples/scenarios/_common/widgets-crd.yaml").read_text()),
-                *(dict(c) for c in crdgen.service_crds())]  # fmt: skip
-        for crd in crds:
-            apply(admin, CRDS, crd)
-        wait_established(admin, [c["metadata"]["name"] for c in crds])
+        # The provider guide's step 1, as an administrator does it.
+        widgets_crd = REPO / "examples/scenarios/_common/widgets-crd.yaml"
+        for path in (REPO / "crds/service", widgets_crd):
+            kubectl(bin_dir / "kubectl", provider, "apply", "-f", str(path))
+        crds = [widgets_crd, *sorted((REPO / "crds/service").glob("*.yaml"))]
+        wait_established(admin, [yaml.safe_load(p.read_text())["metadata"]["name"] for p in crds])
         apply(admin, EXPORTS, export_body())
         port, probe_port = free_ports(2)
         secret = secrets.token_urlsafe(24)
