@@ -20,6 +20,8 @@ token controller do the rest. Rules:
     and CA (given to the issuer), not the address the backend itself talks to.
  5. Re-binding the same identity, Export and cluster finds the same Grant, so the same home
     namespace: a new bundle carries the same (or, after a revocation, freshly minted) token.
+ 6. Any other failed request to the provider is raised as its `ApiError`: the gateway answers
+    500 and logs it; nothing is handed out from a guess.
 """
 
 from __future__ import annotations
