@@ -29,6 +29,9 @@ class ServiceReason(enum.StrEnum):
     """Export: a listed API has no CRD on the provider; the message names the missing APIs."""
     EXPORT_NOT_FOUND = "ExportNotFound"
     """Collection: a listed Export does not exist; the message names the missing ones."""
+    CLUSTER_SCOPED_API = "ClusterScopedAPI"
+    """Export: a listed API's CRD is cluster-scoped; a tenant cannot share it (a tenant's
+    konnector refuses cluster-scoped APIs), so the Export is not Ready."""
     ISSUED = "Issued"
     """Grant: the home namespace, ServiceAccount and token Secret exist."""
     HEARTBEAT_EXPIRED = "HeartbeatExpired"

@@ -7,6 +7,11 @@ issuer writes their `Ready` condition, and a catalog shows only what is Ready. R
     deleted): `Ready=True/AsExpected`; else `Ready=False/APINotExported` naming the missing
     ones, sorted. An Export listing no well-formed API (a hostile or hand-edited body the CRD
     schema would refuse) names none and is not Ready.
+ 1a. A listed CRD that is cluster-scoped (`spec.scope: Cluster`): `Ready=False/ClusterScopedAPI`
+    naming those APIs, sorted (after rule 1's missing ones: a missing CRD is reported first).
+    Every consumer of an Export is a tenant, and a tenant's konnector refuses cluster-scoped
+    APIs (their objects have no namespace to confine), so such an Export is hidden from the
+    catalog (rule 4) and no Grant is issued for it (`kbcore.service.issuer` rule 5).
  2. `plan_collection`: GET each listed Export. Every one exists: `Ready=True/AsExpected`; else
     `Ready=False/ExportNotFound` naming the missing ones.
  3. Status is written only when it differs (`status_update`); other status fields are kept.
@@ -100,12 +105,14 @@ def _plan_listed(
         return Plan(why="deleting")
     names = listed(obj)
     reads = tuple(Get(PROVIDER, target, ObjectKey("", n)) for n in names)
-    missing = []
+    missing, cluster_scoped = [], []
     for name, got in zip(names, need_all(view.observed, reads), strict=True):
         if isinstance(got, Failed):
             raise got.error
         if not isinstance(got, dict) or o.is_deleting(got):
             missing.append(name)
+        elif gvr == EXPORTS and _spec(got).get("scope") == "Cluster":
+            cluster_scoped.append(name)
     status = obj.get("status")
     status = dict(status) if isinstance(status, Mapping) else {}
     conds = Conditions(status.get("conditions"), o.generation(obj), rfc3339(view.now))
@@ -120,6 +127,13 @@ def _plan_listed(
         conds.set(T.READY, False, reason, f"lists no {what}")
     elif missing:
         conds.set(T.READY, False, reason, gone)
+    elif cluster_scoped:
+        conds.set(
+            T.READY,
+            False,
+            R.CLUSTER_SCOPED_API,
+            f"cluster-scoped, a tenant cannot bind them: {', '.join(cluster_scoped)}",
+        )
     else:
         conds.set(T.READY, True, R.AS_EXPECTED, f"every listed {what} exists")
     status["conditions"] = conds.to_json()

@@ -101,7 +101,7 @@ def test_a_carried_out_plan_is_followed_by_an_empty_one(
     plurals: list[str], identity: OIDCIdentity, uid: str
 ) -> None:
     server, api = provider()
-    api.create(CRDS, bw.crd("gadgets", "Gadget", scope="Cluster"), "test")
+    api.create(CRDS, bw.crd("gadgets", "Gadget"), "test")
     body = export_body(apis=tuple(("example.org", p) for p in plurals))
     api.create(EXPORTS, body, "test")
     stored = api.get(EXPORTS, ObjectKey("", "widgets"))

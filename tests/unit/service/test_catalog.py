@@ -57,11 +57,31 @@ def test_rule1_a_missing_crd_is_named() -> None:
 def test_rule1_the_export_becomes_ready_when_the_crd_appears() -> None:
     _, api, exp = stored_export(apis=(("example.org", "gadgets"),))
     run(api, plan_export, ExportView(exp, {}, NOW))
-    api.create(CRDS, bw.crd("gadgets", "Gadget", scope="Cluster"), "test")
+    api.create(CRDS, bw.crd("gadgets", "Gadget"), "test")
     exp = api.get(EXPORTS, ObjectKey("", "widgets"))
     assert ready(exp).startswith("False/APINotExported")
     run(api, plan_export, ExportView(exp, {}, NOW + 1))
     assert ready(api.get(EXPORTS, ObjectKey("", "widgets"))).startswith("True/AsExpected")
+
+
+def test_rule1a_a_cluster_scoped_api_makes_the_export_not_ready_and_hidden() -> None:
+    _, api = provider()
+    api.create(CRDS, bw.crd("gadgets", "Gadget", scope="Cluster"), "test")
+    api.create(EXPORTS, export(apis=(("example.org", "widgets"), ("example.org", "gadgets"))), "t")
+    run(api, plan_export, ExportView(api.get(EXPORTS, ObjectKey("", "widgets")), {}, NOW))
+    exp = api.get(EXPORTS, ObjectKey("", "widgets"))
+    assert ready(exp) == (
+        "False/ClusterScopedAPI: cluster-scoped, a tenant cannot bind them: gadgets.example.org"
+    )
+    assert visible_exports([exp]) == []
+
+
+def test_rule1a_a_missing_crd_is_reported_before_a_cluster_scoped_one() -> None:
+    _, api = provider()
+    api.create(CRDS, bw.crd("gadgets", "Gadget", scope="Cluster"), "test")
+    api.create(EXPORTS, export(apis=(("example.org", "absent"), ("example.org", "gadgets"))), "t")
+    run(api, plan_export, ExportView(api.get(EXPORTS, ObjectKey("", "widgets")), {}, NOW))
+    assert ready(api.get(EXPORTS, ObjectKey("", "widgets"))).startswith("False/APINotExported")
 
 
 def test_rule1_reads_are_the_listed_crds_by_name() -> None:

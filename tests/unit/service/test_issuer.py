@@ -14,6 +14,7 @@ from kbcore.api.resources import (
     BOUND_NAMESPACES,
     CLUSTER_ROLE_BINDINGS,
     CLUSTER_ROLES,
+    CRDS,
     EXPORTS,
     GRANTS,
     NAMESPACES,
@@ -311,3 +312,13 @@ def test_rule8_no_half_bundles() -> None:
     out = iss.issued_bundle(g, exp, token_secret(api, name), "https://provider.kbsim", "",
                             apis=["gadgets.example.org"])  # fmt: skip
     assert isinstance(out, NotIssued) and "not granted" in out.message
+
+
+def test_rule5_no_grant_is_issued_for_an_export_of_a_cluster_scoped_api() -> None:
+    server, api = provider()
+    api.create(CRDS, bw.crd("gadgets", "Gadget", scope="Cluster"), "test")
+    name = issue(api, apis=(("example.org", "gadgets"),))
+    converge(server, api, name)
+    assert conditions(grant(api, name)) == {"Ready": "False/APINotExported"}
+    assert get(api, NAMESPACES, ObjectKey("", name)) is None
+    assert get(api, SERVICE_ACCOUNTS, ObjectKey(name, iss.SERVICE_ACCOUNT)) is None
