@@ -6,20 +6,26 @@ Export, Collection, Grant and BoundNamespace claim with the kernel's planners an
 actions out as the cluster admin, as the real issuer (`kbshell.backend.issuer`) does with its
 own credentials, through the same `kbcore.runtime.cluster.planned` and `carry_out`. The
 decisions are the kernel's.
+
+`SimReaper` is the reaper (`kbcore.service.reaper`) as `kbshell.backend.reaper` runs it: a
+periodic pass over every Grant and Lease (the world schedules it, `World.start_reaper`), its
+decisions kept in `decisions`, its plan carried out unless the mode is DryRun.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from kbcore import objects as o
 from kbcore.actions import Plan
-from kbcore.api.resources import BOUND_NAMESPACES, COLLECTIONS, EXPORTS, GRANTS
+from kbcore.api.resources import BOUND_NAMESPACES, COLLECTIONS, EXPORTS, GRANTS, LEASES
 from kbcore.errors import ApiError
 from kbcore.runtime.cluster import carry_out, planned
 from kbcore.service.catalog import CollectionView, ExportView, plan_collection, plan_export
 from kbcore.service.claims import ClaimView, plan_claim
 from kbcore.service.issuer import GrantView, grant_export, plan_grant
+from kbcore.service.reaper import Reaped, ReapMode, ReapView, plan_reap
 from kbsim.apiserver import APIServer
 from kbsim.serverapi import ServerAPI
 
@@ -63,3 +69,28 @@ class SimIssuer:
                 carry_out(self.api, plan, self.now())
             except ApiError:
                 continue  # the next tick plans again from what is stored
+
+
+class SimReaper:
+    def __init__(
+        self, server: APIServer, now: Callable[[], float], mode: ReapMode, ttl_seconds: float
+    ) -> None:
+        self.api = ServerAPI(server)
+        self.now = now
+        self.mode = mode
+        self.ttl_seconds = ttl_seconds
+        self.passes: list[Reaped] = []
+
+    def tick(self) -> None:
+        """One pass, as `kbshell.backend.reaper.reap_once`."""
+        try:
+            grants, _ = self.api.list(GRANTS, "", "")
+            leases, _ = self.api.list(LEASES, "", "")
+        except ApiError:
+            return  # the service CRDs are not installed: nothing to reap
+        now = self.now()
+        reaped = plan_reap(ReapView(tuple(grants), tuple(leases), now, self.ttl_seconds, self.mode))
+        self.passes.append(reaped)
+        if self.mode is not ReapMode.DRY_RUN:
+            with contextlib.suppress(ApiError):  # the next pass plans again from what is stored
+                carry_out(self.api, reaped.plan, now)

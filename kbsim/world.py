@@ -29,10 +29,11 @@ from kbcore.objects import ObjectRef
 from kbcore.reads import Failed, Get, List, Read
 from kbcore.runtime import cluster as clusterapi
 from kbcore.runtime.requests import Request
+from kbcore.service.reaper import ReapMode
 from kbsim.apierrors import unreachable
 from kbsim.apiserver import ADMIN, AfterWrite, APIServer, User
 from kbsim.invariants import Monitor
-from kbsim.issuer import SimIssuer
+from kbsim.issuer import SimIssuer, SimReaper
 from kbsim.reflector import Reflector
 from kbsim.serverapi import ServerAPI
 
@@ -340,6 +341,21 @@ class World:
     def start_issuer(self, cluster: str) -> None:
         """Run a provider-side issuer on `cluster` (`kbsim.issuer`), as a controller."""
         self.issuers.append(SimIssuer(self.clusters[cluster], lambda: self.now))
+
+    def start_reaper(
+        self, cluster: str, mode: ReapMode, ttl_seconds: float, interval_seconds: float = 60.0
+    ) -> SimReaper:
+        """Run the reaper on `cluster` (`kbsim.issuer.SimReaper`): a pass every
+        `interval_seconds` of virtual time, the first one now. Periodic housekeeping: it never
+        keeps `settle` from returning."""
+        reaper = SimReaper(self.clusters[cluster], lambda: self.now, mode, ttl_seconds)
+
+        def run() -> None:
+            self._acting("reaper", reaper.tick)
+            self._schedule(interval_seconds, "reaper", run)
+
+        self._schedule(0.0, "reaper", run)
+        return reaper
 
     def _issuer_work(self) -> bool:
         return any(i.pending_work() for i in self.issuers)

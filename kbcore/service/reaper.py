@@ -60,10 +60,13 @@ class ReapView:
 
 @attrs.frozen
 class ReapDecision:
-    """Grant `grant` is stale, and why."""
+    """Grant `grant` (home namespace `namespace`) is stale, and why; `heartbeat_age` is how long
+    ago its Lease was last renewed, None when it has no Lease."""
 
     grant: str
     why: str
+    namespace: str = ""
+    heartbeat_age: float | None = None
 
 
 @attrs.frozen
@@ -127,7 +130,9 @@ def plan_reap(view: ReapView) -> Reaped:
             continue
         if view.mode is ReapMode.REVOKE and conds.is_true(T.REVOKED):
             continue
-        decisions.append(ReapDecision(o.name(grant), why))
+        beat = heartbeat(grant, view.leases)
+        age = None if beat is None else view.now - beat
+        decisions.append(ReapDecision(o.name(grant), why, o.name(grant), age))
         if view.mode is ReapMode.REVOKE:
             conds.set(T.STALE, True, R.HEARTBEAT_EXPIRED, why)
             revoked_conditions(conds, R.HEARTBEAT_EXPIRED, why)

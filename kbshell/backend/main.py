@@ -30,6 +30,7 @@ from kbshell.backend import components
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import Issuer
 from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
+from kbshell.backend.reaper import Reaper, reap_settings
 from kbshell.backend.sessions import MemoryStore, RedisStore, SessionStore
 from kbshell.backend.static_issuer import StaticIssuer, StaticIssuerError
 from kbshell.client import KubeClient
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider-name", default="kube-bind")
     p.add_argument("--bind-rate-limit", type=int, default=10, help="binds per identity per window")
     p.add_argument("--bind-rate-window", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument(
+        "--reap",
+        default="off",
+        choices=("off", "dry-run", "revoke", "delete"),
+        help="the reaper (docs/service-layer.md, The reaper): Grants whose heartbeat is older "
+        "than --reap-ttl are logged (dry-run), revoked or deleted",
+    )
+    p.add_argument("--reap-ttl", default="1h", metavar="DURATION", help="e.g. 90s, 30m, 1h")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
@@ -221,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         run = _run(args)
         host, port = _listen(args.listen_address)
         _probe_address(args.health_probe_bind_address)
-        if args.issuer == "provider" or run - {components.GATEWAY}:
+        try:
+            reaper_settings = reap_settings(args.reap, args.reap_ttl)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+        if args.issuer == "provider" or run - {components.GATEWAY} or reaper_settings:
             provider = components.provider_client(args.provider_kubeconfig)
         gateway = _gateway(args, provider) if components.GATEWAY in run else None
     except (UsageError, components.ComponentsError) as err:
@@ -239,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 provider.close()
             return 1
     controllers = components.Controllers(provider, run) if provider is not None else None
+    reaper = Reaper.every(provider, *reaper_settings) if provider and reaper_settings else None
     try:
         probes = OpsServer(
             probes=controllers.probes() if controllers else Probes(),
@@ -253,12 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     if controllers is not None:
         controllers.start()
         log.info("issuer controllers starting", extra={"run": sorted(run)})
+    if reaper is not None:
+        reaper.start()
     try:
         if app is not None:
             uvicorn.run(app, host=host or "0.0.0.0", port=port, log_config=None, access_log=False)
         else:
             _wait_for_signal()
     finally:
+        if reaper is not None:
+            reaper.stop()
         if controllers is not None:
             controllers.stop()
         probes.shutdown()

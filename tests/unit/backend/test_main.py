@@ -66,6 +66,8 @@ def args(issuer_file: Path, **overrides: str) -> list[str]:
         ("--bind-rate-limit", "0", "--bind-rate-limit must be at least 1"),
         ("--bind-rate-window", "0", "--bind-rate-window must be positive"),
         ("--oidc-client-secret-file", "/nonexistent", "cannot read /nonexistent"),
+        ("--reap-ttl", "soon", "--reap-ttl: not a duration: 'soon' (e.g. 90s, 30m, 1h)"),
+        ("--reap-ttl", "0s", "--reap-ttl: not a positive duration: '0s'"),
     ],
 )
 def test_a_bad_flag_is_exit_2_saying_what_to_fix(
@@ -75,6 +77,15 @@ def test_a_bad_flag_is_exit_2_saying_what_to_fix(
     err = capsys.readouterr().err
     assert err.startswith("kube-bind-backend: error: ")
     assert message in err
+
+
+def test_a_reaper_without_a_provider_cluster_is_exit_2(
+    issuer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    assert main(args(issuer_file, **{"--reap": "revoke"})) == 2
+    assert "--reap revoke: no provider cluster to reap on" in capsys.readouterr().err
 
 
 def test_an_empty_client_secret_file_is_refused(

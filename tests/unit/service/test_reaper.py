@@ -53,7 +53,8 @@ def test_rule1_the_heartbeat_is_the_newest_lease_of_the_grants_cluster() -> None
 def test_rule2_an_old_lease_is_stale_a_fresh_one_is_not() -> None:
     g = issued_grant()
     (decision,) = reap([g], [lease(g, NOW - 400)], ReapMode.DRY_RUN).decisions
-    assert decision == ReapDecision(g["metadata"]["name"], "no heartbeat for 400s (TTL 300s)")
+    home = g["metadata"]["name"]
+    assert decision == ReapDecision(home, "no heartbeat for 400s (TTL 300s)", home, 400.0)
     assert reap([g], [lease(g, NOW - 100)], ReapMode.REVOKE).decisions == ()
 
 
