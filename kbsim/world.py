@@ -207,11 +207,7 @@ class Stream:
 
 
 class World:
-    def __init__(
-        self, clusters: list[str], *, seed: int = 0, service_account_tokens: bool = False
-    ) -> None:
-        """`service_account_tokens`: every cluster runs the token controller (`kbsim.apiserver`),
-        as a provider whose issuer mints ServiceAccount tokens needs."""
+    def __init__(self, clusters: list[str], *, seed: int = 0) -> None:
         self.seed = seed
         self.now = START_TIME
         self.rng = random.Random(seed)
@@ -221,7 +217,6 @@ class World:
                 name,
                 clock=lambda: self.now,
                 seed=seed * 1000 + i,
-                service_account_tokens=service_account_tokens,
             )
         self.konnector_user = KONNECTOR_USER
         self._tasks: list[tuple[float, int, str, Callable[[], None]]] = []

@@ -75,9 +75,9 @@ kube-apiserver; what it finds is fixed here or listed in `docs/kbsim-known-diffe
   for every resource; the discovery documents (`discovery()`, `openapi()`, built by
   `kbsim/discovery.py`) list the real ones.
 - `default` ServiceAccounts and `kube-root-ca.crt` ConfigMaps are created per namespace only
-  with `namespace_defaults=True` (a kube-controller-manager running all controllers does it);
-  service-account-token Secrets are filled (and deleted without their ServiceAccount) only with
-  `service_account_tokens=True`, so a Secret of that type stays as written otherwise.
+  with `namespace_defaults=True` (a kube-controller-manager running all controllers does it).
+  The token controller always runs, as on a real cluster: a service-account-token Secret is
+  filled while its ServiceAccount exists and deleted when it does not.
 - Controllers (`tick`) bypass request hooks and RBAC; a hook's `AfterWrite` error is raised
   even when the request itself failed (the client never sees the real outcome).
 """
@@ -135,14 +135,12 @@ class APIServer(Controllers):
         clock: Callable[[], float],
         seed: int,
         namespace_defaults: bool = False,
-        service_account_tokens: bool = False,
     ) -> None:
         super().__init__(
             name,
             clock=clock,
             seed=seed,
             namespace_defaults=namespace_defaults,
-            service_account_tokens=service_account_tokens,
         )
         self._bootstrap()
 

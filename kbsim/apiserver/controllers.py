@@ -3,14 +3,14 @@ asynchronously, run by `tick()`.
 
 CRD naming and establishing (NamesAccepted, Established), CRD instance cleanup on deletion,
 namespace finalization (delete the contents, report the conditions, drop the `kubernetes`
-finalizer), garbage collection (background, orphan and foreground propagation), with
-`service_account_tokens` the token controller (service-account-token Secrets: `data.token`,
-`data.ca.crt`, `data.namespace` filled while their ServiceAccount exists, the Secret deleted
-once it does not; `authenticate` accepts such a token as the ServiceAccount while both exist)
-and, with
-`namespace_defaults`, the per-namespace `default` ServiceAccount and `kube-root-ca.crt`
-ConfigMap. Also the bootstrap objects every cluster starts with. Controllers write through the
-same commit path as requests (so watches and observers see them) but bypass hooks and RBAC.
+finalizer), garbage collection (background, orphan and foreground propagation), the token
+controller (service-account-token Secrets: `data.token`, `data.ca.crt`, `data.namespace` filled
+while their ServiceAccount exists, the Secret deleted once it does not; `authenticate` accepts
+such a token as the ServiceAccount while both exist; always on, as every real cluster's
+kube-controller-manager runs it) and, with `namespace_defaults`, the per-namespace `default`
+ServiceAccount and `kube-root-ca.crt` ConfigMap. Also the bootstrap objects every cluster
+starts with. Controllers write through the same commit path as requests (so watches and
+observers see them) but bypass hooks and RBAC.
 """
 
 from __future__ import annotations
@@ -63,11 +63,9 @@ class Controllers(Patch):
         clock: Callable[[], float],
         seed: int,
         namespace_defaults: bool,
-        service_account_tokens: bool,
     ) -> None:
         super().__init__(name, clock=clock, seed=seed)
         self._namespace_defaults = namespace_defaults
-        self._service_account_tokens = service_account_tokens
         self._pending: tuple[int, bool] | None = None
 
     def tick(self) -> int:
@@ -78,8 +76,7 @@ class Controllers(Patch):
         self._crd_controller(act=True)
         self._namespace_controller(act=True)
         self._garbage_collector(act=True)
-        if self._service_account_tokens:
-            self._token_controller(act=True)
+        self._token_controller(act=True)
         if self._namespace_defaults:
             self._namespace_defaults_controller(act=True)
         return self._rv - before
@@ -98,7 +95,7 @@ class Controllers(Patch):
             self._crd_controller(act=False)
             or self._namespace_controller(act=False)
             or self._garbage_collector(act=False)
-            or (self._service_account_tokens and self._token_controller(act=False))
+            or self._token_controller(act=False)
             or (self._namespace_defaults and self._namespace_defaults_controller(act=False))
         )
 

@@ -22,7 +22,7 @@ TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
 def server_with_sa() -> APIServer:
-    server = APIServer("p", clock=Clock(), seed=1, service_account_tokens=True)
+    server = APIServer("p", clock=Clock(), seed=1)
     server.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}})
     server.create(SERVICE_ACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
                                      "metadata": {"name": "sa", "namespace": "t"}})  # fmt: skip
@@ -103,11 +103,3 @@ def test_a_request_with_a_dead_token_is_refused_with_401() -> None:
     with pytest.raises(ApiError) as err:
         server.get(NAMESPACES, ObjectKey("", "t"), user=dead)
     assert (err.value.code, err.value.reason) == (401, "Unauthorized")
-
-
-def test_without_the_token_controller_a_token_secret_stays_as_written() -> None:
-    server = APIServer("p", clock=Clock(), seed=1)
-    server.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}})
-    server.create(SECRETS, token_secret("orphan", sa="nobody"))
-    settle(server)
-    assert "data" not in server.get(SECRETS, ObjectKey("t", "orphan"))

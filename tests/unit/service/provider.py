@@ -30,7 +30,7 @@ WIDGETS_API = "widgets.example.org"
 
 
 def provider(*, widgets: bool = True) -> tuple[APIServer, ServerAPI]:
-    server = APIServer("provider", clock=lambda: NOW, seed=1, service_account_tokens=True)
+    server = APIServer("provider", clock=lambda: NOW, seed=1)
     for crd in crdgen.service_crds():
         server.create(CRDS, o.deepcopy(dict(crd)))
     if widgets:

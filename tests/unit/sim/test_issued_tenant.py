@@ -31,7 +31,7 @@ class Tenant:
     """A provider with Widgets and an Export, a consumer bound through an issued Grant."""
 
     def __init__(self) -> None:
-        self.world = w = World(["provider", "consumer"], seed=3, service_account_tokens=True)
+        self.world = w = World(["provider", "consumer"], seed=3)
         self.provider, self.consumer = w.clusters["provider"], w.clusters["consumer"]
         self.provider.create(CRDS, bw.crd("widgets", "Widget"))
         for crd in crdgen.service_crds():
