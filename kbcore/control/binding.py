@@ -506,6 +506,7 @@ class _Planner:
                     observed=self.view.observed,
                     konnector_namespace=self.view.konnector_namespace,
                     synced_namespaces=({self.scope} if self.scope else self.synced_namespaces),
+                    tenant=self.tenant,
                 )
         except ApiError as err:
             self.conds.set(c.RELATED_RESOURCES, False, c.PENDING, f"reading failed: {err}")
@@ -642,6 +643,7 @@ class _Planner:
                 observed=observed,
                 konnector_namespace=self.view.konnector_namespace,
                 unbinding=True,
+                tenant=self.tenant,
             )
             self.actions.extend(rp.actions)
             related_left = rp.draining

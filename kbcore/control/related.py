@@ -109,6 +109,17 @@ Rules (numbers are referenced in tests):
  9. Whenever the plan waits on a deletion (recreate after delete, deleting own target, draining),
     it ends with `RequeueAfter(2 s)` so the binding is looked at again before its resync.
 
+10. A tenant's binding (`tenant`, `kbcore.sync.tenancy`): every rule above is decided in
+    consumer namespaces, and the provider side is addressed through the tenant's mapper
+    (consumer namespace X is provider namespace `<home>-X`, names kept). The tenant may read and
+    write only the provider namespaces granted to it and never reads or creates a namespace, so
+    round 1 starts with `List(PROVIDER, boundnamespaces, <home>)`: the granted claims (`Claim.
+    GRANTED`) are the consumer namespaces whose provider namespaces are listed, one LIST each
+    (sources FromProvider, our copies FromConsumer, and when unbinding); a provider object
+    outside `<home>-*` is never seen. A FromConsumer copy goes to provider namespace `<home>-X`
+    only once X's claim is granted (the instance sync claims it; until then the copy waits) and
+    round 3 is not read for the provider: a granted namespace exists.
+
 Output is deterministic: per cluster (consumer, then provider) namespace creations first, then
 object writes sorted by (gvr, key); conflicts sorted by (cluster, kind, key); refusals with T2-T4
 before T1's waits, each sorted by (cluster, kind, key); errors in rule order.
@@ -134,7 +145,7 @@ from kbcore.actions import (
 )
 from kbcore.api import conditions as c
 from kbcore.api import keys
-from kbcore.api.resources import CONFIGMAPS, NAMESPACES, SECRETS
+from kbcore.api.resources import BOUND_NAMESPACES, CONFIGMAPS, NAMESPACES, SECRETS
 from kbcore.api.types import (
     LabelSelector,
     RelatedResource,
@@ -143,7 +154,9 @@ from kbcore.api.types import (
 )
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Observed, get_obj, list_items, need_all
+from kbcore.sync.mapper import IDENTITY, Mapper
 from kbcore.sync.namespaces import owned_namespace
+from kbcore.sync.tenancy import Claim, Tenant, claim_state
 
 __all__ = [
     "CONFIGMAPS",
@@ -509,11 +522,14 @@ def _ordered(actions: list[_Sortable], wait: bool) -> tuple[Action, ...]:
     return tuple(out)
 
 
-def _source_reads(ch: _Channel, scope_namespace: str, allowed: list[str]) -> tuple[List, ...]:
-    """Round 1's source lists: FromConsumer only in the allowed namespaces (T1, T2)."""
+def _source_reads(
+    ch: _Channel, scope_namespace: str, allowed: list[str], sides: _Sides
+) -> tuple[List, ...]:
+    """Round 1's source lists: FromConsumer only in the allowed namespaces (T1, T2);
+    FromProvider in the scope (a tenant's: per granted namespace, rule 10)."""
     if ch.source == CONSUMER:
         return tuple(List(CONSUMER, ch.gvr, ns) for ns in allowed)
-    return (List(PROVIDER, ch.gvr, scope_namespace),)
+    return sides.lists(PROVIDER, ch.gvr, scope_namespace)
 
 
 def plan_related(
@@ -526,17 +542,19 @@ def plan_related(
     konnector_namespace: str,
     synced_namespaces: Collection[str] = frozenset(),
     unbinding: bool = False,
+    tenant: Tenant | None = None,
 ) -> RelatedPlan:
     """Plan one pass of related-resource sync (or drain, when `unbinding`) for one binding.
 
     `synced_namespaces` are the namespaces T1 admits (for a Binding, its own); the default
-    admits none. Raises `kbcore.reads.Missing` for reads not observed yet, and the `ApiError` of
-    a needed read that `Failed`.
+    admits none; `tenant` is the Connection's boundary (rule 10). Raises `kbcore.reads.Missing`
+    for reads not observed yet, and the `ApiError` of a needed read that `Failed`.
     """
     if not binding_uid:
         return EMPTY
+    sides = _sides(tenant, observed)
     if unbinding:
-        return _plan_unbind(rules, binding_uid, scope_namespace, observed)
+        return _plan_unbind(rules, binding_uid, scope_namespace, observed, sides)
     if not local_cluster_uid:
         return EMPTY
     channels, errors = _compile(rules)
@@ -544,13 +562,13 @@ def plan_related(
     allowed = [ns for ns in synced if not reserved_namespace(ns, konnector_namespace)]
 
     # Round 1: sources and managed targets.
-    source_reads = {ch: _source_reads(ch, scope_namespace, allowed) for ch in channels}
+    source_reads = {ch: _source_reads(ch, scope_namespace, allowed, sides) for ch in channels}
     target_reads = {
-        ch: List(ch.target, ch.gvr, scope_namespace, MANAGED_SELECTOR) for ch in channels
+        ch: sides.lists(ch.target, ch.gvr, scope_namespace, MANAGED_SELECTOR) for ch in channels
     }
     need_all(
         observed,
-        tuple(r for ch in channels for r in (*source_reads[ch], target_reads[ch])),
+        tuple(r for ch in channels for r in (*source_reads[ch], *target_reads[ch])),
     )
     selected: dict[_Channel, dict[ObjectKey, o.Obj]] = {}
     managed: dict[_Channel, dict[ObjectKey, o.Obj]] = {}
@@ -564,7 +582,7 @@ def plan_related(
                     why = _reserved_namespace_reason(ns, konnector_namespace)
                     refused.append(_refusal(ch, ObjectKey(ns, ""), sels[0].rule, "T2", why))
         for read in source_reads[ch]:
-            for s in list_items(observed, read):
+            for s in sides.items(observed, read):
                 if (
                     not _in_scope(s, scope_namespace)
                     or o.is_deleting(s)
@@ -581,13 +599,14 @@ def plan_related(
                 selected[ch][o.key_of(s)] = s
         managed[ch] = {
             o.key_of(t): t
-            for t in list_items(observed, target_reads[ch])
+            for read in target_reads[ch]
+            for t in sides.items(observed, read)
             if _in_scope(t, scope_namespace)
         }
 
     # Round 2: is a same-named target there that the managed list does not show?
     gets = {
-        (ch, key): Get(ch.target, ch.gvr, key)
+        (ch, key): Get(ch.target, ch.gvr, sides.key(ch.target, ch.gvr, key))
         for ch in channels
         for key in sorted(selected[ch])
         if key not in managed[ch]
@@ -603,11 +622,11 @@ def plan_related(
         for key, source in sorted(selected[ch].items()):
             target = managed[ch].get(key)
             if target is None:
-                target = get_obj(observed, gets[(ch, key)])
+                target = sides.seen(ch.target, ch.gvr, get_obj(observed, gets[(ch, key)]))
             want = desired_copy(
                 source, ch.kind, binding_uid=binding_uid, local_cluster_uid=local_cluster_uid
             )
-            ref = ObjectRef(ch.target, ch.gvr, key)
+            ref = sides.ref(ch.target, ch.gvr, key)
             if target is None:
                 creates.append((ch, key, want))
             elif not _is_ours(target, binding_uid):
@@ -624,7 +643,8 @@ def plan_related(
                 if o.uid(target):
                     # The UID makes the apply fail instead of writing to a same-named replacement.
                     want["metadata"]["uid"] = o.uid(target)
-                apply = Apply(ref, want, keys.FIELD_MANAGER_RELATED, force=True)
+                body = sides.body(ch.target, ch.gvr, want)
+                apply = Apply(ref, body, keys.FIELD_MANAGER_RELATED, force=True)
                 actions.append(((ch.target, 1, ch.gvr, key), apply))
                 copies += 1
         # Rule 5: GC of our copies no rule of this channel selects (or T1-T4 admits) any more.
@@ -632,9 +652,21 @@ def plan_related(
             if key in selected[ch] or not _is_ours(target, binding_uid):
                 continue
             if not o.is_deleting(target) and o.uid(target):
-                ref = ObjectRef(ch.target, ch.gvr, key)
+                ref = sides.ref(ch.target, ch.gvr, key)
                 actions.append(((ch.target, 1, ch.gvr, key), Delete(ref, o.uid(target))))
 
+    # Rule 10: a tenant's provider copy only in a granted namespace, which exists.
+    if sides.granted is not None:
+        granted = set(sides.granted)
+        tenant_creates = [x for x in creates if x[0].target == PROVIDER]
+        creates = [x for x in creates if x[0].target != PROVIDER]
+        for ch, key, want in tenant_creates:
+            if key.namespace in granted:
+                ref = sides.ref(ch.target, ch.gvr, key)
+                body = sides.body(ch.target, ch.gvr, want)
+                create = Create(ref, body, keys.FIELD_MANAGER_RELATED)
+                actions.append(((ch.target, 1, ch.gvr, key), create))
+                copies += 1
     # Round 3: the namespaces copies are created in.
     ns_reads = {
         (ch.target, key.namespace): Get(ch.target, NAMESPACES, ObjectKey("", key.namespace))
@@ -665,37 +697,103 @@ def plan_related(
     )
 
 
+@attrs.frozen
+class _Sides:
+    """How each cluster is read and written (rule 10): the consumer as it is; the provider
+    through `mapper`, listed per namespace of `granted` (consumer namespaces) when it is a
+    tenant's (`granted` is None otherwise: one LIST of the scope, as before)."""
+
+    mapper: Mapper = IDENTITY
+    granted: tuple[str, ...] | None = None
+
+    def lists(self, cluster: str, gvr: GVR, scope: str, selector: str = "") -> tuple[List, ...]:
+        if cluster != PROVIDER or self.granted is None:
+            return (List(cluster, gvr, self._ns(cluster, gvr, scope), selector),)
+        spaces = [n for n in self.granted if not scope or n == scope]
+        return tuple(List(PROVIDER, gvr, self._ns(cluster, gvr, n), selector) for n in spaces)
+
+    def _ns(self, cluster: str, gvr: GVR, namespace: str) -> str:
+        if cluster != PROVIDER or not namespace:
+            return namespace
+        return self.mapper.to_provider(gvr, ObjectKey(namespace, "")).namespace
+
+    def key(self, cluster: str, gvr: GVR, key: ObjectKey) -> ObjectKey:
+        """A consumer-terms key as `cluster` names it."""
+        return self.mapper.to_provider(gvr, key) if cluster == PROVIDER else key
+
+    def ref(self, cluster: str, gvr: GVR, key: ObjectKey) -> ObjectRef:
+        return ObjectRef(cluster, gvr, self.key(cluster, gvr, key))
+
+    def body(self, cluster: str, gvr: GVR, body: o.Obj) -> o.Obj:
+        """A consumer-terms body as `cluster` stores it."""
+        if cluster == PROVIDER and o.namespace(body):
+            ns = self.key(cluster, gvr, o.key_of(body)).namespace
+            body["metadata"]["namespace"] = ns
+        return body
+
+    def seen(self, cluster: str, gvr: GVR, obj: o.Obj | None) -> o.Obj | None:
+        """`obj` as read on `cluster`, in consumer terms (None: outside the tenant's boundary)."""
+        if obj is None or cluster != PROVIDER or self.mapper is IDENTITY:
+            return obj
+        key = self.mapper.to_consumer(gvr, o.key_of(obj))
+        if key is None:
+            return None
+        meta = obj.get("metadata")
+        return {**obj, "metadata": {**(meta if isinstance(meta, Mapping) else {}),
+                                    "namespace": key.namespace}}  # fmt: skip
+
+    def items(self, observed: Observed, read: List) -> list[o.Obj]:
+        out = [self.seen(read.cluster, read.gvr, x) for x in list_items(observed, read)]
+        return [x for x in out if x is not None]
+
+
+def _sides(tenant: Tenant | None, observed: Observed) -> _Sides:
+    """Rule 10: the tenant's granted consumer namespaces, from its claims."""
+    if tenant is None:
+        return _Sides()
+    claims = List(PROVIDER, BOUND_NAMESPACES, tenant.namespace)
+    need_all(observed, (claims,))
+    granted = sorted(
+        o.name(x)
+        for x in list_items(observed, claims)
+        if claim_state(tenant, o.name(x), x) is Claim.GRANTED
+    )
+    return _Sides(tenant.mapper, tuple(granted))
+
+
 def _plan_unbind(
     rules: tuple[RelatedResource, ...],
     binding_uid: str,
     scope_namespace: str,
     observed: Observed,
+    sides: _Sides,
 ) -> RelatedPlan:
     """Rule 6: delete every copy of this binding, on both sides, of both kinds."""
     named = {(ch.target, ch.gvr) for ch in map(_channel_of, rules)}
-    reads = {
-        (cluster, gvr): List(cluster, gvr, scope_namespace, MANAGED_SELECTOR)
+    reads = [
+        ((cluster, gvr), read)
         for cluster in _CLUSTERS
         for gvr in (CONFIGMAPS, SECRETS)
-    }
-    need_all(observed, tuple(reads.values()))
+        for read in sides.lists(cluster, gvr, scope_namespace, MANAGED_SELECTOR)
+    ]
+    need_all(observed, tuple(read for _, read in reads))
     actions: list[_Sortable] = []
     draining = False
-    for (cluster, gvr), read in reads.items():
+    for (cluster, gvr), read in reads:
         result = observed[read]
         unreadable = isinstance(result, Failed) and (
             result.error.is_forbidden or result.error.is_not_found
         )
         if unreadable and (cluster, gvr) not in named:
             continue
-        for target in list_items(observed, read):
+        for target in sides.items(observed, read):
             if not _in_scope(target, scope_namespace) or not _is_ours(target, binding_uid):
                 continue
             draining = True
             if o.is_deleting(target) or not o.uid(target):
                 continue
             key = o.key_of(target)
-            delete = Delete(ObjectRef(cluster, gvr, key), o.uid(target))
+            delete = Delete(sides.ref(cluster, gvr, key), o.uid(target))
             actions.append(((cluster, 1, gvr, key), delete))
     return RelatedPlan(_ordered(actions, draining), (), 0, draining)
 

@@ -35,10 +35,12 @@ from kbcore.actions import PROVIDER, Plan, plan_or_ask
 from kbcore.api.resources import COLLECTIONS, CRDS, EXPORTS
 from kbcore.api.service_conditions import ServiceConditionType as T
 from kbcore.api.service_conditions import ServiceReason as R
+from kbcore.api.types import RelatedResourceKind, SyncDirection
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, Observed, need_all
 from kbcore.status import Conditions, condition_is_true, status_update
 from kbcore.timestamps import rfc3339
+from kbcore.views.rbac import RelatedAccess
 
 
 @attrs.frozen
@@ -75,6 +77,21 @@ def export_apis(export: Mapping[str, Any]) -> tuple[str, ...]:
         if isinstance(group, str) and isinstance(resource, str) and group and resource:
             names.add(f"{resource}.{group}")
     return tuple(sorted(names))
+
+
+def export_related(export: Mapping[str, Any] | None) -> tuple[RelatedAccess, ...]:
+    """The kinds and directions of an Export's `relatedResources` (what a tenant's RBAC must
+    allow, `rbac.related_rules`), deduplicated and sorted; malformed entries are skipped."""
+    found: set[RelatedAccess] = set()
+    for entry in o.list_at(_spec(export or {}), "relatedResources"):
+        if not isinstance(entry, Mapping) or entry.get("group", "") not in ("", None):
+            continue
+        resource, direction = entry.get("resource"), entry.get("direction")
+        if resource in {k.value for k in RelatedResourceKind} and direction in {
+            d.value for d in SyncDirection
+        }:
+            found.add(RelatedAccess(str(resource), str(direction)))
+    return tuple(sorted(found, key=lambda r: (r.resource, r.direction)))
 
 
 def collection_exports(collection: Mapping[str, Any]) -> tuple[str, ...]:

@@ -14,7 +14,9 @@ what the provider's issuer does. Rules, in order:
     provider namespace the issuer did not make for this tenant is never handed over.
  4. Otherwise create what is missing, in order: the namespace (labelled with the Grant and
     owned by it, so deleting the Grant lets the garbage collector remove it), a Role
-    with exactly `rbac.tenant_namespace_rules` and a RoleBinding to the Grant's ServiceAccount,
+    with exactly `rbac.tenant_namespace_rules` for the Grant's APIs and the related resources
+    of the Export it was issued for (`catalog.export_related`, read by name: none when the
+    Export lists none or is gone) and a RoleBinding to the Grant's ServiceAccount,
     both named `ROLE_NAME`; then `Ready=True` with `status.namespace = <home>-X`. A Role that
     drifted from the rules is put back (Update), so the tenant's access in the namespace is what
     the Export says, no more.
@@ -33,13 +35,27 @@ import attrs
 
 from kbcore import objects as o
 from kbcore.actions import PROVIDER, Action, Create, Plan, Update, plan_or_ask
-from kbcore.api.resources import BOUND_NAMESPACES, GRANTS, NAMESPACES, ROLE_BINDINGS, ROLES
+from kbcore.api.resources import (
+    BOUND_NAMESPACES,
+    EXPORTS,
+    GRANTS,
+    NAMESPACES,
+    ROLE_BINDINGS,
+    ROLES,
+)
 from kbcore.objects import ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, Observed, get_obj, need_all
+from kbcore.service.catalog import export_related
 from kbcore.status import Conditions, condition_is_true, status_update
 from kbcore.sync.tenancy import Tenant, namespace_problem
 from kbcore.timestamps import rfc3339
-from kbcore.views.rbac import RBAC_API_VERSION, Subject, rule_json, tenant_namespace_rules
+from kbcore.views.rbac import (
+    RBAC_API_VERSION,
+    RelatedAccess,
+    Subject,
+    rule_json,
+    tenant_namespace_rules,
+)
 
 GRANT_LABEL = "iam.kube-bind.io/grant"
 """On every namespace the issuer makes for a tenant: the Grant's name."""
@@ -51,8 +67,8 @@ READY = "Ready"
 @attrs.frozen
 class ClaimView:
     """Everything `plan_claim` decides from: the claim (from a cache) and the reads it asked
-    for (`kbcore.reads`): the Grant named after its namespace, namespace `<home>-X`, and the
-    Role and RoleBinding in it."""
+    for (`kbcore.reads`): the Grant named after its namespace, its Export, namespace
+    `<home>-X`, and the Role and RoleBinding in it."""
 
     claim: o.Obj
     observed: Observed
@@ -93,6 +109,12 @@ def _plan(view: ClaimView) -> Plan:
     if grant is None or granted is None or granted[0].namespace != home:
         return Plan(why="rule 1: no issued Grant owns this namespace")
     tenant, subject = granted
+    spec = grant.get("spec")
+    export_name = spec.get("export") if isinstance(spec, Mapping) else None
+    export = None
+    if isinstance(export_name, str) and export_name:
+        export = get_obj(view.observed, Get(PROVIDER, EXPORTS, ObjectKey("", export_name)))
+    related = export_related(None if export is None or o.is_deleting(export) else export)
     ref = ObjectRef(PROVIDER, BOUND_NAMESPACES, ObjectKey(home, name))
     status = claim.get("status")
     status = dict(status) if isinstance(status, Mapping) else {}
@@ -128,7 +150,7 @@ def _plan(view: ClaimView) -> Plan:
     if ns is None:
         ns_ref = ObjectRef(PROVIDER, NAMESPACES, ObjectKey("", target))
         actions.append(Create(ns_ref, _namespace(target, grant), FIELD_MANAGER))
-    want = _role(tenant, target)
+    want = _role(tenant, target, related)
     if role is None:
         actions.append(Create(role_ref, want, FIELD_MANAGER))
     elif not o.json_equal(role.get("rules"), want["rules"]):
@@ -164,12 +186,12 @@ def _get(ref: ObjectRef) -> Get:
     return Get(ref.cluster, ref.gvr, ref.key)
 
 
-def _role(tenant: Tenant, namespace: str) -> o.Obj:
+def _role(tenant: Tenant, namespace: str, related: tuple[RelatedAccess, ...]) -> o.Obj:
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
         "metadata": {"name": ROLE_NAME, "namespace": namespace},
-        "rules": [rule_json(r) for r in tenant_namespace_rules(tenant, namespace)],
+        "rules": [rule_json(r) for r in tenant_namespace_rules(tenant, namespace, related)],
     }
 
 

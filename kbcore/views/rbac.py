@@ -27,7 +27,10 @@ A tenant of a shared provider (`kbcore.sync.tenancy`) needs less, and nothing cl
 would show it another tenant's objects (`tenant_rules`): GET of the identity objects and of
 exactly its granted CRDs by name; in its home namespace the heartbeat Lease (GET, POST, PUT,
 DELETE) and its BoundNamespace claims (GET, LIST, POST); in each namespace the provider granted
-it, LIST and WATCH of every bound API and GET, POST, PATCH, DELETE of copies. It never creates,
+it, LIST and WATCH of every bound API and GET, POST, PATCH, DELETE of copies, and part 4's
+rules for the Export's related resources (`related_rules`, the same as a non-tenant's, in that
+namespace; `kbcore.control.related` rule 10 lists a tenant's per granted namespace and never
+reads a namespace, and its claims are listed with the BoundNamespace rule). It never creates,
 deletes or even reads a namespace (the issuer makes them), and its lists are per namespace.
 
 Namespaced rules become a Role (and RoleBinding) in that namespace, and the namespace itself is
@@ -167,30 +170,9 @@ def provider_rules(
             )
         )
     # 4. Related resources.
-    related = sorted(set(related), key=lambda r: (r.resource, r.direction))
-    copies_to_provider = False
-    for r in related:
-        if r.direction == SyncDirection.FROM_PROVIDER:
-            rules.append(
-                Rule(
-                    "",
-                    r.resource,
-                    ("list",),
-                    f"related {r.resource}: read sources",
-                    namespace=scope,
-                )
-            )
-        else:
-            copies_to_provider = True
-            rules.append(
-                Rule(
-                    "",
-                    r.resource,
-                    _verbs("get", "list", "create", "patch", "delete"),
-                    f"related {r.resource}: keep copies",
-                    namespace=scope,
-                )
-            )
+    related = tuple(related)
+    copies_to_provider = any(r.direction == SyncDirection.FROM_CONSUMER for r in related)
+    rules.extend(related_rules(related, scope))
     # Namespaces: read by name (identity, heartbeat, before creating a copy); created only
     # where the output does not create them (a ClusterBinding's namespaces are not known).
     get_names = () if not scope else tuple(sorted({*_identity_namespaces(), *namespaces}))
@@ -215,9 +197,29 @@ def provider_rules(
     return tuple(_merged(rules))
 
 
-def tenant_rules(tenant: Tenant, granted: Iterable[str] = ()) -> tuple[Rule, ...]:
+def related_rules(related: Iterable[RelatedAccess], namespace: str) -> tuple[Rule, ...]:
+    """Part 4, in `namespace` ("" for every namespace): per kind, FromProvider reads sources
+    (LIST), FromConsumer keeps copies (GET of a same-named one, LIST of ours, POST, PATCH,
+    DELETE). Namespaces a copy needs are not in here (`provider_rules` adds them; a tenant's
+    are the issuer's)."""
+    rules = []
+    for r in sorted(set(related), key=lambda r: (r.resource, r.direction)):
+        verbs: tuple[str, ...]
+        if r.direction == SyncDirection.FROM_PROVIDER:
+            verbs, why = ("list",), f"related {r.resource}: read sources"
+        else:
+            verbs = _verbs("get", "list", "create", "patch", "delete")
+            why = f"related {r.resource}: keep copies"
+        rules.append(Rule("", r.resource, verbs, why, namespace=namespace))
+    return tuple(_merged(rules))
+
+
+def tenant_rules(
+    tenant: Tenant, granted: Iterable[str] = (), related: Iterable[RelatedAccess] = ()
+) -> tuple[Rule, ...]:
     """Every rule a tenant's konnector needs (module docstring): cluster-wide by name only, its
-    home namespace, and `tenant_namespace_rules` in each namespace of `granted`."""
+    home namespace, and `tenant_namespace_rules` (with the Export's `related` resources) in
+    each namespace of `granted`."""
     rules = [
         Rule(
             read.gvr.group,
@@ -247,14 +249,18 @@ def tenant_rules(tenant: Tenant, granted: Iterable[str] = ()) -> tuple[Rule, ...
             namespace=tenant.namespace,
         )
     )
+    related = tuple(related)
     for namespace in sorted(set(granted)):
-        rules.extend(tenant_namespace_rules(tenant, namespace))
+        rules.extend(tenant_namespace_rules(tenant, namespace, related))
     return tuple(_merged(rules))
 
 
-def tenant_namespace_rules(tenant: Tenant, namespace: str) -> tuple[Rule, ...]:
-    """The rules a tenant needs in one provider namespace granted to it."""
-    rules: list[Rule] = []
+def tenant_namespace_rules(
+    tenant: Tenant, namespace: str, related: Iterable[RelatedAccess] = ()
+) -> tuple[Rule, ...]:
+    """The rules a tenant needs in one provider namespace granted to it: its APIs' copies and
+    `related_rules` for the Export's related resources (none without them)."""
+    rules: list[Rule] = list(related_rules(related, namespace))
     for name in tenant.apis:
         api = api_resource(name)
         rules.append(
@@ -266,7 +272,7 @@ def tenant_namespace_rules(tenant: Tenant, namespace: str) -> tuple[Rule, ...]:
                 namespace=namespace,
             )
         )
-    return tuple(rules)
+    return tuple(_merged(rules))
 
 
 def _lease_rule(namespace: str) -> Rule:
