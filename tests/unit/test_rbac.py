@@ -25,6 +25,7 @@ import pytest
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.objects import GVR, ObjectKey
+from kbcore.sync.tenancy import Tenant
 from kbcore.views import bundle as kb
 from kbcore.views import rbac
 from kbsim.rbac import Attributes, User, rule_allows
@@ -241,3 +242,23 @@ def test_related_access_is_validated() -> None:
 def test_api_names_split_into_group_and_resource() -> None:
     assert rbac.api_resource("widgets.example.org") == GVR("example.org", "", "widgets")
     assert keys.GROUP == "core.kube-bind.io"
+
+
+def test_tenant_namespace_rules_add_exactly_the_related_rules_and_nothing_without() -> None:
+    tenant = Tenant("kb-0123456789", ("widgets.example.org",))
+    ns = "kb-0123456789-team"
+    plain = rbac.tenant_namespace_rules(tenant, ns)
+    assert [r.resource for r in plain] == ["widgets"]
+    related = (rbac.RelatedAccess("secrets", "FromProvider"),
+               rbac.RelatedAccess("configmaps", "FromConsumer"))  # fmt: skip
+    with_related = rbac.tenant_namespace_rules(tenant, ns, related)
+    extra = [r for r in with_related if r not in plain]
+    assert extra == list(rbac.related_rules(related, ns))
+    assert {(r.resource, r.verbs, r.namespace) for r in extra} == {
+        ("secrets", ("list",), ns),
+        ("configmaps", ("get", "list", "create", "patch", "delete"), ns),
+    }
+    # The same function gives a non-tenant binding its related rules.
+    provider = rbac.provider_rules(["widgets.example.org"], binding_namespace="team",
+                                   related=related)  # fmt: skip
+    assert set(rbac.related_rules(related, "team")) <= set(provider)

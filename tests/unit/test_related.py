@@ -35,7 +35,7 @@ from kbcore.actions import (
     is_write,
 )
 from kbcore.api import keys
-from kbcore.api.resources import CONFIGMAPS, NAMESPACES, SECRETS
+from kbcore.api.resources import BOUND_NAMESPACES, CONFIGMAPS, NAMESPACES, SECRETS
 from kbcore.api.types import (
     LabelSelector,
     LabelSelectorRequirement,
@@ -61,6 +61,7 @@ from kbcore.control.related import (
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey, ObjectRef
 from kbcore.reads import Failed, Get, List, Missing, Read
+from kbcore.sync.tenancy import Tenant
 
 UID = "b-uid-1"
 OTHER_BINDING = "b-uid-2"
@@ -231,6 +232,7 @@ def plan(
     overrides: dict[Read, Any] | None = None,
     synced: Collection[str] | None = None,
     konnector: str = KONNECTOR_NS,
+    tenant: Tenant | None = None,
 ) -> RelatedPlan:
     """Run the read protocol against `world`; `rounds` collects each round's reads.
 
@@ -250,6 +252,7 @@ def plan(
                 unbinding=unbinding,
                 synced_namespaces=frozenset(synced),
                 konnector_namespace=konnector,
+                tenant=tenant,
             )
         except Missing as missing:
             assert missing.reads, "Missing with nothing to read"
@@ -1592,3 +1595,75 @@ def test_property_unbind_converges(
     assert own_copies(world, scope) == {}
     for s, before in others.items():
         assert world.objs.get(s) == before
+
+
+# --- rule 10: a tenant's provider side, through its mapper ---------------------------------------
+
+TENANT = Tenant("kb-0123456789", ("widgets.example.org",))
+HOME = TENANT.namespace
+
+
+def granted_claim(w: World, consumer_ns: str, *, ready: bool = True) -> None:
+    status = {"namespace": TENANT.provider_namespace(consumer_ns), "conditions": [
+        {"type": "Ready", "status": "True" if ready else "False", "reason": "AsExpected",
+         "message": "" if ready else "no"}]}  # fmt: skip
+    meta = {"name": consumer_ns, "namespace": HOME, "uid": w._uid()}
+    w.objs[(PROVIDER, BOUND_NAMESPACES, ObjectKey(HOME, consumer_ns))] = {
+        "apiVersion": "iam.kube-bind.io/v1alpha1", "kind": "BoundNamespace", "metadata": meta,
+        "status": status}  # fmt: skip
+
+
+def test_rule10_a_tenants_upload_goes_to_its_mapped_namespace_read_per_claim() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")
+    w.ns(PROVIDER, f"{HOME}-team")
+    granted_claim(w, "team")
+    src = w.put(CONSUMER, SECRETS, "team/creds", labels=APP, data={"k": "dg=="})
+    w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"k": "other tenant"})
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP,), tenant=TENANT, rounds=rounds, synced={"team"})
+    assert rounds == [
+        (List(PROVIDER, BOUND_NAMESPACES, HOME),),
+        (List(CONSUMER, SECRETS, "team"),
+         List(PROVIDER, SECRETS, f"{HOME}-team", MANAGED_SELECTOR)),
+        (Get(PROVIDER, SECRETS, ObjectKey(f"{HOME}-team", "creds")),),
+    ]  # fmt: skip
+    body = want(src, SECRETS)
+    body["metadata"]["namespace"] = f"{HOME}-team"
+    target = ref(PROVIDER, SECRETS, f"{HOME}-team/creds")
+    assert p.actions == (Create(target, body, keys.FIELD_MANAGER_RELATED),)
+    run(w, p)
+    assert plan(w, (SECRETS_UP,), tenant=TENANT, synced={"team"}).actions == ()  # ours, in sync
+    assert w.get(PROVIDER, SECRETS, "team/creds")["data"] == {"k": "other tenant"}  # type: ignore[index]
+
+
+def test_rule10_an_upload_waits_for_its_namespaces_claim() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")
+    granted_claim(w, "team", ready=False)
+    w.put(CONSUMER, SECRETS, "team/creds", labels=APP, data={"k": "dg=="})
+    p = plan(w, (SECRETS_UP,), tenant=TENANT)
+    assert p.actions == ()  # no namespace is read or created for a tenant
+
+
+def test_rule10_a_tenants_download_comes_from_its_mapped_namespace() -> None:
+    w = World()
+    w.ns(CONSUMER, "team")
+    granted_claim(w, "team")
+    w.put(PROVIDER, SECRETS, f"{HOME}-team/creds", labels=APP, data={"k": "dg=="})
+    w.put(PROVIDER, SECRETS, "team/creds", labels=APP, data={"k": "not mine"})
+    p = plan(w, (SECRETS_DOWN,), tenant=TENANT)
+    run(w, p)
+    got = w.get(CONSUMER, SECRETS, "team/creds")
+    assert got is not None and got["data"] == {"k": "dg=="}
+    assert got["metadata"]["namespace"] == "team"
+
+
+def test_rule10_unbinding_deletes_the_tenants_copies_in_its_namespaces() -> None:
+    w = World()
+    granted_claim(w, "team")
+    w.copy_of(PROVIDER, SECRETS, f"{HOME}-team/creds", data={"k": "dg=="})
+    w.copy_of(PROVIDER, SECRETS, "elsewhere/creds", data={"k": "dg=="})
+    p = plan(w, (SECRETS_UP,), tenant=TENANT, unbinding=True)
+    deleted = [a.target for a in p.actions if isinstance(a, Delete)]
+    assert deleted == [ref(PROVIDER, SECRETS, f"{HOME}-team/creds")]

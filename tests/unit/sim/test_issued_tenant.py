@@ -30,7 +30,7 @@ from tests.unit.test_rbac import allowed
 class Tenant:
     """A provider with Widgets and an Export, a consumer bound through an issued Grant."""
 
-    def __init__(self) -> None:
+    def __init__(self, **export_spec: Any) -> None:
         self.world = w = World(["provider", "consumer"], seed=3)
         self.provider, self.consumer = w.clusters["provider"], w.clusters["consumer"]
         self.provider.create(CRDS, bw.crd("widgets", "Widget"))
@@ -46,7 +46,7 @@ class Tenant:
         self.home = o.name(iss.grant_for(IDENTITY, "widgets", uid))
         self.seen: list[tuple[Attributes, bool]] = []
         self.provider.add_request_hook(self._record)
-        self.provider.create(EXPORTS, export())
+        self.provider.create(EXPORTS, export(**export_spec))
         admin = ServerAPI(self.provider)
         view = IssueView(IDENTITY, "widgets", uid, {}, w.now)
         carry_out(admin, planned(admin, iss.plan_issue, view), w.now)
