@@ -1,35 +1,42 @@
 """kbsim worlds where several consumer clusters are tenants of one provider (kbcore.sync.tenancy).
 
-Each tenant gets what an issuer mints for its boundary: a Grant named after its home namespace
-(issued: namespace, ServiceAccount, APIs), exactly `rbac.tenant_rules` bound to the
-ServiceAccount, and a bundle whose Connection carries `spec.tenant`; its konnector authenticates
-as that ServiceAccount, so kbsim's authorizer judges every provider request by the RBAC objects
-as a real API server would. kbsim's issuer (`kbsim.issuer`) grants namespace claims. Every
-provider request of a tenant is recorded, for `denied` and `touched`.
+Each tenant is issued as production issues it: the provider's administrator offers an Export
+"widgets" of the given APIs, a request for (identity, consumer cluster, Export) runs the
+issuer's `plan_issue`, and kbsim's issuer (`kbsim.issuer`, the kernel's `plan_export`,
+`plan_grant` and `plan_claim`) makes the Export Ready and mints the Grant's namespace,
+ServiceAccount, token Secret and RBAC; kbsim's token controller fills the token. The bundle is
+`issued_bundle`'s, so the konnector authenticates with the ServiceAccount's token and kbsim's
+authorizer judges every provider request by the RBAC objects the issuer wrote, as a real API
+server would. Every provider request of a tenant is recorded, for `denied` and `touched`.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import attrs
 
 from kbcore import objects as o
-from kbcore.api.resources import CRDS, GRANTS, NAMESPACES
+from kbcore.api.iam import OIDCIdentity
+from kbcore.api.resources import CRDS, EXPORTS, GRANTS, NAMESPACES, SECRETS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
+from kbcore.runtime.cluster import carry_out, planned
 from kbcore.schema import crdgen
-from kbcore.sync.tenancy import Tenant, home_namespace
-from kbcore.views import rbac
+from kbcore.service import issuer as iss
+from kbcore.sync.tenancy import Tenant
 from kbsim.konnector import SimKonnector
 from kbsim.rbac import Attributes, User
+from kbsim.serverapi import ServerAPI
 from kbsim.world import World
 from tests.unit import bindworld as bw
 from tests.unit.test_rbac import allowed
 
 ISSUER = "https://dex.example"
-SA = "konnector"
+SA = iss.SERVICE_ACCOUNT
 WIDGETS_API = "widgets.example.org"
+EXPORT = "widgets"
 
 
 @attrs.define
@@ -47,11 +54,22 @@ class TenantSetup:
         return f"system:serviceaccount:{self.home}:{SA}"
 
 
+def export_body(apis: tuple[str, ...], **spec: Any) -> dict[str, Any]:
+    """The Export the provider's administrator offers: `apis` by CRD name."""
+    listed = [{"group": n.partition(".")[2], "resource": n.partition(".")[0]} for n in apis]
+    return {"apiVersion": EXPORTS.api_version, "kind": "Export", "metadata": {"name": EXPORT},
+            "spec": {"title": "Widgets", "apis": listed, **spec}}  # fmt: skip
+
+
 class SharedProvider:
     """A provider and consumer clusters `consumers`, each a tenant for `apis`."""
 
     def __init__(
-        self, consumers: list[str], apis: tuple[str, ...] = (WIDGETS_API,), seed: int = 1
+        self,
+        consumers: list[str],
+        apis: tuple[str, ...] = (WIDGETS_API,),
+        seed: int = 1,
+        **export_spec: Any,
     ) -> None:
         self.world = w = World(["provider", *consumers], seed=seed)
         w.monitor.consumer_cluster = consumers[0]
@@ -66,28 +84,40 @@ class SharedProvider:
                 consumer.create(CRDS, o.deepcopy(dict(c)))
             for ns in ("kube-bind", "team-x"):
                 consumer.create(NAMESPACES, bw.namespace(ns))
-        w.settle(5)
+        w.settle(5)  # the CRDs are established
+        provider.create(EXPORTS, export_body(apis, **export_spec))
+        w.start_issuer("provider")
+        w.settle(10)
         self.tenants = {name: self._issue(name, apis) for name in consumers}
         provider.add_request_hook(self._record)
-        w.start_issuer("provider")
 
     def _issue(self, name: str, apis: tuple[str, ...]) -> TenantSetup:
-        w, provider = self.world, self.world.clusters["provider"]
+        """A bind request of identity `name` from cluster `name`: `plan_issue`, then kbsim's
+        issuer mints the Grant (it stays unissued for an Export that is not Ready)."""
+        w = self.world
+        admin = ServerAPI(w.clusters["provider"])
         uid = o.uid(w.clusters[name].get(NAMESPACES, ObjectKey("", "kube-system")))
-        home = home_namespace(ISSUER, name, uid, "widgets")
-        t = TenantSetup(name, Tenant(home, apis))
-        subject = rbac.Subject("ServiceAccount", SA, home)
-        for obj in rbac.rbac_objects(rbac.tenant_rules(t.tenant), name=home, subject=subject):
-            provider.create(bw.RBAC_RESOURCES[obj["kind"]], o.deepcopy(obj))
-        spec = {"identity": {"issuer": ISSUER, "subject": name}, "export": "widgets",
-                "consumerClusterUID": uid}  # fmt: skip
-        provider.create(GRANTS, {"apiVersion": "iam.kube-bind.io/v1alpha1", "kind": "Grant",
-                                 "metadata": {"name": home}, "spec": spec})  # fmt: skip
-        issued = {"namespace": home, "serviceAccountName": SA, "apis": list(apis)}
-        provider.patch(
-            GRANTS, ObjectKey("", home), {"status": issued}, "merge", subresource="status"
-        )
-        return t
+        view = iss.IssueView(OIDCIdentity(issuer=ISSUER, subject=name), EXPORT, uid, {}, w.now)
+        carry_out(admin, planned(admin, iss.plan_issue, view), w.now)
+        w.settle(10)
+        home = o.name(iss.grant_for(OIDCIdentity(issuer=ISSUER, subject=name), EXPORT, uid))
+        issued = iss.issued_tenant(self.grant(name, home))
+        return TenantSetup(name, issued if isinstance(issued, Tenant) else Tenant(home, apis))
+
+    def grant(self, consumer: str, home: str = "") -> dict[str, Any]:
+        home = home or self.tenants[consumer].home
+        return self.world.clusters["provider"].get(GRANTS, ObjectKey("", home))
+
+    def bundle(self, consumer: str, apis: list[str] | None = None) -> list[dict[str, Any]]:
+        """The tenant's bundle, as the issuer hands it out (`issued_bundle`)."""
+        provider, home = self.world.clusters["provider"], self.tenants[consumer].home
+        secret = provider.get(SECRETS, ObjectKey(home, iss.TOKEN_SECRET))
+        ca = base64.b64decode(secret["data"]["ca.crt"]).decode()
+        export = provider.get(EXPORTS, ObjectKey("", EXPORT))
+        out = iss.issued_bundle(self.grant(consumer), export, secret, "https://provider.kbsim",
+                                ca, apis=apis or ())  # fmt: skip
+        assert not isinstance(out, iss.NotIssued), out
+        return out
 
     def _record(self, verb: str, gvr: GVR, key: ObjectKey, user: User) -> None:
         for t in self.tenants.values():
@@ -98,10 +128,8 @@ class SharedProvider:
 
     def bind(self, consumer: str, apis: list[str] | None = None) -> None:
         """Apply the tenant's bundle on `consumer` and start its konnector."""
-        t, w = self.tenants[consumer], self.world
-        bundle = bw.the_bundle(apis or list(t.tenant.apis), token=t.user)
-        bundle[1]["spec"]["tenant"] = {"namespace": t.home, "apis": list(t.tenant.apis)}
-        for obj in bundle:
+        w = self.world
+        for obj in self.bundle(consumer, apis):
             kind = bw.KINDS[obj["kind"]]
             w.user_call(
                 lambda obj=obj, kind=kind: w.clusters[consumer].create(kind, o.deepcopy(obj))

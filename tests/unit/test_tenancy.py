@@ -1,8 +1,8 @@
 """A tenant of a shared provider stays inside its boundary (kbcore/sync/tenancy.py).
 
-The konnector runs in kbsim as the ServiceAccount an issuer would mint (`tests.tenants`), holding
-only `rbac.tenant_rules` plus the Role the issuer's claim planner writes in each namespace it
-grants (`kbcore.service.claims`, run by kbsim's issuer). Every provider request it makes is
+The konnector runs in kbsim as the ServiceAccount the issuer mints (`tests.tenants`: the Grant is
+issued through `plan_issue`, `plan_grant` and `plan_claim`, run by kbsim's issuer), holding only
+`rbac.tenant_rules` plus the Role the claim planner writes in each namespace it grants. Every provider request it makes is
 recorded; a test fails on any request the RBAC denies, so "stays inside the boundary" is checked
 by the same authorizer a real API server applies.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from kbcore import objects as o
 from kbcore.api import keys
-from kbcore.api.resources import BOUND_NAMESPACES, CRDS, NAMESPACES
+from kbcore.api.resources import BOUND_NAMESPACES, EXPORTS, NAMESPACES, SECRETS
 from kbcore.objects import ObjectKey
 from kbcore.sync.tenancy import Claim, Tenant, claim_state, home_namespace, namespace_problem
 from kbcore.views import bundle as kb
@@ -114,15 +114,17 @@ def test_a_namespace_too_long_for_the_boundary_is_not_synced() -> None:
     assert sp.denied("consumer") == []
 
 
-def test_a_tenant_cannot_bind_a_cluster_scoped_api() -> None:
-    sp, _ = bound(("gadgets.example.org",))
-    w = sp.world
-    binding = bw.get(w, "consumer", bw.CLUSTERBINDINGS, ObjectKey("", "provider"))
-    assert bw.ready(binding) == "False/ClusterScopedAPI", binding
-    (entry,) = binding["status"]["boundAPIs"]
-    assert "shared by several consumers" in entry["conditions"][0]["message"]
-    assert bw.get(w, "consumer", CRDS, ObjectKey("", "gadgets.example.org")) is None
-    assert sp.denied("consumer") == []
+def test_a_tenant_is_never_issued_a_cluster_scoped_api() -> None:
+    """A tenant's konnector refuses cluster-scoped APIs, so the catalog does not offer them: the
+    Export is not Ready and its Grant mints nothing (no ServiceAccount, no token, no bundle)."""
+    sp = SharedProvider(["consumer"], ("gadgets.example.org",))
+    w, home = sp.world, sp.tenants["consumer"].home
+    export = bw.get(w, "provider", EXPORTS, ObjectKey("", "widgets"))
+    assert bw.ready(export) == "False/ClusterScopedAPI", export
+    grant = sp.grant("consumer")
+    assert bw.ready(grant) == "False/APINotExported", grant
+    assert bw.get(w, "provider", NAMESPACES, ObjectKey("", home)) is None
+    assert bw.get(w, "provider", SECRETS, ObjectKey(home, "konnector-token")) is None
 
 
 def test_home_namespaces_are_stable_distinct_and_leave_room() -> None:
