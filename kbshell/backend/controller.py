@@ -2,10 +2,11 @@
 
 The backend's controllers (the issuer's claims and grants; the reaper is a periodic pass
 instead, `kbshell.backend.reaper`) are each a function from one key to "done, look again after
-N seconds" that asks a pure kbcore planner what to do and carries its actions out. This class is the loop around such a function, as client-go's
-controllers are: a shared work queue (`kbshell.queue`, so dedupe, one worker per key and
-backoff are the konnector's), a reflector per watched resource whose events map to keys, the
-first reconciles only once every cache has synced, and a failure retried with backoff.
+N seconds" that asks a pure kbcore planner what to do and carries its actions out. This class
+is the loop around such a function, as client-go's controllers are: a shared work queue
+(`kbshell.queue`, so dedupe, one worker per key and backoff are the konnector's), a reflector
+per watched resource whose events map to keys, the first reconciles only once every cache has
+synced, and a failure retried with backoff.
 """
 
 from __future__ import annotations
