@@ -1,8 +1,9 @@
 """The issuer on a real provider: tenants' namespace claims (`kbcore.service.claims`), the
 catalog's Ready and what each Grant mints (`kbcore.service.catalog`, `kbcore.service.issuer`).
 
-Controllers (`kbshell.backend.controller`). `ClaimsIssuer` watches BoundNamespace claims and
-Grants: a claim's change wakes it, a Grant's change wakes every claim in its home namespace.
+Controllers (`kbshell.backend.controller`). `ClaimsIssuer` watches BoundNamespace claims,
+Grants and Exports: a claim's change wakes it, a Grant's change wakes every claim in its home
+namespace, an Export's (its relatedResources are in the claims' Roles) every claim of its Grants.
 `GrantsIssuer` watches Exports, Collections, Grants and CRDs: an Export wakes itself, the
 Collections listing it and its Grants; a CRD wakes the Exports listing it. Each reconcile asks
 the kernel's planner (reads answered on the provider) and carries out the plan, as kbsim's
@@ -39,13 +40,24 @@ class ClaimsIssuer:
         self.controller: Controller[ObjectKey] = Controller(
             "issuer-claims",
             provider,
-            [Watch(BOUND_NAMESPACES, lambda c: (o.key_of(c),)), Watch(GRANTS, self._claims_of)],
+            [
+                Watch(BOUND_NAMESPACES, lambda c: (o.key_of(c),)),
+                Watch(GRANTS, self._claims_of),
+                Watch(EXPORTS, self._claims_of_export),
+            ],
             self.reconcile,
         )
 
     def _claims_of(self, grant: o.Obj) -> Iterable[ObjectKey]:
         claims = self.controller.cache(BOUND_NAMESPACES).items()
         return [o.key_of(c) for c in claims if o.namespace(c) == o.name(grant)]
+
+    def _claims_of_export(self, export: o.Obj) -> Iterable[ObjectKey]:
+        """An Export's relatedResources are in the Roles of its Grants' claims."""
+        homes = {o.name(g) for g in self.controller.cache(GRANTS).items()
+                 if grant_export(g) == o.name(export)}  # fmt: skip
+        claims = self.controller.cache(BOUND_NAMESPACES).items()
+        return [o.key_of(c) for c in claims if o.namespace(c) in homes]
 
     def reconcile(self, key: ObjectKey) -> float | None:
         claim = self.controller.cache(BOUND_NAMESPACES).get(key)
