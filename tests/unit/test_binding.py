@@ -983,3 +983,16 @@ def test_failed_read_during_unbind_holds_the_drain_and_says_why(failing: str) ->
     ready = next(c for c in update.body["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "DrainingObjects")
     assert UNAVAILABLE.message in ready["message"]
+
+
+def test_a_tenants_cluster_binding_refuses_a_cluster_scoped_api() -> None:
+    """Defence in depth behind the catalog's ClusterScopedAPI (kbcore/service/catalog.py rule
+    1a): should a tenant's Connection list a cluster-scoped API anyway, its binding refuses it
+    and installs nothing (tests/unit/test_tenancy.py shows the issuer never offers one)."""
+    tenant = {"namespace": "kb-0123456789", "apis": [THINGS]}
+    plan, _ = drive(binding(apis=(THINGS,)), conn=connection(tenant=tenant))
+    assert crd_writes(plan) == []
+    status, reason, message = api_cond(plan, THINGS)
+    assert (status, reason) == ("False", "ClusterScopedAPI"), message
+    assert "shared by several consumers" in message
+    assert (cond(plan, "Ready") or ())[:2] == ("False", "ClusterScopedAPI")
