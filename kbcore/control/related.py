@@ -118,7 +118,9 @@ Rules (numbers are referenced in tests):
     (sources FromProvider, our copies FromConsumer, and when unbinding); a provider object
     outside `<home>-*` is never seen. A FromConsumer copy goes to provider namespace `<home>-X`
     only once X's claim is granted (the instance sync claims it; until then the copy waits) and
-    round 3 is not read for the provider: a granted namespace exists.
+    round 3 is not read for the provider: a granted namespace exists. Law
+    (tests/property/test_related_tenant_laws.py): on the provider a tenant's plan reads its
+    claims and, like every write, stays inside its granted `<home>-X`; never a namespace.
 
 Output is deterministic: per cluster (consumer, then provider) namespace creations first, then
 object writes sorted by (gvr, key); conflicts sorted by (cluster, kind, key); refusals with T2-T4

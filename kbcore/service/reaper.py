@@ -9,7 +9,8 @@ A tenant's konnector renews a Lease in its home namespace (`kbcore.control.conne
  2. A Grant is stale when its heartbeat is older than `ttl_seconds`, or, with no heartbeat at
     all, when it was issued (`status.issuedAt`) more than `ttl_seconds` ago. A Grant being
     deleted, never issued, or already revoked (for Revoke) is left alone.
- 3. Mode `DryRun`: the stale Grants as `ReapDecision`s and no writes at all.
+ 3. Mode `DryRun`: the stale Grants as `ReapDecision`s (the Grant, its home namespace, the
+    heartbeat's age and why) and no writes at all.
     `Revoke`: each stale Grant gets `Stale=True/HeartbeatExpired` and `Revoked=True/
     HeartbeatExpired` in one status write (`kbcore.service.issuer` rule 4 then deletes its
     credentials). `Delete`: each stale Grant is deleted (uid precondition), which removes what
