@@ -554,12 +554,14 @@ def plan_related(
     """
     if not binding_uid:
         return EMPTY
-    sides = _sides(tenant, observed)
     if unbinding:
+        sides = _sides(tenant, observed)
         return _plan_unbind(rules, binding_uid, scope_namespace, observed, sides)
     if not local_cluster_uid:
         return EMPTY
     channels, errors = _compile(rules)
+    # A tenant's claims are read only when some channel will list the provider (rule 10).
+    sides = _sides(tenant, observed) if channels else _Sides()
     synced = sorted(set(synced_namespaces))
     allowed = [ns for ns in synced if not reserved_namespace(ns, konnector_namespace)]
 
@@ -595,6 +597,14 @@ def plan_related(
                 if by is None:
                     continue
                 boundary = _boundary(ch, s, allowed, konnector_namespace)
+                if boundary is None and not sides.may_write(ch.target, o.namespace(s)):
+                    boundary = (
+                        WAITING,
+                        (
+                            f"waits for namespace {o.namespace(s)}'s claim on the provider "
+                            "to be granted"
+                        ),
+                    )
                 if boundary is not None:
                     refused.append(_refusal(ch, o.key_of(s), by.rule, *boundary))
                     continue
@@ -657,18 +667,15 @@ def plan_related(
                 ref = sides.ref(ch.target, ch.gvr, key)
                 actions.append(((ch.target, 1, ch.gvr, key), Delete(ref, o.uid(target))))
 
-    # Rule 10: a tenant's provider copy only in a granted namespace, which exists.
+    # Rule 10: a tenant's provider copy goes only to a granted namespace (selection made sure),
+    # which exists: its namespace is neither read nor created.
     if sides.granted is not None:
-        granted = set(sides.granted)
-        tenant_creates = [x for x in creates if x[0].target == PROVIDER]
+        for ch, key, want in [x for x in creates if x[0].target == PROVIDER]:
+            ref = sides.ref(ch.target, ch.gvr, key)
+            create = Create(ref, sides.body(ch.target, ch.gvr, want), keys.FIELD_MANAGER_RELATED)
+            actions.append(((ch.target, 1, ch.gvr, key), create))
+            copies += 1
         creates = [x for x in creates if x[0].target != PROVIDER]
-        for ch, key, want in tenant_creates:
-            if key.namespace in granted:
-                ref = sides.ref(ch.target, ch.gvr, key)
-                body = sides.body(ch.target, ch.gvr, want)
-                create = Create(ref, body, keys.FIELD_MANAGER_RELATED)
-                actions.append(((ch.target, 1, ch.gvr, key), create))
-                copies += 1
     # Round 3: the namespaces copies are created in.
     ns_reads = {
         (ch.target, key.namespace): Get(ch.target, NAMESPACES, ObjectKey("", key.namespace))
@@ -718,6 +725,10 @@ class _Sides:
         if cluster != PROVIDER or not namespace:
             return namespace
         return self.mapper.to_provider(gvr, ObjectKey(namespace, "")).namespace
+
+    def may_write(self, cluster: str, namespace: str) -> bool:
+        """Whether a copy may be read or written in (consumer) `namespace` on `cluster`."""
+        return cluster != PROVIDER or self.granted is None or namespace in self.granted
 
     def key(self, cluster: str, gvr: GVR, key: ObjectKey) -> ObjectKey:
         """A consumer-terms key as `cluster` names it."""

@@ -1642,8 +1642,16 @@ def test_rule10_an_upload_waits_for_its_namespaces_claim() -> None:
     w.ns(CONSUMER, "team")
     granted_claim(w, "team", ready=False)
     w.put(CONSUMER, SECRETS, "team/creds", labels=APP, data={"k": "dg=="})
-    p = plan(w, (SECRETS_UP,), tenant=TENANT)
+    rounds: list[tuple[Read, ...]] = []
+    p = plan(w, (SECRETS_UP,), tenant=TENANT, synced={"team"}, rounds=rounds)
     assert p.actions == ()  # no namespace is read or created for a tenant
+    assert [r.message for r in p.refused] == [
+        "Secret team/creds on the consumer (relatedResources[0], rule T1): waits for namespace "
+        "team's claim on the provider to be granted"
+    ]
+    assert refusals(p)[0][3] == "T1" and p.refused[0].waiting
+    provider_reads = [r for rs in rounds for r in rs if r.cluster == PROVIDER]
+    assert provider_reads == [List(PROVIDER, BOUND_NAMESPACES, HOME)]  # nothing in <home>-team
 
 
 def test_rule10_a_tenants_download_comes_from_its_mapped_namespace() -> None:
