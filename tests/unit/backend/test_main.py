@@ -83,9 +83,11 @@ def test_a_reaper_without_a_provider_cluster_is_exit_2(
     issuer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    assert main(args(issuer_file, **{"--reap": "revoke"})) == 2
-    assert "--reap revoke: no provider cluster to reap on" in capsys.readouterr().err
+    missing = tmp_path / "missing"
+    flags = {"--reap": "revoke", "--provider-kubeconfig": str(missing)}
+    assert main(args(issuer_file, **flags)) == 2
+    err = capsys.readouterr().err
+    assert f"--provider-kubeconfig {missing}: cannot load the provider's credentials" in err
 
 
 def test_an_empty_client_secret_file_is_refused(

@@ -147,7 +147,7 @@ def test_reap_flags_give_the_mode_and_ttl() -> None:
 
 
 def test_the_reaper_passes_a_quarter_of_the_ttl_within_one_to_sixty_seconds() -> None:
-    server, api = provider()
+    _server, api = provider()
     assert Reaper.every(api, ReapMode.REVOKE, 3600).interval_seconds == 60
     assert Reaper.every(api, ReapMode.REVOKE, 20).interval_seconds == 5
     assert Reaper.every(api, ReapMode.REVOKE, 2).interval_seconds == 1
