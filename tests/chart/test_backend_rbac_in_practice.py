@@ -1,0 +1,418 @@
+"""The backend chart's RBAC, proven on a real provider: sufficient, and every grant needed.
+
+`helm install` puts `charts/backend` on a fresh provider cluster (its CRDs, ServiceAccount,
+ClusterRole and binding). The real `kube-bind-backend --issuer=provider --run=issuer` then runs
+with a token of the chart's ServiceAccount (TokenRequest API) and the flags the chart's
+Deployment passes, and the gateway's bind path, `ProviderIssuer`, runs in-process as the same
+ServiceAccount. A scenario walks through what the backend does on a provider: an Export and a
+Collection become Ready, the catalog lists them, a bind mints a Grant and its credentials (the
+token controller fills the token), a tenant's namespace claim is granted, RBAC drift is put back
+(rules and subjects updated, bindings with a changed roleRef deleted and made again), a
+revocation deletes the token Secret and ServiceAccount, and a re-bind re-issues them.
+
+The provider API server audits the ServiceAccount's requests, the ground truth:
+ - sufficient: the scenario completes and no request of the backend was refused (403);
+ - minimal: every (rule, resource, verb) of the ClusterRole was the only grant authorizing at
+   least one request, except `escalate` and `bind`, which no request names (the RBAC storage
+   checks them when a Role or binding is written): they are proven needed by taking them away,
+   after which writing the tenant's Role and RoleBinding as the backend is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kbcore.api.resources import (
+    BOUND_NAMESPACES,
+    CLUSTER_ROLE_BINDINGS,
+    CLUSTER_ROLES,
+    COLLECTIONS,
+    CRDS,
+    EXPORTS,
+    GRANTS,
+    ROLE_BINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+)
+from kbcore.errors import ApiError
+from kbcore.objects import ObjectKey
+from kbcore.service.claims import ROLE_NAME
+from kbcore.service.issuer import SERVICE_ACCOUNT, TOKEN_SECRET, plan_revoke
+from kbshell.backend.issuing import Identity
+from kbshell.backend.provider_issuer import ProviderIssuer
+from kbshell.client import KubeClient
+from tests.chart.conftest import Helm, Obj, by_kind, one, rule_allows
+from tests.harness.clusters import Cluster, Clusters, build_binaries, free_ports, start_clusters
+from tests.harness.konnector import eventually, wait_established
+
+pytestmark = pytest.mark.realcluster
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "backend"
+WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
+RELEASE = "kb"
+NAMESPACE = "kube-bind"
+SA_NAME = f"{RELEASE}-backend"
+SA_USER = f"system:serviceaccount:{NAMESPACE}:{SA_NAME}"
+TIMEOUT = 30.0
+VALUES = {
+    "run": ["issuer"],
+    "provider": {"server": "https://provider.example.com:6443"},
+    "logFormat": "json",
+}
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata", "users": [SA_USER]}, {"level": "None"}],
+}
+ALICE = Identity("https://dex.example.com", "alice-subject", "alice@example.com")
+
+Grant = tuple[int, str, str]
+"""(rule index, resource, verb): one thing a rule of the ClusterRole allows."""
+
+
+@pytest.fixture
+def audited_provider() -> Iterator[Clusters]:
+    clusters = start_clusters(["provider"], bin_dir=build_binaries(), audit_policy=AUDIT_POLICY)
+    try:
+        yield clusters
+    finally:
+        clusters.stop()
+
+
+def test_the_backend_chart_rbac_is_sufficient_and_every_grant_is_needed(
+    helm: Helm, audited_provider: Clusters, tmp_path: Path
+) -> None:
+    provider = audited_provider.provider
+    objs = helm.template(VALUES, release=RELEASE, namespace=NAMESPACE, chart=CHART)
+    helm.run(
+        "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
+        "-f", str(helm.values_file(VALUES)), "--kubeconfig", str(provider.kubeconfig),
+    )  # fmt: skip
+    admin = KubeClient.from_kubeconfig_file(str(provider.kubeconfig))
+    backend: subprocess.Popen[bytes] | None = None
+    log_path = tmp_path / "backend.log"
+    try:
+        wait_established(
+            admin,
+            [o["metadata"]["name"] for o in by_kind(objs, "CustomResourceDefinition")],
+        )
+        admin.create(CRDS, yaml.safe_load(WIDGETS_CRD.read_text()))
+        wait_established(admin, ["widgets.example.org"])
+        kubeconfig = _service_account_kubeconfig(provider, tmp_path / "sa.kc")
+        backend = _start_backend(objs, kubeconfig, log_path)
+        sa = KubeClient.from_kubeconfig_file(str(kubeconfig))
+        home = _scenario(admin, sa)
+        _stop(backend)
+        backend = None
+        log = log_path.read_text()
+        assert "Forbidden" not in log and "403" not in log, log[-4000:]
+        events = _audit_events(provider)
+        denied = sorted(_describe(e) for e in events if e.get("responseStatus", {}).get("code") == 403)
+        assert not denied, f"the chart's RBAC refused the backend: {denied}"
+        role = one(objs, "ClusterRole")
+        needed = set()
+        for e in events:
+            authorizers = _authorizers(e, role)
+            if len(authorizers) == 1:
+                needed.add(authorizers[0])
+        not_requested = {g for g in _grants(role) if g[2] not in ("escalate", "bind")}
+        unused = sorted(not_requested - needed)
+        used = sorted({_describe(e, detail=False) for e in events})
+        assert not unused, f"granted but never the only grant of a request: {unused}\n{used}"
+        _escalate_and_bind_are_needed(admin, sa, role, home)
+    finally:
+        if backend is not None:
+            _stop(backend)
+        admin.close()
+
+
+def _scenario(admin: KubeClient, sa: KubeClient) -> str:
+    """The backend's work, each step waiting for its effect; returns the Grant's name."""
+    admin.create(
+        EXPORTS,
+        {
+            "apiVersion": EXPORTS.api_version,
+            "kind": "Export",
+            "metadata": {"name": "widgets"},
+            "spec": {"title": "Widgets", "apis": [{"group": "example.org", "resource": "widgets"}]},
+        },
+    )
+    admin.create(
+        COLLECTIONS,
+        {
+            "apiVersion": COLLECTIONS.api_version,
+            "kind": "Collection",
+            "metadata": {"name": "all"},
+            "spec": {"title": "All", "exports": ["widgets"]},
+        },
+    )
+    for gvr, name in ((EXPORTS, "widgets"), (COLLECTIONS, "all")):
+        eventually(lambda gvr=gvr, name=name: _ready(admin.get(gvr, ObjectKey("", name))),
+                   TIMEOUT, f"{gvr.resource} {name} Ready")  # fmt: skip
+
+    # The gateway's path: the catalog, then a bind (Grant created, token awaited).
+    issuer = ProviderIssuer(sa, server="https://provider.example.com:6443", timeout=TIMEOUT)
+    assert {(e.kind, e.name) for e in issuer.catalog(ALICE)} == {
+        ("Export", "widgets"),
+        ("Collection", "all"),
+    }
+    cluster_uid = str(uuid.uuid4())
+    bundle = issuer.bind(ALICE, "widgets", cluster_uid)
+    assert any(o.get("kind") == "Secret" for o in bundle)
+    (grant,) = admin.list(GRANTS, "", "")[0]
+    home = grant["metadata"]["name"]
+
+    # A tenant's namespace claim: <home>-default, its Role and RoleBinding.
+    admin.create(
+        BOUND_NAMESPACES,
+        {
+            "apiVersion": BOUND_NAMESPACES.api_version,
+            "kind": "BoundNamespace",
+            "metadata": {"name": "default", "namespace": home},
+            "spec": {},
+        },
+    )
+    claim_key = ObjectKey(home, "default")
+    eventually(lambda: _ready(admin.get(BOUND_NAMESPACES, claim_key)), TIMEOUT, "claim granted")
+    claimed = f"{home}-default"
+    assert not _gone(admin, ROLES, ObjectKey(claimed, ROLE_NAME))
+
+    # Drift, put back on the Grant's next reconcile (a change of the Grant wakes it).
+    pokes = iter(range(1000))
+
+    def poke() -> None:
+        note = {"metadata": {"annotations": {"test/poke": str(next(pokes))}}}
+        admin.patch(GRANTS, ObjectKey("", home), note, "merge")
+
+    for gvr, key in ((ROLES, ObjectKey(home, home)), (CLUSTER_ROLES, ObjectKey("", home))):
+        want = admin.get(gvr, key)["rules"]
+        drifted = admin.get(gvr, key)
+        drifted["rules"] = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+        admin.update(gvr, drifted)
+        poke()
+        eventually(lambda gvr=gvr, key=key, want=want: admin.get(gvr, key)["rules"] == want,
+                   TIMEOUT, f"{gvr.resource} rules put back")  # fmt: skip
+    for gvr, key in (
+        (ROLE_BINDINGS, ObjectKey(home, home)),
+        (CLUSTER_ROLE_BINDINGS, ObjectKey("", home)),
+    ):
+        good = admin.get(gvr, key)
+        want = good["subjects"]
+        drifted = {**good, "subjects": [{"kind": "User", "name": "mallory",
+                                         "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
+        admin.update(gvr, drifted)
+        poke()
+        eventually(lambda gvr=gvr, key=key, want=want: admin.get(gvr, key)["subjects"] == want,
+                   TIMEOUT, f"{gvr.resource} subjects put back")  # fmt: skip
+        # roleRef is immutable: a binding pointing elsewhere is deleted and made again.
+        uid = admin.get(gvr, key)["metadata"]["uid"]
+        admin.delete(gvr, key)
+        eventually(lambda gvr=gvr, key=key: _gone(admin, gvr, key), TIMEOUT, "binding deleted")
+        other = o_copy(good)
+        other["roleRef"] = {**good["roleRef"], "name": "view"}
+        for field in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
+            other["metadata"].pop(field, None)
+        admin.create(gvr, other)
+        poke()
+
+        def remade(gvr: Any = gvr, key: ObjectKey = key, uid: str = uid) -> bool:
+            try:
+                now = admin.get(gvr, key)
+            except ApiError:
+                # Deleted: the plan that deleted it asked for no requeue, so the Grant's next
+                # change makes it again (reported: the planner could requeue after a Delete).
+                poke()
+                return False
+            return bool(now["metadata"]["uid"] != uid and now["roleRef"] == good["roleRef"])
+
+        eventually(remade, TIMEOUT, f"{gvr.resource} with the right roleRef made again")
+
+    # Revocation deletes the credentials; a re-bind re-issues them.
+    current = admin.get(GRANTS, ObjectKey("", home))
+    revoke = plan_revoke(current, "test revocation", time.time())
+    assert revoke is not None
+    admin.update(GRANTS, revoke.body, subresource="status")
+    eventually(lambda: _gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "revoked")
+    eventually(lambda: _gone(admin, SERVICE_ACCOUNTS, ObjectKey(home, SERVICE_ACCOUNT)),
+               TIMEOUT, "ServiceAccount deleted")  # fmt: skip
+    again = issuer.bind(ALICE, "widgets", cluster_uid)
+    assert any(o.get("kind") == "Secret" for o in again)
+    return home
+
+
+def _escalate_and_bind_are_needed(
+    admin: KubeClient, sa: KubeClient, role: Obj, home: str
+) -> None:
+    """Without `escalate` the backend cannot write the tenant's Role, without `bind` it cannot
+    bind it: the RBAC storage refuses both (403)."""
+    tenant_role = admin.get(ROLES, ObjectKey(f"{home}-default", ROLE_NAME))
+    reduced = admin.get(CLUSTER_ROLES, ObjectKey("", role["metadata"]["name"]))
+    reduced["rules"] = [
+        r for r in reduced["rules"] if not {"escalate", "bind"} & set(r["verbs"])
+    ]
+    assert len(reduced["rules"]) == len(role["rules"]) - 1
+    admin.update(CLUSTER_ROLES, reduced)
+    namespace = f"{home}-default"
+    probe_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "rules": tenant_role["rules"],
+    }
+    probe_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE_NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": home}],
+    }
+
+    def refused(gvr: Any, body: Obj) -> str | None:
+        try:
+            sa.create(gvr, body)
+        except ApiError as err:
+            return err.message if err.code == 403 else None
+        sa.delete(gvr, ObjectKey(namespace, "probe"))  # the authorizer's cache lags: again
+        return None
+
+    message = eventually(lambda: refused(ROLES, probe_role), TIMEOUT, "Role refused")
+    assert "attempting to grant RBAC permissions not currently held" in message
+    message = eventually(lambda: refused(ROLE_BINDINGS, probe_binding), TIMEOUT, "bind refused")
+    assert "attempting to grant RBAC permissions not currently held" in message
+
+
+def o_copy(obj: Obj) -> Obj:
+    out: Obj = json.loads(json.dumps(obj))
+    return out
+
+
+def _ready(obj: Obj) -> bool:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def _gone(client: KubeClient, gvr: Any, key: ObjectKey) -> bool:
+    try:
+        client.get(gvr, key)
+    except ApiError as err:
+        return err.code == 404
+    return False
+
+
+def _start_backend(objs: list[Obj], kubeconfig: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """The backend as the chart's Deployment runs it: its command's module and its flags (the
+    probe address a free loopback port here, the credentials the ServiceAccount's token)."""
+    (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["command"][1:] == ["-m", "kbshell.backend"]
+    (probe,) = free_ports(1)
+    args = [
+        a
+        for a in container["args"]
+        if not a.startswith(("--health-probe-bind-address", "--listen-address"))
+    ]
+    argv = [sys.executable, "-m", "kbshell.backend", *args,
+            f"--health-probe-bind-address=127.0.0.1:{probe}",
+            f"--provider-kubeconfig={kubeconfig}"]  # fmt: skip
+    log = log_path.open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    import urllib.request
+
+    def ready() -> bool:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{probe}/readyz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    eventually(ready, TIMEOUT, "the backend's /readyz")
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig with a token of the chart's ServiceAccount, as the Pod would have it."""
+    status, data = cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA_NAME}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"expirationSeconds": 3600}},
+    )  # fmt: skip
+    assert status == 201, data
+    ca = base64.b64encode(cluster.ca.cert.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "provider",
+                      "cluster": {"server": cluster.url, "certificate-authority-data": ca}}],
+        "users": [{"name": "backend", "user": {"token": data["status"]["token"]}}],
+        "contexts": [{"name": "backend", "context": {"cluster": "provider", "user": "backend"}}],
+        "current-context": "backend",
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def _audit_events(cluster: Cluster) -> list[dict[str, Any]]:
+    """The backend's resource requests, once each (a watch logs two stages)."""
+    events: dict[str, dict[str, Any]] = {}
+    for line in cluster.audit_log.read_text().splitlines():
+        ev = json.loads(line)
+        if ev.get("user", {}).get("username") == SA_USER and "objectRef" in ev:
+            events[ev["auditID"]] = ev
+    assert events, "the audit log has no request of the backend"
+    return list(events.values())
+
+
+def _describe(ev: dict[str, Any], *, detail: bool = True) -> str:
+    ref = ev["objectRef"]
+    what = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+    group = ref.get("apiGroup", "")
+    out = f"{ev['verb']} {what}.{group}" if group else f"{ev['verb']} {what}"
+    return out + (f" {ev.get('requestURI', '')}" if detail else "")
+
+
+def _grants(role: Obj) -> dict[Grant, Obj]:
+    return {
+        (i, resource, verb): rule
+        for i, rule in enumerate(role["rules"])
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _authorizers(ev: dict[str, Any], role: Obj) -> list[Grant]:
+    ref = ev["objectRef"]
+    resource, sub = ref.get("resource", ""), ref.get("subresource", "")
+    found = []
+    for (i, granted, verb), rule in _grants(role).items():
+        if verb != ev["verb"] or granted not in (resource, f"{resource}/{sub}"):
+            continue
+        one_resource = {**rule, "resources": [granted], "verbs": [verb]}
+        group, name = ref.get("apiGroup", ""), ref.get("name", "")
+        if rule_allows(one_resource, group, resource, verb, subresource=sub, name=name):
+            found.append((i, granted, verb))
+    return found
