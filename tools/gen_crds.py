@@ -7,8 +7,9 @@ The konnector's CRDs (`core.kube-bind.io`) go to `crds/` and to `charts/konnecto
 (the chart templates them behind `installCRDs`). The provider-side service layer's CRDs
 (`catalog.kube-bind.io`, `iam.kube-bind.io`) go to `crds/service/` and to
 `charts/backend/files/crds/` (the provider's chart templates them behind `installCRDs`): they
-are installed in the provider cluster, never by the konnector's chart. A file in any of these directories that
-the generator does not own is stale too, since whatever installs the directory would install it.
+are installed in the provider cluster, never by the konnector's chart. A file in any of these
+directories that the generator does not own is stale too, since whatever installs the directory
+would install it.
 The schemas come from `kbcore.schema.crdgen` (pure); this script only renders YAML and touches
 files.
 """

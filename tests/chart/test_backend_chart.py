@@ -22,6 +22,7 @@ from kbcore.service.backend_rbac import backend_rules
 from kbshell.backend.main import build_parser
 from tests.chart.conftest import REPO, Helm, HelmError, Obj, by_kind, one
 from tests.chart.test_chart import K8S_VERSION
+from tools import gen_crds
 
 CHART = REPO / "charts" / "backend"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -194,13 +195,11 @@ def _expanded(rules: list[Obj]) -> set[tuple[str, str, str, tuple[str, ...]]]:
 
 def test_the_cluster_role_is_exactly_backend_rules(helm: Helm) -> None:
     role = one(_template(helm), "ClusterRole")
-    want = {
-        (r.group, r.resource, verb, r.names) for r in backend_rules() for verb in r.verbs
-    }
+    want = {(r.group, r.resource, verb, r.names) for r in backend_rules() for verb in r.verbs}
     assert _expanded(role["rules"]) == want
     assert "*" not in json.dumps(role["rules"])
     # Secrets and ServiceAccounts are readable only by the two constant names.
-    for group, resource, verb, names in want:
+    for _group, resource, verb, names in want:
         if resource in ("secrets", "serviceaccounts") and verb != "create":
             assert names, (resource, verb)
 
@@ -240,3 +239,20 @@ def test_pods_run_as_nonroot_with_a_read_only_root(helm: Helm) -> None:
     sc = _container(objs)["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_gen_crds_check_fails_when_the_backend_charts_copy_drifts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gen_crds.BACKEND_CHART_CRD_DIR == CHART / "files" / "crds"
+    assert gen_crds.BACKEND_CHART_CRD_DIR in gen_crds.SERVICE_CRD_DIRS
+    assert gen_crds.main(["--check"]) == 0  # the committed copies are current
+    service, chart = tmp_path / "service", tmp_path / "backend-crds"
+    monkeypatch.setattr(gen_crds, "CRD_DIRS", (tmp_path / "core",))
+    monkeypatch.setattr(gen_crds, "SERVICE_CRD_DIRS", (service, chart))
+    assert gen_crds.main(["--write"]) == 0
+    stale = chart / "iam.kube-bind.io_grants.yaml"
+    stale.write_text(stale.read_text().replace("self == oldSelf", "true"))
+    capsys.readouterr()
+    assert gen_crds.main(["--check"]) == 1
+    assert "backend-crds/iam.kube-bind.io_grants.yaml (committed)" in capsys.readouterr().out

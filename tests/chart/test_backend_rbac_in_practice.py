@@ -121,7 +121,9 @@ def test_the_backend_chart_rbac_is_sufficient_and_every_grant_is_needed(
         log = log_path.read_text()
         assert "Forbidden" not in log and "403" not in log, log[-4000:]
         events = _audit_events(provider)
-        denied = sorted(_describe(e) for e in events if e.get("responseStatus", {}).get("code") == 403)
+        denied = sorted(
+            _describe(e) for e in events if e.get("responseStatus", {}).get("code") == 403
+        )
         assert not denied, f"the chart's RBAC refused the backend: {denied}"
         role = one(objs, "ClusterRole")
         needed = set()
@@ -229,7 +231,7 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
         admin.create(gvr, other)
         poke()
 
-        def remade(gvr: Any = gvr, key: ObjectKey = key, uid: str = uid) -> bool:
+        def remade(gvr: Any = gvr, key: ObjectKey = key, uid: str = uid, good: Obj = good) -> bool:
             try:
                 now = admin.get(gvr, key)
             except ApiError:
@@ -254,16 +256,12 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
     return home
 
 
-def _escalate_and_bind_are_needed(
-    admin: KubeClient, sa: KubeClient, role: Obj, home: str
-) -> None:
+def _escalate_and_bind_are_needed(admin: KubeClient, sa: KubeClient, role: Obj, home: str) -> None:
     """Without `escalate` the backend cannot write the tenant's Role, without `bind` it cannot
     bind it: the RBAC storage refuses both (403)."""
     tenant_role = admin.get(ROLES, ObjectKey(f"{home}-default", ROLE_NAME))
     reduced = admin.get(CLUSTER_ROLES, ObjectKey("", role["metadata"]["name"]))
-    reduced["rules"] = [
-        r for r in reduced["rules"] if not {"escalate", "bind"} & set(r["verbs"])
-    ]
+    reduced["rules"] = [r for r in reduced["rules"] if not {"escalate", "bind"} & set(r["verbs"])]
     assert len(reduced["rules"]) == len(role["rules"]) - 1
     admin.update(CLUSTER_ROLES, reduced)
     namespace = f"{home}-default"
