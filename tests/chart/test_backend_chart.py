@@ -10,6 +10,8 @@ test_backend_rbac_in_practice.py.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +258,36 @@ def test_gen_crds_check_fails_when_the_backend_charts_copy_drifts(
     capsys.readouterr()
     assert gen_crds.main(["--check"]) == 1
     assert "backend-crds/iam.kube-bind.io_grants.yaml (committed)" in capsys.readouterr().out
+
+
+def test_every_value_is_documented_for_helm_docs() -> None:
+    """helm-docs reads a `# --` comment right above a key. Every leaf is documented, or its
+    parent is (a Kubernetes object such as resources is documented as a whole)."""
+    documented: dict[tuple[str, ...], bool] = {}
+    stack: list[tuple[int, str]] = []
+    comment: list[str] = []
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment.append(stripped)
+            continue
+        match = re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line)
+        if match:
+            indent = len(match.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, match.group(2)))
+            path = tuple(k for _, k in stack)
+            documented[path] = any(c.startswith("# --") for c in comment)
+        if not stripped or match:
+            comment = []
+
+    def leaves(node: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        if isinstance(node, dict) and node and not documented.get(path, False):
+            for k, v in node.items():
+                yield from leaves(v, (*path, k))
+        elif path:
+            yield path
+
+    missing = [".".join(p) for p in leaves(DEFAULTS, ()) if not documented.get(p)]
+    assert not missing, f"values without a `# --` comment: {missing}"
