@@ -25,7 +25,8 @@ Rules, in order:
     named after the Grant, holding exactly `rbac.tenant_rules(Tenant(home, Export's APIs))` for
     that ServiceAccount. Every one carries an ownerReference to the Grant. Rules or subjects
     that drifted are put back (Update); a binding whose roleRef changed is deleted (roleRef is
-    immutable) and made again. A home namespace that exists without this Grant's label:
+    immutable) and made again on a pass asked for at once (`PENDING_SECONDS`). A home namespace
+    that exists without this Grant's label:
     `Ready=False/NamespaceTaken`, nothing else created (it is not ours to hand over).
  7. Status: namespace, serviceAccountName, tokenSecretName, apis, issuedAt (when the token
     Secret was created); `Ready=True/Issued` once the namespace, the ServiceAccount and the
@@ -341,7 +342,12 @@ def _plan_grant(view: GrantView) -> Plan:
         status["issuedAt"] = rfc3339(view.now)
     if ns is not None and sa is not None and not fresh and secret_token(secret):
         conds.set(T.READY, True, R.ISSUED, f"credentials issued in namespace {home}")
-        return finish("rule 7: issued", *actions)
+        # A binding deleted for a drifted roleRef is made again on the next pass: ask for it,
+        # since nothing the controller watches changes when it goes.
+        again = (
+            [RequeueAfter(PENDING_SECONDS)] if any(isinstance(a, Delete) for a in actions) else []
+        )
+        return finish("rule 7: issued", *actions, *again)
     conds.set(T.READY, False, R.PENDING, "waiting for the ServiceAccount's token")
     return finish("rule 7: pending", *actions, RequeueAfter(PENDING_SECONDS))
 

@@ -322,3 +322,22 @@ def test_rule5_no_grant_is_issued_for_an_export_of_a_cluster_scoped_api() -> Non
     assert conditions(grant(api, name)) == {"Ready": "False/APINotExported"}
     assert get(api, NAMESPACES, ObjectKey("", name)) is None
     assert get(api, SERVICE_ACCOUNTS, ObjectKey(name, iss.SERVICE_ACCOUNT)) is None
+
+
+def test_rule6_a_binding_with_a_drifted_role_ref_is_deleted_and_made_again_next_pass() -> None:
+    """roleRef is immutable: the binding is deleted, and the pass asks to be run again, since
+    nothing the issuer watches changes when a binding goes."""
+    _, api, name = issued()
+    key = ObjectKey(name, name)
+    binding = api.get(bw.RBAC_RESOURCES["RoleBinding"], key)
+    want = binding["roleRef"]
+    api.delete(bw.RBAC_RESOURCES["RoleBinding"], key, None, None, None)
+    meta = {"name": name, "namespace": name}
+    api.create(bw.RBAC_RESOURCES["RoleBinding"],
+               {**binding, "metadata": meta, "roleRef": {**want, "name": "other"}}, "someone")  # fmt: skip
+    first = grant_pass(api, name)
+    assert get(api, bw.RBAC_RESOURCES["RoleBinding"], key) is None
+    assert first.requeue_after == iss.PENDING_SECONDS
+    grant_pass(api, name)
+    assert api.get(bw.RBAC_RESOURCES["RoleBinding"], key)["roleRef"] == want
+    assert grant_pass(api, name).requeue_after is None
