@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import yaml
 from kbcore.service.backend_rbac import backend_rules
 from kbshell.backend.main import build_parser
 from tests.chart.conftest import REPO, Helm, HelmError, Obj, by_kind, one
-from tests.chart.test_chart import K8S_VERSION
+from tests.chart.test_chart import K8S_VERSION, _collection
+from tests.harness.clusters import Clusters
 from tools import gen_crds
 
 CHART = REPO / "charts" / "backend"
@@ -291,3 +293,36 @@ def test_every_value_is_documented_for_helm_docs() -> None:
 
     missing = [".".join(p) for p in leaves(DEFAULTS, ()) if not documented.get(p)]
     assert not missing, f"values without a `# --` comment: {missing}"
+
+
+@ci_values
+def test_the_api_server_accepts_every_rendered_object(
+    helm: Helm, real_clusters: Clusters, values_file: Path
+) -> None:
+    """Each object sent to the shared provider with dryRun=All and fieldValidation=Strict:
+    CRDs by server-side apply (they may exist already), the rest by create, as helm does."""
+    provider = real_clusters.provider
+    suffix = uuid.uuid4().hex[:8]
+    namespace, release = f"backend-chart-{suffix}", f"kb-{suffix}"
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    status, body = provider.request("POST", "/api/v1/namespaces", ns)
+    assert status == 201, body
+    try:
+        objs = helm.template(files=[values_file], release=release, namespace=namespace, chart=CHART)
+        objs.sort(key=lambda o: o["kind"] != "CustomResourceDefinition")
+        for obj in objs:
+            query = "dryRun=All&fieldValidation=Strict"
+            if obj["kind"] == "CustomResourceDefinition":
+                path = f"{_collection(obj, namespace)}/{obj['metadata']['name']}"
+                path += f"?{query}&fieldManager=chart-test&force=true"
+                status, body = provider.request(
+                    "PATCH", path, obj, content_type="application/apply-patch+yaml"
+                )
+                assert status in (200, 201), (obj["metadata"]["name"], body)
+            else:
+                status, body = provider.request(
+                    "POST", f"{_collection(obj, namespace)}?{query}", obj
+                )
+                assert status == 201, (obj["kind"], obj["metadata"]["name"], body)
+    finally:
+        provider.request("DELETE", f"/api/v1/namespaces/{namespace}")
