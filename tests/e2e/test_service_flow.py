@@ -52,7 +52,13 @@ from tests.harness.konnector import (
 )
 from tests.harness.oidc import ALICE, BOB, Client, Dex, User, start_dex
 
-pytestmark = [pytest.mark.realcluster, pytest.mark.realservice]
+# One worker runs the whole module: its module-scoped setup is made once, and its tests
+# follow each other in order (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = [
+    pytest.mark.realcluster,
+    pytest.mark.realservice,
+    pytest.mark.xdist_group("service_flow"),
+]
 
 API = "widgets.example.org"
 EXPORT = "widgets"
