@@ -24,7 +24,11 @@ Rules:
 5. ``POST /api/bind`` takes a JSON body only (a cross-site form cannot send one, and the cookie
    is SameSite=Lax), and at most :attr:`GatewayConfig.bind_rate_limit` binds per identity per
    window; beyond that 429 with ``Retry-After``.
-6. Every refusal is a JSON body ``{"error": code, "message": text}`` with a 4xx status; a 5xx
+6. A caller outside the allowed set (:mod:`kbshell.backend.admission`) is refused with 403
+   ``not_allowed``: at the login callback before the session is written, and on every request
+   (bearer token or a session opened before the set changed), so no Grant or pickup is made
+   for it.
+7. Every refusal is a JSON body ``{"error": code, "message": text}`` with a 4xx status; a 5xx
    means the gateway or something it depends on failed, never the caller's input.
 """
 
@@ -55,6 +59,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from kbshell.backend.admission import Admission
 from kbshell.backend.issuing import BindRefused, Identity, Issuer, refusal_status
 from kbshell.backend.oidc import InvalidIdTokenError, LoginRefusedError, OidcError, OidcProvider
 from kbshell.backend.sessions import SessionStore
@@ -79,6 +84,9 @@ class GatewayConfig:
     pickup_ttl: float = 300.0
     login_ttl: float = 600.0
     session_ttl: float = 8 * 3600.0
+    admission: Admission = attrs.field(factory=Admission)
+    """Who may use the gateway (``--allow-*``); everyone the OIDC provider vouches for by
+    default."""
 
     @property
     def secure_cookies(self) -> bool:
@@ -89,7 +97,7 @@ class GatewayConfig:
 
 
 class RefusalError(Exception):
-    """Rule 6: answer ``status`` with ``{"error": error, "message": message}``."""
+    """Rule 7: answer ``status`` with ``{"error": error, "message": message}``."""
 
     def __init__(
         self, status: int, error: str, message: str, headers: dict[str, str] | None = None
@@ -214,7 +222,7 @@ class Gateway:
             if scheme.lower() != "bearer" or not token.strip():
                 raise RefusalError(401, "invalid_token", "Authorization must be Bearer <ID token>")
             try:
-                return self.oidc.verify(token.strip())
+                return self._admitted(self.oidc.verify(token.strip()))
             except InvalidIdTokenError as err:
                 raise RefusalError(
                     401, "invalid_token", f"the bearer ID token is refused: {err}",
@@ -227,7 +235,17 @@ class Gateway:
         if stored is None:
             return None
         fields = json.loads(stored)
-        return Identity(fields["issuer"], fields["subject"], fields["email"])
+        return self._admitted(
+            Identity(fields["issuer"], fields["subject"], fields["email"],
+                     tuple(fields.get("groups", ())))
+        )  # fmt: skip
+
+    def _admitted(self, who: Identity) -> Identity:
+        """Rule 6."""
+        if not self.config.admission.admits(who):
+            log.info("caller not allowed", extra={"subject": who.subject, "email": who.email})
+            raise RefusalError(403, "not_allowed", self.config.admission.refusal(who))
+        return who
 
     def caller(self, request: Request) -> Identity:
         who = self.identity(request)
@@ -320,6 +338,7 @@ class Gateway:
             ) from err  # fmt: skip
         except InvalidIdTokenError as err:
             raise RefusalError(400, "invalid_id_token", f"the ID token is refused: {err}") from err
+        self._admitted(who)  # before anything is written for it
         if session_id:
             self.store.take(_session_key(session_id))  # a re-login ends the old session
         new_session = secrets.token_urlsafe(32)

@@ -32,6 +32,8 @@ class Identity:
     issuer: str
     subject: str
     email: str = ""
+    groups: tuple[str, ...] = ()
+    """The ID token's ``groups`` claim (for the allowed set, ``kbshell.backend.admission``)."""
 
     @property
     def key(self) -> str:

@@ -27,6 +27,7 @@ import httpx
 import uvicorn
 
 from kbshell.backend import components
+from kbshell.backend.admission import Admission
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import Issuer
 from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
@@ -73,7 +74,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLIENT_ID",
         help="also accept bearer ID tokens issued to this client (e.g. the CLI's); repeatable",
     )
-    p.add_argument("--oidc-scopes", default="openid email profile")
+    p.add_argument(
+        "--oidc-scopes",
+        default="openid email profile",
+        help="scopes a login asks for (groups is added when --allow-group is given)",
+    )
+    p.add_argument(
+        "--allow-email",
+        action="append",
+        default=[],
+        metavar="EMAIL",
+        help="admit this (verified) email; repeatable. With no --allow-* flag, everyone the "
+        "OIDC provider vouches for is admitted",
+    )
+    p.add_argument(
+        "--allow-email-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="admit every verified email @DOMAIN; repeatable",
+    )
+    p.add_argument(
+        "--allow-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="admit members of GROUP (the ID token's groups claim); repeatable",
+    )
     p.add_argument(
         "--session-store",
         default="memory",
@@ -183,6 +210,28 @@ def _version() -> str:
         return ""
 
 
+def _scopes(scopes: str, groups: bool) -> str:
+    """The login's scopes; ``groups`` added when an --allow-group needs the claim."""
+    have = scopes.split()
+    return " ".join([*have, "groups"]) if groups and "groups" not in have else " ".join(have)
+
+
+def _admission(args: argparse.Namespace) -> Admission:
+    for flag, values in (("--allow-email", args.allow_email),
+                         ("--allow-email-domain", args.allow_email_domain),
+                         ("--allow-group", args.allow_group)):  # fmt: skip
+        for value in values:
+            if not value.strip():
+                raise UsageError(f"{flag}: give a value (an empty one would admit nobody)")
+    for email in args.allow_email:
+        if "@" not in email.strip("@"):
+            raise UsageError(f"--allow-email {email!r}: give an address, e.g. alice@example.com")
+    for domain in args.allow_email_domain:
+        if "@" in domain.lstrip("@") or "." not in domain:
+            raise UsageError(f"--allow-email-domain {domain!r}: give a domain, e.g. example.com")
+    return Admission(args.allow_email, args.allow_email_domain, args.allow_group)
+
+
 def _required(args: argparse.Namespace, *flags: str) -> None:
     missing = [f for f in flags if getattr(args, f[2:].replace("-", "_")) is None]
     if missing:
@@ -202,7 +251,7 @@ def _run(args: argparse.Namespace) -> frozenset[str]:
 
 def _gateway(
     args: argparse.Namespace, provider: KubeClient | None
-) -> tuple[OidcClient, str, Issuer, SessionStore]:
+) -> tuple[OidcClient, str, Issuer, SessionStore, Admission]:
     """The gateway's app from the flags (UsageError on a bad one; 1 on an unusable OIDC
     provider or store, logged)."""
     _required(args, "--external-url", "--oidc-issuer-url", "--oidc-client-id", "--issuer")
@@ -216,11 +265,12 @@ def _gateway(
         client_id=args.oidc_client_id,
         client_secret=_secret(args.oidc_client_secret_file),
         extra_audiences=tuple(args.oidc_accept_audience),
-        scopes=args.oidc_scopes,
+        scopes=_scopes(args.oidc_scopes, bool(args.allow_group)),
     )
+    admission = _admission(args)
     issuer = _issuer(args.issuer, args, provider)
     store = _store(args.session_store)
-    return client, external, issuer, store
+    return client, external, issuer, store, admission
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +353,7 @@ def _gateway_app(
     external: str,
     issuer: Issuer,
     store: SessionStore,
+    admission: Admission,
 ) -> Any:
     """The gateway's app, or None (logged) when its OIDC provider or store is unusable."""
     oidc = OidcProvider(client, httpx.Client(timeout=10))
@@ -320,6 +371,7 @@ def _gateway_app(
         version=_version(),
         bind_rate_limit=args.bind_rate_limit,
         bind_rate_window=args.bind_rate_window,
+        admission=admission,
     )
     if not config.secure_cookies and urllib.parse.urlsplit(external).hostname not in LOOPBACK:
         log.warning(
@@ -329,6 +381,7 @@ def _gateway_app(
     log.info(
         "gateway starting",
         extra={"listen": args.listen_address, "externalURL": external, "issuer": client.issuer,
-               "sessionStore": "memory" if args.session_store == "memory" else "redis"},
+               "sessionStore": "memory" if args.session_store == "memory" else "redis",
+               "admits": "everyone" if admission.everyone else "the allowed set"},
     )  # fmt: skip
     return make_app(Gateway(config, oidc, issuer, store))

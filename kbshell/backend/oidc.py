@@ -9,7 +9,8 @@ Rules:
    under the algorithm pinned to ``RS256`` (never the token's own ``alg``), ``iss`` is the
    issuer, ``aud`` names an accepted client, ``exp`` has not passed, and ``sub`` is present;
    a browser login's token must also carry the login's ``nonce``. The identity's email is the
-   ``email`` claim unless ``email_verified`` is false (then none).
+   ``email`` claim unless ``email_verified`` is false (then none); its groups are the
+   ``groups`` claim's strings (none when the claim is absent or not a list).
 3. An unknown ``kid`` refetches the JWKS (the provider rotated keys), at most once per
    :data:`JWKS_REFRESH_SECONDS`.
 4. Codes are redeemed with the PKCE verifier, and with the client secret (HTTP Basic) when the
@@ -243,8 +244,12 @@ class OidcProvider:
         # An address the provider did not verify names nobody: a catalog keyed by email would
         # otherwise trust whatever a user typed at sign-up.
         email = claims.get("email", "") if claims.get("email_verified") is not False else ""
+        groups = claims.get("groups")
         return Identity(
             issuer=str(claims["iss"]),
             subject=str(claims["sub"]),
             email=email if isinstance(email, str) else "",
+            groups=tuple(g for g in groups if isinstance(g, str))
+            if isinstance(groups, list)
+            else (),
         )

@@ -106,6 +106,10 @@ def test_values_schema_and_values_yaml_name_the_same_keys() -> None:
         ({"run": []}, "/run"),
         ({"bindRateLimit": {"limit": 0}}, "/bindRateLimit/limit"),
         ({"oidc": {"scopes": "email profile"}}, "/oidc/scopes"),
+        ({"allow": {"emails": ["alice"]}}, "/allow/emails/0"),
+        ({"allow": {"emailDomains": ["a@example.com"]}}, "/allow/emailDomains/0"),
+        ({"allow": {"groups": [""]}}, "/allow/groups/0"),
+        ({"allow": {"users": ["alice@example.com"]}}, "'users' not allowed"),
     ],
     ids=lambda v: str(v),
 )
@@ -165,6 +169,8 @@ def test_values_reach_the_backends_flags_and_secrets_stay_files(helm: Helm) -> N
     assert (args.bind_rate_limit, args.bind_rate_window) == (5, 120.0)
     assert args.oidc_accept_audience == ["kubectl-bind"]
     assert args.oidc_scopes == "openid email profile"
+    assert (args.allow_email, args.allow_email_domain) == ([], ["example.com"])
+    assert args.allow_group == ["kube-bind-users"]
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     mounts = {m["name"]: m["mountPath"] for m in _container(objs)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}

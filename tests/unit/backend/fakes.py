@@ -18,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
+from kbshell.backend.admission import Admission
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import BindRefused, CatalogEntry, Identity
 from kbshell.backend.oidc import OidcClient, OidcProvider
@@ -48,6 +49,7 @@ class _Grant:
     nonce: str
     redirect_uri: str
     email: str
+    groups: tuple[str, ...] = ()
 
 
 class FakeOp:
@@ -82,12 +84,15 @@ class FakeOp:
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
-    def approve(self, params: dict[str, str], email: str = "alice@example.com") -> str:
+    def approve(
+        self, params: dict[str, str], email: str = "alice@example.com",
+        groups: tuple[str, ...] = (),
+    ) -> str:  # fmt: skip
         assert params["code_challenge_method"] == "S256"
         assert params["client_id"] == GATEWAY_CLIENT
         code = secrets.token_urlsafe(16)
         self.grants[code] = _Grant(
-            params["code_challenge"], params["nonce"], params["redirect_uri"], email
+            params["code_challenge"], params["nonce"], params["redirect_uri"], email, groups
         )
         return code
 
@@ -125,7 +130,8 @@ class FakeOp:
         nonce = self.nonce_override or grant.nonce
         return httpx.Response(200, json={
             "token_type": "bearer", "access_token": "opaque",
-            "id_token": self.mint(grant.email, nonce=nonce),
+            "id_token": self.mint(grant.email, nonce=nonce,
+                                  groups=list(grant.groups) if grant.groups else None),
         })  # fmt: skip
 
 
@@ -174,7 +180,7 @@ EXTERNAL = "http://testserver"
 class World:
     """A gateway with its provider, issuer, store and clock; ``browser()`` is a cookie jar."""
 
-    def __init__(self, rate_limit: int = 10) -> None:
+    def __init__(self, rate_limit: int = 10, admission: Admission | None = None) -> None:
         self.clock = Clock()
         self.op = FakeOp()
         self.issuer = RecordingIssuer()
@@ -184,7 +190,8 @@ class World:
             httpx.Client(transport=self.op.transport()),
         )
         config = GatewayConfig(EXTERNAL, provider_name="Widgets Inc.", version="1.2.3",
-                               bind_rate_limit=rate_limit)  # fmt: skip
+                               bind_rate_limit=rate_limit,
+                               admission=admission or Admission())  # fmt: skip
         self.app = make_app(Gateway(config, oidc, self.issuer, self.store, clock=self.clock))
         self.responses: list[httpx.Response] = []
 
@@ -201,7 +208,9 @@ class World:
         assert f"{target.scheme}://{target.netloc}{target.path}" == ISSUER + "/auth"
         return dict(urllib.parse.parse_qsl(target.query))
 
-    def log_in(self, browser: TestClient, email: str = "alice@example.com") -> httpx.Response:
+    def log_in(
+        self, browser: TestClient, email: str = "alice@example.com", groups: tuple[str, ...] = ()
+    ) -> httpx.Response:
         request = self.start_login(browser)
-        code = self.op.approve(request, email)
+        code = self.op.approve(request, email, groups)
         return browser.get("/api/callback", params={"code": code, "state": request["state"]})

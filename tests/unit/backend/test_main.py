@@ -68,6 +68,9 @@ def args(issuer_file: Path, **overrides: str) -> list[str]:
         ("--oidc-client-secret-file", "/nonexistent", "cannot read /nonexistent"),
         ("--reap-ttl", "soon", "--reap-ttl: not a duration: 'soon' (e.g. 90s, 30m, 1h)"),
         ("--reap-ttl", "0s", "--reap-ttl: not a positive duration: '0s'"),
+        ("--allow-email", "alice", "--allow-email 'alice': give an address"),
+        ("--allow-email-domain", "a@b.c", "--allow-email-domain 'a@b.c': give a domain"),
+        ("--allow-group", " ", "--allow-group: give a value"),
     ],
 )
 def test_a_bad_flag_is_exit_2_saying_what_to_fix(
