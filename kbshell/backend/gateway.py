@@ -3,7 +3,8 @@ out a bind's bundle once (docs/service-layer.md, "Gateway").
 
 Endpoints: ``GET /exports`` (landing page), ``GET /api/provider``, ``GET /api/authorize`` and
 ``GET /api/callback`` (browser login: authorization code with PKCE), ``GET /api/catalog``,
-``POST /api/bind``, ``GET /api/bundle/{token}``, ``GET /api/healthz``. A caller is a browser
+``POST /api/bind``, ``GET /api/bundle/{token}``, ``POST /api/apply`` (when enabled),
+``GET /api/healthz``. A caller is a browser
 session (cookie) or carries ``Authorization: Bearer <ID token>`` (the CLI, curl).
 
 Rules:
@@ -28,7 +29,10 @@ Rules:
    ``not_allowed``: at the login callback before the session is written, and on every request
    (bearer token or a session opened before the set changed), so no Grant or pickup is made
    for it.
-7. Every refusal is a JSON body ``{"error": code, "message": text}`` with a 4xx status; a 5xx
+7. ``POST /api/apply`` (off unless ``--enable-apply``: 404 ``apply_disabled``) applies a bundle
+   to the consumer cluster of the kubeconfig in its body, which is checked before the pickup
+   is taken or the bind made, and is never logged or stored (:mod:`kbshell.backend.apply`).
+8. Every refusal is a JSON body ``{"error": code, "message": text}`` with a 4xx status; a 5xx
    means the gateway or something it depends on failed, never the caller's input.
 """
 
@@ -60,6 +64,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from kbshell.backend.admission import Admission
+from kbshell.backend.apply import Applier, ApplyRefusedError, consumer_credentials
 from kbshell.backend.issuing import BindRefused, Identity, Issuer, refusal_status
 from kbshell.backend.oidc import InvalidIdTokenError, LoginRefusedError, OidcError, OidcProvider
 from kbshell.backend.sessions import SessionStore
@@ -70,6 +75,7 @@ log = logging.getLogger("gateway")
 SESSION_COOKIE = "kube_bind_session"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
 MAX_BODY = 64 * 1024
+MAX_APPLY_BODY = 1024 * 1024  # a kubeconfig may hold certificates; the API server's own limit
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
@@ -97,7 +103,7 @@ class GatewayConfig:
 
 
 class RefusalError(Exception):
-    """Rule 7: answer ``status`` with ``{"error": error, "message": message}``."""
+    """Rule 8: answer ``status`` with ``{"error": error, "message": message}``."""
 
     def __init__(
         self, status: int, error: str, message: str, headers: dict[str, str] | None = None
@@ -206,12 +212,15 @@ class Gateway:
         issuer: Issuer,
         store: SessionStore,
         clock: Callable[[], float] = time.time,
+        applier: Applier | None = None,
     ) -> None:
+        """``applier`` None: ``POST /api/apply`` is disabled (``--enable-apply``)."""
         self.config = config
         self.oidc = oidc
         self.issuer = issuer
         self.store = store
         self.clock = clock
+        self.applier = applier
 
     # ------------------------------------------------------------------ who is calling
 
@@ -367,27 +376,35 @@ class Gateway:
             }
         )
 
-    async def bind(self, request: Request) -> Response:
+    async def _json_body(self, request: Request, what: str, limit: int) -> bytes:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise RefusalError(
-                415, "unsupported_media_type", "send the bind request as application/json"
+                415, "unsupported_media_type", f"send the {what} request as application/json"
             )
         body = b""
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_BODY:
-                raise RefusalError(413, "too_large", f"a bind request is at most {MAX_BODY} bytes")
+            if len(body) > limit:
+                raise RefusalError(413, "too_large", f"a {what} request is at most {limit} bytes")
+        return body
+
+    async def bind(self, request: Request) -> Response:
+        body = await self._json_body(request, "bind", MAX_BODY)
         return await run_in_threadpool(self._bind, request, body)
 
-    def _bind(self, request: Request, body: bytes) -> Response:
-        who = self.caller(request)
+    @staticmethod
+    def _object(body: bytes) -> dict[str, Any]:
         try:
             doc = json.loads(body)
         except ValueError as err:
             raise RefusalError(400, "invalid_request", "the body is not JSON") from err
         if not isinstance(doc, dict):
             raise RefusalError(400, "invalid_request", "the body must be a JSON object")
+        return doc
+
+    @staticmethod
+    def _bind_request(doc: dict[str, Any]) -> tuple[str, str]:
         export, uid = doc.get("export"), doc.get("consumerClusterUID")
         if not isinstance(export, str) or not 0 < len(export) <= 253:
             raise RefusalError(
@@ -397,11 +414,20 @@ class Gateway:
             raise RefusalError(
                 400, "invalid_request", "consumerClusterUID must be a string (1 to 128 characters)"
             )
+        return export, uid
+
+    def _issue(self, who: Identity, export: str, uid: str) -> list[dict[str, Any]]:
         self._limit(who)
         try:
             objects = self.issuer.bind(who, export, uid)
         except BindRefused as err:
             raise RefusalError(refusal_status(err), err.reason, err.message) from err
+        return objects
+
+    def _bind(self, request: Request, body: bytes) -> Response:
+        who = self.caller(request)
+        export, uid = self._bind_request(self._object(body))
+        objects = self._issue(who, export, uid)
         token = secrets.token_urlsafe(32)
         payload = json.dumps({"bundle": objects}).encode()
         self.store.put(_pickup_key(token), _seal(token, payload), self.config.pickup_ttl)
@@ -445,6 +471,15 @@ class Gateway:
             raise RefusalError(
                 406, "not_acceptable", "the bundle is application/yaml or application/json"
             )
+        objects = self._take(token)
+        log.info("bundle picked up", extra={"format": fmt, "objects": len(objects)})
+        headers = {"Cache-Control": "no-store"}
+        if fmt == "json":
+            return JSONResponse({"bundle": objects}, headers=headers)
+        return Response(bundle_yaml(objects), media_type="application/yaml", headers=headers)
+
+    def _take(self, token: str) -> list[dict[str, Any]]:
+        """Rule 3: the pickup's bundle, taken (once)."""
         sealed = self.store.take(_pickup_key(token))
         if sealed is None:
             raise RefusalError(
@@ -452,14 +487,60 @@ class Gateway:
                 "this pickup URL was already used or has expired; bind again for a new one",
             )  # fmt: skip
         try:
-            objects = json.loads(_unseal(token, sealed))["bundle"]
+            objects: list[dict[str, Any]] = json.loads(_unseal(token, sealed))["bundle"]
         except (InvalidTag, ValueError, KeyError) as err:
             raise RefusalError(410, "gone", "this pickup could not be opened") from err
-        log.info("bundle picked up", extra={"format": fmt, "objects": len(objects)})
-        headers = {"Cache-Control": "no-store"}
-        if fmt == "json":
-            return JSONResponse({"bundle": objects}, headers=headers)
-        return Response(bundle_yaml(objects), media_type="application/yaml", headers=headers)
+        return objects
+
+    async def apply(self, request: Request) -> Response:
+        """Rule 7 (kbshell.backend.apply has its own rules)."""
+        if self.applier is None:
+            raise RefusalError(
+                404, "apply_disabled",
+                "POST /api/apply is disabled on this provider (kube-bind-backend --enable-apply); "
+                "fetch the pickup URL of POST /api/bind and apply it yourself, e.g. "
+                "curl -s $PICKUP_URL | kubectl apply -f -",
+            )  # fmt: skip
+        body = await self._json_body(request, "apply", MAX_APPLY_BODY)
+        return await run_in_threadpool(self._apply, request, body)
+
+    def _apply(self, request: Request, body: bytes) -> Response:
+        assert self.applier is not None
+        who = self.caller(request)
+        doc = self._object(body)
+        pickup = doc.get("pickup")
+        token = export = uid = ""
+        if pickup is not None and ("export" in doc or "consumerClusterUID" in doc):
+            raise RefusalError(
+                400, "invalid_request", "give either pickup or export and consumerClusterUID"
+            )
+        if pickup is not None:
+            token = str(pickup).rstrip("/").rsplit("/", 1)[-1] if isinstance(pickup, str) else ""
+            if not TOKEN_RE.match(token):
+                raise RefusalError(
+                    400, "invalid_request", "pickup must be a pickup token or pickup URL"
+                )
+        else:
+            export, uid = self._bind_request(doc)
+        if "kubeconfig" not in doc:
+            raise RefusalError(400, "invalid_request", "kubeconfig (the consumer's) is required")
+        try:
+            # Apply rule 3: everything is checked before a pickup is taken or a bind is made.
+            creds = consumer_credentials(doc.pop("kubeconfig"))
+            objects = self._take(token) if pickup is not None else self._issue(who, export, uid)
+            applied = self.applier.apply(creds, objects)
+        except ApplyRefusedError as err:
+            extra = {"applied": err.applied} if err.applied or err.status >= 422 else {}
+            return JSONResponse(
+                {"error": err.error, "message": err.message, **extra},
+                status_code=err.status, headers={"Cache-Control": "no-store"},
+            )  # fmt: skip
+        log.info(
+            "bundle applied",
+            extra={"subject": who.subject, "email": who.email, "objects": len(applied),
+                   "via": "pickup" if pickup is not None else "bind"},
+        )  # fmt: skip
+        return JSONResponse({"applied": applied}, headers={"Cache-Control": "no-store"})
 
     def exports(self, request: Request) -> Response:
         """The URL a user pastes: JSON for programs, a page for browsers (login first)."""
@@ -518,6 +599,7 @@ def make_app(gateway: Gateway) -> Starlette:
             Route("/api/catalog", g.catalog, methods=["GET"]),
             Route("/api/bind", g.bind, methods=["POST"]),
             Route("/api/bundle/{token}", g.bundle, methods=["GET"]),
+            Route("/api/apply", g.apply, methods=["POST"]),
         ],
         middleware=[Middleware(_AccessLog)],
         exception_handlers={

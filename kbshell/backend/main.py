@@ -28,6 +28,7 @@ import uvicorn
 
 from kbshell.backend import components
 from kbshell.backend.admission import Admission
+from kbshell.backend.apply import Applier
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import Issuer
 from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider-*) or static:FILE, the dev/demo issuer (a fixed catalog and bundles)",
     )
     components.add_flags(p)
+    p.add_argument(
+        "--enable-apply",
+        action="store_true",
+        help="serve POST /api/apply: the gateway applies a bundle to the consumer cluster of a "
+        "kubeconfig the caller sends (off: the gateway would connect to addresses callers "
+        "choose)",
+    )
     p.add_argument("--provider-name", default="kube-bind")
     p.add_argument("--bind-rate-limit", type=int, default=10, help="binds per identity per window")
     p.add_argument("--bind-rate-window", type=float, default=60.0, metavar="SECONDS")
@@ -382,6 +390,8 @@ def _gateway_app(
         "gateway starting",
         extra={"listen": args.listen_address, "externalURL": external, "issuer": client.issuer,
                "sessionStore": "memory" if args.session_store == "memory" else "redis",
-               "admits": "everyone" if admission.everyone else "the allowed set"},
+               "admits": "everyone" if admission.everyone else "the allowed set",
+               "apply": "enabled" if args.enable_apply else "disabled"},
     )  # fmt: skip
-    return make_app(Gateway(config, oidc, issuer, store))
+    applier = Applier() if args.enable_apply else None
+    return make_app(Gateway(config, oidc, issuer, store, applier=applier))

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
 from kbshell.backend.admission import Admission
+from kbshell.backend.apply import Applier
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import BindRefused, CatalogEntry, Identity
 from kbshell.backend.oidc import OidcClient, OidcProvider
@@ -141,9 +142,9 @@ def bundle(export: str) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": f"{export}-kubeconfig", "namespace": "kube-bind"},
          "stringData": {"kubeconfig": kubeconfig}},
-        {"apiVersion": "kube-bind.io/v1alpha1", "kind": "Connection",
+        {"apiVersion": "core.kube-bind.io/v1alpha1", "kind": "Connection",
          "metadata": {"name": export}, "spec": {"kubeconfigSecretRef": {"name": f"{export}-kubeconfig"}}},
-        {"apiVersion": "kube-bind.io/v1alpha1", "kind": "ClusterBinding",
+        {"apiVersion": "core.kube-bind.io/v1alpha1", "kind": "ClusterBinding",
          "metadata": {"name": export}, "spec": {"connection": export, "apis": ["widgets.example.com"]}},
     ]  # fmt: skip
 
@@ -180,7 +181,10 @@ EXTERNAL = "http://testserver"
 class World:
     """A gateway with its provider, issuer, store and clock; ``browser()`` is a cookie jar."""
 
-    def __init__(self, rate_limit: int = 10, admission: Admission | None = None) -> None:
+    def __init__(
+        self, rate_limit: int = 10, admission: Admission | None = None,
+        applier: Applier | None = None,
+    ) -> None:  # fmt: skip
         self.clock = Clock()
         self.op = FakeOp()
         self.issuer = RecordingIssuer()
@@ -192,7 +196,9 @@ class World:
         config = GatewayConfig(EXTERNAL, provider_name="Widgets Inc.", version="1.2.3",
                                bind_rate_limit=rate_limit,
                                admission=admission or Admission())  # fmt: skip
-        self.app = make_app(Gateway(config, oidc, self.issuer, self.store, clock=self.clock))
+        self.app = make_app(
+            Gateway(config, oidc, self.issuer, self.store, clock=self.clock, applier=applier)
+        )
         self.responses: list[httpx.Response] = []
 
     def browser(self) -> TestClient:
