@@ -14,6 +14,8 @@ Rules:
     itself uses, which is often a cluster-internal one.
  4. ``/healthz`` and ``/readyz`` (kube style, `kbshell.ops.server`) on
     ``--health-probe-bind-address``; ready once every running controller's caches synced.
+    ``/metrics`` (`kbshell.backend.metrics`) on the same listener, or on
+    ``--metrics-bind-address`` when given.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         "--health-probe-bind-address",
         default=":8081",
         help="host:port of /healthz and /readyz (0 disables them)",
+    )
+    p.add_argument(
+        "--metrics-bind-address",
+        default=None,
+        help="host:port of /metrics (0 disables it); default: the probes' listener serves it",
     )
 
 

@@ -66,6 +66,7 @@ from starlette.routing import Route
 from kbshell.backend.admission import Admission
 from kbshell.backend.apply import Applier, ApplyRefusedError, consumer_credentials
 from kbshell.backend.issuing import BindRefused, Identity, Issuer, refusal_status
+from kbshell.backend.metrics import GatewayMetrics
 from kbshell.backend.oidc import InvalidIdTokenError, LoginRefusedError, OidcError, OidcProvider
 from kbshell.backend.sessions import SessionStore
 from kbshell.bundle_yaml import bundle_yaml
@@ -182,15 +183,25 @@ def _wants(accept: str) -> str | None:
 
 
 class _AccessLog(BaseHTTPMiddleware):
-    """Rule 1: method, route, status and duration; no query string, no pickup token."""
+    """Rule 1: method, route, status and duration; no query string, no pickup token. And the
+    request metrics (kbshell.backend.metrics)."""
+
+    def __init__(self, app: Any, metrics: GatewayMetrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
 
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         start = time.monotonic()
-        response = await call_next(request)
-        response.headers.setdefault("Cache-Control", "no-store")  # nothing here is cacheable
         path = request.url.path
+        try:
+            response = await call_next(request)
+        except Exception:
+            self.metrics.request(path, request.method, 500, time.monotonic() - start)
+            raise
+        response.headers.setdefault("Cache-Control", "no-store")  # nothing here is cacheable
+        self.metrics.request(path, request.method, response.status_code, time.monotonic() - start)
         route = "/api/bundle/{token}" if path.startswith("/api/bundle/") else path
         log.info(
             "request",
@@ -213,8 +224,10 @@ class Gateway:
         store: SessionStore,
         clock: Callable[[], float] = time.time,
         applier: Applier | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         """``applier`` None: ``POST /api/apply`` is disabled (``--enable-apply``)."""
+        self.metrics = metrics or GatewayMetrics(config.version)
         self.config = config
         self.oidc = oidc
         self.issuer = issuer
@@ -311,6 +324,18 @@ class Gateway:
         return response
 
     def callback(self, request: Request) -> Response:
+        try:
+            response = self._callback(request)
+        except RefusalError as err:
+            self.metrics.login(err.error)
+            raise
+        except OidcError:
+            self.metrics.login("identity_provider_unavailable")
+            raise
+        self.metrics.login("ok")
+        return response
+
+    def _callback(self, request: Request) -> Response:
         params = request.query_params
         state = params.get("state", "")
         login_json = self.store.take("login:" + _digest("state", state).hex()) if state else None
@@ -417,11 +442,17 @@ class Gateway:
         return export, uid
 
     def _issue(self, who: Identity, export: str, uid: str) -> list[dict[str, Any]]:
-        self._limit(who)
+        try:
+            self._limit(who)
+        except RefusalError:
+            self.metrics.bind_refused("RateLimited")
+            raise
         try:
             objects = self.issuer.bind(who, export, uid)
         except BindRefused as err:
+            self.metrics.bind_refused(err.reason)
             raise RefusalError(refusal_status(err), err.reason, err.message) from err
+        self.metrics.bind_issued()
         return objects
 
     def _bind(self, request: Request, body: bytes) -> Response:
@@ -481,6 +512,7 @@ class Gateway:
     def _take(self, token: str) -> list[dict[str, Any]]:
         """Rule 3: the pickup's bundle, taken (once)."""
         sealed = self.store.take(_pickup_key(token))
+        self.metrics.pickup(taken=sealed is not None)
         if sealed is None:
             raise RefusalError(
                 410, "gone",
@@ -505,6 +537,14 @@ class Gateway:
         return await run_in_threadpool(self._apply, request, body)
 
     def _apply(self, request: Request, body: bytes) -> Response:
+        try:
+            response = self._apply_checked(request, body)
+        except RefusalError as err:
+            self.metrics.apply(err.error)
+            raise
+        return response
+
+    def _apply_checked(self, request: Request, body: bytes) -> Response:
         assert self.applier is not None
         who = self.caller(request)
         doc = self._object(body)
@@ -530,11 +570,13 @@ class Gateway:
             objects = self._take(token) if pickup is not None else self._issue(who, export, uid)
             applied = self.applier.apply(creds, objects)
         except ApplyRefusedError as err:
+            self.metrics.apply(err.error)
             extra = {"applied": err.applied} if err.applied or err.status >= 422 else {}
             return JSONResponse(
                 {"error": err.error, "message": err.message, **extra},
                 status_code=err.status, headers={"Cache-Control": "no-store"},
             )  # fmt: skip
+        self.metrics.apply("ok")
         log.info(
             "bundle applied",
             extra={"subject": who.subject, "email": who.email, "objects": len(applied),
@@ -601,7 +643,7 @@ def make_app(gateway: Gateway) -> Starlette:
             Route("/api/bundle/{token}", g.bundle, methods=["GET"]),
             Route("/api/apply", g.apply, methods=["POST"]),
         ],
-        middleware=[Middleware(_AccessLog)],
+        middleware=[Middleware(_AccessLog, metrics=g.metrics)],
         exception_handlers={
             RefusalError: _refusal,
             HTTPException: _http_exception,

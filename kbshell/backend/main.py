@@ -31,6 +31,7 @@ from kbshell.backend.admission import Admission
 from kbshell.backend.apply import Applier
 from kbshell.backend.gateway import Gateway, GatewayConfig, make_app
 from kbshell.backend.issuing import Issuer
+from kbshell.backend.metrics import GatewayMetrics
 from kbshell.backend.oidc import OidcClient, OidcError, OidcProvider
 from kbshell.backend.reaper import Reaper, reap_settings
 from kbshell.backend.sessions import MemoryStore, RedisStore, SessionStore
@@ -147,11 +148,11 @@ def _listen(value: str) -> tuple[str, int]:
     return address
 
 
-def _probe_address(value: str) -> None:
+def _probe_address(value: str, flag: str = "--health-probe-bind-address") -> None:
     try:
         parse_bind_address(value)
     except ValueError as err:
-        raise UsageError(f"--health-probe-bind-address: {err} (e.g. :8081, 0 to disable)") from err
+        raise UsageError(f"{flag}: {err} (e.g. :8081, 0 to disable)") from err
 
 
 def _external_url(value: str) -> str:
@@ -288,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         run = _run(args)
         host, port = _listen(args.listen_address)
         _probe_address(args.health_probe_bind_address)
+        if args.metrics_bind_address is not None:
+            _probe_address(args.metrics_bind_address, "--metrics-bind-address")
         try:
             reaper_settings = reap_settings(args.reap, args.reap_ttl)
         except ValueError as err:
@@ -303,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(_drop_color_message)
     app = None
+    metrics = GatewayMetrics(_version())
     if gateway is not None:
-        app = _gateway_app(args, *gateway)
+        app = _gateway_app(args, *gateway, metrics)
         if app is None:
             if provider is not None:
                 provider.close()
@@ -314,10 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         probes = OpsServer(
             probes=controllers.probes() if controllers else Probes(),
+            metrics=metrics,
             health_address=args.health_probe_bind_address,
+            metrics_address=args.metrics_bind_address,
         ).start()
     except ListenError as err:
-        flag = "--health-probe-bind-address"
+        flag = (
+            "--metrics-bind-address" if err.serves == "metrics" else ("--health-probe-bind-address")
+        )
         log.error("cannot open a listener", extra={"error": str(err), "flag": flag})
         if provider is not None:
             provider.close()
@@ -362,6 +370,7 @@ def _gateway_app(
     issuer: Issuer,
     store: SessionStore,
     admission: Admission,
+    metrics: GatewayMetrics,
 ) -> Any:
     """The gateway's app, or None (logged) when its OIDC provider or store is unusable."""
     oidc = OidcProvider(client, httpx.Client(timeout=10))
@@ -394,4 +403,4 @@ def _gateway_app(
                "apply": "enabled" if args.enable_apply else "disabled"},
     )  # fmt: skip
     applier = Applier() if args.enable_apply else None
-    return make_app(Gateway(config, oidc, issuer, store, applier=applier))
+    return make_app(Gateway(config, oidc, issuer, store, applier=applier, metrics=metrics))

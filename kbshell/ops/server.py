@@ -6,7 +6,9 @@ controller-runtime and the kube components do: `/healthz` and `/livez` (liveness
 health-probe address, and `/metrics` on the metrics address. Addresses are Go style (`:8081`,
 `127.0.0.1:8081`, `[::1]:8081`); `0` (or empty) disables that listener, port 0 binds an
 ephemeral port (see `health_port` / `metrics_port`). When both addresses are the same fixed
-address, one listener serves all paths.
+address, or the metrics address is None, one listener serves all paths. Any registry with
+`render_for` (`Exposition`) is served: the konnector's `Metrics`, `kube-bind-backend`'s
+`GatewayMetrics`.
 
 The server is stdlib `ThreadingHTTPServer` in a daemon thread: a probe must never wait behind a
 scrape, and the process must never wait for the server on exit.
@@ -21,12 +23,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from kbshell.ops.metrics import Metrics
+
+class Exposition(Protocol):
+    """A metrics registry the server can expose (`kbshell.ops.metrics.Metrics` is one)."""
+
+    def render_for(self, accept: str | None) -> tuple[bytes, str]: ...
+
 
 Check = Callable[[], tuple[bool, str]]
 """A probe check: returns (ok, reason); the reason is shown when it fails."""
@@ -226,7 +233,7 @@ class _Server6(_Server):
 class _Handler(BaseHTTPRequestHandler):
     # Set per listener by OpsServer (a subclass per listener).
     probes: Probes | None = None
-    metrics: Metrics | None = None
+    metrics: Exposition | None = None
     # A stuck client must not hold a handler thread for ever.
     timeout = 10
     server_version = "konnector-ops"
@@ -298,18 +305,25 @@ class OpsServer:
         self,
         *,
         probes: Probes,
-        metrics: Metrics | None = None,
+        metrics: Exposition | None = None,
         health_address: str = ":8081",
-        metrics_address: str = ":8085",
+        metrics_address: str | None = ":8085",
     ) -> None:
+        """`metrics_address` None: the metrics on the probes' listener (also on port 0)."""
         health = parse_bind_address(health_address)
-        scrape = parse_bind_address(metrics_address) if metrics is not None else None
+        shared = metrics is not None and metrics_address is None and health is not None
+        scrape = (
+            parse_bind_address(metrics_address)
+            if metrics is not None and metrics_address is not None
+            else None
+        )
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self.health_port: int | None = None
         self.metrics_port: int | None = None
         try:
-            if health is not None and health == scrape and health[1] != 0:
+            if shared or (health is not None and health == scrape and health[1] != 0):
+                assert health is not None
                 srv = self._bind(health, probes, metrics)
                 self.health_port = self.metrics_port = srv.server_address[1]
             else:
@@ -322,7 +336,7 @@ class OpsServer:
             raise
 
     def _bind(
-        self, addr: tuple[str, int], probes: Probes | None, metrics: Metrics | None
+        self, addr: tuple[str, int], probes: Probes | None, metrics: Exposition | None
     ) -> _Server:
         handler = type("OpsHandler", (_Handler,), {"probes": probes, "metrics": metrics})
         cls = _Server6 if ":" in addr[0] else _Server

@@ -196,9 +196,10 @@ class World:
         config = GatewayConfig(EXTERNAL, provider_name="Widgets Inc.", version="1.2.3",
                                bind_rate_limit=rate_limit,
                                admission=admission or Admission())  # fmt: skip
-        self.app = make_app(
-            Gateway(config, oidc, self.issuer, self.store, clock=self.clock, applier=applier)
+        self.gateway = Gateway(
+            config, oidc, self.issuer, self.store, clock=self.clock, applier=applier
         )
+        self.app = make_app(self.gateway)
         self.responses: list[httpx.Response] = []
 
     def browser(self) -> TestClient:

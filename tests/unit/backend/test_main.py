@@ -120,6 +120,7 @@ def test_an_unreachable_oidc_provider_is_exit_1_with_a_json_log_line(
          "--provider-kubeconfig /nonexistent/kubeconfig: cannot load the provider's credentials"),
         (["--run", "issuer"], "--provider-kubeconfig (in-cluster): cannot load"),
         (["--health-probe-bind-address", "8081"], "--health-probe-bind-address: bind address"),
+        (["--metrics-bind-address", "x"], "--metrics-bind-address: bind address"),
     ],
 )  # fmt: skip
 def test_bad_component_flags_are_exit_2(
@@ -193,6 +194,9 @@ def test_the_controllers_alone_serve_probes_not_ready_until_synced_and_stop_on_s
 
         assert eventually(lambda: status("/healthz"), 30, "/healthz answers") == 200
         assert status("/readyz") == 503
+        # The metrics on the probes' listener (no --metrics-bind-address).
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        assert scrape.status_code == 200 and "kubebind_backend_build_info{" in scrape.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert proc.stderr is not None
