@@ -470,7 +470,7 @@ class Gateway:
         return JSONResponse(
             {
                 "pickupURL": self.config.url(f"/api/bundle/{token}"),
-                "expiresInSeconds": int(self.config.pickup_ttl),
+                "expiresInSeconds": math.ceil(self.config.pickup_ttl),
             },
             status_code=201,
             headers={"Cache-Control": "no-store"},

@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind-rate-limit", type=int, default=10, help="binds per identity per window")
     p.add_argument("--bind-rate-window", type=float, default=60.0, metavar="SECONDS")
     p.add_argument(
+        "--pickup-ttl",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a pickup URL stays valid (it is also single use)",
+    )
+    p.add_argument(
         "--reap",
         default="off",
         choices=("off", "dry-run", "revoke", "delete"),
@@ -269,6 +276,8 @@ def _gateway(
         raise UsageError("--bind-rate-limit must be at least 1")
     if args.bind_rate_window <= 0:
         raise UsageError("--bind-rate-window must be positive")
+    if not 0 < args.pickup_ttl <= 3600:
+        raise UsageError("--pickup-ttl must be more than 0 and at most 3600 seconds")
     client = OidcClient(
         issuer=args.oidc_issuer_url,
         client_id=args.oidc_client_id,
@@ -388,6 +397,7 @@ def _gateway_app(
         version=_version(),
         bind_rate_limit=args.bind_rate_limit,
         bind_rate_window=args.bind_rate_window,
+        pickup_ttl=args.pickup_ttl,
         admission=admission,
     )
     if not config.secure_cookies and urllib.parse.urlsplit(external).hostname not in LOOPBACK:

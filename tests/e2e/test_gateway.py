@@ -64,6 +64,10 @@ ISSUER_FILE = {
 }
 
 
+OTHER_CLIENT_ID = "some-other-app"
+"""A Dex client the gateways do not accept: its ID tokens are for another audience."""
+
+
 @attrs.frozen
 class Site:
     dex: Dex
@@ -71,6 +75,9 @@ class Site:
     b: GatewayServer
     catcher: RedirectCatcher
     issuer_file: Path
+    secret: str
+    restricted_port: int
+    """Dex knows this port's callback too: for a replica a test starts with its own flags."""
 
     def logs(self) -> str:
         return self.a.log_text() + self.b.log_text()
@@ -84,11 +91,13 @@ def site(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("gateway")
-    port_a, port_b = gateway_ports(2)
+    port_a, port_b, port_c = gateway_ports(3)
     secret = secrets.token_urlsafe(24)
+    callbacks = (callback_url(port_a), callback_url(port_b), callback_url(port_c))
     clients = [
-        Client(CONFIDENTIAL_CLIENT_ID, (callback_url(port_a), callback_url(port_b)), secret),
+        Client(CONFIDENTIAL_CLIENT_ID, callbacks, secret),
         Client(PUBLIC_CLIENT_ID, (redirect_catcher.url,)),
+        Client(OTHER_CLIENT_ID, (redirect_catcher.url,)),
     ]
     issuer_file = tmp / "issuer.yaml"
     issuer_file.write_text(json.dumps(ISSUER_FILE))
@@ -109,7 +118,8 @@ def site(
         for replica in replicas:
             replica.start()
         try:
-            yield Site(dex, replicas[0], replicas[1], redirect_catcher, issuer_file)
+            yield Site(dex, replicas[0], replicas[1], redirect_catcher, issuer_file, secret,
+                       port_c)  # fmt: skip
         finally:
             for replica in replicas:
                 replica.stop()
@@ -272,10 +282,10 @@ def test_a_session_outlives_the_replica_that_opened_it(site: Site) -> None:
         assert browser.get(site.a.url + "/api/catalog").status_code == 200
 
 
-def cli_id_token(site: Site, user: User) -> str:
+def cli_id_token(site: Site, user: User, client_id: str = PUBLIC_CLIENT_ID) -> str:
     """What `kubectl bind login` will hold: an ID token of the public CLI client (PKCE)."""
     with new_browser() as browser:
-        login = Login.new(next(c for c in site.dex.clients if c.id == PUBLIC_CLIENT_ID))
+        login = Login.new(next(c for c in site.dex.clients if c.id == client_id))
         code = log_in(browser, site.dex, site.catcher, login, user)
         token: str = redeem(browser, site.dex, login, code).json()["id_token"]
         return token
@@ -320,3 +330,90 @@ def test_the_rate_limit_is_shared_by_the_replicas(
             # Alice has a budget of her own.
             alice = {"Authorization": f"Bearer {cli_id_token(site, ALICE)}"}
             assert bind(curl, replicas[1], "widgets", **alice).status_code == 201
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_an_id_token_for_another_audience_is_401(site: Site) -> None:
+    """A real Dex token, validly signed, but issued to a client the gateway does not accept."""
+    foreign = cli_id_token(site, ALICE, OTHER_CLIENT_ID)
+    with httpx.Client(trust_env=False, timeout=15) as curl:
+        for call in (
+            lambda: curl.get(site.a.url + "/api/catalog", headers={"Authorization": f"Bearer {foreign}"}),
+            lambda: bind(curl, site.b, "widgets", Authorization=f"Bearer {foreign}"),
+        ):  # fmt: skip
+            refused = call()
+            assert refused.status_code == 401
+            assert refused.json() == {
+                "error": "invalid_token",
+                "message": "the bearer ID token is refused: it was issued to another client",
+            }
+            assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert foreign not in site.logs()
+
+
+def test_a_replayed_state_is_400_even_after_its_login_succeeded(site: Site) -> None:
+    with new_browser() as browser:
+        url = callback_from_dex(browser, to_dex_form(browser, site.a.url + "/api/authorize"), BOB)
+        done = browser.get(url, follow_redirects=False)
+        assert done.status_code == 303
+        replayed = browser.get(url, follow_redirects=False)
+        assert replayed.status_code == 400
+        assert replayed.json()["error"] == "invalid_state"
+        assert "already used" in replayed.json()["message"]
+        assert browser.get(site.a.url + "/api/catalog").status_code == 200  # still logged in
+
+
+def _keys(store: str, kind: str) -> list[bytes]:
+    with redis.Redis.from_url(store) as raw:
+        return list(raw.scan_iter(f"kube-bind:gateway:{kind}:*"))
+
+
+def test_outside_the_allowed_set_is_403_and_nothing_is_written(
+    site: Site, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A replica admitting Alice only, on a Redis database of its own, with 2 s pickups: Bob is
+    refused at the callback and on bearer requests, and no session, rate count or pickup of
+    his exists; Alice's pickups are single use and expire."""
+    store = redis_server.url.rsplit("/", 1)[0] + "/4"
+    with redis.Redis.from_url(store) as raw:
+        raw.flushdb()
+    restricted = GatewayServer(
+        tmp_path / "c", site.restricted_port,
+        oidc_issuer=site.dex.issuer, client_id=CONFIDENTIAL_CLIENT_ID, client_secret=site.secret,
+        issuer_file=site.issuer_file, session_store=store, accept_audiences=[PUBLIC_CLIENT_ID],
+        extra_args=["--allow-email", ALICE.email, "--pickup-ttl", "2"],
+    )  # fmt: skip
+    with restricted:
+        restricted.start()
+        with new_browser() as bob:
+            url = callback_from_dex(bob, to_dex_form(bob, restricted.url + "/exports"), BOB)
+            refused = bob.get(url, follow_redirects=False)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"] == "not_allowed"
+            assert refused.json()["message"].startswith(f"{BOB.email} is not among the users")
+            assert "ask the provider's administrator" in refused.json()["message"]
+            assert bob.get(restricted.url + "/api/catalog").status_code == 401
+        bearer = {"Authorization": f"Bearer {cli_id_token(site, BOB)}"}
+        with httpx.Client(trust_env=False, timeout=15) as curl:
+            assert bind(curl, restricted, "widgets", **bearer).status_code == 403
+            assert curl.get(restricted.url + "/api/catalog", headers=bearer).status_code == 403
+            assert [_keys(store, k) for k in ("session", "rate", "pickup")] == [[], [], []]
+            # Alice is admitted; her pickup is single use, and gone once its 2 s are up.
+            alice = {"Authorization": f"Bearer {cli_id_token(site, ALICE)}"}
+            first = bind(curl, restricted, "widgets", **alice).json()
+            assert first["expiresInSeconds"] == 2
+            assert curl.get(first["pickupURL"]).status_code == 200
+            reused = curl.get(first["pickupURL"])
+            assert (reused.status_code, reused.json()["error"]) == (410, "gone")
+            second = bind(curl, restricted, "widgets", **alice).json()["pickupURL"]
+            assert len(_keys(store, "pickup")) == 1
+            eventually(lambda: not _keys(store, "pickup"), timeout=15, what="the pickup to expire")
+            expired = curl.get(second)
+            assert expired.status_code == 410
+            assert "already used or has expired" in expired.json()["message"]
+        with new_browser() as browser:
+            _log_in(browser, ALICE, restricted)
+            assert len(_keys(store, "session")) == 1
+    assert '"msg": "caller not allowed"' in restricted.log_text()

@@ -71,6 +71,7 @@ def args(issuer_file: Path, **overrides: str) -> list[str]:
         ("--allow-email", "alice", "--allow-email 'alice': give an address"),
         ("--allow-email-domain", "a@b.c", "--allow-email-domain 'a@b.c': give a domain"),
         ("--allow-group", " ", "--allow-group: give a value"),
+        ("--pickup-ttl", "0", "--pickup-ttl must be more than 0"),
     ],
 )
 def test_a_bad_flag_is_exit_2_saying_what_to_fix(
