@@ -1,6 +1,6 @@
 """The docs cannot drift from the code: every condition type and reason the kernel writes, every
 konnector flag (with its default) and every metric the konnector exports appears in the user
-guide. Adding one without documenting it fails here. And the repository is self-contained:
+guide; every `kube-bind-backend` flag and metric in docs/service-layer.md. Adding one without documenting it fails here. And the repository is self-contained:
 nothing in it points at a document outside it.
 """
 
@@ -22,6 +22,8 @@ import pytest
 import kbcore
 from kbcore.api import conditions
 from kbcore.sync import instance
+from kbshell.backend.main import build_parser as build_backend_parser
+from kbshell.backend.metrics import GatewayMetrics
 from kbshell.main import build_parser
 from kbshell.ops.metrics import Metrics
 
@@ -136,10 +138,10 @@ def test_every_conflict_reason_is_documented(guide: str) -> None:
 # --- flags --------------------------------------------------------------------------------------
 
 
-def long_flags() -> list[argparse.Action]:
+def long_flags(parser: argparse.ArgumentParser | None = None) -> list[argparse.Action]:
     return [
         a
-        for a in build_parser()._actions
+        for a in (parser or build_parser())._actions
         if any(s.startswith("--") for s in a.option_strings) and a.dest != "help"
     ]
 
@@ -150,7 +152,7 @@ def _flag(action: argparse.Action) -> str:
 
 def _default(action: argparse.Action) -> str | None:
     d = action.default
-    if d is None or d is False:
+    if d is None or d is False or d == []:
         return None
     return f"{d:g}" if isinstance(d, float) else str(d)
 
@@ -171,7 +173,36 @@ def test_every_flag_is_documented_with_its_default(action: argparse.Action, guid
         )
 
 
+@pytest.mark.parametrize("action", long_flags(build_backend_parser()), ids=_flag)
+def test_every_backend_flag_is_documented_with_its_default(action: argparse.Action) -> None:
+    text = SERVICE_LAYER.read_text()
+    flag = _flag(action)
+    rows = [line for line in text.splitlines() if re.search(rf"`{re.escape(flag)}[ `]", line)]
+    assert rows, f"kube-bind-backend {flag} is not in {SERVICE_LAYER.name}"
+    default = _default(action)
+    if default is not None:
+        assert any(f"`{default}`" in row for row in rows), (
+            f"{flag}: its default `{default}` is not on a line that documents it"
+        )
+
+
 # --- metrics ------------------------------------------------------------------------------------
+
+
+def _scraped(text: str) -> list[str]:
+    names = re.findall(r"^# TYPE (\S+) \S+$", text, re.M)
+    created = {
+        n for n in names if n.endswith("_created") and {n[:-8], n[:-8] + "_total"} & set(names)
+    }
+    return [n for n in names if n not in created]
+
+
+def test_every_backend_metric_is_documented() -> None:
+    names = _scraped(GatewayMetrics().render().decode())
+    assert "kubebind_gateway_binds_total" in names and "kubebind_backend_build_info" in names
+    text = SERVICE_LAYER.read_text()
+    missing = [n for n in names if not mentioned(n, text)]
+    assert not missing, f"document these metrics in {SERVICE_LAYER.name}: {missing}"
 
 
 def exported_metrics() -> list[str]:
