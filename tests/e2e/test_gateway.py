@@ -417,3 +417,23 @@ def test_outside_the_allowed_set_is_403_and_nothing_is_written(
             _log_in(browser, ALICE, restricted)
             assert len(_keys(store, "session")) == 1
     assert '"msg": "caller not allowed"' in restricted.log_text()
+
+
+def test_a_group_rule_admits_by_dexs_groups_claim(site: Site, tmp_path: Path) -> None:
+    """--allow-group makes the login ask Dex for the groups scope: Alice (kube-bind-admins) is
+    admitted, Bob (developers only) is not."""
+    restricted = GatewayServer(
+        tmp_path / "g", site.restricted_port,
+        oidc_issuer=site.dex.issuer, client_id=CONFIDENTIAL_CLIENT_ID, client_secret=site.secret,
+        issuer_file=site.issuer_file, session_store="memory",
+        extra_args=["--allow-group", "kube-bind-admins"],
+    )  # fmt: skip
+    with restricted:
+        restricted.start()
+        with logged_in_browser(site, ALICE, restricted) as alice:
+            assert alice.get(restricted.url + "/api/catalog").status_code == 200
+        with new_browser() as bob:
+            url = callback_from_dex(bob, to_dex_form(bob, restricted.url + "/exports"), BOB)
+            refused = bob.get(url, follow_redirects=False)
+            assert refused.status_code == 403
+            assert "the ID token's groups: developers" in refused.json()["message"]
