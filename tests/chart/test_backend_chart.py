@@ -110,6 +110,8 @@ def test_values_schema_and_values_yaml_name_the_same_keys() -> None:
         ({"allow": {"emailDomains": ["a@example.com"]}}, "/allow/emailDomains/0"),
         ({"allow": {"groups": [""]}}, "/allow/groups/0"),
         ({"allow": {"users": ["alice@example.com"]}}, "'users' not allowed"),
+        ({"pickupTTLSeconds": 7200}, "/pickupTTLSeconds"),
+        ({"enableApply": "yes"}, "/enableApply"),
     ],
     ids=lambda v: str(v),
 )
@@ -171,6 +173,8 @@ def test_values_reach_the_backends_flags_and_secrets_stay_files(helm: Helm) -> N
     assert args.oidc_scopes == "openid email profile"
     assert (args.allow_email, args.allow_email_domain) == ([], ["example.com"])
     assert args.allow_group == ["kube-bind-users"]
+    assert (args.enable_apply, args.pickup_ttl) == (True, 120.0)
+    assert _args(_template(helm)).enable_apply is False  # off unless asked for
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     mounts = {m["name"]: m["mountPath"] for m in _container(objs)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
