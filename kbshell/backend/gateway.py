@@ -4,8 +4,8 @@ out a bind's bundle once (docs/service-layer.md, "Gateway").
 Endpoints: ``GET /exports`` (landing page), ``GET /api/provider``, ``GET /api/authorize`` and
 ``GET /api/callback`` (browser login: authorization code with PKCE), ``GET /api/catalog``,
 ``POST /api/bind``, ``GET /api/bundle/{token}``, ``POST /api/apply`` (when enabled),
-``GET /api/healthz``. A caller is a browser
-session (cookie) or carries ``Authorization: Bearer <ID token>`` (the CLI, curl).
+``GET /api/healthz``. A caller is a browser session (cookie) or carries
+``Authorization: Bearer <ID token>`` (the CLI, curl).
 
 Rules:
 
