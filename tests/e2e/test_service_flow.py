@@ -8,6 +8,8 @@ Nothing here mints credentials or RBAC by hand: the provider's administrator ins
 service CRDs, a Widget CRD and one Export, and everything else is the backend's and the
 provider's kube-controller-manager's (the token controller, the garbage collector). The
 provider's audit log, not the konnector's word, shows each konnector stayed in its boundary.
+The real reaper (`kube-bind-backend --reap-once`) then finds the Grant of a konnector that
+stopped, in a dry run and in revoke mode, and leaves the one that heart-beats alone.
 """
 
 from __future__ import annotations
