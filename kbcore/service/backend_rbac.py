@@ -1,6 +1,6 @@
 """The provider-side RBAC of `kube-bind-backend` itself: what its own credentials must hold.
 
-The chart `charts/backend` grants exactly `backend_rules()` to the backend's ServiceAccount
+The chart `charts/backend` grants exactly `backend_rules(reap)` to the backend's ServiceAccount
 (tests/chart/test_backend_chart.py compares the rendered ClusterRole with it, and
 tests/chart/test_backend_rbac_in_practice.py proves on a real API server that the backend is
 never refused and that every verb below is used). Rules, each naming what needs it:
@@ -14,7 +14,8 @@ never refused and that every verb below is used). Rules, each naming what needs 
  2. Status: a PUT to the status subresource of Exports, Collections, Grants and BoundNamespaces
     (their Ready; a Grant's issued namespace and token; `reissue` clears Revoked).
  3. Grants are created by the gateway only (`plan_issue`); nothing else of the catalog or iam
-    groups is created, updated (outside status) or deleted by the backend.
+    groups is created, updated (outside status) or deleted by the backend, except a stale Grant
+    deleted by the reaper in `Delete` mode (rule 9).
  4. What a Grant mints (`issuer` rule 6) and a claim gets (`claims` rule 4): CREATE of
     Namespaces, ServiceAccounts, Secrets, Roles, RoleBindings, ClusterRoles and
     ClusterRoleBindings. Their names derive from each caller's identity (a hash), so no create
@@ -34,6 +35,10 @@ never refused and that every verb below is used). Rules, each naming what needs 
     take `*`: `escalate` and `bind` on roles and clusterroles are the smaller grant. They make
     the backend as powerful as cluster-admin in effect (it may create and bind any role), which
     is what a component minting credentials for others is; the chart says so.
+ 9. The reaper (`kbcore.service.reaper`, `kube-bind-backend --reap`), only when it runs: a LIST
+    of every Lease (the konnectors' heartbeats; its Grants come from the LIST of rule 1). In
+    `Revoke` mode it writes the Grant's status (rule 2 already allows it); in `Delete` mode it
+    also DELETEs Grants. A dry run writes nothing. Off, none of this is granted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from kbcore.api.resources import (
     CRDS,
     EXPORTS,
     GRANTS,
+    LEASES,
     NAMESPACES,
     ROLE_BINDINGS,
     ROLES,
@@ -54,6 +60,7 @@ from kbcore.api.resources import (
 )
 from kbcore.objects import GVR
 from kbcore.service.issuer import SERVICE_ACCOUNT, TOKEN_SECRET
+from kbcore.service.reaper import ReapMode
 from kbcore.views.rbac import Rule
 
 
@@ -62,13 +69,20 @@ def _rule(gvr: GVR, verbs: tuple[str, ...], why: str, *, sub: str = "") -> Rule:
     return Rule(gvr.group, resource, verbs, why)
 
 
-def backend_rules() -> tuple[Rule, ...]:
+def backend_rules(reap: ReapMode | None = None) -> tuple[Rule, ...]:
     """Every cluster-wide rule `kube-bind-backend --issuer=provider` (gateway and controllers)
-    needs on the provider, in the chart's order (module docstring)."""
+    needs on the provider, with the reaper in mode `reap` (None: off), in the chart's order
+    (module docstring)."""
+    reaps = () if reap is None else (_rule(LEASES, ("list",), "rule 9: the reaper's heartbeats"),)
+    deletes = ("delete",) if reap is ReapMode.DELETE else ()
     return (
         _rule(EXPORTS, ("get", "list", "watch"), "rule 1: catalog, Collections, binds"),
         _rule(COLLECTIONS, ("list", "watch"), "rule 1: cache and catalog"),
-        _rule(GRANTS, ("get", "list", "watch", "create"), "rules 1, 3: cache, claims, binds"),
+        _rule(
+            GRANTS,
+            ("get", "list", "watch", "create", *deletes),
+            "rules 1, 3, 9: cache, claims, binds, the reaper",
+        ),
         _rule(BOUND_NAMESPACES, ("list", "watch"), "rule 1: cache of claims"),
         *(
             _rule(gvr, ("update",), "rule 2: status", sub="status")
@@ -104,4 +118,5 @@ def backend_rules() -> tuple[Rule, ...]:
             _rule(gvr, ("escalate", "bind"), "rule 8: the tenant's rules and their bindings")
             for gvr in (ROLES, CLUSTER_ROLES)
         ),
+        *reaps,
     )

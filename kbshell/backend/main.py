@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         "than --reap-ttl are logged (dry-run), revoked or deleted",
     )
     p.add_argument("--reap-ttl", default="1h", metavar="DURATION", help="e.g. 90s, 30m, 1h")
+    p.add_argument(
+        "--reap-once",
+        action="store_true",
+        help="make one reaper pass (--reap, --reap-ttl, --provider-kubeconfig) and exit: 0, or 1 "
+        "when the pass failed; nothing else runs",
+    )
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
@@ -293,6 +299,8 @@ def _gateway(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.reap_once:
+        return _reap_once(args)
     provider: KubeClient | None = None
     try:
         run = _run(args)
@@ -358,6 +366,23 @@ def main(argv: list[str] | None = None) -> int:
         if provider is not None:
             provider.close()
     return 0
+
+
+def _reap_once(args: argparse.Namespace) -> int:
+    """`--reap-once`: one pass of the reaper on the provider, then the exit status."""
+    try:
+        settings = reap_settings(args.reap, args.reap_ttl)
+        if settings is None:
+            raise UsageError("--reap-once needs --reap dry-run, revoke or delete")
+        provider = components.provider_client(args.provider_kubeconfig)
+    except ValueError as err:  # UsageError, ComponentsError, reap_settings' own
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, args.log_level)
+    try:
+        return 0 if Reaper(provider, *settings).reap_once() is not None else 1
+    finally:
+        provider.close()
 
 
 def _wait_for_signal() -> None:

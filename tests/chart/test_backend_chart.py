@@ -1,7 +1,7 @@
 """The Helm chart `charts/backend` (kube-bind-backend on the provider), rendered by a real
 `helm`: it lints, renders valid Kubernetes objects, refuses values that cannot work (a typo, a
 memory session store or the controllers on several replicas), runs the backend with flags it
-parses, ships exactly crds/service/, and grants exactly `backend_rules()`.
+parses, ships exactly crds/service/, and grants exactly `backend_rules(reaper mode)`.
 
 The RBAC is proven sufficient and minimal on a real provider in
 test_backend_rbac_in_practice.py.
@@ -23,6 +23,7 @@ import yaml
 
 from kbcore.service.backend_rbac import backend_rules
 from kbshell.backend.main import build_parser
+from kbshell.backend.reaper import MODES
 from tests.chart.conftest import REPO, Helm, HelmError, Obj, by_kind, one
 from tests.chart.test_chart import K8S_VERSION, _collection
 from tests.harness.clusters import Clusters
@@ -112,6 +113,19 @@ def test_values_schema_and_values_yaml_name_the_same_keys() -> None:
         ({"allow": {"users": ["alice@example.com"]}}, "'users' not allowed"),
         ({"pickupTTLSeconds": 7200}, "/pickupTTLSeconds"),
         ({"enableApply": "yes"}, "/enableApply"),
+        ({"reaper": {"mode": False}}, "/reaper/mode"),  # a bare `off` in YAML
+        ({"reaper": {"mode": "kill"}}, "/reaper/mode"),
+        ({"reaper": {"ttl": "soon"}}, "/reaper/ttl"),
+        ({"reaper": {"ttl": 3600}}, "/reaper/ttl"),
+        (
+            {
+                "replicaCount": 2,
+                "run": ["gateway"],
+                "reaper": {"mode": "revoke"},
+                "sessionStore": {"type": "redis", "redisURL": "redis://r:6379"},
+            },
+            "/reaper/mode",
+        ),
     ],
     ids=lambda v: str(v),
 )
@@ -136,6 +150,15 @@ def test_the_schema_refuses_values_that_cannot_work(
         ({"externalURL": ""}, "externalURL is required when the gateway runs"),
         ({"oidc": {"issuerURL": "", "clientID": "c"}}, "oidc.issuerURL is required"),
         ({"port": 8081}, "port and healthProbe.port must differ"),
+        (
+            {
+                "replicaCount": 2,
+                "run": ["gateway"],
+                "reaper": {"mode": "revoke"},
+                "sessionStore": {"type": "redis", "redisURL": "redis://r:6379"},
+            },
+            "reaper.mode needs replicaCount 1",
+        ),
     ],
     ids=lambda v: str(v),
 )
@@ -161,6 +184,8 @@ def test_the_rendered_flags_are_the_backends_own(helm: Helm, values_file: Path) 
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probe"}
     assert args.provider_server.startswith("https://")
     assert args.provider_kubeconfig is None  # in-cluster: the chart's ServiceAccount
+    reaper = {**DEFAULTS["reaper"], **(yaml.safe_load(values_file.read_text()).get("reaper") or {})}
+    assert (args.reap, args.reap_ttl) == (reaper["mode"], reaper["ttl"])
 
 
 def test_values_reach_the_backends_flags_and_secrets_stay_files(helm: Helm) -> None:
@@ -207,9 +232,23 @@ def _expanded(rules: list[Obj]) -> set[tuple[str, str, str, tuple[str, ...]]]:
     }
 
 
-def test_the_cluster_role_is_exactly_backend_rules(helm: Helm) -> None:
-    role = one(_template(helm), "ClusterRole")
-    want = {(r.group, r.resource, verb, r.names) for r in backend_rules() for verb in r.verbs}
+RBAC_VALUES = [p for p in CI_VALUES if (yaml.safe_load(p.read_text()).get("rbac") or {}) == {}]
+
+
+@pytest.mark.parametrize(
+    "values", [*RBAC_VALUES, *({"reaper": {"mode": m}} for m in MODES)], ids=lambda v: str(v)
+)
+def test_the_cluster_role_is_exactly_backend_rules(
+    helm: Helm, values: Path | dict[str, Any]
+) -> None:
+    """For each ci values file and each reaper mode: the rules of `backend_rules(mode)`."""
+    if isinstance(values, Path):
+        objs = helm.template(files=[values], chart=CHART)
+    else:
+        objs = _template(helm, values)
+    role = one(objs, "ClusterRole")
+    mode = MODES[_args(objs).reap]
+    want = {(r.group, r.resource, verb, r.names) for r in backend_rules(mode) for verb in r.verbs}
     assert _expanded(role["rules"]) == want
     assert "*" not in json.dumps(role["rules"])
     # Secrets and ServiceAccounts are readable only by the two constant names.

@@ -8,7 +8,9 @@ ServiceAccount. A scenario walks through what the backend does on a provider: an
 Collection become Ready, the catalog lists them, a bind mints a Grant and its credentials (the
 token controller fills the token), a tenant's namespace claim is granted, RBAC drift is put back
 (rules and subjects updated, bindings with a changed roleRef deleted and made again), a
-revocation deletes the token Secret and ServiceAccount, and a re-bind re-issues them.
+revocation deletes the token Secret and ServiceAccount, a re-bind re-issues them, and one pass
+of the reaper in the chart's mode (revoke; `--reap-once` as the same ServiceAccount) revokes the
+Grant, which no konnector heart-beats for.
 
 The provider API server audits the ServiceAccount's requests, the ground truth:
  - sufficient: the scenario completes and no request of the backend was refused (403);
@@ -50,6 +52,7 @@ from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
 from kbcore.service.claims import ROLE_NAME
 from kbcore.service.issuer import SERVICE_ACCOUNT, TOKEN_SECRET, plan_revoke
+from kbcore.timestamps import parse_rfc3339
 from kbshell.backend.issuing import Identity
 from kbshell.backend.provider_issuer import ProviderIssuer
 from kbshell.client import KubeClient
@@ -71,6 +74,7 @@ VALUES = {
     "run": ["issuer"],
     "provider": {"server": "https://provider.example.com:6443"},
     "logFormat": "json",
+    "reaper": {"mode": "revoke", "ttl": "1h"},
 }
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
@@ -116,6 +120,7 @@ def test_the_backend_chart_rbac_is_sufficient_and_every_grant_is_needed(
         backend = _start_backend(objs, kubeconfig, log_path)
         sa = KubeClient.from_kubeconfig_file(str(kubeconfig))
         home = _scenario(admin, sa)
+        _one_reaper_pass(admin, objs, kubeconfig, home)
         _stop(backend)
         backend = None
         log = log_path.read_text()
@@ -251,6 +256,35 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
     again = issuer.bind(ALICE, "widgets", cluster_uid)
     assert any(o.get("kind") == "Secret" for o in again)
     return home
+
+
+def _one_reaper_pass(admin: KubeClient, objs: list[Obj], kubeconfig: Path, home: str) -> None:
+    """The chart's reaper mode, one pass as the ServiceAccount with a TTL of 1 s: the Grant,
+    re-issued with no konnector's Lease, is stale once it was issued more than 1 s ago."""
+    (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    mode = [a for a in container["args"] if a.startswith("--reap=")]
+    assert mode == ["--reap=revoke"]
+
+    def issued_over_a_second_ago() -> bool:
+        issued = (admin.get(GRANTS, ObjectKey("", home)).get("status") or {}).get("issuedAt")
+        at = parse_rfc3339(issued) if isinstance(issued, str) else None
+        return at is not None and time.time() - at > 1.5
+
+    eventually(issued_over_a_second_ago, TIMEOUT, "the Grant issued over a second ago")
+    done = subprocess.run(
+        [sys.executable, "-m", "kbshell.backend", "--reap-once", *mode, "--reap-ttl=1s",
+         f"--provider-kubeconfig={kubeconfig}"],
+        capture_output=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    out = done.stderr.decode()
+    assert done.returncode == 0, out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(x["grant"], x["mode"]) for x in lines if x.get("msg") == "stale Grant"] == [
+        (home, "Revoke")
+    ]
+    conds = {c["type"]: c for c in admin.get(GRANTS, ObjectKey("", home))["status"]["conditions"]}
+    assert (conds["Revoked"]["status"], conds["Revoked"]["reason"]) == ("True", "HeartbeatExpired")
+    eventually(lambda: _gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "reaped")
 
 
 def _escalate_and_bind_are_needed(admin: KubeClient, sa: KubeClient, role: Obj, home: str) -> None:

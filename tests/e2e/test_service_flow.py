@@ -8,14 +8,18 @@ Nothing here mints credentials or RBAC by hand: the provider's administrator ins
 service CRDs, a Widget CRD and one Export, and everything else is the backend's and the
 provider's kube-controller-manager's (the token controller, the garbage collector). The
 provider's audit log, not the konnector's word, shows each konnector stayed in its boundary.
+The real reaper (`kube-bind-backend --reap-once`) then finds the Grant of a konnector that
+stopped, in a dry run and in revoke mode, and leaves the one that heart-beats alone.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,19 @@ import httpx
 import pytest
 import yaml
 
-from kbcore.api.resources import CRDS, EXPORTS, GRANTS, NAMESPACES
+from kbcore.api.resources import (
+    CRDS,
+    EXPORTS,
+    GRANTS,
+    LEASES,
+    NAMESPACES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+)
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
+from kbcore.service.issuer import SERVICE_ACCOUNT, TOKEN_SECRET
+from kbcore.service.reaper import heartbeat
 from kbshell.client import KubeClient
 from tests.conftest import CONFIDENTIAL_CLIENT_ID
 from tests.e2e.test_gateway import new_browser, post_password, to_dex_form
@@ -40,7 +54,7 @@ from tests.harness.clusters import (
     http_ok,
     start_clusters,
 )
-from tests.harness.gateway import GatewayServer, callback_url
+from tests.harness.gateway import GATEWAY, GatewayServer, callback_url
 from tests.harness.konnector import (
     CLUSTERBINDINGS,
     CONNECTIONS,
@@ -339,21 +353,119 @@ def test_binding_again_reuses_the_same_grant_and_home(site: Site) -> None:
     assert new["data"] == old["data"]  # the same ServiceAccount, the same token
 
 
+REAP_TTL = 40.0
+"""Over a running konnector's renewal period (it renews a Lease older than 20 s on its 30 s
+pass), so the konnector that runs stays fresh while the stopped one goes stale."""
+
+
+def heartbeat_age(site: Site, b: Bound) -> float | None:
+    """Seconds since `b`'s konnector last renewed its Lease, as the reaper reads it (rule 1)."""
+    grant = site.provider.get(GRANTS, ObjectKey("", b.home))
+    beat = heartbeat(grant, site.provider.list(LEASES, b.home)[0])
+    return None if beat is None else time.time() - beat
+
+
+def stale_and_fresh(site: Site, stale: Bound, fresh: Bound) -> bool:
+    """`stale`'s heartbeat is older than the TTL while `fresh`'s leaves a reaper pass 15 s."""
+    old, new = heartbeat_age(site, stale), heartbeat_age(site, fresh)
+    return old is not None and old > REAP_TTL and new is not None and new < REAP_TTL - 15
+
+
+def reap_once(site: Site, mode: str) -> list[dict[str, Any]]:
+    """The real reaper, one pass (`kube-bind-backend --reap-once`): its "stale Grant" lines."""
+    done = subprocess.run(
+        [str(GATEWAY), "--reap-once", f"--reap={mode}", f"--reap-ttl={REAP_TTL:g}s",
+         "--provider-kubeconfig", str(site.clusters["provider"].kubeconfig)],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    out = done.stderr.decode()
+    assert done.returncode == 0, out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("msg") == "stale Grant"]
+
+
+def credentials(site: Site, b: Bound) -> list[str]:
+    """Which of the tenant's ServiceAccount and token Secret exist on the provider."""
+    out = []
+    for gvr, name in ((SERVICE_ACCOUNTS, SERVICE_ACCOUNT), (SECRETS, TOKEN_SECRET)):
+        try:
+            site.provider.get(gvr, ObjectKey(b.home, name))
+            out.append(name)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+    return out
+
+
+def refused(b: Bound) -> dict[str, Any] | None:
+    """`b`'s Connection reports that the provider refused its konnector (401)."""
+    conn = b.consumer.get(CONNECTIONS, ObjectKey("", EXPORT))
+    connected = conditions(conn).get("Connected") or {}
+    if connected.get("status") == "False" and "401" in connected.get("message", ""):
+        return connected
+    return None
+
+
+def test_the_reaper_dry_run_names_the_stopped_konnectors_grant_and_writes_nothing(
+    site: Site,
+) -> None:
+    alice, bob = site.consumer(ALICE, "alice"), site.consumer(BOB, "bob")
+    synced(site, alice, "small")
+    synced(site, bob, "large")
+    alice.konnector.kill()  # stops heart-beating; bob's konnector keeps renewing
+    eventually(lambda: stale_and_fresh(site, alice, bob), REAP_TTL + TIMEOUT,
+               "alice's Lease older than the TTL, bob's fresh")  # fmt: skip
+    before = site.provider.get(GRANTS, ObjectKey("", alice.home))
+
+    (line,) = reap_once(site, "dry-run")
+    assert (line["grant"], line["namespace"], line["mode"]) == (alice.home, alice.home, "DryRun")
+    assert line["heartbeatAge"] > REAP_TTL
+    assert line["why"].startswith("no heartbeat for ")
+    after = site.provider.get(GRANTS, ObjectKey("", alice.home))
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "Stale" not in conditions(after) and "Revoked" not in conditions(after)
+    assert credentials(site, alice) == [SERVICE_ACCOUNT, TOKEN_SECRET]
+
+
+def test_the_reaper_revokes_the_stale_grant_and_the_konnector_is_refused_after(
+    site: Site,
+) -> None:
+    alice, bob = site.consumer(ALICE, "alice"), site.consumer(BOB, "bob")
+    assert not alice.konnector.alive  # stopped by the dry run's test
+    eventually(lambda: stale_and_fresh(site, alice, bob), REAP_TTL + TIMEOUT,
+               "alice's Lease older than the TTL, bob's fresh")  # fmt: skip
+    bob_before = site.provider.get(GRANTS, ObjectKey("", bob.home))
+
+    (line,) = reap_once(site, "revoke")
+    assert (line["grant"], line["mode"]) == (alice.home, "Revoke")
+    conds = conditions(site.provider.get(GRANTS, ObjectKey("", alice.home)))
+    assert (conds["Stale"]["status"], conds["Stale"]["reason"]) == ("True", "HeartbeatExpired")
+    assert (conds["Revoked"]["status"], conds["Revoked"]["reason"]) == (
+        "True", "HeartbeatExpired")  # fmt: skip
+    # The issuer then cuts the credentials; the tenant's data stays.
+    eventually(lambda: credentials(site, alice) == [], TIMEOUT, "alice's credentials deleted")
+    assert copy_of(site, alice, "w1") is not None
+
+    # The konnector, started again, is refused, and its Connection says so.
+    alice.konnector.start()
+    connected = eventually(lambda: refused(alice), TIMEOUT, "alice's Connection reports 401")
+    assert "Unauthorized" in connected["message"]
+
+    # Bob, heart-beating, is untouched: no condition of the reaper's, his credentials stay.
+    bob_after = site.provider.get(GRANTS, ObjectKey("", bob.home))
+    assert "Stale" not in conditions(bob_after) and "Revoked" not in conditions(bob_after)
+    assert bob_after["status"].get("issuedAt") == bob_before["status"].get("issuedAt")
+    assert credentials(site, bob) == [SERVICE_ACCOUNT, TOKEN_SECRET]
+    assert refused(bob) is None
+
+
 def test_deleting_the_grant_refuses_the_konnector_and_its_connection_says_so(
     site: Site,
 ) -> None:
     bob = site.consumer(BOB, "bob")
     synced(site, bob, "large")
     site.provider.delete(GRANTS, ObjectKey("", bob.home))
-
-    def refused() -> dict[str, Any] | None:
-        conn = bob.consumer.get(CONNECTIONS, ObjectKey("", EXPORT))
-        connected = conditions(conn).get("Connected") or {}
-        if connected.get("status") == "False" and "401" in connected.get("message", ""):
-            return connected
-        return None
-
-    connected = eventually(refused, TIMEOUT, "bob's Connection reports the refusal")
+    connected = eventually(lambda: refused(bob), TIMEOUT, "bob's Connection reports the refusal")
     assert "Unauthorized" in connected["message"]
     eventually(lambda: copy_of(site, bob, "w1") is None, TIMEOUT, "bob's data collected")
     # Alice's boundary is untouched.

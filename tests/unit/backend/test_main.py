@@ -206,3 +206,20 @@ def test_the_controllers_alone_serve_probes_not_ready_until_synced_and_stop_on_s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--reap-once"], "--reap-once needs --reap dry-run, revoke or delete"),
+        (["--reap-once", "--reap", "revoke", "--reap-ttl", "soon"], "--reap-ttl: not a duration"),
+        (["--reap-once", "--reap", "dry-run", "--provider-kubeconfig", "/nonexistent/kc"],
+         "--provider-kubeconfig /nonexistent/kc: cannot load the provider's credentials"),
+    ],
+)  # fmt: skip
+def test_reap_once_asks_only_for_the_reapers_flags(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No gateway flags: a single reaper pass needs a mode, a TTL and the provider."""
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -15,9 +15,12 @@ import pytest
 from kbcore import objects as o
 from kbcore.api import keys
 from kbcore.api.resources import GRANTS, LEASES, NAMESPACES
+from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbcore.service.reaper import ReapMode
 from kbcore.timestamps import rfc3339
+from kbshell.backend import components
+from kbshell.backend.main import main
 from kbshell.backend.reaper import Reaper, parse_duration, reap_once, reap_settings
 from kbshell.ops.logs import configure_logging
 from kbsim.rbac import User
@@ -151,3 +154,51 @@ def test_the_reaper_passes_a_quarter_of_the_ttl_within_one_to_sixty_seconds() ->
     assert Reaper.every(api, ReapMode.REVOKE, 3600).interval_seconds == 60
     assert Reaper.every(api, ReapMode.REVOKE, 20).interval_seconds == 5
     assert Reaper.every(api, ReapMode.REVOKE, 2).interval_seconds == 1
+
+
+class _Closing:
+    """A provider client for `kube-bind-backend --reap-once`: the kbsim API, closed at the end."""
+
+    def __init__(self, api: Any, *, failing: bool = False) -> None:
+        self.api, self.failing, self.closed = api, failing, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+    def list(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing:
+            raise ApiError(503, "ServiceUnavailable", "the provider is down")
+        return self.api.list(*args, **kwargs)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_reap_once_makes_one_pass_and_exits(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--reap-once`: 0 after a pass (a dry run writes nothing, revoke writes the status), 1
+    when the pass failed; the provider client is closed either way."""
+    _, api, home, writes = issued_provider()
+    heartbeat(api, home, 1_000_000_000.0)  # long before the wall clock the pass runs at
+    writes.clear()
+    clients = iter([_Closing(api), _Closing(api), _Closing(api, failing=True)])
+    used: list[_Closing] = []
+
+    def client(_kubeconfig: str | None) -> _Closing:
+        used.append(next(clients))
+        return used[-1]
+
+    monkeypatch.setattr(components, "provider_client", client)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # main installs its own
+    monkeypatch.setattr(root, "level", root.level)
+    assert main(["--reap-once", "--reap=dry-run", "--reap-ttl=1h"]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().err.splitlines() if "stale Grant" in x]
+    assert (line["grant"], line["mode"]) == (home, "DryRun")
+    assert writes == []
+    assert main(["--reap-once", "--reap=revoke", "--reap-ttl=1h"]) == 0
+    assert writes == [f"update grants {home}"]
+    assert main(["--reap-once", "--reap=revoke", "--reap-ttl=1h"]) == 1
+    assert "reaper pass failed" in capsys.readouterr().err
+    assert [c.closed for c in used] == [True, True, True]
