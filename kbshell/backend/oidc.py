@@ -14,23 +14,30 @@ Rules:
 3. An unknown ``kid`` refetches the JWKS (the provider rotated keys), at most once per
    :data:`JWKS_REFRESH_SECONDS`.
 4. Codes are redeemed with the PKCE verifier, and with the client secret (HTTP Basic) when the
-   gateway is a confidential client.
+   gateway is a confidential client; a public client sends only its ``client_id``.
+
+The OAuth 2.0 client parts (the authorization URL with its S256 challenge, the code-for-token
+request and its client authentication) are Authlib's ``OAuth2Client``; ID tokens are verified
+with PyJWT. This module adds the rules above on top and turns both libraries' failures into
+this module's errors, whose messages never carry a token or the client secret.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import hmac
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 import httpx
 import jwt
+from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]
+    OAuth2Client,
+    OAuthError,
+)
 
 from kbshell.backend.issuing import Identity
 
@@ -55,10 +62,54 @@ class LoginRefusedError(Exception):
         self.description = description
 
 
-def code_challenge(verifier: str) -> str:
-    """RFC 7636 S256: BASE64URL(SHA256(verifier)) without padding."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+class _OAuth2(Protocol):
+    """The part of Authlib's (untyped) ``OAuth2Client`` this module calls, typed."""
+
+    def create_authorization_url(
+        self, url: str, state: str, code_verifier: str, *, nonce: str
+    ) -> tuple[str, str]: ...
+
+    def fetch_token(
+        self, url: str, *, grant_type: str, code: str, code_verifier: str
+    ) -> dict[str, object]: ...
+
+    def register_compliance_hook(
+        self, hook_type: str, hook: Callable[[httpx.Response], httpx.Response]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Through(httpx.BaseTransport):
+    """Authlib's client sends its requests through the gateway's own ``httpx.Client`` (its
+    timeout, connection pool and proxies; in tests, its mock transport), and closing Authlib's
+    client leaves that one open."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._http.send(request)
+
+
+def _refuse_unless_ok(resp: httpx.Response) -> httpx.Response:
+    """The token responses Authlib would not turn into an ``OAuthError`` with the provider's
+    reason (a body that is not a JSON object, an error status without an OAuth ``error``, a
+    5xx): LoginRefusedError saying the status. A 4xx with an ``error`` goes on to Authlib."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise LoginRefusedError(
+            f"HTTP {resp.status_code}", "the token response is not a JSON object"
+        )
+    if resp.status_code == 200 or (resp.status_code < 500 and "error" in body):
+        return resp
+    raise LoginRefusedError(
+        str(body.get("error", f"HTTP {resp.status_code}")),
+        str(body.get("error_description", "")),
+    )
 
 
 @attrs.frozen
@@ -139,51 +190,43 @@ class OidcProvider:
         except KeyError as err:
             raise OidcError(f"the discovery document at {url} lacks {err}") from err
 
-    def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, verifier: str) -> str:
-        query = urllib.parse.urlencode(
-            {
-                "response_type": "code",
-                "client_id": self.client.client_id,
-                "redirect_uri": redirect_uri,
-                "scope": self.client.scopes,
-                "state": state,
-                "nonce": nonce,
-                "code_challenge": code_challenge(verifier),
-                "code_challenge_method": "S256",
-            }
+    def _oauth(self, redirect_uri: str) -> _OAuth2:
+        """An Authlib client for one login: it remembers the last token it fetched, so one
+        shared by concurrent logins could hand one login another's token."""
+        secret = self.client.client_secret
+        oauth = OAuth2Client(
+            client_id=self.client.client_id,
+            client_secret=secret,
+            token_endpoint_auth_method="none" if secret is None else "client_secret_basic",
+            scope=self.client.scopes,
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            transport=_Through(self._http),
+            timeout=self._http.timeout,
+            trust_env=False,  # the gateway's own client already applied the environment
         )
+        return cast(_OAuth2, oauth)
+
+    def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, verifier: str) -> str:
         endpoint = self.endpoints().authorization
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+        with contextlib.closing(self._oauth(redirect_uri)) as oauth:
+            url, _ = oauth.create_authorization_url(endpoint, state, verifier, nonce=nonce)
+        return url
 
     def redeem(self, *, code: str, verifier: str, redirect_uri: str) -> str:
         """Rule 4: the ID token for ``code``; LoginRefusedError when the provider says no."""
-        data = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        }
-        secret = self.client.client_secret
         token_url = self.endpoints().token
-        try:
-            if secret is None:
-                resp = self._http.post(token_url, data={**data, "client_id": self.client.client_id})
-            else:
-                resp = self._http.post(token_url, data=data, auth=(self.client.client_id, secret))
-        except httpx.HTTPError as err:
-            raise OidcError(f"cannot reach the token endpoint {token_url}: {err}") from err
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        if resp.status_code != 200:
-            raise LoginRefusedError(
-                str(body.get("error", f"HTTP {resp.status_code}")),
-                str(body.get("error_description", "")),
-            )
-        id_token = body.get("id_token")
+        with contextlib.closing(self._oauth(redirect_uri)) as oauth:
+            oauth.register_compliance_hook("access_token_response", _refuse_unless_ok)
+            try:
+                token = oauth.fetch_token(
+                    token_url, grant_type="authorization_code", code=code, code_verifier=verifier
+                )
+            except OAuthError as err:
+                raise LoginRefusedError(str(err.error), str(err.description or "")) from err
+            except httpx.HTTPError as err:
+                raise OidcError(f"cannot reach the token endpoint {token_url}: {err}") from err
+        id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise LoginRefusedError("no_id_token", "the token response carries no id_token")
         return id_token
