@@ -63,6 +63,8 @@ class FakeOp:
         self.grants: dict[str, _Grant] = {}
         self.nonce_override: str | None = None
         self.token_requests: list[httpx.Request] = []
+        self.public_client = False
+        """The gateway has no secret: its token requests must carry none."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -116,13 +118,19 @@ class FakeOp:
         return httpx.Response(404)
 
     def _token(self, request: httpx.Request) -> httpx.Response:
-        form = dict(urllib.parse.parse_qsl(request.content.decode()))
-        basic = base64.b64encode(f"{GATEWAY_CLIENT}:{CLIENT_SECRET}".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {basic}":
-            return httpx.Response(401, json={"error": "invalid_client"})
+        form = dict(urllib.parse.parse_qsl(request.content.decode(), keep_blank_values=True))
+        if self.public_client:  # RFC 6749 4.1.3: a public client names itself in the body
+            if ("authorization" in request.headers or "client_secret" in form
+                    or form.get("client_id") != GATEWAY_CLIENT):  # fmt: skip
+                return httpx.Response(401, json={"error": "invalid_client"})
+        else:
+            basic = base64.b64encode(f"{GATEWAY_CLIENT}:{CLIENT_SECRET}".encode()).decode()
+            if request.headers.get("authorization") != f"Basic {basic}" or "client_secret" in form:
+                return httpx.Response(401, json={"error": "invalid_client"})
         grant = self.grants.pop(form.get("code", ""), None)
         if grant is None:
             return httpx.Response(400, json={"error": "invalid_grant"})
+        # RFC 7636 4.6, the reference the gateway's challenge must match: BASE64URL(SHA256(v)).
         digest = hashlib.sha256(form["code_verifier"].encode()).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != grant.challenge:
             return httpx.Response(400, json={"error": "invalid_grant",
