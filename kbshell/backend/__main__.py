@@ -5,4 +5,5 @@ import sys
 
 from kbshell.backend.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (e.g. to list its classes) runs nothing
+    sys.exit(main())

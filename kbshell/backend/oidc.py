@@ -128,8 +128,11 @@ class OidcClient:
 
 @attrs.frozen
 class _Endpoints:
+    """The provider's endpoint URLs, from its discovery document (`redeem_url`: where a code
+    is redeemed, the token endpoint)."""
+
     authorization: str
-    token: str
+    redeem_url: str
     jwks: str
 
 
@@ -215,7 +218,7 @@ class OidcProvider:
 
     def redeem(self, *, code: str, verifier: str, redirect_uri: str) -> str:
         """Rule 4: the ID token for ``code``; LoginRefusedError when the provider says no."""
-        token_url = self.endpoints().token
+        token_url = self.endpoints().redeem_url
         with contextlib.closing(self._oauth(redirect_uri)) as oauth:
             oauth.register_compliance_hook("access_token_response", _refuse_unless_ok)
             try:
