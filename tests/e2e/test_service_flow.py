@@ -96,13 +96,17 @@ def kubectl(binary: Path, cluster: Cluster, *args: str, stdin: str = "") -> str:
     return done.stdout.decode()
 
 
-def export_body() -> dict[str, Any]:
+HIDDEN = "gadgets"
+"""An Export of an API the provider does not serve (no CRD): hidden, and bound as if unknown."""
+
+
+def export_body(name: str = EXPORT, resource: str = "widgets") -> dict[str, Any]:
     return {
         "apiVersion": "catalog.kube-bind.io/v1alpha1",
         "kind": "Export",
-        "metadata": {"name": EXPORT},
-        "spec": {"title": "Widgets", "description": "Widgets as a service",
-                 "apis": [{"group": "example.org", "resource": "widgets"}]},
+        "metadata": {"name": name},
+        "spec": {"title": name.title(), "description": f"{name.title()} as a service",
+                 "apis": [{"group": "example.org", "resource": resource}]},
     }  # fmt: skip
 
 
@@ -209,6 +213,7 @@ def site(dex_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         crds = [widgets_crd, *sorted((REPO / "crds/service").glob("*.yaml"))]
         wait_established(admin, [yaml.safe_load(p.read_text())["metadata"]["name"] for p in crds])
         apply(admin, EXPORTS, export_body())
+        apply(admin, EXPORTS, export_body(HIDDEN, "gadgets"))
         port, probe_port = free_ports(2)
         secret = secrets.token_urlsafe(24)
         client = Client(CONFIDENTIAL_CLIENT_ID, (callback_url(port),), secret)
@@ -300,9 +305,18 @@ def test_a_user_logs_in_binds_once_and_the_konnector_syncs_through_the_minted_gr
         bad = browser.post(site.backend.url + "/api/bind",
                            json={"export": EXPORT, "consumerClusterUID": alice.uid.upper()})  # fmt: skip
         unknown = browser.post(site.backend.url + "/api/bind",
-                               json={"export": "gadgets", "consumerClusterUID": alice.uid})  # fmt: skip
+                               json={"export": "nothing", "consumerClusterUID": alice.uid})  # fmt: skip
+        # The Export of an API the provider does not serve says so, and is not offered: the
+        # catalog leaves it out and binding it is refused exactly as an unknown one.
+        eventually(lambda: conditions(site.provider.get(EXPORTS, ObjectKey("", HIDDEN)))
+                   .get("Ready", {}).get("reason") == "APINotExported", TIMEOUT,
+                   "the hidden Export's condition")  # fmt: skip
+        hidden = browser.post(site.backend.url + "/api/bind",
+                              json={"export": HIDDEN, "consumerClusterUID": alice.uid})  # fmt: skip
     assert (bad.status_code, bad.json()["error"]) == (422, "Invalid")
     assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownExport")
+    assert (hidden.status_code, hidden.json()["error"]) == (404, "UnknownExport")
+    assert hidden.json()["message"].replace(HIDDEN, "nothing") == unknown.json()["message"]
     assert [g["metadata"]["name"] for g in site.provider.list(GRANTS)[0]] == [alice.home]
 
     copy = synced(site, alice, "small")
