@@ -1,4 +1,5 @@
-"""Fixtures of the Helm chart tests: a real `helm` binary and a way to render the chart.
+"""Fixtures of the Helm chart tests: a real `helm` binary, a way to render a chart, and the
+two charts (`CHARTS`: konnector and backend) that test_charts.py checks alike.
 
 `helm` is built from the Go module proxy by hack/helm/build.sh (cached in
 ~/.cache/kube-bind/helm/<version>; `make test` builds it first through `make helm`, so the
@@ -8,8 +9,11 @@ temporary directory, so the tests never read or write the user's Helm setup.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,74 @@ BUILD = REPO / "hack" / "helm" / "build.sh"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
 Obj = dict[str, Any]
+
+
+def _k8s_version() -> str:
+    """The Kubernetes minor the real-cluster tests run (hack/k8s/go.mod), e.g. "1.36"."""
+    gomod = (REPO / "hack" / "k8s" / "go.mod").read_text()
+    match = re.search(r"k8s\.io/kubernetes v(\d+\.\d+)\.\d+", gomod)
+    assert match, "no k8s.io/kubernetes version in hack/k8s/go.mod"
+    return match.group(1)
+
+
+K8S_VERSION = _k8s_version()
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of charts/: where it is, its values and schema, and the cluster of the
+    real-cluster tests it is installed into (the konnector's consumer, the backend's
+    provider)."""
+
+    name: str
+    cluster: str
+
+    @property
+    def path(self) -> Path:
+        return REPO / "charts" / self.name
+
+    @property
+    def ci_values(self) -> list[Path]:
+        return sorted((self.path / "ci").glob("*-values.yaml"))
+
+    @property
+    def schema(self) -> Any:
+        return json.loads((self.path / "values.schema.json").read_text())
+
+    @property
+    def defaults(self) -> Any:
+        return yaml.safe_load((self.path / "values.yaml").read_text())
+
+    @property
+    def version(self) -> str:
+        return str(yaml.safe_load((self.path / "Chart.yaml").read_text())["version"])
+
+
+KONNECTOR = Chart("konnector", cluster="consumer")
+BACKEND = Chart("backend", cluster="provider")
+CHARTS = (KONNECTOR, BACKEND)
+
+PLURALS = {
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "Deployment": "deployments",
+    "Pod": "pods",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "Service": "services",
+    "ServiceAccount": "serviceaccounts",
+}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def collection(obj: Obj, namespace: str) -> str:
+    """The API path of the collection `obj` is created in."""
+    group_version = obj["apiVersion"]
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    if obj["kind"] not in CLUSTER_SCOPED:
+        base += f"/namespaces/{namespace}"
+    return f"{base}/{PLURALS[obj['kind']]}"
 
 
 class HelmError(AssertionError):

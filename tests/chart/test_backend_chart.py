@@ -1,7 +1,8 @@
 """The Helm chart `charts/backend` (kube-bind-backend on the provider), rendered by a real
-`helm`: it lints, renders valid Kubernetes objects, refuses values that cannot work (a typo, a
-memory session store or the controllers on several replicas), runs the backend with flags it
-parses, ships exactly crds/service/, and grants exactly `backend_rules(reaper mode)`.
+`helm`: it refuses values that cannot work (a typo, a memory session store or the controllers
+on several replicas), runs the backend with flags it parses, ships exactly crds/service/, and
+grants exactly `backend_rules(reaper mode)`. That it lints, renders valid objects the API
+server accepts and documents every value is test_charts.py, for both charts.
 
 The RBAC is proven sufficient and minimal on a real provider in
 test_backend_rbac_in_practice.py.
@@ -10,29 +11,21 @@ test_backend_rbac_in_practice.py.
 from __future__ import annotations
 
 import json
-import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
 
 from kbcore.service.backend_rbac import backend_rules
 from kbshell.backend.main import build_parser
 from kbshell.backend.reaper import MODES
-from tests.chart.conftest import REPO, Helm, HelmError, Obj, by_kind, one
-from tests.chart.test_chart import K8S_VERSION, _collection
-from tests.harness.clusters import Clusters
+from tests.chart.conftest import BACKEND, REPO, Helm, HelmError, Obj, by_kind, one
 from tools import gen_crds
 
-CHART = REPO / "charts" / "backend"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-SCHEMA = json.loads((CHART / "values.schema.json").read_text())
-DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
+CHART = BACKEND.path
+CI_VALUES = BACKEND.ci_values
+DEFAULTS = BACKEND.defaults
 BASE = yaml.safe_load((CHART / "ci" / "default-values.yaml").read_text())
 ci_values = pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
 
@@ -50,44 +43,6 @@ def _args(objs: list[Obj]) -> Any:
     container = _container(objs)
     assert container["command"] == ["/venv/bin/python3", "-m", "kbshell.backend"]
     return build_parser().parse_args(container["args"])
-
-
-@ci_values
-def test_helm_lint_strict_passes(helm: Helm, values_file: Path) -> None:
-    out = helm.run("lint", "--strict", str(CHART), "-f", str(values_file))
-    assert "1 chart(s) linted, 0 chart(s) failed" in out
-    assert "[WARNING]" not in out and "[ERROR]" not in out, out
-
-
-@ci_values
-def test_every_rendered_object_is_valid_kubernetes(helm: Helm, values_file: Path) -> None:
-    objs = helm.template(files=[values_file], chart=CHART)
-    assert one(objs, "Deployment")
-    for obj in objs:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    keys = [(o["kind"], o["metadata"]["name"]) for o in objs]
-    assert len(keys) == len(set(keys)), keys
-
-
-def test_values_schema_accepts_every_shipped_values_file() -> None:
-    jsonschema.Draft7Validator.check_schema(SCHEMA)
-    validator = jsonschema.Draft7Validator(SCHEMA)
-    validator.validate(DEFAULTS)
-    for path in CI_VALUES:
-        validator.validate(yaml.safe_load(path.read_text()) or {})
-
-
-def test_values_schema_and_values_yaml_name_the_same_keys() -> None:
-    def walk(schema: dict[str, Any], values: Any, path: str) -> None:
-        if schema.get("additionalProperties") is not False:
-            return
-        props = set(schema.get("properties", {})) - {"global"}
-        assert props == set(values), f"{path or 'top level'}: {props} vs {set(values)}"
-        for key, sub in schema["properties"].items():
-            if key != "global" and "$ref" not in sub:
-                walk(sub, values[key], f"{path}.{key}")
-
-    walk(SCHEMA, DEFAULTS, "")
 
 
 @pytest.mark.parametrize(
@@ -309,69 +264,3 @@ def test_gen_crds_check_fails_when_the_backend_charts_copy_drifts(
     capsys.readouterr()
     assert gen_crds.main(["--check"]) == 1
     assert "backend-crds/iam.kube-bind.io_grants.yaml (committed)" in capsys.readouterr().out
-
-
-def test_every_value_is_documented_for_helm_docs() -> None:
-    """helm-docs reads a `# --` comment right above a key. Every leaf is documented, or its
-    parent is (a Kubernetes object such as resources is documented as a whole)."""
-    documented: dict[tuple[str, ...], bool] = {}
-    stack: list[tuple[int, str]] = []
-    comment: list[str] = []
-    for line in (CHART / "values.yaml").read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            comment.append(stripped)
-            continue
-        match = re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line)
-        if match:
-            indent = len(match.group(1))
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
-            stack.append((indent, match.group(2)))
-            path = tuple(k for _, k in stack)
-            documented[path] = any(c.startswith("# --") for c in comment)
-        if not stripped or match:
-            comment = []
-
-    def leaves(node: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-        if isinstance(node, dict) and node and not documented.get(path, False):
-            for k, v in node.items():
-                yield from leaves(v, (*path, k))
-        elif path:
-            yield path
-
-    missing = [".".join(p) for p in leaves(DEFAULTS, ()) if not documented.get(p)]
-    assert not missing, f"values without a `# --` comment: {missing}"
-
-
-@ci_values
-def test_the_api_server_accepts_every_rendered_object(
-    helm: Helm, real_clusters: Clusters, values_file: Path
-) -> None:
-    """Each object sent to the shared provider with dryRun=All and fieldValidation=Strict:
-    CRDs by server-side apply (they may exist already), the rest by create, as helm does."""
-    provider = real_clusters.provider
-    suffix = uuid.uuid4().hex[:8]
-    namespace, release = f"backend-chart-{suffix}", f"kb-{suffix}"
-    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    status, body = provider.request("POST", "/api/v1/namespaces", ns)
-    assert status == 201, body
-    try:
-        objs = helm.template(files=[values_file], release=release, namespace=namespace, chart=CHART)
-        objs.sort(key=lambda o: o["kind"] != "CustomResourceDefinition")
-        for obj in objs:
-            query = "dryRun=All&fieldValidation=Strict"
-            if obj["kind"] == "CustomResourceDefinition":
-                path = f"{_collection(obj, namespace)}/{obj['metadata']['name']}"
-                path += f"?{query}&fieldManager=chart-test&force=true"
-                status, body = provider.request(
-                    "PATCH", path, obj, content_type="application/apply-patch+yaml"
-                )
-                assert status in (200, 201), (obj["metadata"]["name"], body)
-            else:
-                status, body = provider.request(
-                    "POST", f"{_collection(obj, namespace)}?{query}", obj
-                )
-                assert status == 201, (obj["kind"], obj["metadata"]["name"], body)
-    finally:
-        provider.request("DELETE", f"/api/v1/namespaces/{namespace}")
