@@ -22,7 +22,6 @@ The provider API server audits the ServiceAccount's requests, the ground truth:
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -56,8 +55,17 @@ from kbcore.timestamps import parse_rfc3339
 from kbshell.backend.issuing import Identity
 from kbshell.backend.provider_issuer import ProviderIssuer
 from kbshell.client import KubeClient
-from tests.chart.conftest import Helm, Obj, by_kind, one, rule_allows
-from tests.harness.clusters import Cluster, Clusters, build_binaries, free_ports, start_clusters
+from tests.chart.audited import (
+    assert_every_grant_needed,
+    audit_events,
+    audit_policy,
+    denied,
+    gone,
+    service_account_kubeconfig,
+    service_account_user,
+)
+from tests.chart.conftest import Helm, Obj, by_kind, one
+from tests.harness.clusters import Clusters, build_binaries, free_ports, start_clusters
 from tests.harness.konnector import eventually, wait_established
 
 pytestmark = pytest.mark.realcluster
@@ -68,7 +76,7 @@ WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
 RELEASE = "kb"
 NAMESPACE = "kube-bind"
 SA_NAME = f"{RELEASE}-backend"
-SA_USER = f"system:serviceaccount:{NAMESPACE}:{SA_NAME}"
+SA_USER = service_account_user(NAMESPACE, SA_NAME)
 TIMEOUT = 30.0
 VALUES = {
     "run": ["issuer"],
@@ -76,16 +84,8 @@ VALUES = {
     "logFormat": "json",
     "reaper": {"mode": "revoke", "ttl": "1h"},
 }
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "users": [SA_USER]}, {"level": "None"}],
-}
+AUDIT_POLICY = audit_policy(SA_USER)
 ALICE = Identity("https://dex.example.com", "alice-subject", "alice@example.com")
-
-Grant = tuple[int, str, str]
-"""(rule index, resource, verb): one thing a rule of the ClusterRole allows."""
 
 
 @pytest.fixture
@@ -116,7 +116,9 @@ def test_the_backend_chart_rbac_is_sufficient_and_every_grant_is_needed(
         )
         admin.create(CRDS, yaml.safe_load(WIDGETS_CRD.read_text()))
         wait_established(admin, ["widgets.example.org"])
-        kubeconfig = _service_account_kubeconfig(provider, tmp_path / "sa.kc")
+        kubeconfig = service_account_kubeconfig(
+            provider, tmp_path / "sa.kc", NAMESPACE, SA_NAME, "provider"
+        )
         backend = _start_backend(objs, kubeconfig, log_path)
         sa = KubeClient.from_kubeconfig_file(str(kubeconfig))
         home = _scenario(admin, sa)
@@ -125,21 +127,13 @@ def test_the_backend_chart_rbac_is_sufficient_and_every_grant_is_needed(
         backend = None
         log = log_path.read_text()
         assert "Forbidden" not in log and "403" not in log, log[-4000:]
-        events = _audit_events(provider)
-        denied = sorted(
-            _describe(e) for e in events if e.get("responseStatus", {}).get("code") == 403
-        )
-        assert not denied, f"the chart's RBAC refused the backend: {denied}"
+        events = audit_events(provider, SA_USER)
+        refused = denied(events)
+        assert not refused, f"the chart's RBAC refused the backend: {refused}"
         role = one(objs, "ClusterRole")
-        needed = set()
-        for e in events:
-            authorizers = _authorizers(e, role)
-            if len(authorizers) == 1:
-                needed.add(authorizers[0])
-        not_requested = {g for g in _grants(role) if g[2] not in ("escalate", "bind")}
-        unused = sorted(not_requested - needed)
-        used = sorted({_describe(e, detail=False) for e in events})
-        assert not unused, f"granted but never the only grant of a request: {unused}\n{used}"
+        assert_every_grant_needed(
+            events, [role], NAMESPACE, who="backend", unrequested_verbs=("escalate", "bind")
+        )
         _escalate_and_bind_are_needed(admin, sa, role, home)
     finally:
         if backend is not None:
@@ -196,7 +190,7 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
     claim_key = ObjectKey(home, "default")
     eventually(lambda: _ready(admin.get(BOUND_NAMESPACES, claim_key)), TIMEOUT, "claim granted")
     claimed = f"{home}-default"
-    assert not _gone(admin, ROLES, ObjectKey(claimed, ROLE_NAME))
+    assert not gone(admin, ROLES, ObjectKey(claimed, ROLE_NAME))
 
     # Drift, put back on the Grant's next reconcile (a change of the Grant wakes it).
     pokes = iter(range(1000))
@@ -228,7 +222,7 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
         # roleRef is immutable: a binding pointing elsewhere is deleted and made again.
         uid = admin.get(gvr, key)["metadata"]["uid"]
         admin.delete(gvr, key)
-        eventually(lambda gvr=gvr, key=key: _gone(admin, gvr, key), TIMEOUT, "binding deleted")
+        eventually(lambda gvr=gvr, key=key: gone(admin, gvr, key), TIMEOUT, "binding deleted")
         other = o_copy(good)
         other["roleRef"] = {**good["roleRef"], "name": "view"}
         for field in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
@@ -250,8 +244,8 @@ def _scenario(admin: KubeClient, sa: KubeClient) -> str:
     revoke = plan_revoke(current, "test revocation", time.time())
     assert revoke is not None
     admin.update(GRANTS, revoke.body, subresource="status")
-    eventually(lambda: _gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "revoked")
-    eventually(lambda: _gone(admin, SERVICE_ACCOUNTS, ObjectKey(home, SERVICE_ACCOUNT)),
+    eventually(lambda: gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "revoked")
+    eventually(lambda: gone(admin, SERVICE_ACCOUNTS, ObjectKey(home, SERVICE_ACCOUNT)),
                TIMEOUT, "ServiceAccount deleted")  # fmt: skip
     again = issuer.bind(ALICE, "widgets", cluster_uid)
     assert any(o.get("kind") == "Secret" for o in again)
@@ -284,7 +278,7 @@ def _one_reaper_pass(admin: KubeClient, objs: list[Obj], kubeconfig: Path, home:
     ]
     conds = {c["type"]: c for c in admin.get(GRANTS, ObjectKey("", home))["status"]["conditions"]}
     assert (conds["Revoked"]["status"], conds["Revoked"]["reason"]) == ("True", "HeartbeatExpired")
-    eventually(lambda: _gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "reaped")
+    eventually(lambda: gone(admin, SECRETS, ObjectKey(home, TOKEN_SECRET)), TIMEOUT, "reaped")
 
 
 def _escalate_and_bind_are_needed(admin: KubeClient, sa: KubeClient, role: Obj, home: str) -> None:
@@ -334,14 +328,6 @@ def _ready(obj: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def _gone(client: KubeClient, gvr: Any, key: ObjectKey) -> bool:
-    try:
-        client.get(gvr, key)
-    except ApiError as err:
-        return err.code == 404
-    return False
-
-
 def _start_backend(objs: list[Obj], kubeconfig: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """The backend as the chart's Deployment runs it: its command's module and its flags (the
     probe address a free loopback port here, the credentials the ServiceAccount's token)."""
@@ -379,69 +365,3 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
-
-
-def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig with a token of the chart's ServiceAccount, as the Pod would have it."""
-    status, data = cluster.request(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA_NAME}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-         "spec": {"expirationSeconds": 3600}},
-    )  # fmt: skip
-    assert status == 201, data
-    ca = base64.b64encode(cluster.ca.cert.read_bytes()).decode()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "provider",
-                      "cluster": {"server": cluster.url, "certificate-authority-data": ca}}],
-        "users": [{"name": "backend", "user": {"token": data["status"]["token"]}}],
-        "contexts": [{"name": "backend", "context": {"cluster": "provider", "user": "backend"}}],
-        "current-context": "backend",
-    }  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
-def _audit_events(cluster: Cluster) -> list[dict[str, Any]]:
-    """The backend's resource requests, once each (a watch logs two stages)."""
-    events: dict[str, dict[str, Any]] = {}
-    for line in cluster.audit_log.read_text().splitlines():
-        ev = json.loads(line)
-        if ev.get("user", {}).get("username") == SA_USER and "objectRef" in ev:
-            events[ev["auditID"]] = ev
-    assert events, "the audit log has no request of the backend"
-    return list(events.values())
-
-
-def _describe(ev: dict[str, Any], *, detail: bool = True) -> str:
-    ref = ev["objectRef"]
-    what = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-    group = ref.get("apiGroup", "")
-    out = f"{ev['verb']} {what}.{group}" if group else f"{ev['verb']} {what}"
-    return out + (f" {ev.get('requestURI', '')}" if detail else "")
-
-
-def _grants(role: Obj) -> dict[Grant, Obj]:
-    return {
-        (i, resource, verb): rule
-        for i, rule in enumerate(role["rules"])
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
-def _authorizers(ev: dict[str, Any], role: Obj) -> list[Grant]:
-    ref = ev["objectRef"]
-    resource, sub = ref.get("resource", ""), ref.get("subresource", "")
-    found = []
-    for (i, granted, verb), rule in _grants(role).items():
-        if verb != ev["verb"] or granted not in (resource, f"{resource}/{sub}"):
-            continue
-        one_resource = {**rule, "resources": [granted], "verbs": [verb]}
-        group, name = ref.get("apiGroup", ""), ref.get("name", "")
-        if rule_allows(one_resource, group, resource, verb, subresource=sub, name=name):
-            found.append((i, granted, verb))
-    return found

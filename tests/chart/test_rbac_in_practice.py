@@ -42,8 +42,17 @@ from kbcore.api.resources import CONFIGMAPS, EVENTS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
-from tests.chart.conftest import CHART, Helm, Obj, by_kind, konnector_container, rule_allows
-from tests.harness.clusters import Cluster, Clusters, build_binaries, start_clusters
+from tests.chart.audited import (
+    assert_every_grant_needed,
+    audit_events,
+    audit_policy,
+    denied,
+    gone,
+    service_account_kubeconfig,
+    service_account_user,
+)
+from tests.chart.conftest import CHART, Helm, Obj, by_kind, konnector_container
+from tests.harness.clusters import Clusters, build_binaries, start_clusters
 from tests.harness.konnector import (
     CLUSTERBINDINGS,
     CONNECTIONS,
@@ -62,22 +71,15 @@ REPO = Path(__file__).resolve().parents[2]
 WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
 RELEASE = "kb"
 NAMESPACE = "kube-bind"
-SA_USER = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-konnector"
+SA_NAME = f"{RELEASE}-konnector"
+SA_USER = service_account_user(NAMESPACE, SA_NAME)
 BINDINGS = GVR("core.kube-bind.io", "v1alpha1", "bindings")
 API_VERSION = "core.kube-bind.io/v1alpha1"
 TIMEOUT = 60.0
 SECRET_REF = {"namespace": NAMESPACE, "name": "provider-kubeconfig", "key": "kubeconfig"}
 MANAGED_SELECTOR = f"{keys.LABEL_MANAGED}=true"
 
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "users": [SA_USER]}, {"level": "None"}],
-}
-
-Grant = tuple[str, int, str, str]
-"""(Role kind, rule index, resource, verb): one thing a rule allows."""
+AUDIT_POLICY = audit_policy(SA_USER)
 
 
 @pytest.fixture
@@ -119,27 +121,13 @@ def test_the_chart_rbac_is_sufficient_and_every_grant_is_needed(
     finally:
         pair.close()
 
-    events = _audit_events(audited_clusters.consumer)
-    denied = sorted(
-        _describe(e)
-        for e in events
-        if e.get("responseStatus", {}).get("code") == 403
-        and not (not related and _is_related_drain_list(e))
-    )
-    assert not denied, f"the chart's RBAC refused the konnector: {denied}"
+    events = audit_events(audited_clusters.consumer, SA_USER)
+    refused = denied(events, excused=lambda e: not related and _is_related_drain_list(e))
+    assert not refused, f"the chart's RBAC refused the konnector: {refused}"
     assert "Forbidden" not in log, s.konnector.log_tail()
 
-    granted = _grants(s.objs)
-    needed = set()
-    for e in events:
-        authorizers = _authorizers(e, s.objs)
-        if len(authorizers) == 1:
-            needed.add(authorizers[0])
-    unused = sorted(set(granted) - needed)
-    used = sorted({_describe(e, detail=False) for e in events})
-    assert not unused, (
-        f"granted but never the only grant of a konnector request: {unused}\nrequests made: {used}"
-    )
+    roles = [*by_kind(s.objs, "ClusterRole"), *by_kind(s.objs, "Role")]
+    assert_every_grant_needed(events, roles, NAMESPACE, who="konnector")
 
 
 def test_without_bound_groups_the_konnector_is_unready_and_says_why(
@@ -154,7 +142,7 @@ def test_without_bound_groups_the_konnector_is_unready_and_says_why(
         s.install(related=False, wait=False)
         k = s.konnector
         crd = ObjectKey("", "widgets.example.org")
-        eventually(lambda: not _gone(pair.consumer, CRDS, crd), TIMEOUT, "bound API's CRD")
+        eventually(lambda: not gone(pair.consumer, CRDS, crd), TIMEOUT, "bound API's CRD")
         pair.create_widgets(["w1"])
 
         def explained() -> str | None:
@@ -264,7 +252,9 @@ class Scenario:
             for a in konnector_container(self.objs)["args"]
             if not a.startswith(("--metrics-bind-address", "--health-probe-bind-address"))
         ]
-        kubeconfig_path = _service_account_kubeconfig(self.consumer_cluster, self.tmp / "sa.kc")
+        kubeconfig_path = service_account_kubeconfig(
+            self.consumer_cluster, self.tmp / "sa.kc", NAMESPACE, SA_NAME, "consumer"
+        )
         with KubeClient.from_kubeconfig_file(kubeconfig_path) as sa:
             review = sa.create(
                 GVR("authentication.k8s.io", "v1", "selfsubjectreviews"),
@@ -362,7 +352,7 @@ class Scenario:
             p.patch(gvr, ObjectKey("team-x", name), unlabel, "merge", "e2e", False)
             poke()
             eventually(
-                lambda gvr=gvr, name=name: _gone(c, gvr, ObjectKey("team-x", name)),
+                lambda gvr=gvr, name=name: gone(c, gvr, ObjectKey("team-x", name)),
                 TIMEOUT,
                 f"{gvr.resource} copy garbage-collected",
             )
@@ -384,8 +374,8 @@ class Scenario:
     def delete_instance(self) -> None:
         c, p = self.c, self.p
         c.delete(WIDGETS, ObjectKey("default", "w1"))
-        eventually(lambda: _gone(p, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 copy gone")
-        eventually(lambda: _gone(c, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 released")
+        eventually(lambda: gone(p, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 copy gone")
+        eventually(lambda: gone(c, WIDGETS, ObjectKey("default", "w1")), TIMEOUT, "w1 released")
 
     def unbind(self) -> None:
         c = self.c
@@ -397,7 +387,7 @@ class Scenario:
             (CRDS, ObjectKey("", "widgets.example.org")),
         ):
             eventually(
-                lambda gvr=gvr, key=key: _gone(c, gvr, key), TIMEOUT, f"{gvr.resource} {key} gone"
+                lambda gvr=gvr, key=key: gone(c, gvr, key), TIMEOUT, f"{gvr.resource} {key} gone"
             )
 
     def auto_bind_with_pull_policy_none(self) -> None:
@@ -426,7 +416,7 @@ class Scenario:
             return (crd["metadata"].get("labels") or {}).get(keys.LABEL_MANAGED) == "true"
 
         auto = ObjectKey("", "auto")
-        eventually(lambda: not _gone(c, CLUSTERBINDINGS, auto), TIMEOUT, "autoBind ClusterBinding")
+        eventually(lambda: not gone(c, CLUSTERBINDINGS, auto), TIMEOUT, "autoBind ClusterBinding")
         eventually(stamped, TIMEOUT, "user CRD stamped with the managed label")
 
     def delete_connections(self) -> None:
@@ -434,13 +424,11 @@ class Scenario:
         kubeconfig Secret."""
         c = self.c
         c.delete(CONNECTIONS, ObjectKey("", "auto"))
-        eventually(
-            lambda: _gone(c, CLUSTERBINDINGS, ObjectKey("", "auto")), TIMEOUT, "auto CB gone"
-        )
-        eventually(lambda: _gone(c, CONNECTIONS, ObjectKey("", "auto")), TIMEOUT, "auto gone")
+        eventually(lambda: gone(c, CLUSTERBINDINGS, ObjectKey("", "auto")), TIMEOUT, "auto CB gone")
+        eventually(lambda: gone(c, CONNECTIONS, ObjectKey("", "auto")), TIMEOUT, "auto gone")
         c.delete(CONNECTIONS, ObjectKey("", "demo-provider"))
         eventually(
-            lambda: _gone(c, CONNECTIONS, ObjectKey("", "demo-provider")), TIMEOUT, "demo gone"
+            lambda: gone(c, CONNECTIONS, ObjectKey("", "demo-provider")), TIMEOUT, "demo gone"
         )
 
         def released() -> bool:
@@ -465,60 +453,6 @@ def _log_messages(k: Konnector) -> list[str]:
     return out
 
 
-def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig with a token of the chart's ServiceAccount, as the Pod would have it."""
-    status, data = cluster.request(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{RELEASE}-konnector/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    assert status == 201, data
-    ca = base64.b64encode(cluster.ca.cert.read_bytes()).decode()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "consumer",
-                "cluster": {"server": cluster.url, "certificate-authority-data": ca},
-            }
-        ],
-        "users": [{"name": "konnector", "user": {"token": data["status"]["token"]}}],
-        "contexts": [
-            {"name": "konnector", "context": {"cluster": "consumer", "user": "konnector"}}
-        ],
-        "current-context": "konnector",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
-def _audit_events(cluster: Cluster) -> list[dict[str, Any]]:
-    """The konnector's resource requests, once each (a watch logs two stages)."""
-    events: dict[str, dict[str, Any]] = {}
-    for line in cluster.audit_log.read_text().splitlines():
-        ev = json.loads(line)
-        if ev.get("user", {}).get("username") == SA_USER and "objectRef" in ev:
-            events[ev["auditID"]] = ev
-    assert events, "the audit log has no request of the konnector"
-    return list(events.values())
-
-
-def _describe(ev: dict[str, Any], *, detail: bool = True) -> str:
-    ref = ev["objectRef"]
-    what = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-    group = ref.get("apiGroup", "")
-    out = f"{ev['verb']} {what}.{group}" if group else f"{ev['verb']} {what}"
-    if detail:
-        out += f" {ev.get('requestURI', '')}"
-    return out
-
-
 def _is_related_drain_list(ev: dict[str, Any]) -> bool:
     """Unbinding lists related copies of both kinds; refused, they count as none."""
     ref = ev["objectRef"]
@@ -530,43 +464,7 @@ def _is_related_drain_list(ev: dict[str, Any]) -> bool:
     )
 
 
-def _grants(objs: list[Obj]) -> dict[Grant, Obj]:
-    """Every (role, rule, resource, verb) the chart grants, with its rule."""
-    out: dict[Grant, Obj] = {}
-    for role in [*by_kind(objs, "ClusterRole"), *by_kind(objs, "Role")]:
-        for i, rule in enumerate(role["rules"]):
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    out[(role["kind"], i, resource, verb)] = rule
-    return out
-
-
-def _authorizers(ev: dict[str, Any], objs: list[Obj]) -> list[Grant]:
-    """The grants that allow an audited request (a Role only in its own namespace)."""
-    ref = ev["objectRef"]
-    resource, sub = ref.get("resource", ""), ref.get("subresource", "")
-    found = []
-    for (kind, i, granted, verb), rule in _grants(objs).items():
-        if kind == "Role" and ref.get("namespace") != NAMESPACE:
-            continue
-        if verb != ev["verb"] or granted not in ("*", resource, f"{resource}/{sub}"):
-            continue
-        one_resource = {**rule, "resources": [granted], "verbs": [verb]}
-        group, name = ref.get("apiGroup", ""), ref.get("name", "")
-        if rule_allows(one_resource, group, resource, verb, subresource=sub, name=name):
-            found.append((kind, i, granted, verb))
-    return found
-
-
 def _apply(client: KubeClient, gvr: GVR, obj: Obj) -> Obj:
     meta = obj["metadata"]
     key = ObjectKey(meta.get("namespace", ""), meta["name"])
     return client.patch(gvr, key, obj, "apply", "e2e", True)
-
-
-def _gone(client: KubeClient, gvr: GVR, key: ObjectKey) -> bool:
-    try:
-        client.get(gvr, key)
-    except ApiError as err:
-        return err.code == 404
-    return False
