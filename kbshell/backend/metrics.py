@@ -9,10 +9,9 @@ refusal reasons and the gateway's error codes, both finite sets in the code.
 
 from __future__ import annotations
 
-import platform
+from prometheus_client import Counter, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
-from prometheus_client.exposition import choose_encoder
+from kbshell.ops.metrics import PrivateRegistry
 
 ROUTES = (
     "/exports", "/api/provider", "/api/healthz", "/api/authorize", "/api/callback",
@@ -29,9 +28,13 @@ def route_of(path: str) -> str:
     return path if path in ROUTES else "other"
 
 
-class GatewayMetrics:
+class GatewayMetrics(PrivateRegistry):
+    """Every metric the gateway exports, in a private registry (`kbshell.ops.metrics`)."""
+
     def __init__(self, version: str = "") -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__(
+            "kubebind_backend_build", "Build information of kube-bind-backend", version
+        )
         r = self.registry
         self._requests = Counter(
             "kubebind_gateway_requests_total",
@@ -71,8 +74,6 @@ class GatewayMetrics:
             ["result"],
             registry=r,
         )
-        build = Info("kubebind_backend_build", "Build information of kube-bind-backend", registry=r)
-        build.info({"version": version or "unknown", "python": platform.python_version()})
         self._binds.labels("issued", "")
         for result in ("taken", "gone"):
             self._pickups.labels(result)
@@ -98,10 +99,3 @@ class GatewayMetrics:
 
     def apply(self, result: str) -> None:
         self._applies.labels(result).inc()
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-    def render_for(self, accept: str | None) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type

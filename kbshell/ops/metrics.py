@@ -1,7 +1,8 @@
 """Prometheus metrics of the konnector process.
 
 `Metrics` owns one private `CollectorRegistry` (never prometheus_client's global one, so several
-instances and tests never clash) and exposes small typed methods the shell calls at the points
+instances and tests never clash; `PrivateRegistry`, which kube-bind-backend's gateway metrics
+build on too) and exposes small typed methods the shell calls at the points
 where things happen. The names reuse client-go's workqueue and controller-runtime's reconcile
 metrics so existing dashboards work unchanged; kube-bind's own metrics carry the `kubebind_`
 prefix.
@@ -65,7 +66,28 @@ def _cluster(cluster: str) -> str:
     return cluster
 
 
-class Metrics:
+class PrivateRegistry:
+    """A process's metrics in a `CollectorRegistry` of its own, with the build `Info` metric
+    (`version`, `python`) every kube-bind process exports, and the exposition of both.
+    Subclasses register their metrics on `self.registry`."""
+
+    def __init__(self, build_metric: str, build_help: str, version: str = "") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        build = Info(build_metric, build_help, registry=self.registry)
+        build.info({"version": version or "unknown", "python": platform.python_version()})
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric (`CONTENT_TYPE_LATEST`)."""
+        return generate_latest(self.registry)
+
+    def render_for(self, accept: str | None) -> tuple[bytes, str]:
+        """Exposition negotiated on an HTTP Accept header (OpenMetrics when a scraper asks for
+        it); returns (body, content type)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class Metrics(PrivateRegistry):
     """Every metric the konnector exports, in a private registry.
 
     `controllers` and `queues` name the controllers/queues known at start; their series are
@@ -79,7 +101,7 @@ class Metrics:
         queues: Iterable[str] = (),
         version: str = "",
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__("kubebind_build", "Build information of the konnector", version)
         r = self.registry
 
         # --- client-go workqueue ---
@@ -213,9 +235,6 @@ class Metrics:
             ["resource"],
             registry=r,
         )
-        build = Info("kubebind_build", "Build information of the konnector", registry=r)
-        build.info({"version": version or "unknown", "python": platform.python_version()})
-
         for c in controllers:
             self.controller(c)
         for q in queues:
@@ -359,15 +378,3 @@ class Metrics:
                     m.remove(res, c)
         with suppress(KeyError):
             self._synced_objects.remove(res)
-
-    # ---------------------------------------------------------------- exposition
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every metric (`CONTENT_TYPE_LATEST`)."""
-        return generate_latest(self.registry)
-
-    def render_for(self, accept: str | None) -> tuple[bytes, str]:
-        """Exposition negotiated on an HTTP Accept header (OpenMetrics when a scraper asks for
-        it); returns (body, content type)."""
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
