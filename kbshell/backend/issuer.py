@@ -7,13 +7,16 @@ namespace, an Export's (its relatedResources are in the claims' Roles) every cla
 `GrantsIssuer` watches Exports, Collections, Grants and CRDs: an Export wakes itself, the
 Collections listing it and its Grants; a CRD wakes the Exports listing it. Each reconcile asks
 the kernel's planner (reads answered on the provider) and carries out the plan, as kbsim's
-issuer does through the same `kbcore.runtime.cluster.planned` and `carry_out`.
+issuer does through the same `kbcore.runtime.cluster.planned` and `carry_out`: the shape both
+share is `PlanningController`, each says only what it watches and which planner a key asks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from kbcore import objects as o
 from kbcore.actions import Plan
@@ -33,11 +36,39 @@ from kbcore.service.issuer import GrantView, grant_export, plan_grant
 from kbshell.backend.controller import Controller, Watch
 from kbshell.client import KubeClient
 
+K = TypeVar("K")
 
-class ClaimsIssuer:
-    def __init__(self, provider: KubeClient) -> None:
+
+class PlanningController(ABC, Generic[K]):
+    """A controller on the provider whose reconcile of a key is a kernel plan (`plan`, None
+    when the key's object is gone) carried out on the provider; requeued when the plan asks."""
+
+    def __init__(self, name: str, provider: KubeClient, watches: Sequence[Watch[K]]) -> None:
         self.provider = provider
-        self.controller: Controller[ObjectKey] = Controller(
+        self.controller: Controller[K] = Controller(name, provider, watches, self.reconcile)
+
+    @abstractmethod
+    def plan(self, key: K, now: float) -> Plan | None:
+        """The plan for `key` at `now`, its reads answered; None when its object is gone."""
+
+    def reconcile(self, key: K) -> float | None:
+        now = time.time()
+        plan = self.plan(key, now)
+        if plan is None:
+            return None
+        carry_out(self.provider, plan, now)
+        return plan.requeue_after
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+class ClaimsIssuer(PlanningController[ObjectKey]):
+    def __init__(self, provider: KubeClient) -> None:
+        super().__init__(
             "issuer-claims",
             provider,
             [
@@ -45,7 +76,6 @@ class ClaimsIssuer:
                 Watch(GRANTS, self._claims_of),
                 Watch(EXPORTS, self._claims_of_export),
             ],
-            self.reconcile,
         )
 
     def _claims_of(self, grant: o.Obj) -> Iterable[ObjectKey]:
@@ -59,30 +89,20 @@ class ClaimsIssuer:
         claims = self.controller.cache(BOUND_NAMESPACES).items()
         return [o.key_of(c) for c in claims if o.namespace(c) in homes]
 
-    def reconcile(self, key: ObjectKey) -> float | None:
+    def plan(self, key: ObjectKey, now: float) -> Plan | None:
         claim = self.controller.cache(BOUND_NAMESPACES).get(key)
         if claim is None:
             return None
-        now = time.time()
-        plan = planned(self.provider, plan_claim, ClaimView(claim, {}, now))
-        carry_out(self.provider, plan, now)
-        return plan.requeue_after
-
-    def start(self) -> None:
-        self.controller.start()
-
-    def stop(self) -> None:
-        self.controller.stop()
+        return planned(self.provider, plan_claim, ClaimView(claim, {}, now))
 
 
 GrantsKey = tuple[str, str]
 """(resource, name) of an Export, Collection or Grant; all three are cluster-scoped."""
 
 
-class GrantsIssuer:
+class GrantsIssuer(PlanningController[GrantsKey]):
     def __init__(self, provider: KubeClient) -> None:
-        self.provider = provider
-        self.controller: Controller[GrantsKey] = Controller(
+        super().__init__(
             "issuer-grants",
             provider,
             [
@@ -91,7 +111,6 @@ class GrantsIssuer:
                 Watch(GRANTS, lambda g: ((GRANTS.resource, o.name(g)),)),
                 Watch(CRDS, self._of_crd),
             ],
-            self.reconcile,
         )
 
     def _items(self, gvr: GVR) -> list[o.Obj]:
@@ -111,27 +130,17 @@ class GrantsIssuer:
         return [(EXPORTS.resource, o.name(e)) for e in self._items(EXPORTS)
                 if o.name(crd) in export_apis(e)]  # fmt: skip
 
-    def reconcile(self, key: GrantsKey) -> float | None:
+    def plan(self, key: GrantsKey, now: float) -> Plan | None:
         resource, name = key
-        now, cache = time.time(), self.controller.cache
+        cache = self.controller.cache
         obj = {r.resource: cache(r) for r in (EXPORTS, COLLECTIONS, GRANTS)}[resource].get(
             ObjectKey("", name)
         )
         if obj is None:
             return None
-        plan: Plan
         if resource == EXPORTS.resource:
-            plan = planned(self.provider, plan_export, ExportView(obj, {}, now))
-        elif resource == COLLECTIONS.resource:
-            plan = planned(self.provider, plan_collection, CollectionView(obj, {}, now))
-        else:
-            export = cache(EXPORTS).get(ObjectKey("", grant_export(obj)))
-            plan = planned(self.provider, plan_grant, GrantView(obj, export, {}, now))
-        carry_out(self.provider, plan, now)
-        return plan.requeue_after
-
-    def start(self) -> None:
-        self.controller.start()
-
-    def stop(self) -> None:
-        self.controller.stop()
+            return planned(self.provider, plan_export, ExportView(obj, {}, now))
+        if resource == COLLECTIONS.resource:
+            return planned(self.provider, plan_collection, CollectionView(obj, {}, now))
+        export = cache(EXPORTS).get(ObjectKey("", grant_export(obj)))
+        return planned(self.provider, plan_grant, GrantView(obj, export, {}, now))
