@@ -25,7 +25,7 @@ import redis
 from kbshell.backend.sessions import RedisStore
 from kbshell.bundle_yaml import bundle_yaml
 from tests.conftest import CONFIDENTIAL_CLIENT_ID, PUBLIC_CLIENT_ID
-from tests.e2e.test_oidc_provider import Login, log_in, redeem
+from tests.harness.dex_login import Login, log_in, new_browser, redeem, submit_password
 from tests.harness.gateway import GatewayServer, callback_url, gateway_ports
 from tests.harness.konnector import eventually
 from tests.harness.oidc import (
@@ -37,7 +37,6 @@ from tests.harness.oidc import (
     RedirectCatcher,
     RedisServer,
     User,
-    html_forms,
     start_dex,
 )
 
@@ -125,10 +124,6 @@ def site(
                 replica.stop()
 
 
-def new_browser() -> httpx.Client:
-    return httpx.Client(follow_redirects=True, trust_env=False, timeout=15)
-
-
 def to_dex_form(browser: httpx.Client, start: str) -> httpx.Response:
     """Open ``start`` on a gateway and follow it (through /api/authorize) to Dex's form."""
     page = browser.get(start)
@@ -140,9 +135,7 @@ def to_dex_form(browser: httpx.Client, start: str) -> httpx.Response:
 def post_password(
     browser: httpx.Client, page: httpx.Response, user: User, *, follow: bool = True
 ) -> httpx.Response:
-    (form,) = [f for f in html_forms(page.text) if "password" in f.fields]
-    fields = {**form.fields, "login": user.email, "password": PASSWORD}
-    return browser.post(page.url.join(form.action), data=fields, follow_redirects=follow)
+    return submit_password(browser, page, user.email, PASSWORD, follow=follow)
 
 
 def callback_from_dex(browser: httpx.Client, page: httpx.Response, user: User) -> str:
