@@ -18,8 +18,14 @@ import yaml
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
-from tests.chart.conftest import Obj, rule_allows
+from tests.chart.conftest import REPO, Obj, rule_allows
 from tests.harness.clusters import Cluster
+
+RELEASE = "kb"
+"""The release each test installs, into NAMESPACE."""
+NAMESPACE = "kube-bind"
+WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
+"""The API the scenarios bind and sync."""
 
 Event = dict[str, Any]
 Grant = tuple[str, int, str, str]

@@ -56,6 +56,9 @@ from kbshell.backend.issuing import Identity
 from kbshell.backend.provider_issuer import ProviderIssuer
 from kbshell.client import KubeClient
 from tests.chart.audited import (
+    NAMESPACE,
+    RELEASE,
+    WIDGETS_CRD,
     assert_every_grant_needed,
     audit_events,
     audit_policy,
@@ -64,17 +67,13 @@ from tests.chart.audited import (
     service_account_kubeconfig,
     service_account_user,
 )
-from tests.chart.conftest import Helm, Obj, by_kind, one
+from tests.chart.conftest import BACKEND, REPO, Helm, Obj, by_kind, one
 from tests.harness.clusters import Clusters, build_binaries, free_ports, start_clusters
 from tests.harness.konnector import eventually, wait_established
 
 pytestmark = pytest.mark.realcluster
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "backend"
-WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
-RELEASE = "kb"
-NAMESPACE = "kube-bind"
+CHART = BACKEND.path
 SA_NAME = f"{RELEASE}-backend"
 SA_USER = service_account_user(NAMESPACE, SA_NAME)
 TIMEOUT = 30.0

@@ -43,6 +43,9 @@ from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
 from kbshell.client import KubeClient
 from tests.chart.audited import (
+    NAMESPACE,
+    RELEASE,
+    WIDGETS_CRD,
     assert_every_grant_needed,
     audit_events,
     audit_policy,
@@ -67,10 +70,6 @@ from tests.harness.konnector import (
 
 pytestmark = pytest.mark.realcluster
 
-REPO = Path(__file__).resolve().parents[2]
-WIDGETS_CRD = REPO / "examples" / "scenarios" / "_common" / "widgets-crd.yaml"
-RELEASE = "kb"
-NAMESPACE = "kube-bind"
 SA_NAME = f"{RELEASE}-konnector"
 SA_USER = service_account_user(NAMESPACE, SA_NAME)
 BINDINGS = GVR("core.kube-bind.io", "v1alpha1", "bindings")
