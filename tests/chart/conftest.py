@@ -192,6 +192,16 @@ def one(objs: Iterable[Obj], kind: str) -> Obj:
     return found[0]
 
 
+def probe_ports(container: Obj, health_probe_bind_address: str) -> dict[str, int]:
+    """The container's named ports, after checking that its probes ask the probe port for
+    /healthz and /readyz and that the process serves them there (its parsed flag)."""
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert health_probe_bind_address == f":{ports['probe']}"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probe"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probe"}
+    return ports
+
+
 def konnector_container(objs: Iterable[Obj]) -> Obj:
     containers = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     (container,) = [c for c in containers if c["name"] == "konnector"]
