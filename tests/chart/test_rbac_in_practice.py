@@ -66,6 +66,7 @@ from tests.harness.konnector import (
     Konnector,
     Pair,
     eventually,
+    wait_established,
 )
 
 pytestmark = pytest.mark.realcluster
@@ -142,6 +143,8 @@ def test_without_bound_groups_the_konnector_is_unready_and_says_why(
         k = s.konnector
         crd = ObjectKey("", "widgets.example.org")
         eventually(lambda: not gone(pair.consumer, CRDS, crd), TIMEOUT, "bound API's CRD")
+        # Established, not only stored: until then the API server answers 404 for Widgets.
+        wait_established(pair.consumer, [crd.name], TIMEOUT)
         pair.create_widgets(["w1"])
 
         def explained() -> str | None:
