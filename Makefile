@@ -56,8 +56,8 @@ check: lint format-check typecheck imports crds-check scenarios
 	  --ignore=tests/property/test_seeded_bugs.py
 
 test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis
-	@echo ">> pytest (two workers: pytest-xdist)"
-	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist loadgroup
+	@echo ">> pytest (two workers, a test file per worker at a time: pytest-xdist --dist loadfile)"
+	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist loadfile
 
 # The lowest kubernetes client pyproject.toml allows, in its own venv (created once, then
 # reused): the client's tests that need no API server run against it.

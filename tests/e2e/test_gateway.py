@@ -40,9 +40,7 @@ from tests.harness.oidc import (
     start_dex,
 )
 
-# One worker runs the whole module: its module-scoped setup is made once, and its tests
-# follow each other in order (`make test` runs pytest-xdist with --dist loadgroup).
-pytestmark = [pytest.mark.realservice, pytest.mark.xdist_group("gateway")]
+pytestmark = pytest.mark.realservice
 
 MARKER = "provider-sa-token-" + secrets.token_hex(8)
 BUNDLE = [

@@ -51,9 +51,7 @@ from kbshell.client import KubeClient
 from tests.harness.clusters import Clusters
 from tests.harness.konnector import wait_established
 
-# One worker runs the whole module: its module-scoped setup is made once, and its tests
-# follow each other in order (`make test` runs pytest-xdist with --dist loadgroup).
-pytestmark = [pytest.mark.realcluster, pytest.mark.xdist_group("service_crds")]
+pytestmark = pytest.mark.realcluster
 
 SERVICE_CRD_DIR = Path(__file__).resolve().parents[2] / "crds" / "service"
 FIELD_MANAGER = "e2e-service-crds"

@@ -66,13 +66,7 @@ from tests.harness.konnector import (
 )
 from tests.harness.oidc import ALICE, BOB, Client, Dex, User, start_dex
 
-# One worker runs the whole module: its module-scoped setup is made once, and its tests
-# follow each other in order (`make test` runs pytest-xdist with --dist loadgroup).
-pytestmark = [
-    pytest.mark.realcluster,
-    pytest.mark.realservice,
-    pytest.mark.xdist_group("service_flow"),
-]
+pytestmark = [pytest.mark.realcluster, pytest.mark.realservice]
 
 API = "widgets.example.org"
 EXPORT = "widgets"

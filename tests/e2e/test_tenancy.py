@@ -40,9 +40,7 @@ from tests.harness.konnector import (
 )
 from tests.unit import bindworld as bw
 
-# One worker runs the whole module: its module-scoped setup is made once, and its tests
-# follow each other in order (`make test` runs pytest-xdist with --dist loadgroup).
-pytestmark = [pytest.mark.realcluster, pytest.mark.xdist_group("tenancy")]
+pytestmark = pytest.mark.realcluster
 
 SERVICEACCOUNTS = GVR("", "v1", "serviceaccounts")
 RBAC = bw.RBAC_RESOURCES
