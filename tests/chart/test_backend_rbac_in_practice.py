@@ -309,7 +309,9 @@ def _escalate_and_bind_are_needed(admin: KubeClient, sa: KubeClient, role: Obj, 
             sa.create(gvr, body)
         except ApiError as err:
             return err.message if err.code == 403 else None
-        sa.delete(gvr, ObjectKey(namespace, "probe"))  # the authorizer's cache lags: again
+        # The authorizer's cache lags the reduced role: try again. The admin removes the probe,
+        # since the reduced role may no longer let the backend delete what it just created.
+        admin.delete(gvr, ObjectKey(namespace, "probe"))
         return None
 
     message = eventually(lambda: refused(ROLES, probe_role), TIMEOUT, "Role refused")
