@@ -833,6 +833,3 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(cli())
