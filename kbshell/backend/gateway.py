@@ -94,6 +94,9 @@ class GatewayConfig:
     admission: Admission = attrs.field(factory=Admission)
     """Who may use the gateway (``--allow-*``); everyone the OIDC provider vouches for by
     default."""
+    cli_client_id: str = ""
+    """The public OIDC client `kubectl bind` logs in as (``--oidc-cli-client-id``), shown in
+    ``/api/provider``; "" when the provider names none."""
 
     @property
     def secure_cookies(self) -> bool:
@@ -293,6 +296,7 @@ class Gateway:
             "oidc": {
                 "issuer": self.oidc.client.issuer,
                 "audiences": list(self.oidc.client.audiences),
+                **({"cliClientID": self.config.cli_client_id} if self.config.cli_client_id else {}),
             },
         }
 

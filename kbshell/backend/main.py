@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also accept bearer ID tokens issued to this client (e.g. the CLI's); repeatable",
     )
     p.add_argument(
+        "--oidc-cli-client-id",
+        default=None,
+        metavar="CLIENT_ID",
+        help="the public OIDC client `kubectl bind` logs in as (shown in /api/provider; its ID "
+        "tokens are accepted as bearer tokens)",
+    )
+    p.add_argument(
         "--oidc-scopes",
         default="openid email profile",
         help="scopes a login asks for (groups is added when --allow-group is given)",
@@ -288,7 +295,9 @@ def _gateway(
         issuer=args.oidc_issuer_url,
         client_id=args.oidc_client_id,
         client_secret=_secret(args.oidc_client_secret_file),
-        extra_audiences=tuple(args.oidc_accept_audience),
+        extra_audiences=tuple(
+            dict.fromkeys([*args.oidc_accept_audience, *filter(None, [args.oidc_cli_client_id])])
+        ),
         scopes=_scopes(args.oidc_scopes, bool(args.allow_group)),
     )
     admission = _admission(args)
@@ -424,6 +433,7 @@ def _gateway_app(
         bind_rate_window=args.bind_rate_window,
         pickup_ttl=args.pickup_ttl,
         admission=admission,
+        cli_client_id=args.oidc_cli_client_id or "",
     )
     if not config.secure_cookies and urllib.parse.urlsplit(external).hostname not in LOOPBACK:
         log.warning(

@@ -44,6 +44,7 @@ class GatewayServer(Service):
         rate_limit: int = 10,
         extra_args: Sequence[str] = (),
         issuer: str = "",
+        cli_client_id: str = "",
     ) -> None:
         """`issuer` is the --issuer flag's value; by default the static one of `issuer_file`."""
         self.dir = directory
@@ -67,6 +68,8 @@ class GatewayServer(Service):
             secret_file.write_text(client_secret)
             secret_file.chmod(0o600)
             argv += ["--oidc-client-secret-file", str(secret_file)]
+        if cli_client_id:
+            argv += ["--oidc-cli-client-id", cli_client_id]
         for audience in accept_audiences:
             argv += ["--oidc-accept-audience", audience]
         argv += extra_args

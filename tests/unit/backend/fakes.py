@@ -202,7 +202,7 @@ class World:
             httpx.Client(transport=self.op.transport()),
         )
         config = GatewayConfig(EXTERNAL, provider_name="Widgets Inc.", version="1.2.3",
-                               bind_rate_limit=rate_limit,
+                               bind_rate_limit=rate_limit, cli_client_id=CLI_CLIENT,
                                admission=admission or Admission())  # fmt: skip
         self.gateway = Gateway(
             config, oidc, self.issuer, self.store, clock=self.clock, applier=applier

@@ -340,7 +340,9 @@ def test_provider_and_healthz(world: World) -> None:
             "version": "1.2.3",
             "authMethods": ["oidc", "bearer-id-token"],
             "authorizeURL": EXTERNAL + "/api/authorize",
-            "oidc": {"issuer": ISSUER, "audiences": [GATEWAY_CLIENT, CLI_CLIENT]},
+            # The CLI's client (--oidc-cli-client-id): `kubectl bind` logs in as it.
+            "oidc": {"issuer": ISSUER, "audiences": [GATEWAY_CLIENT, CLI_CLIENT],
+                     "cliClientID": CLI_CLIENT},
         }
         assert client.get("/api/healthz").json() == {"status": "ok"}
 
