@@ -46,6 +46,7 @@ from kbcore.schema.crds import served_resource
 from kbcore.sync.coverage import api_names, connection_name
 from kbcore.views import bundle as kb
 from kbcore.views import dryrun, overview, rbac
+from kbshell.bind.errors import Failure
 from kbshell.bundle_yaml import bundle_yaml
 from kbshell.client import KubeClient
 from kbshell.kubeconfig_file import KubeconfigFileError, load_kubeconfig_file
@@ -64,14 +65,6 @@ KINDS: dict[str, GVR] = {
     "ClusterBinding": CLUSTERBINDINGS,
     "Binding": BINDINGS,
 }
-
-
-class Failure(Exception):  # noqa: N818 - what the user sees: a problem and its fix
-    """A failure to report: what went wrong and how to fix it; `code` is the exit status."""
-
-    def __init__(self, problem: str, fix: str = "", code: int = 1) -> None:
-        super().__init__(problem)
-        self.problem, self.fix, self.code = problem, fix, code
 
 
 # -- flags -------------------------------------------------------------------------------------
@@ -106,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
             f"{PROG} --provider-kubeconfig FILE (--api NAME ... | --all) [-n NS] "
             "[--connection NAME] [--dry-run] [-o yaml]\n"
             f"       {PROG} --provider-kubeconfig FILE --list\n"
-            f"       {PROG} {{status,plan,rbac,unbind}} ..."
+            f"       {PROG} {{status,plan,rbac,unbind}} ...\n"
+            f"       {PROG} URL|EXPORT [--export NAME] [--dry-run] [-o yaml]   (a provider's "
+            "gateway; URL|EXPORT -h)\n"
+            f"       {PROG} login URL | {PROG} catalog [--provider URL]"
         ),
         description=(
             "Bind APIs a provider cluster exports into this (consumer) cluster: checks the "
@@ -800,10 +796,63 @@ def cli() -> int:
         return 141
 
 
+SERVICE_COMMANDS = ("login", "catalog")
+"""The gateway's commands (kbshell.bind.service); any other first word that is not one of
+COMMANDS is a provider URL or an Export name."""
+
+
+def first_word(argv: Sequence[str], parsers: Sequence[argparse.ArgumentParser]) -> str | None:
+    """The first positional argument of `argv`: skips options and the values of those that
+    take one (as any of `parsers` defines them), so `--kubeconfig FILE widgets` finds widgets."""
+    takes_value = {
+        option
+        for parser in parsers
+        for action in parser._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if word.startswith("-") and word != "-":
+            if "=" not in word and word in takes_value:
+                next(words, None)
+            continue
+        return word
+    return None
+
+
+def _run(call: Callable[[], int]) -> int:
+    try:
+        return call()
+    except Failure as f:
+        sys.stderr.write(f"{PROG}: error: {f.problem}\n")
+        if f.fix:
+            sys.stderr.write(f"  fix: {f.fix}\n")
+        return f.code
+    except KeyboardInterrupt:
+        return 1
+
+
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
+    from kbshell.bind import service
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
+    service_parsers = service.build_parsers()
+    word = first_word(argv, [parser, *service_parsers.values()])
+    if word is not None and word not in COMMANDS:
+        form = word if word in SERVICE_COMMANDS else "bind"
+        rest = list(argv)
+        if form != "bind":
+            rest.remove(word)
+        sargs = service_parsers[form].parse_args(rest)
+        run = {"bind": service.cmd_bind, "login": service.cmd_login,
+               "catalog": service.cmd_catalog}[form]  # fmt: skip
+        return _run(lambda: run(sargs, out))
+    args = parser.parse_args(argv)
     if args.command is not None:
         misplaced = [flag for dest, flag in BIND_ONLY.items() if getattr(args, dest, None)]
         if misplaced:
@@ -821,15 +870,6 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
             args.bind_apis or args.bind_all or args.dry_run or args.output or args.bind_namespace
         ):
             _usage(parser, "--list only lists what the provider exports: pass it alone")
-    try:
-        if args.command is None:
-            return cmd_bind(args, out)
-        return COMMANDS[args.command](args, out)
-    except Failure as f:
-        sys.stderr.write(f"{PROG}: error: {f.problem}\n")
-        if f.fix:
-            sys.stderr.write(f"  fix: {f.fix}\n")
-        return f.code
-    except KeyboardInterrupt:
-        return 1
-
+    if args.command is None:
+        return _run(lambda: cmd_bind(args, out))
+    return _run(lambda: COMMANDS[args.command](args, out))
