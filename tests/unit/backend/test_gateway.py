@@ -341,8 +341,11 @@ def test_provider_and_healthz(world: World) -> None:
             "authMethods": ["oidc", "bearer-id-token"],
             "authorizeURL": EXTERNAL + "/api/authorize",
             # The CLI's client (--oidc-cli-client-id): `kubectl bind` logs in as it.
-            "oidc": {"issuer": ISSUER, "audiences": [GATEWAY_CLIENT, CLI_CLIENT],
-                     "cliClientID": CLI_CLIENT},
+            "oidc": {
+                "issuer": ISSUER,
+                "audiences": [GATEWAY_CLIENT, CLI_CLIENT],
+                "cliClientID": CLI_CLIENT,
+            },
         }
         assert client.get("/api/healthz").json() == {"status": "ok"}
 
