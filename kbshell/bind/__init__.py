@@ -7,6 +7,10 @@ what an unbind will do (`kbcore.views.overview`). This module reads files and fl
 kernel's reads with `KubeClient`s, applies the bundle, and turns failures into messages that name
 the problem and the fix.
 
+`kubectl bind URL`, `kubectl bind EXPORT`, `kubectl bind login URL` and `kubectl bind catalog`
+bind through a provider's gateway instead (`kbshell.bind.service`); `main` tells them from the
+subcommands below by the first positional word (`first_word`).
+
 `kubectl bind --provider-kubeconfig FILE --list` lists what the provider exports and exits 0;
 binding without choosing (neither --api nor --all) lists the same in its error and exits 2.
 
