@@ -10,8 +10,8 @@ Rules:
 1. The consumer must serve the `core.kube-bind.io` CRDs of the bundle's kinds (the
    Connection's, and the ClusterBinding's or Binding's): a missing one blocks (the konnector's
    chart installs them; `kubectl apply -f crds/` does too).
-2. The namespace of the bundle's kubeconfig Secret (the konnector's) must exist: a missing one
-   blocks (the Secret's apply would fail half-way).
+2. The namespace of the bundle's kubeconfig Secret (the konnector's) and a Binding's namespace
+   must exist: a missing one blocks (the apply would fail half-way).
 3. The konnector Deployment (`konnector` in that namespace) is looked for: absent, it is a
    warning, not a block (a bundle may be applied before the konnector, as GitOps does; it waits
    for it), saying how to install it; present, its version (the `app.kubernetes.io/version`
@@ -116,11 +116,19 @@ class ConsumerFacts:
     namespace_exists: bool
     deployment: Mapping[str, Any] | None
     """The konnector Deployment, None when there is none."""
+    binding_namespace_exists: bool = True
+    """The bundle's Binding's namespace exists (True for a ClusterBinding)."""
 
 
 def _one(bundle: Sequence[Mapping[str, Any]], kinds: Iterable[str]) -> Mapping[str, Any] | None:
     wanted = set(kinds)
     return next((d for d in bundle if d.get("kind") in wanted), None)
+
+
+def binding_namespace(bundle: Sequence[Mapping[str, Any]]) -> str:
+    """The Binding's namespace; "" for a ClusterBinding."""
+    binding = _one(bundle, ["Binding"])
+    return o.namespace(binding) if binding is not None else ""
 
 
 def secret_namespace(bundle: Sequence[Mapping[str, Any]]) -> str:
@@ -213,6 +221,15 @@ def verdict(
                 BLOCKS,
                 f"the konnector's namespace {namespace} does not exist on the consumer",
                 f"install the konnector there, or kubectl create namespace {namespace}",
+            )
+        )
+    binding = _one(bundle, ["Binding"])
+    if binding is not None and not consumer.binding_namespace_exists:
+        findings.append(
+            Finding(
+                BLOCKS,
+                f"the Binding's namespace {o.namespace(binding)} does not exist on the consumer",
+                f"kubectl create namespace {o.namespace(binding)}",
             )
         )
     if consumer.deployment is None:

@@ -23,8 +23,10 @@ Rules:
    an unknown, expired, replayed or foreign state is 400. The ID token must carry the login's
    nonce (:mod:`kbshell.backend.oidc`, rule 2). A successful login rotates the session id.
 5. ``POST /api/bind`` takes a JSON body only (a cross-site form cannot send one, and the cookie
-   is SameSite=Lax), and at most :attr:`GatewayConfig.bind_rate_limit` binds per identity per
-   window; beyond that 429 with ``Retry-After``.
+   is SameSite=Lax): ``export``, ``consumerClusterUID`` and, for a Binding instead of a
+   ClusterBinding, the consumer ``namespace``; and at most
+   :attr:`GatewayConfig.bind_rate_limit` binds per identity per window; beyond that 429 with
+   ``Retry-After``.
 6. A caller outside the allowed set (:mod:`kbshell.backend.admission`) is refused with 403
    ``not_allowed``: at the login callback before the session is written, and on every request
    (bearer token or a session opened before the set changed), so no Grant or pickup is made
@@ -75,6 +77,7 @@ log = logging.getLogger("gateway")
 
 SESSION_COOKIE = "kube_bind_session"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_BODY = 64 * 1024
 MAX_APPLY_BODY = 1024 * 1024  # a kubeconfig may hold certificates; the API server's own limit
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -433,8 +436,11 @@ class Gateway:
         return doc
 
     @staticmethod
-    def _bind_request(doc: dict[str, Any]) -> tuple[str, str]:
+    def _bind_request(doc: dict[str, Any]) -> tuple[str, str, str]:
+        """Export, consumer cluster UID, and the consumer namespace of a Binding ("": a
+        ClusterBinding)."""
         export, uid = doc.get("export"), doc.get("consumerClusterUID")
+        namespace = doc.get("namespace", "")
         if not isinstance(export, str) or not 0 < len(export) <= 253:
             raise RefusalError(
                 400, "invalid_request", "export must be a name (1 to 253 characters)"
@@ -443,16 +449,22 @@ class Gateway:
             raise RefusalError(
                 400, "invalid_request", "consumerClusterUID must be a string (1 to 128 characters)"
             )
-        return export, uid
+        if not isinstance(namespace, str) or (namespace and not NAMESPACE_RE.match(namespace)):
+            raise RefusalError(
+                400, "invalid_request", "namespace must be a namespace name (a DNS label)"
+            )
+        return export, uid, namespace
 
-    def _issue(self, who: Identity, export: str, uid: str) -> list[dict[str, Any]]:
+    def _issue(
+        self, who: Identity, export: str, uid: str, namespace: str = ""
+    ) -> list[dict[str, Any]]:
         try:
             self._limit(who)
         except RefusalError:
             self.metrics.bind_refused("RateLimited")
             raise
         try:
-            objects = self.issuer.bind(who, export, uid)
+            objects = self.issuer.bind(who, export, uid, namespace=namespace)
         except BindRefused as err:
             self.metrics.bind_refused(err.reason)
             raise RefusalError(refusal_status(err), err.reason, err.message) from err
@@ -461,8 +473,8 @@ class Gateway:
 
     def _bind(self, request: Request, body: bytes) -> Response:
         who = self.caller(request)
-        export, uid = self._bind_request(self._object(body))
-        objects = self._issue(who, export, uid)
+        export, uid, namespace = self._bind_request(self._object(body))
+        objects = self._issue(who, export, uid, namespace)
         token = secrets.token_urlsafe(32)
         payload = json.dumps({"bundle": objects}).encode()
         self.store.put(_pickup_key(token), _seal(token, payload), self.config.pickup_ttl)
@@ -553,7 +565,7 @@ class Gateway:
         who = self.caller(request)
         doc = self._object(body)
         pickup = doc.get("pickup")
-        token = export = uid = ""
+        token = export = uid = namespace = ""
         if pickup is not None and ("export" in doc or "consumerClusterUID" in doc):
             raise RefusalError(
                 400, "invalid_request", "give either pickup or export and consumerClusterUID"
@@ -565,13 +577,17 @@ class Gateway:
                     400, "invalid_request", "pickup must be a pickup token or pickup URL"
                 )
         else:
-            export, uid = self._bind_request(doc)
+            export, uid, namespace = self._bind_request(doc)
         if "kubeconfig" not in doc:
             raise RefusalError(400, "invalid_request", "kubeconfig (the consumer's) is required")
         try:
             # Apply rule 3: everything is checked before a pickup is taken or a bind is made.
             creds = consumer_credentials(doc.pop("kubeconfig"))
-            objects = self._take(token) if pickup is not None else self._issue(who, export, uid)
+            objects = (
+                self._take(token)
+                if pickup is not None
+                else self._issue(who, export, uid, namespace)
+            )
             applied = self.applier.apply(creds, objects)
         except ApplyRefusedError as err:
             self.metrics.apply(err.error)

@@ -88,8 +88,9 @@ class Issuer(Protocol):
         ...
 
     def bind(
-        self, identity: Identity, export: str, consumer_cluster_uid: str
+        self, identity: Identity, export: str, consumer_cluster_uid: str, *, namespace: str = ""
     ) -> list[dict[str, Any]]:
         """Rule 3: the bundle for ``export`` in the consumer cluster ``consumer_cluster_uid``,
-        minted (or reused) for ``identity``; raises :class:`BindRefused`."""
+        minted (or reused) for ``identity``, with a ClusterBinding, or a Binding in consumer
+        namespace ``namespace``; raises :class:`BindRefused`."""
         ...

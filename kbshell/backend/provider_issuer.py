@@ -49,6 +49,7 @@ from kbcore.service.issuer import (
     plan_issue,
 )
 from kbcore.status import condition_is_true
+from kbcore.views import bundle as kb
 from kbshell.backend.issuing import BindRefused, CatalogEntry, Identity
 
 LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -132,7 +133,7 @@ class ProviderIssuer:
     # -- rules 2 to 5 ---------------------------------------------------------------------
 
     def bind(
-        self, identity: Identity, export: str, consumer_cluster_uid: str
+        self, identity: Identity, export: str, consumer_cluster_uid: str, *, namespace: str = ""
     ) -> list[dict[str, Any]]:
         if not LOWER_UUID.fullmatch(consumer_cluster_uid):
             raise BindRefused(
@@ -145,7 +146,9 @@ class ProviderIssuer:
             raise BindRefused("UnknownExport", f"there is no export {export!r} to bind")
         who = OIDCIdentity(issuer=identity.issuer, subject=identity.subject, email=identity.email)
         self._issue(who, export, consumer_cluster_uid)
-        return self._await_bundle(o.name(grant_for(who, export, consumer_cluster_uid)), obj)
+        return self._await_bundle(
+            o.name(grant_for(who, export, consumer_cluster_uid)), obj, namespace
+        )
 
     def _issue(self, who: OIDCIdentity, export: str, uid: str) -> None:
         """Rule 3: `plan_issue` carried out; a conflict is planned again."""
@@ -159,7 +162,7 @@ class ProviderIssuer:
                 if err.code != 409 or attempt == ISSUE_ATTEMPTS - 1:
                     raise
 
-    def _await_bundle(self, name: str, export: o.Obj) -> list[dict[str, Any]]:
+    def _await_bundle(self, name: str, export: o.Obj, namespace: str = "") -> list[dict[str, Any]]:
         """Rule 4: re-read with backoff until the Grant is issued, or refuse at the timeout."""
         deadline = self._clock() + self.timeout
         backoff = FIRST_BACKOFF
@@ -172,8 +175,9 @@ class ProviderIssuer:
                 secret_name = status.get("tokenSecretName") or TOKEN_SECRET
                 secret = get_or_none(self.provider, SECRETS, ObjectKey(name, str(secret_name)))
                 result = issued_bundle(
-                    grant, export, secret, self.server, self.ca_pem, connection=o.name(export)
-                )
+                    grant, export, secret, self.server, self.ca_pem, connection=o.name(export),
+                    binding=kb.BindingRef(o.name(export), namespace),
+                )  # fmt: skip
             if not isinstance(result, NotIssued):
                 return result
             left = deadline - self._clock()

@@ -126,9 +126,13 @@ class StaticIssuer:
         return self._visible(identity)
 
     def bind(
-        self, identity: Identity, export: str, consumer_cluster_uid: str
+        self, identity: Identity, export: str, consumer_cluster_uid: str, *, namespace: str = ""
     ) -> list[dict[str, Any]]:
         exports = {e.name for e in self._visible(identity) if e.kind == "Export"}
         if export not in exports or export not in self._bundles:
             raise BindRefused("UnknownExport", f"there is no export {export!r} to bind")
+        if namespace:
+            # Its bundles are fixed: it cannot make the Binding asked for.
+            raise BindRefused("Invalid", "this provider hands out fixed bundles: bind without "
+                              "a namespace")  # fmt: skip
         return copy.deepcopy(self._bundles[export])

@@ -123,13 +123,12 @@ class Gateway:
         doc = self._json("GET", "/api/catalog", token=token)
         return doc if isinstance(doc, dict) else {}
 
-    def bind(self, token: str, export: str, consumer_uid: str) -> str:
-        doc = self._json(
-            "POST",
-            "/api/bind",
-            token=token,
-            body={"export": export, "consumerClusterUID": consumer_uid},
-        )
+    def bind(self, token: str, export: str, consumer_uid: str, namespace: str = "") -> str:
+        """POST /api/bind: a ClusterBinding, or a Binding in consumer namespace `namespace`."""
+        body = {"export": export, "consumerClusterUID": consumer_uid}
+        if namespace:
+            body["namespace"] = namespace
+        doc = self._json("POST", "/api/bind", token=token, body=body)
         url = doc.get("pickupURL") if isinstance(doc, dict) else None
         if not isinstance(url, str):
             raise Failure(f"the provider at {self.base} answered a bind without a pickup URL", "")

@@ -99,6 +99,14 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     bind.add_argument("--export", metavar="NAME", help="the Export to bind (with a URL)")
     bind.add_argument("--provider", metavar="URL", help="the provider, for an Export name")
     bind.add_argument(
+        "-n",
+        "--namespace",
+        dest="bind_namespace",
+        default="",
+        metavar="NS",
+        help="a Binding in NS (only NS is synced) instead of a ClusterBinding",
+    )
+    bind.add_argument(
         "-o",
         "--output",
         choices=("yaml",),
@@ -328,7 +336,9 @@ def consumer_facts(consumer: KubeClient, bundle: Sequence[Obj]) -> preflight.Con
         except ApiError as err:
             if err.code not in (403, 404):
                 raise consumer_failure(err, "looking for the konnector", consumer.host) from err
-    return preflight.ConsumerFacts(crds, exists, deployment)
+    scoped = preflight.binding_namespace(bundle)
+    scoped_exists = not scoped or _get(consumer, NAMESPACES, ObjectKey("", scoped)) is not None
+    return preflight.ConsumerFacts(crds, exists, deployment, scoped_exists)
 
 
 def provider_credentials(bundle: Sequence[Obj]) -> Credentials:
@@ -406,11 +416,11 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
     with consumer_client(args) as consumer:
         uid = consumer_uid(consumer)
         if args.output == "yaml":
-            raw = session.gateway.pickup(session.call("bind", name, uid))
+            raw = session.gateway.pickup(session.call("bind", name, uid, args.bind_namespace))
             sys.stdout.flush()
             out.write(raw.decode())  # verbatim: the gateway's bytes, byte for byte
             return 0
-        expected = _expected(args.konnector_namespace)
+        expected = _expected(args.konnector_namespace, args.bind_namespace)
         early = preflight.verdict(expected, consumer_facts(consumer, expected), _allowed(expected))
         if args.dry_run:
             out.write(
@@ -427,7 +437,7 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
             )
             return 0
         refuse(early)  # before anything is minted for a consumer that cannot take it
-        raw = session.gateway.pickup(session.call("bind", name, uid))
+        raw = session.gateway.pickup(session.call("bind", name, uid, args.bind_namespace))
         bundle = [d for d in yaml.safe_load_all(raw) if d]
         out.write(f"bound Export {name} of {base} as {session.who}; checking before applying:\n")
         verdict = preflight.verdict(
@@ -449,13 +459,13 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         return wait_ready(consumer, bundle, args.wait_timeout, out)
 
 
-def _expected(namespace: str) -> list[Obj]:
+def _expected(namespace: str, binding_namespace: str) -> list[Obj]:
     """The kinds every gateway bundle has, for the consumer's checks before the bind."""
-    return [
-        {"kind": "Secret", "metadata": {"namespace": namespace}},
-        {"kind": "Connection", "metadata": {}},
-        {"kind": "ClusterBinding", "metadata": {}},
-    ]
+    binding: Obj = {"kind": "ClusterBinding", "metadata": {}}
+    if binding_namespace:
+        binding = {"kind": "Binding", "metadata": {"namespace": binding_namespace}}
+    return [{"kind": "Secret", "metadata": {"namespace": namespace}},
+            {"kind": "Connection", "metadata": {}}, binding]  # fmt: skip
 
 
 def _allowed(bundle: Sequence[Obj]) -> dict[preflight.AccessCheck, bool | str]:

@@ -36,7 +36,7 @@ import httpx
 import pytest
 import yaml
 
-from kbcore.api.resources import CRDS, EXPORTS, NAMESPACES
+from kbcore.api.resources import BINDINGS, CRDS, EXPORTS, NAMESPACES
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
 from kbshell.bundle_yaml import bundle_yaml
@@ -317,3 +317,24 @@ def test_bad_input_is_a_clear_error_and_nothing_is_cached(site: Site) -> None:
     assert code == 1 and f"127.0.0.1:{port}" in err and "--callback-port" in err, err
     assert not (config / "kube-bind" / "tokens").exists() or not any(
         (config / "kube-bind" / "tokens").iterdir())  # fmt: skip
+
+
+def test_a_namespaced_binding_is_asked_of_the_gateway_and_checked_first(
+    site: Site, alice_config: Path
+) -> None:
+    if not (alice_config / "kube-bind" / "last.json").exists():
+        test_the_one_liner_logs_in_binds_and_waits_until_ready(site, alice_config)
+    before = issued(site)
+    # Its namespace does not exist: the consumer's preflight refuses before anything is minted.
+    code, out, err = run(site, alice_config, EXPORT, "-n", "nowhere")
+    assert code == 1, out + err
+    assert "preflight failed, nothing was applied" in err and "nowhere does not exist" in err
+    assert "kubectl create namespace nowhere" in err
+    assert issued(site) == before
+    assert site.consumer.list(BINDINGS, "nowhere")[0] == []
+    # The provider's issuer writes the Binding asked for.
+    code, out, err = run(site, alice_config, EXPORT, "-n", "default", "-o", "yaml")
+    assert code == 0, err
+    binding = [d for d in yaml.safe_load_all(out) if d][-1]
+    assert (binding["kind"], binding["metadata"]["namespace"]) == ("Binding", "default")
+    assert issued(site) == before + 1

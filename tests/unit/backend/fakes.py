@@ -162,6 +162,7 @@ class RecordingIssuer:
 
     def __init__(self) -> None:
         self.binds: list[tuple[Identity, str, str]] = []
+        self.namespaces: list[str] = []
 
     def catalog(self, identity: Identity) -> list[CatalogEntry]:
         entries = [
@@ -174,9 +175,10 @@ class RecordingIssuer:
         return entries
 
     def bind(
-        self, identity: Identity, export: str, consumer_cluster_uid: str
+        self, identity: Identity, export: str, consumer_cluster_uid: str, *, namespace: str = ""
     ) -> list[dict[str, Any]]:
         self.binds.append((identity, export, consumer_cluster_uid))
+        self.namespaces.append(namespace)
         names = {e.name for e in self.catalog(identity) if e.kind == "Export"}
         if export not in names:
             raise BindRefused("UnknownExport", f"there is no export {export!r} to bind")

@@ -460,3 +460,16 @@ def test_no_credential_in_any_header_url_or_log_record(
             assert CLIENT_SECRET not in line
         if "location" in resp.headers:
             assert token not in resp.headers["location"]
+
+
+def test_a_bind_may_ask_for_a_binding_in_a_consumer_namespace(
+    world: World, alice: TestClient
+) -> None:
+    body = {"export": "widgets", "consumerClusterUID": "cluster-uid-1"}
+    assert alice.post("/api/bind", json={**body, "namespace": "team-a"}).status_code == 201
+    assert alice.post("/api/bind", json=body).status_code == 201
+    assert world.issuer.namespaces == ["team-a", ""]  # "": a ClusterBinding
+    for bad in ("Team", "-a", "a" * 64, 7):
+        resp = alice.post("/api/bind", json={**body, "namespace": bad})
+        assert (resp.status_code, resp.json()["error"]) == (400, "invalid_request"), bad
+    assert len(world.issuer.binds) == 2  # refused before the issuer was asked
