@@ -18,6 +18,8 @@ loopback callback. What a user relies on:
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import queue
 import secrets
@@ -338,3 +340,20 @@ def test_a_namespaced_binding_is_asked_of_the_gateway_and_checked_first(
     binding = [d for d in yaml.safe_load_all(out) if d][-1]
     assert (binding["kind"], binding["metadata"]["namespace"]) == ("Binding", "default")
     assert issued(site) == before + 1
+
+
+def test_an_expired_token_is_refreshed_without_a_login(site: Site, alice_config: Path) -> None:
+    if not (alice_config / "kube-bind" / "last.json").exists():
+        test_the_one_liner_logs_in_binds_and_waits_until_ready(site, alice_config)
+    (path,) = (alice_config / "kube-bind" / "tokens").iterdir()
+    entry = json.loads(path.read_text())
+    assert entry["refreshToken"]  # Dex gives one for offline_access
+    # An ID token past its expiry (the CLI reads only its exp; the gateway would refuse it).
+    expired = "e30." + base64.urlsafe_b64encode(b'{"exp": 1}').rstrip(b"=").decode() + ".x"
+    path.write_text(json.dumps({**entry, "idToken": expired}))
+    code, out, err = run(site, alice_config, "catalog")
+    assert code == 0, err
+    assert "Open this URL" not in err and EXPORT in out
+    refreshed = json.loads(path.read_text())
+    assert refreshed["idToken"] not in (expired, entry["idToken"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
