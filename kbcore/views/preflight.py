@@ -198,11 +198,11 @@ def deployment_version(deployment: Mapping[str, Any]) -> str:
 def verdict(
     bundle: Sequence[Mapping[str, Any]],
     consumer: ConsumerFacts,
-    access: Mapping[AccessCheck, bool | str],
+    access: Mapping[AccessCheck, bool | str] | None,
 ) -> Verdict:
     """Rules 1 to 6. `access` answers each of `access_checks(bundle)`: True (allowed), False
     (denied) or an error text (could not be asked); a check missing from it is not asked yet
-    and blocks like an error."""
+    and blocks like an error. None: the provider is not checked (yet), only the consumer."""
     findings: list[Finding] = []
     missing = [n for n in consumer_crds(bundle) if n not in consumer.crds]
     if missing:
@@ -255,8 +255,11 @@ def verdict(
                     f"kubectl -n {namespace} describe deployment {KONNECTOR_DEPLOYMENT}",
                 )
             )
+    if access is None:
+        return Verdict(tuple(findings))
     denied, failed = [], []
-    for check in access_checks(bundle):
+    checks = access_checks(bundle)
+    for check in checks:
         answer = access.get(check, "not asked")
         if answer is True:
             continue
@@ -273,6 +276,10 @@ def verdict(
                 "ask the provider's administrator to grant it (for a gateway's bundle: the issuer "
                 "mints it; bind again once its Grant is Ready)",
             )
+        )
+    if not denied and not failed:
+        findings.append(
+            Finding(INFO, f"the provider allows all {len(checks)} requests the konnector makes")
         )
     if failed:
         findings.append(

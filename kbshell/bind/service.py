@@ -417,11 +417,15 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         uid = consumer_uid(consumer)
         if args.output == "yaml":
             raw = session.gateway.pickup(session.call("bind", name, uid, args.bind_namespace))
-            sys.stdout.flush()
-            out.write(raw.decode())  # verbatim: the gateway's bytes, byte for byte
+            out.flush()
+            binary = getattr(out, "buffer", None)
+            if binary is not None:
+                binary.write(raw)  # verbatim: the gateway's bytes, byte for byte
+            else:
+                out.write(raw.decode())
             return 0
         expected = _expected(args.konnector_namespace, args.bind_namespace)
-        early = preflight.verdict(expected, consumer_facts(consumer, expected), _allowed(expected))
+        early = preflight.verdict(expected, consumer_facts(consumer, expected), None)
         if args.dry_run:
             out.write(
                 f"dry run: would bind Export {name} ({', '.join(export.get('apis') or ())}) of "
@@ -466,10 +470,6 @@ def _expected(namespace: str, binding_namespace: str) -> list[Obj]:
         binding = {"kind": "Binding", "metadata": {"namespace": binding_namespace}}
     return [{"kind": "Secret", "metadata": {"namespace": namespace}},
             {"kind": "Connection", "metadata": {}}, binding]  # fmt: skip
-
-
-def _allowed(bundle: Sequence[Obj]) -> dict[preflight.AccessCheck, bool | str]:
-    return dict.fromkeys(preflight.access_checks(bundle), True)  # the provider's come later
 
 
 def wait_ready(consumer: KubeClient, bundle: Sequence[Obj], timeout: float, out: IO[str]) -> int:

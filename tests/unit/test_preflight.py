@@ -36,7 +36,19 @@ def test_a_healthy_consumer_and_a_provider_that_allows_everything_is_ok() -> Non
     bundle = tenant_bundle()
     verdict = pf.verdict(bundle, HEALTHY, everything(bundle))
     assert verdict.ok
-    assert [f.what for f in verdict.findings] == ["konnector 0.1.0 is running in kube-bind"]
+    n = len(pf.access_checks(bundle))
+    assert [f.what for f in verdict.findings] == [
+        "konnector 0.1.0 is running in kube-bind",
+        f"the provider allows all {n} requests the konnector makes",
+    ]
+
+
+def test_before_the_bind_only_the_consumer_is_checked() -> None:
+    bundle = tenant_bundle()
+    assert pf.verdict(bundle, HEALTHY, None).findings == (
+        pf.Finding(pf.INFO, "konnector 0.1.0 is running in kube-bind"),
+    )
+    assert not pf.verdict(bundle, pf.ConsumerFacts(frozenset(), True, None), None).ok
 
 
 def test_a_tenants_checks_are_exactly_tenant_rules_verb_by_verb_and_name_by_name() -> None:
