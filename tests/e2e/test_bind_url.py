@@ -11,6 +11,11 @@ loopback callback. What a user relies on:
  - a second run reuses the cached token (no login): `kubectl bind EXPORT -o yaml` writes the
    pickup's bytes, `catalog` lists the Export, `--dry-run` binds nothing (the gateway issued
    no bundle for it);
+ - an expired cached ID token is refreshed with Dex's refresh token, still without a login;
+ - `-n NS` asks the gateway for a Binding; a namespace that does not exist is refused by the
+   consumer's preflight before anything is minted;
+ - a bundle whose provider credentials hold no RBAC (a static-issuer gateway's) is refused by
+   the provider's preflight (SelfSubjectAccessReviews), naming what is denied; nothing applied;
  - bad input is exit 1 with the problem and the fix, and nothing cached or applied: an
    unreachable URL, a URL that is not a kube-bind gateway, a login cancelled at the identity
    provider (error=access_denied at the callback), one that times out, a callback port in use.
@@ -38,9 +43,18 @@ import httpx
 import pytest
 import yaml
 
-from kbcore.api.resources import BINDINGS, CRDS, EXPORTS, NAMESPACES
+from kbcore.api.resources import (
+    BINDINGS,
+    CLUSTERBINDINGS,
+    CONNECTIONS,
+    CRDS,
+    EXPORTS,
+    NAMESPACES,
+    SECRETS,
+)
 from kbcore.errors import ApiError
 from kbcore.objects import ObjectKey
+from kbcore.views import bundle as kb
 from kbshell.bundle_yaml import bundle_yaml
 from kbshell.client import KubeClient
 from tests.conftest import CONFIDENTIAL_CLIENT_ID, PUBLIC_CLIENT_ID
@@ -357,3 +371,44 @@ def test_an_expired_token_is_refreshed_without_a_login(site: Site, alice_config:
     refreshed = json.loads(path.read_text())
     assert refreshed["idToken"] not in (expired, entry["idToken"])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_credentials_the_provider_denies_are_named_and_nothing_is_applied(site: Site) -> None:
+    """A gateway (the static issuer) handing out a bundle whose provider user holds no RBAC:
+    the provider's preflight names what is denied, and the consumer gets nothing."""
+    user_kubeconfig = site.clusters["provider"].mint_kubeconfig("nobody")
+    single = kb.single_context(yaml.safe_load(user_kubeconfig.read_text()))
+    assert isinstance(single, dict)
+    bundle = kb.bundle(connection="denied", kubeconfig_text=yaml.safe_dump(single),
+                       apis=["widgets.example.org"], konnector_namespace="kube-bind",
+                       binding=kb.BindingRef("denied", ""))  # fmt: skip
+    issuer_file = site.tmp / "static-issuer.yaml"
+    issuer_file.write_text(yaml.safe_dump({
+        "catalog": [{"kind": "Export", "name": "denied", "title": "Denied",
+                     "apis": ["widgets.example.org"]}],
+        "bundles": {"denied": bundle},
+    }))  # fmt: skip
+    (port,) = free_ports(1)
+    static = GatewayServer(site.tmp / "static", port, oidc_issuer=site.dex.issuer,
+                           client_id=CONFIDENTIAL_CLIENT_ID, client_secret=None,
+                           issuer_file=issuer_file, session_store="memory",
+                           cli_client_id=PUBLIC_CLIENT_ID)  # fmt: skip
+    static.start()
+    try:
+        config = site.tmp / "static-config"
+        cli = Run([static.url + "/exports", "--no-browser"], site.env(config))
+        log_in_at_dex(cli.login_url())
+        code, out, err = cli.finish()
+    finally:
+        static.stop()
+    assert code == 1, out + err
+    assert "preflight failed, nothing was applied" in err
+    assert "the provider denies the bundle's credentials what the konnector needs" in err
+    assert "list customresourcedefinitions.apiextensions.k8s.io" in err
+    assert "applied" not in out
+    for gvr, name in ((CONNECTIONS, "denied"), (CLUSTERBINDINGS, "denied")):
+        with pytest.raises(ApiError) as gone:
+            site.consumer.get(gvr, ObjectKey("", name))
+        assert gone.value.code == 404
+    with pytest.raises(ApiError):
+        site.consumer.get(SECRETS, ObjectKey("kube-bind", "denied-kubeconfig"))
