@@ -412,3 +412,14 @@ def test_credentials_the_provider_denies_are_named_and_nothing_is_applied(site: 
         assert gone.value.code == 404
     with pytest.raises(ApiError):
         site.consumer.get(SECRETS, ObjectKey("kube-bind", "denied-kubeconfig"))
+
+
+def test_login_logs_in_anew_and_names_the_user(site: Site) -> None:
+    config = site.tmp / "login-config"
+    cli = Run(["login", site.exports_url, "--no-browser"], site.env(config))
+    log_in_at_dex(cli.login_url())
+    code, out, err = cli.finish()
+    assert code == 0, err
+    assert out == f"logged in to Widgets Inc. ({site.backend.url}) as {ALICE.email}\n"
+    last = json.loads((config / "kube-bind" / "last.json").read_text())
+    assert last == {"provider": site.backend.url}
