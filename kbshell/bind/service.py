@@ -291,7 +291,10 @@ def choose_export(
         )
     for i, e in enumerate(exports, 1):
         sys.stderr.write(f"  {i}) {e.get('name')}: {e.get('title') or ''}\n")
-    answer = input(f"Export to bind [1-{len(exports)}]: ").strip()
+    # The prompt on stderr, as the listing: stdout may be the bundle (-o yaml > file).
+    sys.stderr.write(f"Export to bind [1-{len(exports)}]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip()
     if answer.isdigit() and 1 <= int(answer) <= len(exports):
         return exports[int(answer) - 1]
     for e in exports:

@@ -5,6 +5,7 @@ tests/e2e/test_bind_url.py.)"""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import stat
 from pathlib import Path
@@ -126,3 +127,16 @@ def test_the_catalog_table() -> None:
     assert [line.split() for line in lines] == [
         ["KIND", "NAME", "TITLE", "APIS"], ["Export", "widgets", "Widgets", "widgets.example.org"],
         ["Export", "gadgets", "Gadgets", "-"], ["Collection", "all", "-"]]  # fmt: skip
+
+
+def test_on_a_terminal_the_user_chooses_by_number_or_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\ngadgets\nnone\n"))
+    assert choose_export(EXPORTS, None, "https://x", True)["name"] == "gadgets"
+    assert choose_export(EXPORTS, None, "https://x", True)["name"] == "gadgets"
+    with pytest.raises(Failure):
+        choose_export(EXPORTS, None, "https://x", True)
+    seen = capsys.readouterr()
+    assert seen.out == ""  # the listing and prompt go to stderr: stdout may be the bundle
+    assert "1) widgets: Widgets" in seen.err and "Export to bind [1-2]: " in seen.err
