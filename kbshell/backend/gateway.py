@@ -464,7 +464,12 @@ class Gateway:
             self.metrics.bind_refused("RateLimited")
             raise
         try:
-            objects = self.issuer.bind(who, export, uid, namespace=namespace)
+            # The namespace only when asked for: a plain bind suits any Issuer.
+            objects = (
+                self.issuer.bind(who, export, uid, namespace=namespace)
+                if namespace
+                else self.issuer.bind(who, export, uid)
+            )
         except BindRefused as err:
             self.metrics.bind_refused(err.reason)
             raise RefusalError(refusal_status(err), err.reason, err.message) from err

@@ -36,7 +36,7 @@ class OneBundleIssuer:
         return [CatalogEntry("Export", "widgets")]
 
     def bind(
-        self, identity: Identity, export: str, consumer_cluster_uid: str
+        self, identity: Identity, export: str, consumer_cluster_uid: str, *, namespace: str = ""
     ) -> list[dict[str, Any]]:
         provider = {
             "apiVersion": "v1", "kind": "Config", "current-context": "p",
