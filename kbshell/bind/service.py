@@ -36,6 +36,7 @@ from kbshell.bind import (
     USER_AGENT,
     _apply,
     _apply_failure,
+    _cluster_flags,
     _describe,
     _get,
     _run_reads,
@@ -83,10 +84,8 @@ def _login_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parsers() -> dict[str, argparse.ArgumentParser]:
     """One parser per form: "login", "catalog", and "bind" (a URL or an Export name)."""
-    from kbshell.bind import _cluster_flags
-
     bind = argparse.ArgumentParser(
-        prog=f"{PROG} URL|EXPORT",
+        prog=PROG,
         description="Bind an Export of a provider's gateway: log in if needed, choose the "
         "Export, bind, pick the bundle up, check both clusters, apply it, wait until Ready.",
     )
