@@ -12,7 +12,9 @@ Rules:
    chart installs them; `kubectl apply -f crds/` does too).
 2. The namespace of the bundle's kubeconfig Secret (the konnector's) and a Binding's namespace
    must exist: a missing one blocks (the apply would fail half-way).
-3. The konnector Deployment (`konnector` in that namespace) is looked for: absent, it is a
+3. The konnector Deployment (in that namespace, labelled `app.kubernetes.io/name: konnector` as
+   the chart labels it whatever the release's name, else named `konnector`) is looked for:
+   absent, it is a
    warning, not a block (a bundle may be applied before the konnector, as GitOps does; it waits
    for it), saying how to install it; present, its version (the `app.kubernetes.io/version`
    label, else the image tag) is reported, and one with no available replica is a warning.
@@ -42,6 +44,7 @@ from kbcore.sync.tenancy import Tenant, tenant_of
 from kbcore.views import rbac
 
 KONNECTOR_DEPLOYMENT = "konnector"
+NAME_LABEL = "app.kubernetes.io/name"
 VERSION_LABEL = "app.kubernetes.io/version"
 BLOCKS, WARNS, INFO = "blocks", "warns", "info"
 
@@ -182,6 +185,15 @@ def access_checks(bundle: Sequence[Mapping[str, Any]]) -> tuple[AccessCheck, ...
     return tuple(checks)
 
 
+def find_konnector(deployments: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Rule 3: the konnector among the Deployments of its namespace (the first by name)."""
+    ordered = sorted(deployments, key=o.name)
+    labelled = [d for d in ordered if o.labels_of(d).get(NAME_LABEL) == KONNECTOR_DEPLOYMENT]
+    named = [d for d in ordered if o.name(d) == KONNECTOR_DEPLOYMENT]
+    found = labelled or named
+    return found[0] if found else None
+
+
 def deployment_version(deployment: Mapping[str, Any]) -> str:
     """Rule 3: the chart's version label, else the first container's image tag, else "?"."""
     label = o.labels_of(deployment).get(VERSION_LABEL)
@@ -236,7 +248,7 @@ def verdict(
         findings.append(
             Finding(
                 WARNS,
-                f"no konnector Deployment {namespace}/{KONNECTOR_DEPLOYMENT} on the consumer: "
+                f"no konnector Deployment in {namespace} on the consumer: "
                 "the binding stays unready until a konnector runs",
                 "install the konnector (helm install konnector charts/konnector -n "
                 f"{namespace}), or run it yourself with --kubeconfig pointing at this cluster",

@@ -332,11 +332,9 @@ def consumer_facts(consumer: KubeClient, bundle: Sequence[Obj]) -> preflight.Con
     deployment = None
     if exists:
         try:
-            deployment = consumer.get(
-                DEPLOYMENTS, ObjectKey(namespace, preflight.KONNECTOR_DEPLOYMENT)
-            )
+            deployment = preflight.find_konnector(consumer.list(DEPLOYMENTS, namespace)[0])
         except ApiError as err:
-            if err.code not in (403, 404):
+            if err.code != 403:  # a user who may not list Deployments is told it is missing
                 raise consumer_failure(err, "looking for the konnector", consumer.host) from err
     scoped = preflight.binding_namespace(bundle)
     scoped_exists = not scoped or _get(consumer, NAMESPACES, ObjectKey("", scoped)) is not None

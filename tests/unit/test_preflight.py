@@ -131,3 +131,12 @@ def test_the_konnector_version_is_the_label_else_the_image_tag() -> None:
     image = {"spec": {"template": {"spec": {"containers": [{"image": "r:5000/k/konnector:v2"}]}}}}
     assert pf.deployment_version(image) == "v2"
     assert pf.deployment_version({}) == "?"
+
+
+def test_the_konnector_is_the_chart_labelled_deployment_else_the_one_named_konnector() -> None:
+    chart = {"metadata": {"name": "release-konnector", "labels": {pf.NAME_LABEL: "konnector"}}}
+    named = {"metadata": {"name": "konnector"}}
+    other = {"metadata": {"name": "web"}}
+    assert pf.find_konnector([other, named, chart]) is chart
+    assert pf.find_konnector([other, named]) is named
+    assert pf.find_konnector([other]) is None
