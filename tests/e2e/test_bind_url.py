@@ -423,3 +423,22 @@ def test_login_logs_in_anew_and_names_the_user(site: Site) -> None:
     assert out == f"logged in to Widgets Inc. ({site.backend.url}) as {ALICE.email}\n"
     last = json.loads((config / "kube-bind" / "last.json").read_text())
     assert last == {"provider": site.backend.url}
+
+
+def test_a_token_the_gateway_refuses_means_one_new_login(site: Site) -> None:
+    config = site.tmp / "refused-config"
+    cli = Run(["login", site.exports_url, "--no-browser"], site.env(config))
+    log_in_at_dex(cli.login_url())
+    assert cli.finish()[0] == 0
+    (path,) = (config / "kube-bind" / "tokens").iterdir()
+    entry = json.loads(path.read_text())
+    # Unexpired to the CLI, but no token the gateway accepts (its signature is not Dex's).
+    forged = "e30." + base64.urlsafe_b64encode(b'{"exp": 4102444800}').rstrip(b"=").decode() + ".x"
+    path.write_text(json.dumps({k: v for k, v in {**entry, "idToken": forged}.items()
+                                if k != "refreshToken"}))  # fmt: skip
+    cli = Run(["catalog", "--no-browser"], site.env(config))
+    log_in_at_dex(cli.login_url())  # the gateway said 401: the CLI logged in again
+    code, out, err = cli.finish()
+    assert code == 0, err
+    assert EXPORT in out
+    assert json.loads(path.read_text())["idToken"] != forged
