@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo check test lint format-check typecheck imports crds-check scenarios lowest e2e nightly \
-	bench bench-konnector clean helm dexbin redis
+	bench bench-konnector clean helm dexbin redis plugin krewvalidate
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -55,7 +55,8 @@ check: lint format-check typecheck imports crds-check scenarios
 	@HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not realcluster" tests/unit tests/property \
 	  --ignore=tests/property/test_seeded_bugs.py
 
-test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis
+test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis \
+	plugin krewvalidate
 	@echo ">> pytest (two workers, a test file per worker at a time: pytest-xdist --dist loadfile)"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist loadfile
 
@@ -88,6 +89,18 @@ helm:
 # ~/.cache/kube-bind/dex/<version>; a no-op once built (hack/dex/build.sh).
 dexbin:
 	@bash hack/dex/build.sh
+
+# The kubectl-bind plugin users install (tools/build_plugin.py): dist/kubectl-bind, a zipapp that
+# needs only python3 >= 3.11, the krew archive dist/kubectl-bind.tar.gz, and the krew manifest
+# dist/krew/bind.yaml with that archive's sha256 (plugins/krew/bind.yaml is its template).
+plugin: $(STAMP)
+	@echo ">> kubectl-bind plugin (zipapp, krew archive and manifest) into dist/"
+	@$(BIN)/python tools/build_plugin.py
+
+# krew and its manifest validator for the packaging tests (tests/packaging), built the same way
+# into ~/.cache/kube-bind/krew/<version>; a no-op once built (hack/krew/build.sh).
+krewvalidate:
+	@bash hack/krew/build.sh >/dev/null
 
 # redis-server for the session-store tests (tests/harness/oidc.py), from Debian's packages when it
 # is not on PATH already. apt-get needs root: as another user, install redis-server yourself.
