@@ -13,10 +13,12 @@ Rules:
     files), so the build needs no network and the versions are the ones the tests ran against;
     they are listed, with their licences, in the zipapp's `_vendor/VENDORED.txt`.
  3. Pure Python only: compiled extension modules (.so, .pyd), bytecode, console scripts and
-    `.pth` files are dropped. A distribution left with no importable module after that, or named
-    in NO_PURE_FORM, is replaced by the stand-in in tools/plugin_stubs/ if there is one, else
-    left out; the build prints what it dropped, and the packaging tests prove the CLI runs
-    without it.
+    `.pth` files are dropped. A distribution with compiled modules is vendored only if it is in
+    PURE_FALLBACK (its Python code is complete and falls back when the extension is missing);
+    one in NO_PURE_FORM is left out, and tools/plugin_stubs/ holds a stand-in for what the CLI's
+    imports need of it. Any other distribution with compiled modules fails the build, so a new
+    dependency (say cryptography for a login) is decided on, never shipped half-working. The
+    build prints what it left out; the packaging tests prove the CLI runs without it.
  4. Deterministic: entries sorted, every timestamp 1980-01-01 (zip) or SOURCE_DATE_EPOCH's
     default 0 (tar, gzip), fixed permissions, no user or group names. The same sources and the
     same installed versions give the same bytes, so the manifest's sha256 is reproducible.
@@ -61,6 +63,19 @@ NO_PURE_FORM = {
     # never asks deepdiff for its cache (cache_size is 0 by default), and deepdiff imports the
     # cache module only when one is asked for.
     "cachebox": "Rust extension; imported by deepdiff only for its optional LFU cache",
+}
+
+# Distributions whose compiled modules are optional speedups: without them they import their
+# pure-Python twins (tests/packaging imports each from the zipapp on `python3 -I -S`).
+PURE_FALLBACK = {
+    "pyyaml": "yaml/_yaml is libyaml; yaml falls back to its pure loader and dumper",
+    "charset-normalizer": "md and cd are mypyc builds of md.py and cd.py",
+    # Required by the kubernetes client (its asyncio half), never imported by kubectl-bind.
+    "aiohttp": "its C parsers and websocket mask have Python twins",
+    "frozenlist": "frozenlist/__init__.py falls back to its Python FrozenList",
+    "multidict": "multidict/_multidict_py.py",
+    "propcache": "propcache/_helpers_py.py",
+    "yarl": "yarl/_quoting_py.py",
 }
 
 MAIN = '''\
@@ -148,7 +163,6 @@ def license_files(dist: metadata.Distribution) -> list[tuple[str, bytes]]:
 def vendored(dists: list[metadata.Distribution]) -> Iterator[tuple[str, bytes]]:
     """(archive path, bytes) of every dependency file kept, plus the VENDORED.txt listing."""
     listing = []
-    stubbed = set()
     for dist in dists:
         name = canonicalize_name(dist.metadata["Name"])
         kept = []
@@ -156,12 +170,17 @@ def vendored(dists: list[metadata.Distribution]) -> Iterator[tuple[str, bytes]]:
             rel = f.as_posix()
             if not is_dropped(rel):
                 kept.append(rel)
-        importable = [r for r in kept if r.endswith(".py")]
-        if name in NO_PURE_FORM or not importable:
-            reason = NO_PURE_FORM.get(name, "no pure-Python module")
-            listing.append(f"{name}=={dist.version}  DROPPED: {reason}")
-            stubbed.add(name)
+        if name in NO_PURE_FORM:
+            listing.append(f"{name}=={dist.version}  LEFT OUT: {NO_PURE_FORM[name]}")
             continue
+        compiled = [f.as_posix() for f in dist.files or [] if f.suffix in (".so", ".pyd")]
+        if compiled and name not in PURE_FALLBACK:
+            sys.exit(
+                f"build_plugin: {name} has compiled modules ({compiled[0]}, ...) and no known "
+                "pure-Python fallback; the zipapp is pure Python. Check that it falls back and "
+                "list it in PURE_FALLBACK, or give it a stand-in (tools/plugin_stubs/) and list "
+                "it in NO_PURE_FORM, or keep it out of the CLI's dependencies."
+            )
         for rel in kept:
             yield rel, Path(str(dist.locate_file(rel))).read_bytes()
         for rel, data in license_files(dist):

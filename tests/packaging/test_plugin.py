@@ -18,13 +18,16 @@ Kubernetes build (`make k8sbin`); both are prerequisites of `make test`.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import os
 import subprocess
 import sys
 import tarfile
 import zipfile
+from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -114,7 +117,29 @@ def test_zipapp_is_pure_python_sorted_and_timeless(dist: Path) -> None:
     # Every runtime dependency is listed, with its version; the ones with no pure-Python form
     # say so (tools/plugin_stubs/README.md).
     assert "kubernetes==" in listing and "pyyaml==" in listing
-    assert "pydantic-core==" in listing and "DROPPED" in listing
+    assert "pydantic-core==" in listing and "LEFT OUT" in listing
+
+
+def load_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_plugin", BUILD)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_compiled_dependency_without_a_fallback_fails_the_build() -> None:
+    """cryptography (installed here for the backend's tests) is Rust with no pure form: were it
+    a CLI dependency, the build would stop and say so rather than ship it half."""
+    builder = load_builder()
+    assert "cryptography" not in builder.PURE_FALLBACK | builder.NO_PURE_FORM
+    with pytest.raises(SystemExit, match="cryptography has compiled modules"):
+        list(builder.vendored([metadata.distribution("cryptography")]))
+    # The ones the CLI has now are all decided on.
+    for dist in builder.closure(builder.requirements(builder.project())):
+        name = builder.canonicalize_name(dist.metadata["Name"])
+        if any(f.suffix in (".so", ".pyd") for f in dist.files or []):
+            assert name in builder.PURE_FALLBACK | builder.NO_PURE_FORM, name
 
 
 def test_runs_on_the_system_python_alone(dist: Path, tmp_path: Path) -> None:
@@ -129,6 +154,9 @@ def test_runs_on_the_system_python_alone(dist: Path, tmp_path: Path) -> None:
         "import sys, sysconfig\n"
         f"sys.path.insert(0, {str(zipapp)!r})\n"
         "import kbshell.bind, kbshell.client, yaml\n"
+        # The vendored distributions whose compiled speedups were dropped import their
+        # pure-Python twins (tools/build_plugin.py, PURE_FALLBACK).
+        "import aiohttp, charset_normalizer, frozenlist, multidict, propcache, yarl\n"
         "stdlib = (sysconfig.get_paths()['stdlib'], sysconfig.get_paths()['platstdlib'])\n"
         "bad = sorted(n for n, m in sys.modules.items()\n"
         "             if (f := getattr(m, '__file__', None)) and not f.startswith(\n"
