@@ -21,7 +21,7 @@ RUN apt-get update \
 RUN python3.11 -m venv /venv
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY kbcore ./kbcore
 COPY kbshell ./kbshell
 COPY kbsim ./kbsim

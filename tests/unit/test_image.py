@@ -318,3 +318,4 @@ def test_wheel_builds_from_the_build_context(tmp_path: Path) -> None:
                 rel = f.relative_to(context).as_posix()
                 assert rel in names, f"{rel} missing from the wheel"
     assert not any(n.startswith("tests/") for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the licence text"
