@@ -19,9 +19,10 @@ Rules:
     imports need of it. Any other distribution with compiled modules fails the build, so a new
     dependency (say cryptography for a login) is decided on, never shipped half-working. The
     build prints what it left out; the packaging tests prove the CLI runs without it.
- 4. Deterministic: entries sorted, every timestamp 1980-01-01 (zip) or SOURCE_DATE_EPOCH's
-    default 0 (tar, gzip), fixed permissions, no user or group names. The same sources and the
-    same installed versions give the same bytes, so the manifest's sha256 is reproducible.
+ 4. Deterministic: entries sorted, every timestamp 1980-01-01 (zip) or 0 (tar, gzip), fixed
+    permissions, no user or group names, no file name in the gzip header. The same sources, the
+    same installed versions and the same zlib give the same bytes, so the manifest's sha256 is
+    reproducible.
 """
 
 from __future__ import annotations
@@ -53,16 +54,17 @@ SHEBANG = b"#!/usr/bin/env python3\n"
 
 # Distributions that have no pure-Python form, with what the CLI does without them (rule 3).
 NO_PURE_FORM = {
-    # pydantic's validation core is Rust. The kubernetes client imports `pydantic.SecretStr`
-    # (api_client.py) and, in its generated API classes, pydantic's types and validate_call;
-    # kubectl-bind only uses ApiClient.param_serialize/call_api and raw responses, so a stand-in
-    # (tools/plugin_stubs/pydantic) gives those names without validation.
+    # pydantic's validation core is Rust. The kubernetes client's api_client.py imports
+    # pydantic (SecretStr, and api_response.py's BaseModel); its generated models and API
+    # classes use much more, but kubectl-bind never imports them: it uses only
+    # ApiClient.param_serialize/call_api and raw responses. The stand-in
+    # (tools/plugin_stubs/pydantic) gives api_client.py's import path its names, inert.
     "pydantic-core": "Rust extension; kubernetes' imports of pydantic are met by a stand-in",
     "pydantic": "needs pydantic-core; replaced by tools/plugin_stubs/pydantic",
-    # deepdiff's LFU cache (deepdiff.lfucache) imports cachebox, a Rust extension; kbcore.diff
-    # never asks deepdiff for its cache (cache_size is 0 by default), and deepdiff imports the
-    # cache module only when one is asked for.
-    "cachebox": "Rust extension; imported by deepdiff only for its optional LFU cache",
+    # cachebox is Rust. deepdiff imports it with deepdiff itself (deepdiff.lfucache) but builds
+    # its LRUCache only for DeepDiff(cache_size=N), which kbcore.diff never asks for; the
+    # stand-in (tools/plugin_stubs/cachebox) is a plain, correct LRU cache all the same.
+    "cachebox": "Rust extension; deepdiff uses it only for its optional cache; a stand-in",
 }
 
 # Distributions whose compiled modules are optional speedups: without them they import their
