@@ -2,17 +2,21 @@
 
 Contract, for the CLI that calls it:
 
-    result = install_konnector(consumer, image=None, progress=print)
+    result = install_konnector(consumer, image=None, progress=print, bound_groups=["example.org"])
 
 - `consumer`: a KubeClient as the user running `kubectl bind` (their kubeconfig, their rights).
 - `image`: the konnector image reference to run; None keeps the chart's default
   (`ghcr.io/kube-bind/konnector-py:<appVersion>`). Only the Deployment's `konnector` container
   changes with it.
+- `bound_groups`: the API groups of the APIs being bound (e.g. `example.org`): the konnector's
+  ClusterRole is given the chart's `rbac.boundResourceGroups` rule for them, on top of the groups
+  it already allows (none are ever taken away; rule 10). Without any, the konnector may touch
+  no bound API's objects.
 - `progress`: called with one human line per stage and per object written (no newline).
 - What is installed: kbshell/data/konnector.yaml, the konnector chart rendered with default
   values, release and namespace `kube-bind` (tools/gen_konnector_manifests.py keeps it equal to
   the chart), plus the `kube-bind` Namespace when it is missing. The decisions (what is ours,
-  what differs, order, refusals) are kbcore/views/install.py's, rules 1-9 at its top.
+  what differs, order, refusals) are kbcore/views/install.py's, rules 1-10 at its top.
 - Steps: GET each object under its rendered name; plan; when the plan is refused, raise
   `InstallRefused` (each reason on its own line) having written nothing; when it needs writes,
   ask a SelfSubjectAccessReview for every permission the writes need and raise
@@ -162,11 +166,13 @@ def install_konnector(
     *,
     image: str | None,
     progress: Callable[[str], None],
+    bound_groups: Sequence[str] = (),
     crd_timeout: float = CRD_TIMEOUT,
 ) -> InstallResult:
     """See the module's contract."""
     rendered = rendered_manifests()
-    plan = plan_install.plan(rendered, _observe(consumer, rendered, image), image)
+    observed = _observe(consumer, rendered, image)
+    plan = plan_install.plan(rendered, observed, image, bound_groups)
     if plan.outcome == "refused":
         raise InstallRefused(plan.refusals)
     if plan.outcome == "up-to-date":

@@ -38,6 +38,13 @@ consumer under the same names, and the image the user asked for. This module dec
     only be written by someone who holds every permission it grants, or `escalate` on it; a
     binding by someone who holds the bound role's permissions, or `bind` on it (the RBAC
     escalation check): either alternative satisfies the requirement.
+10. Bound API groups: the default rendering lets the konnector touch no bound API's objects
+    (the chart's `rbac.boundResourceGroups` is empty). The groups asked for are added to the
+    ClusterRole as the chart renders them (one rule, after the others: every resource of those
+    groups, `list`, `watch`, `update`, `patch`; tests/chart checks it equals helm's rendering),
+    together with the groups the installed ClusterRole's rule already lists: binding another
+    API never takes a group away. A group must be an API group name (lower-case DNS); `*` and
+    anything else is refused.
 """
 
 from __future__ import annotations
@@ -104,6 +111,9 @@ _RANK = {
 }
 _OTHER_RANK = 5  # rule 6: any other kind after RBAC, before the Deployment
 _IMAGE = re.compile(r"[^\s\x00-\x1f\x7f]+")
+_GROUP = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+BOUND_VERBS = ("list", "watch", "update", "patch")
+"""Rule 10: the chart's rule for `rbac.boundResourceGroups`."""
 
 Outcome = Literal["install", "upgrade", "up-to-date", "refused"]
 
@@ -198,9 +208,12 @@ def _rank(target: Target) -> tuple[int, str, str]:
     return (_RANK.get(target.kind, _OTHER_RANK), target.key.namespace, target.key.name)
 
 
-def targets(rendered: Sequence[Mapping[str, Any]], image: str | None) -> tuple[Target, ...]:
-    """Rules 1, 2 and 6: the desired objects in apply order. A kind without a resource (rule 4)
-    or an invalid image is left to `plan`, which refuses; this never raises."""
+def targets(
+    rendered: Sequence[Mapping[str, Any]], image: str | None, bound_groups: Iterable[str] = ()
+) -> tuple[Target, ...]:
+    """Rules 1, 2, 6 and 10: the desired objects in apply order. A kind without a resource
+    (rule 4), an invalid image or group is left to `plan`, which refuses; this never raises."""
+    groups = sorted({g for g in bound_groups if valid_group(g)})
     out: dict[tuple[GVR, ObjectKey], Target] = {}
     namespaces: set[str] = set()
     for raw in rendered:
@@ -215,6 +228,9 @@ def targets(rendered: Sequence[Mapping[str, Any]], image: str | None) -> tuple[T
             for container in _containers(body):
                 if container.get("name") == CONTAINER:
                     container["image"] = image
+        if gvr == CLUSTER_ROLES and groups:
+            rule = {"apiGroups": groups, "resources": ["*"], "verbs": list(BOUND_VERBS)}
+            body["rules"] = [*(body.get("rules") or []), rule]
         out[(gvr, key)] = Target(gvr, key, str(body["kind"]), body)
     for ns in sorted(namespaces):
         key = ObjectKey("", ns)
@@ -222,6 +238,27 @@ def targets(rendered: Sequence[Mapping[str, Any]], image: str | None) -> tuple[T
             body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             out[(NAMESPACES, key)] = Target(NAMESPACES, key, "Namespace", body)
     return tuple(sorted(out.values(), key=_rank))
+
+
+def valid_group(group: str) -> bool:
+    """Rule 10: an API group name."""
+    return len(group) <= 253 and bool(_GROUP.fullmatch(group))
+
+
+def _is_bound_rule(rule: Any) -> bool:
+    return (
+        isinstance(rule, dict)
+        and rule.get("resources") == ["*"]
+        and rule.get("verbs") == list(BOUND_VERBS)
+        and not rule.get("resourceNames")
+    )
+
+
+def installed_groups(cluster_role: Mapping[str, Any]) -> tuple[str, ...]:
+    """Rule 10: the bound groups an installed ClusterRole already allows."""
+    rules = cluster_role.get("rules") or []
+    found = {str(g) for r in rules if _is_bound_rule(r) for g in r.get("apiGroups") or []}
+    return tuple(sorted(g for g in found if valid_group(g)))
 
 
 def valid_image(image: str) -> bool:
@@ -303,25 +340,37 @@ def plan(
     rendered: Sequence[Mapping[str, Any]],
     observed: Iterable[Mapping[str, Any]],
     image: str | None,
+    bound_groups: Iterable[str] = (),
 ) -> InstallPlan:
-    """Rules 1-8. `observed`: the consumer's objects under the targets' names (absent ones are
+    """Rules 1-10. `observed`: the consumer's objects under the targets' names (absent ones are
     simply not there; anything else in it is ignored)."""
     refusals: list[str] = []
     if image is not None and not valid_image(image):
         refusals.append(f"image {image!r} is not an image reference")
+    asked = tuple(bound_groups)
+    refusals.extend(
+        f"bound group {g!r} is not an API group name"
+        for g in sorted(set(asked))
+        if not valid_group(g)
+    )
     for raw in rendered:
         if _gvr(raw) is None:
             refusals.append(
                 f"the rendering holds a {raw.get('kind')} ({raw.get('apiVersion')}) the "
                 "installer has no resource for"
             )
-    wanted = targets(rendered, image)
     seen: dict[tuple[GVR, ObjectKey], Mapping[str, Any]] = {}
     for obj in observed:
         gvr = _gvr(obj)
         if gvr is not None:
             key = ObjectKey("" if gvr in CLUSTER_SCOPED else o.namespace(obj), o.name(obj))
             seen[(gvr, key)] = obj
+    kept: set[str] = set()
+    for t in targets(rendered, image):
+        have = seen.get((t.gvr, t.key))
+        if t.gvr == CLUSTER_ROLES and have is not None and _refusal(t, have) is None:
+            kept.update(installed_groups(have))
+    wanted = targets(rendered, image, [*asked, *kept])
     steps: list[Step] = []
     current: Version | None = None
     target_version: Version | None = None

@@ -2,8 +2,9 @@
 server of its own, empty at the start: a user with only read rights is refused before anything
 is written; an install creates exactly the chart's rendering (with the image asked for); a second
 run writes nothing (resourceVersions and the server's own write counters unchanged); an upgrade
-to another image changes the Deployment alone; a foreign same-named Deployment is refused and
-left as it was. The tests run in order, each on the state the previous one left.
+to another image changes the Deployment alone, and another bound API group the ClusterRole alone
+(the konnector's ServiceAccount may then sync both groups, as the authorizer says); a foreign
+same-named Deployment is refused and left as it was. The tests run in order, each on the state the previous one left.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from kbcore.api.resources import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, SECRETS, SERVICE_ACCOUNTS
 from kbcore.errors import ApiError
-from kbcore.objects import ObjectKey
+from kbcore.objects import GVR, ObjectKey
 from kbcore.views import install as plan
 from kbshell.client import KubeClient
 from kbshell.install import (
@@ -34,6 +35,7 @@ IMAGE_1 = "registry.example/kube-bind/konnector:e2e-1"
 IMAGE_2 = "registry.example/kube-bind/konnector:e2e-2"
 DEPLOYMENT = ObjectKey(plan.NAMESPACE, "kube-bind-konnector")
 # The resources the installer writes, as the API server's write counter names them.
+SUBJECT_ACCESS_REVIEWS = GVR("authorization.k8s.io", "v1", "subjectaccessreviews")
 RESOURCES = {f"{g.resource}.{g.group}" if g.group else g.resource for g in plan.RESOURCES.values()}
 
 
@@ -51,8 +53,17 @@ def admin(consumer_cluster: Cluster) -> KubeClient:
     return KubeClient.from_kubeconfig_file(consumer_cluster.kubeconfig)
 
 
-def targets(image: str) -> tuple[plan.Target, ...]:
-    return plan.targets(rendered_manifests(), image)
+def targets(image: str, groups: tuple[str, ...] = ("a.example",)) -> tuple[plan.Target, ...]:
+    return plan.targets(rendered_manifests(), image, groups)
+
+
+def konnector_may(admin: KubeClient, verb: str, group: str, resource: str) -> bool:
+    """What the API server's authorizer lets the installed konnector's ServiceAccount do."""
+    sa = f"system:serviceaccount:{plan.NAMESPACE}:kube-bind-konnector"
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+              "spec": {"user": sa, "groups": ["system:serviceaccounts", "system:authenticated"],
+                       "resourceAttributes": {"verb": verb, "group": group, "resource": resource}}}  # fmt: skip
+    return bool(admin.create(SUBJECT_ACCESS_REVIEWS, review)["status"].get("allowed"))
 
 
 def lines() -> tuple[list[str], Any]:
@@ -143,7 +154,7 @@ def test_a_reader_is_told_every_missing_permission_and_nothing_is_written(
 
 def test_install_into_an_empty_cluster_creates_the_rendering(admin: KubeClient) -> None:
     said, progress = lines()
-    result = install_konnector(admin, image=IMAGE_1, progress=progress)
+    result = install_konnector(admin, image=IMAGE_1, progress=progress, bound_groups=["a.example"])
     assert result.outcome == "install"
     assert result.previous is None
     assert result.installed == plan.Version("0.1.0", IMAGE_1)
@@ -163,6 +174,10 @@ def test_install_into_an_empty_cluster_creates_the_rendering(admin: KubeClient) 
             assert {"type": "Established", "status": "True"}.items() <= next(
                 c for c in conditions if c["type"] == "Established"
             ).items()
+    assert konnector_may(admin, "list", "a.example", "widgets")
+    assert konnector_may(admin, "patch", "a.example", "widgets")
+    assert not konnector_may(admin, "create", "a.example", "widgets")
+    assert not konnector_may(admin, "list", "b.example", "gadgets")
     managers = {m["manager"] for m in found[wanted[-1].label]["metadata"]["managedFields"]}
     assert managers == {plan.FIELD_MANAGER}
     assert any(line.startswith("installing konnector 0.1.0") for line in said)
@@ -196,6 +211,21 @@ def test_an_upgrade_to_another_image_changes_only_the_deployment(
     deployment = present(admin)[label]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_2
     assert f"  {label} updated: spec.template.spec.containers[0].image" in said
+
+
+def test_binding_another_group_adds_it_to_the_cluster_role_alone(admin: KubeClient) -> None:
+    before = versions(admin)
+    said, progress = lines()
+    result = install_konnector(admin, image=IMAGE_2, progress=progress, bound_groups=["b.example"])
+    assert result.outcome == "upgrade"
+    assert result.written == ("ClusterRole kube-bind-konnector",)
+    after = versions(admin)
+    assert {k for k in after if after[k] != before[k]} == {"ClusterRole kube-bind-konnector"}
+    assert konnector_may(admin, "list", "a.example", "widgets")
+    assert konnector_may(admin, "list", "b.example", "gadgets")
+    role = present(admin)["ClusterRole kube-bind-konnector"]
+    assert plan.installed_groups(role) == ("a.example", "b.example")
+    assert "  ClusterRole kube-bind-konnector updated: rules[8].apiGroups" in said
 
 
 def test_a_foreign_same_named_deployment_is_refused_and_left_alone(

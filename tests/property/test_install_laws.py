@@ -226,3 +226,23 @@ def test_an_existing_namespace_is_used_as_it_is(cluster: Any, labels_: dict[str,
     p = ins.plan(RENDERED, [*others, ns], image)
     assert p.outcome != "refused"
     assert "Namespace kube-bind" not in labels(p)
+
+
+GROUPS = st.sets(st.sampled_from(["a.example", "b.example", "c.example.org", "d"]))
+
+
+@given(GROUPS, GROUPS, IMAGES)
+def test_bound_groups_are_only_ever_added(
+    installed: set[str], asked: set[str], image: str | None
+) -> None:
+    cluster = [t.body for t in ins.targets(RENDERED, image, installed)]
+    p = ins.plan(RENDERED, cluster, image, sorted(asked))
+    role = next(
+        t for t in ins.targets(RENDERED, image, installed | asked) if t.kind == "ClusterRole"
+    )
+    if asked <= installed:
+        assert p.outcome == "up-to-date"
+    else:
+        assert [s.target.label for s in p.steps] == [role.label]
+        assert o.json_equal(p.steps[0].target.body, role.body)
+        assert ins.installed_groups(p.steps[0].target.body) == tuple(sorted(installed | asked))

@@ -172,3 +172,41 @@ def test_rule_9_a_create_asks_for_create_without_a_name() -> None:
         "group": "",
         "resource": "namespaces",
     }
+
+
+CLUSTER_ROLE = "ClusterRole kube-bind-konnector"
+
+
+def bound_rule(body: dict) -> list[str]:
+    return next((r["apiGroups"] for r in body["rules"] if r["resources"] == ["*"]), [])
+
+
+def test_rule_10_bound_groups_are_added_to_the_cluster_role_only() -> None:
+    plain, bound = (
+        bodies(),
+        {t.label: t.body for t in ins.targets(RENDERED, None, ["b.example", "a.example"])},
+    )
+    assert [k for k in plain if plain[k] != bound[k]] == [CLUSTER_ROLE]
+    assert bound[CLUSTER_ROLE]["rules"][-1] == {
+        "apiGroups": ["a.example", "b.example"], "resources": ["*"], "verbs": ["list", "watch", "update", "patch"],
+    }  # fmt: skip
+    assert bound[CLUSTER_ROLE]["rules"][:-1] == plain[CLUSTER_ROLE]["rules"]
+
+
+def test_rule_10_an_invalid_group_is_refused() -> None:
+    p = ins.plan(RENDERED, [], None, ["*", "Example.org", "ok.example"])
+    assert p.refusals == (
+        "bound group '*' is not an API group name",
+        "bound group 'Example.org' is not an API group name",
+    )
+
+
+def test_rule_10_binding_another_group_keeps_the_installed_ones() -> None:
+    installed = [t.body for t in ins.targets(RENDERED, None, ["a.example"])]
+    assert ins.plan(RENDERED, installed, None).outcome == "up-to-date"
+    assert ins.plan(RENDERED, installed, None, ["a.example"]).outcome == "up-to-date"
+    p = ins.plan(RENDERED, installed, None, ["b.example"])
+    assert [s.target.label for s in p.steps] == [CLUSTER_ROLE]
+    assert bound_rule(p.steps[0].target.body) == ["a.example", "b.example"]
+    last = len(p.steps[0].target.body["rules"]) - 1
+    assert p.steps[0].changes == (f"rules[{last}].apiGroups",)

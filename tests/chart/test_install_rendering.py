@@ -1,0 +1,41 @@
+"""The installer of `kubectl bind --install-konnector` (kbcore/views/install.py) writes what the
+chart renders: its shipped rendering is helm's with default values (release and namespace
+`kube-bind`), and what it derives from it (rule 2's image, rule 10's bound groups) is what helm
+renders for the same values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kbcore.views import install as ins
+from kbshell.install import rendered_manifests
+from tests.chart.conftest import Helm, Obj
+
+
+def render(helm: Helm, values: dict[str, Any] | None = None) -> list[Obj]:
+    return helm.template(
+        values, release=ins.RELEASE, namespace=ins.NAMESPACE, extra=["--skip-tests"]
+    )
+
+
+def by_label(objs: list[Obj]) -> dict[str, Obj]:
+    return {t.label: t.body for t in ins.targets(objs, None)}
+
+
+def test_the_shipped_rendering_is_helms_with_default_values(helm: Helm) -> None:
+    assert render(helm) == rendered_manifests()
+
+
+@pytest.mark.parametrize("groups", [["example.org"], ["a.example", "b.example.org"]])
+def test_bound_groups_are_the_charts_bound_resource_groups(helm: Helm, groups: list[str]) -> None:
+    want = render(helm, {"rbac": {"boundResourceGroups": groups}})
+    got = {t.label: t.body for t in ins.targets(rendered_manifests(), None, reversed(groups))}
+    assert got == {**by_label(want), "Namespace kube-bind": got["Namespace kube-bind"]}
+
+
+def test_the_image_is_the_charts_image_values(helm: Helm) -> None:
+    want = render(helm, {"image": {"repository": "registry.example/k", "tag": "v9"}})
+    got = {t.label: t.body for t in ins.targets(rendered_manifests(), "registry.example/k:v9")}
+    assert got == {**by_label(want), "Namespace kube-bind": got["Namespace kube-bind"]}
