@@ -17,9 +17,11 @@ Contract, for the CLI that calls it:
   values, release and namespace `kube-bind` (tools/gen_konnector_manifests.py keeps it equal to
   the chart), plus the `kube-bind` Namespace when it is missing. The decisions (what is ours,
   what differs, order, refusals) are kbcore/views/install.py's, rules 1-10 at its top.
-- Steps: GET each object under its rendered name; plan; when the plan is refused, raise
-  `InstallRefused` (each reason on its own line) having written nothing; when it needs writes,
-  ask a SelfSubjectAccessReview for every permission the writes need and raise
+- Steps: GET each object under its rendered name, and LIST konnector Deployments in every
+  namespace (another konnector would write alongside this one); a read refused raises
+  `InstallForbidden` naming it. Plan; when the plan is refused, raise `InstallRefused` (each
+  reason on its own line) having written nothing; when it needs writes, ask a
+  SelfSubjectAccessReview for every permission the writes need and raise
   `InstallForbidden` naming each missing one, having written nothing; otherwise server-side
   apply each object in order (field manager `kubectl-bind`, forced: rule 3 proved it ours, and
   an edit made since with kubectl must not block an upgrade), then wait until every CRD of the
@@ -115,9 +117,19 @@ def _observe(consumer: KubeClient, rendered: Sequence[Obj], image: str | None) -
                 forbidden.append(f"to read {t.label}: {get}")
                 continue
             raise
+    # Rule 4: a konnector installed under another name would write alongside this one.
+    try:
+        others, _ = consumer.list(
+            plan_install.DEPLOYMENTS, label_selector=plan_install.KONNECTOR_SELECTOR
+        )
+    except ApiError as err:
+        if err.reason != errors.FORBIDDEN:
+            raise
+        others = []
+        forbidden.append("to find other konnectors: list deployments.apps in every namespace")
     if forbidden:
         raise InstallForbidden(forbidden)
-    return found
+    return found + others
 
 
 def _allowed(consumer: KubeClient, permission: Permission) -> bool:

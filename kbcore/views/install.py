@@ -18,7 +18,10 @@ consumer under the same names, and the image the user asked for. This module dec
     Namespace is shared (the bundle's Secret lives there too): an existing one is used as it is,
     never changed, whatever its labels.
  4. Refusals, each with its reason, and then nothing is written at all: a same-named object that
-    is not ours (rule 3); an object of a Helm release (annotation `meta.helm.sh/release-name`:
+    is not ours (rule 3); another konnector Deployment (labels `app.kubernetes.io/name:
+    konnector` and `app.kubernetes.io/part-of: kube-bind`, under another name or namespace: a
+    Helm release of another name), since two konnectors would both write every object; an
+    object of a Helm release (annotation `meta.helm.sh/release-name`:
     `helm upgrade` owns it, two installers would fight); an object being deleted; an invalid
     image (rule 2); a kind in the rendering this module has no resource for.
  5. An object is up to date when everything the desired object says is in the observed one:
@@ -314,6 +317,19 @@ def _ours(target: Target, observed: Mapping[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in OWNER_LABELS.items())
 
 
+KONNECTOR_LABELS = {
+    k: OWNER_LABELS[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/part-of")
+}
+"""Rule 4: the labels of a konnector Deployment of any release."""
+KONNECTOR_SELECTOR = ",".join(f"{k}={v}" for k, v in KONNECTOR_LABELS.items())
+"""The same as a label selector, for the shell's list."""
+
+
+def _is_konnector(deployment: Mapping[str, Any]) -> bool:
+    labels = o.labels_of(deployment)
+    return all(labels.get(k) == v for k, v in KONNECTOR_LABELS.items())
+
+
 def _refusal(target: Target, observed: Mapping[str, Any]) -> str | None:
     """Rules 3 and 4 for one existing object."""
     if o.is_deleting(observed):
@@ -343,7 +359,8 @@ def plan(
     bound_groups: Iterable[str] = (),
 ) -> InstallPlan:
     """Rules 1-10. `observed`: the consumer's objects under the targets' names (absent ones are
-    simply not there; anything else in it is ignored)."""
+    simply not there) and every konnector Deployment of the cluster (rule 4); anything else in
+    it is ignored."""
     refusals: list[str] = []
     if image is not None and not valid_image(image):
         refusals.append(f"image {image!r} is not an image reference")
@@ -365,6 +382,15 @@ def plan(
         if gvr is not None:
             key = ObjectKey("" if gvr in CLUSTER_SCOPED else o.namespace(obj), o.name(obj))
             seen[(gvr, key)] = obj
+    ours = {(t.gvr, t.key) for t in targets(rendered, image)}
+    for (gvr, key), obj in sorted(seen.items(), key=lambda kv: (kv[0][1].namespace, kv[0][1].name)):
+        if gvr == DEPLOYMENTS and (gvr, key) not in ours and _is_konnector(obj):
+            release = o.labels_of(obj).get("app.kubernetes.io/instance", "")
+            refusals.append(
+                f"another konnector runs as Deployment {key.namespace}/{key.name} (release "
+                f"{release!r}); two konnectors would both write every object: remove it, or "
+                "upgrade that one instead"
+            )
     kept: set[str] = set()
     for t in targets(rendered, image):
         have = seen.get((t.gvr, t.key))

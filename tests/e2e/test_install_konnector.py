@@ -3,8 +3,8 @@ server of its own, empty at the start: a user with only read rights is refused b
 is written; an install creates exactly the chart's rendering (with the image asked for); a second
 run writes nothing (resourceVersions and the server's own write counters unchanged); an upgrade
 to another image changes the Deployment alone, and another bound API group the ClusterRole alone
-(the konnector's ServiceAccount may then sync both groups, as the authorizer says); a foreign
-same-named Deployment is refused and left as it was. The tests run in order, each on the state the previous one left.
+(the konnector's ServiceAccount may then sync both groups, as the authorizer says); a konnector
+of another release and a foreign same-named Deployment are refused, and left as they were. The tests run in order, each on the state the previous one left.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kbcore import objects as o
 from kbcore.api.resources import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, SECRETS, SERVICE_ACCOUNTS
 from kbcore.errors import ApiError
 from kbcore.objects import GVR, ObjectKey
@@ -226,6 +227,29 @@ def test_binding_another_group_adds_it_to_the_cluster_role_alone(admin: KubeClie
     role = present(admin)["ClusterRole kube-bind-konnector"]
     assert plan.installed_groups(role) == ("a.example", "b.example")
     assert "  ClusterRole kube-bind-konnector updated: rules[8].apiGroups" in said
+
+
+def test_a_konnector_of_another_release_refuses_the_install(
+    consumer_cluster: Cluster, admin: KubeClient
+) -> None:
+    other = o.deepcopy(targets(IMAGE_2)[-1].body)
+    other["metadata"].update(name="konnector", namespace="default")
+    for labels in (other["metadata"]["labels"], other["spec"]["template"]["metadata"]["labels"]):
+        labels["app.kubernetes.io/instance"] = "konnector"
+    other["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] = "konnector"
+    admin.create(plan.DEPLOYMENTS, other)
+    before_versions, before_writes = versions(admin), writes(consumer_cluster)
+    try:
+        with pytest.raises(InstallRefused) as caught:
+            install_konnector(admin, image=IMAGE_1, progress=lines()[1])
+        assert caught.value.reasons == (
+            "another konnector runs as Deployment default/konnector (release 'konnector'); two "
+            "konnectors would both write every object: remove it, or upgrade that one instead",
+        )
+        assert versions(admin) == before_versions
+        assert writes(consumer_cluster) == before_writes
+    finally:
+        admin.delete(plan.DEPLOYMENTS, ObjectKey("default", "konnector"))
 
 
 def test_a_foreign_same_named_deployment_is_refused_and_left_alone(

@@ -210,3 +210,20 @@ def test_rule_10_binding_another_group_keeps_the_installed_ones() -> None:
     assert bound_rule(p.steps[0].target.body) == ["a.example", "b.example"]
     last = len(p.steps[0].target.body["rules"]) - 1
     assert p.steps[0].changes == (f"rules[{last}].apiGroups",)
+
+
+def test_rule_4_another_konnector_refuses_the_install() -> None:
+    other = o.deepcopy(bodies()[DEPLOYMENT])
+    other["metadata"].update(name="konnector", namespace="elsewhere")
+    other["metadata"]["labels"]["app.kubernetes.io/instance"] = "konnector"
+    p = ins.plan(RENDERED, [other], None)
+    assert p.refusals == (
+        "another konnector runs as Deployment elsewhere/konnector (release 'konnector'); two "
+        "konnectors would both write every object: remove it, or upgrade that one instead",
+    )
+    assert (
+        ins.KONNECTOR_SELECTOR
+        == "app.kubernetes.io/name=konnector,app.kubernetes.io/part-of=kube-bind"
+    )
+    # Our own Deployment, listed as well as read, is not another one.
+    assert ins.plan(RENDERED, [bodies()[DEPLOYMENT]] * 2, None).refusals == ()
