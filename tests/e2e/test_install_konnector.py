@@ -2,7 +2,8 @@
 server of its own, empty at the start: a user with only read rights is refused before anything
 is written; an install creates exactly the chart's rendering (with the image asked for); a second
 run writes nothing (resourceVersions and the server's own write counters unchanged); an upgrade
-to another image changes the Deployment alone, and another bound API group the ClusterRole alone
+to another image changes the Deployment alone, as does repairing an edit made with kubectl since
+(the installer's apply is forced), and another bound API group changes the ClusterRole alone
 (the konnector's ServiceAccount may then sync both groups, as the authorizer says); a konnector
 of another release and a foreign same-named Deployment are refused, and left as they were. The tests run in order, each on the state the previous one left.
 """
@@ -212,6 +213,18 @@ def test_an_upgrade_to_another_image_changes_only_the_deployment(
     deployment = present(admin)[label]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_2
     assert f"  {label} updated: spec.template.spec.containers[0].image" in said
+
+
+def test_an_edit_made_since_with_kubectl_is_repaired(admin: KubeClient) -> None:
+    admin.patch(plan.DEPLOYMENTS, DEPLOYMENT, {"spec": {"replicas": 3}}, "merge", "kubectl-edit")
+    said, progress = lines()
+    result = install_konnector(admin, image=IMAGE_2, progress=progress)
+    assert (result.outcome, result.written) == (
+        "upgrade",
+        (f"Deployment {DEPLOYMENT.namespace}/{DEPLOYMENT.name}",),
+    )
+    assert admin.get(plan.DEPLOYMENTS, DEPLOYMENT)["spec"]["replicas"] == 1
+    assert f"  Deployment {DEPLOYMENT.namespace}/{DEPLOYMENT.name} updated: spec.replicas" in said
 
 
 def test_binding_another_group_adds_it_to_the_cluster_role_alone(admin: KubeClient) -> None:
