@@ -5,7 +5,8 @@ run writes nothing (resourceVersions and the server's own write counters unchang
 to another image changes the Deployment alone, as does repairing an edit made with kubectl since
 (the installer's apply is forced), and another bound API group changes the ClusterRole alone
 (the konnector's ServiceAccount may then sync both groups, as the authorizer says); a konnector
-of another release and a foreign same-named Deployment are refused, and left as they were. The tests run in order, each on the state the previous one left.
+of another release and a foreign same-named Deployment are refused, and left as they were. The
+tests run in order, each on the state the previous one left.
 """
 
 from __future__ import annotations
