@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo check test lint format-check typecheck imports crds-check scenarios lowest e2e nightly \
+.PHONY: demo check test lint format-check typecheck imports crds-check konnector-manifests-check scenarios lowest e2e nightly \
 	bench bench-konnector clean helm dexbin redis plugin krewvalidate
 
 $(STAMP): pyproject.toml
@@ -41,6 +41,12 @@ crds-check: $(STAMP)
 	@echo ">> generated CRDs match crds/"
 	@$(BIN)/python tools/gen_crds.py --check
 
+# The chart rendered for `kubectl bind --install-konnector` (kbshell/data/konnector.yaml) must
+# equal a fresh `helm template`; needs helm, so it runs in `make test`, not `make check`.
+konnector-manifests-check: $(STAMP) helm
+	@echo ">> kbshell/data/konnector.yaml matches a fresh render of charts/konnector"
+	@$(BIN)/python tools/gen_konnector_manifests.py --check
+
 scenarios: $(STAMP)
 	@echo ">> example scenarios"
 	@set -e; for s in examples/scenarios/*/scenario.yaml; do \
@@ -55,8 +61,8 @@ check: lint format-check typecheck imports crds-check scenarios
 	@HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not realcluster" tests/unit tests/property \
 	  --ignore=tests/property/test_seeded_bugs.py
 
-test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis \
-	plugin krewvalidate
+test: lint format-check typecheck imports crds-check konnector-manifests-check scenarios lowest k8sbin \
+	helm dexbin redis plugin krewvalidate
 	@echo ">> pytest (two workers, a test file per worker at a time: pytest-xdist --dist loadfile)"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist loadfile
 

@@ -157,6 +157,10 @@ def test_runs_on_the_system_python_alone(dist: Path, tmp_path: Path) -> None:
         # The vendored distributions whose compiled speedups were dropped import their
         # pure-Python twins (tools/build_plugin.py, PURE_FALLBACK).
         "import aiohttp, charset_normalizer, frozenlist, multidict, propcache, yarl\n"
+        # The installer reads the chart's rendering from the package (importlib.resources),
+        # here from inside the zip.
+        "import kbshell.install\n"
+        "assert len(kbshell.install.rendered_manifests()) > 5\n"
         "stdlib = (sysconfig.get_paths()['stdlib'], sysconfig.get_paths()['platstdlib'])\n"
         "bad = sorted(n for n, m in sys.modules.items()\n"
         "             if (f := getattr(m, '__file__', None)) and not f.startswith(\n"

@@ -149,6 +149,18 @@ def test_charts_run_the_image_the_dockerfile_builds() -> None:
         assert chart_image(chart)["tag"] == "", f"charts/{chart}: the tag defaults to appVersion"
 
 
+def test_the_installer_installs_that_image() -> None:
+    """`kubectl bind --install-konnector` installs the chart's rendering with its default image."""
+    rendered = yaml.safe_load_all((ROOT / "kbshell" / "data" / "konnector.yaml").read_text())
+    images = {
+        c["image"]
+        for d in rendered
+        if d and d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"{chart_image('konnector')['repository']}:{VERSION}"}
+
+
 def test_docs_build_and_set_that_image() -> None:
     repository = chart_image("konnector")["repository"]
     name = repository.rsplit("/", 1)[-1]
