@@ -17,6 +17,7 @@ What a user relies on:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,7 +127,11 @@ def test_a_widget_syncs_both_ways_through_the_pods_service_account(pod_pair: Pod
     assert list(r.sees(env["HOME"]).iterdir()) == []
     token = (r.sees(SERVICE_ACCOUNT_DIR) / "token").read_text()
     assert token == r.tokens[-1] and whoami(pod_pair.clusters.consumer, token) == SA_USER
-    assert Path(f"/proc/{r.pid()}/cwd").resolve() == r.sees("/home/nonroot").resolve()
+    assert os.readlink(f"/proc/{r.pid()}/cwd") == env["HOME"]
+    assert os.path.samestat(os.stat(f"/proc/{r.pid()}/cwd"), os.stat(r.workdir))
+    mounts = r.mounts()
+    assert "ro" in mounts["/"] and "ro" in mounts[os.path.realpath(SERVICE_ACCOUNT_DIR)]
+    assert mounts["/tmp"][0] == "tmpfs" and "rw" in mounts["/tmp"]
 
     pod_pair.wait_bound()
     pod_pair.create_widgets(["w1"])

@@ -312,6 +312,16 @@ class Replica(Konnector):
         raw = Path(f"/proc/{self.pid()}/environ").read_bytes()
         return dict(e.decode().partition("=")[::2] for e in raw.split(b"\0") if e)
 
+    def mounts(self) -> dict[str, tuple[str, ...]]:
+        """The process's mount points, each with its filesystem type and mount options (the
+        top one where mounts are stacked)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for line in Path(f"/proc/{self.pid()}/mountinfo").read_text().splitlines():
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            out[fields[4]] = (fstype, *fields[5].split(","))
+        return out
+
     def sees(self, path: str) -> Path:
         """`path` as the process sees it, through its own mount namespace. An absolute symlink
         on the way (/var/run -> /run) would resolve in ours: those are resolved first (the
