@@ -282,7 +282,7 @@ class FileToken:
         try:
             token = self._read()
         except (OSError, ValueError):
-            return False  # mid-rotation or gone for a moment: the next request tries again
+            return False  # gone for a moment: the next 401, or the next period, tries again
         finally:
             self._read_at = self._clock()
             self.reads += 1
