@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo check test lint format-check typecheck imports crds-check scenarios lowest e2e nightly \
-	bench bench-konnector clean helm dexbin redis
+.PHONY: demo check test lint format-check typecheck imports crds-check konnector-manifests-check scenarios lowest e2e nightly \
+	bench bench-konnector clean helm dexbin redis plugin krewvalidate
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing kube-bind with test dependencies"
@@ -41,6 +41,12 @@ crds-check: $(STAMP)
 	@echo ">> generated CRDs match crds/"
 	@$(BIN)/python tools/gen_crds.py --check
 
+# The chart rendered for `kubectl bind --install-konnector` (kbshell/data/konnector.yaml) must
+# equal a fresh `helm template`; needs helm, so it runs in `make test`, not `make check`.
+konnector-manifests-check: $(STAMP) helm
+	@echo ">> kbshell/data/konnector.yaml matches a fresh render of charts/konnector"
+	@$(BIN)/python tools/gen_konnector_manifests.py --check
+
 scenarios: $(STAMP)
 	@echo ">> example scenarios"
 	@set -e; for s in examples/scenarios/*/scenario.yaml; do \
@@ -55,7 +61,8 @@ check: lint format-check typecheck imports crds-check scenarios
 	@HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not realcluster" tests/unit tests/property \
 	  --ignore=tests/property/test_seeded_bugs.py
 
-test: lint format-check typecheck imports crds-check scenarios lowest k8sbin helm dexbin redis
+test: lint format-check typecheck imports crds-check konnector-manifests-check scenarios lowest k8sbin \
+	helm dexbin redis plugin krewvalidate
 	@echo ">> pytest (two workers, a test file per worker at a time: pytest-xdist --dist loadfile)"
 	@HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist loadfile
 
@@ -88,6 +95,18 @@ helm:
 # ~/.cache/kube-bind/dex/<version>; a no-op once built (hack/dex/build.sh).
 dexbin:
 	@bash hack/dex/build.sh
+
+# The kubectl-bind plugin users install (tools/build_plugin.py): dist/kubectl-bind, a zipapp that
+# needs only python3 >= 3.11, the krew archive dist/kubectl-bind.tar.gz, and the krew manifest
+# dist/krew/bind.yaml with that archive's sha256 (plugins/krew/bind.yaml is its template).
+plugin: $(STAMP)
+	@echo ">> kubectl-bind plugin (zipapp, krew archive and manifest) into dist/"
+	@$(BIN)/python tools/build_plugin.py
+
+# krew and its manifest validator for the packaging tests (tests/packaging), built the same way
+# into ~/.cache/kube-bind/krew/<version>; a no-op once built (hack/krew/build.sh).
+krewvalidate:
+	@bash hack/krew/build.sh >/dev/null
 
 # redis-server for the session-store tests (tests/harness/oidc.py), from Debian's packages when it
 # is not on PATH already. apt-get needs root: as another user, install redis-server yourself.

@@ -14,6 +14,11 @@ provider's operator would). Prints:
     reconciles) and the writes it made, heartbeat Lease renewals listed apart; counted twice,
     from the konnector's metrics and from each apiserver's own `apiserver_request_total`.
 
+Then, on fresh clusters each, the limit (bench/limit.py): the same requests for the same N
+objects from a plain client with no watches or decisions, with and without the apply the
+konnector sends right after a create; the konnector's end-to-end time is printed as a ratio to
+each, with the API servers' and etcd's CPU per object and how busy the machine was.
+
 Run: .venv/bin/python bench/konnector_bench.py [--objects 1000] [--rate 20] [--seconds 30]
 (about three minutes at the defaults; progress goes to stderr, results to stdout.)
 """
@@ -36,6 +41,9 @@ from kbcore.objects import ObjectKey
 from kbshell.client import KubeClient
 from tests.harness.clusters import build_binaries, start_clusters
 from tests.harness.konnector import WIDGETS, Pair, eventually
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from limit import CpuMeter, LimitResult, limit_clusters, run_limit
 
 
 def served_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -146,10 +154,18 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="duration of the update run")
     ap.add_argument("--resync", type=float, default=20.0, help="--resync-period for the run")
     ap.add_argument("--workers", type=int, default=8, help="konnector --workers")
+    ap.add_argument(
+        "--no-limit",
+        dest="limit",
+        action="store_false",
+        help="skip the plain-client runs the konnector's time is compared with",
+    )
     args = ap.parse_args()
 
     say("building/starting real clusters ...")
-    clusters = start_clusters(["provider", "consumer"], bin_dir=build_binaries())
+    bin_dir = build_binaries()
+    clusters = start_clusters(["provider", "consumer"], bin_dir=bin_dir)
+    meter = CpuMeter(clusters)
     tmp = Path(tempfile.mkdtemp(prefix="kbind-bench-"))
     pair = Pair(clusters, tmp)
     controller = ProviderController(clusters.provider.kubeconfig)
@@ -166,6 +182,7 @@ def main() -> int:
         # 1. N creates, end to end.
         say(f"creating {n} widgets on the consumer ...")
         cpu_before = k.cpu_seconds()
+        meter.start()
         started = time.monotonic()
         pair.create_widgets(names)
         created = time.monotonic() - started
@@ -177,6 +194,7 @@ def main() -> int:
 
         eventually(statuses_back, 600, "all statuses back", interval=0.5)
         end_to_end = time.monotonic() - started
+        meter.stop()
         cpu_sync = k.cpu_seconds() - cpu_before
         assert len(pair.provider_widgets()) == n
         k.quiet(timeout=120)
@@ -237,10 +255,28 @@ def main() -> int:
         pair.close()
         clusters.stop()
 
+    limits: list[LimitResult] = []
+    for redundant in (False, True) if args.limit else ():
+        variant = "4 writes, the apply after the create too" if redundant else "3 writes"
+        say(f"limit: the konnector's requests from a plain client ({variant}), fresh clusters ...")
+        fresh = limit_clusters(bin_dir)
+        try:
+            limits.append(run_limit(fresh, names, workers=args.workers, redundant_apply=redundant))
+        finally:
+            fresh.stop()
+
     print(f"objects: {n}")
     print(f"create {n} on the consumer (client side): {created:.1f} s")
     print(f"sync {n} end to end (create -> copy on provider -> status back): {end_to_end:.1f} s")
     print(f"  = {n / end_to_end:.0f} objects/s with {args.workers} workers")
+    print(f"  servers: {meter.line(n)}")
+    for limit in limits:
+        print(
+            f"limit, the same requests from a plain client ({limit.writes_per_object} konnector "
+            f"writes per object + the provider's status): {limit.seconds:.1f} s; konnector/limit "
+            f"= {end_to_end / limit.seconds:.2f}"
+        )
+        print(f"  servers: {limit.cpu.line(n)}")
     print(f"  konnector CPU for it: {cpu_sync:.1f} s ({cpu_sync / n * 1000:.1f} ms per object)")
     print(
         f"  per object: {sync_reconciles / n:.1f} reconciles, writes "

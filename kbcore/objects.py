@@ -14,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Generator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
@@ -105,7 +106,11 @@ def list_at(obj: Mapping[str, Any], field: str) -> list[Any]:
 
 
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(obj.get("metadata"))
+    m = obj.get("metadata")  # inline of _mapping: read many times for every object on every pass
+    return m if isinstance(m, dict) else _EMPTY
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def name(obj: Mapping[str, Any]) -> str:
@@ -144,6 +149,14 @@ def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
 def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     raw = _mapping(metadata(obj).get("annotations"))
     return {k: v for k, v in raw.items() if isinstance(v, str)}
+
+
+def annotation(obj: Mapping[str, Any], key: str) -> str | None:
+    """One annotation's value when it is a string (as `annotations_of(obj).get(key)`, without
+    building the whole map)."""
+    raw = metadata(obj).get("annotations")
+    v = raw.get(key) if isinstance(raw, dict) else None
+    return v if isinstance(v, str) else None
 
 
 def finalizers(obj: Mapping[str, Any]) -> tuple[str, ...]:

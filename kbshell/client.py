@@ -20,6 +20,12 @@ Rules:
  5. A watch is a `WatchStream`: events read line by line as the server sends them, with a read
     timeout past the server's own `timeoutSeconds`, so a silently frozen stream still ends.
     `close()` may be called from any thread and ends the iteration promptly.
+ 6. In a Pod (`in_cluster`) the bearer token is the file the kubelet keeps current
+    (`FileToken`): every request, a watch's reconnect included, sends the token read at most
+    TOKEN_REFRESH_SECONDS ago (client-go's period), and a 401 re-reads the file at once. When
+    that gives a different token the request is sent again, once, with it: a 401 is decided
+    before anything is done, so even a create is safe to repeat. A 401 with an unchanged token
+    is the caller's, as any error.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ import re
 import ssl
 import tempfile
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import urllib3
@@ -40,6 +47,7 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
+from kubernetes.config.incluster_config import InClusterConfigLoader
 from urllib3.util.ssl_ import create_urllib3_context
 
 from kbcore import errors
@@ -66,6 +74,10 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 WATCH_TIMEOUT_MARGIN = 30.0
 """The client gives up reading a watch this long after the server should have ended it."""
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where the kubelet projects a Pod's ServiceAccount token, the cluster CA and the namespace."""
+TOKEN_REFRESH_SECONDS = 60.0
+"""How old the token read from the file may be (rule 6); client-go re-reads it every minute."""
 
 _CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -237,6 +249,71 @@ class WatchStream:
             self._response.close()
 
 
+class FileToken:
+    """A bearer token from a file that is rewritten while we run (rule 6); thread-safe.
+
+    The kubelet rotates a projected token by swapping a `..data` symlink, so a read sees the
+    old file or the new one, never half of either. A read that fails keeps the token we have.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        refresh_seconds: float = TOKEN_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token = self._read()  # no token at all is the caller's error, at start
+        self._read_at = clock()
+        self.reads = 1
+
+    def _read(self) -> str:
+        with open(self.path) as f:
+            token = f.read().strip()
+        if not token:
+            raise ValueError(f"{self.path} is empty")
+        return token
+
+    def _reload_locked(self) -> bool:
+        try:
+            token = self._read()
+        except (OSError, ValueError):
+            return False  # gone for a moment: the next 401, or the next period, tries again
+        finally:
+            self._read_at = self._clock()
+            self.reads += 1
+        changed = token != self._token
+        self._token = token
+        return changed
+
+    def current(self) -> str:
+        """The token, re-read when the last read is TOKEN_REFRESH_SECONDS old."""
+        with self._lock:
+            if self._clock() - self._read_at >= self._refresh:
+                self._reload_locked()
+            return self._token
+
+    def reload(self) -> bool:
+        """Re-read now (after a 401); whether the token changed."""
+        with self._lock:
+            return self._reload_locked()
+
+    def install(self, cfg: Configuration) -> None:
+        """Make `cfg` send the current token: the kubernetes package calls this hook each time
+        it builds a request's Authorization header."""
+
+        def refresh(c: Configuration) -> None:
+            c.api_key["BearerToken"] = f"Bearer {self.current()}"
+
+        cfg.api_key = {"BearerToken": f"Bearer {self.current()}"}
+        cfg.api_key_prefix = {}
+        cfg.refresh_api_key_hook = refresh  # type: ignore[assignment]  # typed None upstream
+
+
 def _configuration() -> Configuration:
     cfg = Configuration()
     # The kernel decides about retries (requests.judge), not urllib3.
@@ -255,8 +332,12 @@ class KubeClient:
         user_agent: str = USER_AGENT,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        token: FileToken | None = None,
     ) -> None:
         self._api = api_client
+        self.token = token
+        if token is not None:
+            token.install(api_client.configuration)
         self._api.user_agent = user_agent
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -298,12 +379,27 @@ class KubeClient:
         return cls(api, user_agent=user_agent)
 
     @classmethod
-    def in_cluster(cls, *, user_agent: str = USER_AGENT) -> KubeClient:
-        """From the pod's service account (token re-read as the kubelet rotates it)."""
+    def in_cluster(
+        cls,
+        *,
+        user_agent: str = USER_AGENT,
+        directory: str = SERVICE_ACCOUNT_DIR,
+        environ: Mapping[str, str] = os.environ,
+    ) -> KubeClient:
+        """From the Pod's ServiceAccount: `KUBERNETES_SERVICE_HOST`/`_PORT`, the CA and the
+        token in `directory`, the token re-read as the kubelet rotates it (rule 6)."""
         cfg = _configuration()
-        # Unannotated in the kubernetes package (see from_kubeconfig).
-        kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        return cls(ApiClient(cfg), user_agent=user_agent)
+        token_path = os.path.join(directory, "token")
+        # The package's loader checks the environment and the files and sets host and CA; its
+        # own token refresh is off, as it re-reads only once a minute and never after a 401.
+        loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=token_path,
+            cert_filename=os.path.join(directory, "ca.crt"),
+            try_refresh_token=False,
+            environ=environ,
+        )
+        loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
+        return cls(ApiClient(cfg), user_agent=user_agent, token=FileToken(token_path))
 
     @classmethod
     def from_credentials(cls, creds: Credentials, *, user_agent: str = USER_AGENT) -> KubeClient:
@@ -380,6 +476,32 @@ class KubeClient:
     ) -> Any:
         """One request; the urllib3 response (body not yet read) for a 2xx, else ApiError."""
         timeout = read_timeout or self.read_timeout
+        for attempt in (1, 2):
+            response = self._send(method, path, query, body, content_type, timeout)
+            if response.status < 400:
+                return response.response
+            with self._translated(timeout):
+                # RESTResponse.read is unannotated in the kubernetes package.
+                raw = response.read()  # type: ignore[no-untyped-call]
+            if response.status == 401 and attempt == 1 and self.token and self.token.reload():
+                continue  # rotated under us: once more with the new token (rule 6)
+            try:
+                data = o.parse_json(raw) if raw else None
+            except ValueError:
+                data = raw.decode(errors="replace")
+            raise api_error(response.status, data, response.headers)
+        raise AssertionError("unreachable")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout: float,
+    ) -> RESTResponse:
+        """One HTTP exchange, its RESTResponse whatever the status (rule 1 for no answer)."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
         # The kubernetes package encodes a body by recursion (sanitize_for_serialization, then
         # json.dumps), which fails past about a thousand levels; an API server takes ten
@@ -395,7 +517,7 @@ class KubeClient:
         )
         with self._translated(timeout):
             if deep:
-                response = RESTResponse(
+                return RESTResponse(
                     self._api.rest_client.pool_manager.request(
                         method,
                         url,
@@ -405,23 +527,14 @@ class KubeClient:
                         preload_content=False,
                     )
                 )
-            else:
-                response = self._api.call_api(
-                    method,
-                    url,
-                    header_params=headers,
-                    body=serialized,
-                    _request_timeout=(self.connect_timeout, timeout),
-                )
-            if response.status >= 400:
-                # RESTResponse.read is unannotated in the kubernetes package.
-                raw = response.read()  # type: ignore[no-untyped-call]
-                try:
-                    data = o.parse_json(raw) if raw else None
-                except ValueError:
-                    data = raw.decode(errors="replace")
-                raise api_error(response.status, data, response.headers)
-        return response.response
+            response: RESTResponse = self._api.call_api(
+                method,
+                url,
+                header_params=headers,
+                body=serialized,
+                _request_timeout=(self.connect_timeout, timeout),
+            )
+            return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._call(method, path, **kwargs)

@@ -128,9 +128,8 @@ def classify(
     consumer cluster, or our cluster with a different object UID (a recreated consumer object
     whose predecessor was orphaned) — is owned by another.
     """
-    ann = o.annotations_of(provider_obj)
-    cluster = ann.get(keys.ANNOTATION_CONSUMER_CLUSTER_UID, "")
-    obj_uid = ann.get(keys.ANNOTATION_CONSUMER_OBJECT_UID, "")
+    cluster = o.annotation(provider_obj, keys.ANNOTATION_CONSUMER_CLUSTER_UID) or ""
+    obj_uid = o.annotation(provider_obj, keys.ANNOTATION_CONSUMER_OBJECT_UID) or ""
     if not cluster and not obj_uid:
         return Ownership.FOREIGN_UNMANAGED
     if cluster == local_cluster_uid and obj_uid == consumer_uid and local_cluster_uid:
@@ -243,14 +242,84 @@ def desired_provider_body(
 def apply_is_noop(body: Mapping[str, Any], live: Mapping[str, Any], manager: str) -> bool:
     """Would applying `body` as `manager` leave `live` unchanged?
 
-    True when every field of the body already has its value in `live` and `manager` owns no field
-    the body no longer sets (an apply that drops a field removes it). The server decides the same
-    way, so skipping the request loses nothing.
+    True when every field of the body already has its value in `live`, `manager` owns no field
+    the body no longer sets (an apply that drops a field removes it), and the body sets no field
+    the server would record that `manager` does not own yet. The server decides the same way, so
+    skipping the request loses nothing.
+
+    The three checks are made in one walk of the body beside `live` and the owned fieldsV1 tree,
+    since this runs for every object on every pass (the resync's whole cost when nothing
+    changed). What each one checks, level by level:
+
+    - *contained*: every key of a body map is in `live`'s map; maps are walked, lists and
+      scalars must be equal as JSON values.
+    - *owned within the body*: every `f:` key of the owned tree names a key the body sets (the
+      tree's keys at a level are counted against the body keys they match). List-element keys
+      (`k:`/`v:`/`i:`) below a list are not looked at: *contained* has already checked the live
+      list equals the body's, so the elements we own are exactly the body's (answering False
+      there would re-apply on every pass, never reaching zero writes).
+    - *recorded within the tree*: as the server records, a scalar, null or empty map is a field
+      of its own and must be owned; a non-empty list records itself or its elements (owned); an
+      empty list of a keyed kind records nothing (an empty atomic list, which does, is not told
+      apart without the schema: accepted, so a pass never re-applies forever); a non-empty map
+      records only what its members record; `apiVersion`, `kind`, `status` and the metadata the
+      server strips are never recorded.
+
+    Iterative: the body is as deep as the spec, which may be deeper than Python recurses.
     """
-    if not o.contains(live, body):
-        return False
     owned = _applied_fields_v1(live, manager)
-    return owned is not None and _owned_within(owned, body) and _recorded_within(body, owned)
+    if owned is None:
+        return False
+    # (body map, live value, owned tree, keys never recorded or None: not checked, owned-check)
+    stack: list[tuple[Mapping[str, Any], Any, Any, frozenset[str] | None, bool]] = [
+        (body, live, owned, _UNRECORDED, True)
+    ]
+    while stack:
+        value, have, tree, skip, check_owned = stack.pop()
+        if not isinstance(have, dict) or not value.keys() <= have.keys():
+            return False
+        if not isinstance(tree, dict):
+            if check_owned:
+                return False  # not a fieldsV1 tree: we cannot show we own nothing more
+            tree = _NO_FIELDS
+        matched = 0
+        for k, v in value.items():
+            fk = "f:" + k
+            if fk in tree:
+                matched += 1
+                sub = tree[fk]
+            else:
+                sub = None
+            # metadata itself is stripped; its members (labels, annotations) are not.
+            meta = k == "metadata" and skip is _UNRECORDED
+            recorded = skip is not None and k not in skip and not meta
+            if isinstance(v, dict):
+                if recorded and not v and sub is None:
+                    return False
+                child_skip = _UNRECORDED_META if meta else _NOTHING if recorded else None
+                stack.append((v, have[k], sub, child_skip, check_owned and bool(sub)))
+                continue
+            hv = have[k]
+            if type(v) is str and type(hv) is str:
+                if v != hv:
+                    return False
+            elif not o.json_equal(hv, v):
+                return False
+            if isinstance(v, list):
+                if v and recorded and sub is None:
+                    return False
+            else:
+                if recorded and sub is None:
+                    return False
+                if (
+                    check_owned
+                    and sub
+                    and (not isinstance(sub, dict) or any(f != "." for f in sub))
+                ):
+                    return False  # fields owned below a scalar the body sets
+        if check_owned and matched != len(tree) - ("." in tree):
+            return False
+    return True
 
 
 def _applied_fields_v1(live: Mapping[str, Any], manager: str) -> dict[str, Any] | None:
@@ -270,34 +339,8 @@ def _applied_fields_v1(live: Mapping[str, Any], manager: str) -> dict[str, Any] 
     return None
 
 
-def _owned_within(fields: Any, body: Any) -> bool:
-    """Is every field of the fieldsV1 tree `fields` set in `body`?
-
-    Walks the owned tree alongside the body rather than building both sets. List-element keys
-    (`k:`/`v:`/`i:`) occur for associative lists (`x-kubernetes-list-type: map` or `set`): the
-    server records our elements one by one although the body always sends the whole list. The
-    caller has already checked that the live list equals the body's (`contains` compares lists
-    whole), so the elements we own are exactly the body's: nothing below a list is left over.
-    (Answering False there would re-apply on every pass, never reaching zero writes.)
-    Iterative: the tree is as deep as the spec, which may be deeper than Python recurses.
-    """
-    stack = [(fields, body)]
-    while stack:
-        tree, value = stack.pop()
-        if isinstance(value, list):
-            continue
-        if not isinstance(tree, dict):
-            return False  # not a fieldsV1 tree: we cannot show we own nothing more
-        for k, sub in tree.items():
-            if k == ".":
-                continue
-            if not k.startswith("f:") or not isinstance(value, dict) or k[2:] not in value:
-                return False
-            if sub:
-                stack.append((sub, value[k[2:]]))
-    return True
-
-
+_NO_FIELDS: dict[str, Any] = {}
+_NOTHING: frozenset[str] = frozenset()
 # What the server never records as owned (its stripped metadata), so these say nothing about
 # what an apply of the body would claim.
 _UNRECORDED = frozenset({"apiVersion", "kind", "status"})
@@ -315,38 +358,6 @@ _UNRECORDED_META = frozenset(
         "deletionTimestamp",
     }
 )
-
-
-def _recorded_within(body: Mapping[str, Any], fields: Any) -> bool:
-    """Would the server record nothing for `body` that the fieldsV1 tree `fields` lacks?
-
-    The converse of `_owned_within`: an apply claims every field the body sets, so a field set
-    but not owned (an empty map where the last apply had `{ports: []}`, which records nothing)
-    makes the apply a write of managedFields although no value changes. As the server records:
-    a scalar, null or empty map is a field of its own; a non-empty list records itself or its
-    elements; an empty list of a keyed kind records nothing (and an empty atomic list, which
-    does, is not told apart without the schema: accepted, so a pass never re-applies forever);
-    a non-empty map records only what its members record. Iterative, as `_owned_within`.
-    """
-    stack: list[tuple[Any, Any, frozenset[str]]] = [(body, fields, _UNRECORDED)]
-    while stack:
-        value, tree, skip = stack.pop()
-        tree = tree if isinstance(tree, Mapping) else {}
-        for k, v in value.items():
-            if k in skip:
-                continue
-            sub = tree.get(f"f:{k}")
-            if k == "metadata" and skip is _UNRECORDED:
-                # metadata itself is stripped; its members (labels, annotations) are not.
-                if isinstance(v, Mapping):
-                    stack.append((v, sub, _UNRECORDED_META))
-            elif isinstance(v, Mapping) and v:
-                stack.append((v, sub, frozenset()))
-            elif isinstance(v, list) and not v:
-                continue
-            elif sub is None:
-                return False
-    return True
 
 
 def _status(obj: Mapping[str, Any]) -> Any:
@@ -387,7 +398,10 @@ def _plan(view: InstanceView) -> Plan:
 
     if o.is_deleting(c):
         return _plan_delete(view, c, cref, pref, holds_finalizer)
-    p = provider_copy(view)
+    # provider_copy(view), from the ref already made: this runs for every object on every pass.
+    p = view.provider
+    if view.observed and (read := _read(pref)) in view.observed:
+        p = get_obj(view.observed, read)
 
     if not view.coverage.bound:
         return Plan(why="rule 3: not covered by a ready binding")
@@ -499,7 +513,7 @@ def _plan_delete(
 
 def is_orphaned(obj: Mapping[str, Any]) -> bool:
     """The object asks to keep its provider copy when it is released (`deletion-policy`)."""
-    return o.annotations_of(obj).get(keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN
+    return o.annotation(obj, keys.ANNOTATION_DELETION_POLICY) == keys.DELETION_POLICY_ORPHAN
 
 
 def release_or_delete(
@@ -540,7 +554,7 @@ def _plan_conflict(
     actions: list[Action],
 ) -> Plan:
     reason = CONFLICT_REASON[ownership]
-    if o.annotations_of(c).get(keys.ANNOTATION_CONFLICT) != reason:
+    if o.annotation(c, keys.ANNOTATION_CONFLICT) != reason:
         # Only on a change of the annotation, so a standing conflict costs no writes or events.
         patch = {"metadata": {"annotations": {keys.ANNOTATION_CONFLICT: reason}}}
         actions.append(MergePatch(cref, patch))
@@ -622,7 +636,7 @@ def _spec_limit(pref: ObjectRef, problem: str) -> _Limit:
 
 def _limit_annotation(c: o.Obj, cref: ObjectRef, limit: _Limit | None) -> list[Action]:
     """Rule 7: annotate (and tell, once) or clear; nothing while the annotation is right."""
-    have = o.annotations_of(c).get(keys.ANNOTATION_SYNC_LIMIT)
+    have = o.annotation(c, keys.ANNOTATION_SYNC_LIMIT)
     if limit is None:
         if have is None:
             return []
@@ -636,6 +650,6 @@ def _limit_annotation(c: o.Obj, cref: ObjectRef, limit: _Limit | None) -> list[A
 
 
 def _clear_conflict(c: o.Obj, cref: ObjectRef) -> list[Action]:
-    if keys.ANNOTATION_CONFLICT not in o.annotations_of(c):
+    if o.annotation(c, keys.ANNOTATION_CONFLICT) is None:
         return []
     return [MergePatch(cref, {"metadata": {"annotations": {keys.ANNOTATION_CONFLICT: None}}})]

@@ -65,11 +65,12 @@ def eventually(
 
 
 class Konnector:
-    """One konnector process against a consumer kubeconfig."""
+    """One konnector process against a consumer kubeconfig (None: tests/harness/pod.py's
+    Replica, which starts it as a Pod runs it)."""
 
     def __init__(
         self,
-        kubeconfig: Path,
+        kubeconfig: Path | None,
         log_path: Path,
         *,
         namespace: str = "kube-bind",
@@ -84,6 +85,7 @@ class Konnector:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Konnector:
+        assert self.kubeconfig is not None
         argv = [
             str(KONNECTOR),
             "--kubeconfig",

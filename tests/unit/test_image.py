@@ -4,8 +4,9 @@ What can be checked here is checked against the Dockerfile's text and the projec
 runtime stage is distroless, non-root (UID/GID 65532, as the chart's securityContext says) and
 runs no shell step; its entrypoint is an absolute path and starts a module or console script
 this project ships; the venv is built by the same Python minor the runtime image runs; the build
-installs the project with runtime dependencies only; the build context `.dockerignore` leaves
-holds everything the Dockerfile copies; and a wheel builds from exactly that context. Whether the
+installs the project with its runtime dependencies and the backend extra (the backend chart
+runs `kbshell.backend` from the same image), never the test extras; the build context
+`.dockerignore` leaves holds everything the Dockerfile copies; and a wheel builds from exactly that context. Whether the
 image starts is checked by the build itself (its last RUN step runs `--help`), not here.
 """
 
@@ -201,7 +202,7 @@ def test_read_only_root_filesystem(final: Stage) -> None:
     assert not final.all("VOLUME"), "the chart mounts /tmp; the image declares no volumes"
 
 
-def test_installs_runtime_dependencies_only(build: Stage) -> None:
+def test_installs_the_runtime_and_backend_dependencies_only(build: Stage) -> None:
     installs = [
         cmd
         for run in build.all("RUN")
@@ -211,7 +212,7 @@ def test_installs_runtime_dependencies_only(build: Stage) -> None:
     assert len(installs) == 1, installs
     words = shlex.split(installs[0])
     targets = [w for w in words[words.index("install") + 1 :] if not w.startswith("-")]
-    assert targets == ["."], f"install the project itself, without extras: {installs[0]}"
+    assert targets == [".[backend]"], f"the project and its backend extra only: {installs[0]}"
 
 
 def _pattern(pattern: str) -> re.Pattern[str]:
@@ -317,3 +318,4 @@ def test_wheel_builds_from_the_build_context(tmp_path: Path) -> None:
                 rel = f.relative_to(context).as_posix()
                 assert rel in names, f"{rel} missing from the wheel"
     assert not any(n.startswith("tests/") for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the licence text"
