@@ -1,4 +1,4 @@
-"""The `kubectl bind` command line (kbshell/bind.py) where no cluster is needed: flags, exit
+"""The `kubectl bind` command line (kbshell/bind/) where no cluster is needed: flags, exit
 statuses, and errors that name the problem and the fix."""
 
 from __future__ import annotations
