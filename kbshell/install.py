@@ -173,6 +173,17 @@ def wait_established(
         time.sleep(POLL)
 
 
+@attrs.frozen
+class PreparedInstall:
+    """What `prepare_install` read and decided, with the caller's permissions checked: carry
+    it out with `carry_out_install`. Nothing has been written yet."""
+
+    plan: InstallPlan
+    """`outcome` is `install`, `upgrade` or `up-to-date` (a refused plan raised)."""
+    installs: tuple[Obj, ...]
+    """Every object the cluster holds once it is carried out (the rendering, image set)."""
+
+
 def install_konnector(
     consumer: KubeClient,
     *,
@@ -182,20 +193,49 @@ def install_konnector(
     crd_timeout: float = CRD_TIMEOUT,
 ) -> InstallResult:
     """See the module's contract."""
+    prepared = prepare_install(consumer, image=image, bound_groups=bound_groups, progress=progress)
+    return carry_out_install(consumer, prepared, progress=progress, crd_timeout=crd_timeout)
+
+
+def prepare_install(
+    consumer: KubeClient,
+    *,
+    image: str | None,
+    progress: Callable[[str], None],
+    bound_groups: Sequence[str] = (),
+) -> PreparedInstall:
+    """The reads, the plan and the permission check of the contract, writing nothing: raises
+    InstallRefused or InstallForbidden exactly as `install_konnector` does. `kubectl bind`
+    prepares before it binds anything, so a consumer that cannot take the konnector is told
+    so before the provider mints a Grant for it."""
     rendered = rendered_manifests()
     observed = _observe(consumer, rendered, image)
     plan = plan_install.plan(rendered, observed, image, bound_groups)
     if plan.outcome == "refused":
         raise InstallRefused(plan.refusals)
+    if plan.outcome != "up-to-date":
+        progress(
+            "checking your permissions for "
+            + ("the install" if plan.outcome == "install" else "the upgrade")
+        )
+        check_permissions(consumer, plan)
+    installs = tuple(t.body for t in plan_install.targets(rendered, image, bound_groups))
+    return PreparedInstall(plan, installs)
+
+
+def carry_out_install(
+    consumer: KubeClient,
+    prepared: PreparedInstall,
+    *,
+    progress: Callable[[str], None],
+    crd_timeout: float = CRD_TIMEOUT,
+) -> InstallResult:
+    """The writes of a prepared install, then the wait for the CRDs."""
+    plan = prepared.plan
     if plan.outcome == "up-to-date":
         progress(f"konnector {plan.current} is up to date in namespace {plan_install.NAMESPACE}")
         wait_established(consumer, plan.crds, crd_timeout)
         return InstallResult("up-to-date", plan.current, plan.target)
-    progress(
-        "checking your permissions for "
-        + ("the install" if plan.outcome == "install" else "the upgrade")
-    )
-    check_permissions(consumer, plan)
     if plan.outcome == "install":
         progress(f"installing konnector {plan.target} in namespace {plan_install.NAMESPACE}")
     else:

@@ -27,6 +27,10 @@ Rules:
 5. Every check the provider denies blocks, each named with the rule's reason; a check that
    could not be asked (the provider unreachable) blocks too, with the error.
 6. The verdict is `ok` exactly when nothing blocks; warnings never block.
+7. With `--install-konnector`, what the installer will apply before the bundle counts as
+   there (`installing`): its CRDs, its namespace and its konnector Deployment, reported as
+   the version to be installed. Its own refusals and missing permissions are the installer's
+   (`kbcore.views.install`), asked before anything is bound.
 """
 
 from __future__ import annotations
@@ -121,6 +125,27 @@ class ConsumerFacts:
     """The konnector Deployment, None when there is none."""
     binding_namespace_exists: bool = True
     """The bundle's Binding's namespace exists (True for a ClusterBinding)."""
+    installing: bool = False
+    """Rule 7: `deployment` is the one the installer is about to apply."""
+
+
+def installing(
+    facts: ConsumerFacts, installs: Iterable[Mapping[str, Any]], namespace: str
+) -> ConsumerFacts:
+    """Rule 7: the consumer as it will be once the installer's `installs` are applied."""
+    installs = list(installs)
+    crds = frozenset(o.name(x) for x in installs if x.get("kind") == "CustomResourceDefinition")
+    namespaces = {o.name(x) for x in installs if x.get("kind") == "Namespace"}
+    deployment = find_konnector(
+        x for x in installs if x.get("kind") == "Deployment" and o.namespace(x) == namespace
+    )
+    return attrs.evolve(
+        facts,
+        crds=facts.crds | crds,
+        namespace_exists=facts.namespace_exists or namespace in namespaces,
+        deployment=deployment if deployment is not None else facts.deployment,
+        installing=deployment is not None,
+    )
 
 
 def _one(bundle: Sequence[Mapping[str, Any]], kinds: Iterable[str]) -> Mapping[str, Any] | None:
@@ -254,6 +279,9 @@ def verdict(
                 f"{namespace}), or run it yourself with --kubeconfig pointing at this cluster",
             )
         )
+    elif consumer.installing:
+        version = deployment_version(consumer.deployment)
+        findings.append(Finding(INFO, f"konnector {version} will be installed in {namespace}"))
     else:
         version = deployment_version(consumer.deployment)
         available = (consumer.deployment.get("status") or {}).get("availableReplicas") or 0

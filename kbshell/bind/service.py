@@ -18,7 +18,7 @@ import base64
 import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import yaml
@@ -29,7 +29,9 @@ from kbcore.errors import ApiError
 from kbcore.identity import IdentityUnknown
 from kbcore.objects import GVR, Obj, ObjectKey
 from kbcore.views import bundle as kb
+from kbcore.views import install as install_views
 from kbcore.views import overview, preflight
+from kbshell import install
 from kbshell.bind import (
     CONNECT_TIMEOUT,
     PROG,
@@ -122,6 +124,19 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
         default=WAIT_TIMEOUT,
         metavar="SECONDS",
         help=f"how long to wait until Ready (default {WAIT_TIMEOUT:g}; 0: do not wait)",
+    )
+    bind.add_argument(
+        "--install-konnector",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="install or upgrade the konnector in the consumer cluster (namespace kube-bind, "
+        "from the chart's rendering) before applying the bundle (default: on when run from a "
+        "terminal)",
+    )
+    bind.add_argument(
+        "--konnector-image",
+        metavar="IMAGE",
+        help="the konnector image --install-konnector runs (default: the chart's)",
     )
     _cluster_flags(bind, top=True)
     _login_flags(bind)
@@ -321,6 +336,16 @@ def consumer_uid(consumer: KubeClient) -> str:
         raise Failure(f"the consumer cluster cannot be identified: {err}", "") from err
 
 
+def facts(
+    consumer: KubeClient, bundle: Sequence[Obj], prepared: install.PreparedInstall | None
+) -> preflight.ConsumerFacts:
+    """The consumer as read, or as it will be once a prepared install is carried out (rule 7)."""
+    read = consumer_facts(consumer, bundle)
+    if prepared is None:
+        return read
+    return preflight.installing(read, prepared.installs, preflight.secret_namespace(bundle))
+
+
 def consumer_facts(consumer: KubeClient, bundle: Sequence[Obj]) -> preflight.ConsumerFacts:
     crds = frozenset(
         n
@@ -388,9 +413,56 @@ def refuse(verdict: preflight.Verdict) -> None:
         )
 
 
-def install_konnector(args: argparse.Namespace, verdict: preflight.Verdict, out: IO[str]) -> None:
-    """Where `--install-konnector` installs or upgrades the konnector, after the preflight and
-    before the bundle is applied. Not built yet: a missing konnector is a preflight warning."""
+def _lines(out: IO[str]) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()  # progress of a long install shows as it happens
+
+    return say
+
+
+def wants_install(args: argparse.Namespace, interactive: bool) -> bool:
+    """`--install-konnector`, by default on when run from a terminal."""
+    wanted = interactive if args.install_konnector is None else bool(args.install_konnector)
+    if wanted and args.konnector_namespace != install_views.NAMESPACE:
+        raise Failure(
+            f"--install-konnector installs into namespace {install_views.NAMESPACE}, not "
+            f"{args.konnector_namespace}",
+            "drop --konnector-namespace, or pass --no-install-konnector and install it yourself",
+            code=2,
+        )
+    return wanted
+
+
+def prepare_install(
+    consumer: KubeClient, args: argparse.Namespace, export: Obj, out: IO[str]
+) -> install.PreparedInstall:
+    """The installer's reads, plan and permission checks, before anything is bound: a consumer
+    that cannot take the konnector is told so before the provider mints anything for it."""
+    groups = sorted({str(a).partition(".")[2] for a in export.get("apis") or () if "." in str(a)})
+    try:
+        return install.prepare_install(
+            consumer,
+            image=args.konnector_image,
+            bound_groups=groups,
+            progress=_lines(out),
+        )
+    except install.InstallError as err:
+        raise Failure(str(err), "or pass --no-install-konnector to bind without it") from err
+    except ApiError as err:
+        raise consumer_failure(err, "checking the konnector's install", consumer.host) from err
+
+
+def carry_out_install(
+    consumer: KubeClient, prepared: install.PreparedInstall, out: IO[str]
+) -> None:
+    try:
+        install.carry_out_install(consumer, prepared, progress=_lines(out))
+    except install.InstallError as err:
+        raise Failure(str(err), "run the same command again once that is fixed") from err
+    except ApiError as err:
+        raise consumer_failure(err, "installing the konnector", consumer.host) from err
+    out.flush()
 
 
 # -- bind -------------------------------------------------------------------------------------
@@ -425,7 +497,10 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
                 out.write(raw.decode())
             return 0
         expected = _expected(args.konnector_namespace, args.bind_namespace)
-        early = preflight.verdict(expected, consumer_facts(consumer, expected), None)
+        prepared = None
+        if wants_install(args, interactive):
+            prepared = prepare_install(consumer, args, export, out)
+        early = preflight.verdict(expected, facts(consumer, expected, prepared), None)
         if args.dry_run:
             out.write(
                 f"dry run: would bind Export {name} ({', '.join(export.get('apis') or ())}) of "
@@ -434,6 +509,10 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
             )
             report(early, out)
             refuse(early)
+            if prepared is not None:
+                out.write(
+                    f"would {prepared.plan.outcome} the konnector first (--install-konnector)\n"
+                )
             out.write(
                 "then: POST /api/bind, the pickup once, the provider's access checked as the "
                 "bundle's credentials, the bundle (a kubeconfig Secret, a Connection, a binding) "
@@ -445,11 +524,12 @@ def cmd_bind(args: argparse.Namespace, out: IO[str]) -> int:
         bundle = [d for d in yaml.safe_load_all(raw) if d]
         out.write(f"bound Export {name} of {base} as {session.who}; checking before applying:\n")
         verdict = preflight.verdict(
-            bundle, consumer_facts(consumer, bundle), provider_access(bundle)
+            bundle, facts(consumer, bundle, prepared), provider_access(bundle)
         )
         report(verdict, out)
         refuse(verdict)
-        install_konnector(args, verdict, out)
+        if prepared is not None:
+            carry_out_install(consumer, prepared, out)
         for obj in bundle:
             try:
                 retrying(functools.partial(_apply, consumer, obj))

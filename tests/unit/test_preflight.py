@@ -140,3 +140,24 @@ def test_the_konnector_is_the_chart_labelled_deployment_else_the_one_named_konne
     assert pf.find_konnector([other, named, chart]) is chart
     assert pf.find_konnector([other, named]) is named
     assert pf.find_konnector([other]) is None
+
+
+def test_what_the_installer_will_apply_counts_as_there() -> None:
+    """Rule 7: an empty consumer, with --install-konnector, is ok; the rendering's CRDs,
+    namespace and Deployment are what makes it so, and the version to be installed is said."""
+    from kbshell.install import rendered_manifests  # the real rendering the CLI installs
+
+    bundle = tenant_bundle()
+    empty = pf.ConsumerFacts(frozenset(), False, None)
+    assert not pf.verdict(bundle, empty, everything(bundle)).ok
+    installs = [*rendered_manifests(), {"kind": "Namespace", "metadata": {"name": "kube-bind"}}]
+    facts = pf.installing(empty, installs, "kube-bind")
+    verdict = pf.verdict(bundle, facts, everything(bundle))
+    assert verdict.ok, verdict.blockers
+    (said,) = [f for f in verdict.findings if "will be installed" in f.what]
+    assert said.level == pf.INFO and said.what.endswith("will be installed in kube-bind")
+    # Without the Namespace, or with the Deployment elsewhere, it is not.
+    no_namespace = pf.installing(empty, rendered_manifests(), "kube-bind")
+    assert not pf.verdict(bundle, no_namespace, everything(bundle)).ok
+    elsewhere = pf.installing(empty, installs, "other")
+    assert elsewhere.deployment is None and not elsewhere.installing
