@@ -4,4 +4,5 @@ import sys
 
 from kbshell.bind import cli
 
-sys.exit(cli())
+if __name__ == "__main__":  # not on import (tests import every module)
+    sys.exit(cli())

@@ -54,7 +54,7 @@ CALLBACK_PATH = "/callback"
 class Endpoints:
     issuer: str
     authorize: str
-    token: str
+    redeem_url: str  # the token endpoint (a field named "token" reads as a secret)
 
 
 def http_json(
@@ -245,9 +245,9 @@ def refresh(issuer: str, client_id: str, refresh_token: str) -> dict[str, Any] |
 
 def _redeem(endpoints: Endpoints, client_id: str, form: dict[str, str]) -> dict[str, Any]:
     try:
-        status, doc = http_json(endpoints.token, data=form)
+        status, doc = http_json(endpoints.redeem_url, data=form)
     except OSError as err:
-        raise Failure(f"cannot reach the token endpoint {endpoints.token}: {err}", "") from err
+        raise Failure(f"cannot reach the token endpoint {endpoints.redeem_url}: {err}", "") from err
     if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("id_token"), str):
         why = doc.get("error", status) if isinstance(doc, dict) else status
         raise Failure(f"the identity provider refused the login ({why})", "log in again")

@@ -188,6 +188,9 @@ class Replica(Konnector):
             "workdir": str(self.workdir),
             "home": IMAGE_HOME,
             "python_prefix": sys.base_prefix,
+            # The image's contents: this checkout (its sources, installed editable) and the
+            # venv; kept visible where an emptyDir (/tmp) is mounted over them.
+            "image_paths": [str(REPO), sys.prefix],
             "tmpfs": self._tmpfs(),
             "read_only": bool(security.get("readOnlyRootFilesystem")),
             "uid": self.uid,

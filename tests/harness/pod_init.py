@@ -12,6 +12,8 @@ Pod's user. Standard library only; the one argument is a JSON spec written by po
     read_only    readOnlyRootFilesystem: every other mount is remounted read-only
     uid, gid     runAsUser/runAsGroup; all capabilities dropped, no_new_privs
     argv, env    the container's command and environment, exactly
+    image_paths  host paths standing in for the image's files (the checkout, the venv): kept
+                 visible, read-only, where an emptyDir is mounted over them
 
 Order matters: the Python the konnector runs under may live below a directory its user cannot
 enter (/root): that installation is bound back into a fresh world-readable tmpfs over it.
@@ -62,6 +64,10 @@ def reachable(prefix: str, staging: str) -> None:
     os.rmdir(staging)
 
 
+def under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
 def mount_points() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         # Field 5 is the mount point, with spaces and the like octal-escaped.
@@ -84,7 +90,25 @@ def main(spec_path: str) -> None:
     bind(spec["workdir"], home, read_only=True)
     writable = set()
     for path, size in spec["tmpfs"]:
+        kept_paths = [os.path.realpath(p) for p in spec["image_paths"]]
+        covered = [
+            p
+            for p in kept_paths
+            if under(p, path) and not any(q != p and under(p, q) for q in kept_paths)
+        ]
+        staged = []
+        for n, kept in enumerate(covered):
+            staging = os.path.join(run, f"kbind-image-{n}")
+            os.makedirs(staging)
+            bind(kept, staging, read_only=True)
+            staged.append((staging, kept))
         tmpfs(path, f"mode=1777,size={size}")
+        for staging, kept in staged:
+            # An image's files are never below an emptyDir; a checkout under /tmp (a CI clone)
+            # is, on this host, so it is put back, read-only, under the Pod's fresh /tmp.
+            os.makedirs(kept, exist_ok=True)
+            mount("--move", staging, kept)
+            os.rmdir(staging)
         writable.add(path)
     if spec["read_only"]:
         for point in mount_points():
